@@ -1,0 +1,93 @@
+"""Configuration from environment variables (and an optional `.env` file).
+
+The variable names are an outward interface (see the design): keep them stable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TELEGRAM_API = "https://api.telegram.org/bot"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./guidance.db"
+    redis_url: str = ""
+    telegram_bot_token: str = ""
+    telegram_api_base_url: str = DEFAULT_TELEGRAM_API
+    telegram_webhook_secret: str = ""
+    public_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    secret_key: str = ""
+    data_dir: Path = Path("./data")
+    # Minimum group size for any figure shown (never below 3) and for free text.
+    anonymity_threshold: int = Field(default=5, ge=3)
+    free_text_threshold: int = Field(default=10, ge=3)
+    session_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    webhook_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, v: str) -> str:
+        if v.startswith("postgres://"):
+            v = "postgresql://" + v.removeprefix("postgres://")
+        if v.startswith("postgresql://"):
+            v = "postgresql+asyncpg://" + v.removeprefix("postgresql://")
+        if v.startswith("sqlite://") and not v.startswith("sqlite+aiosqlite://"):
+            v = "sqlite+aiosqlite://" + v.removeprefix("sqlite://")
+        if not (v.startswith("postgresql+asyncpg://") or v.startswith("sqlite+aiosqlite://")):
+            raise ValueError(
+                "DATABASE_URL must be a PostgreSQL (postgresql+asyncpg://...) "
+                "or SQLite (sqlite+aiosqlite:///...) URL"
+            )
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, v: str) -> str:
+        if v and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix:// (or be empty)")
+        return v
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _secret_chars(cls, v: str) -> str:
+        # Telegram allows 1-256 characters A-Z, a-z, 0-9, _ and -.
+        if v and (len(v) > 256 or not all(c.isalnum() or c in "_-" for c in v)):
+            raise ValueError(
+                "TELEGRAM_WEBHOOK_SECRET may hold only A-Z, a-z, 0-9, _ and - (1-256 characters)"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _token_needs_secret(self) -> Settings:
+        if self.telegram_bot_token and not self.telegram_webhook_secret:
+            raise ValueError("TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_BOT_TOKEN is set")
+        if self.free_text_threshold < self.anonymity_threshold:
+            raise ValueError("FREE_TEXT_THRESHOLD may not be below ANONYMITY_THRESHOLD")
+        return self
+
+    @property
+    def bot_id(self) -> str:
+        return self.telegram_bot_token.split(":", 1)[0] if self.telegram_bot_token else ""
+
+    def resolved_secret_key(self) -> str:
+        """SECRET_KEY, or one generated once into the data dir and reused after."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key

@@ -1,0 +1,241 @@
+"""SQLAlchemy 2 models. The database is the truth; Redis only holds a fast copy of positions.
+
+Privacy: a respondent is a keyed hash of the channel user id (see `storage.hashing`),
+never a name or a username.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on PostgreSQL and SQLite alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class School(Base):
+    __tablename__ = "school"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    languages: Mapped[list[str]] = mapped_column(default=lambda: ["en"])
+    # Defaults for new cycles; a cycle fixes its own thresholds when it opens.
+    anonymity_threshold: Mapped[int] = mapped_column(Integer, default=5)
+    free_text_threshold: Mapped[int] = mapped_column(Integer, default=10)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    cycles: Mapped[list[Cycle]] = relationship(back_populates="school", lazy="raise")
+
+
+class User(Base):
+    """A coordinator (school management, guidance practitioner), an admin, or a peer reviewer."""
+
+    __tablename__ = "user_account"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int | None] = mapped_column(ForeignKey("school.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20), default="coordinator")  # coordinator|admin|peer
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+
+class Cycle(Base):
+    """One assessment round of a school (e.g. "2026/27")."""
+
+    __tablename__ = "cycle"
+    __table_args__ = (UniqueConstraint("school_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("school.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(10), default="open")  # draft|open|closed
+    opens_at: Mapped[datetime | None]
+    closes_at: Mapped[datetime | None]
+    anonymity_threshold: Mapped[int] = mapped_column(Integer, default=5)
+    free_text_threshold: Mapped[int] = mapped_column(Integer, default=10)
+    targets: Mapped[dict[str, Any]] = mapped_column(default=dict)  # role -> target count
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    school: Mapped[School] = relationship(back_populates="cycles", lazy="raise")
+
+
+class Invite(Base):
+    __tablename__ = "invite"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)  # fits Telegram's start payload
+    role: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str | None] = mapped_column(String(200))
+    max_uses: Mapped[int | None]  # None: unlimited
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Respondent(Base):
+    """A person who answers, known only by a keyed hash of their channel user id."""
+
+    __tablename__ = "respondent"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    language: Mapped[str | None] = mapped_column(String(10))
+    blocked_at: Mapped[datetime | None]  # the bot was blocked (403): do not send again
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Response(Base):
+    """One respondent's survey in one cycle."""
+
+    __tablename__ = "response"
+    __table_args__ = (
+        UniqueConstraint("respondent_id", "cycle_id"),
+        Index("ix_response_cycle_role_status", "cycle_id", "role", "status"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    respondent_id: Mapped[int] = mapped_column(ForeignKey("respondent.id", ondelete="CASCADE"))
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id", ondelete="CASCADE"))
+    invite_id: Mapped[int | None] = mapped_column(ForeignKey("invite.id", ondelete="SET NULL"))
+    role: Mapped[str] = mapped_column(String(32))
+    bank_tag: Mapped[str] = mapped_column(String(40))  # e.g. "learner@1"
+    model_version: Mapped[str] = mapped_column(String(20))
+    language: Mapped[str] = mapped_column(String(10), default="en")
+    status: Mapped[str] = mapped_column(String(12), default="in_progress")  # |completed|stopped
+    consent_at: Mapped[datetime]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Answer(Base):
+    """One answer to one question; idempotent on (response, question)."""
+
+    __tablename__ = "answer"
+    __table_args__ = (UniqueConstraint("response_id", "question_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("response.id", ondelete="CASCADE"))
+    question_id: Mapped[str] = mapped_column(String(12))
+    value: Mapped[int | None]  # 0..4 on the question's scale
+    na: Mapped[bool] = mapped_column(Boolean, default=False)  # "Not applicable"
+    number: Mapped[float | None] = mapped_column(Float)
+    choice: Mapped[str | None] = mapped_column(String(8))  # routing answers
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False)  # "prefer not to say"
+    answered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QuestionMap(Base):
+    """Which indicators each question of each bank version evidences (synced from the banks)."""
+
+    __tablename__ = "question_map"
+    __table_args__ = (
+        UniqueConstraint("bank_tag", "question_id", "indicator_key"),
+        Index("ix_question_map_indicator", "indicator_key"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bank_tag: Mapped[str] = mapped_column(String(40))
+    question_id: Mapped[str] = mapped_column(String(12))
+    indicator_key: Mapped[str] = mapped_column(String(20))
+    scale: Mapped[str] = mapped_column(String(10))
+
+
+class Comment(Base):
+    """Free text from a respondent (shown only to groups of at least the free-text threshold)."""
+
+    __tablename__ = "comment"
+    __table_args__ = (UniqueConstraint("response_id", "question_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("response.id", ondelete="CASCADE"))
+    question_id: Mapped[str] = mapped_column(String(12))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SelfRating(Base):
+    """The school's own rating of one indicator in one cycle."""
+
+    __tablename__ = "self_rating"
+    __table_args__ = (UniqueConstraint("cycle_id", "indicator_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id", ondelete="CASCADE"))
+    indicator_key: Mapped[str] = mapped_column(String(20))
+    value: Mapped[int | None]  # 0..4 on the indicator's scale
+    number: Mapped[float | None] = mapped_column(Float)  # count / rate indicators
+    comment: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="draft")  # draft|submitted
+    updated_by: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Evidence(Base):
+    """An item of the evidence portfolio ("means of verification") for one indicator."""
+
+    __tablename__ = "evidence"
+    __table_args__ = (Index("ix_evidence_cycle_indicator", "cycle_id", "indicator_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id", ondelete="CASCADE"))
+    indicator_key: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(8))  # file|link
+    url: Mapped[str | None] = mapped_column(String(2000))
+    filename: Mapped[str | None] = mapped_column(String(255))  # sanitised original name
+    stored_name: Mapped[str | None] = mapped_column(String(80))  # random name on disk
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    size_bytes: Mapped[int | None]
+    note: Mapped[str | None] = mapped_column(Text)
+    uploaded_by: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,90 @@
+"""Shared fixtures: real PostgreSQL and Redis of this machine, isolated per test run.
+
+Each pytest run creates its own PostgreSQL database (dropped at the end) and uses
+its own Redis key prefix, so parallel runs never see each other's data.
+With REQUIRE_SERVICES=1 (CI), an unreachable service fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 1):
+            return True
+    except OSError:
+        return False
+
+
+def _unavailable(what: str) -> None:
+    msg = f"{what} is not reachable"
+    if REQUIRE:
+        pytest.fail(msg + " (REQUIRE_SERVICES=1: start it, see README)")
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """An asyncpg URL of a fresh PostgreSQL database for this test run."""
+    if not _reachable(PG_ADMIN_URL, 5432):
+        _unavailable("PostgreSQL")
+    import asyncpg
+
+    name = f"gs_test_{RUN_ID}"
+    admin = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    base = admin.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if not _reachable(REDIS_URL, 6379):
+        _unavailable("Redis")
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix unique to one test (and run), for isolation on the shared Redis."""
+    return f"gstest:{RUN_ID}:{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture
+async def redis_client(redis_url: str, redis_prefix: str) -> AsyncIterator[object]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        keys = [k async for k in client.scan_iter(match=redis_prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
