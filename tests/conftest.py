@@ -88,3 +88,36 @@ async def redis_client(redis_url: str, redis_prefix: str) -> AsyncIterator[objec
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """The same storage test runs on SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+async def db_engine(db_url: str) -> AsyncIterator[object]:
+    """An async engine with the schema of `storage.models`, emptied after the test."""
+    from storage.db import create_engine
+    from storage.models import Base
+
+    engine = create_engine(db_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.drop_all)
+        await conn.run_sync(Base.metadata.create_all)
+    try:
+        yield engine
+    finally:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.drop_all)
+        await engine.dispose()
+
+
+@pytest.fixture
+def sessionmaker(db_engine):
+    from storage.db import make_sessionmaker
+
+    return make_sessionmaker(db_engine)
