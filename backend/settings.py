@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_scheme(cls, v: str) -> str:
         if v and not v.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix:// (or be empty)")
+            raise ValueError(
+                "REDIS_URL must start with redis://, rediss:// or unix:// (or be empty)"
+            )
         return v
 
     @field_validator("telegram_webhook_secret")
