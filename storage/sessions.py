@@ -1,0 +1,194 @@
+"""The session store: where each respondent stands, as a small JSON dict with a TTL.
+
+A narrow interface in the manner of aiogram's FSM storage: load, save, delete, close,
+plus a per-respondent lock so that two updates of one person (even in two server
+processes) are applied one at a time. The database stays the truth; a lost session
+is rebuilt from the stored answers by the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "gs:"
+
+
+class LockTimeout(TimeoutError):
+    """The per-respondent lock could not be had in time (transient: a retry may succeed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKey:
+    channel: str  # "telegram", "web", ...
+    subject: str  # the keyed hash of the channel user id (storage.hashing.subject_hash)
+
+
+def _dumps(state: dict[str, Any]) -> str:
+    return json.dumps(state, separators=(",", ":"), ensure_ascii=False)
+
+
+class KeyBuilder:
+    """Owns the Redis key format: `{prefix}session:{channel}:{subject}` and friends."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = prefix
+
+    def session(self, key: SessionKey) -> str:
+        return f"{self.prefix}session:{key.channel}:{key.subject}"
+
+    def lock(self, key: SessionKey) -> str:
+        return f"{self.prefix}lock:{key.channel}:{key.subject}"
+
+    def update(self, namespace: str, update_id: int) -> str:
+        return f"{self.prefix}update:{namespace}:{update_id}"
+
+
+class SessionStore(ABC):
+    @abstractmethod
+    async def load(self, key: SessionKey) -> dict[str, Any] | None:
+        """The saved state, or None if there is none (never saved, deleted or expired)."""
+
+    @abstractmethod
+    async def save(self, key: SessionKey, state: dict[str, Any], ttl: int) -> None:
+        """Store `state` (JSON-serialisable) for `ttl` seconds."""
+
+    @abstractmethod
+    async def delete(self, key: SessionKey) -> None: ...
+
+    @abstractmethod
+    def lock(self, key: SessionKey, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
+        """Hold the respondent's lock; raise LockTimeout if not had within `timeout` s."""
+
+    async def close(self) -> None:  # noqa: B027 - optional for implementations
+        """Release resources (a Redis client this store created)."""
+
+
+class MemorySessionStore(SessionStore):
+    """In-process store for the embedded single-process default and the tests."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._data: dict[SessionKey, tuple[float, str]] = {}
+        self._locks: dict[SessionKey, tuple[asyncio.Lock, int]] = {}
+
+    async def load(self, key: SessionKey) -> dict[str, Any] | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        expires, raw = item
+        if self._clock() >= expires:
+            del self._data[key]
+            return None
+        return json.loads(raw)
+
+    async def save(self, key: SessionKey, state: dict[str, Any], ttl: int) -> None:
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        self._purge()
+        # Stored as JSON, like Redis: later changes to `state` do not leak in, and a
+        # state that Redis could not hold fails here too.
+        self._data[key] = (self._clock() + ttl, _dumps(state))
+
+    async def delete(self, key: SessionKey) -> None:
+        self._data.pop(key, None)
+
+    def _purge(self) -> None:
+        now = self._clock()
+        for k in [k for k, (exp, _) in self._data.items() if now >= exp]:
+            del self._data[k]
+
+    @asynccontextmanager
+    async def lock(self, key: SessionKey, timeout: float = 10.0) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    await lock.acquire()
+            except TimeoutError:
+                raise LockTimeout(f"lock for {key.channel}:{key.subject[:8]}… busy") from None
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            lock_now, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock_now, users - 1)
+
+    async def close(self) -> None:
+        self._data.clear()
+
+
+class RedisSessionStore(SessionStore):
+    """Sessions in Redis (JSON with SET EX); the lock is redis-py's Lock, shared by processes."""
+
+    def __init__(
+        self,
+        client: Any,
+        prefix: str = DEFAULT_PREFIX,
+        *,
+        lock_ttl: float = 30.0,
+        owns_client: bool = False,
+    ) -> None:
+        self.client = client  # redis.asyncio.Redis
+        self.keys = KeyBuilder(prefix)
+        self.lock_ttl = lock_ttl  # a crashed holder's lock expires after this
+        self._owns_client = owns_client
+
+    async def load(self, key: SessionKey) -> dict[str, Any] | None:
+        raw = await self.client.get(self.keys.session(key))
+        return None if raw is None else json.loads(raw)
+
+    async def save(self, key: SessionKey, state: dict[str, Any], ttl: int) -> None:
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        await self.client.set(self.keys.session(key), _dumps(state), ex=ttl)
+
+    async def delete(self, key: SessionKey) -> None:
+        await self.client.delete(self.keys.session(key))
+
+    @asynccontextmanager
+    async def lock(self, key: SessionKey, timeout: float = 10.0) -> AsyncIterator[None]:
+        from redis.exceptions import LockError
+
+        lock = self.client.lock(
+            self.keys.lock(key), timeout=self.lock_ttl, sleep=0.02, blocking_timeout=timeout
+        )
+        if not await lock.acquire():
+            raise LockTimeout(f"lock for {key.channel}:{key.subject[:8]}… busy")
+        try:
+            yield
+        finally:
+            try:
+                await lock.release()
+            except LockError:
+                # Held longer than lock_ttl: another holder may have run meanwhile.
+                log.warning("session lock expired before release (lock_ttl=%s)", self.lock_ttl)
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
+
+
+def make_session_store(redis_url: str, prefix: str = DEFAULT_PREFIX) -> SessionStore:
+    """Redis when a URL is given, else the in-memory store (one process only)."""
+    if not redis_url:
+        return MemorySessionStore()
+    import redis.asyncio as aioredis
+
+    return RedisSessionStore(aioredis.from_url(redis_url), prefix, owns_client=True)

@@ -1,0 +1,218 @@
+"""One contract, every implementation: the memory and Redis session stores and deduplicators."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from storage.dedup import (
+    DEFAULT_TTL,
+    MemoryUpdateDeduplicator,
+    RedisUpdateDeduplicator,
+    UpdateDeduplicator,
+    make_deduplicator,
+)
+from storage.sessions import (
+    KeyBuilder,
+    LockTimeout,
+    MemorySessionStore,
+    RedisSessionStore,
+    SessionKey,
+    SessionStore,
+    make_session_store,
+)
+
+KEY = SessionKey("telegram", "a" * 64)
+OTHER = SessionKey("web", "a" * 64)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Harness:
+    kind: str
+    store: SessionStore
+    dedup: UpdateDeduplicator
+    clock: FakeClock | None = None
+    client: Any = None
+    prefix: str = ""
+
+
+@pytest.fixture
+def harness(request: pytest.FixtureRequest) -> Harness:
+    """Sync on purpose: `getfixturevalue` of the async `redis_client` works only from here."""
+    if request.param == "memory":
+        clock = FakeClock()
+        h = Harness(
+            "memory", MemorySessionStore(clock=clock), MemoryUpdateDeduplicator(clock=clock), clock
+        )
+    else:
+        client = request.getfixturevalue("redis_client")
+        prefix = request.getfixturevalue("redis_prefix")
+        h = Harness(
+            "redis",
+            RedisSessionStore(client, prefix),
+            RedisUpdateDeduplicator(client, prefix),
+            client=client,
+            prefix=prefix,
+        )
+    return h  # the Redis client belongs to its fixture, which closes it
+
+
+@pytest.mark.parametrize("harness", ["memory", "redis"], indirect=True)
+class TestSessionStoreContract:
+    async def test_load_save_delete(self, harness: Harness) -> None:
+        store = harness.store
+        assert await store.load(KEY) is None
+        state = {"q": "l3", "answers": {"l1": 4, "l2": None}, "lang": "ü"}
+        await store.save(KEY, state, ttl=60)
+        assert await store.load(KEY) == state
+        assert await store.load(OTHER) is None  # the channel is part of the key
+        state["q"] = "changed after save"
+        assert (await store.load(KEY))["q"] == "l3"
+        await store.save(KEY, {"q": "l4"}, ttl=60)
+        assert await store.load(KEY) == {"q": "l4"}
+        await store.delete(KEY)
+        assert await store.load(KEY) is None
+        await store.delete(KEY)  # deleting nothing is fine
+
+    async def test_rejects_bad_ttl_and_unserialisable_state(self, harness: Harness) -> None:
+        with pytest.raises(ValueError):
+            await harness.store.save(KEY, {}, ttl=0)
+        with pytest.raises(TypeError):
+            await harness.store.save(KEY, {"x": object()}, ttl=60)
+
+    async def test_ttl_expiry(self, harness: Harness) -> None:
+        store = harness.store
+        await store.save(KEY, {"q": "l1"}, ttl=2)
+        if harness.clock is not None:
+            harness.clock.now += 1.9
+            assert await store.load(KEY) == {"q": "l1"}
+            harness.clock.now += 0.2
+        else:
+            key = KeyBuilder(harness.prefix).session(KEY)
+            assert 0 < await harness.client.pttl(key) <= 2000
+            assert (await harness.client.get(key)) == b'{"q":"l1"}'  # compact JSON
+            await harness.client.pexpire(key, 30)
+            await asyncio.sleep(0.1)
+        assert await store.load(KEY) is None
+
+    async def test_lock_serialises_critical_sections(self, harness: Harness) -> None:
+        store = harness.store
+        order: list[str] = []
+
+        async def section(name: str) -> None:
+            async with store.lock(KEY, timeout=5):
+                order.append(f"{name} in")
+                await asyncio.sleep(0.05)
+                order.append(f"{name} out")
+
+        await asyncio.gather(section("a"), section("b"), section("c"))
+        assert len(order) == 6
+        for i in range(0, 6, 2):  # every entry is followed by its own exit
+            assert order[i].split()[0] == order[i + 1].split()[0]
+            assert order[i].endswith("in") and order[i + 1].endswith("out")
+
+    async def test_lock_of_another_key_does_not_wait(self, harness: Harness) -> None:
+        store = harness.store
+        async with store.lock(KEY, timeout=1), store.lock(OTHER, timeout=0.2):
+            pass
+
+    async def test_lock_timeout_raises(self, harness: Harness) -> None:
+        store = harness.store
+        async with store.lock(KEY, timeout=1):
+            with pytest.raises(LockTimeout) as info:
+                async with store.lock(KEY, timeout=0.1):
+                    pytest.fail("entered a held lock")
+            assert isinstance(info.value, TimeoutError)
+        async with store.lock(KEY, timeout=1):  # free again after the holder left
+            pass
+
+    async def test_lock_released_on_error(self, harness: Harness) -> None:
+        with pytest.raises(RuntimeError):
+            async with harness.store.lock(KEY):
+                raise RuntimeError("boom")
+        async with harness.store.lock(KEY, timeout=0.5):
+            pass
+
+    async def test_dedup_claim_release(self, harness: Harness) -> None:
+        dedup = harness.dedup
+        assert await dedup.claim(101) is True
+        assert await dedup.claim(101) is False
+        assert await dedup.claim(102) is True
+        await dedup.release(101)
+        assert await dedup.claim(101) is True
+        assert await dedup.claim(101) is False
+
+    async def test_dedup_ttl(self, harness: Harness) -> None:
+        dedup = harness.dedup
+        assert await dedup.claim(7)
+        if harness.clock is not None:
+            harness.clock.now += DEFAULT_TTL + 1
+            assert await dedup.claim(7) is True
+        else:
+            key = KeyBuilder(harness.prefix).update("telegram", 7)
+            assert DEFAULT_TTL * 1000 - 5000 < await harness.client.pttl(key) <= DEFAULT_TTL * 1000
+
+    async def test_dedup_concurrent_claims_one_wins(self, harness: Harness) -> None:
+        results = await asyncio.gather(*(harness.dedup.claim(555) for _ in range(20)))
+        assert results.count(True) == 1
+
+
+def test_memory_locks_are_cleaned_up() -> None:
+    store = MemorySessionStore()
+
+    async def run() -> None:
+        async def hold() -> None:
+            async with store.lock(KEY):
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(hold(), hold())
+        with pytest.raises(LockTimeout):
+            async with store.lock(KEY), store.lock(KEY, timeout=0.01):
+                pass
+
+    asyncio.run(run())
+    assert store._locks == {}
+
+
+async def test_memory_dedup_is_bounded() -> None:
+    dedup = MemoryUpdateDeduplicator(max_size=3)
+    for i in range(5):
+        assert await dedup.claim(i)
+    assert await dedup.claim(4) is False
+    assert await dedup.claim(0) is True  # forgotten: the oldest went first
+
+
+def test_key_format() -> None:
+    kb = KeyBuilder("gs:")
+    assert kb.session(KEY) == f"gs:session:telegram:{'a' * 64}"
+    assert kb.lock(KEY) == f"gs:lock:telegram:{'a' * 64}"
+    assert kb.update("telegram", 9) == "gs:update:telegram:9"
+
+
+async def test_factories(redis_url: str) -> None:
+    assert isinstance(make_session_store(""), MemorySessionStore)
+    assert isinstance(make_deduplicator(""), MemoryUpdateDeduplicator)
+    store = make_session_store(redis_url, prefix="gstest:factory:")
+    dedup = make_deduplicator(redis_url, prefix="gstest:factory:")
+    try:
+        assert isinstance(store, RedisSessionStore)
+        await store.save(KEY, {"ok": True}, ttl=5)
+        assert await store.load(KEY) == {"ok": True}
+        await store.delete(KEY)
+        assert isinstance(dedup, RedisUpdateDeduplicator)
+        assert await dedup.claim(1)
+        await dedup.release(1)
+    finally:
+        await store.close()
+        await dedup.close()
