@@ -107,15 +107,18 @@ class MemorySessionStore(SessionStore):
         for k in [k for k, (exp, _) in self._data.items() if now >= exp]:
             del self._data[k]
 
+    def lock(self, key: SessionKey, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
+        return self._locked(key, timeout)
+
     @asynccontextmanager
-    async def lock(self, key: SessionKey, timeout: float = 10.0) -> AsyncIterator[None]:
+    async def _locked(self, key: SessionKey, wait: float) -> AsyncIterator[None]:
         lock, users = self._locks.get(key, (None, 0))
         if lock is None:
             lock = asyncio.Lock()
         self._locks[key] = (lock, users + 1)
         try:
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(wait):
                     await lock.acquire()
             except TimeoutError:
                 raise LockTimeout(f"lock for {key.channel}:{key.subject[:8]}… busy") from None
@@ -162,12 +165,15 @@ class RedisSessionStore(SessionStore):
     async def delete(self, key: SessionKey) -> None:
         await self.client.delete(self.keys.session(key))
 
+    def lock(self, key: SessionKey, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
+        return self._locked(key, timeout)
+
     @asynccontextmanager
-    async def lock(self, key: SessionKey, timeout: float = 10.0) -> AsyncIterator[None]:
+    async def _locked(self, key: SessionKey, wait: float) -> AsyncIterator[None]:
         from redis.exceptions import LockError
 
         lock = self.client.lock(
-            self.keys.lock(key), timeout=self.lock_ttl, sleep=0.02, blocking_timeout=timeout
+            self.keys.lock(key), timeout=self.lock_ttl, sleep=0.02, blocking_timeout=wait
         )
         if not await lock.acquire():
             raise LockTimeout(f"lock for {key.channel}:{key.subject[:8]}… busy")
