@@ -1,0 +1,504 @@
+"""Triangulation analytics against real SQLite and PostgreSQL: aggregation, gate, report."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime
+from importlib import resources
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.analytics import SuppressedFilter, Thresholds, biggest_gaps, build_report, enforce
+from backend.analytics.aggregate import aggregate_cycle
+from backend.analytics.anonymity import ThresholdTooLow
+from conversations.model import ExcellenceModel, parse_model
+from storage.models import (
+    Answer,
+    Comment,
+    Cycle,
+    QuestionMap,
+    Respondent,
+    Response,
+    School,
+    SelfRating,
+)
+
+SMALL_MODEL_YAML = """
+model_id: test-model
+version: "t1"
+title: A small test model
+source: tests
+closing_question: {text: "Anything else?"}
+dimensions:
+  - id: "1"
+    title: Dimension one
+    criteria:
+      - id: "1.1"
+        code: FL
+        title: First criterion
+        themes:
+          - id: "1.1.1"
+            title: Theme A
+            indicators:
+              - {key: FL-1, id: FL-1, text: "one", kind: EXTENT, kind_reason: test}
+              - {key: FL-2, id: FL-2, text: "two", kind: EXTENT, kind_reason: test}
+          - id: "1.1.2"
+            title: Theme B
+            indicators:
+              - {key: FL-3, id: FL-3, text: "three", kind: YN, kind_reason: test}
+              - key: FL-3.1
+                id: FL-3.1
+                text: "visits"
+                kind: NUMBER
+                kind_reason: test
+                number: {unit: "visits per year"}
+      - id: "1.2"
+        code: VL
+        title: Second criterion
+        themes:
+          - id: "1.2.1"
+            title: Theme C
+            indicators:
+              - {key: VL-1, id: VL-1, text: "vl one", kind: EXTENT, kind_reason: test}
+            includes: [FL-1]
+  - id: "2"
+    title: Dimension two
+    criteria:
+      - id: "2.1"
+        code: CC
+        title: Third criterion
+        themes:
+          - id: "2.1.1"
+            title: Theme D
+            indicators:
+              - {key: CC-1, id: CC-1, text: "cc one", kind: TIME, kind_reason: test}
+              - {key: CC-1@2.1.1, id: CC-1, text: "cc one again", kind: TIME, kind_reason: t}
+"""
+
+
+def small_model() -> ExcellenceModel:
+    return parse_model(SMALL_MODEL_YAML)
+
+
+BANK = "learner@1"
+_seq = itertools.count(1)
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+async def make_cycle(s: AsyncSession, *, threshold: int = 5, free_text: int = 10) -> Cycle:
+    n = next(_seq)
+    school = School(slug=f"school-{n}", name=f"School {n}")
+    s.add(school)
+    await s.flush()
+    cycle = Cycle(
+        school_id=school.id,
+        name="2026/27",
+        model_version="t1",
+        anonymity_threshold=threshold,
+        free_text_threshold=free_text,
+    )
+    s.add(cycle)
+    await s.flush()
+    return cycle
+
+
+async def map_question(
+    s: AsyncSession, question_id: str, *keys: str, bank: str = BANK, scale: str = "AGM"
+) -> None:
+    for key in keys:
+        s.add(QuestionMap(bank_tag=bank, question_id=question_id, indicator_key=key, scale=scale))
+    await s.flush()
+
+
+async def respond(
+    s: AsyncSession,
+    cycle: Cycle,
+    role: str,
+    answers: dict[str, int | str],
+    *,
+    status: str = "completed",
+    language: str = "en",
+    bank: str = BANK,
+    comment: dict[str, str] | None = None,
+) -> Response:
+    """One respondent's response; an answer is 0..4, "na" or "skip"."""
+    person = Respondent(subject_hash=f"h{next(_seq):062d}")
+    s.add(person)
+    await s.flush()
+    resp = Response(
+        respondent_id=person.id,
+        cycle_id=cycle.id,
+        role=role,
+        bank_tag=bank,
+        model_version="t1",
+        language=language,
+        status=status,
+        consent_at=NOW,
+    )
+    s.add(resp)
+    await s.flush()
+    for qid, v in answers.items():
+        if v == "na":
+            s.add(Answer(response_id=resp.id, question_id=qid, na=True))
+        elif v == "skip":
+            s.add(Answer(response_id=resp.id, question_id=qid, skipped=True))
+        else:
+            s.add(Answer(response_id=resp.id, question_id=qid, value=int(v)))
+    for qid, text in (comment or {}).items():
+        s.add(Comment(response_id=resp.id, question_id=qid, text=text))
+    await s.flush()
+    return resp
+
+
+async def rate(
+    s: AsyncSession,
+    cycle: Cycle,
+    key: str,
+    value: int | None = None,
+    *,
+    number: float | None = None,
+    status: str = "submitted",
+) -> None:
+    s.add(
+        SelfRating(cycle_id=cycle.id, indicator_key=key, value=value, number=number, status=status)
+    )
+    await s.flush()
+
+
+# -- tests ---------------------------------------------------------------
+
+
+MODEL = small_model()
+
+
+def ind(report: dict, key: str) -> dict:
+    return next(i for i in report["indicators"] if i["key"] == key)
+
+
+async def test_hand_computed_mean_distribution_gap(sessionmaker):
+    async with sessionmaker.begin() as s:
+        cycle = await make_cycle(s)
+        await map_question(s, "q1", "FL-1")
+        for v in (4, 4, 3, 2, 1):
+            await respond(s, cycle, "learner", {"q1": v})
+        await respond(s, cycle, "learner", {"q1": "na"})
+        await respond(s, cycle, "learner", {"q1": "skip"})
+        await rate(s, cycle, "FL-1", 4)
+        report = await build_report(s, cycle.id, MODEL)
+
+    fl1 = ind(report, "FL-1")
+    learner = fl1["roles"]["learner"]
+    assert learner["n"] == 5
+    assert learner["mean"] == 2.8
+    assert learner["distribution"] == {"0": 0, "1": 1, "2": 1, "3": 1, "4": 2}
+    assert learner["na"] == 1  # counted apart, not in the mean
+    assert learner["skipped"] == 1
+    assert fl1["self"] == 4
+    assert fl1["self_status"] == "submitted"
+    assert fl1["gap"]["learner"] == -1.2
+    assert fl1["flag"]["learner"] is None
+    assert report["roles"]["learner"] == {"started": 7, "completed": 7}
+    json.dumps(report)  # the report is plain JSON
+
+
+@pytest.mark.parametrize(
+    ("values", "self_value", "gap", "flag"),
+    [
+        ((4, 3, 3, 2, 1), 4, -1.4, "blind_spot"),
+        ((4, 3, 3, 2, 1), 1, 1.6, "hidden_strength"),
+        ((4, 3, 3, 2, 1), 2, 0.6, None),
+    ],
+)
+async def test_flags_in_report(sessionmaker, values, self_value, gap, flag):
+    async with sessionmaker.begin() as s:
+        cycle = await make_cycle(s)
+        await map_question(s, "q1", "FL-1")
+        for v in values:
+            await respond(s, cycle, "parent", {"q1": v})
+        await rate(s, cycle, "FL-1", self_value)
+        report = await build_report(s, cycle.id, MODEL)
+    fl1 = ind(report, "FL-1")
+    assert fl1["roles"]["parent"]["mean"] == 2.6
+    assert fl1["gap"]["parent"] == gap
+    assert fl1["flag"]["parent"] == flag
+
+
+@pytest.mark.parametrize(("count", "shown"), [(4, False), (5, True)])
+async def test_suppression_at_threshold_five(sessionmaker, count, shown):
+    async with sessionmaker.begin() as s:
+        cycle = await make_cycle(s, threshold=5)
+        await map_question(s, "q1", "FL-1")
+        for _ in range(count):
+            await respond(s, cycle, "employer", {"q1": 3})
+        await respond(s, cycle, "employer", {"q1": "na"})
+        await rate(s, cycle, "FL-1", 1)
+        report = await build_report(s, cycle.id, MODEL)
+    group = ind(report, "FL-1")["roles"]["employer"]
+    assert group["n"] == count  # n is shown either way
+    if shown:
+        assert group["mean"] == 3.0
+        assert group["distribution"]["3"] == 5
+        assert group["na"] == 1
+        assert ind(report, "FL-1")["flag"]["employer"] == "hidden_strength"
+    else:
+        assert group["mean"] is None
+        assert group["distribution"] is None
+        assert group["na"] is None
+        assert group["suppressed"] is True
+        assert ind(report, "FL-1")["gap"]["employer"] is None
+        assert ind(report, "FL-1")["flag"]["employer"] is None
+    assert report["roles"]["employer"]["started"] == count + 1  # counts are always shown
+
+
+async def test_threshold_three_allowed_two_refused(sessionmaker):
+    assert Thresholds(3, 3).anonymity == 3
+    with pytest.raises(ThresholdTooLow):
+        Thresholds(2, 10)
+    with pytest.raises(ThresholdTooLow):
+        Thresholds(5, 2)
+    async with sessionmaker.begin() as s:
+        low = await make_cycle(s, threshold=3, free_text=3)
+        await map_question(s, "q1", "FL-1")
+        for v in (1, 2, 3):
+            await respond(s, low, "learner", {"q1": v})
+        report = await build_report(s, low.id, MODEL)
+        assert ind(report, "FL-1")["roles"]["learner"]["mean"] == 2.0
+
+        bad = await make_cycle(s, threshold=2)
+        with pytest.raises(ThresholdTooLow):
+            await build_report(s, bad.id, MODEL)
+
+        # No reader may loosen a cycle's own thresholds; stricter ones are fine.
+        default = await make_cycle(s)
+        with pytest.raises(ThresholdTooLow):
+            enforce(await aggregate_cycle(s, default.id), Thresholds(3, 3))
+        raw = await aggregate_cycle(s, low.id)
+        assert enforce(raw, Thresholds(3, 3)).group("FL-1", "learner").mean == 2.0
+        assert enforce(raw, Thresholds(4, 10)).group("FL-1", "learner").mean is None
+
+
+@pytest.mark.parametrize(("writers", "shown"), [(9, False), (10, True)])
+async def test_free_text_threshold(sessionmaker, writers, shown):
+    async with sessionmaker.begin() as s:
+        cycle = await make_cycle(s, free_text=10)
+        for i in range(writers):
+            await respond(s, cycle, "graduate", {}, comment={"closing": f"text {i}"})
+        await respond(s, cycle, "graduate", {}, comment={"closing": "   "})  # blank: no answer
+        await respond(s, cycle, "graduate", {})
+        report = await build_report(s, cycle.id, MODEL)
+    closing = report["comments"]["graduate"]["closing"]
+    assert closing["answered"] == writers
+    if shown:
+        assert closing["texts"] == sorted(f"text {i}" for i in range(writers))
+    else:
+        assert closing["texts"] is None
+
+
+async def test_filters_that_isolate_few_are_refused(sessionmaker):
+    async with sessionmaker.begin() as s:
+        cycle = await make_cycle(s)
+        await map_question(s, "q1", "FL-1")
+        for lang in ["en"] * 6 + ["fr"] * 2:
+            await respond(s, cycle, "learner", {"q1": 3}, language=lang)
+        for _ in range(3):
+            await respond(s, cycle, "parent", {"q1": 2})
+        await respond(s, cycle, "learner", {"q1": 4}, status="stopped")
+
+        with pytest.raises(SuppressedFilter, match="selects 2"):
+            await aggregate_cycle(s, cycle.id, languages=["fr"])
+        with pytest.raises(SuppressedFilter, match="sets apart 2"):
+            # 6 English learners beside the default 8 would single out the 2 others.
+            await aggregate_cycle(s, cycle.id, roles=["learner"], languages=["en"])
+        with pytest.raises(SuppressedFilter) as err:
+            await build_report(s, cycle.id, MODEL, roles=["parent"])
+        assert err.value.role == "parent"
+        with pytest.raises(SuppressedFilter, match="sets apart 1"):
+            # adding the one stopped learner to the default view
+            await aggregate_cycle(s, cycle.id, statuses=["completed", "in_progress", "stopped"])
+
+        # A filter that isolates no small group passes.
+        raw = await aggregate_cycle(s, cycle.id, roles=["learner"])
+        assert raw.groups[("FL-1", "learner")].n == 8
+        for _ in range(3):
+            await respond(s, cycle, "learner", {"q1": 1}, language="fr")
+        report = await build_report(s, cycle.id, MODEL, roles=["learner"], languages=["fr"])
+        assert ind(report, "FL-1")["roles"]["learner"]["mean"] == round((3 * 2 + 1 * 3) / 5, 2)
+        assert list(ind(report, "FL-1")["roles"]) == ["learner"]
+
+
+async def test_default_view_leaves_out_stopped_and_other_cycles(sessionmaker):
+    async with sessionmaker.begin() as s:
+        cycle = await make_cycle(s)
+        other = await make_cycle(s)
+        await map_question(s, "q1", "FL-1")
+        for v in (2, 2, 2, 2, 2):
+            await respond(s, cycle, "learner", {"q1": v}, status="in_progress")
+        await respond(s, cycle, "learner", {"q1": 4}, status="stopped")
+        for _ in range(5):
+            await respond(s, other, "learner", {"q1": 0})
+        raw = await aggregate_cycle(s, cycle.id)
+    g = raw.groups[("FL-1", "learner")]
+    assert (g.n, g.mean) == (5, 2.0)
+    assert raw.roles["learner"].started == 6  # everyone who began, stopped ones too
+    assert raw.roles["learner"].completed == 0
+
+
+async def test_statement_on_two_indicators_counts_for_both(sessionmaker):
+    async with sessionmaker.begin() as s:
+        cycle = await make_cycle(s)
+        await map_question(s, "q2", "FL-1", "VL-1")
+        for v in (0, 1, 2, 3, 4):
+            await respond(s, cycle, "learner", {"q2": v})
+        raw = await aggregate_cycle(s, cycle.id)
+    for key in ("FL-1", "VL-1"):
+        g = raw.groups[(key, "learner")]
+        assert (g.n, g.mean) == (5, 2.0)
+        assert g.distribution == {0: 1, 1: 1, 2: 1, 3: 1, 4: 1}
+
+
+async def test_two_statements_on_one_indicator_count_the_person_once(sessionmaker):
+    async with sessionmaker.begin() as s:
+        cycle = await make_cycle(s)
+        await map_question(s, "q1", "FL-1")
+        await map_question(s, "q3", "FL-1")
+        await respond(s, cycle, "learner", {"q1": 4, "q3": 2})  # own mean 3
+        for v in (4, 4, 0, 1):
+            await respond(s, cycle, "learner", {"q1": v})
+        raw = await aggregate_cycle(s, cycle.id)
+    g = raw.groups[("FL-1", "learner")]
+    assert g.n == 5  # people
+    assert g.mean == pytest.approx((3 + 4 + 4 + 0 + 1) / 5)
+    assert g.distribution == {0: 1, 1: 1, 2: 1, 3: 0, 4: 3}  # answers
+
+
+async def test_answers_of_another_bank_version_use_its_own_map(sessionmaker):
+    async with sessionmaker.begin() as s:
+        cycle = await make_cycle(s)
+        await map_question(s, "q1", "FL-1", bank="learner@1")
+        await map_question(s, "q1", "FL-2", bank="learner@2")
+        for v in (1, 1, 1, 1, 1):
+            await respond(s, cycle, "learner", {"q1": v}, bank="learner@2")
+        raw = await aggregate_cycle(s, cycle.id)
+    assert ("FL-1", "learner") not in raw.groups
+    assert raw.groups[("FL-2", "learner")].n == 5
+
+
+async def test_report_lists_every_indicator_with_nulls(sessionmaker):
+    async with sessionmaker.begin() as s:
+        cycle = await make_cycle(s)
+        await map_question(s, "q1", "FL-1")
+        for v in (3, 3, 3, 3, 3):
+            await respond(s, cycle, "learner", {"q1": v})
+        await rate(s, cycle, "FL-3.1", number=12.0, status="draft")
+        await rate(s, cycle, "FL-2", 2, status="draft")
+        report = await build_report(s, cycle.id, MODEL)
+
+    assert [i["key"] for i in report["indicators"]] == [p.indicator.key for p in MODEL.placed()]
+    assert report["model_version"] == "t1"
+    assert report["thresholds"] == {"anonymity": 5, "free_text": 10}
+    assert len(report["roles"]) == 15
+
+    cc = ind(report, "CC-1@2.1.1")
+    assert (cc["id"], cc["dimension"], cc["criterion"], cc["theme"]) == (
+        "CC-1",
+        "2",
+        "2.1",
+        "2.1.1",
+    )
+    assert cc["self"] is None and cc["self_status"] is None
+    assert cc["roles"]["learner"] == {
+        "n": 0,
+        "mean": None,
+        "distribution": None,
+        "na": None,
+        "skipped": None,
+        "suppressed": False,
+    }
+    assert set(cc["gap"].values()) == {None}
+    assert cc["agreement"] == {"groups": 0, "range": None, "sd": None, "label": None}
+
+    visits = ind(report, "FL-3.1")
+    assert visits["kind"] == "NUMBER"
+    assert visits["self"] == 12.0
+    assert visits["self_status"] == "draft"
+    assert set(visits["gap"].values()) == {None}
+
+    fl2 = ind(report, "FL-2")
+    assert (fl2["self"], fl2["self_status"]) == (2, "draft")
+
+
+async def test_report_rollups_and_agreement(sessionmaker):
+    async with sessionmaker.begin() as s:
+        cycle = await make_cycle(s)
+        await map_question(s, "q1", "FL-1")
+        await map_question(s, "q4", "VL-1")
+        await map_question(s, "q1", "FL-1", bank="parent@1")
+        for _ in range(5):
+            await respond(s, cycle, "learner", {"q1": 2, "q4": 3})
+            await respond(s, cycle, "parent", {"q1": 4}, bank="parent@1")
+        for _ in range(2):  # too few: takes no part anywhere
+            await respond(s, cycle, "employer", {"q1": 0}, bank="parent@1")
+        for key, v in {"FL-1": 4, "FL-2": 2, "FL-3": 3, "VL-1": 1}.items():
+            await rate(s, cycle, key, v)
+        await rate(s, cycle, "FL-3.1", number=7)
+        report = await build_report(s, cycle.id, MODEL)
+
+    fl1 = ind(report, "FL-1")
+    assert fl1["agreement"] == {"groups": 2, "range": 2.0, "sd": 1.0, "label": "disagree"}
+
+    r = report["rollups"]
+    assert r["themes"]["1.1.1"]["self"] == {"mean": 3.0, "count": 2}
+    assert r["themes"]["1.1.1"]["roles"]["learner"] == {"mean": 2.0, "count": 1}
+    # 1.2.1 holds VL-1 and includes FL-1
+    assert r["themes"]["1.2.1"]["indicators"] == 2
+    assert r["themes"]["1.2.1"]["self"] == {"mean": 2.5, "count": 2}
+    assert r["themes"]["1.2.1"]["roles"]["learner"] == {"mean": 2.5, "count": 2}
+    assert r["themes"]["1.2.1"]["roles"]["parent"] == {"mean": 4.0, "count": 1}
+    assert r["themes"]["1.2.1"]["roles"]["employer"] == {"mean": None, "count": 0}
+    assert r["criteria"]["1.1"]["self"] == {"mean": 3.0, "count": 3}  # NUMBER FL-3.1 left out
+    assert r["criteria"]["1.1"]["indicators"] == 4
+    # dimension 1 counts FL-1 once
+    assert r["dimensions"]["1"]["indicators"] == 5
+    assert r["dimensions"]["1"]["self"] == {"mean": 2.5, "count": 4}
+    assert r["dimensions"]["1"]["roles"]["learner"] == {"mean": 2.5, "count": 2}
+    assert r["dimensions"]["2"]["self"] == {"mean": None, "count": 0}
+
+    gaps = biggest_gaps(report, limit=3)
+    assert [(g["key"], g["role"], g["gap"]) for g in gaps] == [
+        ("FL-1", "learner", -2.0),  # ties keep the model's order
+        ("VL-1", "learner", 2.0),
+        ("FL-1", "parent", 0.0),
+    ]
+    assert gaps[0]["flag"] == "blind_spot"
+    assert gaps[1]["flag"] == "hidden_strength"
+
+
+def _real_model_present() -> bool:
+    ref = resources.files("conversations") / "data" / "model" / "etf-career-guidance-vet.yaml"
+    return ref.is_file()
+
+
+async def test_report_on_the_real_model(sessionmaker):
+    from conversations.model import load_model
+
+    assert _real_model_present()
+    model = load_model()
+    async with sessionmaker.begin() as s:
+        cycle = await make_cycle(s)
+        await map_question(s, "q1", "FL-1", "VL-14@1.2.3")
+        for v in (4, 3, 3, 2, 2):
+            await respond(s, cycle, "learner", {"q1": v})
+        await rate(s, cycle, "FL-1", 4)
+        report = await build_report(s, cycle.id, model)
+    keys = [i["key"] for i in report["indicators"]]
+    assert len(keys) == len(model.placed()) == 71
+    assert len(set(keys)) == 71
+    assert ind(report, "FL-1")["roles"]["learner"]["mean"] == 2.8
+    assert ind(report, "VL-14@1.2.3")["roles"]["learner"]["n"] == 5
+    for i in report["indicators"]:
+        if i["kind"] == "NUMBER":
+            assert set(i["gap"].values()) == {None}
+    assert set(report["rollups"]) == {"themes", "criteria", "dimensions"}
+    json.dumps(report)
