@@ -19,6 +19,7 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./guidance.db"
     redis_url: str = ""
+    redis_prefix: str = "gs:"  # key prefix, so several deployments can share one Redis
     telegram_bot_token: str = ""
     telegram_api_base_url: str = DEFAULT_TELEGRAM_API
     telegram_webhook_secret: str = ""

@@ -1,0 +1,138 @@
+"""`create_app(settings)`: the aiohttp application, used by `serve`, `demo` and the tests.
+
+Each resource is opened and closed by its own `cleanup_ctx` entry, in dependency order
+(database, then Redis-backed stores, then the bot); a cleanup runs only if its start did.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from backend import dashboard, keys, webchat, webhook
+from backend.metrics import Metrics
+from backend.settings import Settings
+from conversations.banks import load_banks
+from conversations.engine import Engine
+from conversations.model import load_model
+from storage.db import create_engine, make_sessionmaker
+
+log = logging.getLogger(__name__)
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    engine = create_engine(app[keys.SETTINGS].database_url)
+    app[keys.DB_ENGINE] = engine
+    app[keys.SESSIONMAKER] = make_sessionmaker(engine)
+    yield
+    await engine.dispose()
+
+
+async def _stores(app: web.Application) -> AsyncIterator[None]:
+    """Session store and update de-duplication: Redis if REDIS_URL is set, else in memory."""
+    from storage.dedup import MemoryUpdateDeduplicator, RedisUpdateDeduplicator
+    from storage.sessions import MemorySessionStore, RedisSessionStore
+
+    settings = app[keys.SETTINGS]
+    redis_client: Any = None
+    if settings.redis_url:
+        import redis.asyncio as aioredis
+
+        redis_client = aioredis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=5
+        )
+        store: Any = RedisSessionStore(redis_client, settings.redis_prefix)
+        dedup: Any = RedisUpdateDeduplicator(redis_client, settings.redis_prefix)
+    else:
+        store = MemorySessionStore()
+        dedup = MemoryUpdateDeduplicator()
+    app[keys.REDIS] = redis_client
+    app[keys.SESSION_STORE] = store
+    app[keys.DEDUP] = dedup
+    yield
+    await dedup.close()
+    await store.close()
+    if redis_client is not None:
+        await redis_client.aclose()
+
+
+async def _runner(app: web.Application) -> AsyncIterator[None]:
+    from backend.runner import SurveyRunner
+
+    app[keys.RUNNER] = SurveyRunner(
+        engine=app[keys.SURVEY_ENGINE],
+        sessionmaker=app[keys.SESSIONMAKER],
+        store=app[keys.SESSION_STORE],
+        secret_key=app[keys.SECRET_KEY],
+        ttl=app[keys.SETTINGS].session_ttl_seconds,
+        metrics=app[keys.METRICS],
+    )
+    yield
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database (and Redis, if configured) answer."""
+    from sqlalchemy import text
+
+    checks: dict[str, str] = {}
+    try:
+        async with request.app[keys.DB_ENGINE].connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means not ready
+        checks["database"] = f"error: {type(exc).__name__}"
+    redis_client = request.app[keys.REDIS]
+    if redis_client is not None:
+        try:
+            await redis_client.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"error: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return web.json_response(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    body, content_type = request.app[keys.METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def create_app(settings: Settings, **overrides: Any) -> web.Application:
+    """Assemble the application. `overrides` lets tests inject e.g. a bot request class."""
+    app = web.Application(client_max_size=settings.webhook_max_body_bytes * 4 + 16 * 1024 * 1024)
+    app[keys.SETTINGS] = settings
+    app[keys.SECRET_KEY] = settings.resolved_secret_key()
+    app[keys.METRICS] = Metrics()
+    app[keys.EXTRA] = dict(overrides)
+    model = load_model()
+    app[keys.SURVEY_ENGINE] = Engine.from_banks(load_banks().values(), model.version)
+    app[keys.BOT] = None
+    app[keys.BOT_USERNAME] = overrides.get("bot_username", "")
+
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("backend", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_stores)
+    app.cleanup_ctx.append(_runner)
+
+    app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/readyz", readyz, name="readyz")
+    app.router.add_get("/metrics", metrics_view, name="metrics")
+    webhook.setup(app)
+    webchat.setup(app)
+    dashboard.setup(app)
+    return app

@@ -1,0 +1,473 @@
+"""The `guidance-survey` command line (an outward interface: keep the commands stable)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from conversations.roles import Role
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="guidance-survey",
+    help=(
+        "Stakeholder surveys (Telegram and web chat) that triangulate a VET school's "
+        "career guidance against the ETF excellence model.\n\n"
+        "Configuration comes from environment variables (DATABASE_URL, REDIS_URL, "
+        "TELEGRAM_BOT_TOKEN, TELEGRAM_API_BASE_URL, TELEGRAM_WEBHOOK_SECRET, PUBLIC_URL, "
+        "HOST, PORT, SECRET_KEY) or a .env file."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+school_app = typer.Typer(help="Schools.", no_args_is_help=True)
+user_app = typer.Typer(help="Coordinator accounts.", no_args_is_help=True)
+invite_app = typer.Typer(help="Invitations for respondents.", no_args_is_help=True)
+model_app = typer.Typer(help="The excellence model and the question banks.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(school_app, name="school")
+app.add_typer(user_app, name="user")
+app.add_typer(invite_app, name="invite")
+app.add_typer(model_app, name="model")
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def load_settings() -> Any:
+    from backend.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]).upper() or "configuration"
+            lines.append(f"  {name}: {err['msg'].removeprefix('Value error, ')}")
+        fail("invalid configuration:\n" + "\n".join(lines), 2)
+
+
+def run(coro_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    return asyncio.run(coro_fn(*args))
+
+
+async def _with_session(settings: Any, fn: Callable[[Any], Awaitable[T]]) -> T:
+    from storage.db import create_engine, make_sessionmaker
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine).begin() as s:
+            return await fn(s)
+    finally:
+        await engine.dispose()
+
+
+def _db_error(exc: Exception) -> None:
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    if isinstance(exc, OperationalError | ProgrammingError | OSError):
+        fail(
+            f"the database is not ready ({type(exc).__name__}). "
+            "Is DATABASE_URL right, and did you run `guidance-survey db upgrade`?"
+        )
+    raise exc
+
+
+# -- db ---------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply the database migrations (creates the schema on an empty database)."""
+    from storage.migrate import upgrade
+
+    settings = load_settings()
+    try:
+        run(upgrade, settings.database_url, revision)
+    except Exception as exc:
+        _db_error(exc)
+    typer.echo(f"Database at {_safe_url(settings.database_url)} is at revision {revision}.")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# -- school / user ------------------------------------------------------------------
+
+
+@school_app.command("create")
+def school_create(
+    slug: Annotated[str, typer.Option(help="Short name used in URLs, e.g. ogre-tech.")],
+    name: Annotated[str, typer.Option(help="The school's full name.")],
+    languages: Annotated[str, typer.Option(help="Comma-separated language codes.")] = "en",
+    timezone: Annotated[str, typer.Option(help="IANA time zone, e.g. Asia/Yerevan.")] = "UTC",
+) -> None:
+    """Create a school."""
+    import re
+
+    from storage import repo
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,62}", slug):
+        fail("--slug takes 2-63 lower-case letters, digits and dashes, e.g. ogre-tech")
+    if not name.strip():
+        fail("--name may not be empty")
+    settings = load_settings()
+
+    async def go(s: Any) -> Any:
+        if await repo.get_school_by_slug(s, slug) is not None:
+            fail(f"a school with slug {slug!r} exists already")
+        langs = [x.strip() for x in languages.split(",") if x.strip()] or ["en"]
+        return await repo.create_school(
+            s, slug=slug, name=name.strip(), languages=langs, timezone=timezone
+        )
+
+    try:
+        school = run(_with_session, settings, go)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _db_error(exc)
+    typer.echo(f"Created school {school.slug!r} ({school.name}).")
+
+
+@user_app.command("create")
+def user_create(
+    school: Annotated[str, typer.Option(help="The school's slug (omit with --admin).")] = "",
+    email: Annotated[str, typer.Option(help="Login e-mail address.")] = "",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    admin: Annotated[bool, typer.Option(help="An administrator (all schools).")] = False,
+    role: Annotated[str, typer.Option(help="coordinator or peer.")] = "coordinator",
+) -> None:
+    """Create a coordinator account (or an administrator with --admin)."""
+    from backend.passwords import hash_password
+    from storage import repo
+
+    if "@" not in email or len(email) > 254:
+        fail("--email needs a valid e-mail address")
+    if not password_stdin:
+        fail("pass the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\n")
+    try:
+        pw_hash = hash_password(password)
+    except ValueError as exc:
+        fail(str(exc))
+    if not admin and not school:
+        fail("--school is required (or --admin)")
+    if role not in ("coordinator", "peer"):
+        fail("--role takes coordinator or peer")
+    settings = load_settings()
+
+    async def go(s: Any) -> Any:
+        school_id = None
+        if not admin:
+            sch = await repo.get_school_by_slug(s, school)
+            if sch is None:
+                fail(f"no school with slug {school!r}")
+            school_id = sch.id
+        if await repo.get_user_by_email(s, email) is not None:
+            fail(f"a user with e-mail {email!r} exists already")
+        return await repo.create_user(
+            s,
+            school_id=school_id,
+            email=email,
+            password_hash=pw_hash,
+            role="admin" if admin else role,
+        )
+
+    try:
+        user = run(_with_session, settings, go)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _db_error(exc)
+    typer.echo(f"Created {user.role} {user.email}.")
+
+
+# -- invites --------------------------------------------------------------------------
+
+
+async def bot_username(settings: Any) -> str:
+    """The bot's @username (for t.me links): TELEGRAM_BOT_USERNAME, or getMe with the token."""
+    import os
+
+    name = os.environ.get("TELEGRAM_BOT_USERNAME", "").lstrip("@")
+    if name or not settings.telegram_bot_token:
+        return name
+    import aiohttp
+
+    url = f"{settings.telegram_api_base_url.rstrip('/')}{settings.telegram_bot_token}/getMe"
+    if not settings.telegram_api_base_url.rstrip("/").endswith("bot"):
+        url = f"{settings.telegram_api_base_url.rstrip('/')}/bot{settings.telegram_bot_token}/getMe"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+            http.get(url) as resp,
+        ):
+            data = await resp.json()
+            return str(data.get("result", {}).get("username", ""))
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return ""
+
+
+def public_base(settings: Any) -> str:
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::") else settings.host  # noqa: S104
+    return f"http://{host}:{settings.port}"
+
+
+def invite_links(code: str, *, username: str, base: str) -> dict[str, str | None]:
+    return {
+        "telegram_link": f"https://t.me/{username}?start={code}" if username else None,
+        "web_link": f"{base}/s/{code}",
+    }
+
+
+@invite_app.command("create")
+def invite_create(
+    school: Annotated[str, typer.Option(help="The school's slug.")],
+    role: Annotated[Role, typer.Option(help="The stakeholder group.", case_sensitive=False)],
+    count: Annotated[int, typer.Option(min=1, max=5000, help="How many invites.")] = 1,
+    max_uses: Annotated[
+        int, typer.Option(min=1, help="Uses per code (e.g. 300 for one shared classroom code).")
+    ] = 1,
+    days: Annotated[int, typer.Option(min=1, max=730, help="Valid for this many days.")] = 60,
+    cycle: Annotated[str, typer.Option(help="Cycle name (default: the open one).")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Create invitations: each with a code, a Telegram deep link and a web link."""
+    from storage import repo
+
+    settings = load_settings()
+
+    async def go(s: Any) -> list[Any]:
+        sch = await repo.get_school_by_slug(s, school)
+        if sch is None:
+            fail(f"no school with slug {school!r}")
+        cyc = await _find_or_open_cycle(s, sch, cycle)
+        return await repo.create_invites(
+            s,
+            cyc.id,
+            role.value,
+            count=count,
+            max_uses=max_uses,
+            expires_at=datetime.now(UTC) + timedelta(days=days),
+        )
+
+    try:
+        invites = run(_with_session, settings, go)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _db_error(exc)
+    username = run(bot_username, settings)
+    base = public_base(settings)
+    rows = [
+        {"code": i.code, "role": i.role, **invite_links(i.code, username=username, base=base)}
+        for i in invites
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        typer.echo(f"{r['code']}  {r['role']}  {r['telegram_link'] or '-'}  {r['web_link']}")
+
+
+async def _find_or_open_cycle(s: Any, school: Any, name: str) -> Any:
+    from sqlalchemy import select
+
+    from conversations.model import load_model
+    from storage import repo
+    from storage.models import Cycle
+
+    if name:
+        found = (
+            await s.execute(select(Cycle).where(Cycle.school_id == school.id, Cycle.name == name))
+        ).scalar_one_or_none()
+        if found is None:
+            found = await repo.create_cycle(s, school.id, name, load_model().version)
+        return found
+    current = await repo.current_cycle(s, school.id)
+    if current is not None:
+        return current
+    now = datetime.now(UTC)
+    year = now.year if now.month >= 8 else now.year - 1
+    return await repo.create_cycle(
+        s, school.id, f"{year}/{(year + 1) % 100:02d}", load_model().version
+    )
+
+
+# -- report ---------------------------------------------------------------------------
+
+
+@app.command("report")
+def report(
+    school: Annotated[str, typer.Option(help="The school's slug.")],
+    fmt: Annotated[str, typer.Option("--format", help="Output format: json.")] = "json",
+    cycle: Annotated[str, typer.Option(help="Cycle name (default: the newest).")] = "",
+) -> None:
+    """Print the triangulation report (anonymity rules applied)."""
+    from sqlalchemy import select
+
+    from backend.analytics.report import build_report
+    from conversations.model import load_model
+    from storage import repo
+    from storage.models import Cycle
+
+    if fmt != "json":
+        fail("--format takes json (CSV, XLSX and PDF are in the dashboard's exports)")
+    settings = load_settings()
+
+    async def go(s: Any) -> dict[str, Any]:
+        sch = await repo.get_school_by_slug(s, school)
+        if sch is None:
+            fail(f"no school with slug {school!r}")
+        q = select(Cycle).where(Cycle.school_id == sch.id)
+        q = q.where(Cycle.name == cycle) if cycle else q.order_by(Cycle.created_at.desc())
+        cyc = (await s.execute(q.limit(1))).scalar_one_or_none()
+        if cyc is None:
+            fail(f"school {school!r} has no cycle{' named ' + repr(cycle) if cycle else ''} yet")
+        return await build_report(s, cyc.id, load_model())
+
+    try:
+        data = run(_with_session, settings, go)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _db_error(exc)
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+# -- model ---------------------------------------------------------------------------
+
+
+@model_app.command("coverage")
+def model_coverage() -> None:
+    """Print which roles' statements evidence each indicator (and what is not covered)."""
+    from conversations.banks import load_banks
+    from conversations.coverage import coverage
+    from conversations.model import load_model
+
+    table = coverage(load_model(), load_banks())
+    typer.echo(table.format_table())
+    missing = table.uncovered()
+    if missing:
+        fail("indicators no role covers: " + ", ".join(missing))
+
+
+@model_app.command("show")
+def model_show() -> None:
+    """Print the model's dimensions, criteria, themes and indicators."""
+    from conversations.model import load_model
+
+    m = load_model()
+    typer.echo(f"{m.title} (version {m.version})")
+    for d in m.dimensions:
+        typer.echo(f"\nDIMENSION {d.id}: {d.title}")
+        for c in d.criteria:
+            typer.echo(f"  {c.id} {c.title}")
+            for t in c.themes:
+                typer.echo(f"    {t.id} {t.title}")
+                for i in t.indicators:
+                    typer.echo(f"      {i.key:<12} [{i.kind.value:<6}] {i.text[:90]}")
+                for k in t.includes:
+                    typer.echo(f"      {k:<12} (listed here too)")
+
+
+# -- serve / demo -------------------------------------------------------------------
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+@app.command("serve")
+def serve(
+    set_webhook: Annotated[
+        bool,
+        typer.Option("--set-webhook", help="Call setWebhook with PUBLIC_URL and the secret."),
+    ] = False,
+    migrate: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first.")
+    ] = True,
+) -> None:
+    """Run the server: webhook, web chat, dashboard, API, /healthz, /readyz, /metrics."""
+    from aiohttp import web
+
+    from backend.app import create_app
+    from storage.migrate import upgrade
+
+    settings = load_settings()
+    _logging(settings.log_level)
+    if set_webhook and not (settings.telegram_bot_token and settings.public_url):
+        fail("--set-webhook needs TELEGRAM_BOT_TOKEN and PUBLIC_URL")
+    if migrate:
+        try:
+            run(upgrade, settings.database_url)
+        except Exception as exc:
+            _db_error(exc)
+    application = create_app(settings, set_webhook=set_webhook)
+    typer.echo(f"Serving on http://{settings.host}:{settings.port}")
+    web.run_app(application, host=settings.host, port=settings.port, print=None)
+
+
+@app.command("demo")
+def demo(
+    port: Annotated[int, typer.Option(help="Port (default: PORT or 8080).")] = 0,
+    reset: Annotated[bool, typer.Option(help="Start from an empty demo database.")] = False,
+) -> None:
+    """The embedded default: SQLite, in-memory sessions, a demo school with sample answers."""
+    from aiohttp import web
+
+    from backend.app import create_app
+    from backend.demo import DEMO_PASSWORD, prepare_demo
+
+    settings = load_settings()
+    if port:
+        settings.port = port
+    _logging(settings.log_level)
+    info = run(prepare_demo, settings, reset)
+    base = public_base(settings)
+    typer.secho("\nguidance-survey demo is ready.", fg=typer.colors.GREEN, bold=True)
+    typer.echo(f"  Dashboard:   {base}/login   ({info['email']} / {DEMO_PASSWORD})")
+    typer.echo(f"  Web chat:    {base}/s/{info['codes']['learner']}   (a learner's invite)")
+    for role, code in info["codes"].items():
+        if role != "learner":
+            typer.echo(f"               {base}/s/{code}   ({role})")
+    if settings.telegram_bot_token:
+        typer.echo("  Telegram:    polling for updates with TELEGRAM_BOT_TOKEN")
+    typer.echo("  Stop with Ctrl+C.\n")
+    application = create_app(settings, polling=bool(settings.telegram_bot_token))
+    web.run_app(application, host=settings.host, port=settings.port, print=None)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+"""The way of one answer, shared by every channel (Telegram chat, web chat, Mini App).
+
+    lock the respondent -> load the session (Redis; on a miss, rebuild from the database)
+    -> engine.step(state, event) -> apply the effects to the database FIRST
+    -> save the new state in the session store -> hand the prompts back to the channel
+
+The database is the truth: if applying effects fails, nothing is saved to the session
+store and the exception propagates (the webhook turns a transient one into 503, so
+Telegram retries and the retried update completes once: answers are idempotent upserts).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.metrics import Metrics
+from conversations import engine as E
+from conversations.i18n import available_languages
+from storage import repo
+from storage.hashing import subject_hash
+from storage.models import Cycle, Invite, Respondent, Response, School
+from storage.sessions import SessionKey, SessionStore
+
+log = logging.getLogger(__name__)
+
+ACTIVE_STAGES = ("question", "consent", "language", "confirm_delete", "stopped", "done")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a channel needs after one event: the engine's step and who it was for."""
+
+    step: E.Step
+    subject: str
+
+
+class SurveyRunner:
+    def __init__(
+        self,
+        *,
+        engine: E.Engine,
+        sessionmaker: async_sessionmaker,
+        store: SessionStore,
+        secret_key: str,
+        ttl: int,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.engine = engine
+        self.sessionmaker = sessionmaker
+        self.store = store
+        self.secret_key = secret_key
+        self.ttl = ttl
+        self.metrics = metrics
+
+    def subject(self, channel: str, user_id: str | int) -> str:
+        return subject_hash(self.secret_key, channel, user_id)
+
+    @staticmethod
+    def key(subject: str) -> SessionKey:
+        # One position per person whatever the channel: a Telegram user can switch
+        # between the chat and the Mini App mid-survey (both hash the Telegram id).
+        return SessionKey("r", subject)
+
+    # -- entry points ------------------------------------------------------------
+
+    async def handle(self, subject: str, event: E.Event, channel: str = "telegram") -> Outcome:
+        """Apply one engine event for one respondent, under their lock."""
+        started = time.perf_counter()
+        key = self.key(subject)
+        async with self.store.lock(key):
+            state = await self.load_state(subject)
+            step = self.engine.step(state, event)
+            step = await self._apply(subject, state, step)
+            if step.changed:
+                await self.store.save(key, step.state, self.ttl)
+        if self.metrics is not None:
+            self.metrics.update_seconds.labels(channel).observe(time.perf_counter() - started)
+            if step.answer is not None:
+                self.metrics.answers.labels(channel).inc()
+        return Outcome(step, subject)
+
+    async def start(self, subject: str, code: str | None, channel: str = "telegram") -> Outcome:
+        """A respondent opens an invite link (`/start <code>`), or `/start` alone."""
+        key = self.key(subject)
+        async with self.store.lock(key):
+            state = await self.load_state(subject)
+            event = await self._start_event(state, code)
+            step = self.engine.step(state, event)
+            step = await self._apply(subject, state, step)
+            if step.changed:
+                await self.store.save(key, step.state, self.ttl)
+        return Outcome(step, subject)
+
+    async def current(self, subject: str) -> Outcome:
+        """The prompt for where the respondent stands (a page load, a Mini App open)."""
+        state = await self.load_state(subject)
+        return Outcome(self.engine.render(state), subject)
+
+    async def load_state(self, subject: str) -> dict[str, Any]:
+        state = await self.store.load(self.key(subject))
+        if state is not None:
+            return state
+        return await self._rebuild(subject)
+
+    # -- internals ---------------------------------------------------------------
+
+    async def _start_event(self, state: Mapping[str, Any], code: str | None) -> E.Event:
+        code = (code or "").strip()
+        if not code:
+            if state.get("stage") in ACTIVE_STAGES and state.get("bank"):
+                return E.Resume()
+            return E.InviteRejected("none")
+        if state.get("inv", {}).get("code") == code and state.get("stage") in ACTIVE_STAGES:
+            return E.Resume()
+        async with self.sessionmaker() as s:
+            info_or_reason = await peek_invite(s, code, datetime.now(UTC), self.engine)
+        if isinstance(info_or_reason, str):
+            return E.InviteRejected(info_or_reason)
+        if state.get("opened") and state.get("cycle") == info_or_reason.cycle_id:
+            return E.Resume()
+        return E.Start(info_or_reason)
+
+    async def _apply(self, subject: str, before: Mapping[str, Any], step: E.Step) -> E.Step:
+        if not step.effects:
+            return step
+        async with self.sessionmaker.begin() as s:
+            ctx = _EffectContext(s, subject, step.state)
+            for effect in step.effects:
+                refused = await self._apply_one(ctx, effect)
+                if refused is not None:
+                    # The invite was used up between the peek and the consent:
+                    # roll back and tell the respondent, state as it was.
+                    await s.rollback()
+                    return self.engine.step(before, E.InviteRejected(refused))
+        return step
+
+    async def _apply_one(self, ctx: _EffectContext, effect: E.Effect) -> str | None:
+        s = ctx.session
+        if isinstance(effect, E.OpenResponse):
+            respondent = await repo.get_or_create_respondent(s, ctx.subject)
+            existing = await repo.get_response(s, respondent.id, effect.cycle_id)
+            if existing is None:
+                result = await repo.redeem_invite(s, effect.invite_code, datetime.now(UTC))
+                if not result.ok:
+                    return result.reason.value
+                await repo.get_or_create_response(
+                    s,
+                    respondent_id=respondent.id,
+                    cycle_id=effect.cycle_id,
+                    invite_id=result.invite.id,
+                    role=effect.role,
+                    bank_tag=effect.bank_tag,
+                    model_version=self.engine.model_version,
+                    language=effect.lang,
+                    consent_at=datetime.now(UTC),
+                )
+            await repo.set_language(s, respondent.id, effect.lang)
+            return None
+        if isinstance(effect, E.Erase):
+            await repo.erase_respondent(s, ctx.subject)
+            return None
+        response = await ctx.response()
+        if response is None:
+            log.warning("effect %s without an open response", type(effect).__name__)
+            return None
+        if isinstance(effect, E.SaveAnswer):
+            await repo.upsert_answer(
+                s,
+                response.id,
+                effect.question_id,
+                value=effect.value,
+                na=effect.na,
+                number=effect.number,
+                choice=effect.choice,
+                skipped=effect.skipped,
+            )
+            if effect.text is not None:
+                await repo.upsert_comment(s, response.id, effect.question_id, effect.text)
+        elif isinstance(effect, E.DeleteAnswers):
+            for qid in effect.question_ids:
+                await repo.delete_answer(s, response.id, qid)
+        elif isinstance(effect, E.SetStatus):
+            await repo.set_status(s, response.id, effect.status)
+        elif isinstance(effect, E.SetLanguage):
+            response.language = effect.lang
+            await repo.set_language(s, response.respondent_id, effect.lang)
+        return None
+
+    async def _rebuild(self, subject: str) -> dict[str, Any]:
+        """The position from the database: the newest response of this person, if any."""
+        async with self.sessionmaker() as s:
+            row = (
+                await s.execute(
+                    select(Response, Cycle, School, Invite)
+                    .join(Respondent, Respondent.id == Response.respondent_id)
+                    .join(Cycle, Cycle.id == Response.cycle_id)
+                    .join(School, School.id == Cycle.school_id)
+                    .outerjoin(Invite, Invite.id == Response.invite_id)
+                    .where(Respondent.subject_hash == subject)
+                    .order_by(Response.started_at.desc(), Response.id.desc())
+                    .limit(1)
+                )
+            ).first()
+            if row is None:
+                return {}
+            response, cycle, school, invite = row
+            if response.bank_tag not in self.engine.banks:
+                return {}
+            answers = await repo.load_answers(s, response.id)
+        codes = {
+            qid: E.answer_code(
+                value=a.value, na=a.na, number=a.number, choice=a.choice, skipped=a.skipped
+            )
+            for qid, a in answers.items()
+        }
+        return self.engine.rebuild(
+            bank_tag=response.bank_tag,
+            cycle_id=cycle.id,
+            lang=response.language,
+            status=response.status,
+            answers=codes,
+            invite=_invite_info(school, cycle, invite.code if invite else ""),
+        )
+
+
+class _EffectContext:
+    """The database session of one step, with the respondent's response found once."""
+
+    def __init__(self, session: AsyncSession, subject: str, state: Mapping[str, Any]):
+        self.session = session
+        self.subject = subject
+        self.cycle_id = state.get("cycle")
+        self._response: Response | None = None
+
+    async def response(self) -> Response | None:
+        if self._response is None and self.cycle_id is not None:
+            self._response = (
+                await self.session.execute(
+                    select(Response)
+                    .join(Respondent, Respondent.id == Response.respondent_id)
+                    .where(
+                        Respondent.subject_hash == self.subject,
+                        Response.cycle_id == self.cycle_id,
+                    )
+                )
+            ).scalar_one_or_none()
+        return self._response
+
+
+def _invite_info(school: School, cycle: Cycle, code: str) -> dict[str, Any]:
+    langs = [lang for lang in (school.languages or ["en"]) if lang] or ["en"]
+    return {
+        "code": code,
+        "school": school.name,
+        "thr": cycle.anonymity_threshold,
+        "ftt": cycle.free_text_threshold,
+        "langs": langs,
+    }
+
+
+async def peek_invite(
+    s: AsyncSession, code: str, now: datetime, engine: E.Engine
+) -> E.InviteInfo | str:
+    """Check an invite code without using it up: an InviteInfo, or the reason it is refused."""
+    if len(code) > 64 or not code.replace("-", "").replace("_", "").isalnum():
+        return "unknown"
+    row = (
+        await s.execute(
+            select(Invite, Cycle, School)
+            .join(Cycle, Cycle.id == Invite.cycle_id)
+            .join(School, School.id == Cycle.school_id)
+            .where(Invite.code == code)
+        )
+    ).first()
+    if row is None:
+        return "unknown"
+    invite, cycle, school = row
+    if invite.revoked_at is not None:
+        return "revoked"
+    if invite.expires_at is not None and invite.expires_at <= now:
+        return "expired"
+    if cycle.status != "open" or (cycle.closes_at is not None and cycle.closes_at <= now):
+        return "cycle_closed"
+    if invite.max_uses is not None and invite.uses >= invite.max_uses:
+        return "used_up"
+    bank = next((b for b in engine.banks.values() if b.role.value == invite.role), None)
+    if bank is None:
+        return "unknown"
+    info = _invite_info(school, cycle, code)
+    shipped = set(available_languages())
+    langs = tuple(lang for lang in info["langs"] if lang in shipped) or ("en",)
+    return E.InviteInfo(
+        code=code,
+        invite_id=invite.id,
+        cycle_id=cycle.id,
+        role=invite.role,
+        bank_tag=bank.tag,
+        school_name=school.name,
+        languages=langs,
+        threshold=cycle.anonymity_threshold,
+        free_text_threshold=cycle.free_text_threshold,
+    )
