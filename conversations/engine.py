@@ -425,7 +425,7 @@ class Engine:
         nav: list[Choice] = []
         if index > 1:
             nav.append(Choice(BACK, t("nav.back")))
-        if q.kind == "scale" and q.allow_na:
+        if q.kind == "scale" and q.allow_na and get_scale(q.scale).has_na:  # type: ignore[arg-type]
             nav.append(Choice(NA, t("nav.na")))
         if q.optional:
             nav.append(Choice(SKIP, t("nav.skip")))
@@ -552,7 +552,7 @@ class Engine:
         q = bank.question(st["pos"])
         value = ev.value.strip()
         if q.kind == "scale":
-            if value == NA and q.allow_na:
+            if value == NA and q.allow_na and get_scale(q.scale).has_na:  # type: ignore[arg-type]
                 return self._advance(st, q, "na", SaveAnswer(q.id, na=True))
             if value in SCALE_VALUES:
                 return self._advance(st, q, value, SaveAnswer(q.id, value=int(value)))

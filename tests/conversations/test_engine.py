@@ -321,3 +321,13 @@ def test_help_and_privacy_keep_state(eng):
         assert not s.changed and s.state == st
         assert s.prompts[-1].question_id == "g01"
     assert "5 or more" in eng.step(st, E.Privacy()).prompts[0].text
+
+
+def test_not_applicable_only_on_scales_that_have_it():
+    bank = parse_bank(
+        BANK_YAML.replace("allow_na: false}", "allow_na: true}")  # g02: EXTENT, has no N/A
+    )
+    eng = E.Engine.from_banks([bank])
+    st = eng.step(consented(eng), E.Answer("g01", "4")).state
+    assert [c.id for c in eng.render(st).prompts[0].nav] == ["back", "skip"]
+    assert not eng.step(st, E.Answer("g02", "na")).changed
