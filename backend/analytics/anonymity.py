@@ -16,8 +16,9 @@ and t = its free-text threshold (default 10, never below 3):
   of that role wrote an answer to it; below t only that count is shown.
 - A filter (subset of roles, statuses, languages) is refused with
   `SuppressedFilter` when, for any role it covers, it selects between 1 and
-  k-1 responses, or when it differs from the default view by between 1 and
-  k-1 responses (comparing the two views would isolate those people).
+  k-1 responses, or when it selects some and differs from the default view
+  (statuses completed + in_progress, every language) by between 1 and k-1
+  responses: comparing the two views would isolate those people.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def check_filter(groups: Mapping[str, FilterGroup], thresholds: Thresholds) -> N
         g = groups[role]
         if 0 < g.selected < k:
             raise SuppressedFilter(role, g.selected, k, "selects")
-        if 0 < g.differing < k:
+        if g.selected and 0 < g.differing < k:  # a role left out entirely shows nothing
             raise SuppressedFilter(role, g.differing, k, "sets apart")
 
 

@@ -49,7 +49,7 @@ def _report_roles(safe: SafeAggregates, roles: Sequence[str] | None) -> list[str
     if roles is not None:
         return list(dict.fromkeys(roles))
     known = [r.value for r in ROLES]
-    extra = sorted({role for _, role in safe.groups} | set(safe.roles) - set(known))
+    extra = sorted(({role for _, role in safe.groups} | set(safe.roles)) - set(known))
     return known + extra
 
 
