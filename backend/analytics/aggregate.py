@@ -15,6 +15,10 @@ How answers count (answer JOIN response JOIN question_map):
 - `distribution`, `na` and `skipped` count answers, not people (with one
   statement per indicator, the usual case, the two are the same).
 
+Under a filter, each group also records how many of its people the filtered
+and the default view do not share (`differing`), so that the gate can refuse
+to show a group whose comparison with the default view would single them out.
+
 All of it is computed by the database (GROUP BY); no answer row is loaded
 into Python. Free-text comments are loaded as text, with the number of
 respondents who wrote one per (role, question).
@@ -25,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Float, and_, case, cast, false, func, select
+from sqlalchemy import Float, and_, case, cast, distinct, false, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -49,6 +53,8 @@ class GroupStats:
     distribution: dict[int, int] = field(default_factory=lambda: dict.fromkeys(SCORES, 0))
     na: int = 0  # answers "Not applicable"
     skipped: int = 0  # answers skipped ("prefer not to say")
+    # Under a filter: people scored in this view or the default view but not both.
+    differing: int = 0
 
     @property
     def mean(self) -> float | None:
@@ -219,6 +225,9 @@ async def aggregate_cycle(
     for key, role, value, count in (await s.execute(dist_stmt)).all():
         groups.setdefault((key, role), GroupStats()).distribution[int(value)] = int(count)
 
+    if is_filtered:
+        await _group_differences(s, cycle_id, roles, statuses, languages, scored, groups)
+
     return RawAggregates(
         cycle_id=cycle_id,
         cycle_thresholds=thresholds,
@@ -226,6 +235,43 @@ async def aggregate_cycle(
         roles=await _role_counts(s, cycle_id, roles, languages),
         comments=await _comments(s, conds),
     )
+
+
+async def _group_differences(
+    s: AsyncSession,
+    cycle_id: int,
+    roles: Sequence[str] | None,
+    statuses: Sequence[str],
+    languages: Sequence[str] | None,
+    scored: ColumnElement[bool],
+    groups: dict[tuple[str, str], GroupStats],
+) -> None:
+    """Per group, the people a filtered view and the default view do not share."""
+    selected = and_(*_response_filter(cycle_id, None, statuses, languages))
+    default = Response.status.in_(list(DEFAULT_STATUSES))
+    stmt = (
+        select(QuestionMap.indicator_key, Response.role, func.count(distinct(Answer.response_id)))
+        .select_from(Answer)
+        .join(Response, Response.id == Answer.response_id)
+        .join(
+            QuestionMap,
+            and_(
+                QuestionMap.bank_tag == Response.bank_tag,
+                QuestionMap.question_id == Answer.question_id,
+            ),
+        )
+        .where(
+            Response.cycle_id == cycle_id,
+            scored,
+            or_(and_(selected, not_(default)), and_(not_(selected), default)),
+        )
+        .group_by(QuestionMap.indicator_key, Response.role)
+    )
+    if roles is not None:
+        stmt = stmt.where(Response.role.in_(list(roles)))
+    for key, role, count in (await s.execute(stmt)).all():
+        if (key, role) in groups:
+            groups[(key, role)].differing = int(count)
 
 
 async def _role_counts(

@@ -18,7 +18,9 @@ and t = its free-text threshold (default 10, never below 3):
   `SuppressedFilter` when, for any role it covers, it selects between 1 and
   k-1 responses, or when it selects some and differs from the default view
   (statuses completed + in_progress, every language) by between 1 and k-1
-  responses: comparing the two views would isolate those people.
+  responses: comparing the two views would isolate those people. Within a
+  filter that passes, a group whose scored respondents differ from the
+  default view's by 1..k-1 people is suppressed like a small group.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ class ShownGroup:
     distribution: dict[int, int] | None
     na: int | None
     skipped: int | None
-    suppressed: bool  # answered, but n is below the threshold: figures withheld
+    suppressed: bool  # answered, but too few (or too few differing): figures withheld
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +162,7 @@ def enforce(raw: RawAggregates, thresholds: Thresholds) -> SafeAggregates:
 
     groups: dict[tuple[str, str], ShownGroup] = {}
     for gkey, g in raw.groups.items():
-        if g.n >= k:
+        if g.n >= k and not 0 < g.differing < k:
             groups[gkey] = ShownGroup(
                 n=g.n,
                 mean=g.mean,

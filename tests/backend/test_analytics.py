@@ -502,3 +502,23 @@ async def test_report_on_the_real_model(sessionmaker):
             assert set(i["gap"].values()) == {None}
     assert set(report["rollups"]) == {"themes", "criteria", "dimensions"}
     json.dumps(report)
+
+
+async def test_filtered_group_differing_by_few_people_is_suppressed(sessionmaker):
+    async with sessionmaker.begin() as s:
+        cycle = await make_cycle(s)
+        await map_question(s, "q1", "FL-1")
+        await map_question(s, "q4", "VL-1")
+        for _ in range(6):
+            await respond(s, cycle, "learner", {"q1": 3, "q4": 3}, language="en")
+        await respond(s, cycle, "learner", {"q1": 1, "q4": 0}, language="fr")
+        for _ in range(4):
+            await respond(s, cycle, "learner", {"q1": 1}, language="fr")
+        # The role passes (6 selected, 5 set apart), FL-1 too (5 set apart), but VL-1
+        # would differ from the default view by the one French learner who answered it.
+        report = await build_report(s, cycle.id, MODEL, languages=["en"])
+        default = await build_report(s, cycle.id, MODEL)
+    assert ind(report, "FL-1")["roles"]["learner"]["mean"] == 3.0
+    vl1 = ind(report, "VL-1")["roles"]["learner"]
+    assert (vl1["n"], vl1["mean"], vl1["suppressed"]) == (6, None, True)
+    assert ind(default, "VL-1")["roles"]["learner"]["mean"] == round(18 / 7, 2)
