@@ -1,0 +1,845 @@
+"""Repository functions: each takes an `AsyncSession` first; the caller owns the transaction.
+
+Callers use one `async with sessionmaker.begin() as s:` per use case. Nothing here
+raises web exceptions: a missing row is None (or `NotFound` where a row is required),
+bad input is `ValueError`. Everything is loaded explicitly; relationships are
+`lazy="raise"`. Concurrency-sensitive writes (get-or-create, answers, invite uses)
+are single statements that are safe with concurrent callers on PostgreSQL and SQLite.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table, and_, case, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from conversations.roles import Role
+from storage.models import (
+    Answer,
+    Comment,
+    Cycle,
+    Evidence,
+    Invite,
+    QuestionMap,
+    Respondent,
+    Response,
+    School,
+    SelfRating,
+    User,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from conversations.banks import Bank
+
+MIN_THRESHOLD = 3  # no figure is ever shown for a group smaller than this
+USER_ROLES = frozenset({"coordinator", "admin", "peer"})
+CYCLE_STATUSES = frozenset({"draft", "open", "closed"})
+RESPONSE_STATUSES = frozenset({"in_progress", "completed", "stopped"})
+SELF_RATING_STATUSES = frozenset({"draft", "submitted"})
+EVIDENCE_KINDS = frozenset({"file", "link"})
+INVITE_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # Telegram's /start payload alphabet
+INVITE_CODE_BYTES = 12  # 96 random bits -> 16 URL-safe characters
+
+
+class NotFound(LookupError):
+    """A row the operation needs does not exist."""
+
+
+def _insert(s: AsyncSession, table: Table) -> Any:
+    """The dialect's INSERT, which offers ON CONFLICT on PostgreSQL and SQLite alike."""
+    name = s.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"no upsert for dialect {name}")
+
+
+def _check_scale_value(value: int | None) -> None:
+    if value is not None and not (isinstance(value, int) and 0 <= value <= 4):
+        raise ValueError(f"a scale value is 0..4, not {value!r}")
+
+
+# --- schools and users -------------------------------------------------------------------
+
+
+async def create_school(
+    s: AsyncSession,
+    slug: str,
+    name: str,
+    *,
+    timezone: str = "UTC",
+    languages: Sequence[str] = ("en",),
+    anonymity_threshold: int = 5,
+    free_text_threshold: int = 10,
+) -> School:
+    if anonymity_threshold < MIN_THRESHOLD or free_text_threshold < MIN_THRESHOLD:
+        raise ValueError(f"thresholds are never below {MIN_THRESHOLD}")
+    school = School(
+        slug=slug,
+        name=name,
+        timezone=timezone,
+        languages=list(languages),
+        anonymity_threshold=anonymity_threshold,
+        free_text_threshold=free_text_threshold,
+    )
+    s.add(school)
+    await s.flush()
+    return school
+
+
+async def get_school(s: AsyncSession, school_id: int) -> School | None:
+    return await s.get(School, school_id)
+
+
+async def get_school_by_slug(s: AsyncSession, slug: str) -> School | None:
+    return await s.scalar(select(School).where(School.slug == slug))
+
+
+async def list_schools(s: AsyncSession) -> list[School]:
+    return list(await s.scalars(select(School).order_by(School.name, School.id)))
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def create_user(
+    s: AsyncSession,
+    school_id: int | None,
+    email: str,
+    password_hash: str,
+    role: str = "coordinator",
+) -> User:
+    if role not in USER_ROLES:
+        raise ValueError(f"unknown user role {role!r}")
+    email = normalise_email(email)
+    if "@" not in email:
+        raise ValueError("not an email address")
+    user = User(school_id=school_id, email=email, password_hash=password_hash, role=role)
+    s.add(user)
+    await s.flush()
+    return user
+
+
+async def get_user(s: AsyncSession, user_id: int) -> User | None:
+    return await s.get(User, user_id)
+
+
+async def get_user_by_email(s: AsyncSession, email: str) -> User | None:
+    return await s.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+async def record_login(s: AsyncSession, user_id: int, now: datetime | None = None) -> None:
+    await s.execute(update(User).where(User.id == user_id).values(last_login_at=now or utcnow()))
+
+
+# --- cycles -------------------------------------------------------------------------------
+
+
+async def create_cycle(
+    s: AsyncSession,
+    school_id: int,
+    name: str,
+    model_version: str,
+    anonymity_threshold: int | None = None,
+    free_text_threshold: int | None = None,
+    targets: dict[str, int] | None = None,
+    *,
+    status: str = "open",
+    opens_at: datetime | None = None,
+    closes_at: datetime | None = None,
+) -> Cycle:
+    """A new cycle; its thresholds are the school's unless given, fixed now, never below 3.
+
+    The free-text threshold is never below the anonymity threshold either.
+    """
+    if status not in CYCLE_STATUSES:
+        raise ValueError(f"unknown cycle status {status!r}")
+    school = await s.get(School, school_id)
+    if school is None:
+        raise NotFound(f"school {school_id}")
+    anon = max(
+        MIN_THRESHOLD,
+        school.anonymity_threshold if anonymity_threshold is None else anonymity_threshold,
+    )
+    free = max(
+        anon, school.free_text_threshold if free_text_threshold is None else free_text_threshold
+    )
+    for role in targets or {}:
+        Role(role)
+    cycle = Cycle(
+        school_id=school_id,
+        name=name,
+        model_version=model_version,
+        status=status,
+        opens_at=opens_at,
+        closes_at=closes_at,
+        anonymity_threshold=anon,
+        free_text_threshold=free,
+        targets=dict(targets or {}),
+    )
+    s.add(cycle)
+    await s.flush()
+    return cycle
+
+
+async def get_cycle(s: AsyncSession, cycle_id: int) -> Cycle | None:
+    return await s.get(Cycle, cycle_id)
+
+
+async def current_cycle(s: AsyncSession, school_id: int) -> Cycle | None:
+    """The school's newest open cycle."""
+    return await s.scalar(
+        select(Cycle)
+        .where(Cycle.school_id == school_id, Cycle.status == "open")
+        .order_by(Cycle.created_at.desc(), Cycle.id.desc())
+        .limit(1)
+    )
+
+
+async def list_cycles(s: AsyncSession, school_id: int) -> list[Cycle]:
+    return list(
+        await s.scalars(
+            select(Cycle)
+            .where(Cycle.school_id == school_id)
+            .order_by(Cycle.created_at.desc(), Cycle.id.desc())
+        )
+    )
+
+
+async def set_cycle_status(s: AsyncSession, cycle_id: int, status: str) -> None:
+    if status not in CYCLE_STATUSES:
+        raise ValueError(f"unknown cycle status {status!r}")
+    await s.execute(update(Cycle).where(Cycle.id == cycle_id).values(status=status))
+
+
+# --- invites ------------------------------------------------------------------------------
+
+
+def new_invite_code() -> str:
+    """16 characters of [A-Za-z0-9_-] from 96 random bits: fits Telegram's start payload."""
+    return secrets.token_urlsafe(INVITE_CODE_BYTES)
+
+
+async def create_invites(
+    s: AsyncSession,
+    cycle_id: int,
+    role: str,
+    count: int = 1,
+    max_uses: int | None = 1,
+    expires_at: datetime | None = None,
+    label: str | None = None,
+) -> list[Invite]:
+    """`count` invites for `role`; `max_uses=None` makes a reusable (e.g. classroom) link."""
+    role = Role(role).value
+    if not 1 <= count <= 10_000:
+        raise ValueError("count is 1..10000")
+    if max_uses is not None and max_uses < 1:
+        raise ValueError("max_uses is at least 1 (or None: unlimited)")
+    invites = [
+        Invite(
+            cycle_id=cycle_id,
+            code=new_invite_code(),
+            role=role,
+            label=label,
+            max_uses=max_uses,
+            uses=0,
+            expires_at=expires_at,
+        )
+        for _ in range(count)
+    ]
+    s.add_all(invites)
+    await s.flush()
+    return invites
+
+
+class RedeemStatus(StrEnum):
+    OK = "ok"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    USED_UP = "used_up"
+    CYCLE_CLOSED = "cycle_closed"
+
+
+@dataclass(frozen=True, slots=True)
+class RedeemResult:
+    status: RedeemStatus
+    invite: Invite | None = None
+    cycle: Cycle | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is RedeemStatus.OK
+
+
+def _cycle_accepts(cycle: Cycle, now: datetime) -> bool:
+    if cycle.status != "open":
+        return False
+    if cycle.opens_at is not None and now < cycle.opens_at:
+        return False
+    return cycle.closes_at is None or now < cycle.closes_at
+
+
+async def get_invite_by_code(s: AsyncSession, code: str) -> Invite | None:
+    if not INVITE_CODE.match(code):
+        return None
+    return await s.scalar(select(Invite).where(Invite.code == code))
+
+
+async def redeem_invite(s: AsyncSession, code: str, now: datetime) -> RedeemResult:
+    """Count one use of the invite if it may still be used.
+
+    The use is counted by one `UPDATE ... WHERE uses < max_uses`: with concurrent
+    redeemers of the last use exactly one succeeds (PostgreSQL re-checks the WHERE
+    on the row it waited for; SQLite serialises writers).
+    """
+    invite = await get_invite_by_code(s, code)
+    if invite is None:
+        return RedeemResult(RedeemStatus.UNKNOWN)
+    if invite.revoked_at is not None:
+        return RedeemResult(RedeemStatus.REVOKED, invite)
+    if invite.expires_at is not None and now >= invite.expires_at:
+        return RedeemResult(RedeemStatus.EXPIRED, invite)
+    cycle = await s.get(Cycle, invite.cycle_id)
+    if cycle is None or not _cycle_accepts(cycle, now):
+        return RedeemResult(RedeemStatus.CYCLE_CLOSED, invite, cycle)
+    new_uses = await s.scalar(
+        update(Invite)
+        .where(
+            Invite.id == invite.id,
+            Invite.revoked_at.is_(None),
+            or_(Invite.max_uses.is_(None), Invite.uses < Invite.max_uses),
+        )
+        .values(uses=Invite.uses + 1)
+        .returning(Invite.uses)
+        .execution_options(synchronize_session=False)
+    )
+    if new_uses is None:
+        await s.refresh(invite)
+        status = RedeemStatus.REVOKED if invite.revoked_at is not None else RedeemStatus.USED_UP
+        return RedeemResult(status, invite, cycle)
+    set_committed_value(invite, "uses", new_uses)
+    return RedeemResult(RedeemStatus.OK, invite, cycle)
+
+
+async def revoke_invite(
+    s: AsyncSession, invite_id: int, now: datetime | None = None, *, cycle_id: int | None = None
+) -> bool:
+    """Revoke an invite (only within `cycle_id` if given); False if none was revoked."""
+    stmt = update(Invite).where(Invite.id == invite_id, Invite.revoked_at.is_(None))
+    if cycle_id is not None:
+        stmt = stmt.where(Invite.cycle_id == cycle_id)
+    result = await s.execute(
+        stmt.values(revoked_at=now or utcnow()).execution_options(synchronize_session="fetch")
+    )
+    return result.rowcount > 0
+
+
+async def list_invites(
+    s: AsyncSession, cycle_id: int, role: str | None = None, *, include_revoked: bool = True
+) -> list[Invite]:
+    stmt = select(Invite).where(Invite.cycle_id == cycle_id)
+    if role is not None:
+        stmt = stmt.where(Invite.role == role)
+    if not include_revoked:
+        stmt = stmt.where(Invite.revoked_at.is_(None))
+    return list(await s.scalars(stmt.order_by(Invite.created_at, Invite.id)))
+
+
+# --- respondents --------------------------------------------------------------------------
+
+
+async def get_respondent(s: AsyncSession, subject_hash: str) -> Respondent | None:
+    return await s.scalar(select(Respondent).where(Respondent.subject_hash == subject_hash))
+
+
+async def get_or_create_respondent(s: AsyncSession, subject_hash: str) -> Respondent:
+    """Race-safe: INSERT ... ON CONFLICT DO NOTHING, then SELECT."""
+    if len(subject_hash) != 64:
+        raise ValueError("subject_hash is the 64-hex-char keyed hash, not a raw id")
+    await s.execute(
+        _insert(s, Respondent.__table__)
+        .values(subject_hash=subject_hash, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["subject_hash"])
+    )
+    return (
+        await s.execute(
+            select(Respondent)
+            .where(Respondent.subject_hash == subject_hash)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+
+
+async def set_language(s: AsyncSession, respondent_id: int, language: str) -> None:
+    await s.execute(
+        update(Respondent).where(Respondent.id == respondent_id).values(language=language)
+    )
+
+
+async def mark_blocked(
+    s: AsyncSession, respondent_id: int, now: datetime | None = None, *, blocked: bool = True
+) -> None:
+    """The respondent blocked the bot (403): send nothing more. `blocked=False` undoes it."""
+    await s.execute(
+        update(Respondent)
+        .where(Respondent.id == respondent_id)
+        .values(blocked_at=(now or utcnow()) if blocked else None)
+    )
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+async def get_or_create_response(
+    s: AsyncSession,
+    respondent_id: int,
+    cycle_id: int,
+    invite_id: int | None,
+    role: str,
+    bank_tag: str,
+    model_version: str,
+    language: str,
+    consent_at: datetime,
+) -> Response:
+    """The respondent's response in this cycle; created if there is none (race-safe).
+
+    An existing response is returned unchanged (role, bank and invite stay as first set).
+    """
+    role = Role(role).value
+    now = utcnow()
+    await s.execute(
+        _insert(s, Response.__table__)
+        .values(
+            respondent_id=respondent_id,
+            cycle_id=cycle_id,
+            invite_id=invite_id,
+            role=role,
+            bank_tag=bank_tag,
+            model_version=model_version,
+            language=language,
+            status="in_progress",
+            consent_at=consent_at,
+            started_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["respondent_id", "cycle_id"])
+    )
+    response = await get_response(s, respondent_id, cycle_id)
+    assert response is not None
+    return response
+
+
+async def get_response(s: AsyncSession, respondent_id: int, cycle_id: int) -> Response | None:
+    return (
+        await s.execute(
+            select(Response)
+            .where(Response.respondent_id == respondent_id, Response.cycle_id == cycle_id)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+
+
+async def get_response_by_id(s: AsyncSession, response_id: int) -> Response | None:
+    return await s.get(Response, response_id)
+
+
+async def find_active_response(s: AsyncSession, respondent_id: int) -> Response | None:
+    """The respondent's newest response still in progress."""
+    return await s.scalar(
+        select(Response)
+        .where(Response.respondent_id == respondent_id, Response.status == "in_progress")
+        .order_by(Response.started_at.desc(), Response.id.desc())
+        .limit(1)
+    )
+
+
+async def set_status(
+    s: AsyncSession, response_id: int, status: str, now: datetime | None = None
+) -> None:
+    """completed / stopped set `completed_at` (when it ended); in_progress clears it."""
+    if status not in RESPONSE_STATUSES:
+        raise ValueError(f"unknown response status {status!r}")
+    now = now or utcnow()
+    await s.execute(
+        update(Response)
+        .where(Response.id == response_id)
+        .values(
+            status=status,
+            completed_at=None if status == "in_progress" else now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+async def set_response_language(s: AsyncSession, response_id: int, language: str) -> None:
+    await s.execute(
+        update(Response)
+        .where(Response.id == response_id)
+        .values(language=language, updated_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+# --- answers and comments -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRecord:
+    question_id: str
+    value: int | None
+    na: bool
+    number: float | None
+    choice: str | None
+    skipped: bool
+    answered_at: datetime
+
+
+async def upsert_answer(
+    s: AsyncSession,
+    response_id: int,
+    question_id: str,
+    *,
+    value: int | None = None,
+    na: bool = False,
+    number: float | None = None,
+    choice: str | None = None,
+    skipped: bool = False,
+    answered_at: datetime | None = None,
+) -> None:
+    """Store one answer, exactly one of value / na / number / choice / skipped.
+
+    Idempotent on (response, question): the same input again changes nothing (not even
+    `answered_at`); a different answer replaces the old one and takes the new time.
+    """
+    given = [value is not None, na, number is not None, choice is not None, skipped]
+    if sum(given) != 1:
+        raise ValueError("an answer is exactly one of value, na, number, choice, skipped")
+    _check_scale_value(value)
+    table = Answer.__table__
+    stmt = _insert(s, table).values(
+        response_id=response_id,
+        question_id=question_id,
+        value=value,
+        na=na,
+        number=None if number is None else float(number),
+        choice=choice,
+        skipped=skipped,
+        answered_at=answered_at or utcnow(),
+    )
+    new = stmt.excluded
+    changed = or_(
+        *(
+            table.c[name].is_distinct_from(new[name])
+            for name in ("value", "na", "number", "choice", "skipped")
+        )
+    )
+    await s.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["response_id", "question_id"],
+            set_={
+                "value": new.value,
+                "na": new.na,
+                "number": new.number,
+                "choice": new.choice,
+                "skipped": new.skipped,
+                "answered_at": case((changed, new.answered_at), else_=table.c.answered_at),
+            },
+        )
+    )
+
+
+async def load_answers(s: AsyncSession, response_id: int) -> dict[str, AnswerRecord]:
+    """The response's answers by question id, in the order first answered."""
+    rows = await s.execute(
+        select(
+            Answer.question_id,
+            Answer.value,
+            Answer.na,
+            Answer.number,
+            Answer.choice,
+            Answer.skipped,
+            Answer.answered_at,
+        )
+        .where(Answer.response_id == response_id)
+        .order_by(Answer.id)
+    )
+    return {row.question_id: AnswerRecord(*row) for row in rows}
+
+
+async def delete_answer(s: AsyncSession, response_id: int, question_id: str) -> bool:
+    result = await s.execute(
+        delete(Answer).where(Answer.response_id == response_id, Answer.question_id == question_id)
+    )
+    return result.rowcount > 0
+
+
+async def upsert_comment(s: AsyncSession, response_id: int, question_id: str, text: str) -> None:
+    """Store (or replace) the free-text answer to one question."""
+    text = text.strip()
+    if not text:
+        raise ValueError("an empty comment is not stored (delete it instead)")
+    stmt = _insert(s, Comment.__table__).values(
+        response_id=response_id, question_id=question_id, text=text, created_at=utcnow()
+    )
+    await s.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["response_id", "question_id"],
+            set_={"text": stmt.excluded.text, "created_at": stmt.excluded.created_at},
+        )
+    )
+
+
+async def load_comments(s: AsyncSession, response_id: int) -> dict[str, str]:
+    rows = await s.execute(
+        select(Comment.question_id, Comment.text)
+        .where(Comment.response_id == response_id)
+        .order_by(Comment.id)
+    )
+    return {qid: text for qid, text in rows}
+
+
+async def delete_comment(s: AsyncSession, response_id: int, question_id: str) -> bool:
+    result = await s.execute(
+        delete(Comment).where(
+            Comment.response_id == response_id, Comment.question_id == question_id
+        )
+    )
+    return result.rowcount > 0
+
+
+# --- erasure ------------------------------------------------------------------------------
+
+
+async def erase_respondent(s: AsyncSession, subject_hash: str) -> int:
+    """Delete the respondent and everything they answered; returns how many responses.
+
+    Real deletes, explicit (not left to ON DELETE CASCADE), so that they also happen
+    where foreign keys are not enforced.
+    """
+    respondent_id = await s.scalar(
+        select(Respondent.id).where(Respondent.subject_hash == subject_hash)
+    )
+    if respondent_id is None:
+        return 0
+    response_ids = list(
+        await s.scalars(select(Response.id).where(Response.respondent_id == respondent_id))
+    )
+    if response_ids:
+        await s.execute(delete(Answer).where(Answer.response_id.in_(response_ids)))
+        await s.execute(delete(Comment).where(Comment.response_id.in_(response_ids)))
+        await s.execute(delete(Response).where(Response.id.in_(response_ids)))
+    await s.execute(delete(Respondent).where(Respondent.id == respondent_id))
+    # Nothing erased may linger in this session's identity map.
+    erased = set(response_ids)
+    for obj in list(s.sync_session.identity_map.values()):
+        if (
+            (isinstance(obj, Respondent) and obj.id == respondent_id)
+            or (isinstance(obj, Response) and obj.id in erased)
+            or (isinstance(obj, Answer | Comment) and obj.response_id in erased)
+        ):
+            s.expunge(obj)
+    return len(response_ids)
+
+
+# --- question map -------------------------------------------------------------------------
+
+
+async def sync_question_map(s: AsyncSession, banks: Iterable[Bank]) -> int:
+    """Make `question_map` hold exactly the scale questions' indicators of these banks.
+
+    Idempotent; rows of other bank tags are left alone. Returns rows added or changed.
+    """
+    changes = 0
+    table = QuestionMap.__table__
+    for bank in banks:
+        wanted: dict[tuple[str, str], str] = {
+            (q.id, ind): str(q.scale)
+            for q in bank.questions
+            if q.kind == "scale" and q.scale is not None
+            for ind in q.indicators
+        }
+        rows = await s.execute(
+            select(QuestionMap.question_id, QuestionMap.indicator_key, QuestionMap.scale).where(
+                QuestionMap.bank_tag == bank.tag
+            )
+        )
+        have = {(qid, ind): scale for qid, ind, scale in rows}
+        stale = [k for k in have if k not in wanted]
+        for qid, ind in stale:
+            await s.execute(
+                delete(QuestionMap).where(
+                    QuestionMap.bank_tag == bank.tag,
+                    QuestionMap.question_id == qid,
+                    QuestionMap.indicator_key == ind,
+                )
+            )
+        todo = [
+            {"bank_tag": bank.tag, "question_id": qid, "indicator_key": ind, "scale": scale}
+            for (qid, ind), scale in wanted.items()
+            if have.get((qid, ind)) != scale
+        ]
+        if todo:
+            stmt = _insert(s, table)
+            await s.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["bank_tag", "question_id", "indicator_key"],
+                    set_={"scale": stmt.excluded.scale},
+                ),
+                todo,
+            )
+        changes += len(todo)
+    return changes
+
+
+async def question_map(s: AsyncSession, bank_tag: str) -> dict[str, list[str]]:
+    """question id -> indicator keys for one bank version."""
+    rows = await s.execute(
+        select(QuestionMap.question_id, QuestionMap.indicator_key)
+        .where(QuestionMap.bank_tag == bank_tag)
+        .order_by(QuestionMap.id)
+    )
+    out: dict[str, list[str]] = {}
+    for qid, ind in rows:
+        out.setdefault(qid, []).append(ind)
+    return out
+
+
+# --- self-assessment and evidence ---------------------------------------------------------
+
+
+async def upsert_self_rating(
+    s: AsyncSession,
+    cycle_id: int,
+    indicator_key: str,
+    value: int | None = None,
+    number: float | None = None,
+    comment: str | None = None,
+    status: str = "draft",
+    user_id: int | None = None,
+) -> SelfRating:
+    """Set the school's own rating of one indicator in one cycle (replacing any earlier one)."""
+    if status not in SELF_RATING_STATUSES:
+        raise ValueError(f"unknown self-rating status {status!r}")
+    if value is not None and number is not None:
+        raise ValueError("a self-rating is a scale value or a number, not both")
+    _check_scale_value(value)
+    stmt = _insert(s, SelfRating.__table__).values(
+        cycle_id=cycle_id,
+        indicator_key=indicator_key,
+        value=value,
+        number=None if number is None else float(number),
+        comment=comment,
+        status=status,
+        updated_by=user_id,
+        updated_at=utcnow(),
+    )
+    new = stmt.excluded
+    await s.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["cycle_id", "indicator_key"],
+            set_={
+                "value": new.value,
+                "number": new.number,
+                "comment": new.comment,
+                "status": new.status,
+                "updated_by": new.updated_by,
+                "updated_at": new.updated_at,
+            },
+        )
+    )
+    return (
+        await s.execute(
+            select(SelfRating)
+            .where(SelfRating.cycle_id == cycle_id, SelfRating.indicator_key == indicator_key)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+
+
+async def list_self_ratings(s: AsyncSession, cycle_id: int) -> dict[str, SelfRating]:
+    """indicator key -> the cycle's self-rating."""
+    rows = await s.scalars(
+        select(SelfRating)
+        .where(SelfRating.cycle_id == cycle_id)
+        .order_by(SelfRating.indicator_key)
+        .execution_options(populate_existing=True)
+    )
+    return {r.indicator_key: r for r in rows}
+
+
+async def add_evidence(
+    s: AsyncSession,
+    cycle_id: int,
+    indicator_key: str,
+    kind: str,
+    *,
+    url: str | None = None,
+    filename: str | None = None,
+    stored_name: str | None = None,
+    content_type: str | None = None,
+    size_bytes: int | None = None,
+    note: str | None = None,
+    user_id: int | None = None,
+) -> Evidence:
+    """A link (`url`) or an uploaded file (`stored_name`, the random name on disk)."""
+    if kind not in EVIDENCE_KINDS:
+        raise ValueError(f"evidence kind is file or link, not {kind!r}")
+    if kind == "link" and not url:
+        raise ValueError("link evidence needs a url")
+    if kind == "file" and not stored_name:
+        raise ValueError("file evidence needs its stored_name")
+    item = Evidence(
+        cycle_id=cycle_id,
+        indicator_key=indicator_key,
+        kind=kind,
+        url=url,
+        filename=filename,
+        stored_name=stored_name,
+        content_type=content_type,
+        size_bytes=size_bytes,
+        note=note,
+        uploaded_by=user_id,
+    )
+    s.add(item)
+    await s.flush()
+    return item
+
+
+async def list_evidence(
+    s: AsyncSession, cycle_id: int, indicator_key: str | None = None
+) -> list[Evidence]:
+    stmt = select(Evidence).where(Evidence.cycle_id == cycle_id)
+    if indicator_key is not None:
+        stmt = stmt.where(Evidence.indicator_key == indicator_key)
+    return list(
+        await s.scalars(stmt.order_by(Evidence.indicator_key, Evidence.created_at, Evidence.id))
+    )
+
+
+async def delete_evidence(
+    s: AsyncSession, evidence_id: int, *, cycle_id: int | None = None
+) -> Evidence | None:
+    """Delete one item (only within `cycle_id` if given); returns it, e.g. to remove its file."""
+    conds = [Evidence.id == evidence_id]
+    if cycle_id is not None:
+        conds.append(Evidence.cycle_id == cycle_id)
+    item = await s.scalar(select(Evidence).where(and_(*conds)))
+    if item is None:
+        return None
+    await s.delete(item)
+    await s.flush()
+    return item
