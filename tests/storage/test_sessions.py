@@ -216,3 +216,29 @@ async def test_factories(redis_url: str) -> None:
     finally:
         await store.close()
         await dedup.close()
+
+
+async def test_redis_lock_is_shared_by_two_processes(redis_url: str, redis_client, redis_prefix):
+    """Two stores with their own connections (as two server processes) share one lock."""
+    import redis.asyncio as aioredis
+
+    other_client = aioredis.from_url(redis_url)
+    a = RedisSessionStore(redis_client, redis_prefix)
+    b = RedisSessionStore(other_client, redis_prefix)
+    order: list[str] = []
+
+    async def section(store: RedisSessionStore, name: str) -> None:
+        async with store.lock(KEY, timeout=5):
+            order.append(name)
+            await asyncio.sleep(0.05)
+            order.append(name)
+
+    try:
+        await asyncio.gather(section(a, "a"), section(b, "b"))
+        assert order in (["a", "a", "b", "b"], ["b", "b", "a", "a"])
+        async with a.lock(KEY):
+            with pytest.raises(LockTimeout):
+                async with b.lock(KEY, timeout=0.1):
+                    pass
+    finally:
+        await other_client.aclose()
