@@ -29,8 +29,30 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     engine = create_engine(app[keys.SETTINGS].database_url)
     app[keys.DB_ENGINE] = engine
     app[keys.SESSIONMAKER] = make_sessionmaker(engine)
+    await _sync_question_map(app)
     yield
     await engine.dispose()
+
+
+async def _sync_question_map(app: web.Application) -> None:
+    """Keep the table analytics join on (bank question -> indicators) in step with the banks."""
+    from sqlalchemy.exc import DBAPIError
+
+    from storage import repo
+
+    try:
+        async with app[keys.SESSIONMAKER].begin() as s:
+            await repo.sync_question_map(s, load_banks().values())
+    except DBAPIError as exc:
+        if (
+            "question_map" in str(exc)
+            or "no such table" in str(exc)
+            or "does not exist" in str(exc)
+        ):
+            raise RuntimeError(
+                "The database has no schema yet: run `guidance-survey db upgrade` first."
+            ) from exc
+        raise
 
 
 async def _stores(app: web.Application) -> AsyncIterator[None]:

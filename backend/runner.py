@@ -150,7 +150,7 @@ class SurveyRunner:
             if existing is None:
                 result = await repo.redeem_invite(s, effect.invite_code, datetime.now(UTC))
                 if not result.ok:
-                    return result.reason.value
+                    return result.status.value
                 await repo.get_or_create_response(
                     s,
                     respondent_id=respondent.id,
@@ -187,6 +187,7 @@ class SurveyRunner:
         elif isinstance(effect, E.DeleteAnswers):
             for qid in effect.question_ids:
                 await repo.delete_answer(s, response.id, qid)
+                await repo.delete_comment(s, response.id, qid)
         elif isinstance(effect, E.SetStatus):
             await repo.set_status(s, response.id, effect.status)
         elif isinstance(effect, E.SetLanguage):

@@ -1,0 +1,270 @@
+"""The demo school: an open cycle and a closed one, sample answers from every kind of group.
+
+Sample answers are generated, reproducibly, from a "true quality" per indicator with a
+bias per group, so the dashboard has agreements, blind spots and hidden strengths to show.
+Some groups stay below the anonymity threshold on purpose: the dashboard shows them grey.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.passwords import hash_password
+from conversations.banks import Bank, load_banks
+from conversations.engine import Engine
+from conversations.model import ExcellenceModel, load_model
+from conversations.roles import Role
+from conversations.scales import AnswerKind
+from storage import repo
+from storage.db import create_engine, make_sessionmaker
+from storage.hashing import subject_hash
+from storage.migrate import upgrade
+from storage.models import Answer, Comment, Invite, Respondent, Response
+
+DEMO_SLUG = "demo"
+DEMO_NAME = "Demo College of Crafts and Technology"
+DEMO_EMAIL = "coordinator@demo.school"
+ADMIN_EMAIL = "admin@demo.school"
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - the public demo login, printed by `demo`
+DEMO_LABEL = "Demo shared link"
+
+# Respondents per group in the open cycle (the closed one has about 60% of these).
+SAMPLE_SIZES: dict[Role, int] = {
+    Role.LEARNER: 42,
+    Role.PROSPECTIVE_LEARNER: 11,
+    Role.PARENT: 19,
+    Role.GRADUATE: 14,
+    Role.EMPLOYER: 9,
+    Role.EMPLOYER_SME: 6,
+    Role.TEACHER: 15,
+    Role.STAFF: 7,
+    Role.BOARD: 5,
+    Role.UNION: 3,  # below the threshold: shown grey
+    Role.EDUCATION_PROVIDER: 4,  # below the threshold: shown grey
+    Role.LOCAL_GOVERNMENT: 2,
+}
+# How much more (or less) kindly each group sees the school than the "truth".
+ROLE_BIAS: dict[Role, float] = {
+    Role.LEARNER: -0.3,
+    Role.PROSPECTIVE_LEARNER: 0.2,
+    Role.PARENT: 0.1,
+    Role.GRADUATE: -0.5,
+    Role.EMPLOYER: -0.7,
+    Role.EMPLOYER_SME: -0.9,
+    Role.TEACHER: 0.4,
+    Role.STAFF: 0.3,
+    Role.BOARD: 0.6,
+}
+COMMENTS = [
+    "The company visits in the second year helped me choose my specialisation.",
+    "I would like more one-to-one talks about what to do after school.",
+    "The career day with former students was the best part of the year.",
+    "Nobody told us about apprenticeships before the last month.",
+    "Mock interviews were really useful, please do them earlier.",
+    "The online page with vacancies is hard to find.",
+    "More information about salaries and working conditions, please.",
+    "Our teacher connected me with a mentor from a local firm.",
+    "I did not know the guidance room existed until this year.",
+    "Short videos about different jobs would help.",
+    "The internship fair was crowded but worth it.",
+    "Please invite more employers from small companies.",
+    "I liked planning my goals in the personal development plan.",
+    "Information for parents came too late.",
+]
+
+
+async def prepare_demo(settings: Any, reset: bool = False) -> dict[str, Any]:
+    """Migrate the database and make sure the demo school exists; return its logins and codes."""
+    url = settings.database_url
+    if reset and url.startswith("sqlite"):
+        db = make_url(url).database
+        if db and db != ":memory:":
+            for suffix in ("", "-wal", "-shm"):
+                Path(db + suffix).unlink(missing_ok=True)  # noqa: ASYNC240 - before any I/O starts
+    await upgrade(url)
+    engine = create_engine(url)
+    try:
+        sm = make_sessionmaker(engine)
+        async with sm.begin() as s:
+            await repo.sync_question_map(s, load_banks().values())
+            school = await repo.get_school_by_slug(s, DEMO_SLUG)
+            if school is None:
+                await seed_demo(s, settings.resolved_secret_key())
+                school = await repo.get_school_by_slug(s, DEMO_SLUG)
+            assert school is not None
+            cycle = await repo.current_cycle(s, school.id)
+            codes: dict[str, str] = {}
+            if cycle is not None:
+                for inv in await repo.list_invites(s, cycle.id):
+                    if inv.label == DEMO_LABEL and inv.revoked_at is None:
+                        codes.setdefault(inv.role, inv.code)
+    finally:
+        await engine.dispose()
+    ordered = {r.value: codes[r.value] for r in Role if r.value in codes}
+    return {"email": DEMO_EMAIL, "admin_email": ADMIN_EMAIL, "codes": ordered}
+
+
+async def seed_demo(s: AsyncSession, secret_key: str, *, seed: int = 2026) -> None:
+    """Create the demo school, its accounts, two cycles, invites and sample answers."""
+    rng = random.Random(seed)
+    model = load_model()
+    banks = load_banks()
+    engine = Engine.from_banks(banks.values(), model.version)
+    school = await repo.create_school(s, DEMO_SLUG, DEMO_NAME, languages=["en"])
+    pw = hash_password(DEMO_PASSWORD)
+    await repo.create_user(s, school.id, DEMO_EMAIL, pw, "coordinator")
+    await repo.create_user(s, None, ADMIN_EMAIL, pw, "admin")
+
+    quality = {p.indicator.key: rng.uniform(1.2, 3.5) for p in model.placed()}
+    now = datetime.now(UTC)
+    year = now.year if now.month >= 8 else now.year - 1
+    previous = await repo.create_cycle(
+        s,
+        school.id,
+        f"{year - 1}/{year % 100:02d}",
+        model.version,
+        status="closed",
+        opens_at=now - timedelta(days=400),
+        closes_at=now - timedelta(days=300),
+        targets={r.value: n + 5 for r, n in SAMPLE_SIZES.items()},
+    )
+    current = await repo.create_cycle(
+        s,
+        school.id,
+        f"{year}/{(year + 1) % 100:02d}",
+        model.version,
+        opens_at=now - timedelta(days=20),
+        closes_at=now + timedelta(days=60),
+        targets={r.value: n + 10 for r, n in SAMPLE_SIZES.items()},
+    )
+    # Last year the school was a little weaker, and rated itself about as generously.
+    earlier = {k: max(0.0, v - rng.uniform(0.0, 0.6)) for k, v in quality.items()}
+    for cycle, truth, share, stamp in (
+        (previous, earlier, 0.6, now - timedelta(days=330)),
+        (current, quality, 1.0, now - timedelta(days=5)),
+    ):
+        await _self_assessment(s, cycle.id, model, truth, rng)
+        for role, size in SAMPLE_SIZES.items():
+            invite = Invite(
+                cycle_id=cycle.id,
+                code=repo.new_invite_code(),
+                role=role.value,
+                label=DEMO_LABEL,
+                max_uses=None,
+                expires_at=cycle.closes_at,
+            )
+            s.add(invite)
+            await s.flush()
+            for i in range(max(1, round(size * share)) if size else 0):
+                await _respondent(
+                    s,
+                    engine,
+                    banks[role],
+                    truth,
+                    rng,
+                    subject=subject_hash(secret_key, "demo", f"{cycle.id}-{role.value}-{i}"),
+                    cycle_id=cycle.id,
+                    invite_id=invite.id,
+                    when=stamp - timedelta(minutes=rng.randint(0, 60 * 24 * 10)),
+                    bias=ROLE_BIAS.get(role, 0.0),
+                )
+
+
+async def _self_assessment(
+    s: AsyncSession,
+    cycle_id: int,
+    model: ExcellenceModel,
+    truth: dict[str, float],
+    rng: random.Random,
+) -> None:
+    for p in model.placed():
+        ind = p.indicator
+        if ind.kind == AnswerKind.NUMBER:
+            spec = ind.number
+            assert spec is not None
+            top = min(spec.max, 100 if spec.kind == "rate" else 60)
+            number = round(rng.uniform(spec.min, top), 0 if spec.integer else 1)
+            await repo.upsert_self_rating(s, cycle_id, ind.key, number=number, status="submitted")
+            continue
+        # Schools tend to rate themselves a little higher than others see them.
+        value = max(0, min(4, round(truth[ind.key] + rng.uniform(0.2, 1.4))))
+        await repo.upsert_self_rating(s, cycle_id, ind.key, value=value, status="submitted")
+
+
+async def _respondent(
+    s: AsyncSession,
+    engine: Engine,
+    bank: Bank,
+    truth: dict[str, float],
+    rng: random.Random,
+    *,
+    subject: str,
+    cycle_id: int,
+    invite_id: int,
+    when: datetime,
+    bias: float,
+) -> None:
+    respondent = Respondent(subject_hash=subject, language="en", created_at=when)
+    s.add(respondent)
+    await s.flush()
+    completed = rng.random() < 0.88
+    response = Response(
+        respondent_id=respondent.id,
+        cycle_id=cycle_id,
+        invite_id=invite_id,
+        role=bank.role.value,
+        bank_tag=bank.tag,
+        model_version=engine.model_version,
+        language="en",
+        status="completed" if completed else "in_progress",
+        consent_at=when,
+        started_at=when,
+        completed_at=when + timedelta(minutes=rng.randint(3, 9)) if completed else None,
+    )
+    s.add(response)
+    await s.flush()
+    codes: dict[str, str] = {}
+    visible = engine.visible(bank, codes)
+    limit = len(bank.questions) if completed else rng.randint(2, max(2, len(visible) - 2))
+    answered = 0
+    while answered < limit:
+        pending = [q for q in engine.visible(bank, codes) if q.id not in codes]
+        if not pending:
+            break
+        q = pending[0]
+        answered += 1
+        row = Answer(response_id=response.id, question_id=q.id, answered_at=when)
+        if q.kind == "choice":
+            opt = rng.choice(q.options).id
+            row.choice = opt
+            codes[q.id] = "c:" + opt
+        elif q.kind == "scale":
+            if q.optional and rng.random() < 0.03:
+                row.skipped = True
+                codes[q.id] = "s"
+            elif q.allow_na and q.scale == "AGM" and rng.random() < 0.05:
+                row.na = True
+                codes[q.id] = "na"
+            else:
+                centre = sum(truth[k] for k in q.indicators) / len(q.indicators) + bias
+                row.value = max(0, min(4, round(rng.gauss(centre, 0.85))))
+                codes[q.id] = str(row.value)
+        elif q.kind == "number":
+            bounds = q.number
+            assert bounds is not None
+            row.number = float(rng.randint(int(bounds.min), int(min(bounds.max, 10))))
+            codes[q.id] = "n"
+        else:
+            if bank.role is Role.LEARNER and rng.random() < 0.6:
+                s.add(Comment(response_id=response.id, question_id=q.id, text=rng.choice(COMMENTS)))
+            else:
+                row.skipped = True
+            codes[q.id] = "t"
+        s.add(row)
+    await s.flush()
