@@ -172,18 +172,22 @@ class SurveyRunner:
             log.warning("effect %s without an open response", type(effect).__name__)
             return None
         if isinstance(effect, E.SaveAnswer):
-            await repo.upsert_answer(
-                s,
-                response.id,
-                effect.question_id,
-                value=effect.value,
-                na=effect.na,
-                number=effect.number,
-                choice=effect.choice,
-                skipped=effect.skipped,
-            )
             if effect.text is not None:
+                # Free text lives only in `comment` (shown under its own, higher threshold).
+                await repo.delete_answer(s, response.id, effect.question_id)
                 await repo.upsert_comment(s, response.id, effect.question_id, effect.text)
+            else:
+                await repo.upsert_answer(
+                    s,
+                    response.id,
+                    effect.question_id,
+                    value=effect.value,
+                    na=effect.na,
+                    number=effect.number,
+                    choice=effect.choice,
+                    skipped=effect.skipped,
+                )
+                await repo.delete_comment(s, response.id, effect.question_id)
         elif isinstance(effect, E.DeleteAnswers):
             for qid in effect.question_ids:
                 await repo.delete_answer(s, response.id, qid)
@@ -216,7 +220,9 @@ class SurveyRunner:
             if response.bank_tag not in self.engine.banks:
                 return {}
             answers = await repo.load_answers(s, response.id)
-        codes = {
+            comments = await repo.load_comments(s, response.id)
+        codes = {qid: "t" for qid in comments}
+        codes |= {
             qid: E.answer_code(
                 value=a.value, na=a.na, number=a.number, choice=a.choice, skipped=a.skipped
             )

@@ -1,0 +1,175 @@
+"""The way of one answer, end to end below the channels: runner + engine + storage.
+
+Runs on SQLite with the in-memory store and on PostgreSQL with the real Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from backend.runner import SurveyRunner
+from conversations import engine as E
+from conversations.banks import load_banks
+from conversations.model import load_model
+from storage import repo
+from storage.models import Answer, Comment, Invite, Respondent, Response
+from storage.sessions import MemorySessionStore, RedisSessionStore
+from tests.apptools import seed_school
+
+
+@pytest.fixture
+async def store(request, db_url, redis_prefix):
+    """The embedded default on SQLite, the real Redis on PostgreSQL."""
+    if db_url.startswith("sqlite"):
+        yield MemorySessionStore()
+        return
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(request.getfixturevalue("redis_url"))
+    try:
+        yield RedisSessionStore(client, redis_prefix)
+    finally:
+        keys = [k async for k in client.scan_iter(match=redis_prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+@pytest.fixture
+async def runner(sessionmaker, store):
+    async with sessionmaker.begin() as s:
+        await repo.sync_question_map(s, load_banks().values())
+    engine = E.Engine.from_banks(load_banks().values(), load_model().version)
+    return SurveyRunner(
+        engine=engine, sessionmaker=sessionmaker, store=store, secret_key="k" * 32, ttl=3600
+    )
+
+
+async def answer_all(runner: SurveyRunner, subject: str) -> E.Step:
+    """Tap the first choice of every question (typing where typing is due) to the end."""
+    step = (await runner.current(subject)).step
+    for _ in range(60):
+        p = step.prompts[-1]
+        if p.final:
+            return step
+        if p.expects == "number":
+            value = "3"
+        elif p.expects == "text":
+            value = "More company visits"
+        else:
+            value = p.choices[0].id
+        step = (await runner.handle(subject, E.Answer(p.question_id, value))).step
+    raise AssertionError("survey did not end")
+
+
+async def count(sessionmaker, model) -> int:
+    async with sessionmaker() as s:
+        return (await s.execute(select(func.count()).select_from(model))).scalar_one()
+
+
+async def test_full_learner_survey_lands_once(runner, sessionmaker):
+    seeded = await seed_school(sessionmaker)
+    subject = runner.subject("telegram", 1001)
+    out = await runner.start(subject, seeded.invites["learner"])
+    assert out.step.prompts[0].kind == "consent"
+    assert await count(sessionmaker, Respondent) == 0  # nothing stored before consent
+    out = await runner.handle(subject, E.Consent(True))
+    assert out.step.prompts[0].kind == "question"
+    done = await answer_all(runner, subject)
+    assert done.state["stage"] == "done"
+    n_questions = len(done.state["ans"])
+    # every question once: free text in `comment`, all else in `answer`
+    assert await count(sessionmaker, Comment) == 1
+    assert await count(sessionmaker, Answer) == n_questions - 1
+    async with sessionmaker() as s:
+        response = (await s.execute(select(Response))).scalar_one()
+        invite = (
+            await s.execute(select(Invite).where(Invite.code == seeded.invites["learner"]))
+        ).scalar_one()
+    assert response.status == "completed" and response.role == "learner"
+    assert invite.uses == 1
+    # Opening the link again resumes: no second response, no second use.
+    again = await runner.start(subject, seeded.invites["learner"])
+    assert again.step.prompts[0].kind == "done"
+    assert await count(sessionmaker, Response) == 1
+
+
+async def test_position_is_rebuilt_from_the_database_when_sessions_are_lost(
+    runner, sessionmaker, store
+):
+    seeded = await seed_school(sessionmaker)
+    subject = runner.subject("web", "cookie-1")
+    await runner.start(subject, seeded.invites["graduate"])
+    step = (await runner.handle(subject, E.Consent(True))).step
+    for _ in range(5):
+        p = step.prompts[0]
+        step = (await runner.handle(subject, E.Answer(p.question_id, p.choices[-1].id))).step
+    live = step.state
+    await store.delete(runner.key(subject))  # Redis restarted / TTL passed
+    rebuilt = await runner.load_state(subject)
+    assert rebuilt["pos"] == live["pos"]
+    assert rebuilt["ans"] == live["ans"]
+    assert rebuilt["inv"]["thr"] == 5
+
+
+async def test_single_use_invite_taken_between_peek_and_consent(runner, sessionmaker):
+    seeded = await seed_school(sessionmaker, roles=["parent"], max_uses=1)
+    code = seeded.invites["parent"]
+    a, b = runner.subject("telegram", 1), runner.subject("telegram", 2)
+    await runner.start(a, code)
+    await runner.start(b, code)  # both see the consent card
+    ok = await runner.handle(a, E.Consent(True))
+    late = await runner.handle(b, E.Consent(True))
+    assert ok.step.prompts[0].kind == "question"
+    assert "used as many times" in late.step.prompts[0].text
+    assert await count(sessionmaker, Response) == 1
+    # b's state is unchanged (still at consent), nothing stored for b
+    assert (await runner.load_state(b)).get("stage") == "consent"
+
+
+async def test_concurrent_taps_of_one_person_apply_one_at_a_time(runner, sessionmaker):
+    seeded = await seed_school(sessionmaker)
+    subject = runner.subject("telegram", 77)
+    await runner.start(subject, seeded.invites["learner"])
+    step = (await runner.handle(subject, E.Consent(True))).step
+    first = step.prompts[0].question_id
+    # A double tap on the same button, and a tap on the next card, all at once.
+    results = await asyncio.gather(
+        *(runner.handle(subject, E.Answer(first, "4")) for _ in range(5))
+    )
+    applied = [r for r in results if r.step.answer is not None]
+    assert len(applied) == 1  # the others were stale taps: re-prompted, nothing written
+    assert await count(sessionmaker, Answer) == 1
+
+
+async def test_delete_erases_everything_of_that_person_only(runner, sessionmaker):
+    seeded = await seed_school(sessionmaker)
+    keep, gone = runner.subject("telegram", 5), runner.subject("telegram", 6)
+    for subject in (keep, gone):
+        await runner.start(subject, seeded.invites["learner"])
+        await runner.handle(subject, E.Consent(True))
+        await answer_all(runner, subject)
+    await runner.handle(gone, E.DeleteRequest())
+    out = await runner.handle(gone, E.DeleteConfirm(True))
+    assert out.step.effects == (E.Erase(),)
+    assert await count(sessionmaker, Response) == 1
+    async with sessionmaker() as s:
+        assert await repo.get_respondent(s, gone) is None
+        assert await repo.get_respondent(s, keep) is not None
+    # and a tap on an old card afterwards stores nothing
+    after = await runner.handle(gone, E.Answer("l01", "4"))
+    assert after.step.effects == ()
+    assert await count(sessionmaker, Response) == 1
+
+
+async def test_unknown_and_missing_codes(runner, sessionmaker):
+    subject = runner.subject("telegram", 9)
+    out = await runner.start(subject, "nope-nope")
+    assert "not valid" in out.step.prompts[0].text
+    out = await runner.start(subject, None)
+    assert "invitation link" in out.step.prompts[0].text
+    out = await runner.start(subject, "x" * 65)
+    assert "not valid" in out.step.prompts[0].text
