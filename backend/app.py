@@ -132,7 +132,12 @@ async def metrics_view(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings, **overrides: Any) -> web.Application:
     """Assemble the application. `overrides` lets tests inject e.g. a bot request class."""
-    app = web.Application(client_max_size=settings.webhook_max_body_bytes * 4 + 16 * 1024 * 1024)
+    from backend.logs import request_id_middleware
+
+    app = web.Application(
+        client_max_size=settings.webhook_max_body_bytes * 4 + 16 * 1024 * 1024,
+        middlewares=[request_id_middleware],
+    )
     app[keys.SETTINGS] = settings
     app[keys.SECRET_KEY] = settings.resolved_secret_key()
     app[keys.METRICS] = Metrics()

@@ -397,12 +397,41 @@ def model_show() -> None:
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    import os
+
+    from backend.logs import configure
+
+    configure(level, json_format=os.environ.get("LOG_FORMAT", "json") != "text")
+
+
+@app.command("retention")
+def retention(
+    grace_days: Annotated[
+        int, typer.Option(min=0, help="Days after a cycle closes before keys are forgotten.")
+    ] = 30,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Really do it (default: a dry run).")
+    ] = False,
+) -> None:
+    """Forget respondents' keys once all their cycles have closed (answers stay, unlinked)."""
+    from storage.retention import forget_respondent_keys, respondents_to_forget
+
+    settings = load_settings()
+    grace = timedelta(days=grace_days)
+
+    async def go(s: Any) -> int:
+        if apply:
+            return await forget_respondent_keys(s, grace=grace)
+        return len(await respondents_to_forget(s, grace=grace))
+
+    try:
+        n = run(_with_session, settings, go)
+    except Exception as exc:
+        _db_error(exc)
+    if apply:
+        typer.echo(f"Forgot the keys of {n} respondent(s); their answers remain, unlinked.")
+    else:
+        typer.echo(f"{n} respondent(s) would be unlinked. Run again with --apply to do it.")
 
 
 @app.command("serve")

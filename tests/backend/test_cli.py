@@ -1,0 +1,134 @@
+"""The `guidance-survey` command line, end to end on a real database (an outward interface)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from backend.cli import app as cli
+
+
+@pytest.fixture
+def env(monkeypatch, db_url, tmp_path):
+    """A migrated, empty database for the CLI (SQLite file or this run's PostgreSQL)."""
+    if not db_url.startswith("sqlite"):
+        # the per-run PostgreSQL database is shared: start from base
+        import asyncio
+
+        from storage.migrate import downgrade
+
+        asyncio.run(downgrade(db_url, "base"))
+    for k in (
+        "TELEGRAM_BOT_TOKEN",
+        "TELEGRAM_WEBHOOK_SECRET",
+        "REDIS_URL",
+        "TELEGRAM_BOT_USERNAME",
+    ):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("SECRET_KEY", "cli-test-secret-key-0123456789")
+    monkeypatch.setenv("PUBLIC_URL", "https://survey.example.org")
+    monkeypatch.chdir(tmp_path)
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str, input: str | None = None):
+    result = runner.invoke(cli, list(args), input=input)
+    return result
+
+
+def test_the_whole_setup_from_the_command_line(env, monkeypatch):
+    assert invoke(env, "db", "upgrade").exit_code == 0
+    r = invoke(env, "school", "create", "--slug", "ogre-tech", "--name", "Ogre Technical School")
+    assert r.exit_code == 0, r.output
+    r = invoke(env, "school", "create", "--slug", "ogre-tech", "--name", "Again")
+    assert r.exit_code == 1 and "exists already" in r.output
+    r = invoke(env, "school", "create", "--slug", "Bad Slug!", "--name", "x")
+    assert r.exit_code == 1 and "--slug" in r.output
+
+    r = invoke(
+        env,
+        "user",
+        "create",
+        "--school",
+        "ogre-tech",
+        "--email",
+        "Me@School.lv",
+        "--password-stdin",
+        input="correct horse battery\n",
+    )
+    assert r.exit_code == 0, r.output
+    r = invoke(
+        env,
+        "user",
+        "create",
+        "--school",
+        "ogre-tech",
+        "--email",
+        "x@school.lv",
+        "--password-stdin",
+        input="short\n",
+    )
+    assert r.exit_code == 1 and "at least 10" in r.output
+    r = invoke(
+        env,
+        "user",
+        "create",
+        "--school",
+        "nope",
+        "--email",
+        "y@school.lv",
+        "--password-stdin",
+        input="long enough password\n",
+    )
+    assert r.exit_code == 1 and "no school" in r.output
+
+    monkeypatch.setenv("TELEGRAM_BOT_USERNAME", "ogre_guidance_bot")
+    r = invoke(
+        env,
+        "invite",
+        "create",
+        "--school",
+        "ogre-tech",
+        "--role",
+        "learner",
+        "--count",
+        "3",
+        "--json",
+    )
+    assert r.exit_code == 0, r.output
+    invites = json.loads(r.output)
+    assert len(invites) == 3 and len({i["code"] for i in invites}) == 3
+    for i in invites:
+        assert set(i) == {"code", "role", "telegram_link", "web_link"}
+        assert i["role"] == "learner"
+        assert i["telegram_link"] == f"https://t.me/ogre_guidance_bot?start={i['code']}"
+        assert i["web_link"] == f"https://survey.example.org/s/{i['code']}"
+        assert len(i["code"]) <= 64 and i["code"].replace("-", "").replace("_", "").isalnum()
+    r = invoke(env, "invite", "create", "--school", "ogre-tech", "--role", "wizard")
+    assert r.exit_code == 2
+
+    r = invoke(env, "report", "--school", "ogre-tech", "--format", "json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    assert len(report["indicators"]) == 71
+    assert all(i["self"] is None for i in report["indicators"])  # nothing known yet: nulls
+    assert report["thresholds"]["anonymity"] == 5
+    r = invoke(env, "report", "--school", "ogre-tech", "--format", "xml")
+    assert r.exit_code == 1
+
+
+def test_commands_on_an_unmigrated_database_say_what_to_do(env):
+    r = invoke(env, "school", "create", "--slug", "abc", "--name", "ABC")
+    assert r.exit_code == 1
+    assert "db upgrade" in r.output
+
+
+def test_model_commands(env):
+    r = invoke(env, "model", "coverage")
+    assert r.exit_code == 0, r.output
+    assert "VL-14@1.2.3" in r.output
+    r = invoke(env, "model", "show")
+    assert r.exit_code == 0 and "DIMENSION 3" in r.output and "CC-6@2.1.2" in r.output
