@@ -10,6 +10,7 @@ Bank statements and scale labels are looked up as `bank.<role>.<question>` /
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
@@ -115,3 +116,121 @@ class Translator:
 
     def has(self, key: str) -> bool:
         return self.catalog.raw(key) is not None
+
+
+# Completeness of the catalogs --------------------------------------------------
+
+PLURAL_CATEGORIES: dict[str, frozenset[str]] = {
+    "en": frozenset({"one", "other"}),
+    "hy": frozenset({"one", "other"}),
+    "uk": frozenset({"one", "few", "many", "other"}),
+    "ru": frozenset({"one", "few", "many", "other"}),
+}
+REVIEW_NOTE = "for review by a native speaker"
+
+
+def plural_categories(lang: str) -> frozenset[str]:
+    """The CLDR plural categories a catalog in `lang` must give for a plural mapping."""
+    return PLURAL_CATEGORIES.get(lang, frozenset({"one", "other"}))
+
+
+def source_messages() -> dict[str, str | dict]:
+    """Every translatable key with its English source text.
+
+    All of en.yaml except `_meta`, plus the keys derived from the banks (title,
+    intro, question texts, help, choice option labels) and the scale labels.
+    """
+    from conversations.banks import load_banks
+    from conversations.scales import SCALES
+
+    out: dict[str, str | dict] = {}
+    for key, value in load_catalog(DEFAULT_LANGUAGE).messages.items():
+        if key == "_meta":
+            continue
+        out[key] = dict(value) if isinstance(value, Mapping) else str(value)
+    for role, bank in load_banks().items():
+        prefix = f"bank.{role.value}"
+        out[f"{prefix}.title"] = bank.title
+        out[f"{prefix}.intro"] = bank.intro
+        for q in bank.questions:
+            out[f"{prefix}.{q.id}"] = q.text
+            if q.help:
+                out[f"{prefix}.{q.id}.help"] = q.help
+            for o in q.options:
+                out[f"{prefix}.{q.id}.{o.id}"] = o.label
+    for sid, scale in SCALES.items():
+        for p in scale.points:
+            out[f"scale.{sid.value}.{p.value}"] = p.label
+    return out
+
+
+def placeholders(text: str) -> set[str]:
+    """The `{field}` names of a text (raises ValueError on unbalanced braces)."""
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, Mapping):
+        return [str(v) for v in value.values()]
+    return [str(value)]
+
+
+def check_catalog(lang: str, messages: Mapping[str, Any] | None = None) -> list[str]:
+    """Problems of the `lang` catalog against the English source; empty when complete.
+
+    `messages` checks an in-memory catalog instead of the shipped file.
+    """
+    if messages is None:
+        try:
+            messages = load_catalog(lang).messages
+        except KeyError:
+            return [f"{lang}: no catalog"]
+    source = source_messages()
+    if lang == DEFAULT_LANGUAGE:  # bank and scale texts come from the banks and scales
+        messages = {**source, **messages}
+    problems: list[str] = []
+    meta = messages.get("_meta")
+    if not isinstance(meta, Mapping):
+        problems.append(f"{lang}: _meta is missing")
+    elif lang != DEFAULT_LANGUAGE and meta.get("review") != REVIEW_NOTE:
+        problems.append(f"{lang}: _meta.review should say {REVIEW_NOTE!r}")
+    for key in sorted(set(messages) - set(source) - {"_meta"}):
+        problems.append(f"{lang}: unknown key {key}")
+    needed = plural_categories(lang)
+    for key, en in source.items():
+        value = messages.get(key)
+        if value is None or not any(t.strip() for t in _texts(value)):
+            problems.append(f"{lang}: {key} is missing or empty")
+            continue
+        if isinstance(en, Mapping):
+            if not isinstance(value, Mapping):
+                problems.append(f"{lang}: {key} should be a plural mapping")
+                continue
+            if set(value) != needed:
+                problems.append(
+                    f"{lang}: {key} has plural forms {sorted(value)}, needs {sorted(needed)}"
+                )
+        elif isinstance(value, Mapping):
+            problems.append(f"{lang}: {key} should be a plain text, not a mapping")
+            continue
+        try:
+            want = set().union(*(placeholders(t) for t in _texts(en)))
+        except ValueError as exc:  # a broken English text is reported by the English check
+            problems.append(f"en: {key}: {exc}")
+            continue
+        for form, text in value.items() if isinstance(value, Mapping) else [("", value)]:
+            label = f"{key}[{form}]" if form else key
+            if not str(text).strip():
+                problems.append(f"{lang}: {label} is empty")
+                continue
+            try:
+                got = placeholders(str(text))
+            except ValueError as exc:
+                problems.append(f"{lang}: {label}: {exc}")
+                continue
+            if got != want:
+                missing, extra = sorted(want - got), sorted(got - want)
+                problems.append(
+                    f"{lang}: {label} placeholders differ (missing {missing}, extra {extra})"
+                )
+    return problems
