@@ -1,7 +1,556 @@
-"""(being built)"""
+"""The web chat: the Telegram bot's flows as a mobile-first web page, and as a Telegram Mini App.
 
+One answer reads like the bot's handler, with HTML instead of Bot API calls:
+    who (cookie or initData) -> form fields -> engine event -> runner.handle -> render the prompt
+
+- Works without JavaScript: plain forms, POST -> 303 -> GET (`/chat`). The prompts of a POST
+  (a notice, "thank you", "nothing was erased") ride across the redirect as a short-lived
+  flash in the session store.
+- With JavaScript (`static/webchat/webchat.js`) the same forms are posted with fetch and the
+  card is swapped in place (`Accept: application/json` -> `{"html": ..., "lang": ...}`).
+- Identity on the web: a random respondent cookie; the subject is `runner.subject("web", v)`
+  (a keyed hash: the cookie value is never stored). CSRF: an HMAC of the cookie value under
+  the app's secret key in every form, plus Origin / Sec-Fetch-Site checks.
+- Mini App (`/app`, only with a bot token): identity from Telegram's signed initData
+  (`backend.miniapp`), the subject is `runner.subject("telegram", user.id)`: the same person,
+  the same response and position as in the Telegram chat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp_jinja2
 from aiohttp import web
+
+from backend import keys
+from backend.miniapp import InitDataError, validate_init_data
+from conversations import engine as E
+from conversations.i18n import Translator
+from storage.sessions import SessionKey
+
+COOKIE = "gs_respondent"
+COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest browsers keep a cookie
+FLASH_TTL = 120
+MAX_FORM_BYTES = 64 * 1024
+INIT_DATA_MAX_AGE = 24 * 3600
+INIT_DATA_HEADER = "X-Telegram-Init-Data"
+STATIC_DIR = Path(__file__).parent / "static" / "webchat"
+TELEGRAM_FRAME_ANCESTORS = "https://web.telegram.org https://*.web.telegram.org"
+
+_COOKIE_VALUE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+_COMMAND = re.compile(r"(?<![\w/])/(delete|resume|stop|language|privacy|help|restart)\b")
+_ACTIONS: dict[str, E.Event] = {
+    "stop": E.Stop(),
+    "resume": E.Resume(),
+    "delete": E.DeleteRequest(),
+    "language": E.ShowLanguages(),
+    "privacy": E.Privacy(),
+}
+_OUR_PATHS = ("/chat", "/privacy", "/app")
+_OUR_PREFIXES = ("/s/", "/app/", "/static/webchat/")
+
+
+# -- pure helpers ------------------------------------------------------------------
+
+
+def form_event(fields: Mapping[str, str]) -> E.Event | None:
+    """The engine event of a posted form (or Mini App JSON body); None: just show the card."""
+    qid = (fields.get("question_id") or "").strip()[:12] or None
+    action = fields.get("action") or ""
+    if action:
+        return _ACTIONS.get(action)
+    choice = (fields.get("choice") or "")[:64]
+    if choice:
+        if choice.startswith(E.LANG_PREFIX):
+            return E.ChooseLanguage(choice)
+        if choice == E.BACK:
+            return E.Back(qid)
+        if choice == E.SKIP:
+            return E.Skip(qid)
+        return E.Answer(qid, choice)
+    if "text" in fields:
+        return E.Answer(qid, str(fields["text"]))
+    return None
+
+
+def csrf_token(secret_key: str, cookie_value: str) -> str:
+    msg = b"webchat-csrf:" + cookie_value.encode()
+    return hmac.new(secret_key.encode(), msg, hashlib.sha256).hexdigest()[:40]
+
+
+def web_text(text: str, t: Translator) -> str:
+    """Telegram's /commands in an engine text, named as the web page's buttons instead."""
+    labels = {
+        "delete": t("web.erase"),
+        "resume": t("web.resume"),
+        "stop": t("web.stop"),
+        "language": t("web.language"),
+        "privacy": t("web.privacy_link"),
+        "help": t("web.help"),
+        "restart": t("web.restart"),
+    }
+    return _COMMAND.sub(lambda m: t("web.command", label=labels[m.group(1)]), text)
+
+
+def prompt_to_dict(p: E.Prompt) -> dict[str, Any]:
+    return {
+        "kind": p.kind,
+        "text": p.text,
+        "choices": [{"id": c.id, "label": c.label} for c in p.choices],
+        "nav": [{"id": c.id, "label": c.label} for c in p.nav],
+        "expects": p.expects,
+        "question_id": p.question_id,
+        "progress": list(p.progress) if p.progress else None,
+        "notice": p.notice,
+        "current": p.current,
+        "final": p.final,
+    }
+
+
+def prompt_from_dict(d: Mapping[str, Any]) -> E.Prompt:
+    return E.Prompt(
+        kind=d["kind"],
+        text=d["text"],
+        choices=tuple(E.Choice(c["id"], c["label"]) for c in d.get("choices", ())),
+        nav=tuple(E.Choice(c["id"], c["label"]) for c in d.get("nav", ())),
+        expects=d.get("expects"),
+        question_id=d.get("question_id"),
+        progress=tuple(d["progress"]) if d.get("progress") else None,  # type: ignore[arg-type]
+        notice=d.get("notice"),
+        current=d.get("current"),
+        final=bool(d.get("final")),
+    )
+
+
+# -- rendering -----------------------------------------------------------------------
+
+
+def _prompt_view(
+    engine: E.Engine, state: Mapping[str, Any], p: E.Prompt, t: Translator
+) -> dict[str, Any]:
+    cur = p.current
+    view: dict[str, Any] = {
+        "kind": p.kind,
+        "text": web_text(p.text, t),
+        "notice": web_text(p.notice, t) if p.notice else None,
+        "final": p.final,
+        "question_id": p.question_id or "",
+        "is_question": p.kind == "question",
+        "choices": [
+            {"id": c.id, "label": c.label, "current": cur is not None and c.id == cur}
+            for c in p.choices
+        ],
+        "nav": [
+            {"id": c.id, "label": c.label, "current": cur is not None and c.id == cur}
+            for c in p.nav
+        ],
+        "expects": p.expects,
+        "progress": None,
+        "current_label": None,
+    }
+    if p.progress:
+        index, total = p.progress
+        view["progress"] = {
+            "index": index,
+            "total": total,
+            "label": t("question.progress", index=index, total=total),
+        }
+    question = None
+    bank = engine.bank_for(state) if state.get("bank") else None
+    if bank is not None and p.question_id:
+        try:
+            question = bank.question(p.question_id)
+        except KeyError:
+            question = None
+    if cur is not None and p.question_id and question is not None:
+        label = E.answer_label(engine, state, p.question_id)
+        if label:
+            view["current_label"] = t("question.current", answer=label)
+    if p.expects == "number":
+        integer = question is None or question.number is None or question.number.integer
+        view["inputmode"] = "numeric" if integer else "decimal"
+        view["input_label"] = t("question.type_number")
+        view["value"] = cur[2:] if cur and cur.startswith("n:") else ""
+        if question is not None and question.number is not None:
+            b = question.number
+            view["hint"] = t("number.range", min=E._fmt(b.min), max=E._fmt(b.max))
+    elif p.expects == "text":
+        max_length = question.max_length if question is not None else 1000
+        view["input_label"] = t("question.type_text")
+        view["max_length"] = max_length
+        view["counter"] = t("web.chars", count=0, max=max_length)
+        view["counter_template"] = t("web.chars", count="{count}", max=max_length)
+    return view
+
+
+def _page_context(
+    request: web.Request,
+    state: Mapping[str, Any],
+    prompts: tuple[E.Prompt, ...],
+    *,
+    mode: str,
+    cookie_value: str = "",
+) -> dict[str, Any]:
+    engine: E.Engine = request.app[keys.SURVEY_ENGINE]
+    t = engine.t(state)
+    if not state.get("stage") and (not prompts or prompts[-1].text == t("start.no_code")):
+        # A visitor with no invite behind them (the engine's text speaks of t.me links).
+        prompts = (*prompts[:-1], E.Prompt("info", t("web.no_survey"), final=True))
+    views = [_prompt_view(engine, state, p, t) for p in prompts]
+    stage = state.get("stage")
+    langs = (state.get("inv") or {}).get("langs") or []
+    return {
+        "t": t,
+        "lang": t.lang,
+        "mode": mode,
+        "title": t("web.title"),
+        "school": (state.get("inv") or {}).get("school") or "",
+        "infos": views[:-1],
+        "card": views[-1] if views else None,
+        "csrf": csrf_token(request.app[keys.SECRET_KEY], cookie_value) if cookie_value else "",
+        "post_url": str(request.app.router["webchat.post"].url_for()),
+        "privacy_url": str(request.app.router["webchat.privacy"].url_for()),
+        "can_stop": stage == "question",
+        "can_resume": stage == "stopped",
+        "can_erase": bool(state.get("opened")) and stage not in ("confirm_delete", "erased"),
+        "can_language": len(langs) > 1 and stage in ("question", "consent", "stopped"),
+        "css_url": _static_url(request, "webchat.css"),
+        "js_url": _static_url(request, "webchat.js"),
+    }
+
+
+def _static_url(request: web.Request, filename: str) -> str:
+    return str(request.app.router["webchat.static"].url_for(filename=filename))
+
+
+def _render_fragment(request: web.Request, ctx: dict[str, Any]) -> dict[str, Any]:
+    html = aiohttp_jinja2.render_string("webchat/_content.html", request, ctx)
+    card = ctx["card"] or {}
+    return {"html": html, "lang": ctx["lang"], "final": bool(card.get("final"))}
+
+
+# -- identity ------------------------------------------------------------------------
+
+
+def _cookie_value(request: web.Request) -> str | None:
+    value = request.cookies.get(COOKIE, "")
+    return value if _COOKIE_VALUE.match(value) else None
+
+
+def _is_https(request: web.Request) -> bool:
+    return request.secure or request.headers.get("X-Forwarded-Proto", "") == "https"
+
+
+def _set_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=COOKIE_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=_is_https(request),
+    )
+
+
+def _allowed_origins(request: web.Request) -> set[str]:
+    origins = {f"{request.scheme}://{request.host}"}
+    if _is_https(request):
+        origins.add(f"https://{request.host}")
+    public = request.app[keys.SETTINGS].public_url
+    if public:
+        parts = urlsplit(public)
+        origins.add(f"{parts.scheme}://{parts.netloc}")
+    return origins
+
+
+def _check_origin(request: web.Request) -> None:
+    """Refuse a cross-site POST (Origin is "null" under our no-referrer policy: allowed)."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise _forbidden(request, "web.error.origin")
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and origin not in _allowed_origins(request):
+        raise _forbidden(request, "web.error.origin")
+
+
+def _forbidden(request: web.Request, key: str) -> web.HTTPException:
+    t = Translator()
+    if _wants_json(request):
+        body = json.dumps({"error": "forbidden", "message": t(key)})
+        return web.HTTPForbidden(text=body, content_type="application/json")
+    html = aiohttp_jinja2.render_string(
+        "webchat/error.html",
+        request,
+        {
+            "t": t,
+            "lang": t.lang,
+            "title": t("web.title"),
+            "message": t(key),
+            "mode": "web",
+            "css_url": _static_url(request, "webchat.css"),
+            "chat_url": "/chat",
+        },
+    )
+    return web.HTTPForbidden(text=html, content_type="text/html")
+
+
+def _wants_json(request: web.Request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+# -- flash: a POST's prompts across the redirect ---------------------------------------
+
+
+def _flash_key(subject: str) -> SessionKey:
+    return SessionKey("webflash", subject)
+
+
+async def _flash_save(request: web.Request, subject: str, prompts: tuple[E.Prompt, ...]) -> None:
+    store = request.app[keys.SESSION_STORE]
+    await store.save(_flash_key(subject), {"p": [prompt_to_dict(p) for p in prompts]}, FLASH_TTL)
+
+
+async def _flash_pop(request: web.Request, subject: str) -> tuple[E.Prompt, ...] | None:
+    store = request.app[keys.SESSION_STORE]
+    data = await store.load(_flash_key(subject))
+    if data is None:
+        return None
+    await store.delete(_flash_key(subject))
+    try:
+        return tuple(prompt_from_dict(d) for d in data.get("p", ())) or None
+    except (KeyError, TypeError):
+        return None
+
+
+# -- web views -----------------------------------------------------------------------
+
+
+async def start_view(request: web.Request) -> web.StreamResponse:
+    """`GET /s/{code}`: the invite's web link. Start (or resume), then show the card."""
+    runner = request.app[keys.RUNNER]
+    value = _cookie_value(request) or secrets.token_urlsafe(32)
+    subject = runner.subject("web", value)
+    outcome = await runner.start(subject, request.match_info["code"], channel="web")
+    await _flash_save(request, subject, outcome.step.prompts)
+    response = web.HTTPSeeOther(str(request.app.router["webchat.chat"].url_for()))
+    _set_cookie(request, response, value)
+    raise response
+
+
+async def chat_view(request: web.Request) -> web.StreamResponse:
+    """`GET /chat`: the current card (or the prompts of the POST just redirected from)."""
+    runner = request.app[keys.RUNNER]
+    value = _cookie_value(request)
+    if value is None:
+        value = secrets.token_urlsafe(32)
+        ctx = _page_context(request, {}, (), mode="web", cookie_value=value)
+    else:
+        subject = runner.subject("web", value)
+        flashed = await _flash_pop(request, subject)
+        state = await runner.load_state(subject)
+        prompts = flashed or runner.engine.render(state).prompts
+        ctx = _page_context(request, state, prompts, mode="web", cookie_value=value)
+    response = aiohttp_jinja2.render_template("webchat/chat.html", request, ctx)
+    _set_cookie(request, response, value)
+    return response
+
+
+async def chat_post(request: web.Request) -> web.StreamResponse:
+    """`POST /chat`: one answer or action; 303 back to `/chat` (JSON card for fetch)."""
+    _check_origin(request)
+    value = _cookie_value(request)
+    if value is None:
+        raise _forbidden(request, "web.error.cookie")
+    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_FORM_BYTES, request.content_length)
+    form = await request.post()
+    token = form.get("csrf")
+    expected = csrf_token(request.app[keys.SECRET_KEY], value)
+    if not isinstance(token, str) or not hmac.compare_digest(token, expected):
+        raise _forbidden(request, "web.error.csrf")
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    runner = request.app[keys.RUNNER]
+    subject = runner.subject("web", value)
+    event = form_event(fields)
+    if event is None:
+        outcome = await runner.current(subject)
+    else:
+        outcome = await runner.handle(subject, event, channel="web")
+    if _wants_json(request):
+        ctx = _page_context(
+            request, outcome.step.state, outcome.step.prompts, mode="web", cookie_value=value
+        )
+        return web.json_response(_render_fragment(request, ctx))
+    await _flash_save(request, subject, outcome.step.prompts)
+    raise web.HTTPSeeOther(str(request.app.router["webchat.chat"].url_for()))
+
+
+async def privacy_view(request: web.Request) -> web.StreamResponse:
+    runner = request.app[keys.RUNNER]
+    settings = request.app[keys.SETTINGS]
+    value = _cookie_value(request)
+    state = await runner.load_state(runner.subject("web", value)) if value else {}
+    inv = state.get("inv") or {}
+    t = runner.engine.t(state)
+    text = t(
+        "web.privacy.text",
+        threshold=inv.get("thr", settings.anonymity_threshold),
+        free_text_threshold=inv.get("ftt", settings.free_text_threshold),
+    )
+    ctx = {
+        "t": t,
+        "lang": t.lang,
+        "mode": "web",
+        "title": t("web.privacy.title"),
+        "school": inv.get("school") or "",
+        "text": text,
+        "chat_url": str(request.app.router["webchat.chat"].url_for()),
+        "css_url": _static_url(request, "webchat.css"),
+    }
+    return aiohttp_jinja2.render_template("webchat/privacy.html", request, ctx)
+
+
+# -- Mini App --------------------------------------------------------------------------
+
+
+async def miniapp_view(request: web.Request) -> web.StreamResponse:
+    """`GET /app`: the shell; the script reads initData and loads the card from the API."""
+    t = Translator()
+    ctx = {
+        "t": t,
+        "lang": t.lang,
+        "mode": "app",
+        "title": t("web.title"),
+        "school": "",
+        "css_url": _static_url(request, "webchat.css"),
+        "js_url": _static_url(request, "webchat.js"),
+        "state_url": str(request.app.router["webchat.app_state"].url_for()),
+        "answer_url": str(request.app.router["webchat.app_answer"].url_for()),
+    }
+    return aiohttp_jinja2.render_template("webchat/app.html", request, ctx)
+
+
+def _miniapp_subject(request: web.Request) -> tuple[str, dict[str, Any]]:
+    _check_origin(request)
+    settings = request.app[keys.SETTINGS]
+    t = Translator()
+    try:
+        data = validate_init_data(
+            request.headers.get(INIT_DATA_HEADER, ""),
+            settings.telegram_bot_token,
+            max_age=INIT_DATA_MAX_AGE,
+            now=time.time(),
+        )
+    except InitDataError as exc:
+        if exc.reason in ("missing", "stale"):
+            key = "web.miniapp.open_in_telegram" if exc.reason == "missing" else "web.miniapp.stale"
+            body = {"error": exc.reason, "message": t(key)}
+            raise web.HTTPUnauthorized(
+                text=json.dumps(body), content_type="application/json"
+            ) from None
+        body = {"error": exc.reason, "message": t("web.miniapp.forged")}
+        raise web.HTTPForbidden(text=json.dumps(body), content_type="application/json") from None
+    runner = request.app[keys.RUNNER]
+    return runner.subject("telegram", data["user"]["id"]), data
+
+
+async def _miniapp_json(
+    request: web.Request, state: Mapping[str, Any], prompts: tuple[E.Prompt, ...]
+) -> web.Response:
+    ctx = _page_context(request, state, prompts, mode="app")
+    body = _render_fragment(request, ctx)
+    body["prompts"] = [prompt_to_dict(p) for p in prompts]
+    return web.json_response(body)
+
+
+async def miniapp_state(request: web.Request) -> web.Response:
+    """`POST /app/api/state`: where this Telegram user stands (start with `start_param`)."""
+    subject, data = _miniapp_subject(request)
+    runner = request.app[keys.RUNNER]
+    code = data.get("start_param") or ""
+    if code:
+        outcome = await runner.start(subject, code, channel="miniapp")
+    else:
+        outcome = await runner.current(subject)
+    return await _miniapp_json(request, outcome.step.state, outcome.step.prompts)
+
+
+async def miniapp_answer(request: web.Request) -> web.Response:
+    """`POST /app/api/answer`: one answer or action, JSON in, the next card as JSON out."""
+    subject, _ = _miniapp_subject(request)
+    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_FORM_BYTES, request.content_length)
+    try:
+        payload = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text='{"error": "bad_json"}', content_type="application/json"
+        ) from None
+    if not isinstance(payload, dict):
+        raise web.HTTPBadRequest(text='{"error": "bad_json"}', content_type="application/json")
+    fields = {k: v for k, v in payload.items() if isinstance(v, str)}
+    runner = request.app[keys.RUNNER]
+    event = form_event(fields)
+    if event is None:
+        outcome = await runner.current(subject)
+    else:
+        outcome = await runner.handle(subject, event, channel="miniapp")
+    return await _miniapp_json(request, outcome.step.state, outcome.step.prompts)
+
+
+# -- headers and setup ------------------------------------------------------------------
+
+
+def _ours(path: str) -> bool:
+    return path in _OUR_PATHS or path.startswith(_OUR_PREFIXES)
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    path = request.path
+    if not _ours(path):
+        return
+    in_telegram = path == "/app" or path.startswith("/app/")
+    ancestors = TELEGRAM_FRAME_ANCESTORS if in_telegram else "'none'"
+    h = response.headers
+    h["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; "
+        f"frame-ancestors {ancestors}"
+    )
+    h["X-Content-Type-Options"] = "nosniff"
+    h["Referrer-Policy"] = "no-referrer"
+    if not in_telegram:
+        h["X-Frame-Options"] = "DENY"
+    if path.startswith("/static/webchat/"):
+        if "v" in request.query:
+            h["Cache-Control"] = "public, max-age=31536000, immutable"
+        else:
+            h["Cache-Control"] = "public, max-age=3600"
+    else:
+        h["Cache-Control"] = "no-store"
 
 
 def setup(app: web.Application) -> None:
-    """Register this part's routes and resources on the app."""
+    """Register the web chat's routes (and the Mini App's, with a bot token)."""
+    r = app.router
+    r.add_get("/s/{code}", start_view, name="webchat.start")
+    r.add_get("/chat", chat_view, name="webchat.chat")
+    r.add_post("/chat", chat_post, name="webchat.post")
+    r.add_get("/privacy", privacy_view, name="webchat.privacy")
+    r.add_static("/static/webchat", STATIC_DIR, name="webchat.static", append_version=True)
+    if app[keys.SETTINGS].telegram_bot_token:
+        r.add_get("/app", miniapp_view, name="webchat.app")
+        r.add_post("/app/api/state", miniapp_state, name="webchat.app_state")
+        r.add_post("/app/api/answer", miniapp_answer, name="webchat.app_answer")
+    app.on_response_prepare.append(_security_headers)

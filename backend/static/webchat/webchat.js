@@ -1,0 +1,171 @@
+/* Web chat progressive enhancement: post the card's forms with fetch and swap the card.
+   Without this file the page works the same with plain form posts (POST -> redirect -> GET).
+   In the Telegram Mini App (/app) the identity is Telegram's signed initData, sent as a header. */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("chat");
+  if (!root || !window.fetch || !window.FormData) { return; }
+  var body = document.body;
+  var mode = body.getAttribute("data-mode");
+  var initData = "";
+  var busy = false;
+
+  function readInitData() {
+    var tg = window.Telegram && window.Telegram.WebApp;
+    if (tg && tg.initData) { return tg.initData; }
+    // The Telegram client passes the same data in the URL fragment (#tgWebAppData=...).
+    try {
+      var params = new URLSearchParams(window.location.hash.slice(1));
+      return params.get("tgWebAppData") || "";
+    } catch (e) {
+      return "";
+    }
+  }
+
+  function setupCounters() {
+    var areas = root.querySelectorAll("textarea[data-counter]");
+    Array.prototype.forEach.call(areas, function (area) {
+      var counter = document.getElementById(area.getAttribute("data-counter"));
+      if (!counter) { return; }
+      var template = counter.getAttribute("data-template") || "{count}";
+      var update = function () {
+        counter.textContent = template.replace("{count}", String(area.value.length));
+      };
+      area.addEventListener("input", update);
+      update();
+    });
+  }
+
+  function swap(data, focus) {
+    root.innerHTML = data.html;
+    if (data.lang) { document.documentElement.lang = data.lang; }
+    setupCounters();
+    var card = document.getElementById("card");
+    if (card && focus) {
+      card.focus({ preventScroll: true });
+      window.scrollTo(0, 0);
+    }
+  }
+
+  function showError(message) {
+    var card = document.getElementById("card");
+    var area = card && card.querySelector(".notice-area");
+    if (!area) {
+      area = document.createElement("div");
+      area.className = "notice-area";
+      area.setAttribute("role", "status");
+      if (card) { card.insertBefore(area, card.firstChild); } else { root.appendChild(area); }
+    }
+    var p = document.createElement("p");
+    p.className = "notice";
+    p.textContent = message;
+    area.innerHTML = "";
+    area.appendChild(p);
+  }
+
+  function setBusy(on) {
+    busy = on;
+    if (on) { root.setAttribute("aria-busy", "true"); } else { root.removeAttribute("aria-busy"); }
+  }
+
+  function fieldsOf(form, submitter) {
+    var fd = new FormData(form);
+    if (submitter && submitter.name) { fd.append(submitter.name, submitter.value); }
+    return fd;
+  }
+
+  function readJson(response) {
+    return response.json().then(function (data) {
+      if (!response.ok) {
+        var err = new Error(data && data.message ? data.message : "HTTP " + response.status);
+        err.fromServer = true;
+        throw err;
+      }
+      return data;
+    });
+  }
+
+  function postWeb(form, submitter) {
+    return fetch(form.action, {
+      method: "POST",
+      body: fieldsOf(form, submitter),
+      credentials: "same-origin",
+      headers: { "Accept": "application/json" }
+    }).then(readJson);
+  }
+
+  function postApp(url, fields) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "omit",
+      headers: {
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        "X-Telegram-Init-Data": initData
+      },
+      body: JSON.stringify(fields)
+    }).then(readJson);
+  }
+
+  function onSubmit(event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !root.contains(form)) { return; }
+    event.preventDefault();
+    if (busy) { return; }
+    var submitter = event.submitter || null;
+    var request;
+    if (mode === "app") {
+      var fields = {};
+      fieldsOf(form, submitter).forEach(function (value, key) {
+        if (key !== "csrf") { fields[key] = String(value); }
+      });
+      request = postApp(body.getAttribute("data-answer-url"), fields);
+    } else {
+      request = postWeb(form, submitter);
+    }
+    setBusy(true);
+    request.then(function (data) {
+      setBusy(false);
+      swap(data, true);
+    }).catch(function (err) {
+      setBusy(false);
+      if (mode !== "app" && !err.fromServer) {
+        // Network trouble or an odd answer: fall back to the plain form post.
+        form.removeEventListener("submit", onSubmit);
+        root.removeEventListener("submit", onSubmit);
+        if (submitter && form.requestSubmit) { form.requestSubmit(submitter); } else { form.submit(); }
+        return;
+      }
+      showError(err.fromServer ? err.message : body.getAttribute("data-network-error"));
+    });
+  }
+
+  function startMiniApp() {
+    var tg = window.Telegram && window.Telegram.WebApp;
+    if (tg) {
+      if (tg.ready) { tg.ready(); }
+      if (tg.expand) { tg.expand(); }
+    }
+    initData = readInitData();
+    if (!initData) { return; } // the page already explains to open it from Telegram
+    var title = document.getElementById("card-text");
+    if (title && title.getAttribute("data-loading")) {
+      title.textContent = title.getAttribute("data-loading");
+    }
+    setBusy(true);
+    postApp(body.getAttribute("data-state-url"), {}).then(function (data) {
+      setBusy(false);
+      swap(data, false);
+    }).catch(function (err) {
+      setBusy(false);
+      if (title) {
+        title.textContent = err.fromServer ? err.message : body.getAttribute("data-network-error");
+      }
+    });
+  }
+
+  root.addEventListener("submit", onSubmit);
+  setupCounters();
+  if (mode === "app") { startMiniApp(); }
+}());

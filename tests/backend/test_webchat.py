@@ -1,0 +1,567 @@
+"""The web chat over HTTP, without JavaScript: plain form posts, POST -> 303 -> GET.
+
+Runs on SQLite and PostgreSQL (the `db_engine` fixture) against the real app.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select, update
+
+from backend import keys, webchat
+from backend.app import create_app
+from conversations import engine as E
+from conversations.banks import load_banks, parse_bank
+from conversations.i18n import Translator
+from conversations.roles import Role
+from storage.models import Answer, Comment, Invite, Respondent, Response
+from tests.apptools import db_url_of, make_settings, running_app, seed_school
+
+T = Translator()
+
+
+# -- a tiny no-JS browser ------------------------------------------------------------
+
+
+@dataclass
+class Form:
+    action: str
+    hidden: dict[str, str] = field(default_factory=dict)
+    buttons: list[tuple[str, str, str]] = field(default_factory=list)  # name, value, label
+    typed: str | None = None  # name of the text input / textarea
+
+
+class _Forms(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[Form] = []
+        self._button: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append(Form(a.get("action", "")))
+        elif tag == "input" and self.forms:
+            if a.get("type") == "hidden":
+                self.forms[-1].hidden[a["name"]] = a.get("value", "")
+            elif a.get("name"):
+                self.forms[-1].typed = a["name"]
+        elif tag == "textarea" and self.forms:
+            self.forms[-1].typed = a["name"]
+        elif tag == "button" and self.forms:
+            self._button = [a.get("name", ""), a.get("value", ""), ""]
+
+    def handle_data(self, data):
+        if self._button is not None:
+            self._button[2] += data
+
+    def handle_endtag(self, tag):
+        if tag == "button" and self._button is not None and self.forms:
+            name, value, label = self._button
+            self.forms[-1].buttons.append((name, value, label.strip()))
+            self._button = None
+
+
+def forms_of(html: str) -> list[Form]:
+    p = _Forms()
+    p.feed(html)
+    return p.forms
+
+
+class WebUser:
+    """One respondent's browser without JavaScript: its own cookie jar."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.html = ""
+        self.status = 0
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def get(self, path: str) -> str:
+        async with self.session.get(self.client.make_url(path)) as r:
+            self.status = r.status
+            self.html = await r.text()
+        return self.html
+
+    async def post(self, data: dict[str, str], **kw) -> str:
+        async with self.session.post(self.client.make_url("/chat"), data=data, **kw) as r:
+            self.status = r.status
+            self.html = await r.text()
+        return self.html
+
+    @property
+    def cookie(self) -> str:
+        for c in self.session.cookie_jar:
+            if c.key == webchat.COOKIE:
+                return c.value
+        raise AssertionError("no respondent cookie")
+
+    def forms(self) -> list[Form]:
+        return forms_of(self.html)
+
+    def form_with(self, name: str, value: str) -> Form:
+        for f in self.forms():
+            if any(b[0] == name and b[1] == value for b in f.buttons):
+                return f
+        raise AssertionError(f"no button {name}={value} on the page:\n{self.html}")
+
+    async def tap(self, value: str, name: str = "choice") -> str:
+        f = self.form_with(name, value)
+        return await self.post({**f.hidden, name: value})
+
+    async def type(self, text: str) -> str:
+        f = next(f for f in self.forms() if f.typed)
+        return await self.post({**f.hidden, f.typed: text})
+
+    def choices(self) -> list[str]:
+        return [b[1] for f in self.forms() for b in f.buttons if b[0] == "choice"]
+
+    def question_id(self) -> str | None:
+        for f in self.forms():
+            if f.hidden.get("question_id"):
+                return f.hidden["question_id"]
+        return None
+
+    def has_typed_input(self) -> bool:
+        return any(f.typed for f in self.forms())
+
+    def text(self) -> str:
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", self.html)).replace("&#39;", "'")
+
+
+@asynccontextmanager
+async def web_user(client: TestClient) -> AsyncIterator[WebUser]:
+    user = WebUser(client)
+    try:
+        yield user
+    finally:
+        await user.close()
+
+
+async def count(sessionmaker, model, *where) -> int:
+    async with sessionmaker() as s:
+        q = select(func.count()).select_from(model)
+        for w in where:
+            q = q.where(w)
+        return (await s.execute(q)).scalar_one()
+
+
+async def answer_everything(user: WebUser, *, text: str = "More company visits") -> list[str]:
+    """Answer every question with the first choice (typed text for text questions)."""
+    seen: list[str] = []
+    for _ in range(60):
+        if T("done.text").split("\n")[0] in user.html.replace("&#39;", "'"):
+            return seen
+        qid = user.question_id()
+        assert qid, user.html
+        seen.append(qid)
+        if user.has_typed_input():
+            await user.type(text)
+        else:
+            scale_or_choice = [b for b in user.form_with("choice", _first(user)).buttons]
+            await user.tap(scale_or_choice[0][1])
+        assert user.status == 200
+    raise AssertionError("the survey did not end")
+
+
+def _first(user: WebUser) -> str:
+    for f in user.forms():
+        if f.buttons and f.buttons[0][0] == "choice" and "question_id" in f.hidden:
+            return f.buttons[0][1]
+    raise AssertionError(user.html)
+
+
+@pytest.fixture
+async def app_client(db_engine) -> AsyncIterator[TestClient]:
+    async with running_app(make_settings(db_url_of(db_engine))) as client:
+        yield client
+
+
+# -- the tests -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["learner", "graduate"])
+async def test_full_survey_without_javascript(app_client, role):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm)
+    async with web_user(app_client) as user:
+        await user.get(f"/s/{seeded.invites[role]}")
+        assert user.status == 200
+        assert "Test Vocational School" in user.html
+        assert await count(sm, Respondent) == 0  # nothing stored before consent
+        await user.tap(E.YES)
+        assert "Question 1 of" in user.html
+        seen = await answer_everything(user)
+        assert "Thank you! Your answers are saved." in user.html
+        # The page names the web button, not Telegram's /delete command.
+        assert "/delete" not in user.html and "“Erase my answers”" in user.html
+    async with sm() as s:
+        response = (await s.execute(select(Response))).scalar_one()
+        answers = (await s.execute(select(Answer))).scalars().all()
+        comments = (await s.execute(select(Comment))).scalars().all()
+    assert response.status == "completed" and response.role == role
+    assert len(answers) + len(comments) == len(seen) == len(set(seen))
+    assert [c.text for c in comments] == ["More company visits"]
+    assert len({a.question_id for a in answers}) == len(answers)  # each exactly once
+    if role == "graduate":
+        now = next(a for a in answers if a.question_id == "now")
+        assert now.choice == "working"
+        assert {"g09", "g10"} <= {a.question_id for a in answers}
+        assert "g11" not in {a.question_id for a in answers}
+
+
+async def test_security_headers_cookie_and_static(app_client):
+    seeded = await seed_school(app_client.app[keys.SESSIONMAKER], roles=["learner"])
+    r = await app_client.get(f"/s/{seeded.invites['learner']}", allow_redirects=False)
+    assert r.status == 303 and r.headers["Location"] == "/chat"
+    cookie = r.cookies[webchat.COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax" and not cookie["secure"]
+    assert int(cookie["max-age"]) > 30 * 24 * 3600
+    assert len(cookie.value) >= 43
+    for h in (r.headers, (await app_client.get("/chat")).headers):
+        assert "default-src 'self'" in h["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in h["Content-Security-Policy"]
+        assert h["X-Content-Type-Options"] == "nosniff"
+        assert h["Referrer-Policy"] == "no-referrer"
+    page = await (await app_client.get("/chat")).text()
+    css = re.search(r'href="(/static/webchat/webchat\.css\?v=[^"]+)"', page)
+    js = re.search(r'src="(/static/webchat/webchat\.js\?v=[^"]+)"', page)
+    assert css and js and "https://" not in page
+    static = await app_client.get(css.group(1).replace("&amp;", "&"))
+    assert static.status == 200 and "max-age" in static.headers["Cache-Control"]
+    # The cookie value itself is never stored: the respondent row holds its keyed hash.
+    forms = forms_of(page)
+    await app_client.post("/chat", data={**forms[0].hidden, "choice": "yes"})
+    async with app_client.app[keys.SESSIONMAKER]() as s:
+        subject = (await s.execute(select(Respondent.subject_hash))).scalar_one()
+    assert subject != cookie.value and cookie.value not in subject
+    assert subject == app_client.app[keys.RUNNER].subject("web", cookie.value)
+
+
+async def test_consent_refused_stores_nothing(app_client):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["parent"])
+    async with web_user(app_client) as user:
+        await user.get(f"/s/{seeded.invites['parent']}")
+        await user.tap(E.NO)
+        assert T("consent.declined") in user.text()
+        assert not [f for f in user.forms() if any(b[0] == "choice" for b in f.buttons)]
+    assert await count(sm, Respondent) == 0
+    assert await count(sm, Response) == 0
+    async with sm() as s:
+        invite = (await s.execute(select(Invite))).scalar_one()
+    assert invite.uses == 0
+
+
+async def test_back_skip_and_not_applicable(app_client):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner"])
+    async with web_user(app_client) as user:
+        await user.get(f"/s/{seeded.invites['learner']}")
+        await user.tap(E.YES)
+        assert user.question_id() == "l01"
+        assert "Question 1 of" in user.html
+        await user.tap("3")
+        assert user.question_id() == "l02" and "Question 2 of" in user.html
+        await user.tap("na")
+        assert user.question_id() == "l03"
+        await user.tap(E.SKIP)
+        assert user.question_id() == "l04"
+        await user.tap(E.BACK)
+        assert user.question_id() == "l03"
+        assert T("question.current", answer=T("answer.skipped")) in user.text()
+        await user.tap(E.BACK)
+        assert user.question_id() == "l02"
+        # The answer already given is highlighted and announced.
+        assert re.search(r'value="na" class="secondary is-current" aria-pressed="true"', user.html)
+        assert "Your answer: Not applicable" in user.text()
+        await user.tap("4")  # change it: lands once, updated
+        assert user.question_id() == "l04"
+    async with sm() as s:
+        rows = {a.question_id: a for a in (await s.execute(select(Answer))).scalars()}
+    assert set(rows) == {"l01", "l02", "l03"}
+    assert rows["l01"].value == 3
+    assert rows["l02"].value == 4 and not rows["l02"].na
+    assert rows["l03"].skipped
+
+
+async def test_stale_button_and_text_where_a_tap_is_due(app_client):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner"])
+    async with web_user(app_client) as user:
+        await user.get(f"/s/{seeded.invites['learner']}")
+        await user.tap(E.YES)
+        old = user.form_with("choice", "4")
+        await user.tap("4")
+        await user.post({**old.hidden, "choice": "2"})  # the browser's back button, resubmitted
+        assert T("question.stale") in user.text()
+        assert user.question_id() == "l02"
+        await user.post({**old.hidden, "question_id": "l02", "text": "hello"})
+        assert T("question.tap_button") in user.text()
+    assert await count(sm, Answer) == 1
+
+
+@asynccontextmanager
+async def app_with_number_question(db_engine) -> AsyncIterator[TestClient]:
+    """The real app whose employer bank asks one number question first (no shipped bank does)."""
+    bank = parse_bank(
+        """
+role: employer
+version: 9
+model_version: "1.0.0"
+title: "Numbers"
+intro: "A test bank."
+minutes: 1
+questions:
+  - id: n1
+    kind: number
+    text: "How many learners did you take on as interns this year?"
+    number: {min: 0, max: 500}
+  - id: e1
+    text: "The school keeps in touch with us."
+    scale: AGM
+    indicators: [CC-2]
+"""
+    )
+    app = create_app(make_settings(db_url_of(db_engine)))
+    banks = [b for r, b in load_banks().items() if r != Role.EMPLOYER] + [bank]
+    app[keys.SURVEY_ENGINE] = E.Engine.from_banks(banks, "1.0.0")
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def test_bad_number_reprompts_and_keeps_the_state(db_engine):
+    async with app_with_number_question(db_engine) as client:
+        sm = client.app[keys.SESSIONMAKER]
+        seeded = await seed_school(sm, roles=["employer"])
+        async with web_user(client) as user:
+            await user.get(f"/s/{seeded.invites['employer']}")
+            await user.tap(E.YES)
+            assert user.question_id() == "n1"
+            assert 'inputmode="numeric"' in user.html
+            await user.type("lots")
+            assert T("number.invalid", example="1") in user.text()
+            assert user.question_id() == "n1"
+            await user.type("900")
+            assert T("number.range", min="0", max="500") in user.text()
+            assert user.question_id() == "n1"
+            assert await count(sm, Answer) == 0
+            # A reload shows the question again, without the old notice.
+            await user.get("/chat")
+            assert user.question_id() == "n1" and '<p class="notice">' not in user.html
+            await user.type("12")
+            assert user.question_id() == "e1"
+            await user.tap(E.BACK)
+            assert 'value="12"' in user.html  # the number given, ready to edit
+        async with sm() as s:
+            answer = (await s.execute(select(Answer))).scalar_one()
+        assert answer.number == 12
+
+
+async def test_resume_with_the_cookie_after_the_session_store_is_lost(app_client):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["graduate"])
+    async with web_user(app_client) as user:
+        await user.get(f"/s/{seeded.invites['graduate']}")
+        await user.tap(E.YES)
+        await user.tap("c:studying")
+        await user.tap("4")
+        await user.tap("3")
+        qid = user.question_id()
+        store = app_client.app[keys.SESSION_STORE]
+        store._data.clear()  # "Redis loss": the memory store forgets every session
+        await user.get("/chat")
+        assert user.question_id() == qid  # rebuilt from the database
+        assert "Question 4 of" in user.html
+        # The invite link again also resumes, without a second response or use.
+        await user.get(f"/s/{seeded.invites['graduate']}")
+        assert user.question_id() == qid
+        await user.tap(E.BACK)
+        assert user.question_id() == "g02"
+    async with sm() as s:
+        invite = (await s.execute(select(Invite))).scalar_one()
+    assert invite.uses == 1
+    assert await count(sm, Response) == 1
+
+
+async def test_stop_and_resume(app_client):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner"])
+    async with web_user(app_client) as user:
+        await user.get(f"/s/{seeded.invites['learner']}")
+        await user.tap(E.YES)
+        await user.tap("4")
+        await user.tap("stop", name="action")
+        assert "Paused" in user.html and user.question_id() is None
+        async with sm() as s:
+            assert (await s.execute(select(Response.status))).scalar_one() == "stopped"
+        await user.tap("resume", name="action")
+        assert user.question_id() == "l02"
+        async with sm() as s:
+            assert (await s.execute(select(Response.status))).scalar_one() == "in_progress"
+
+
+async def test_erase_asks_then_really_deletes(app_client):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner", "parent"])
+    async with web_user(app_client) as other:  # someone else's answers stay
+        await other.get(f"/s/{seeded.invites['parent']}")
+        await other.tap(E.YES)
+        await other.tap(_first(other))
+    async with web_user(app_client) as user:
+        await user.get(f"/s/{seeded.invites['learner']}")
+        await user.tap(E.YES)
+        await user.tap("4")
+        await user.tap("2")
+        assert T("web.erase") in user.html
+        await user.tap("delete", name="action")
+        assert T("delete.confirm") in user.text()
+        await user.tap(E.NO)  # cancel: nothing erased, back at the question
+        assert T("delete.cancelled") in user.text() and user.question_id() == "l03"
+        assert await count(sm, Answer) == 3
+        await user.tap("delete", name="action")
+        await user.tap(E.YES)
+        assert T("delete.done") in user.text()
+        assert not any(b[0] == "choice" for f in user.forms() for b in f.buttons)
+        await user.get("/chat")
+        assert T("delete.done") in user.text()
+    assert await count(sm, Respondent) == 1
+    assert await count(sm, Response) == 1
+    assert await count(sm, Answer) == 1
+
+
+async def test_csrf_missing_or_forged_is_refused(app_client):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner"])
+    async with web_user(app_client) as user:
+        await user.get(f"/s/{seeded.invites['learner']}")
+        form = user.form_with("choice", E.YES)
+        no_token = {k: v for k, v in form.hidden.items() if k != "csrf"}
+        await user.post({**no_token, "choice": E.YES})
+        assert user.status == 403 and T("web.error.csrf") in user.text()
+        await user.post({**no_token, "csrf": "0" * 40, "choice": E.YES})
+        assert user.status == 403
+        other = webchat.csrf_token("another-secret", user.cookie)
+        await user.post({**no_token, "csrf": other, "choice": E.YES})
+        assert user.status == 403
+        # The right token from another site: refused by the Origin / Sec-Fetch-Site checks.
+        await user.post({**form.hidden, "choice": E.YES}, headers={"Origin": "https://evil.test"})
+        assert user.status == 403
+        await user.post({**form.hidden, "choice": E.YES}, headers={"Sec-Fetch-Site": "cross-site"})
+        assert user.status == 403
+        assert await count(sm, Respondent) == 0
+        # Our own page's post (Origin "null" under no-referrer) goes through.
+        await user.post({**form.hidden, "choice": E.YES}, headers={"Origin": "null"})
+        assert user.status == 200 and user.question_id() == "l01"
+    # Without the cookie there is nothing to protect and nobody to answer for.
+    r = await app_client.post("/chat", data={"csrf": "x", "choice": "yes"})
+    assert r.status == 403
+
+
+async def test_invalid_and_expired_invites(app_client):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner", "parent"])
+    async with sm.begin() as s:
+        await s.execute(
+            update(Invite)
+            .where(Invite.code == seeded.invites["parent"])
+            .values(expires_at=datetime.now(UTC) - timedelta(days=1))
+        )
+    async with web_user(app_client) as user:
+        await user.get("/s/no-such-code")
+        assert user.status == 200 and T("invite.unknown") in user.text()
+        assert not user.forms() or not any(
+            b[0] == "choice" for f in user.forms() for b in f.buttons
+        )
+        await user.get(f"/s/{seeded.invites['parent']}")
+        assert T("invite.expired") in user.text()
+        await user.get("/s/" + "x" * 300)
+        assert T("invite.unknown") in user.text()
+        await user.get("/chat")  # nothing started: explain how to start
+        assert T("web.no_survey").split(".")[0] in user.text()
+    assert await count(sm, Respondent) == 0
+
+
+async def test_free_text_is_escaped_wherever_it_is_echoed(app_client):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner"])
+    evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    async with web_user(app_client) as user:
+        await user.get(f"/s/{seeded.invites['learner']}")
+        await user.tap(E.YES)
+        while user.question_id() != "l22":
+            await user.tap(E.SKIP if "skip" in user.choices() else "4")
+        long = evil * 200  # too long: the notice echoes its length, the state stays
+        await user.type(long)
+        assert user.question_id() == "l22"
+        await user.type(evil)
+        assert "Thank you" in user.html
+        for page in (user.html, await user.get("/chat"), await user.get("/privacy")):
+            assert "<script>alert" not in page and "<img src=x" not in page
+        # The JSON card for fetch escapes it too.
+        token = webchat.csrf_token(user.client.app[keys.SECRET_KEY], user.cookie)
+        async with user.session.post(
+            user.client.make_url("/chat"),
+            data={"csrf": token},
+            headers={"Accept": "application/json"},
+        ) as r:
+            data = await r.json()
+        assert "<script>alert" not in data["html"]
+    async with sm() as s:
+        assert (await s.execute(select(Comment.text))).scalar_one() == evil
+
+
+async def test_fetch_posts_get_the_card_as_json(app_client):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner"])
+    async with web_user(app_client) as user:
+        await user.get(f"/s/{seeded.invites['learner']}")
+        form = user.form_with("choice", E.YES)
+        async with user.session.post(
+            user.client.make_url("/chat"),
+            data={**form.hidden, "choice": E.YES},
+            headers={"Accept": "application/json"},
+        ) as r:
+            assert r.status == 200
+            data = await r.json()
+        assert data["lang"] == "en" and not data["final"]
+        assert 'id="card"' in data["html"] and 'value="l01"' in data["html"]
+        async with user.session.post(
+            user.client.make_url("/chat"),
+            data={"choice": "4", "question_id": "l01"},
+            headers={"Accept": "application/json"},
+        ) as r:
+            assert r.status == 403
+            assert (await r.json())["message"] == T("web.error.csrf")
+
+
+def test_form_fields_map_to_engine_events():
+    ev = webchat.form_event
+    assert ev({"choice": "3", "question_id": "l01"}) == E.Answer("l01", "3")
+    assert ev({"choice": "na", "question_id": "l01"}) == E.Answer("l01", "na")
+    assert ev({"choice": "back", "question_id": "l02"}) == E.Back("l02")
+    assert ev({"choice": "skip", "question_id": "l02"}) == E.Skip("l02")
+    assert ev({"choice": "lang:en"}) == E.ChooseLanguage("lang:en")
+    assert ev({"choice": "yes", "question_id": ""}) == E.Answer(None, "yes")
+    assert ev({"text": "12", "question_id": "n1"}) == E.Answer("n1", "12")
+    assert ev({"action": "delete"}) == E.DeleteRequest()
+    assert ev({"action": "stop"}) == E.Stop()
+    assert ev({"action": "resume"}) == E.Resume()
+    assert ev({"action": "drop-tables"}) is None
+    assert ev({}) is None
