@@ -1,0 +1,930 @@
+"""Charts of the triangulation report: pure functions of the (already safe) report dict.
+
+Nothing here reads the database or raw answers: every figure comes from the
+report that `backend.analytics.build_report` made through the anonymity gate.
+A suppressed group has no mean in the report, so no chart can draw one.
+
+Each chart has a `*_chart(...) -> ChartResult` form (SVG or PNG bytes, alt text,
+title) and an `*_svg(...) -> bytes` shortcut. Figures are built with
+`matplotlib.figure.Figure` on the Agg canvas (never pyplot), under one lock and
+an `rc_context`, so no global state leaks between calls or threads.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display, ever; we only draw on FigureCanvasAgg below
+
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize, to_rgba
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+
+from conversations.model import ExcellenceModel, load_model
+from conversations.roles import ROLE_LABELS, Role
+
+Format = Literal["svg", "png"]
+SCALE_MAX = 4
+FLAG_MARGIN = SCALE_MAX / 3
+NO_DATA = "No data yet"
+
+# Short role names for axes and column heads (ROLE_LABELS is the model's long wording).
+SHORT_LABELS: dict[str, str] = {
+    "teacher": "Teachers",
+    "staff": "Other staff",
+    "board": "Board",
+    "learner": "Learners",
+    "graduate": "Graduates",
+    "parent": "Parents",
+    "employer": "Employers",
+    "employer_sme": "SME employers",
+    "union": "Unions",
+    "education_provider": "Edu. providers",
+    "local_government": "Local gov.",
+    "national_government": "National gov.",
+    "research": "Research",
+    "international_partner": "Intl partners",
+    "prospective_learner": "Future learners",
+}
+SELF_LABEL = "Self"
+
+# Colour-blind-safe qualitative colours: Okabe-Ito, then Paul Tol's muted scheme.
+SERIES_COLOURS = (
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#F0E442",
+    "#332288",
+    "#88CCEE",
+    "#117733",
+    "#999933",
+    "#882255",
+    "#44AA99",
+    "#AA4499",
+    "#DDCC77",
+)
+SELF_COLOUR = "#222222"
+BLIND_COLOUR = "#D55E00"  # vermillion: the school rates itself higher than the group does
+HIDDEN_COLOUR = "#0072B2"  # blue: the group rates the school higher than it does itself
+NEUTRAL_COLOUR = "#9A9A9A"
+SUPPRESSED_COLOUR = "#D9D9D9"
+HEAT_CMAP = "cividis"  # sequential, designed for colour-vision deficiency
+
+_RC = {
+    "svg.fonttype": "none",  # text stays text in the SVG: searchable, accessible, small
+    "svg.hashsalt": "guidance-survey",  # stable ids: same report, same bytes
+    "font.family": "DejaVu Sans",  # ships with matplotlib; covers Cyrillic and Armenian
+    "font.size": 12,
+    "axes.titlesize": 15,
+    "axes.labelsize": 13,
+    "xtick.labelsize": 12,
+    "ytick.labelsize": 12,
+    "legend.fontsize": 11,
+    "figure.titlesize": 17,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+_LOCK = threading.Lock()  # matplotlib is not thread-safe; rc_context is process-wide
+
+
+@dataclass(frozen=True, slots=True)
+class ChartResult:
+    """A rendered chart: the image bytes, its MIME type, its title and alt text."""
+
+    data: bytes
+    mime: str
+    title: str
+    alt: str
+
+
+# -- report helpers (shared with the exports) ---------------------------------
+
+
+def role_label(role: str, *, short: bool = True) -> str:
+    if short and role in SHORT_LABELS:
+        return SHORT_LABELS[role]
+    try:
+        return ROLE_LABELS[Role(role)]
+    except ValueError:
+        return role
+
+
+def model_for(report: dict[str, Any]) -> ExcellenceModel | None:
+    """The shipped model when the report was made with its version (for texts and titles)."""
+    try:
+        model = load_model()
+    except Exception:  # pragma: no cover - a broken install; charts still draw ids
+        return None
+    return model if model.version == report.get("model_version") else None
+
+
+def indicator_text(report: dict[str, Any], key: str) -> str | None:
+    model = model_for(report)
+    if model is None:
+        return None
+    placed = model.index().get(key)
+    return placed.indicator.text if placed else None
+
+
+def unit_titles(report: dict[str, Any]) -> dict[str, str]:
+    """Titles of dimensions, criteria and themes by id (empty without the model)."""
+    model = model_for(report)
+    titles: dict[str, str] = {}
+    if model is None:
+        return titles
+    for d in model.dimensions:
+        titles[d.id] = d.title
+        for c in d.criteria:
+            titles[c.id] = c.title
+            for t in c.themes:
+                titles[t.id] = t.title
+    return titles
+
+
+def dimensions_of(report: dict[str, Any]) -> list[str]:
+    """Dimension ids in report order."""
+    return list(dict.fromkeys(ind["dimension"] for ind in report.get("indicators", [])))
+
+
+def shown_roles(report: dict[str, Any]) -> list[str]:
+    """Roles with at least one shown (non-suppressed) mean, in report order."""
+    roles: list[str] = []
+    for ind in report.get("indicators", []):
+        for role, g in ind["roles"].items():
+            if g["mean"] is not None and role not in roles:
+                roles.append(role)
+    order = list(report.get("roles", {}))
+    return sorted(roles, key=lambda r: order.index(r) if r in order else len(order))
+
+
+def answered_roles(report: dict[str, Any]) -> list[str]:
+    """Roles with any answer (shown or suppressed) on any indicator, in report order."""
+    roles: list[str] = []
+    for ind in report.get("indicators", []):
+        for role, g in ind["roles"].items():
+            if g["n"] and role not in roles:
+                roles.append(role)
+    order = list(report.get("roles", {}))
+    return sorted(roles, key=lambda r: order.index(r) if r in order else len(order))
+
+
+def hidden_roles(report: dict[str, Any]) -> dict[str, int]:
+    """Roles that answered but have no shown mean at all, with their largest n."""
+    shown = set(shown_roles(report))
+    out: dict[str, int] = {}
+    for ind in report.get("indicators", []):
+        for role, g in ind["roles"].items():
+            if role not in shown and g["n"]:
+                out[role] = max(out.get(role, 0), g["n"])
+    return out
+
+
+def is_scale(ind: dict[str, Any]) -> bool:
+    return ind.get("kind") != "NUMBER"
+
+
+def self_score(ind: dict[str, Any]) -> float | None:
+    """The school's 0..4 score (None for count indicators and unrated ones)."""
+    if not is_scale(ind) or ind["self"] is None:
+        return None
+    return float(ind["self"])
+
+
+def has_data(report: dict[str, Any]) -> bool:
+    """True when the report holds any self rating or any answered group."""
+    for ind in report.get("indicators", []):
+        if ind.get("self") is not None:
+            return True
+        if any(g["n"] for g in ind["roles"].values()):
+            return True
+    return False
+
+
+def subtitle(report: dict[str, Any]) -> str:
+    school = (report.get("school") or {}).get("name") or ""
+    cycle = (report.get("cycle") or {}).get("name") or ""
+    return " · ".join(p for p in (school, cycle) if p)
+
+
+def fmt_value(x: float | None, digits: int = 2) -> str:
+    if x is None:
+        return "–"
+    if float(x).is_integer():
+        return str(int(x))
+    return f"{x:.{digits}f}".rstrip("0").rstrip(".")
+
+
+def _short(text: str, width: int) -> str:
+    return textwrap.shorten(text, width=width, placeholder="…")
+
+
+# -- rendering ---------------------------------------------------------------
+
+
+@contextmanager
+def _figure(width: float, height: float) -> Iterator[Figure]:
+    with _LOCK, matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(width, height), layout="constrained")
+        FigureCanvasAgg(fig)
+        yield fig
+
+
+def _render(fig: Figure, fmt_: Format, dpi: int) -> bytes:
+    buf = io.BytesIO()
+    if fmt_ == "svg":
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    else:
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _result(
+    draw: Callable[[Figure], None], size: tuple[float, float], title: str, alt: str, f: Format, dpi
+) -> ChartResult:
+    with _figure(*size) as fig:
+        draw(fig)
+        data = _render(fig, f, dpi)
+    mime = "image/svg+xml" if f == "svg" else "image/png"
+    return ChartResult(data=data, mime=mime, title=title, alt=alt)
+
+
+def _titles(fig: Figure, title: str, report: dict[str, Any]) -> None:
+    sub = subtitle(report)
+    fig.suptitle(title + (f"\n{sub}" if sub else ""), fontsize=16, fontweight="bold")
+
+
+def _no_data(title: str, report: dict[str, Any], f: Format, dpi: int, why: str = "") -> ChartResult:
+    message = why or "No answers or self-assessment ratings in this report yet."
+
+    def draw(fig: Figure) -> None:
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        ax.text(0.5, 0.6, NO_DATA, ha="center", va="center", fontsize=28, color="#444444")
+        ax.text(0.5, 0.38, message, ha="center", va="center", fontsize=13, color="#666666")
+        _titles(fig, title, report)
+
+    return _result(draw, (9, 4.5), title, f"{title}: {NO_DATA}. {message}", f, dpi)
+
+
+# -- heatmap -------------------------------------------------------------------
+
+
+def heatmap_chart(
+    report: dict[str, Any],
+    *,
+    dimension_id: str | None = None,
+    fmt: Format = "svg",
+    dpi: int = 150,
+) -> ChartResult:
+    """Indicators (rows, grouped by dimension) x Self and the shown groups, coloured by mean.
+
+    Suppressed cells are grey, hatched and marked "<k"; count indicators show the
+    school's number ("#12") uncoloured, as it is not on the 0..4 scale.
+    """
+    titles = unit_titles(report)
+    title = "Ratings by indicator and group (0–4)"
+    if dimension_id is not None:
+        title = f"Dimension {dimension_id}: ratings by indicator and group (0–4)"
+    inds = [
+        i
+        for i in report.get("indicators", [])
+        if dimension_id is None or i["dimension"] == dimension_id
+    ]
+    roles = shown_roles(report)
+    if not inds or not has_data({**report, "indicators": inds}):
+        return _no_data(title, report, fmt, dpi)
+    k = report.get("thresholds", {}).get("anonymity", 5)
+    model = model_for(report)
+    texts = {p.indicator.key: p.indicator.text for p in model.placed()} if model else {}
+    cols = [SELF_LABEL] + [role_label(r) for r in roles]
+    ncols = len(cols)
+    # Rows: a header band per dimension (whole report only), then its indicators.
+    rows: list[tuple[str, Any]] = []
+    for ind in inds:
+        if dimension_id is None and (not rows or rows[-1][1]["dimension"] != ind["dimension"]):
+            rows.append(("dim", ind))
+        rows.append(("ind", ind))
+    nrows = len(rows)
+    cmap = colormaps[HEAT_CMAP]
+    norm = Normalize(0, SCALE_MAX)
+
+    def cell_text(ax, col: int, row: int, text: str, colour: str, size: float = 11) -> None:
+        ax.text(col + 0.5, row + 0.5, text, ha="center", va="center", fontsize=size, color=colour)
+
+    def draw(fig: Figure) -> None:
+        ax = fig.add_subplot()
+        ylabels = []
+        for row, (what, ind) in enumerate(rows):
+            if what == "dim":
+                ylabels.append("")
+                name = titles.get(ind["dimension"])
+                label = f"Dimension {ind['dimension']}" + (f": {_short(name, 70)}" if name else "")
+                ax.add_patch(
+                    Rectangle((0, row), ncols, 1, facecolor="#F0F0F0", edgecolor="none", zorder=3)
+                )
+                ax.text(
+                    0.08, row + 0.55, label, va="center", fontsize=12, fontweight="bold", zorder=4
+                )
+                continue
+            text = texts.get(ind["key"])
+            ylabels.append(f"{ind['id']}  {_short(text, 38)}" if text else ind["key"])
+            cells: list[tuple[float | None, str | None, bool]] = []
+            if is_scale(ind):
+                cells.append((self_score(ind), None, False))
+            elif ind["self"] is not None:
+                cells.append((None, f"#{fmt_num(ind['self'])}", False))
+            else:
+                cells.append((None, None, False))
+            for r in roles:
+                g = ind["roles"][r]
+                cells.append((g["mean"], None, bool(g["suppressed"])))
+            for col, (value, label, suppressed) in enumerate(cells):
+                if value is not None:
+                    face = cmap(norm(value))
+                    lum = 0.299 * face[0] + 0.587 * face[1] + 0.114 * face[2]
+                    ax.add_patch(Rectangle((col, row), 1, 1, facecolor=face, edgecolor="white"))
+                    cell_text(ax, col, row, f"{value:.1f}", "black" if lum > 0.5 else "white")
+                elif suppressed:
+                    ax.add_patch(
+                        Rectangle(
+                            (col, row),
+                            1,
+                            1,
+                            facecolor=SUPPRESSED_COLOUR,
+                            edgecolor="white",
+                            hatch="//",
+                        )
+                    )
+                    cell_text(ax, col, row, f"<{k}", "#333333", 10)
+                else:
+                    ax.add_patch(
+                        Rectangle((col, row), 1, 1, facecolor="white", edgecolor="#EEEEEE")
+                    )
+                    if label:
+                        cell_text(ax, col, row, label, "#333333", 10)
+        ax.set_xlim(0, ncols)
+        ax.set_ylim(nrows, 0)
+        ax.set_xticks([c + 0.5 for c in range(ncols)], cols, rotation=30, ha="left")
+        ax.xaxis.tick_top()
+        ax.xaxis.set_label_position("top")
+        ax.set_yticks([r + 0.5 for r in range(nrows)], ylabels, fontsize=11)
+        ax.tick_params(length=0)
+        for side in ("top", "right", "bottom", "left"):
+            ax.spines[side].set_visible(False)
+        ax.axvline(1, color="black", linewidth=2, zorder=2)  # Self apart from the groups
+        ax.set_ylabel("Indicator")
+        ax.set_xlabel("Self-assessment and stakeholder groups (mean, 0–4)")
+        cbar = fig.colorbar(
+            ScalarMappable(norm=norm, cmap=cmap),
+            ax=ax,
+            location="bottom",
+            shrink=0.7,
+            aspect=40,
+            pad=0.01,
+        )
+        cbar.set_label("Mean: 0 = not at all / strongly disagree … 4 = fully / strongly agree")
+        handles = [
+            Patch(
+                facecolor=SUPPRESSED_COLOUR, hatch="//", label=f"hidden: fewer than {k} answered"
+            ),
+            Patch(facecolor="white", edgecolor="#BBBBBB", label="no answers / not rated"),
+        ]
+        hidden = hidden_roles(report)
+        notes = None
+        if hidden:
+            notes = "Not shown (fewer than {} on every indicator): {}".format(
+                k, ", ".join(f"{role_label(r)} (at most {n})" for r, n in hidden.items())
+            )
+        leg = fig.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncol=2,
+            frameon=False,
+            title=notes,
+            title_fontsize=11,
+            fontsize=11,
+        )
+        leg.set_in_layout(True)
+        _titles(fig, title, report)
+
+    width = 6.5 + 1.05 * ncols
+    height = 4.2 + 0.36 * nrows
+    n_shown = sum(1 for i in inds for r in roles if i["roles"][r]["mean"] is not None)
+    suppressed_total = sum(1 for i in inds for r in roles if i["roles"][r]["suppressed"])
+    scope = "" if dimension_id else f" in {len(dimensions_of(report))} dimensions"
+    alt = (
+        f"{title}. Heatmap of {len(inds)} indicators{scope}"
+        f" against the school's self-assessment and {len(roles)} stakeholder group(s)"
+        f" ({', '.join(role_label(r) for r in roles) or 'none shown yet'});"
+        f" {n_shown} group means shown, {suppressed_total} hidden because fewer than {k}"
+        " people answered. Colour runs from dark blue (0) to yellow (4)."
+    )
+    return _result(draw, (width, height), title, alt, fmt, dpi)
+
+
+def fmt_num(x: float | int) -> str:
+    return fmt_value(float(x), 1)
+
+
+def heatmap_svg(report: dict[str, Any], dimension_id: str | None = None) -> bytes:
+    return heatmap_chart(report, dimension_id=dimension_id).data
+
+
+# -- per dimension -------------------------------------------------------------
+
+
+def dimension_chart(
+    report: dict[str, Any], dimension_id: str, *, fmt: Format = "svg", dpi: int = 150
+) -> ChartResult:
+    """Self vs each shown group per theme of one dimension (grouped horizontal bars)."""
+    titles = unit_titles(report)
+    dim_title = titles.get(dimension_id)
+    title = f"Dimension {dimension_id}: self vs groups by theme"
+    themes = list(
+        dict.fromkeys(
+            i["theme"] for i in report.get("indicators", []) if i["dimension"] == dimension_id
+        )
+    )
+    # A theme with no own indicators (e.g. alumni 1.3.1) still has a roll-up.
+    for tid in report.get("rollups", {}).get("themes", {}):
+        if tid.startswith(dimension_id + ".") and tid not in themes:
+            themes.append(tid)
+    themes.sort(key=lambda t: [int(p) for p in t.split(".")])
+    rollups = report.get("rollups", {}).get("themes", {})
+    roles = [
+        r
+        for r in shown_roles(report)
+        if any(
+            rollups.get(t, {}).get("roles", {}).get(r, {}).get("mean") is not None for t in themes
+        )
+    ]
+    series: list[tuple[str, str, list[float | None]]] = [
+        (
+            SELF_LABEL,
+            SELF_COLOUR,
+            [rollups.get(t, {}).get("self", {}).get("mean") for t in themes],
+        )
+    ]
+    for n, r in enumerate(roles):
+        series.append(
+            (
+                role_label(r),
+                SERIES_COLOURS[n % len(SERIES_COLOURS)],
+                [rollups.get(t, {}).get("roles", {}).get(r, {}).get("mean") for t in themes],
+            )
+        )
+    if not themes or all(v is None for _, _, vals in series for v in vals):
+        return _no_data(title, report, fmt, dpi)
+
+    nser = len(series)
+    bar_h = min(0.8 / nser, 0.3)
+    label_values = nser <= 6
+
+    def draw(fig: Figure) -> None:
+        ax = fig.add_subplot()
+        for s, (name, colour, values) in enumerate(series):
+            ys = [t + (s - (nser - 1) / 2) * bar_h for t in range(len(themes))]
+            widths = [v if v is not None else 0 for v in values]
+            bars = ax.barh(
+                ys,
+                widths,
+                height=bar_h * 0.92,
+                color=colour,
+                label=name,
+                edgecolor="white" if s else "black",
+                linewidth=0.5,
+            )
+            if label_values:
+                for bar, v in zip(bars, values, strict=True):
+                    if v is None:
+                        continue
+                    ax.text(
+                        bar.get_width() + 0.04,
+                        bar.get_y() + bar.get_height() / 2,
+                        f"{v:.1f}",
+                        va="center",
+                        fontsize=10,
+                    )
+        for t in range(len(themes)):
+            if all(vals[t] is None for _, _, vals in series):
+                ax.text(0.05, t, "no figures yet", va="center", fontsize=11, color="#777777")
+        ylabels = []
+        for t in themes:
+            name = titles.get(t)
+            ylabels.append(f"{t}\n" + "\n".join(textwrap.wrap(_short(name, 80), 34)) if name else t)
+        ax.set_yticks(range(len(themes)), ylabels, fontsize=11)
+        ax.set_ylim(len(themes) - 0.5, -0.5)
+        ax.set_xlim(0, SCALE_MAX + 0.35)
+        ax.set_xticks(range(SCALE_MAX + 1))
+        ax.grid(axis="x", color="#DDDDDD", linewidth=0.8)
+        ax.set_axisbelow(True)
+        ax.set_xlabel("Mean rating of the theme's indicators (0–4)")
+        ax.set_ylabel("Theme")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, title="Rated by")
+        if dim_title:
+            ax.set_title(_short(dim_title, 90), fontsize=12, loc="left", color="#444444")
+        _titles(fig, title, report)
+
+    height = 2.4 + len(themes) * max(0.9, nser * 0.28)
+    parts = []
+    for name, _, values in series:
+        known = [f"{t} {v:.1f}" for t, v in zip(themes, values, strict=True) if v is not None]
+        parts.append(f"{name}: {', '.join(known) if known else 'no figures'}")
+    alt = (
+        f"{title}{' (' + dim_title + ')' if dim_title else ''}. Horizontal bars per theme,"
+        f" mean on 0–4. " + "; ".join(parts) + "."
+    )
+    return _result(draw, (12, height), title, alt, fmt, dpi)
+
+
+def dimension_chart_svg(report: dict[str, Any], dimension_id: str) -> bytes:
+    return dimension_chart(report, dimension_id).data
+
+
+# -- gaps ------------------------------------------------------------------------
+
+
+def _flag_label(flag: str | None) -> str:
+    return {"blind_spot": "blind spot", "hidden_strength": "hidden strength"}.get(flag or "", "")
+
+
+def gaps_chart(
+    report: dict[str, Any], limit: int = 10, *, fmt: Format = "svg", dpi: int = 150
+) -> ChartResult:
+    """The biggest gaps (group mean minus self) as a diverging bar chart, flags labelled."""
+    from backend.analytics.report import biggest_gaps
+
+    title = f"The {limit} biggest gaps between the school and its stakeholders"
+    gaps = biggest_gaps(report, limit) if report.get("indicators") else []
+    if not gaps:
+        why = "No gaps yet: a gap needs a self rating and a shown group mean on one indicator."
+        return _no_data(title, report, fmt, dpi, why if has_data(report) else "")
+    title = f"The {len(gaps)} biggest gaps between the school and its stakeholders"
+
+    def draw(fig: Figure) -> None:
+        ax = fig.add_subplot()
+        ys = range(len(gaps))
+        colours = [
+            BLIND_COLOUR
+            if g["flag"] == "blind_spot"
+            else HIDDEN_COLOUR
+            if g["flag"] == "hidden_strength"
+            else NEUTRAL_COLOUR
+            for g in gaps
+        ]
+        ax.barh(list(ys), [g["gap"] for g in gaps], color=colours, height=0.7)
+        for y, g in zip(ys, gaps, strict=True):
+            note = (
+                f"{g['gap']:+.2f}  (self {fmt_value(g['self'])}, group {g['mean']:.2f}, n={g['n']})"
+            )
+            flag = _flag_label(g["flag"])
+            if flag:
+                note = f"{flag.upper()}  {note}"
+            right = g["gap"] < 0  # the note goes on the empty side of the zero line
+            ax.text(
+                0.08 if right else -0.08,
+                y,
+                note,
+                ha="left" if right else "right",
+                va="center",
+                fontsize=10.5,
+                fontweight="bold" if flag else "normal",
+            )
+        ax.set_yticks(list(ys), [f"{g['id']} · {role_label(g['role'])}" for g in gaps])
+        ax.set_ylim(len(gaps) - 0.5, -0.5)
+        ax.set_xlim(-4.6, 4.6)
+        ax.axvline(0, color="black", linewidth=1.2)
+        for x in (-FLAG_MARGIN, FLAG_MARGIN):
+            ax.axvline(x, color="#777777", linewidth=0.9, linestyle="--")
+        ax.set_xticks(range(-4, 5))
+        ax.grid(axis="x", color="#EEEEEE")
+        ax.set_axisbelow(True)
+        ax.set_xlabel("Gap = group mean − self rating (scale points)")
+        ax.set_ylabel("Indicator · group")
+        ax.text(-4.5, -0.9, "← school rates itself higher", fontsize=10.5, color=BLIND_COLOUR)
+        ax.text(
+            4.5,
+            -0.9,
+            "group rates the school higher →",
+            fontsize=10.5,
+            ha="right",
+            color=HIDDEN_COLOUR,
+        )
+        ax.legend(
+            handles=[
+                Patch(color=BLIND_COLOUR, label="blind spot (gap ≤ −1.33)"),
+                Patch(color=HIDDEN_COLOUR, label="hidden strength (gap ≥ +1.33)"),
+                Patch(color=NEUTRAL_COLOUR, label="within a third of the scale"),
+            ],
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.12),
+            ncol=3,
+            frameon=False,
+        )
+        _titles(fig, title, report)
+
+    items = []
+    for g in gaps:
+        flag = _flag_label(g["flag"])
+        items.append(
+            f"{g['id']} {role_label(g['role'])} {g['gap']:+.2f}" + (f" ({flag})" if flag else "")
+        )
+    alt = f"{title}. Diverging bars, group mean minus self rating: " + "; ".join(items) + "."
+    return _result(draw, (13, 2.8 + 0.5 * len(gaps)), title, alt, fmt, dpi)
+
+
+def gaps_chart_svg(report: dict[str, Any], limit: int = 10) -> bytes:
+    return gaps_chart(report, limit).data
+
+
+# -- distribution ------------------------------------------------------------------
+
+_DIST_CMAP = "PuOr"  # diverging, colour-blind safe
+
+
+def distribution_chart(
+    report: dict[str, Any], indicator_key: str, *, fmt: Format = "svg", dpi: int = 150
+) -> ChartResult:
+    """Per shown group, the share of answers at 0..4 and N/A, stacked."""
+    ind = next((i for i in report.get("indicators", []) if i["key"] == indicator_key), None)
+    if ind is None:
+        raise KeyError(f"indicator {indicator_key!r} is not in the report")
+    text = indicator_text(report, indicator_key)
+    title = f"{ind['id']}: how each group answered"
+    rows = [
+        (r, g)
+        for r, g in ind["roles"].items()
+        if not g["suppressed"] and g["distribution"] is not None
+    ]
+    if not rows:
+        why = "No group has enough answers on this indicator to show yet."
+        return _no_data(title, report, fmt, dpi, why)
+    k = report.get("thresholds", {}).get("anonymity", 5)
+    cmap = colormaps[_DIST_CMAP]
+    point_colours = [cmap(x) for x in (0.08, 0.3, 0.5, 0.7, 0.92)]
+    point_colours[2] = to_rgba("#E3DDCF")  # PuOr's centre is near-white: give it a body
+    na_colour = to_rgba("#FFFFFF")  # N/A: white, dotted, grey edge
+
+    def draw(fig: Figure) -> None:
+        ax = fig.add_subplot()
+        for y, (_role, g) in enumerate(rows):
+            counts = [g["distribution"].get(str(v), 0) for v in range(SCALE_MAX + 1)]
+            na = g["na"] or 0
+            total = sum(counts) + na
+            left = 0.0
+            for v, c in enumerate([*counts, na]):
+                if not c:
+                    continue
+                share = 100 * c / total
+                colour = point_colours[v] if v <= SCALE_MAX else na_colour
+                na = v > SCALE_MAX
+                ax.barh(
+                    y,
+                    share,
+                    left=left,
+                    color=colour,
+                    edgecolor="#888888" if na else "white",
+                    hatch=".." if na else None,
+                    height=0.7,
+                )
+                if share >= 6:
+                    lum = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
+                    ax.text(
+                        left + share / 2,
+                        y,
+                        str(c),
+                        ha="center",
+                        va="center",
+                        fontsize=11,
+                        color="black" if v > SCALE_MAX or lum > 0.5 else "white",
+                    )
+                left += share
+        ax.set_yticks(
+            range(len(rows)),
+            [
+                f"{role_label(r)}\n(n={g['n']}, mean {g['mean']:.2f})"
+                if g["mean"] is not None
+                else f"{role_label(r)}\n(n={g['n']})"
+                for r, g in rows
+            ],
+        )
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("Share of the group's answers (%); numbers in bars are people")
+        ax.set_ylabel("Group")
+        labels = ["0 (lowest)", "1", "2", "3", "4 (highest)"]
+        handles = [Patch(color=c, label=lbl) for c, lbl in zip(point_colours, labels, strict=True)]
+        handles.append(
+            Patch(facecolor=na_colour, edgecolor="#888888", hatch="..", label="Not applicable")
+        )
+        ax.legend(
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.16),
+            ncol=6,
+            frameon=False,
+        )
+        own = ""
+        if ind["self"] is not None and is_scale(ind):
+            own = f"School's own rating: {fmt_value(ind['self'])}"
+        caption = " — ".join(p for p in (_short(text, 100) if text else "", own) if p)
+        if caption:
+            ax.set_title(caption, fontsize=12, loc="left", color="#444444")
+        _titles(fig, title, report)
+
+    hidden = [role_label(r) for r, g in ind["roles"].items() if g["suppressed"]]
+    parts = []
+    for r, g in rows:
+        counts = ", ".join(f"{v}: {g['distribution'].get(str(v), 0)}" for v in range(5))
+        parts.append(f"{role_label(r)} (n={g['n']}) {counts}, N/A: {g['na'] or 0}")
+    alt = f"{title}. Stacked bars of answers 0–4 and N/A per group. " + "; ".join(parts) + "."
+    if hidden:
+        alt += f" Not shown (fewer than {k} answered): {', '.join(hidden)}."
+    return _result(draw, (12, 2.6 + 0.75 * len(rows)), title, alt, fmt, dpi)
+
+
+def distribution_svg(report: dict[str, Any], indicator_key: str) -> bytes:
+    return distribution_chart(report, indicator_key).data
+
+
+# -- comparison of two cycles ---------------------------------------------------------
+
+
+def _series_means(report: dict[str, Any], level: str, uid: str) -> dict[str, float]:
+    ru = report.get("rollups", {}).get(level, {}).get(uid)
+    if not ru:
+        return {}
+    out: dict[str, float] = {}
+    if ru["self"]["mean"] is not None:
+        out[SELF_LABEL] = ru["self"]["mean"]
+    for r, f in ru["roles"].items():
+        if f["mean"] is not None:
+            out[r] = f["mean"]
+    return out
+
+
+def _indicator_means(report: dict[str, Any]) -> dict[tuple[str, str], tuple[str, float]]:
+    out: dict[tuple[str, str], tuple[str, float]] = {}
+    for ind in report.get("indicators", []):
+        s = self_score(ind)
+        if s is not None:
+            out[(ind["key"], SELF_LABEL)] = (ind["id"], s)
+        for r, g in ind["roles"].items():
+            if g["mean"] is not None:
+                out[(ind["key"], r)] = (ind["id"], g["mean"])
+    return out
+
+
+def comparison_rows(
+    report_now: dict[str, Any], report_before: dict[str, Any], limit: int = 12
+) -> tuple[list[tuple[str, str, float, float]], list[tuple[str, str, float, float]]]:
+    """(label, series, before, now) per dimension, and the indicator figures that moved most."""
+    dims: list[tuple[str, str, float, float]] = []
+    for d in dimensions_of(report_now):
+        now = _series_means(report_now, "dimensions", d)
+        before = _series_means(report_before, "dimensions", d)
+        for series in [s for s in now if s in before]:
+            dims.append((f"Dimension {d}", series, before[series], now[series]))
+    now_i, before_i = _indicator_means(report_now), _indicator_means(report_before)
+    moved = [
+        (now_i[k][0], k[1], before_i[k][1], now_i[k][1])
+        for k in now_i
+        if k in before_i and abs(now_i[k][1] - before_i[k][1]) > 1e-9
+    ]
+    moved.sort(key=lambda row: (-abs(row[3] - row[2]), row[0], row[1]))
+    # Self ratings are whole points and move in big steps: keep room for the groups.
+    selfs = [m for m in moved if m[1] == SELF_LABEL][: max(1, limit // 2)]
+    groups = [m for m in moved if m[1] != SELF_LABEL][: limit - len(selfs)]
+    picked = {id(m) for m in selfs + groups}
+    return dims, [m for m in moved if id(m) in picked][:limit]
+
+
+def _series_name(series: str) -> str:
+    return SELF_LABEL if series == SELF_LABEL else role_label(series)
+
+
+def cycle_comparison_chart(
+    report_now: dict[str, Any],
+    report_before: dict[str, Any],
+    *,
+    fmt: Format = "svg",
+    dpi: int = 150,
+    limit: int = 12,
+) -> ChartResult:
+    """Change between two cycles: per dimension and the indicators that moved most (arrows)."""
+    before_name = (report_before.get("cycle") or {}).get("name") or "before"
+    now_name = (report_now.get("cycle") or {}).get("name") or "now"
+    title = f"Change from {before_name} to {now_name}"
+    dims, moved = comparison_rows(report_now, report_before, limit)
+    if not dims and not moved:
+        why = "Nothing to compare: no figure is shown in both cycles."
+        return _no_data(title, report_now, fmt, dpi, why)
+    panels = [
+        (p, rows)
+        for p, rows in (("By dimension", dims), ("Largest changes by indicator", moved))
+        if rows
+    ]
+
+    def draw(fig: Figure) -> None:
+        axes = fig.subplots(
+            len(panels), 1, squeeze=False, height_ratios=[len(r) + 1.5 for _, r in panels]
+        )[:, 0]
+        for ax, (panel_title, rows) in zip(axes, panels, strict=True):
+            for y, (_label, _series, before, now) in enumerate(rows):
+                colour = (
+                    HIDDEN_COLOUR
+                    if now - before > 0.02
+                    else BLIND_COLOUR
+                    if before - now > 0.02
+                    else "#555555"
+                )
+                ax.plot([before], [y], "o", color="#AAAAAA", markersize=9, zorder=3)
+                if abs(now - before) > 0.02:
+                    ax.annotate(
+                        "",
+                        xy=(now, y),
+                        xytext=(before, y),
+                        arrowprops={
+                            "arrowstyle": "-|>",
+                            "color": colour,
+                            "lw": 2.2,
+                            "mutation_scale": 18,
+                            "shrinkA": 5,
+                            "shrinkB": 0,
+                        },
+                    )
+                else:
+                    ax.plot([now], [y], "o", color=colour, markersize=9, zorder=4)
+                ax.text(
+                    4.15,
+                    y,
+                    f"{before:.2f} → {now:.2f} ({now - before:+.2f})",
+                    va="center",
+                    fontsize=10.5,
+                )
+            ax.set_yticks(
+                range(len(rows)), [f"{label} · {_series_name(s)}" for label, s, _, _ in rows]
+            )
+            ax.set_ylim(len(rows) - 0.5, -0.5)
+            ax.set_xlim(0, 4)
+            ax.set_xticks(range(SCALE_MAX + 1))
+            ax.grid(axis="x", color="#E5E5E5")
+            ax.set_axisbelow(True)
+            ax.set_title(panel_title, loc="left", fontsize=13)
+            ax.set_xlabel("Mean rating (0–4)")
+        axes[0].legend(
+            handles=[
+                Line2D([], [], marker="o", color="#AAAAAA", linestyle="", label=before_name),
+                Patch(color=HIDDEN_COLOUR, label=f"{now_name}: higher"),
+                Patch(color=BLIND_COLOUR, label=f"{now_name}: lower"),
+            ],
+            loc="lower left",
+            bbox_to_anchor=(0, 1.06),
+            ncol=3,
+            frameon=False,
+        )
+        _titles(fig, title, report_now)
+
+    nrows = sum(len(r) for _, r in panels)
+    parts = [
+        f"{label} {_series_name(s)} {before:.2f} to {now:.2f}"
+        for label, s, before, now in dims + moved
+    ]
+    alt = f"{title}. Arrows from the earlier to the later mean (0–4): " + "; ".join(parts) + "."
+    return _result(draw, (12, 2.8 + 0.42 * nrows + 0.8 * len(panels)), title, alt, fmt, dpi)
+
+
+def cycle_comparison_svg(report_now: dict[str, Any], report_before: dict[str, Any]) -> bytes:
+    return cycle_comparison_chart(report_now, report_before).data
+
+
+__all__ = [
+    "NO_DATA",
+    "SHORT_LABELS",
+    "ChartResult",
+    "cycle_comparison_chart",
+    "cycle_comparison_svg",
+    "dimension_chart",
+    "dimension_chart_svg",
+    "distribution_chart",
+    "distribution_svg",
+    "gaps_chart",
+    "gaps_chart_svg",
+    "heatmap_chart",
+    "heatmap_svg",
+]

@@ -1,0 +1,350 @@
+"""The report as a PDF (fpdf2) for the school board and a certification portfolio.
+
+Title page, summary (responses per group, thresholds, the anonymity rule),
+heatmaps and theme charts per dimension, the biggest gaps, a per-indicator
+table, the evidence list and the change since the previous cycle when given.
+Text is set in DejaVu Sans, shipped with matplotlib, which covers Latin,
+Cyrillic and Armenian. Only the (already safe) report is read.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import matplotlib
+from fpdf import FPDF
+from fpdf.enums import Align, TableCellFillMode, XPos, YPos
+from fpdf.fonts import FontFace
+
+from backend import charts
+from backend.analytics.report import biggest_gaps
+
+FONT = "DejaVu"
+_TTF = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
+DPI = 170
+FLAG_TEXT = {"blind_spot": "blind spot", "hidden_strength": "hidden strength"}
+HEAD_STYLE = FontFace(emphasis="BOLD", fill_color=(221, 227, 234))
+
+
+class _Report(FPDF):
+    def __init__(self, footer_text: str) -> None:
+        super().__init__(orientation="P", unit="mm", format="A4")
+        self.footer_text = footer_text
+        self.add_font(FONT, "", os.path.join(_TTF, "DejaVuSans.ttf"))
+        self.add_font(FONT, "B", os.path.join(_TTF, "DejaVuSans-Bold.ttf"))
+        self.add_font(FONT, "I", os.path.join(_TTF, "DejaVuSans-Oblique.ttf"))
+        self.set_auto_page_break(auto=True, margin=16)
+        self.set_margins(15, 15, 15)
+        self.set_font(FONT, size=10)
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.set_font(FONT, size=8)
+        self.set_text_color(110)
+        self.cell(0, 6, f"{self.footer_text}   ·   page {self.page_no()}", align="C")
+        self.set_text_color(0)
+
+    # -- building blocks ------------------------------------------------------
+
+    def heading(self, text: str, size: int = 16) -> None:
+        self.set_font(FONT, "B", size)
+        self.multi_cell(0, size * 0.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.ln(2)
+        self.set_font(FONT, size=10)
+
+    def para(self, text: str, size: float = 10, style: str = "") -> None:
+        self.set_font(FONT, style, size)
+        self.multi_cell(0, size * 0.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.ln(1.5)
+        self.set_font(FONT, size=10)
+
+    def chart(self, result: charts.ChartResult, *, max_h: float | None = None) -> None:
+        """Place a PNG chart at full width, scaled down to fit what is left of the page."""
+        from PIL import Image
+
+        with Image.open(io.BytesIO(result.data)) as img:
+            w_px, h_px = img.size
+        avail_w = self.epw
+        room = self.h - self.b_margin - self.get_y()
+        if max_h is None:
+            max_h = self.h - self.t_margin - self.b_margin
+        h_full = avail_w * h_px / w_px
+        if h_full > room and room < min(max_h, h_full) * 0.6:
+            self.add_page()
+            room = self.h - self.b_margin - self.get_y()
+        h = min(h_full, max_h, room)
+        w = h * w_px / h_px
+        self.image(io.BytesIO(result.data), x=self.l_margin + (avail_w - w) / 2, w=w, h=h)
+        self.set_y(self.get_y() + 2)
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return charts.fmt_value(x)
+    return str(x)
+
+
+def _date(x: Any) -> str:
+    if isinstance(x, datetime):
+        return x.date().isoformat()
+    if isinstance(x, date):
+        return x.isoformat()
+    return str(x)[:10] if x else ""
+
+
+def _title_page(pdf: _Report, report: dict[str, Any]) -> None:
+    school = (report.get("school") or {}).get("name") or "School"
+    cycle = report.get("cycle") or {}
+    pdf.add_page()
+    pdf.set_y(60)
+    pdf.set_font(FONT, "B", 24)
+    pdf.multi_cell(0, 12, school, align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(6)
+    pdf.set_font(FONT, "", 16)
+    pdf.multi_cell(
+        0,
+        8,
+        "Career guidance: self-assessment and stakeholder views",
+        align=Align.C,
+        new_x=XPos.LMARGIN,
+        new_y=YPos.NEXT,
+    )
+    pdf.ln(14)
+    pdf.set_font(FONT, "", 12)
+    lines = [
+        f"Cycle: {cycle.get('name') or '–'} ({cycle.get('status') or '–'})",
+        f"Date: {_date(report.get('generated_at'))}",
+        f"Model: ETF excellence model in career guidance for VET, version "
+        f"{report.get('model_version') or '–'}",
+    ]
+    for line in lines:
+        pdf.multi_cell(0, 7, line, align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
+def _summary(pdf: _Report, report: dict[str, Any]) -> None:
+    k = (report.get("thresholds") or {}).get("anonymity", 5)
+    t = (report.get("thresholds") or {}).get("free_text", 10)
+    pdf.add_page()
+    pdf.heading("Summary")
+    inds = report.get("indicators", [])
+    rated = sum(1 for i in inds if i.get("self") is not None)
+    flags = [f for i in inds for f in i["flag"].values() if f]
+    pdf.para(
+        f"The school rated {rated} of the model's {len(inds)} indicators. "
+        f"Across all groups there are {flags.count('blind_spot')} blind spot(s) (the school rates"
+        f" itself at least 1.33 points above a group) and {flags.count('hidden_strength')} hidden"
+        " strength(s) (a group rates the school at least 1.33 points above its own rating)."
+    )
+    pdf.para(
+        f"Anonymity: a group's figures are shown only when at least {k} people answered"
+        f" (free-text comments: at least {t}); smaller groups show only how many answered.",
+        style="I",
+    )
+    pdf.ln(2)
+    pdf.heading("Responses per group", 12)
+    rows = [["Group", "Started", "Completed"]]
+    for role, counts in (report.get("roles") or {}).items():
+        rows.append(
+            [
+                charts.role_label(role, short=False),
+                str(counts.get("started", 0)),
+                str(counts.get("completed", 0)),
+            ]
+        )
+    _table(pdf, rows, col_widths=(110, 30, 30), align_right_from=1)
+
+
+def _table(
+    pdf: _Report,
+    rows: Sequence[Sequence[str]],
+    *,
+    col_widths: Sequence[float],
+    align_right_from: int = 99,
+    size: float = 9,
+    fills: Iterable[tuple[int, int, tuple[int, int, int]]] = (),
+) -> None:
+    """A table with a heading row repeated on every page; `fills`: (row, col, rgb)."""
+    fill_at = {(r, c): rgb for r, c, rgb in fills}
+    pdf.set_font(FONT, size=size)
+    with pdf.table(
+        col_widths=tuple(col_widths),
+        width=sum(col_widths),
+        headings_style=HEAD_STYLE,
+        line_height=size * 0.55,
+        text_align="LEFT",
+        align="LEFT",
+        cell_fill_mode=TableCellFillMode.NONE,
+        padding=0.8,
+    ) as table:
+        for r, values in enumerate(rows):
+            row = table.row()
+            for c, value in enumerate(values):
+                style = None
+                if (r, c) in fill_at:
+                    style = FontFace(fill_color=fill_at[(r, c)])
+                align = "RIGHT" if c >= align_right_from and r else "LEFT"
+                row.cell(value, style=style, align=align)
+    pdf.ln(3)
+    pdf.set_font(FONT, size=10)
+
+
+def _charts(pdf: _Report, report: dict[str, Any]) -> None:
+    titles = charts.unit_titles(report)
+    for dim in charts.dimensions_of(report):
+        pdf.add_page()
+        name = titles.get(dim)
+        pdf.heading(f"Dimension {dim}" + (f": {name}" if name else ""))
+        pdf.chart(charts.heatmap_chart(report, dimension_id=dim, fmt="png", dpi=DPI))
+        pdf.add_page()
+        pdf.chart(charts.dimension_chart(report, dim, fmt="png", dpi=DPI))
+
+
+def _gaps(pdf: _Report, report: dict[str, Any]) -> None:
+    pdf.add_page()
+    pdf.heading("The biggest gaps")
+    pdf.chart(charts.gaps_chart(report, 10, fmt="png", dpi=DPI), max_h=120)
+    gaps = biggest_gaps(report, 20)
+    if not gaps:
+        return
+    rows = [["Indicator", "Group", "Self", "Group mean", "n", "Gap", "Flag"]]
+    fills = []
+    for r, g in enumerate(gaps, 1):
+        rows.append(
+            [
+                g["id"],
+                charts.role_label(g["role"]),
+                _fmt(g["self"]),
+                _fmt(g["mean"]),
+                str(g["n"]),
+                f"{g['gap']:+.2f}",
+                FLAG_TEXT.get(g["flag"] or "", ""),
+            ]
+        )
+        if g["flag"] == "blind_spot":
+            fills.append((r, 6, (244, 165, 130)))
+        elif g["flag"] == "hidden_strength":
+            fills.append((r, 6, (146, 197, 222)))
+    _table(pdf, rows, col_widths=(22, 38, 14, 22, 12, 16, 32), align_right_from=2, fills=fills)
+
+
+def _indicator_table(pdf: _Report, report: dict[str, Any]) -> None:
+    roles = charts.answered_roles(report)
+    k = (report.get("thresholds") or {}).get("anonymity", 5)
+    pdf.add_page(orientation="L")
+    pdf.heading("Indicators: self-assessment and groups")
+    pdf.para(
+        f"Each group cell: mean (number of people who answered). '<{k}' marks a group too small"
+        " to show; '–' no answers. Flags: ▼ blind spot, ▲ hidden strength. Counts (#) are the"
+        " school's own numbers, not on the 0–4 scale.",
+        size=9,
+    )
+    head = ["Indicator", "Self", *(charts.role_label(r) for r in roles)]
+    rows = [head]
+    fills = []
+    for ind in report.get("indicators", []):
+        self_text = _fmt(ind["self"])
+        if ind.get("kind") == "NUMBER" and ind["self"] is not None:
+            self_text = f"#{self_text}"
+        row = [ind["id"], self_text]
+        for c, r in enumerate(roles, 2):
+            g = ind["roles"][r]
+            if g["suppressed"]:
+                row.append(f"<{k} ({g['n']})")
+                fills.append((len(rows), c, (217, 217, 217)))
+            elif g["mean"] is None:
+                row.append("–")
+            else:
+                mark = {"blind_spot": " ▼", "hidden_strength": " ▲"}.get(ind["flag"][r] or "", "")
+                row.append(f"{g['mean']:.2f} ({g['n']}){mark}")
+                if mark:
+                    rgb = (244, 165, 130) if "▼" in mark else (146, 197, 222)
+                    fills.append((len(rows), c, rgb))
+        rows.append(row)
+    avail = pdf.epw
+    first, self_w = 24.0, 14.0
+    each = min(30.0, (avail - first - self_w) / max(1, len(roles)))
+    _table(
+        pdf,
+        rows,
+        col_widths=(first, self_w, *([each] * len(roles))),
+        align_right_from=1,
+        size=8,
+        fills=fills,
+    )
+
+
+def _evidence(pdf: _Report, report: dict[str, Any], evidence: list[dict[str, Any]]) -> None:
+    pdf.add_page(orientation="P")
+    pdf.heading("Evidence portfolio")
+    if not evidence:
+        pdf.para("No evidence has been attached yet.")
+        return
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for item in evidence:
+        key = item.get("indicator_key") or item.get("key") or ""
+        by_key.setdefault(key, []).append(item)
+    order = [i["key"] for i in report.get("indicators", [])]
+    keys = sorted(by_key, key=lambda k: order.index(k) if k in order else len(order))
+    for key in keys:
+        text = charts.indicator_text(report, key)
+        pdf.heading(f"{key}" + (f": {text}" if text else ""), 11)
+        rows = [["Title", "Kind", "Note", "Date"]]
+        for item in by_key[key]:
+            title = item.get("title") or item.get("filename") or item.get("url") or "–"
+            when = item.get("date") or item.get("created_at")
+            rows.append(
+                [str(title), str(item.get("kind") or ""), str(item.get("note") or ""), _date(when)]
+            )
+        _table(pdf, rows, col_widths=(60, 16, 82, 22))
+
+
+def _comparison(pdf: _Report, report: dict[str, Any], previous: dict[str, Any]) -> None:
+    pdf.add_page(orientation="P")
+    before = (previous.get("cycle") or {}).get("name") or "previous cycle"
+    pdf.heading(f"Change since {before}")
+    pdf.chart(charts.cycle_comparison_chart(report, previous, fmt="png", dpi=DPI))
+    dims, _moved = charts.comparison_rows(report, previous)
+    if dims:
+        rows = [["Dimension", "Rated by", before, "now", "Change"]]
+        for label, series, b, n in dims:
+            name = charts.SELF_LABEL if series == charts.SELF_LABEL else charts.role_label(series)
+            rows.append([label, name, f"{b:.2f}", f"{n:.2f}", f"{n - b:+.2f}"])
+        _table(pdf, rows, col_widths=(30, 50, 30, 30, 25), align_right_from=2)
+
+
+def report_pdf(
+    report: dict[str, Any],
+    *,
+    evidence: list[dict[str, Any]] | None = None,
+    previous: dict[str, Any] | None = None,
+) -> bytes:
+    """The board / portfolio PDF. `evidence`: dicts with indicator_key (or key), title
+    (or filename / url), kind, note, date (or created_at). `previous`: the report of
+    the previous cycle, for the comparison section."""
+    school = (report.get("school") or {}).get("name") or ""
+    cycle = (report.get("cycle") or {}).get("name") or ""
+    pdf = _Report(" · ".join(p for p in (school, cycle) if p) or "Career guidance report")
+    pdf.set_title(f"Career guidance report {school} {cycle}".strip())
+    pdf.set_author(school or "guidance-survey")
+    pdf.set_creator("guidance-survey")
+    _title_page(pdf, report)
+    _summary(pdf, report)
+    if not charts.has_data(report):
+        pdf.add_page()
+        pdf.heading(charts.NO_DATA)
+        pdf.para("No answers or self-assessment ratings in this report yet.")
+    else:
+        _charts(pdf, report)
+        _gaps(pdf, report)
+        _indicator_table(pdf, report)
+    if evidence is not None:
+        _evidence(pdf, report, evidence)
+    if previous is not None:
+        _comparison(pdf, report, previous)
+    return bytes(pdf.output())

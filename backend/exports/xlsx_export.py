@@ -1,0 +1,209 @@
+"""The report as an Excel workbook (openpyxl): summary, one sheet per dimension, gaps.
+
+Numbers are written as numbers. A suppressed group's cells read "suppressed"
+(grey, italic): the report holds no figure for them, so none can be written.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.formatting.rule import ColorScaleRule
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+from backend.analytics.report import biggest_gaps
+from backend.charts import (
+    answered_roles,
+    dimensions_of,
+    indicator_text,
+    role_label,
+    unit_titles,
+)
+
+SUPPRESSED = "suppressed"
+BOLD = Font(bold=True)
+HEADER_FILL = PatternFill("solid", fgColor="DDE3EA")
+GREY_FILL = PatternFill("solid", fgColor="D9D9D9")
+GREY_FONT = Font(italic=True, color="595959")
+FLAG_FILLS = {
+    "blind_spot": PatternFill("solid", fgColor="F4A582"),  # orange: school above the group
+    "hidden_strength": PatternFill("solid", fgColor="92C5DE"),  # blue: group above the school
+}
+FLAG_TEXT = {"blind_spot": "blind spot", "hidden_strength": "hidden strength"}
+# 0..4: light orange - near white - light blue (colour-blind safe, black text stays legible)
+MEAN_SCALE = ColorScaleRule(
+    start_type="num",
+    start_value=0,
+    start_color="FDDBC7",
+    mid_type="num",
+    mid_value=2,
+    mid_color="F7F7F7",
+    end_type="num",
+    end_value=4,
+    end_color="B5D4E9",
+)
+
+
+def _header(ws: Worksheet, row: int, values: list[str]) -> None:
+    for col, value in enumerate(values, 1):
+        cell = ws.cell(row=row, column=col, value=value)
+        cell.font = BOLD
+        cell.fill = HEADER_FILL
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+
+
+def _widths(ws: Worksheet, widths: dict[int, float]) -> None:
+    for col, width in widths.items():
+        ws.column_dimensions[get_column_letter(col)].width = width
+
+
+def _summary(ws: Worksheet, report: dict[str, Any]) -> None:
+    ws.title = "Summary"
+    school = report.get("school") or {}
+    cycle = report.get("cycle") or {}
+    thresholds = report.get("thresholds") or {}
+    filt = report.get("filter") or {}
+    ws["A1"] = "Career guidance: self-assessment and stakeholder views"
+    ws["A1"].font = Font(bold=True, size=14)
+    rows: list[tuple[str, Any]] = [
+        ("School", school.get("name")),
+        ("School slug", school.get("slug")),
+        ("Cycle", cycle.get("name")),
+        ("Cycle status", cycle.get("status")),
+        ("Model version", report.get("model_version")),
+        ("Cycle model version", cycle.get("model_version")),
+        ("Generated at", report.get("generated_at")),
+        ("Anonymity threshold (people)", thresholds.get("anonymity")),
+        ("Free-text threshold (people)", thresholds.get("free_text")),
+        ("Statuses counted", ", ".join(filt.get("statuses") or [])),
+        ("Roles filter", ", ".join(filt.get("roles") or []) or "all"),
+        ("Languages filter", ", ".join(filt.get("languages") or []) or "all"),
+    ]
+    for i, (label, value) in enumerate(rows, 3):
+        ws.cell(row=i, column=1, value=label).font = BOLD
+        ws.cell(row=i, column=2, value=value)
+    k = thresholds.get("anonymity", 5)
+    rule_row = 3 + len(rows) + 1
+    ws.cell(
+        row=rule_row,
+        column=1,
+        value=(
+            f"Anonymity: a group's figures are shown only when at least {k} people answered;"
+            " smaller groups show their count and the word 'suppressed'."
+        ),
+    ).font = Font(italic=True)
+    start = rule_row + 2
+    _header(ws, start, ["Role", "Group", "Started", "Completed"])
+    for i, (role, counts) in enumerate((report.get("roles") or {}).items(), start + 1):
+        ws.cell(row=i, column=1, value=role)
+        ws.cell(row=i, column=2, value=role_label(role, short=False))
+        ws.cell(row=i, column=3, value=counts.get("started", 0))
+        ws.cell(row=i, column=4, value=counts.get("completed", 0))
+    _widths(ws, {1: 30, 2: 48, 3: 12, 4: 12})
+
+
+def _dimension_sheet(wb: Workbook, report: dict[str, Any], dim: str, roles: list[str]) -> None:
+    titles = unit_titles(report)
+    ws = wb.create_sheet(f"Dimension {dim}"[:31])
+    fixed = ["Key", "ID", "Criterion", "Theme", "Indicator", "Kind", "Self"]
+    head = list(fixed)
+    for r in roles:
+        name = role_label(r)
+        head += [f"{name} mean", f"{name} n", f"{name} gap"]
+    head.append("Flags")
+    _header(ws, 1, head)
+    ws.freeze_panes = "C2"
+    self_col = len(fixed)
+    scale_self_cells: list[str] = []
+    mean_cols = [self_col + 1 + 3 * i for i in range(len(roles))]
+    row = 1
+    for ind in report.get("indicators", []):
+        if ind["dimension"] != dim:
+            continue
+        row += 1
+        text = indicator_text(report, ind["key"]) or ""
+        values = [ind["key"], ind["id"], ind["criterion"], ind["theme"], text, ind.get("kind")]
+        for col, value in enumerate(values, 1):
+            ws.cell(row=row, column=col, value=value)
+        ws.cell(row=row, column=5).alignment = Alignment(wrap_text=True, vertical="top")
+        ws.cell(row=row, column=self_col, value=ind["self"])
+        if ind.get("kind") != "NUMBER":
+            scale_self_cells.append(f"{get_column_letter(self_col)}{row}")
+        flags = []
+        for i, r in enumerate(roles):
+            g = ind["roles"][r]
+            mcol = mean_cols[i]
+            ws.cell(row=row, column=mcol + 1, value=g["n"])
+            if g["suppressed"]:
+                for col in (mcol, mcol + 2):
+                    cell = ws.cell(row=row, column=col, value=SUPPRESSED)
+                    cell.fill = GREY_FILL
+                    cell.font = GREY_FONT
+                continue
+            ws.cell(row=row, column=mcol, value=g["mean"])
+            gap_cell = ws.cell(row=row, column=mcol + 2, value=ind["gap"].get(r))
+            flag = ind["flag"].get(r)
+            if flag:
+                gap_cell.fill = FLAG_FILLS[flag]
+                gap_cell.font = BOLD
+                flags.append(f"{role_label(r)}: {FLAG_TEXT[flag]}")
+        ws.cell(row=row, column=len(head), value="; ".join(flags) or None)
+    if row > 1:
+        for col in mean_cols:
+            letter = get_column_letter(col)
+            ws.conditional_formatting.add(f"{letter}2:{letter}{row}", MEAN_SCALE)
+        if scale_self_cells:
+            ws.conditional_formatting.add(" ".join(scale_self_cells), MEAN_SCALE)
+    widths = {1: 14, 2: 9, 3: 9, 4: 9, 5: 60, 6: 9, 7: 8}
+    for col in mean_cols:
+        widths.update({col: 12, col + 1: 7, col + 2: 11})
+    widths[len(head)] = 40
+    _widths(ws, widths)
+    ws.row_dimensions[1].height = 32
+    if dim in titles:
+        ws.sheet_properties.tabColor = "4472C4"
+        ws.oddHeader.center.text = f"Dimension {dim}: {titles[dim]}"
+
+
+def _gaps_sheet(wb: Workbook, report: dict[str, Any]) -> None:
+    ws = wb.create_sheet("Gaps")
+    _header(
+        ws,
+        1,
+        ["Key", "ID", "Role", "Group", "Self", "Group mean", "n", "Gap", "Flag"],
+    )
+    ws.freeze_panes = "A2"
+    every = sum(len(i["gap"]) for i in report.get("indicators", []))
+    for row, g in enumerate(biggest_gaps(report, limit=every) if every else [], 2):
+        values = [
+            g["key"],
+            g["id"],
+            g["role"],
+            role_label(g["role"]),
+            g["self"],
+            g["mean"],
+            g["n"],
+            g["gap"],
+            FLAG_TEXT.get(g["flag"] or ""),
+        ]
+        for col, value in enumerate(values, 1):
+            cell = ws.cell(row=row, column=col, value=value)
+            if g["flag"]:
+                cell.fill = FLAG_FILLS[g["flag"]]
+    _widths(ws, {1: 14, 2: 9, 3: 22, 4: 18, 5: 8, 6: 12, 7: 7, 8: 9, 9: 18})
+
+
+def report_xlsx(report: dict[str, Any]) -> bytes:
+    wb = Workbook()
+    _summary(wb.active, report)
+    roles = answered_roles(report)
+    for dim in dimensions_of(report):
+        _dimension_sheet(wb, report, dim, roles)
+    _gaps_sheet(wb, report)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
