@@ -1,0 +1,278 @@
+"""The Telegram Mini App: initData validation (pure) and a run through `/app/api`.
+
+The Mini App's respondent is `runner.subject("telegram", user.id)`: the same person as in the
+Telegram chat, so both ways land in one response and one position.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlencode
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select
+
+from backend import keys
+from backend.miniapp import InitDataError, sign_init_data, validate_init_data
+from conversations import engine as E
+from conversations.i18n import Translator
+from storage.models import Answer, Respondent, Response
+from tests.apptools import TOKEN, WEBHOOK_SECRET, db_url_of, make_settings, running_app, seed_school
+
+T = Translator()
+NOW = 1_750_000_000.0
+DAY = 24 * 3600
+USER = {"id": 424242, "first_name": "Ana", "language_code": "en", "allows_write_to_pm": True}
+
+
+def init_data(
+    *,
+    token: str = TOKEN,
+    user: dict | None = None,
+    auth_date: float = NOW,
+    extra: dict[str, str] | None = None,
+) -> str:
+    fields = {
+        "query_id": "AAHdF6IQAAAAAN0XohDhrOrc",
+        "user": json.dumps(user or USER, separators=(",", ":"), ensure_ascii=False),
+        "auth_date": str(int(auth_date)),
+        "signature": "c2lnbmF0dXJlLW9mLXRlbGVncmFt",
+        **(extra or {}),
+    }
+    fields["hash"] = sign_init_data(fields, token)
+    return urlencode(fields)
+
+
+def reason(data: str, *, now: float = NOW, token: str = TOKEN) -> str:
+    with pytest.raises(InitDataError) as exc:
+        validate_init_data(data, token, max_age=DAY, now=now)
+    return exc.value.reason
+
+
+# -- validation (pure) -------------------------------------------------------------------
+
+
+def test_valid_init_data():
+    data = validate_init_data(init_data(), TOKEN, max_age=DAY, now=NOW + 60)
+    assert data["user"]["id"] == USER["id"]
+    assert data["auth_date"] == int(NOW)
+    assert data["query_id"] == "AAHdF6IQAAAAAN0XohDhrOrc"
+
+
+def test_known_vector_computed_the_documented_way():
+    """HMAC_SHA256(key=HMAC_SHA256("WebAppData", token), data_check_string), by hand."""
+    import hashlib
+    import hmac
+
+    dcs = "auth_date=1750000000\nquery_id=Q\nuser=" + json.dumps({"id": 7})
+    secret = hmac.new(b"WebAppData", TOKEN.encode(), hashlib.sha256).digest()
+    digest = hmac.new(secret, dcs.encode(), hashlib.sha256).hexdigest()
+    raw = urlencode({"query_id": "Q", "user": json.dumps({"id": 7}), "auth_date": "1750000000"})
+    data = validate_init_data(raw + "&hash=" + digest, TOKEN, max_age=DAY, now=NOW)
+    assert data["user"] == {"id": 7}
+
+
+def test_forged_hash_is_refused():
+    good = init_data()
+    forged = good.rsplit("hash=", 1)[0] + "hash=" + "0" * 64
+    assert reason(forged) == "bad_hash"
+    # Signed with another bot's token.
+    assert reason(init_data(token="999:another-bot-token")) == "bad_hash"
+
+
+def test_tampered_field_is_refused():
+    good = init_data()
+    tampered = good.replace("424242", "424243")
+    assert tampered != good
+    assert reason(tampered) == "bad_hash"
+    # A field added after signing breaks the signature too.
+    assert reason(good + "&start_param=evil") == "bad_hash"
+
+
+def test_stale_and_future_auth_date_are_refused():
+    assert reason(init_data(auth_date=NOW - DAY - 1)) == "stale"
+    assert reason(init_data(auth_date=NOW + 3600)) == "stale"
+    validate_init_data(init_data(auth_date=NOW - DAY + 5), TOKEN, max_age=DAY, now=NOW)
+
+
+def test_missing_hash_and_malformed_data_are_refused():
+    assert reason(init_data().rsplit("&hash=", 1)[0]) == "no_hash"
+    assert reason("") == "missing"
+    assert reason(init_data(), token="") == "missing"
+    assert reason("a=1&a=2&hash=00") == "malformed"
+    assert reason("x" * 9000) == "malformed"
+    no_user = {"auth_date": str(int(NOW)), "query_id": "Q"}
+    no_user["hash"] = sign_init_data(no_user, TOKEN)
+    assert reason(urlencode(no_user)) == "no_user"
+
+
+# -- the Mini App over HTTP ---------------------------------------------------------------
+
+
+@asynccontextmanager
+async def fake_bot_api() -> AsyncIterator[str]:
+    """The smallest Bot API for the bot's startup (getMe and friends): ok to everything."""
+
+    async def method(request: web.Request) -> web.Response:
+        name = request.match_info["method"]
+        result: object = True
+        if name == "getMe":
+            result = {
+                "id": int(TOKEN.split(":")[0]),
+                "is_bot": True,
+                "first_name": "Test",
+                "username": "guidance_test_bot",
+            }
+        return web.json_response({"ok": True, "result": result})
+
+    app = web.Application()
+    app.router.add_route("*", "/bot{token}/{method}", method)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("/bot"))
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def app_client(db_engine) -> AsyncIterator[TestClient]:
+    async with fake_bot_api() as api:
+        settings = make_settings(
+            db_url_of(db_engine),
+            telegram_bot_token=TOKEN,
+            telegram_webhook_secret=WEBHOOK_SECRET,
+            telegram_api_base_url=api,
+        )
+        async with running_app(settings) as client:
+            yield client
+
+
+async def api(client: TestClient, path: str, body: dict | None = None, *, data: str | None = None):
+    headers = {
+        "X-Telegram-Init-Data": data if data is not None else init_data(auth_date=time.time())
+    }
+    r = await client.post(path, json=body or {}, headers=headers)
+    return r.status, await r.json()
+
+
+async def count(sm, model) -> int:
+    async with sm() as s:
+        return (await s.execute(select(func.count()).select_from(model))).scalar_one()
+
+
+async def test_miniapp_page_loads_no_external_script_and_may_be_framed_by_telegram(app_client):
+    r = await app_client.get("/app")
+    html = await r.text()
+    assert r.status == 200
+    assert "telegram-web-app.js" not in html and "https://" not in html
+    assert "Please open this page from the survey bot in Telegram" in html
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors https://web.telegram.org" in csp
+    assert "X-Frame-Options" not in r.headers
+
+
+async def test_stale_or_forged_init_data_is_refused(app_client):
+    status, body = await api(app_client, "/app/api/state", data="")
+    assert status == 401 and body["message"] == T("web.miniapp.open_in_telegram")
+    status, body = await api(
+        app_client, "/app/api/state", data=init_data(auth_date=time.time() - 2 * DAY)
+    )
+    assert status == 401 and body["error"] == "stale" and body["message"] == T("web.miniapp.stale")
+    forged = init_data(auth_date=time.time()).replace("424242", "1")
+    status, body = await api(app_client, "/app/api/answer", {"choice": "yes"}, data=forged)
+    assert status == 403 and body["message"] == T("web.miniapp.forged")
+    status, _ = await api(
+        app_client, "/app/api/state", data=init_data(token="1:other", auth_date=time.time())
+    )
+    assert status == 403
+    assert await count(app_client.app[keys.SESSIONMAKER], Respondent) == 0
+
+
+async def test_miniapp_and_chat_share_one_response_and_position(app_client):
+    sm = app_client.app[keys.SESSIONMAKER]
+    runner = app_client.app[keys.RUNNER]
+    seeded = await seed_school(sm, roles=["learner"])
+    subject = runner.subject("telegram", USER["id"])
+
+    # In the Telegram chat: /start <code>, consent, two answers.
+    await runner.start(subject, seeded.invites["learner"])
+    await runner.handle(subject, E.Consent(True))
+    await runner.handle(subject, E.Answer("l01", "4"))
+    await runner.handle(subject, E.Answer("l02", "3"))
+
+    # The Mini App opens where the chat stands.
+    status, body = await api(app_client, "/app/api/state")
+    assert status == 200
+    assert body["prompts"][-1]["question_id"] == "l03"
+    assert body["prompts"][-1]["progress"][0] == 3
+    assert 'value="l03"' in body["html"] and "Question 3 of" in body["html"]
+
+    # Answers in the Mini App: N/A, back, change, skip.
+    status, body = await api(app_client, "/app/api/answer", {"question_id": "l03", "choice": "na"})
+    assert body["prompts"][-1]["question_id"] == "l04"
+    status, body = await api(
+        app_client, "/app/api/answer", {"question_id": "l04", "choice": "back"}
+    )
+    assert body["prompts"][-1]["question_id"] == "l03" and body["prompts"][-1]["current"] == "na"
+    assert "is-current" in body["html"]
+    status, body = await api(app_client, "/app/api/answer", {"question_id": "l03", "choice": "2"})
+    status, body = await api(
+        app_client, "/app/api/answer", {"question_id": "l04", "choice": "skip"}
+    )
+    assert body["prompts"][-1]["question_id"] == "l05"
+
+    # Back in the chat: the same position, answers from both ways in one response.
+    now = await runner.current(subject)
+    assert now.step.prompts[-1].question_id == "l05"
+    await runner.handle(subject, E.Answer("l05", "1"))
+    status, body = await api(app_client, "/app/api/state")
+    assert body["prompts"][-1]["question_id"] == "l06"
+
+    assert await count(sm, Respondent) == 1
+    assert await count(sm, Response) == 1
+    async with sm() as s:
+        rows = {a.question_id: a for a in (await s.execute(select(Answer))).scalars()}
+    assert set(rows) == {"l01", "l02", "l03", "l04", "l05"}
+    assert rows["l03"].value == 2 and not rows["l03"].na
+    assert rows["l04"].skipped
+
+    # Erase from the Mini App: ask, confirm, gone.
+    status, body = await api(app_client, "/app/api/answer", {"action": "delete"})
+    assert body["prompts"][-1]["kind"] == "confirm"
+    status, body = await api(app_client, "/app/api/answer", {"choice": "yes"})
+    assert body["final"] and T("delete.done") in body["html"]
+    assert await count(sm, Answer) == 0 and await count(sm, Respondent) == 0
+
+
+async def test_miniapp_starts_from_start_param(app_client):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["graduate"])
+    data = init_data(auth_date=time.time(), extra={"start_param": seeded.invites["graduate"]})
+    status, body = await api(app_client, "/app/api/state", data=data)
+    assert status == 200 and body["prompts"][-1]["kind"] == "consent"
+    assert await count(sm, Respondent) == 0
+    status, body = await api(app_client, "/app/api/answer", {"choice": "yes"}, data=data)
+    assert body["prompts"][-1]["question_id"] == "now"
+    status, body = await api(
+        app_client, "/app/api/answer", {"question_id": "now", "choice": "c:looking"}, data=data
+    )
+    assert body["prompts"][-1]["question_id"] == "g01"
+    # The same person in the chat continues there.
+    runner = app_client.app[keys.RUNNER]
+    out = await runner.start(runner.subject("telegram", USER["id"]), seeded.invites["graduate"])
+    assert out.step.prompts[-1].question_id == "g01"
+    async with sm() as s:
+        response = (await s.execute(select(Response))).scalar_one()
+    assert response.role == "graduate"
+
+
+async def test_miniapp_routes_exist_only_with_a_token(db_engine):
+    async with running_app(make_settings(db_url_of(db_engine))) as client:
+        assert (await client.get("/app")).status == 404
+        assert (await client.post("/app/api/state")).status == 404
