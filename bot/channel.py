@@ -1,0 +1,386 @@
+"""The Telegram channel: an Update in, engine events to the runner, prompts out as Bot API calls.
+
+Dispatch is ours, not PTB's: `Application.process_update` catches every handler
+exception and hands it to error handlers, so a transient database or Redis failure
+would never reach the webhook view (which must answer 503 so that Telegram retries).
+We parse with `Update.de_json(data, bot)` and call `dispatch` directly; PTB gives us
+the typed objects, the Bot (HTTP, errors) and the Application lifecycle. No
+ConversationHandler: the flow lives in `conversations.engine`.
+
+One update, read aloud: who is it (a keyed hash of the Telegram user id, never the id
+itself) -> which engine event -> `runner.handle` (lock, state, database first, save)
+-> answer the tap at once -> queue the card edit / new messages in the outbox.
+
+The survey card's message id is channel-specific, so it is not in the engine state: it
+lives in the session store under its own small key `SessionKey("tgcard", subject)` ->
+`{"m": message_id, "h": hash of the shown text and buttons}`, written by the outbox
+when the card was delivered. A tap on an older message then does not fork the card,
+and a re-render that would change nothing costs no Bot API call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from telegram import BotCommand, CallbackQuery, Message, Update
+from telegram.error import RetryAfter, TelegramError
+
+from bot import callback
+from bot.outbox import Outbox, Outgoing, retry_after_seconds
+from bot.ratelimit import RateLimiter
+from bot.render import render
+from conversations import engine as E
+from storage import repo
+from storage.errors import is_transient
+from storage.sessions import SessionKey
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+COMMANDS: dict[str, type[E.Event]] = {
+    "resume": E.Resume,
+    "restart": E.Restart,
+    "stop": E.Stop,
+    "help": E.Help,
+    "language": E.ShowLanguages,
+    "privacy": E.Privacy,
+    "delete": E.DeleteRequest,
+}
+COMMAND_DESCRIPTIONS = (
+    ("start", "Start (or continue) the survey"),
+    ("resume", "Continue where you stopped"),
+    ("restart", "Start the survey again"),
+    ("stop", "Pause the survey"),
+    ("help", "How this works"),
+    ("language", "Change language"),
+    ("privacy", "What we store"),
+    ("delete", "Erase your answers"),
+)
+# A tap the engine must refuse with "that button belongs to another question" (an old
+# card, another bank version, data we cannot read): an empty answer to no question.
+STALE = E.Answer(question_id="\x00stale", value="")
+
+
+def card_hash(text: str, markup: Any) -> str:
+    raw = text + "\x00" + (json.dumps(markup.to_dict(), sort_keys=True) if markup else "")
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+class BotChannel:
+    def __init__(
+        self,
+        application: Any,
+        runner: Any,
+        dedup: Any,
+        metrics: Any,
+        *,
+        public_url: str = "",
+        limiter: RateLimiter | None = None,
+        backoff: float = 0.5,
+        poll_timeout: int = 30,
+    ) -> None:
+        self.application = application
+        self.bot = application.bot
+        self.runner = runner
+        self.dedup = dedup
+        self.metrics = metrics
+        self.public_url = public_url.rstrip("/")
+        self.poll_timeout = poll_timeout
+        self.outbox = Outbox(
+            self.bot,
+            limiter or RateLimiter(),
+            metrics,
+            on_card=self._remember_card,
+            on_blocked=self._mark_blocked,
+            backoff=backoff,
+        )
+        self._polling: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def web_app_url(self) -> str | None:
+        return self.public_url + "/app" if self.public_url.startswith("https://") else None
+
+    async def start(self, *, set_webhook: bool, polling: bool, secret: str) -> None:
+        await self.application.initialize()  # getMe
+        await self.application.start()
+        await self._call(
+            "setMyCommands",
+            self.bot.set_my_commands([BotCommand(c, d) for c, d in COMMAND_DESCRIPTIONS]),
+        )
+        if set_webhook:
+            await self.bot.set_webhook(
+                url=self.public_url + "/telegram/webhook",
+                secret_token=secret,
+                allowed_updates=ALLOWED_UPDATES,
+                max_connections=40,
+            )
+            self.metrics.bot_calls.labels("setWebhook", "ok").inc()
+        if polling:
+            await self.bot.delete_webhook()
+            self.metrics.bot_calls.labels("deleteWebhook", "ok").inc()
+            self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
+
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        if self._polling is not None:
+            self._polling.cancel()
+            await asyncio.gather(self._polling, return_exceptions=True)
+            self._polling = None
+        await self.outbox.close(drain_timeout)
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+    # -- updates ---------------------------------------------------------------------
+
+    async def process(self, update: Update) -> str:
+        """Claim the update id, dispatch; a transient failure releases the claim and raises."""
+        if not await self.dedup.claim(update.update_id):
+            return "duplicate"
+        try:
+            return await self.dispatch(update)
+        except Exception as exc:
+            if is_transient(exc):
+                try:
+                    await self.dedup.release(update.update_id)
+                except Exception as exc2:
+                    log.error("could not release update claim: %s", type(exc2).__name__)
+            raise
+
+    async def dispatch(self, update: Update) -> str:
+        """The outcome (for metrics): message, tap, member, group, ignored ..."""
+        if update.callback_query is not None:
+            return await self._on_tap(update.callback_query)
+        if update.message is not None:
+            return await self._on_message(update.message)
+        if update.my_chat_member is not None:
+            return await self._on_member(update)
+        return "ignored"  # edited messages, channel posts, polls, anything newer
+
+    async def _on_message(self, msg: Message) -> str:
+        user = msg.from_user
+        text = msg.text or ""
+        if msg.chat.type != "private":
+            if text.startswith("/") and msg.chat.type in ("group", "supergroup"):
+                t = self.runner.engine.t({})
+                self.outbox.submit([Outgoing(msg.chat.id, t("group.refused"))])
+                return "group_refused"
+            return "group_ignored"
+        if user is None or user.is_bot:
+            return "ignored"
+        subject = self.runner.subject(CHANNEL, user.id)
+        if text.startswith("/"):
+            command, _, arg = text[1:].partition(" ")
+            command = command.split("@", 1)[0].lower()
+            if command == "start":
+                outcome = await self.runner.start(subject, arg.strip() or None, CHANNEL)
+            else:
+                event = COMMANDS.get(command, E.Help)()
+                outcome = await self.runner.handle(subject, event, CHANNEL)
+        else:
+            outcome = await self.runner.handle(subject, E.Answer(None, text), CHANNEL)
+        await self._forget_card_if_erased(subject, outcome.step)
+        self.outbox.submit(self._messages(msg.chat.id, subject, outcome.step, edit=None))
+        return "message"
+
+    async def _on_tap(self, cq: CallbackQuery) -> str:
+        msg = cq.message
+        if msg is None or msg.chat.type != "private":
+            await self._answer(cq, None)
+            return "tap_ignored"
+        subject = self.runner.subject(CHANNEL, cq.from_user.id)
+        tap = callback.decode(cq.data)
+        before = await self.runner.load_state(subject) if tap is not None else {}
+        outcome = await self.runner.handle(subject, self._tap_event(tap, before), CHANNEL)
+        step = outcome.step
+        card = await self._card(subject)
+        await self._forget_card_if_erased(subject, step)
+        tapped_card = card is None or card.get("m") == msg.message_id
+        first = step.prompts[0] if step.prompts else None
+        toast = first.notice if first is not None else None
+        if toast is None and not step.changed and not tapped_card:
+            toast = self.runner.engine.t(step.state)("question.stale")
+        await self._answer(cq, toast)
+        if not step.changed and not tapped_card:
+            return "tap_stale"  # the toast says it; the live card is further down
+        editable = isinstance(msg, Message)  # not an InaccessibleMessage (too old)
+        target = msg.message_id if tapped_card and editable else (card or {}).get("m")
+        items = self._messages(msg.chat.id, subject, step, edit=target)
+        if (
+            items
+            and items[0].edit_message_id is not None
+            and card is not None
+            and items[0].card_hash == card.get("h")
+            and items[0].edit_message_id == card.get("m")
+        ):
+            items = items[1:]  # the card already shows exactly this
+        self.outbox.submit(items)
+        return "tap"
+
+    async def _on_member(self, update: Update) -> str:
+        member = update.my_chat_member
+        assert member is not None
+        if member.chat.type != "private":
+            return "group_ignored"
+        status = member.new_chat_member.status
+        subject = self.runner.subject(CHANNEL, member.from_user.id)
+        if status in ("kicked", "member"):
+            await self._set_blocked(subject, status == "kicked")
+        return "member"
+
+    # -- events and messages ---------------------------------------------------------
+
+    @staticmethod
+    def _tap_event(tap: callback.Tap | None, state: Mapping[str, Any]) -> E.Event:
+        if tap is None:
+            return STALE
+        if tap.bank != callback.NO_BANK and state.get("bank") and tap.bank != state["bank"]:
+            return STALE
+        if tap.target == callback.CONSENT:
+            return E.Consent(tap.choice == E.YES) if tap.choice in (E.YES, E.NO) else STALE
+        if tap.target == callback.CONFIRM:
+            return E.DeleteConfirm(tap.choice == E.YES) if tap.choice in (E.YES, E.NO) else STALE
+        if tap.target == callback.LANGUAGE:
+            return E.ChooseLanguage(tap.choice)
+        if tap.target.startswith("!"):
+            return STALE
+        return E.Answer(tap.target, tap.choice)
+
+    def _messages(
+        self, chat_id: int, subject: str, step: E.Step, *, edit: int | None
+    ) -> list[Outgoing]:
+        """The step's prompts as outgoing messages; `edit`: the first one edits that card."""
+        engine = self.runner.engine
+        t = engine.t(step.state)
+        erased = any(isinstance(e, E.Erase) for e in step.effects)
+        bank = step.state.get("bank")
+        items: list[Outgoing] = []
+        for i, prompt in enumerate(step.prompts):
+            label = None
+            if prompt.question_id is not None and prompt.current is not None:
+                label = E.answer_label(engine, step.state, prompt.question_id)
+            r = render(
+                prompt,
+                t,
+                bank=bank,
+                current_label=label,
+                notice=not (i == 0 and edit is not None),  # a tap's notice is the toast
+                web_app_url=self.web_app_url,
+            )
+            target = edit if i == 0 else None
+            # A card stays the card; the message a tap edited into an info stops being it.
+            items.append(
+                Outgoing(
+                    chat_id,
+                    r.text,
+                    r.markup,
+                    edit_message_id=target,
+                    subject=subject,
+                    card=(r.card or target is not None) and not erased,
+                    card_hash=card_hash(r.text, r.markup),
+                )
+            )
+        return items
+
+    # -- small Bot API helpers -------------------------------------------------------
+
+    async def _answer(self, cq: CallbackQuery, text: str | None) -> None:
+        """answerCallbackQuery at once (not behind the message queue); never raises."""
+        for _ in range(2):
+            try:
+                await self.bot.answer_callback_query(cq.id, text=(text or None) and text[:200])
+                self.metrics.bot_calls.labels("answerCallbackQuery", "ok").inc()
+                return
+            except RetryAfter as exc:
+                self.metrics.rate_limited.inc()
+                self.metrics.bot_calls.labels("answerCallbackQuery", "rate_limited").inc()
+                await asyncio.sleep(min(retry_after_seconds(exc), 2.0))
+            except TelegramError as exc:  # too old, already answered, network: not fatal
+                self.metrics.bot_calls.labels("answerCallbackQuery", "error").inc()
+                log.info("answerCallbackQuery failed: %s", type(exc).__name__)
+                return
+
+    async def _call(self, method: str, coro: Any) -> Any:
+        try:
+            result = await coro
+        except TelegramError as exc:
+            self.metrics.bot_calls.labels(method, "error").inc()
+            log.warning("%s failed: %s", method, type(exc).__name__)
+            return None
+        self.metrics.bot_calls.labels(method, "ok").inc()
+        return result
+
+    # -- the card id and the blocked flag ----------------------------------------------
+
+    @staticmethod
+    def card_key(subject: str) -> SessionKey:
+        return SessionKey("tgcard", subject)
+
+    async def _card(self, subject: str) -> dict[str, Any] | None:
+        try:
+            return await self.runner.store.load(self.card_key(subject))
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            return None
+
+    async def _forget_card_if_erased(self, subject: str, step: E.Step) -> None:
+        if any(isinstance(e, E.Erase) for e in step.effects):
+            await self.runner.store.delete(self.card_key(subject))
+
+    async def _remember_card(self, subject: str, message_id: int, shown: str) -> None:
+        await self.runner.store.save(
+            self.card_key(subject), {"m": message_id, "h": shown}, self.runner.ttl
+        )
+
+    async def _mark_blocked(self, subject: str) -> None:
+        await self._set_blocked(subject, True)
+
+    async def _set_blocked(self, subject: str, blocked: bool) -> None:
+        """Only people who consented have a row; others have nothing to mark."""
+        async with self.runner.sessionmaker.begin() as s:
+            respondent = await repo.get_respondent(s, subject)
+            if respondent is not None:
+                await repo.mark_blocked(s, respondent.id, blocked=blocked)
+
+    # -- polling (local development) ----------------------------------------------------
+
+    async def _poll(self) -> None:
+        """getUpdates in a loop, fed to the same `process` as the webhook."""
+        offset: int | None = None
+        delay = 1.0
+        while True:
+            try:
+                updates = await self.bot.get_updates(
+                    offset=offset, timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("getUpdates failed: %s; again in %.0fs", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            delay = 1.0
+            for update in updates:
+                try:
+                    outcome = await self.process(update)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if is_transient(exc):
+                        self.metrics.updates.labels("transient").inc()
+                        log.warning("transient failure (%s): fetch again", type(exc).__name__)
+                        await asyncio.sleep(1.0)
+                        break  # offset not advanced: getUpdates returns it again
+                    outcome = "error"
+                    log.error("update failed: %s", type(exc).__name__)
+                self.metrics.updates.labels(outcome).inc()
+                offset = update.update_id + 1

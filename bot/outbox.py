@@ -1,0 +1,250 @@
+"""Outbound Bot API messages: one ordered queue per chat, drained by tracked background tasks.
+
+Why in the background: the answer is already in the database when a message is queued
+(the design: database first); a slow or failing Bot API call must neither undo it nor
+hold the webhook request (Telegram's connections to us are few). Per chat the order is
+kept (a notice, then the card), across chats the rate limiter shares ~30/s fairly.
+
+Every failure is handled here, none is dropped silently:
+- 429: wait `retry_after`, then try again (counted in `rate_limited`);
+- 5xx, timeouts, network: retry with exponential backoff, then give up (log + metric);
+- 403: the person blocked the bot: `on_blocked` marks them, their queue is dropped;
+- 400 "message is not modified": the card already shows this, fine;
+- 400 on an edit (message too old, deleted): send the card as a new message instead.
+`close()` drains what is pending at shutdown (with a time limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+from telegram import InlineKeyboardMarkup
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_AFTER_ROUNDS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    chat_id: int
+    text: str
+    markup: InlineKeyboardMarkup | None = None
+    edit_message_id: int | None = None  # edit this message instead of sending a new one
+    subject: str | None = None  # the respondent (keyed hash), for card ids and blocking
+    card: bool = False  # the survey card: remember its message id
+    card_hash: str = ""
+
+    @property
+    def method(self) -> str:
+        return "editMessageText" if self.edit_message_id is not None else "sendMessage"
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value: Any = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def is_not_modified(exc: BadRequest) -> bool:
+    return "not modified" in str(exc).lower()
+
+
+CardCallback = Callable[[str, int, str], Awaitable[None]]
+BlockedCallback = Callable[[str], Awaitable[None]]
+
+
+class Outbox:
+    def __init__(
+        self,
+        bot: Any,
+        limiter: RateLimiter,
+        metrics: Any,
+        *,
+        on_card: CardCallback | None = None,
+        on_blocked: BlockedCallback | None = None,
+        max_attempts: int = 5,
+        backoff: float = 0.5,
+    ) -> None:
+        self.bot = bot
+        self.limiter = limiter
+        self.metrics = metrics
+        self.on_card = on_card
+        self.on_blocked = on_blocked
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self._queues: dict[int, deque[Outgoing]] = {}
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._closed = False
+
+    # -- public ------------------------------------------------------------------
+
+    def submit(self, items: list[Outgoing]) -> None:
+        """Queue messages (kept in order per chat); returns at once."""
+        if self._closed:
+            for item in items:
+                self._gave_up(item, "closed")
+            return
+        for item in items:
+            self._queues.setdefault(item.chat_id, deque()).append(item)
+            self.metrics.outbound_queue.inc()
+            if item.chat_id not in self._workers:
+                self._workers[item.chat_id] = asyncio.create_task(self._work(item.chat_id))
+
+    @property
+    def pending(self) -> int:
+        return sum(len(q) for q in self._queues.values()) + len(self._workers)
+
+    async def join(self, chat_id: int | None = None) -> None:
+        """Wait until every queued message (of one chat) was delivered or given up."""
+        if chat_id is not None:
+            while (task := self._workers.get(chat_id)) is not None:
+                await asyncio.gather(task, return_exceptions=True)
+            return
+        while self._workers:
+            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+
+    async def close(self, drain_seconds: float = 10.0) -> None:
+        """Stop taking messages and drain the queues; what is left after `drain_seconds` is logged."""
+        self._closed = True
+        try:
+            async with asyncio.timeout(drain_seconds):
+                await self.join()
+        except TimeoutError:
+            left = sum(len(q) for q in self._queues.values())
+            log.error("shutdown: %d outbound message(s) not delivered in %ss", left, drain_seconds)
+            for task in list(self._workers.values()):
+                task.cancel()
+            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+
+    # -- workers -----------------------------------------------------------------
+
+    async def _work(self, chat_id: int) -> None:
+        queue = self._queues[chat_id]
+        try:
+            while queue:
+                item = queue[0]
+                try:
+                    keep_going = await self._deliver(item)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # our bug: log, never lose the rest of the queue
+                    log.error("outbound %s failed: %s", item.method, type(exc).__name__)
+                    self._gave_up(item, "error")
+                    keep_going = True
+                queue.popleft()
+                self.metrics.outbound_queue.dec()
+                if not keep_going:
+                    while queue:
+                        self._gave_up(queue.popleft(), "blocked")
+                        self.metrics.outbound_queue.dec()
+        except asyncio.CancelledError:
+            while queue:
+                self._gave_up(queue.popleft(), "cancelled")
+                self.metrics.outbound_queue.dec()
+            raise
+        finally:
+            self._workers.pop(chat_id, None)
+            if not queue:
+                self._queues.pop(chat_id, None)
+
+    def _gave_up(self, item: Outgoing, why: str) -> None:
+        self.metrics.bot_calls.labels(item.method, "gave_up").inc()
+        self.metrics.errors.labels(f"bot_send_{why}").inc()
+        log.warning("outbound %s given up (%s)", item.method, why)
+
+    async def _deliver(self, item: Outgoing) -> bool:
+        """Send one message; False when the chat is blocked (drop the rest of its queue)."""
+        attempts = 0
+        rounds_429 = 0
+        while True:
+            await self.limiter.acquire(item.chat_id)
+            method = item.method
+            try:
+                if item.edit_message_id is not None:
+                    await self.bot.edit_message_text(
+                        item.text,
+                        chat_id=item.chat_id,
+                        message_id=item.edit_message_id,
+                        reply_markup=item.markup,
+                    )
+                    message_id = item.edit_message_id
+                else:
+                    sent = await self.bot.send_message(
+                        item.chat_id, item.text, reply_markup=item.markup
+                    )
+                    message_id = sent.message_id
+            except RetryAfter as exc:
+                wait = retry_after_seconds(exc)
+                self.metrics.rate_limited.inc()
+                self.metrics.bot_calls.labels(method, "rate_limited").inc()
+                rounds_429 += 1
+                if rounds_429 > MAX_RETRY_AFTER_ROUNDS:
+                    self._gave_up(item, "flood")
+                    return True
+                log.info("429 on %s: waiting %.1fs as asked", method, wait)
+                await asyncio.sleep(wait)
+                continue
+            except Forbidden:
+                self.metrics.bot_calls.labels(method, "forbidden").inc()
+                log.info("403 on %s: the respondent blocked the bot", method)
+                if item.subject and self.on_blocked is not None:
+                    try:
+                        await self.on_blocked(item.subject)
+                    except Exception as exc:
+                        log.error("could not mark a blocked respondent: %s", type(exc).__name__)
+                return False
+            except BadRequest as exc:
+                if is_not_modified(exc):
+                    self.metrics.bot_calls.labels(method, "not_modified").inc()
+                    await self._card_shown(item, item.edit_message_id)
+                    return True
+                self.metrics.bot_calls.labels(method, "bad_request").inc()
+                if item.edit_message_id is not None:
+                    # The card cannot be edited (too old, deleted): send it anew.
+                    item = replace(item, edit_message_id=None)
+                    continue
+                log.error("400 on %s: %s", method, _short(exc))
+                self._gave_up(item, "bad_request")
+                return True
+            except NetworkError as exc:  # 5xx, timeouts, connection errors
+                attempts += 1
+                self.metrics.bot_calls.labels(method, "retry").inc()
+                if attempts >= self.max_attempts:
+                    log.error("%s failed %d times (%s)", method, attempts, _short(exc))
+                    self._gave_up(item, "network")
+                    return True
+                await asyncio.sleep(self.backoff * 2 ** (attempts - 1))
+                continue
+            except TelegramError as exc:  # InvalidToken, Conflict, ChatMigrated ...
+                self.metrics.bot_calls.labels(method, "error").inc()
+                log.error("%s failed: %s", method, type(exc).__name__)
+                self._gave_up(item, "telegram_error")
+                return True
+            self.metrics.bot_calls.labels(method, "ok").inc()
+            await self._card_shown(item, message_id)
+            return True
+
+    async def _card_shown(self, item: Outgoing, message_id: int | None) -> None:
+        if item.card and item.subject and message_id is not None and self.on_card is not None:
+            try:
+                await self.on_card(item.subject, message_id, item.card_hash)
+            except Exception as exc:  # only a hint for the next tap: never fail a send for it
+                log.warning("could not remember the card: %s", type(exc).__name__)
+
+
+def _short(exc: BaseException) -> str:
+    """The error's class and Telegram's description, without any message text of ours."""
+    return f"{type(exc).__name__}: {str(exc)[:120]}"

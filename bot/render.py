@@ -1,0 +1,72 @@
+"""A prompt of the engine as a Telegram message: text and inline keyboard. Pure.
+
+The survey is one message card (question, progress, buttons) that each tap edits.
+Info prompts (help, privacy, errors) are separate messages without buttons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
+
+from bot import callback
+from conversations.engine import Prompt
+from conversations.i18n import Translator
+
+MAX_TEXT = 4096
+CARD_KINDS = ("question", "consent", "language", "confirm", "done")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    text: str
+    markup: InlineKeyboardMarkup | None
+    card: bool  # the survey card (edited by taps), not an info message
+
+
+def render(
+    prompt: Prompt,
+    t: Translator,
+    *,
+    bank: str | None,
+    current_label: str | None = None,
+    notice: bool = True,
+    web_app_url: str | None = None,
+) -> Rendered:
+    """`notice`: put the prompt's notice above the text (typed input; a tap shows it as a toast)."""
+    parts: list[str] = []
+    if notice and prompt.notice:
+        parts.append(f"⚠️ {prompt.notice}")
+    if prompt.progress:
+        index, total = prompt.progress
+        parts.append(t("question.progress", index=index, total=total))
+    parts.append(prompt.text)
+    if current_label:
+        parts.append(t("question.current", answer=current_label))
+    text = "\n\n".join(p for p in parts if p)
+    if len(text) > MAX_TEXT:
+        text = text[: MAX_TEXT - 1] + "…"
+
+    rows: list[list[InlineKeyboardButton]] = []
+    target = callback.target_for(prompt.kind, prompt.question_id)
+    if target is not None:
+        buttons = [
+            InlineKeyboardButton(c.label, callback_data=callback.encode(bank, target, c.id))
+            for c in prompt.choices
+        ]
+        if prompt.kind in ("consent", "confirm"):
+            rows.append(buttons)
+        else:
+            rows.extend([b] for b in buttons)
+        nav = [
+            InlineKeyboardButton(c.label, callback_data=callback.encode(bank, target, c.id))
+            for c in prompt.nav
+        ]
+        if nav:
+            rows.append(nav)
+    if prompt.kind == "consent" and web_app_url:
+        label = t("miniapp.button", default="Answer in one screen")
+        rows.append([InlineKeyboardButton(label, web_app=WebAppInfo(web_app_url))])
+    markup = InlineKeyboardMarkup(rows) if rows else None
+    return Rendered(text, markup, prompt.kind in CARD_KINDS)

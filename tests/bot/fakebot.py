@@ -1,0 +1,440 @@
+"""A fake Telegram Bot API (in-process aiohttp on 127.0.0.1) and a "Telegram" driver.
+
+FakeBotAPI records every call (method, params), keeps what each chat shows (messages,
+their text and buttons, edits applied) and can be told to fail: 429 with retry_after,
+400 (e.g. "message is not modified"), 403 blocked, 5xx, or slow answers.
+
+Telegram builds real Telegram-shaped updates and POSTs them to our webhook with the
+secret header, like Telegram does: retrying non-200 answers, duplicates, bursts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from tests.apptools import TOKEN, WEBHOOK_SECRET
+
+BOT_USER = {
+    "id": int(TOKEN.split(":")[0]),
+    "is_bot": True,
+    "first_name": "Guidance Survey",
+    "username": "guidance_test_bot",
+    "can_join_groups": False,
+    "can_read_all_group_messages": False,
+    "supports_inline_queries": False,
+}
+_JSON_PARAMS = {"reply_markup", "allowed_updates", "commands"}
+_INT_PARAMS = {"chat_id", "message_id", "offset", "timeout", "max_connections", "limit"}
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    at: float
+    status: int = 200
+
+
+@dataclass
+class Fault:
+    method: str
+    status: int | None  # None: answer normally (after `delay`)
+    description: str = ""
+    retry_after: int | None = None
+    times: int = 1
+    chat_id: int | None = None
+    delay: float = 0.0
+
+
+@dataclass
+class Shown:
+    """A message as the person sees it."""
+
+    message_id: int
+    text: str
+    reply_markup: dict[str, Any] | None = None
+    edits: int = 0
+
+    def buttons(self) -> list[dict[str, Any]]:
+        rows = (self.reply_markup or {}).get("inline_keyboard", [])
+        return [b for row in rows for b in row]
+
+    def callback_data(self) -> list[str]:
+        return [b["callback_data"] for b in self.buttons() if "callback_data" in b]
+
+
+@dataclass
+class FakeBotAPI:
+    token: str = TOKEN
+    calls: list[Call] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    chats: dict[int, dict[int, Shown]] = field(default_factory=dict)
+    updates: list[dict[str, Any]] = field(default_factory=list)  # for getUpdates
+    webhook: dict[str, Any] = field(default_factory=dict)
+    url: str = ""
+    _runner: web.AppRunner | None = None
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _new_update: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # -- server ----------------------------------------------------------------------
+
+    async def start(self) -> FakeBotAPI:
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- programming faults -----------------------------------------------------------
+
+    def fail(
+        self,
+        method: str,
+        status: int | None,
+        description: str = "",
+        *,
+        retry_after: int | None = None,
+        times: int = 1,
+        chat_id: int | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        self.faults.append(Fault(method, status, description, retry_after, times, chat_id, delay))
+
+    def slow(self, method: str, delay: float, times: int = 1) -> None:
+        self.fail(method, None, times=times, delay=delay)
+
+    # -- what was called / what a chat shows -----------------------------------------------
+
+    def called(
+        self, method: str, chat_id: int | None = None, status: int | None = 200
+    ) -> list[Call]:
+        return [
+            c
+            for c in self.calls
+            if c.method == method
+            and (chat_id is None or c.params.get("chat_id") == chat_id)
+            and (status is None or c.status == status)
+        ]
+
+    def messages(self, chat_id: int) -> list[Shown]:
+        return list(self.chats.get(chat_id, {}).values())
+
+    def card(self, chat_id: int) -> Shown | None:
+        """The newest message with buttons: what a person would tap."""
+        for shown in reversed(self.messages(chat_id)):
+            if shown.callback_data():
+                return shown
+        return None
+
+    def last(self, chat_id: int) -> Shown | None:
+        msgs = self.messages(chat_id)
+        return msgs[-1] if msgs else None
+
+    def push_update(self, update: dict[str, Any]) -> None:
+        self.updates.append(update)
+        self._new_update.set()
+
+    # -- the API ---------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        params = await _params(request)
+        call = Call(method, params, time.monotonic())
+        self.calls.append(call)
+        fault = self._fault_for(method, params)
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.status is not None:
+                call.status = fault.status
+                extra = {"retry_after": fault.retry_after} if fault.retry_after else None
+                return _error(fault.status, fault.description or "Error", extra)
+        handler = getattr(self, "api_" + method, None)
+        if handler is None:
+            call.status = 404
+            return _error(404, "Not Found: method not found")
+        result = handler(params) if method != "getUpdates" else await handler(params)
+        if isinstance(result, web.Response):
+            call.status = result.status
+            return result
+        return web.json_response({"ok": True, "result": result})
+
+    def _fault_for(self, method: str, params: dict[str, Any]) -> Fault | None:
+        for fault in self.faults:
+            if fault.method == method and (
+                fault.chat_id is None or params.get("chat_id") == fault.chat_id
+            ):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    def api_getMe(self, p: dict[str, Any]) -> Any:
+        return BOT_USER
+
+    def api_setWebhook(self, p: dict[str, Any]) -> Any:
+        self.webhook = dict(p)
+        return True
+
+    def api_deleteWebhook(self, p: dict[str, Any]) -> Any:
+        self.webhook = {}
+        return True
+
+    def api_setMyCommands(self, p: dict[str, Any]) -> Any:
+        return True
+
+    def api_answerCallbackQuery(self, p: dict[str, Any]) -> Any:
+        return True
+
+    def api_sendMessage(self, p: dict[str, Any]) -> Any:
+        chat_id = p["chat_id"]
+        mid = next(self._ids)
+        self.chats.setdefault(chat_id, {})[mid] = Shown(mid, p["text"], p.get("reply_markup"))
+        return _message(chat_id, mid, p["text"], p.get("reply_markup"))
+
+    def api_editMessageText(self, p: dict[str, Any]) -> Any:
+        chat_id, mid = p["chat_id"], p["message_id"]
+        shown = self.chats.get(chat_id, {}).get(mid)
+        if shown is None:
+            return _error(400, "Bad Request: message to edit not found")
+        markup = p.get("reply_markup")
+        if shown.text == p["text"] and shown.reply_markup == markup:
+            return _error(
+                400,
+                "Bad Request: message is not modified: specified new message content and "
+                "reply markup are exactly the same as a current content and reply markup "
+                "of the message",
+            )
+        shown.text, shown.reply_markup = p["text"], markup
+        shown.edits += 1
+        return _message(chat_id, mid, p["text"], markup)
+
+    async def api_getUpdates(self, p: dict[str, Any]) -> Any:
+        offset = p.get("offset") or 0
+        deadline = time.monotonic() + min(float(p.get("timeout") or 0), 1.0)
+        while True:
+            ready = [u for u in self.updates if u["update_id"] >= offset]
+            self.updates = ready  # confirmed ones are forgotten, like Telegram
+            if ready or time.monotonic() >= deadline:
+                return ready
+            self._new_update.clear()
+            try:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await self._new_update.wait()
+            except TimeoutError:
+                pass
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    if request.content_type == "application/json":
+        raw: dict[str, Any] = await request.json()
+    else:
+        raw = dict(await request.post())
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        if isinstance(v, str) and k in _JSON_PARAMS:
+            v = json.loads(v)
+        elif isinstance(v, str) and k in _INT_PARAMS:
+            v = int(v) if v.lstrip("-").isdigit() else v
+        out[k] = v
+    return out
+
+
+def _message(chat_id: int, mid: int, text: str, markup: Any) -> dict[str, Any]:
+    msg: dict[str, Any] = {
+        "message_id": mid,
+        "date": int(time.time()),
+        "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+        "from": BOT_USER,
+        "text": text,
+    }
+    if markup:
+        msg["reply_markup"] = markup
+    return msg
+
+
+def _error(status: int, description: str, parameters: dict[str, Any] | None = None) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return web.json_response(body, status=status)
+
+
+# -- the Telegram side: people and their updates -------------------------------------------
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    first_name: str = "Ada"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "is_bot": False,
+            "first_name": self.first_name,
+            "username": self.username,
+            "language_code": "en",
+        }
+
+
+class Telegram:
+    """Builds updates and delivers them to the webhook, retrying like Telegram."""
+
+    def __init__(self, client: TestClient, fake: FakeBotAPI, secret: str = WEBHOOK_SECRET):
+        self.client = client
+        self.fake = fake
+        self.secret = secret
+        self._update_ids = itertools.count(100_000)
+        self._users = itertools.count(1)
+        self._msg_ids = itertools.count(1_000_000)
+
+    def user(self) -> User:
+        n = next(self._users)
+        # Real-looking ids (10 digits) and usernames, easy to search for in the database.
+        return User(7_300_000_000 + n * 7919, f"tguser_{n:04d}_zq")
+
+    # -- updates ---------------------------------------------------------------------------
+
+    def _update(self, **body: Any) -> dict[str, Any]:
+        return {"update_id": next(self._update_ids), **body}
+
+    def message(
+        self, user: User, text: str, *, chat: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        chat = chat or {
+            "id": user.id,
+            "type": "private",
+            "first_name": user.first_name,
+            "username": user.username,
+        }
+        msg: dict[str, Any] = {
+            "message_id": next(self._msg_ids),
+            "date": int(time.time()),
+            "chat": chat,
+            "from": user.as_dict(),
+            "text": text,
+        }
+        if text.startswith("/"):
+            length = len(text.split(" ", 1)[0])
+            msg["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        return self._update(message=msg)
+
+    def group_message(
+        self, user: User, text: str, group_id: int = -1001234567890
+    ) -> dict[str, Any]:
+        return self.message(
+            user, text, chat={"id": group_id, "type": "supergroup", "title": "Class 3B"}
+        )
+
+    def edited_message(self, user: User, text: str) -> dict[str, Any]:
+        update = self.message(user, text)
+        msg = update.pop("message")
+        msg["edit_date"] = int(time.time())
+        update["edited_message"] = msg
+        return update
+
+    def tap_update(self, user: User, message: Shown | int, data: str) -> dict[str, Any]:
+        mid = message if isinstance(message, int) else message.message_id
+        text = "" if isinstance(message, int) else message.text
+        return self._update(
+            callback_query={
+                "id": str(next(self._msg_ids)),
+                "from": user.as_dict(),
+                "chat_instance": "-4242",
+                "data": data,
+                "message": {
+                    "message_id": mid,
+                    "date": int(time.time()),
+                    "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
+                    "from": BOT_USER,
+                    "text": text or "…",
+                },
+            }
+        )
+
+    def unknown(self, kind: str = "poll") -> dict[str, Any]:
+        bodies: dict[str, Any] = {
+            "poll": {
+                "id": "1",
+                "question": "Q?",
+                "options": [],
+                "total_voter_count": 0,
+                "is_closed": False,
+                "is_anonymous": True,
+                "type": "regular",
+                "allows_multiple_answers": False,
+            },
+            "some_future_update": {"x": 1},
+            "channel_post": {
+                "message_id": 5,
+                "date": int(time.time()),
+                "chat": {"id": -100777, "type": "channel", "title": "News"},
+                "text": "hello",
+            },
+        }
+        return self._update(**{kind: bodies.get(kind, {"x": 1})})
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    async def post(
+        self,
+        update: Any,
+        *,
+        secret: str | None = None,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> int:
+        hdrs = {"Content-Type": "application/json"}
+        if secret is None:
+            secret = self.secret
+        if secret:
+            hdrs["X-Telegram-Bot-Api-Secret-Token"] = secret
+        hdrs.update(headers or {})
+        body = data if data is not None else json.dumps(update).encode()
+        async with self.client.post("/telegram/webhook", data=body, headers=hdrs) as resp:
+            await resp.read()
+            return resp.status
+
+    async def deliver(self, update: dict[str, Any], retries: int = 5) -> list[int]:
+        """POST until 200, as Telegram does; the statuses seen."""
+        statuses = []
+        for _ in range(retries):
+            status = await self.post(update)
+            statuses.append(status)
+            if status == 200:
+                break
+            await asyncio.sleep(0.01)
+        return statuses
+
+    async def send(self, user: User, text: str) -> list[int]:
+        return await self.deliver(self.message(user, text))
+
+    async def tap(self, user: User, message: Shown | int, data: str) -> list[int]:
+        return await self.deliver(self.tap_update(user, message, data))
+
+    async def settle(self, user: User | None = None) -> None:
+        """Wait until our outbox has delivered everything queued (for one person)."""
+        from backend import keys
+
+        await self.client.app[keys.BOT].outbox.join(user.id if user else None)
