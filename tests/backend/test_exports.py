@@ -1,0 +1,408 @@
+"""Exports (CSV, XLSX, JSON, PDF) of a realistic triangulation report built on SQLite.
+
+The report is built by the real analytics code from ORM rows, with some groups
+above and some below the anonymity threshold of 5; the exports must only ever
+show what the (already safe) report holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import itertools
+import json
+import random
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backend.analytics import biggest_gaps, build_report
+from backend.exports import report_csv, report_json, report_pdf, report_xlsx
+from backend.exports.csv_export import COLUMNS
+from conversations.model import load_model
+from conversations.scales import AnswerKind
+from storage.models import Answer, Cycle, QuestionMap, Respondent, Response, School, SelfRating
+
+ARMENIAN = "Երևանի պետական քոլեջ"
+UKRAINIAN = "Київський коледж"
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+BEFORE = datetime(2025, 3, 1, tzinfo=UTC)
+SUPPRESSED_MEAN = 1.25  # the 4 graduates' mean (0, 1, 1, 3): must appear in no export
+
+# role -> (respondents, their answer bias); graduates (4) and board (2) stay below 5.
+ROLE_SIZES = {"learner": 14, "parent": 7, "teacher": 6, "employer": 5, "graduate": 4, "board": 2}
+GRADUATE_ANSWERS = (0, 1, 1, 3)
+
+_seq = itertools.count(1)
+
+
+def _questions(model) -> dict[str, list[list[str]]]:
+    """Per role a few statements, each mapped to one or two scale indicators of the model."""
+    scale_keys = [p.indicator.key for p in model.placed() if p.indicator.kind != AnswerKind.NUMBER]
+    rng = random.Random(7)
+    out: dict[str, list[list[str]]] = {}
+    for role in ROLE_SIZES:
+        picked = rng.sample(scale_keys, 16)
+        out[role] = [picked[i : i + 2] if i % 4 == 0 else [picked[i]] for i in range(0, 16, 2)]
+    return out
+
+
+async def _fill_cycle(s, school: School, name: str, seed: int, *, with_answers: bool) -> Cycle:
+    model = load_model()
+    cycle = Cycle(
+        school_id=school.id,
+        name=name,
+        model_version=model.version,
+        anonymity_threshold=5,
+        free_text_threshold=10,
+    )
+    s.add(cycle)
+    await s.flush()
+    rng = random.Random(seed)
+    if not with_answers:
+        return cycle
+    for p in model.placed():
+        ind = p.indicator
+        if rng.random() < 0.08:
+            continue  # not rated yet
+        if ind.kind == AnswerKind.NUMBER:
+            s.add(SelfRating(cycle_id=cycle.id, indicator_key=ind.key, number=rng.randint(1, 40)))
+        else:
+            status = "submitted" if rng.random() < 0.8 else "draft"
+            value = rng.choice((1, 2, 3, 3, 4, 4))
+            s.add(SelfRating(cycle_id=cycle.id, indicator_key=ind.key, value=value, status=status))
+    for role, size in ROLE_SIZES.items():
+        bank = f"{role}@1"
+        statements = _questions(model)[role]
+        for person in range(size):
+            resp = Response(
+                respondent_id=(await _person(s)).id,
+                cycle_id=cycle.id,
+                role=role,
+                bank_tag=bank,
+                model_version=model.version,
+                language="hy",
+                status="completed" if person % 5 else "in_progress",
+                consent_at=NOW,
+            )
+            s.add(resp)
+            await s.flush()
+            for qno, _keys in enumerate(statements):
+                qid = f"q{qno}"
+                if role == "graduate":
+                    value: int | str = GRADUATE_ANSWERS[person]
+                elif role == "learner" and qno == 7 and person >= 3:
+                    continue  # a branch question only 3 learners saw: suppressed cell
+                elif rng.random() < 0.06:
+                    value = "na"
+                else:
+                    value = min(4, max(0, round(rng.gauss(2.6 if role != "employer" else 1.6, 1))))
+                if value == "na":
+                    s.add(Answer(response_id=resp.id, question_id=qid, na=True))
+                else:
+                    s.add(Answer(response_id=resp.id, question_id=qid, value=int(value)))
+            await s.flush()
+    return cycle
+
+
+async def _person(s) -> Respondent:
+    person = Respondent(subject_hash=f"x{next(_seq):062d}")
+    s.add(person)
+    await s.flush()
+    return person
+
+
+async def _build(db: Path) -> dict[str, dict[str, Any]]:
+    from storage.db import create_engine, make_sessionmaker
+    from storage.models import Base
+
+    engine = create_engine(f"sqlite+aiosqlite:///{db}")
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        model = load_model()
+        async with make_sessionmaker(engine).begin() as s:
+            for role, statements in _questions(model).items():
+                for qno, keys in enumerate(statements):
+                    for key in keys:
+                        s.add(
+                            QuestionMap(
+                                bank_tag=f"{role}@1",
+                                question_id=f"q{qno}",
+                                indicator_key=key,
+                                scale="AGM",
+                            )
+                        )
+            school = School(slug="yerevan", name=ARMENIAN)
+            empty_school = School(slug="kyiv", name=UKRAINIAN)
+            s.add_all([school, empty_school])
+            await s.flush()
+            before = await _fill_cycle(s, school, "2024/25", 11, with_answers=True)
+            now = await _fill_cycle(s, school, "2025/26", 3, with_answers=True)
+            empty = await _fill_cycle(s, empty_school, "2025/26", 5, with_answers=False)
+            return {
+                "now": await build_report(s, now.id, model, now=NOW),
+                "before": await build_report(s, before.id, model, now=BEFORE),
+                "empty": await build_report(s, empty.id, model, now=NOW),
+            }
+    finally:
+        await engine.dispose()
+
+
+def build_sample_reports(tmp_dir: Path) -> dict[str, dict[str, Any]]:
+    """A realistic report ("now"), the previous cycle's ("before") and an empty one."""
+    return asyncio.run(_build(tmp_dir / "reports.db"))
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> dict[str, dict[str, Any]]:
+    return build_sample_reports(tmp_path_factory.mktemp("reports"))
+
+
+def ind(report: dict[str, Any], key: str) -> dict[str, Any]:
+    return next(i for i in report["indicators"] if i["key"] == key)
+
+
+def suppressed_graduate_keys(report: dict[str, Any]) -> list[str]:
+    return [
+        i["key"]
+        for i in report["indicators"]
+        if i["roles"]["graduate"]["suppressed"] and i["roles"]["graduate"]["n"] == 4
+    ]
+
+
+def pdf_text(data: bytes, tmp_path: Path) -> str:
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    path = tmp_path / "report.pdf"
+    path.write_bytes(data)
+    out = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, timeout=60
+    )
+    return out.stdout.decode("utf-8")
+
+
+def pdf_pages(data: bytes, tmp_path: Path) -> int:
+    if shutil.which("pdfinfo") is None:
+        pytest.skip("pdfinfo (poppler-utils) is not installed")
+    path = tmp_path / "count.pdf"
+    path.write_bytes(data)
+    out = subprocess.run(["pdfinfo", str(path)], check=True, capture_output=True, timeout=60)
+    line = next(x for x in out.stdout.decode().splitlines() if x.startswith("Pages:"))
+    return int(line.split()[1])
+
+
+EVIDENCE = [
+    {
+        "indicator_key": "FL-1",
+        "title": "Education fair 2025: photos and programme",
+        "kind": "file",
+        "note": "Ярмарок освіти, Київ",
+        "date": "2025-10-02",
+    },
+    {
+        "indicator_key": "VL-2",
+        "title": "Curriculum plan with career lessons",
+        "kind": "link",
+        "note": "Ուսումնական պլան",
+        "created_at": datetime(2025, 9, 1, tzinfo=UTC),
+    },
+]
+
+
+# -- the sample itself -----------------------------------------------------------
+
+
+def test_sample_report_has_shown_and_suppressed_groups(reports):
+    now = reports["now"]
+    assert now["school"]["name"] == ARMENIAN
+    assert now["roles"]["graduate"]["started"] == 4
+    assert suppressed_graduate_keys(now), "the 4 graduates answered some indicators"
+    shown = {r for i in now["indicators"] for r, g in i["roles"].items() if g["mean"] is not None}
+    assert {"learner", "parent", "employer", "teacher"} <= shown
+    assert "graduate" not in shown and "board" not in shown
+    # The premise of the leak tests: the withheld mean, and no shown figure equal to it.
+    assert sum(GRADUATE_ANSWERS) / len(GRADUATE_ANSWERS) == SUPPRESSED_MEAN
+    assert "1.25" not in json.dumps(now)
+
+
+# -- CSV --------------------------------------------------------------------------
+
+
+def test_csv_parses_back_with_one_row_per_indicator_and_role(reports):
+    now = reports["now"]
+    data = report_csv(now)
+    assert data.startswith(b"\xef\xbb\xbf")  # BOM for Excel
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    assert list(rows[0]) == list(COLUMNS)
+    assert len(rows) == len(now["indicators"]) * len(now["roles"])
+    by = {(r["key"], r["role"]): r for r in rows}
+
+    key = next(i["key"] for i in now["indicators"] if i["roles"]["learner"]["mean"] is not None)
+    learner = by[(key, "learner")]
+    src = ind(now, key)
+    assert float(learner["mean"]) == src["roles"]["learner"]["mean"]
+    assert int(learner["n"]) == src["roles"]["learner"]["n"]
+    assert learner["dimension"] == src["dimension"] and learner["theme"] == src["theme"]
+    if src["gap"]["learner"] is not None:
+        assert float(learner["gap"]) == src["gap"]["learner"]
+
+    for gkey in suppressed_graduate_keys(now):
+        row = by[(gkey, "graduate")]
+        assert row["n"] == "4"
+        assert row["mean"] == row["na"] == row["gap"] == row["flag"] == "suppressed"
+
+    flagged = [r for r in rows if r["flag"] in ("blind_spot", "hidden_strength")]
+    assert flagged
+
+
+def test_csv_of_empty_report(reports):
+    rows = list(csv.DictReader(io.StringIO(report_csv(reports["empty"]).decode("utf-8-sig"))))
+    assert rows and all(r["mean"] == "" and r["n"] == "0" for r in rows)
+
+
+# -- JSON ---------------------------------------------------------------------------
+
+
+def test_json_round_trips_and_is_stable(reports):
+    for report in reports.values():
+        data = report_json(report)
+        assert json.loads(data.decode("utf-8")) == report
+        assert report_json(report) == data
+    assert ARMENIAN.encode("utf-8") in report_json(reports["now"])  # not \u-escaped
+
+
+# -- XLSX ---------------------------------------------------------------------------
+
+
+def _workbook(data: bytes):
+    from openpyxl import load_workbook
+
+    return load_workbook(io.BytesIO(data))
+
+
+def _sheet_rows(ws) -> list[dict[str, Any]]:
+    values = list(ws.iter_rows(values_only=True))
+    return [dict(zip(values[0], row, strict=True)) for row in values[1:]]
+
+
+def test_xlsx_sheets_values_and_marks(reports):
+    now = reports["now"]
+    wb = _workbook(report_xlsx(now))
+    assert wb.sheetnames == ["Summary", "Dimension 1", "Dimension 2", "Dimension 3", "Gaps"]
+
+    summary = {row[0]: row[1] for row in wb["Summary"].iter_rows(values_only=True) if row[0]}
+    assert summary["School"] == ARMENIAN
+    assert summary["Cycle"] == "2025/26"
+    assert summary["Model version"] == now["model_version"]
+    assert summary["Anonymity threshold (people)"] == 5
+    assert summary["learner"] == "Learners"
+
+    ws = wb["Dimension 1"]
+    assert ws.freeze_panes == "C2"
+    assert ws.column_dimensions["E"].width == 60
+    rows = {r["Key"]: r for r in _sheet_rows(ws)}
+    dim1 = [i for i in now["indicators"] if i["dimension"] == "1"]
+    assert list(rows) == [i["key"] for i in dim1]
+    for i in dim1:
+        row = rows[i["key"]]
+        assert row["Self"] == i["self"]
+        for role, label in (("learner", "Learners"), ("graduate", "Graduates")):
+            g = i["roles"][role]
+            assert row[f"{label} n"] == g["n"]
+            if g["suppressed"]:
+                assert row[f"{label} mean"] == "suppressed"
+            else:
+                assert row[f"{label} mean"] == g["mean"]  # a number, not a string
+    # suppressed cells are greyed; flagged gaps filled
+    header = [c.value for c in ws[1]]
+    grad_col = header.index("Graduates mean") + 1
+    grey = [
+        ws.cell(row=r, column=grad_col).fill.fgColor.rgb
+        for r in range(2, ws.max_row + 1)
+        if ws.cell(row=r, column=grad_col).value == "suppressed"
+    ]
+    assert grey and set(grey) == {"00D9D9D9"}
+    assert ws.conditional_formatting  # colour scale on the means
+
+    gaps = _sheet_rows(wb["Gaps"])
+    top = biggest_gaps(now, 1)[0]
+    assert (gaps[0]["Key"], gaps[0]["Role"], gaps[0]["Gap"]) == (
+        top["key"],
+        top["role"],
+        top["gap"],
+    )
+    assert any(g["Flag"] == "blind spot" for g in gaps)
+
+
+def test_xlsx_of_empty_report(reports):
+    wb = _workbook(report_xlsx(reports["empty"]))
+    assert "Gaps" in wb.sheetnames
+    assert wb["Gaps"].max_row == 1  # heading only
+
+
+# -- PDF ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def full_pdf(reports) -> bytes:
+    return report_pdf(reports["now"], evidence=EVIDENCE, previous=reports["before"])
+
+
+def test_pdf_full_report(full_pdf, tmp_path):
+    data = full_pdf
+    assert data.startswith(b"%PDF")
+    assert pdf_pages(data, tmp_path) >= 12
+    text = pdf_text(data, tmp_path)
+    assert ARMENIAN in text
+    for needle in (
+        "Summary",
+        "Anonymity",
+        "Responses per group",
+        "The biggest gaps",
+        "blind spot",
+        "Indicators: self-assessment and groups",
+        "Evidence portfolio",
+        "Education fair 2025",
+        "Ярмарок освіти",
+        "Ուսումնական պլան",
+        "2025-09-01",
+        "Change since 2024/25",
+    ):
+        assert needle in text, needle
+
+
+def test_pdf_ukrainian_school_and_empty_report(reports, tmp_path):
+    data = report_pdf(reports["empty"])
+    assert data.startswith(b"%PDF")
+    assert pdf_pages(data, tmp_path) >= 3
+    text = pdf_text(data, tmp_path)
+    assert UKRAINIAN in text
+    assert "No data yet" in text
+
+
+# -- anonymity: a suppressed mean appears in no export --------------------------------
+
+
+def _xlsx_values(data: bytes) -> list[Any]:
+    wb = _workbook(data)
+    return [v for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for v in row]
+
+
+def test_no_suppressed_mean_in_any_export(reports, full_pdf, tmp_path):
+    now = reports["now"]
+    assert suppressed_graduate_keys(now)
+    needle = "1.25"
+    assert needle not in report_csv(now).decode("utf-8-sig")
+    assert needle not in report_json(now).decode("utf-8")
+    for value in _xlsx_values(report_xlsx(now)):
+        if isinstance(value, int | float):
+            assert value != SUPPRESSED_MEAN
+        elif isinstance(value, str):
+            assert needle not in value
+    assert needle not in pdf_text(full_pdf, tmp_path)
