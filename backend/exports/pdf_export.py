@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import textwrap
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -52,13 +53,13 @@ class _Report(FPDF):
 
     def heading(self, text: str, size: int = 16) -> None:
         self.set_font(FONT, "B", size)
-        self.multi_cell(0, size * 0.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(0, size * 0.5, text, align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.ln(2)
         self.set_font(FONT, size=10)
 
     def para(self, text: str, size: float = 10, style: str = "") -> None:
         self.set_font(FONT, style, size)
-        self.multi_cell(0, size * 0.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(0, size * 0.5, text, align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.ln(1.5)
         self.set_font(FONT, size=10)
 
@@ -244,15 +245,21 @@ def _indicator_table(pdf: _Report, report: dict[str, Any]) -> None:
         " school's own numbers, not on the 0–4 scale.",
         size=9,
     )
-    head = ["Indicator", "Self", *(charts.role_label(r) for r in roles)]
+    avail = pdf.epw
+    first, self_w = 18.0, 13.0
+    each = min(26.0, (avail - first - self_w - 50) / max(1, len(roles)))
+    text_w = avail - first - self_w - each * len(roles)
+    text_chars = int(text_w / 1.55)  # about 1.55 mm per character at 8 pt
+    head = ["ID", "Indicator", "Self", *(charts.role_label(r) for r in roles)]
     rows = [head]
     fills = []
     for ind in report.get("indicators", []):
         self_text = _fmt(ind["self"])
         if ind.get("kind") == "NUMBER" and ind["self"] is not None:
             self_text = f"#{self_text}"
-        row = [ind["id"], self_text]
-        for c, r in enumerate(roles, 2):
+        text = charts.indicator_text(report, ind["key"]) or ""
+        row = [ind["id"], textwrap.shorten(text, text_chars, placeholder="…"), self_text]
+        for c, r in enumerate(roles, 3):
             g = ind["roles"][r]
             if g["suppressed"]:
                 row.append(f"<{k} ({g['n']})")
@@ -266,14 +273,11 @@ def _indicator_table(pdf: _Report, report: dict[str, Any]) -> None:
                     rgb = (244, 165, 130) if "▼" in mark else (146, 197, 222)
                     fills.append((len(rows), c, rgb))
         rows.append(row)
-    avail = pdf.epw
-    first, self_w = 24.0, 14.0
-    each = min(30.0, (avail - first - self_w) / max(1, len(roles)))
     _table(
         pdf,
         rows,
-        col_widths=(first, self_w, *([each] * len(roles))),
-        align_right_from=1,
+        col_widths=(first, text_w, self_w, *([each] * len(roles))),
+        align_right_from=2,
         size=8,
         fills=fills,
     )
@@ -308,7 +312,7 @@ def _comparison(pdf: _Report, report: dict[str, Any], previous: dict[str, Any]) 
     pdf.add_page(orientation="P")
     before = (previous.get("cycle") or {}).get("name") or "previous cycle"
     pdf.heading(f"Change since {before}")
-    pdf.chart(charts.cycle_comparison_chart(report, previous, fmt="png", dpi=DPI))
+    pdf.chart(charts.cycle_comparison_chart(report, previous, fmt="png", dpi=DPI), max_h=175)
     dims, _moved = charts.comparison_rows(report, previous)
     if dims:
         rows = [["Dimension", "Rated by", before, "now", "Change"]]
