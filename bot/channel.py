@@ -259,7 +259,7 @@ class BotChannel:
         """The step's prompts as outgoing messages; `edit`: the first one edits that card."""
         engine = self.runner.engine
         t = engine.t(step.state)
-        erased = any(isinstance(e, E.Erase) for e in step.effects)
+        erased = _leaves_nothing(step)
         bank = step.state.get("bank")
         items: list[Outgoing] = []
         for i, prompt in enumerate(step.prompts):
@@ -332,7 +332,7 @@ class BotChannel:
             return None
 
     async def _forget_card_if_erased(self, subject: str, step: E.Step) -> None:
-        if any(isinstance(e, E.Erase) for e in step.effects):
+        if _leaves_nothing(step):
             await self.runner.store.delete(self.card_key(subject))
 
     async def _remember_card(self, subject: str, message_id: int, shown: str) -> None:
@@ -384,3 +384,10 @@ class BotChannel:
                     log.error("update failed: %s", type(exc).__name__)
                 self.metrics.updates.labels(outcome).inc()
                 offset = update.update_id + 1
+
+
+def _leaves_nothing(step: E.Step) -> bool:
+    """Erased or declined: keep no card id either (it is keyed by the person's hash)."""
+    return step.state.get("stage") in ("erased", "declined") or any(
+        isinstance(e, E.Erase) for e in step.effects
+    )
