@@ -236,7 +236,12 @@ def _static_url(request: web.Request, filename: str) -> str:
 def _render_fragment(request: web.Request, ctx: dict[str, Any]) -> dict[str, Any]:
     html = aiohttp_jinja2.render_string("webchat/_content.html", request, ctx)
     card = ctx["card"] or {}
-    return {"html": html, "lang": ctx["lang"], "final": bool(card.get("final"))}
+    return {
+        "html": html,
+        "lang": ctx["lang"],
+        "brand": ctx["school"] or ctx["title"],
+        "final": bool(card.get("final")),
+    }
 
 
 # -- identity ------------------------------------------------------------------------

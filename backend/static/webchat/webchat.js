@@ -40,6 +40,8 @@
   function swap(data, focus) {
     root.innerHTML = data.html;
     if (data.lang) { document.documentElement.lang = data.lang; }
+    var brand = document.querySelector(".brand");
+    if (brand && data.brand) { brand.textContent = data.brand; }
     setupCounters();
     var card = document.getElementById("card");
     if (card && focus) {

@@ -1,0 +1,100 @@
+"""Browser test fixtures: Debian's Chromium driven by Playwright (async API), the app on a port.
+
+- `browser`: one headless Chromium for the whole session. Async Playwright objects belong to
+  the event loop that made them, so tests using it run in the session loop:
+      pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+- `serve_app(settings)`: the real app on 127.0.0.1:<free port>, yields its base URL and app.
+- `sqlite_settings(tmp_path)`: settings on a fresh SQLite file with the schema created.
+- `SCREENSHOTS`: where screenshots go (gitignored); `phone_context(browser, js=...)`: 390x844.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from backend.app import create_app
+from backend.settings import Settings
+from tests.apptools import make_settings
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+PHONE = {"width": 390, "height": 844}
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser() -> AsyncIterator[Any]:
+    if not HAVE_CHROMIUM:
+        pytest.skip(f"{CHROMIUM} is missing (make browser-deps installs Debian's chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def phone_context(browser: Any, *, js: bool = True, **kw: Any) -> Any:
+    """A phone-sized browser context (390x844, touch), with or without JavaScript."""
+    ctx = await browser.new_context(
+        viewport=PHONE,
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        java_script_enabled=js,
+        locale="en-GB",
+        **kw,
+    )
+    ctx.set_default_timeout(8000)
+    return ctx
+
+
+async def _create_schema(url: str) -> None:
+    from storage.db import create_engine
+    from storage.models import Base
+
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def sqlite_settings(tmp_path: Path) -> Settings:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'browser.db'}"
+    await _create_schema(url)
+    return make_settings(url, data_dir=tmp_path / "data")
+
+
+@asynccontextmanager
+async def serve_app(
+    settings: Settings, **overrides: Any
+) -> AsyncIterator[tuple[str, web.Application]]:
+    """The real app on a real port of 127.0.0.1: (base URL without a trailing slash, app)."""
+    app = create_app(settings, **overrides)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/"), app
+    finally:
+        await server.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    return SCREENSHOTS

@@ -1,0 +1,202 @@
+"""The web chat in a real Chromium at phone size: with JavaScript (fetch + swap) and without.
+
+Screenshots land in tests/browser/screenshots/ (gitignored) for a human look.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from sqlalchemy import func, select
+
+from backend import keys
+from backend.miniapp import sign_init_data
+from storage.models import Answer, Comment, Response
+from tests.apptools import TOKEN, WEBHOOK_SECRET, seed_school
+from tests.browser.conftest import phone_context, serve_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+
+COMMENT = "More company visits, please <b>not</b> only in May"
+
+
+class Watch:
+    """Requests and console errors of one page: nothing may leave the app's origin."""
+
+    def __init__(self, page: Any, base: str) -> None:
+        self.base = base
+        self.foreign: list[str] = []
+        self.errors: list[str] = []
+        page.on("request", self._request)
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def _request(self, req: Any) -> None:
+        if not req.url.startswith(self.base) and not req.url.startswith("data:"):
+            self.foreign.append(req.url)
+
+    def check(self) -> None:
+        assert not self.foreign, self.foreign
+        assert not self.errors, self.errors
+
+
+async def db_counts(app) -> tuple[int, int, str]:
+    async with app[keys.SESSIONMAKER]() as s:
+        answers = (await s.execute(select(func.count()).select_from(Answer))).scalar_one()
+        comments = (await s.execute(select(func.count()).select_from(Comment))).scalar_one()
+        status = (await s.execute(select(Response.status))).scalar_one()
+    return answers, comments, status
+
+
+async def take_survey(page: Any, shots, prefix: str, *, js: bool) -> int:
+    """Consent, then every question (a mix of taps, N/A and Back), then the comment."""
+    await page.get_by_role("button", name="Yes, I agree").click()
+    await page.locator("#card progress").wait_for()
+    await page.screenshot(path=shots / f"{prefix}-2-question.png")
+    steps = 0
+    while True:
+        steps += 1
+        assert steps < 60, "the survey did not end"
+        card = page.locator("#card")
+        if await card.locator("textarea").count():
+            await page.locator("textarea").fill(COMMENT)
+            if js:  # the character counter follows the typing
+                assert (
+                    f"{len(COMMENT)} of 1000" in await page.locator("#answer-counter").inner_text()
+                )
+            await page.screenshot(path=shots / f"{prefix}-4-comment.png")
+            await page.get_by_role("button", name="Send").click()
+            break
+        label = await page.locator("#progress-label").inner_text()
+        if label.startswith("Question 3 of") and steps == 3:
+            await page.get_by_role("button", name="Not applicable").click()
+            await page.locator("#progress-label", has_text="Question 4 of").wait_for()
+            await page.get_by_role("button", name="◀ Back").click()
+            await page.locator("#progress-label", has_text="Question 3 of").wait_for()
+            current = page.locator("button.is-current")
+            assert await current.inner_text() == "Not applicable"
+            assert await current.get_attribute("aria-pressed") == "true"
+            await page.screenshot(path=shots / f"{prefix}-3-current.png")
+        buttons = card.locator("form.choices button")
+        await buttons.first.click()
+        await page.locator("#progress-label", has_text=label).wait_for(state="detached")
+    await page.get_by_text("Thank you! Your answers are saved.").wait_for()
+    await page.screenshot(path=shots / f"{prefix}-5-done.png")
+    return steps
+
+
+async def test_phone_survey_with_javascript(browser, sqlite_settings, screenshots):
+    async with serve_app(sqlite_settings) as (base, app):
+        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
+        ctx = await phone_context(browser, js=True)
+        page = await ctx.new_page()
+        watch = Watch(page, base)
+        await page.goto(f"{base}/s/{seeded.invites['learner']}")
+        assert page.url == f"{base}/chat"
+        assert await page.evaluate("document.documentElement.lang") == "en"
+        await page.screenshot(path=screenshots / "js-1-consent.png", full_page=True)
+        # Tap targets: full width and at least 44px high.
+        box = await page.get_by_role("button", name="Yes, I agree").bounding_box()
+        assert box["height"] >= 44 and box["width"] >= 300
+        # A marker survives every answer: no page reload, the card is swapped in place.
+        await page.evaluate("window.__noReload = 1")
+        await take_survey(page, screenshots, "js", js=True)
+        assert await page.evaluate("window.__noReload") == 1
+        assert await page.evaluate("document.activeElement.id") == "card"  # focus moved
+        assert await page.locator("#card form").count() == 0  # final: no form
+        watch.check()
+        answers, comments, status = await db_counts(app)
+        assert (answers, comments, status) == (21, 1, "completed")
+        # Reload: the cookie resumes at the end.
+        await page.reload()
+        await page.get_by_text("You have already completed this survey").wait_for()
+        # Erase with confirmation, by keyboard.
+        await page.get_by_role("button", name="Erase my answers").focus()
+        await page.keyboard.press("Enter")
+        await page.get_by_text("Erase all your answers?").wait_for()
+        await page.screenshot(path=screenshots / "js-6-erase-confirm.png")
+        await page.get_by_role("button", name="Yes, erase").click()
+        await page.get_by_text("All your answers have been erased.").wait_for()
+        async with app[keys.SESSIONMAKER]() as s:
+            assert (await s.execute(select(func.count()).select_from(Answer))).scalar_one() == 0
+        await ctx.close()
+
+
+async def test_phone_survey_without_javascript(browser, sqlite_settings, screenshots):
+    async with serve_app(sqlite_settings) as (base, app):
+        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
+        ctx = await phone_context(browser, js=False)
+        page = await ctx.new_page()
+        watch = Watch(page, base)
+        await page.goto(f"{base}/s/{seeded.invites['learner']}")
+        await page.screenshot(path=screenshots / "nojs-1-consent.png", full_page=True)
+        await take_survey(page, screenshots, "nojs", js=False)
+        watch.check()
+        answers, comments, status = await db_counts(app)
+        assert (answers, comments, status) == (21, 1, "completed")
+        await page.goto(f"{base}/privacy")
+        await page.screenshot(path=screenshots / "nojs-7-privacy.png", full_page=True)
+        assert "groups of 5 or more" in await page.locator("#card").inner_text()
+        await ctx.close()
+
+
+async def _fake_bot_api() -> TestServer:
+    async def method(request: web.Request) -> web.Response:
+        result: object = True
+        if request.match_info["method"] == "getMe":
+            result = {"id": 123456, "is_bot": True, "first_name": "T", "username": "t_bot"}
+        return web.json_response({"ok": True, "result": result})
+
+    api = web.Application()
+    api.router.add_route("*", "/bot{token}/{method}", method)
+    server = TestServer(api, host="127.0.0.1")
+    await server.start_server()
+    return server
+
+
+async def test_mini_app_at_phone_size(browser, sqlite_settings, screenshots):
+    api = await _fake_bot_api()
+    settings = sqlite_settings.model_copy(
+        update={
+            "telegram_bot_token": TOKEN,
+            "telegram_webhook_secret": WEBHOOK_SECRET,
+            "telegram_api_base_url": str(api.make_url("/bot")),
+        }
+    )
+    try:
+        async with serve_app(settings) as (base, app):
+            seeded = await seed_school(app[keys.SESSIONMAKER], roles=["graduate"])
+            ctx = await phone_context(browser, js=True)
+            page = await ctx.new_page()
+            watch = Watch(page, base)
+            # Outside Telegram: the page explains where to open it.
+            await page.goto(f"{base}/app")
+            await page.get_by_text("Please open this page from the survey bot").wait_for()
+            # Inside Telegram the client passes initData in the URL fragment.
+            fields = {
+                "user": json.dumps({"id": 5150, "first_name": "Ana"}),
+                "auth_date": str(int(time.time())),
+                "start_param": seeded.invites["graduate"],
+            }
+            fields["hash"] = sign_init_data(fields, TOKEN)
+            fragment = "tgWebAppData=" + quote(urlencode(fields)) + "&tgWebAppVersion=8.0"
+            page = await ctx.new_page()  # a fresh load (a new fragment alone would not reload)
+            watch = Watch(page, base)
+            await page.goto(f"{base}/app#{fragment}")
+            await page.get_by_role("button", name="Yes, I agree").click()
+            await page.get_by_role("button", name="Working").click()
+            await page.locator("#progress-label", has_text="Question 2 of").wait_for()
+            await page.screenshot(path=screenshots / "app-1-question.png")
+            watch.check()
+            runner = app[keys.RUNNER]
+            state = await runner.load_state(runner.subject("telegram", 5150))
+            assert state["ans"] == {"now": "c:working"}
+            await ctx.close()
+    finally:
+        await api.close()
