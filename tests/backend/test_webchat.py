@@ -565,3 +565,24 @@ def test_form_fields_map_to_engine_events():
     assert ev({"action": "resume"}) == E.Resume()
     assert ev({"action": "drop-tables"}) is None
     assert ev({}) is None
+
+
+async def test_language_choice_and_secure_cookie_over_https(app_client):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner"], languages=["en", "uk"])
+    uk = Translator("uk")
+    async with web_user(app_client) as user:
+        await user.get(f"/s/{seeded.invites['learner']}")
+        assert T("language.prompt") in user.text() and 'lang="en"' in user.html
+        await user.tap("lang:uk")
+        assert 'lang="uk"' in user.html
+        assert uk("consent.yes") in user.text()
+        await user.tap(E.YES)
+        assert user.question_id() == "l01"
+        await user.tap("language", name="action")  # the footer's language button
+        await user.tap("lang:en")
+        assert 'lang="en"' in user.html and user.question_id() == "l01"
+    async with sm() as s:
+        assert (await s.execute(select(Response.language))).scalar_one() == "en"
+    r = await app_client.get("/chat", headers={"X-Forwarded-Proto": "https"})
+    assert r.cookies[webchat.COOKIE]["secure"]
