@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
@@ -149,7 +150,7 @@ def create_app(settings: Settings, **overrides: Any) -> web.Application:
 
     aiohttp_jinja2.setup(
         app,
-        loader=jinja2.PackageLoader("backend", "templates"),
+        loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
     app.cleanup_ctx.append(_database)
