@@ -1,0 +1,29 @@
+"""The coordinator dashboard and its JSON API: `setup(app)` registers routes and middlewares.
+
+Pages under /login and /dashboard (signed-cookie session, CSRF on every form), the API
+under /api (Bearer token), static files under /static/dashboard.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from backend import keys
+from backend.dashboard import api, auth, views_account, views_cycles, views_results, views_self
+from backend.dashboard.web import CODEC, LIMITER, error_middleware, session_middleware
+
+STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
+
+
+def setup(app: web.Application) -> None:
+    """Register the dashboard's routes, middlewares and resources on the app."""
+    app[LIMITER] = auth.LoginLimiter()
+    app[CODEC] = auth.SessionCodec(app[keys.SECRET_KEY])
+    app.middlewares.append(error_middleware)
+    app.middlewares.append(session_middleware)
+    for module in (views_account, views_cycles, views_self, views_results, api):
+        for method, path, handler, name in module.routes():
+            app.router.add_route(method, path, handler, name=name)
+    app.router.add_static("/static/dashboard/", STATIC, name="dash:static")

@@ -1,0 +1,196 @@
+"""Login, logout, the home redirect, the account page (API token) and the admin page."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from aiohttp import web
+
+from backend import keys
+from backend.dashboard import auth
+from backend.dashboard.queries import list_users
+from backend.dashboard.web import (
+    LIMITER,
+    R_DIRTY,
+    R_SESSION,
+    R_USER,
+    flash,
+    redirect,
+    render,
+    require_admin,
+    sessionmaker,
+    user_of,
+)
+from backend.passwords import hash_password, verify_password
+from storage import repo
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+# A valid argon2 hash of a random password: verified against when the e-mail is unknown,
+# so that a wrong e-mail takes as long as a wrong password.
+_DUMMY_HASH: list[str] = []
+
+
+def _dummy_hash() -> str:
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(hash_password("not-a-real-password-" + "x" * 8))
+    return _DUMMY_HASH[0]
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a local path may be a redirect target (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return None
+
+
+async def login_page(request: web.Request) -> web.Response:
+    if request.get(R_USER) is not None:
+        return redirect(request, "dash:home")
+    return render(request, "dashboard/login.html", {"next": request.query.get("next", "")})
+
+
+async def login_submit(request: web.Request) -> web.Response:
+    form = await request.post()
+    email = str(form.get("email", "")).strip()[:254]
+    password = str(form.get("password", ""))[:1024]
+    nxt = str(form.get("next", ""))
+    limiter = request.app[LIMITER]
+    limit_keys = [f"ip:{auth.client_ip(request)}", f"acct:{repo.normalise_email(email)}"]
+    wait = limiter.blocked(limit_keys)
+    if wait:
+        minutes = max(1, round(wait / 60))
+        raise web.HTTPTooManyRequests(
+            text=f"Too many failed logins. Please wait about {minutes} minute(s) and try again.",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+    async with sessionmaker(request).begin() as s:
+        user = await repo.get_user_by_email(s, email) if email else None
+    loop = asyncio.get_running_loop()
+    pw_hash = user.password_hash if user else _dummy_hash()
+    ok = await loop.run_in_executor(None, verify_password, pw_hash, password)
+    if not ok or user is None:
+        limiter.failed(limit_keys)
+        return render(
+            request,
+            "dashboard/login.html",
+            {"next": nxt, "email": email, "error": "Wrong e-mail or password."},
+            status=401,
+        )
+    limiter.succeeded(limit_keys[1])
+    async with sessionmaker(request).begin() as s:
+        await repo.record_login(s, user.id)
+    # A new session id and CSRF token at login: a session planted before cannot be used.
+    sess = auth.new_session()
+    sess["uid"] = user.id
+    sess["pwf"] = auth.password_fingerprint(request.app[keys.SECRET_KEY], user)
+    request[R_SESSION] = sess
+    request[R_USER] = user
+    request[R_DIRTY] = True
+    target = _safe_next(nxt)
+    if target:
+        return web.Response(status=303, headers={"Location": target})
+    return redirect(request, "dash:home")
+
+
+async def logout(request: web.Request) -> web.Response:
+    request[R_SESSION] = auth.new_session()
+    request[R_USER] = None
+    request[R_DIRTY] = True
+    flash(request, "You are logged out.")
+    return redirect(request, "dash:login")
+
+
+async def home(request: web.Request) -> web.Response:
+    user = user_of(request)
+    if user.role == "admin":
+        return redirect(request, "dash:admin")
+    async with sessionmaker(request).begin() as s:
+        school = await repo.get_school(s, user.school_id) if user.school_id else None
+    if school is None:
+        return render(
+            request,
+            "dashboard/error.html",
+            {"status": 403, "title": "No school", "message": "Your account has no school yet."},
+            status=403,
+        )
+    return redirect(request, "dash:school", slug=school.slug)
+
+
+async def account(request: web.Request) -> web.Response:
+    user = user_of(request)
+    token = auth.api_token(request.app[keys.SECRET_KEY], user)
+    return render(request, "dashboard/account.html", {"token": token})
+
+
+# --- admin ---------------------------------------------------------------------------
+
+
+async def admin_page(request: web.Request) -> web.Response:
+    require_admin(request)
+    async with sessionmaker(request).begin() as s:
+        schools = await repo.list_schools(s)
+        users = await list_users(s)
+    return render(request, "dashboard/admin.html", {"schools": schools, "users": users})
+
+
+async def admin_create_school(request: web.Request) -> web.Response:
+    require_admin(request)
+    form = await request.post()
+    slug = str(form.get("slug", "")).strip().lower()
+    name = str(form.get("name", "")).strip()
+    if not SLUG.match(slug) or not name or len(name) > 200:
+        flash(request, "A school needs a slug (2-63 a-z, 0-9, -) and a name.", "error")
+        return redirect(request, "dash:admin")
+    async with sessionmaker(request).begin() as s:
+        if await repo.get_school_by_slug(s, slug) is not None:
+            flash(request, f"A school with slug {slug} exists already.", "error")
+            return redirect(request, "dash:admin")
+        await repo.create_school(s, slug, name)
+    flash(request, f"School {name} created.", "ok")
+    return redirect(request, "dash:admin")
+
+
+async def admin_create_user(request: web.Request) -> web.Response:
+    require_admin(request)
+    form = await request.post()
+    email = str(form.get("email", "")).strip()
+    password = str(form.get("password", ""))
+    role = str(form.get("role", "coordinator"))
+    slug = str(form.get("school", ""))
+    if role not in ("coordinator", "peer", "admin") or "@" not in email or len(email) > 254:
+        flash(request, "Give a valid e-mail and role.", "error")
+        return redirect(request, "dash:admin")
+    try:
+        pw_hash = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
+    except ValueError as exc:
+        flash(request, str(exc).capitalize() + ".", "error")
+        return redirect(request, "dash:admin")
+    async with sessionmaker(request).begin() as s:
+        school_id = None
+        if role != "admin":
+            school = await repo.get_school_by_slug(s, slug)
+            if school is None:
+                flash(request, "Choose the user's school.", "error")
+                return redirect(request, "dash:admin")
+            school_id = school.id
+        if await repo.get_user_by_email(s, email) is not None:
+            flash(request, "A user with that e-mail exists already.", "error")
+            return redirect(request, "dash:admin")
+        await repo.create_user(s, school_id, email, pw_hash, role)
+    flash(request, f"{role.capitalize()} {email} created.", "ok")
+    return redirect(request, "dash:admin")
+
+
+def routes() -> list[tuple[str, str, Any, str]]:
+    return [
+        ("GET", "/login", login_page, "dash:login"),
+        ("POST", "/login", login_submit, "dash:login_submit"),
+        ("POST", "/logout", logout, "dash:logout"),
+        ("GET", "/dashboard", home, "dash:home"),
+        ("GET", "/dashboard/account", account, "dash:account"),
+        ("GET", "/dashboard/admin", admin_page, "dash:admin"),
+        ("POST", "/dashboard/admin/schools", admin_create_school, "dash:admin_school"),
+        ("POST", "/dashboard/admin/users", admin_create_user, "dash:admin_user"),
+    ]

@@ -1,0 +1,316 @@
+"""The self-assessment form (saved per theme, then submitted) and the evidence portfolio."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from urllib.parse import quote, unquote
+
+from aiohttp import web
+from yarl import URL
+
+from backend import keys
+from backend.dashboard import evidence as ev
+from backend.dashboard.auth import csrf_ok
+from backend.dashboard.modeltree import points, theme_indicators, tree
+from backend.dashboard.queries import evidence_counts, get_evidence, submit_self_ratings
+from backend.dashboard.web import (
+    R_SCHOOL,
+    cycle_for,
+    flash,
+    redirect,
+    render,
+    require_write,
+    session_of,
+    sessionmaker,
+    user_of,
+)
+from conversations.model import Indicator, load_model
+from conversations.scales import AnswerKind
+from storage import repo
+
+MAX_COMMENT = 4000
+MAX_NOTE = 2000
+
+
+def indicator_or_404(key: str) -> Indicator:
+    index = load_model().index()
+    if key not in index:
+        raise web.HTTPNotFound()
+    return index[key].indicator
+
+
+async def self_page(request: web.Request) -> web.Response:
+    async with sessionmaker(request).begin() as s:
+        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+        school = await repo.get_school(s, cycle.school_id)
+        ratings = await repo.list_self_ratings(s, cycle.id)
+        evidence = await evidence_counts(s, cycle.id)
+    dims = tree()
+    progress = []
+    for d in dims:
+        rated = [k for k in d.keys if k in ratings and _rated(ratings[k])]
+        submitted = [k for k in rated if ratings[k].status == "submitted"]
+        progress.append(
+            {
+                "dimension": d,
+                "total": len(d.keys),
+                "rated": len(rated),
+                "submitted": len(submitted),
+                "percent": round(100 * len(rated) / len(d.keys)) if d.keys else 0,
+            }
+        )
+    request[R_SCHOOL] = school.slug
+    return render(
+        request,
+        "dashboard/self.html",
+        {
+            "school": school,
+            "cycle": cycle,
+            "dims": dims,
+            "ratings": ratings,
+            "evidence": evidence,
+            "progress": progress,
+            "points": points,
+            "total": sum(p["total"] for p in progress),
+            "rated": sum(p["rated"] for p in progress),
+            "submitted": sum(p["submitted"] for p in progress),
+        },
+    )
+
+
+def _rated(r: Any) -> bool:
+    return r.value is not None or r.number is not None
+
+
+def parse_rating(
+    ind: Indicator, raw_value: str, raw_number: str
+) -> tuple[int | None, float | None]:
+    """(value, number) from form text, checked against the indicator's scale or NumberSpec."""
+    if ind.kind == AnswerKind.NUMBER:
+        text = raw_number.strip().replace(",", ".")
+        if not text:
+            return None, None
+        try:
+            n = float(text)
+        except ValueError:
+            raise ValueError(f"{ind.id}: {raw_number!r} is not a number") from None
+        spec = ind.number
+        assert spec is not None
+        if not math.isfinite(n) or not spec.min <= n <= spec.max:
+            raise ValueError(f"{ind.id}: give a number from {spec.min:g} to {spec.max:g}")
+        if spec.integer and n != int(n):
+            raise ValueError(f"{ind.id}: give a whole number")
+        return None, n
+    text = raw_value.strip()
+    if not text:
+        return None, None
+    if text not in {"0", "1", "2", "3", "4"}:
+        raise ValueError(f"{ind.id}: {raw_value!r} is not a point of the scale")
+    return int(text), None
+
+
+async def self_save(request: web.Request) -> web.Response:
+    """Save one theme's ratings as a draft (or submitted, with action=submit)."""
+    form = await request.post()
+    theme_id = str(form.get("theme", ""))
+    indicators = theme_indicators(theme_id)
+    if not indicators:
+        raise web.HTTPBadRequest(text="unknown theme")
+    status = "submitted" if form.get("action") == "submit" else "draft"
+    user = user_of(request)
+    saved, errors = 0, []
+    async with sessionmaker(request).begin() as s:
+        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+        require_write(request, cycle.school_id)
+        existing = await repo.list_self_ratings(s, cycle.id)
+        for ind in indicators:
+            if not any(f"{p}:{ind.key}" in form for p in "vnc"):
+                continue  # not in this form: leave it as it is
+            try:
+                value, number = parse_rating(
+                    ind, str(form.get(f"v:{ind.key}", "")), str(form.get(f"n:{ind.key}", ""))
+                )
+            except ValueError as exc:
+                errors.append(str(exc))
+                continue
+            comment = str(form.get(f"c:{ind.key}", "")).strip()[:MAX_COMMENT] or None
+            if value is None and number is None and comment is None and ind.key not in existing:
+                continue
+            st = status if (value is not None or number is not None) else "draft"
+            await repo.upsert_self_rating(s, cycle.id, ind.key, value, number, comment, st, user.id)
+            saved += 1
+    if errors:
+        flash(request, "Not saved: " + "; ".join(errors), "error")
+    word = "submitted" if status == "submitted" else "saved as a draft"
+    flash(request, f"Theme {theme_id}: {saved} indicator(s) {word}.", "ok")
+    return redirect(request, "dash:self", anchor=f"#theme-{theme_id}", cycle_id=cycle.id)
+
+
+async def self_submit(request: web.Request) -> web.Response:
+    async with sessionmaker(request).begin() as s:
+        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+        require_write(request, cycle.school_id)
+        n = await submit_self_ratings(s, cycle.id, user_of(request).id)
+    total = len(load_model().placed())
+    msg = f"Self-assessment submitted: {n} of {total} indicators rated."
+    if n < total:
+        msg += " You can still rate the others and submit again."
+    flash(request, msg, "ok")
+    return redirect(request, "dash:self", cycle_id=cycle.id)
+
+
+# --- evidence ------------------------------------------------------------------------
+
+
+def _link_ok(url: str) -> bool:
+    try:
+        u = URL(url)
+    except ValueError:
+        return False
+    return u.scheme in ("http", "https") and bool(u.host) and len(url) <= 2000
+
+
+async def _read_field(part: Any, limit: int = 8192) -> str:
+    data = await part.read()
+    return bytes(data[:limit]).decode("utf-8", "replace")
+
+
+async def evidence_add(request: web.Request) -> web.Response:
+    """A file (multipart) or a link with a note. The CSRF token must be the first field."""
+    key = request.match_info["key"]
+    ind = indicator_or_404(key)
+    if request.content_length and request.content_length > ev.MAX_BYTES + 64 * 1024:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=ev.MAX_BYTES,
+            actual_size=request.content_length,
+            text="The file is larger than 10 MB.",
+        )
+    async with sessionmaker(request).begin() as s:
+        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+        require_write(request, cycle.school_id)
+    data_dir = request.app[keys.SETTINGS].data_dir
+    fields: dict[str, str] = {}
+    stored: str | None = None
+    filename = ""
+    size = 0
+    reader = None
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        first = await reader.next()
+        if (
+            first is None
+            or first.name != "csrf"
+            or not csrf_ok(session_of(request), await _read_field(first))
+        ):
+            raise web.HTTPForbidden(text="The form has expired. Reload the page and try again.")
+    else:  # a link only, as an ordinary form (the middleware checked its CSRF token)
+        form = await request.post()
+        fields = {k: str(form.get(k, ""))[: MAX_NOTE + 100] for k in ("url", "note")}
+    try:
+        while reader is not None and (part := await reader.next()) is not None:
+            if part.name == "file" and part.filename:
+                if stored is not None:
+                    raise ev.EvidenceRejected("one file at a time")
+                filename = ev.sanitise_filename(unquote(part.filename))
+                ext = ev.extension(filename)
+                if ext not in ev.ALLOWED:
+                    raise ev.EvidenceRejected(ev.NOT_ALLOWED)
+                stored = ev.new_stored_name()
+                path = ev.stored_path(data_dir, stored)
+                with path.open("wb") as out:
+                    while chunk := await part.read_chunk(64 * 1024):
+                        size += len(chunk)
+                        if size > ev.MAX_BYTES:
+                            raise ev.EvidenceRejected("the file is larger than 10 MB")
+                        out.write(chunk)
+            elif part.name in ("kind", "url", "note"):
+                fields[part.name] = await _read_field(part, MAX_NOTE + 100)
+            else:
+                await part.release()
+        note = fields.get("note", "").strip()[:MAX_NOTE] or None
+        if stored is not None:
+            if size == 0:
+                raise ev.EvidenceRejected("the file is empty")
+            content_type = ev.check_type(ev.stored_path(data_dir, stored), ev.extension(filename))
+            item: dict[str, Any] = {
+                "kind": "file",
+                "filename": filename,
+                "stored_name": stored,
+                "content_type": content_type,
+                "size_bytes": size,
+            }
+        else:
+            url = fields.get("url", "").strip()
+            if not _link_ok(url):
+                raise ev.EvidenceRejected(
+                    "give a file, or a link starting with http:// or https://"
+                )
+            item = {"kind": "link", "url": url}
+    except ev.EvidenceRejected as exc:
+        if stored is not None:
+            ev.stored_path(data_dir, stored).unlink(missing_ok=True)
+        flash(request, f"Evidence not added: {exc}.", "error")
+        return redirect(request, "dash:indicator", anchor="#evidence", cycle_id=cycle.id, key=key)
+    async with sessionmaker(request).begin() as s:
+        await repo.add_evidence(
+            s, cycle.id, ind.key, note=note, user_id=user_of(request).id, **item
+        )
+    flash(request, f"Evidence added to {ind.id}.", "ok")
+    return redirect(request, "dash:indicator", anchor="#evidence", cycle_id=cycle.id, key=key)
+
+
+async def evidence_file(request: web.Request) -> web.Response:
+    async with sessionmaker(request).begin() as s:
+        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+        item = await get_evidence(s, cycle.id, int(request.match_info["evidence_id"]))
+    if item is None or item.kind != "file" or not item.stored_name:
+        raise web.HTTPNotFound()
+    path = ev.stored_path(request.app[keys.SETTINGS].data_dir, item.stored_name)
+    if not path.is_file():
+        raise web.HTTPNotFound(text="The file is missing from the evidence store.")
+    name = item.filename or "evidence"
+    ascii_name = name.encode("ascii", "ignore").decode().replace('"', "") or "evidence"
+    return web.Response(
+        body=path.read_bytes(),
+        headers={
+            "Content-Type": item.content_type or "application/octet-stream",
+            "Content-Disposition": (
+                f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+            ),
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
+async def evidence_delete(request: web.Request) -> web.Response:
+    async with sessionmaker(request).begin() as s:
+        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+        require_write(request, cycle.school_id)
+        item = await get_evidence(s, cycle.id, int(request.match_info["evidence_id"]))
+        if item is None:
+            raise web.HTTPNotFound()
+        await repo.delete_evidence(s, item.id, cycle_id=cycle.id)
+    if item.stored_name:
+        ev.stored_path(request.app[keys.SETTINGS].data_dir, item.stored_name).unlink(
+            missing_ok=True
+        )
+    flash(request, "Evidence deleted.", "ok")
+    return redirect(
+        request, "dash:indicator", anchor="#evidence", cycle_id=cycle.id, key=item.indicator_key
+    )
+
+
+def routes() -> list[tuple[str, str, Any, str]]:
+    c = "/dashboard/cycles/{cycle_id:\\d+}"
+    e = c + "/evidence/{evidence_id:\\d+}"
+    return [
+        ("GET", c + "/self-assessment", self_page, "dash:self"),
+        ("POST", c + "/self-assessment", self_save, "dash:self_save"),
+        ("POST", c + "/self-assessment/submit", self_submit, "dash:self_submit"),
+        ("POST", c + "/indicators/{key}/evidence", evidence_add, "dash:evidence_add"),
+        ("GET", e, evidence_file, "dash:evidence_file"),
+        ("POST", e + "/delete", evidence_delete, "dash:evidence_delete"),
+    ]

@@ -1,0 +1,307 @@
+"""Request plumbing of the dashboard: app keys, the session/auth and error middlewares, helpers.
+
+Only requests to the dashboard's own routes (names `dash:*` and `api:*`) and unmatched
+URLs are touched; the webhook and the web chat pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend import keys
+from backend.dashboard import auth
+from storage import repo
+from storage.models import Cycle, School, User
+
+log = logging.getLogger(__name__)
+
+R_SESSION = web.RequestKey("dash_session", dict)
+R_USER = web.RequestKey("dash_user", object)  # User, or None
+R_DIRTY = web.RequestKey("dash_dirty", bool)
+R_SCHOOL = web.RequestKey("dash_school_slug", str)  # for the nav
+LIMITER = web.AppKey("dashboard_login_limiter", auth.LoginLimiter)
+CODEC = web.AppKey("dashboard_session_codec", auth.SessionCodec)
+
+# Routes whose POST body is multipart: the view checks the CSRF field (the first part).
+MULTIPART_ROUTES = frozenset({"dash:evidence_add"})
+PUBLIC_ROUTES = frozenset({"dash:login", "dash:login_submit", "dash:static", "api:openapi"})
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+
+
+def route_name(request: web.Request) -> str:
+    return getattr(request.match_info.route, "name", None) or ""
+
+
+def is_api(request: web.Request) -> bool:
+    return route_name(request).startswith("api:") or request.path.startswith("/api/")
+
+
+def is_mine(request: web.Request) -> bool:
+    name = route_name(request)
+    return name.startswith(("dash:", "api:"))
+
+
+# --- helpers for views -----------------------------------------------------------------
+
+
+def session_of(request: web.Request) -> dict[str, Any]:
+    return request[R_SESSION]
+
+
+def user_of(request: web.Request) -> User:
+    user = request.get(R_USER)
+    if user is None:  # the auth middleware guarantees a user on non-public routes
+        raise web.HTTPUnauthorized()
+    return user
+
+
+def flash(request: web.Request, message: str, category: str = "info") -> None:
+    sess = session_of(request)
+    sess.setdefault("flash", []).append([category, message[:300]])
+    request[R_DIRTY] = True
+
+
+def redirect(request: web.Request, name: str, anchor: str = "", **parts: Any) -> web.Response:
+    """303 See Other to a named route (after a POST)."""
+    url = str(request.app.router[name].url_for(**{k: str(v) for k, v in parts.items()}))
+    return web.Response(status=303, headers={"Location": url + anchor})
+
+
+def render(
+    request: web.Request, template: str, context: dict[str, Any], status: int = 200
+) -> web.Response:
+    sess = request.get(R_SESSION) or {}
+    flashes = sess.pop("flash", []) if sess else []
+    if flashes:
+        request[R_DIRTY] = True
+    user = request.get(R_USER)
+    ctx = {
+        "user": user,
+        "csrf": sess.get("csrf", ""),
+        "flashes": flashes,
+        "school_slug": request.get(R_SCHOOL),
+        "here": route_name(request),
+        **context,
+    }
+    response = aiohttp_jinja2.render_template(template, request, ctx, status=status)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def sessionmaker(request: web.Request):
+    return request.app[keys.SESSIONMAKER]
+
+
+def access_of(request: web.Request) -> auth.Access:
+    return auth.readable_schools(user_of(request))
+
+
+async def school_for(request: web.Request, s: AsyncSession, slug: str) -> School:
+    """The school if the user may read it; 404 otherwise (as if it did not exist)."""
+    school = await repo.get_school_by_slug(s, slug)
+    if school is None or not access_of(request).reads(school.id):
+        raise web.HTTPNotFound()
+    return school
+
+
+async def cycle_for(request: web.Request, s: AsyncSession, cycle_id: Any) -> Cycle:
+    """The cycle if the user may read its school; 404 otherwise."""
+    try:
+        cid = int(cycle_id)
+    except (TypeError, ValueError):
+        raise web.HTTPNotFound() from None
+    cycle = await repo.get_cycle(s, cid)
+    if cycle is None or not access_of(request).reads(cycle.school_id):
+        raise web.HTTPNotFound()
+    return cycle
+
+
+def require_write(request: web.Request, school_id: int) -> None:
+    if not auth.may_write(user_of(request), school_id):
+        raise web.HTTPForbidden(text="Your account may read this school but not change it.")
+
+
+def require_admin(request: web.Request) -> None:
+    if user_of(request).role != "admin":
+        raise web.HTTPNotFound()
+
+
+# --- middlewares -------------------------------------------------------------------------
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": {"status": status, "message": message}}, status=status)
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Please log in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Too large",
+    422: "Cannot process this",
+    429: "Too many attempts",
+    500: "Something went wrong",
+}
+
+
+def _error_page(request: web.Request, status: int, message: str) -> web.Response:
+    title = _TITLES.get(status, "Error")
+    try:
+        return render(
+            request,
+            "dashboard/error.html",
+            {"status": status, "title": title, "message": message},
+            status,
+        )
+    except Exception:  # never fail while reporting a failure
+        log.exception("error page failed")
+        return web.Response(status=status, text=f"{status} {title}")
+
+
+def _message(exc: web.HTTPException) -> str:
+    text = exc.text or ""
+    default = f"{exc.status}: {exc.reason}"
+    return "" if text.strip() == default else text
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    """Friendly 4xx/5xx pages for the dashboard, JSON errors for /api; others untouched."""
+    mine = is_mine(request)
+    unmatched = isinstance(request.match_info.http_exception, web.HTTPException)
+    if not mine and not (unmatched and not request.path.startswith("/telegram")):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if is_api(request):
+            resp = _json_error(exc.status, _message(exc) or _TITLES.get(exc.status, exc.reason))
+        else:
+            resp = _error_page(request, exc.status, _message(exc))
+        for name in ("WWW-Authenticate", "Retry-After"):
+            if name in exc.headers:
+                resp.headers[name] = exc.headers[name]
+        resp.cookies.update(exc.cookies)
+        return resp
+    except Exception:
+        log.exception("dashboard error on %s %s", request.method, request.path)
+        if is_api(request):
+            return _json_error(500, "internal error")
+        return _error_page(request, 500, "The error was logged. Please try again later.")
+
+
+def _set_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    codec = request.app[CODEC]
+    settings = request.app[keys.SETTINGS]
+    secure = request.secure or settings.public_url.startswith("https://")
+    response.set_cookie(
+        auth.COOKIE,
+        codec.dumps(request[R_SESSION]),
+        max_age=auth.SESSION_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=secure,
+    )
+
+
+async def _load_user(request: web.Request, sess: dict[str, Any]) -> User | None:
+    uid = sess.get("uid")
+    if not isinstance(uid, int):
+        return None
+    async with sessionmaker(request).begin() as s:
+        user = await repo.get_user(s, uid)
+    secret = request.app[keys.SECRET_KEY]
+    if user is None or sess.get("pwf") != auth.password_fingerprint(secret, user):
+        return None
+    return user
+
+
+async def _api_user(request: web.Request) -> User:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise web.HTTPUnauthorized(
+            text="Send Authorization: Bearer <token> (see your account page).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    token = token.strip()
+    uid = auth.api_token_user_id(token)
+    user = None
+    if uid is not None:
+        async with sessionmaker(request).begin() as s:
+            user = await repo.get_user(s, uid)
+    if user is None or not auth.api_token_ok(request.app[keys.SECRET_KEY], user, token):
+        raise web.HTTPUnauthorized(text="invalid token", headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler):
+    """Load the signed session, check CSRF on POST, require a login where needed."""
+    name = route_name(request)
+    if name.startswith("api:"):
+        if name not in PUBLIC_ROUTES:
+            request[R_USER] = await _api_user(request)
+        return await handler(request)
+    if not name.startswith("dash:") or name == "dash:static":
+        return await handler(request)
+
+    codec = request.app[CODEC]
+    raw = request.cookies.get(auth.COOKIE)
+    sess = codec.loads(raw) if raw else None
+    request[R_DIRTY] = sess is None
+    if sess is None:
+        sess = auth.new_session()
+    request[R_SESSION] = sess
+    user = await _load_user(request, sess)
+    if user is None and sess.get("uid") is not None:
+        sess = auth.new_session()  # a stale or revoked login: start over
+        request[R_SESSION] = sess
+        request[R_DIRTY] = True
+    request[R_USER] = user
+
+    try:
+        if request.method == "POST":
+            if name in MULTIPART_ROUTES and request.content_type.startswith("multipart/"):
+                pass  # the view reads the CSRF field first
+            else:
+                form = await request.post() if request.content_type else {}
+                given = request.headers.get("X-CSRF-Token") or form.get("csrf")
+                if not auth.csrf_ok(sess, given if isinstance(given, str) else None):
+                    raise web.HTTPForbidden(
+                        text="The form has expired or did not come from this site. "
+                        "Go back, reload the page and try again."
+                    )
+        if user is None and name not in PUBLIC_ROUTES:
+            target = request.path_qs if request.method == "GET" else ""
+            login = request.app.router["dash:login"].url_for()
+            if target and target != "/":
+                login = login.with_query(next=target)
+            response: web.StreamResponse = web.Response(
+                status=303, headers={"Location": str(login)}
+            )
+        else:
+            response = await handler(request)
+    except web.HTTPException as exc:
+        if request[R_DIRTY]:
+            _set_cookie(request, exc)
+        raise
+    if request[R_DIRTY]:
+        _set_cookie(request, response)
+    return response
