@@ -61,7 +61,8 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
-        self.global_bucket = TokenBucket(global_rate, max(1.0, global_rate), clock)
+        # A small global burst (1/6 s worth): any one-second window stays near the rate.
+        self.global_bucket = TokenBucket(global_rate, max(1.0, global_rate / 6), clock)
         self.chat_rate = chat_rate
         self.chat_burst = chat_burst
         self._chats: dict[Hashable, TokenBucket] = {}
