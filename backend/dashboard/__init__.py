@@ -11,7 +11,15 @@ from pathlib import Path
 from aiohttp import web
 
 from backend import keys
-from backend.dashboard import api, auth, views_account, views_cycles, views_results, views_self
+from backend.dashboard import (
+    api,
+    auth,
+    exports_glue,
+    views_account,
+    views_cycles,
+    views_results,
+    views_self,
+)
 from backend.dashboard.web import CODEC, LIMITER, error_middleware, session_middleware
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
@@ -23,7 +31,7 @@ def setup(app: web.Application) -> None:
     app[CODEC] = auth.SessionCodec(app[keys.SECRET_KEY])
     app.middlewares.append(error_middleware)
     app.middlewares.append(session_middleware)
-    for module in (views_account, views_cycles, views_self, views_results, api):
+    for module in (views_account, views_cycles, views_self, views_results, exports_glue, api):
         for method, path, handler, name in module.routes():
             app.router.add_route(method, path, handler, name=name)
     app.router.add_static("/static/dashboard/", STATIC, name="dash:static")

@@ -1,18 +1,163 @@
-"""Links from the results pages to charts and exports (backend.charts, backend.exports).
+"""Charts (backend.charts) and exports (backend.exports) of a cycle's report, for its readers.
 
-Those modules are written separately; until they exist, no links are shown.
+Both are pure functions of the report from `build_report`, so the anonymity gate has
+already been applied; they run in a worker thread (matplotlib and fpdf are CPU-bound).
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
+from backend.analytics.report import build_report
+from backend.dashboard.web import cycle_for, sessionmaker
+from conversations.model import load_model
+from storage import repo
+
+EXPORTS: dict[str, tuple[str, str]] = {  # format -> (label, content type)
+    "csv": ("CSV", "text/csv; charset=utf-8"),
+    "xlsx": ("Excel", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    "json": ("JSON", "application/json"),
+    "pdf": ("PDF report", "application/pdf"),
+}
+
 
 def links(request: web.Request, cycle_id: int) -> dict[str, Any]:
-    return {"charts": [], "exports": []}
+    """The overview's chart images and export downloads."""
+    router = request.app.router
+    cid = str(cycle_id)
+    charts = [
+        {
+            "url": str(router["dash:chart_gaps"].url_for(cycle_id=cid)),
+            "label": "Biggest gaps between the school's view and the groups'",
+        }
+    ] + [
+        {
+            "url": str(router["dash:chart_dimension"].url_for(cycle_id=cid, dim=d.id)),
+            "label": f"Dimension {d.id}: {d.title} — self vs groups by theme",
+        }
+        for d in load_model().dimensions
+    ]
+    exports = [
+        {"url": str(router["dash:export"].url_for(cycle_id=cid, fmt=fmt)), "label": label}
+        for fmt, (label, _) in EXPORTS.items()
+    ]
+    exports.append(
+        {"url": str(router["dash:chart_heatmap"].url_for(cycle_id=cid)), "label": "Heatmap (SVG)"}
+    )
+    return {"charts": charts, "exports": exports}
+
+
+async def _report(request: web.Request) -> tuple[Any, dict[str, Any], Any]:
+    async with sessionmaker(request).begin() as s:
+        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+        report = await build_report(s, cycle.id, load_model())
+        school = await repo.get_school(s, cycle.school_id)
+    return cycle, report, school
+
+
+async def _in_thread(fn: Callable[..., bytes], *args: Any, **kw: Any) -> bytes:
+    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kw))
+
+
+def _svg(body: bytes) -> web.Response:
+    return web.Response(
+        body=body,
+        content_type="image/svg+xml",
+        headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+async def chart_heatmap(request: web.Request) -> web.Response:
+    from backend import charts
+
+    _, report, _ = await _report(request)
+    return _svg(await _in_thread(charts.heatmap_svg, report))
+
+
+async def chart_gaps(request: web.Request) -> web.Response:
+    from backend import charts
+
+    _, report, _ = await _report(request)
+    return _svg(await _in_thread(charts.gaps_chart_svg, report))
+
+
+async def chart_dimension(request: web.Request) -> web.Response:
+    from backend import charts
+
+    dim = request.match_info["dim"]
+    if dim not in {d.id for d in load_model().dimensions}:
+        raise web.HTTPNotFound()
+    _, report, _ = await _report(request)
+    return _svg(await _in_thread(charts.dimension_chart_svg, report, dim))
+
+
+async def chart_indicator(request: web.Request) -> web.Response:
+    from backend import charts
+
+    key = request.match_info["key"]
+    if key not in load_model().index():
+        raise web.HTTPNotFound()
+    _, report, _ = await _report(request)
+    return _svg(await _in_thread(charts.distribution_svg, report, key))
+
+
+def _filename(school: Any, cycle: Any, ext: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9-]+", "-", f"{school.slug}-{cycle.name}").strip("-")
+    return f"{stem or 'report'}-report.{ext}"
+
+
+async def export(request: web.Request) -> web.Response:
+    from backend import exports
+
+    fmt = request.match_info["fmt"]
+    if fmt not in EXPORTS:
+        raise web.HTTPNotFound()
+    cycle, report, school = await _report(request)
+    if fmt == "csv":
+        body = await _in_thread(exports.report_csv, report)
+    elif fmt == "xlsx":
+        body = await _in_thread(exports.report_xlsx, report)
+    elif fmt == "json":
+        body = exports.report_json(report)
+    else:
+        async with sessionmaker(request).begin() as s:
+            items = await repo.list_evidence(s, cycle.id)
+            earlier = [c for c in await repo.list_cycles(s, cycle.school_id) if c.id < cycle.id]
+            previous = await build_report(s, earlier[0].id, load_model()) if earlier else None
+        evidence = [
+            {
+                "indicator_key": e.indicator_key,
+                "title": e.filename or e.url,
+                "kind": e.kind,
+                "note": e.note,
+                "created_at": e.created_at,
+            }
+            for e in items
+        ]
+        body = await _in_thread(exports.report_pdf, report, evidence=evidence, previous=previous)
+    return web.Response(
+        body=body,
+        headers={
+            "Content-Type": EXPORTS[fmt][1],
+            "Content-Disposition": f'attachment; filename="{_filename(school, cycle, fmt)}"',
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 def routes() -> list[tuple[str, str, Any, str]]:
-    return []
+    c = "/dashboard/cycles/{cycle_id:\\d+}"
+    return [
+        ("GET", c + "/charts/heatmap.svg", chart_heatmap, "dash:chart_heatmap"),
+        ("GET", c + "/charts/gaps.svg", chart_gaps, "dash:chart_gaps"),
+        ("GET", c + "/charts/dimension-{dim:\\d+}.svg", chart_dimension, "dash:chart_dimension"),
+        ("GET", c + "/charts/indicator/{key}.svg", chart_indicator, "dash:chart_indicator"),
+        ("GET", c + "/export.{fmt:[a-z]+}", export, "dash:export"),
+    ]
