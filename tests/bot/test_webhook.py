@@ -358,3 +358,57 @@ async def test_shutdown_drains_pending_sends(storage, fake_api):
             assert await bench.tg.send(user, "/help") == [200]
     for user in users:
         assert len(fake_api.called("sendMessage", user.id)) == 1
+
+
+async def test_commands_at_any_point_and_blocking_via_member_updates(bench):
+    tg, fake = bench.tg, bench.fake
+    user = await consented(bench)
+    for command in (
+        "/help",
+        "/privacy",
+        "/language",
+        "/stop",
+        "/resume",
+        "/start",
+        "/restart",
+        "/nonsense",
+        "/delete@guidance_test_bot",
+    ):
+        assert await tg.send(user, command) == [200], command
+        await tg.settle(user)
+    assert "Erase all your answers?" in fake.card(user.id).text
+    assert metric(bench, "gs_errors_total", kind="update") == 0
+    texts = [c.params["text"] for c in fake.called("sendMessage", user.id)]
+    assert any("What we store" in t for t in texts)
+    assert any(t.startswith("Question 1 of") for t in texts)  # /start alone resumes
+    # Blocking and unblocking arrive as my_chat_member updates.
+    subject = bench.subject(user)
+
+    async def blocked_at():
+        async with bench.app_sessionmaker() as s:
+            return await s.scalar(
+                select(Respondent.blocked_at).where(Respondent.subject_hash == subject)
+            )
+
+    def member(status: str) -> dict:
+        return tg._update(
+            my_chat_member={
+                "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
+                "from": user.as_dict(),
+                "date": int(time.time()),
+                "old_chat_member": {
+                    "user": {"id": 1, "is_bot": True, "first_name": "b"},
+                    "status": "member",
+                },
+                "new_chat_member": {
+                    "user": {"id": 1, "is_bot": True, "first_name": "b"},
+                    "status": status,
+                    "until_date": 0,
+                },
+            }
+        )
+
+    assert await tg.deliver(member("kicked")) == [200]
+    assert await blocked_at() is not None
+    assert await tg.deliver(member("member")) == [200]
+    assert await blocked_at() is None
