@@ -116,7 +116,7 @@ async def seed_demo(s: AsyncSession, secret_key: str, *, seed: int = 2026) -> No
     model = load_model()
     banks = load_banks()
     engine = Engine.from_banks(banks.values(), model.version)
-    school = await repo.create_school(s, DEMO_SLUG, DEMO_NAME, languages=["en"])
+    school = await repo.create_school(s, DEMO_SLUG, DEMO_NAME, languages=["en", "hy", "uk"])
     pw = hash_password(DEMO_PASSWORD)
     await repo.create_user(s, school.id, DEMO_EMAIL, pw, "coordinator")
     await repo.create_user(s, None, ADMIN_EMAIL, pw, "admin")
