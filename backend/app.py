@@ -15,7 +15,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from backend import dashboard, keys, webchat, webhook
+from backend import dashboard, keys, reminders, webchat, webhook
 from backend.metrics import Metrics
 from backend.settings import Settings
 from conversations.banks import load_banks
@@ -94,6 +94,7 @@ async def _runner(app: web.Application) -> AsyncIterator[None]:
         secret_key=app[keys.SECRET_KEY],
         ttl=app[keys.SETTINGS].session_ttl_seconds,
         metrics=app[keys.METRICS],
+        reminders=app[keys.SETTINGS].reminders_enabled,
     )
     yield
 
@@ -161,6 +162,7 @@ def create_app(settings: Settings, **overrides: Any) -> web.Application:
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", metrics_view, name="metrics")
     webhook.setup(app)
+    reminders.setup(app)  # after the bot: its scheduler queues in the bot's outbox
     webchat.setup(app)
     dashboard.setup(app)
     return app

@@ -11,6 +11,7 @@ Telegram retries and the retried update completes once: answers are idempotent u
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -31,7 +32,7 @@ from storage.sessions import SessionKey, SessionStore
 
 log = logging.getLogger(__name__)
 
-ACTIVE_STAGES = ("question", "consent", "language", "confirm_delete", "stopped", "done")
+ACTIVE_STAGES = ("question", "consent", "optin", "language", "confirm_delete", "stopped", "done")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class SurveyRunner:
         secret_key: str,
         ttl: int,
         metrics: Metrics | None = None,
+        reminders: bool = False,
     ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker
@@ -59,6 +61,8 @@ class SurveyRunner:
         self.secret_key = secret_key
         self.ttl = ttl
         self.metrics = metrics
+        # Ask for the reminder opt-in where the channel gives an address (Telegram's chat).
+        self.reminders = reminders
 
     def subject(self, channel: str, user_id: str | int) -> str:
         return subject_hash(self.secret_key, channel, user_id)
@@ -71,14 +75,24 @@ class SurveyRunner:
 
     # -- entry points ------------------------------------------------------------
 
-    async def handle(self, subject: str, event: E.Event, channel: str = "telegram") -> Outcome:
-        """Apply one engine event for one respondent, under their lock."""
+    async def handle(
+        self,
+        subject: str,
+        event: E.Event,
+        channel: str = "telegram",
+        address: str | int | None = None,
+    ) -> Outcome:
+        """Apply one engine event for one respondent, under their lock.
+
+        `address`: where the channel can reach this person later (a Telegram chat id), kept
+        (encrypted) only if they opt in to reminders; never part of the state.
+        """
         started = time.perf_counter()
         key = self.key(subject)
         async with self.store.lock(key):
             state = await self.load_state(subject)
             step = self.engine.step(state, event)
-            step = await self._apply(subject, state, step)
+            step = await self._apply(subject, state, step, channel, address)
             if step.changed:
                 await self.store.save(key, step.state, self.ttl)
         if self.metrics is not None:
@@ -87,14 +101,22 @@ class SurveyRunner:
                 self.metrics.answers.labels(channel).inc()
         return Outcome(step, subject)
 
-    async def start(self, subject: str, code: str | None, channel: str = "telegram") -> Outcome:
+    async def start(
+        self,
+        subject: str,
+        code: str | None,
+        channel: str = "telegram",
+        address: str | int | None = None,
+    ) -> Outcome:
         """A respondent opens an invite link (`/start <code>`), or `/start` alone."""
         key = self.key(subject)
         async with self.store.lock(key):
             state = await self.load_state(subject)
             event = await self._start_event(state, code)
+            if isinstance(event, E.Start) and self.reminders and address is not None:
+                event = E.Start(dataclasses.replace(event.invite, can_remind=True))
             step = self.engine.step(state, event)
-            step = await self._apply(subject, state, step)
+            step = await self._apply(subject, state, step, channel, address)
             if step.changed:
                 await self.store.save(key, step.state, self.ttl)
         return Outcome(step, subject)
@@ -128,11 +150,18 @@ class SurveyRunner:
             return E.Resume()
         return E.Start(info_or_reason)
 
-    async def _apply(self, subject: str, before: Mapping[str, Any], step: E.Step) -> E.Step:
+    async def _apply(
+        self,
+        subject: str,
+        before: Mapping[str, Any],
+        step: E.Step,
+        channel: str = "telegram",
+        address: str | int | None = None,
+    ) -> E.Step:
         if not step.effects:
             return step
         async with self.sessionmaker.begin() as s:
-            ctx = _EffectContext(s, subject, step.state)
+            ctx = _EffectContext(s, subject, step.state, channel, address)
             for effect in step.effects:
                 refused = await self._apply_one(ctx, effect)
                 if refused is not None:
@@ -197,6 +226,17 @@ class SurveyRunner:
         elif isinstance(effect, E.SetLanguage):
             response.language = effect.lang
             await repo.set_language(s, response.respondent_id, effect.lang)
+        elif isinstance(effect, E.SetOptIn):
+            from storage.contacts import set_opt_in
+
+            await set_opt_in(
+                s,
+                response.id,
+                given=effect.given and self.reminders,
+                channel=ctx.channel,
+                address=ctx.address,
+                secret_key=self.secret_key,
+            )
         return None
 
     async def _rebuild(self, subject: str) -> dict[str, Any]:
@@ -241,9 +281,18 @@ class SurveyRunner:
 class _EffectContext:
     """The database session of one step, with the respondent's response found once."""
 
-    def __init__(self, session: AsyncSession, subject: str, state: Mapping[str, Any]):
+    def __init__(
+        self,
+        session: AsyncSession,
+        subject: str,
+        state: Mapping[str, Any],
+        channel: str = "telegram",
+        address: str | int | None = None,
+    ):
         self.session = session
         self.subject = subject
+        self.channel = channel
+        self.address = address
         self.cycle_id = state.get("cycle")
         self._response: Response | None = None
 

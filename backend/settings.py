@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     webhook_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     log_level: str = "INFO"
+    # Reminders (Telegram only, after an opt-in): off unless REMINDERS_ENABLED is set.
+    reminders_enabled: bool = False
+    reminder_delays_hours: str = "24,72"  # since the last answer; at most two reminders
+    quiet_hours: str = "20-8"  # local hours of the school's time zone; empty: none
+    reminder_interval_seconds: int = Field(default=60, ge=1)  # how often the scheduler looks
+    reminder_batch: int = Field(default=20, ge=1, le=1000)  # most messages one look sends
 
     @field_validator("database_url")
     @classmethod
@@ -59,6 +65,42 @@ class Settings(BaseSettings):
                 "REDIS_URL must start with redis://, rediss:// or unix:// (or be empty)"
             )
         return v
+
+    @field_validator("reminder_delays_hours")
+    @classmethod
+    def _delays(cls, v: str) -> str:
+        try:
+            hours = [float(x) for x in v.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError("REMINDER_DELAYS_HOURS is a list of hours, e.g. 24,72") from None
+        if not 1 <= len(hours) <= 2 or any(h <= 0 for h in hours) or hours != sorted(set(hours)):
+            raise ValueError("REMINDER_DELAYS_HOURS: one or two increasing positive hours")
+        return v
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, v: str) -> str:
+        v = v.strip()
+        if v:
+            start, sep, end = v.partition("-")
+            if not (
+                sep and start.isdigit() and end.isdigit() and 0 <= int(start) <= 23 >= int(end)
+            ):
+                raise ValueError("QUIET_HOURS is START-END in whole local hours, e.g. 20-8")
+        return v
+
+    @property
+    def reminder_delays(self) -> tuple[float, ...]:
+        """The delays in hours (since the respondent's last answer), e.g. (24.0, 72.0)."""
+        return tuple(float(x) for x in self.reminder_delays_hours.split(",") if x.strip())
+
+    @property
+    def quiet_range(self) -> tuple[int, int] | None:
+        """(start, end) local hours when no reminder is sent, or None."""
+        if not self.quiet_hours:
+            return None
+        start, _, end = self.quiet_hours.partition("-")
+        return (int(start), int(end)) if start != end else None
 
     @field_validator("telegram_webhook_secret")
     @classmethod

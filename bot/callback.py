@@ -3,7 +3,8 @@
     1|<bank_tag>|<target>|<choice>
 
 `target` is the question id for a question card, or a marker for the other cards:
-`!c` consent, `!d` delete confirmation, `!l` language. `bank_tag` is `-` when there is
+`!c` consent, `!d` delete confirmation, `!l` language, `!o` the reminder opt-in, `!r` a
+reminder's buttons (`go`: continue, `off`: no more reminders). `bank_tag` is `-` when there is
 no bank yet (a language picker before any invite). Anything else (another version, a
 bank that is not the respondent's, garbage) decodes to None or to a tap the engine
 refuses with a notice: a tap from an old message is never an exception.
@@ -18,8 +19,12 @@ MAX_BYTES = 64
 CONSENT = "!c"
 CONFIRM = "!d"
 LANGUAGE = "!l"
+OPTIN = "!o"
+REMIND = "!r"
+REMIND_GO = "go"
+REMIND_OFF = "off"
 NO_BANK = "-"
-_MARKERS = {"consent": CONSENT, "confirm": CONFIRM, "language": LANGUAGE}
+_MARKERS = {"consent": CONSENT, "confirm": CONFIRM, "language": LANGUAGE, "optin": OPTIN}
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,12 +180,16 @@ class BotChannel:
             command, _, arg = text[1:].partition(" ")
             command = command.split("@", 1)[0].lower()
             if command == "start":
-                outcome = await self.runner.start(subject, arg.strip() or None, CHANNEL)
+                outcome = await self.runner.start(
+                    subject, arg.strip() or None, CHANNEL, address=msg.chat.id
+                )
             else:
                 event = COMMANDS.get(command, E.Help)()
-                outcome = await self.runner.handle(subject, event, CHANNEL)
+                outcome = await self.runner.handle(subject, event, CHANNEL, address=msg.chat.id)
         else:
-            outcome = await self.runner.handle(subject, E.Answer(None, text), CHANNEL)
+            outcome = await self.runner.handle(
+                subject, E.Answer(None, text), CHANNEL, address=msg.chat.id
+            )
         await self._forget_card_if_erased(subject, outcome.step)
         self.outbox.submit(self._messages(msg.chat.id, subject, outcome.step, edit=None))
         return "message"
@@ -198,7 +202,8 @@ class BotChannel:
         subject = self.runner.subject(CHANNEL, cq.from_user.id)
         tap = callback.decode(cq.data)
         before = await self.runner.load_state(subject) if tap is not None else {}
-        outcome = await self.runner.handle(subject, self._tap_event(tap, before), CHANNEL)
+        event = self._tap_event(tap, before)
+        outcome = await self.runner.handle(subject, event, CHANNEL, address=msg.chat.id)
         step = outcome.step
         card = await self._card(subject)
         await self._forget_card_if_erased(subject, step)
@@ -249,6 +254,12 @@ class BotChannel:
             return E.DeleteConfirm(tap.choice == E.YES) if tap.choice in (E.YES, E.NO) else STALE
         if tap.target == callback.LANGUAGE:
             return E.ChooseLanguage(tap.choice)
+        if tap.target == callback.OPTIN:
+            return E.OptIn(tap.choice == E.YES) if tap.choice in (E.YES, E.NO) else STALE
+        if tap.target == callback.REMIND:  # the buttons of a reminder message
+            if tap.choice == callback.REMIND_GO:
+                return E.Resume()
+            return E.OptIn(False) if tap.choice == callback.REMIND_OFF else STALE
         if tap.target.startswith("!"):
             return STALE
         return E.Answer(tap.target, tap.choice)

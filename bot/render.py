@@ -15,7 +15,7 @@ from conversations.engine import Prompt
 from conversations.i18n import Translator
 
 MAX_TEXT = 4096
-CARD_KINDS = ("question", "consent", "language", "confirm", "done")
+CARD_KINDS = ("question", "consent", "optin", "language", "confirm", "done")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ def render(
             InlineKeyboardButton(c.label, callback_data=callback.encode(bank, target, c.id))
             for c in prompt.choices
         ]
-        if prompt.kind in ("consent", "confirm"):
+        if prompt.kind in ("consent", "confirm", "optin"):
             rows.append(buttons)
         else:
             rows.extend([b] for b in buttons)

@@ -52,6 +52,7 @@ class InviteInfo:
     languages: tuple[str, ...] = ("en",)
     threshold: int = 5
     free_text_threshold: int = 10
+    can_remind: bool = False  # the channel can send reminders: ask for the opt-in after consent
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,13 @@ class ChooseLanguage:
 
 @dataclass(frozen=True, slots=True)
 class Consent:
+    given: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OptIn:
+    """Reminders and one announcement: yes / no (after consent), or no more (any time)."""
+
     given: bool
 
 
@@ -148,6 +156,7 @@ Event = (
     | ShowLanguages
     | DeleteRequest
     | DeleteConfirm
+    | OptIn
 )
 
 
@@ -164,7 +173,7 @@ class Choice:
 class Prompt:
     """What to show; the channel decides how (a Telegram card, an HTML form)."""
 
-    kind: str  # question | consent | language | confirm | info | done
+    kind: str  # question | consent | optin | language | confirm | info | done
     text: str
     choices: tuple[Choice, ...] = ()
     nav: tuple[Choice, ...] = ()  # Back / Skip / Not applicable row
@@ -220,7 +229,14 @@ class Erase:
     """Erase everything this respondent gave (all cycles)."""
 
 
-Effect = OpenResponse | SaveAnswer | DeleteAnswers | SetStatus | SetLanguage | Erase
+@dataclass(frozen=True, slots=True)
+class SetOptIn:
+    """Keep (True) or forget (False) the channel address for reminders of this response."""
+
+    given: bool
+
+
+Effect = OpenResponse | SaveAnswer | DeleteAnswers | SetStatus | SetLanguage | Erase | SetOptIn
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +362,16 @@ class Engine:
             return self._language_prompt(st, notice)
         if stage == "consent":
             return self._consent_prompt(st, notice)
+        if stage == "optin":
+            return Prompt(
+                "optin",
+                t("reminders.optin"),
+                choices=(
+                    Choice(YES, t("reminders.optin_yes")),
+                    Choice(NO, t("reminders.optin_no")),
+                ),
+                notice=notice,
+            )
         if stage == "question":
             return self._question_prompt(st, notice)
         if stage == "confirm_delete":
@@ -471,6 +497,8 @@ class Engine:
             },
             "opened": False,
         }
+        if inv.can_remind:
+            new["inv"]["remind"] = True
         if len(inv.languages) > 1 and st.get("lang") not in inv.languages:
             new["stage"] = "language"
             new["after"] = "consent"
@@ -520,6 +548,8 @@ class Engine:
         new["stage"] = "question" if pos else "done"
         if pos:
             new["pos"] = pos
+            if st.get("inv", {}).get("remind"):
+                new["stage"] = "optin"  # asked once, right after consent
         effects = (
             OpenResponse(st["inv"]["code"], st["cycle"], st["role"], st["bank"], st["lang"]),
         )
@@ -527,7 +557,7 @@ class Engine:
 
     def _check_target(self, st: dict[str, Any], qid: str | None) -> Step | None:
         if st.get("stage") != "question":
-            if st.get("stage") == "consent":
+            if st.get("stage") in ("consent", "optin"):
                 return self._unchanged(st, "question.tap_button")
             return Step(st, (self._prompt_for(st),), changed=False)
         if qid is not None and qid != st["pos"]:
@@ -537,6 +567,8 @@ class Engine:
     def _on_answer(self, st: dict[str, Any], ev: Answer) -> Step:
         if st.get("stage") == "consent" and ev.value in (YES, NO):
             return self._on_consent(st, Consent(ev.value == YES))
+        if st.get("stage") == "optin" and ev.value in (YES, NO):
+            return self._on_opt_in(st, OptIn(ev.value == YES))
         if st.get("stage") == "confirm_delete" and ev.value in (YES, NO):
             return self._on_delete_confirm(st, DeleteConfirm(ev.value == YES))
         if st.get("stage") == "language" and ev.value.startswith(LANG_PREFIX):
@@ -655,7 +687,7 @@ class Engine:
             if pos:
                 new["pos"] = pos
             return Step(new, (self._prompt_for(new),), (SetStatus("in_progress"),))
-        if stage in ("question", "consent", "language", "confirm_delete", "done"):
+        if stage in ("question", "consent", "optin", "language", "confirm_delete", "done"):
             return self.render(st)
         return Step(st, (self._info(st, "resume.nothing"),), changed=False)
 
@@ -678,7 +710,7 @@ class Engine:
         )
 
     def _on_stop(self, st: dict[str, Any], ev: Stop) -> Step:
-        if st.get("stage") != "question" or not st.get("opened"):
+        if st.get("stage") not in ("question", "optin") or not st.get("opened"):
             if st.get("stage") in ("consent", "language"):
                 new = {"v": STATE_VERSION, "stage": "declined", "lang": st.get("lang", "en")}
                 return Step(new, (self._prompt_for(new),))
@@ -688,7 +720,7 @@ class Engine:
 
     def _on_help(self, st: dict[str, Any], ev: Help) -> Step:
         prompts = [self._info(st, "help.text")]
-        if st.get("stage") in ("question", "consent", "language", "confirm_delete"):
+        if st.get("stage") in ("question", "consent", "optin", "language", "confirm_delete"):
             prompts.append(self._prompt_for(st))
         return Step(st, tuple(prompts), changed=False)
 
@@ -699,9 +731,21 @@ class Engine:
         else:
             p = self._info(st, "privacy.generic")
         prompts = [p]
-        if st.get("stage") in ("question", "consent", "language", "confirm_delete"):
+        if st.get("stage") in ("question", "consent", "optin", "language", "confirm_delete"):
             prompts.append(self._prompt_for(st))
         return Step(st, tuple(prompts), changed=False)
+
+    def _on_opt_in(self, st: dict[str, Any], ev: OptIn) -> Step:
+        if st.get("stage") == "optin":
+            new = dict(st, stage="question")
+            return Step(new, (self._prompt_for(new),), (SetOptIn(ev.given),))
+        if ev.given or not st.get("opened"):
+            return self.render(st)
+        # "No more reminders" (a reminder's button): forget the address, stay where you are.
+        prompts = [self._info(st, "reminders.off")]
+        if st.get("stage") in ("question", "consent", "language", "confirm_delete"):
+            prompts.append(self._prompt_for(st))
+        return Step(st, tuple(prompts), (SetOptIn(False),), changed=False)
 
     def _on_delete_request(self, st: dict[str, Any], ev: DeleteRequest) -> Step:
         if st.get("stage") == "confirm_delete":
@@ -743,6 +787,7 @@ _HANDLERS = {
     Privacy: Engine._on_privacy,
     DeleteRequest: Engine._on_delete_request,
     DeleteConfirm: Engine._on_delete_confirm,
+    OptIn: Engine._on_opt_in,
 }
 
 

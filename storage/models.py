@@ -239,3 +239,37 @@ class Evidence(Base):
         ForeignKey("user_account.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Contact(Base):
+    """Where to send an opted-in respondent's reminders and the cycle's one announcement.
+
+    One per response (so per cycle). `address` is the channel address (a Telegram chat id)
+    ENCRYPTED with a key derived from SECRET_KEY (see `storage.contacts`): never stored or
+    logged in clear. Deleted on opt-out, on erasure, and by retention after the cycle closed.
+    """
+
+    __tablename__ = "contact"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(
+        ForeignKey("response.id", ondelete="CASCADE"), unique=True
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(Text)  # Fernet token
+    opted_in_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    last_reminded_at: Mapped[datetime | None]
+    announced_at: Mapped[datetime | None]
+
+
+class Announcement(Base):
+    """A coordinator's one message per cycle to the respondents who opted in."""
+
+    __tablename__ = "announcement"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id", ondelete="CASCADE"), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -26,6 +26,7 @@ from conversations.roles import Role
 from storage.models import (
     Answer,
     Comment,
+    Contact,
     Cycle,
     Evidence,
     Invite,
@@ -639,6 +640,7 @@ async def erase_respondent(s: AsyncSession, subject_hash: str) -> int:
         await s.scalars(select(Response.id).where(Response.respondent_id == respondent_id))
     )
     if response_ids:
+        await s.execute(delete(Contact).where(Contact.response_id.in_(response_ids)))
         await s.execute(delete(Answer).where(Answer.response_id.in_(response_ids)))
         await s.execute(delete(Comment).where(Comment.response_id.in_(response_ids)))
         await s.execute(delete(Response).where(Response.id.in_(response_ids)))
@@ -649,7 +651,7 @@ async def erase_respondent(s: AsyncSession, subject_hash: str) -> int:
         if (
             (isinstance(obj, Respondent) and obj.id == respondent_id)
             or (isinstance(obj, Response) and obj.id in erased)
-            or (isinstance(obj, Answer | Comment) and obj.response_id in erased)
+            or (isinstance(obj, Answer | Comment | Contact) and obj.response_id in erased)
         ):
             s.expunge(obj)
     return len(response_ids)

@@ -50,7 +50,13 @@ async def respondents_to_forget(
 async def forget_respondent_keys(
     s: AsyncSession, now: datetime | None = None, grace: timedelta = timedelta(days=30)
 ) -> int:
-    """Unlink respondents of long-closed cycles from their channel ids; returns how many."""
+    """Unlink respondents of long-closed cycles from their channel ids; returns how many.
+
+    The encrypted chat addresses kept for reminders of those cycles are deleted too.
+    """
+    from storage.contacts import delete_contacts_of_closed_cycles
+
+    await delete_contacts_of_closed_cycles(s, now, grace)  # reminder/announcement addresses
     ids = await respondents_to_forget(s, now, grace)
     for rid in ids:
         await s.execute(

@@ -57,7 +57,7 @@ async def test_upgrade_matches_models_and_downgrade_undoes_it(empty_db_url: str)
     assert await migrate.current(url) is None
 
     await migrate.upgrade(url)
-    assert await migrate.current(url) == migrate.head() == "0001"
+    assert await migrate.current(url) == migrate.head() is not None
     assert await migrate.is_up_to_date(url)
     assert await _table_names(url) == set(Base.metadata.tables) | {"alembic_version"}
     assert await _diff(url) == []
@@ -73,11 +73,11 @@ async def test_upgrade_matches_models_and_downgrade_undoes_it(empty_db_url: str)
 async def test_upgrade_is_idempotent(empty_db_url: str) -> None:
     await migrate.upgrade(empty_db_url)
     await migrate.upgrade(empty_db_url)
-    assert await migrate.current(empty_db_url) == "0001"
+    assert await migrate.current(empty_db_url) == migrate.head()
 
 
 def test_script_location_is_inside_the_package() -> None:
     cfg = migrate.alembic_config()
     assert (migrate.MIGRATIONS_DIR / "env.py").is_file()
     assert cfg.get_main_option("script_location") == str(migrate.MIGRATIONS_DIR)
-    assert migrate.head() == "0001"
+    assert migrate.head() is not None
