@@ -99,6 +99,11 @@ async def _runner(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def index(request: web.Request) -> web.Response:
+    """The site root: coordinators go to their dashboard (which asks them to log in)."""
+    raise web.HTTPFound("/dashboard")
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -158,6 +163,7 @@ def create_app(settings: Settings, **overrides: Any) -> web.Application:
     app.cleanup_ctx.append(_stores)
     app.cleanup_ctx.append(_runner)
 
+    app.router.add_get("/", index, name="index")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", metrics_view, name="metrics")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import textwrap
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -238,7 +239,10 @@ def _short(text: str, width: int) -> str:
 
 @contextmanager
 def _figure(width: float, height: float) -> Iterator[Figure]:
-    with _LOCK, matplotlib.rc_context(_RC):
+    with _LOCK, matplotlib.rc_context(_RC), warnings.catch_warnings():
+        # When labels are too long for the figure, constrained layout gives up on a pass
+        # and warns; the figure is still drawn (as laid out by the previous pass).
+        warnings.filterwarnings("ignore", "constrained_layout not applied", UserWarning)
         fig = Figure(figsize=(width, height), layout="constrained")
         FigureCanvasAgg(fig)
         yield fig

@@ -820,9 +820,6 @@ async def test_openapi_document_parses(settings):
             assert name.split("/")[-1] in doc["components"][name.split("/")[0]], ref
 
 
-# backend.charts' heatmap warns (matplotlib constrained layout) on a report whose groups have
-# no scored answers yet; a warning there, not an error: reported to the charts' authors.
-@pytest.mark.filterwarnings("ignore:constrained_layout not applied:UserWarning")
 async def test_charts_and_exports(settings):
     async with running_app(settings) as client:
         ours, theirs = await two_schools(client)
