@@ -356,6 +356,58 @@ def report(
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+# -- announce -------------------------------------------------------------------------
+
+
+@app.command("announce")
+def announce(
+    school: Annotated[str, typer.Option(help="The school's slug.")],
+    text_file: Annotated[
+        typer.FileText, typer.Option("--text-file", help="The message, as a UTF-8 text file.")
+    ],
+    cycle: Annotated[str, typer.Option(help="Cycle name (default: the newest).")] = "",
+) -> None:
+    """Send the cycle's one announcement to the respondents who opted in (once per cycle).
+
+    It is stored here and delivered by the running server's reminder scheduler (quiet
+    hours respected); a second announcement for the same cycle is refused.
+    """
+    from sqlalchemy import select
+
+    from backend.reminders import AnnouncementRefused, create_announcement
+    from storage import repo
+    from storage.models import Cycle
+
+    settings = load_settings()
+    text = text_file.read()
+
+    async def go(s: Any) -> tuple[str, int]:
+        sch = await repo.get_school_by_slug(s, school)
+        if sch is None:
+            fail(f"no school with slug {school!r}")
+        q = select(Cycle).where(Cycle.school_id == sch.id)
+        q = q.where(Cycle.name == cycle) if cycle else q.order_by(Cycle.created_at.desc())
+        cyc = (await s.execute(q.limit(1))).scalar_one_or_none()
+        if cyc is None:
+            fail(f"school {school!r} has no cycle{' named ' + repr(cycle) if cycle else ''} yet")
+        try:
+            return cyc.name, await create_announcement(s, cyc.id, text)
+        except AnnouncementRefused as exc:
+            fail(f"{exc} (cycle {cyc.name})")
+            raise
+
+    try:
+        name, n = run(_with_session, settings, go)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _db_error(exc)
+    typer.echo(
+        f"Announcement for cycle {name} saved: {n} opted-in respondent(s) will get it "
+        "from the running server (outside quiet hours)."
+    )
+
+
 # -- model ---------------------------------------------------------------------------
 
 
