@@ -49,3 +49,13 @@ format: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache guidance.db data
+
+# Benchmark (not part of `make test`): real server, fake Bot API, load generator, PostgreSQL
+# and Redis of this machine. BENCH_QUICK=1 for the ~2 minute version; see bench/README.md.
+.PHONY: bench bench-report
+bench: install
+	PYTHONPATH=$(CURDIR) $(PY) -m bench.run
+
+# Print the table of the last run.
+bench-report:
+	@cat bench/results/latest.md
