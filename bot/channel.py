@@ -36,6 +36,7 @@ from bot.ratelimit import RateLimiter
 from bot.render import render
 from conversations import engine as E
 from storage import repo
+from storage.dedup import PROCESSING_LEASE
 from storage.errors import is_transient
 from storage.sessions import SessionKey
 
@@ -65,6 +66,10 @@ COMMAND_DESCRIPTIONS = (
 # A tap the engine must refuse with "that button belongs to another question" (an old
 # card, another bank version, data we cannot read): an empty answer to no question.
 STALE = E.Answer(question_id="\x00stale", value="")
+
+
+class UpdateInProgress(TimeoutError):
+    """A duplicate of an update whose processing has not finished (transient: retry later)."""
 
 
 def card_hash(text: str, markup: Any) -> str:
@@ -141,18 +146,34 @@ class BotChannel:
     # -- updates ---------------------------------------------------------------------
 
     async def process(self, update: Update) -> str:
-        """Claim the update id, dispatch; a transient failure releases the claim and raises."""
-        if not await self.dedup.claim(update.update_id):
-            return "duplicate"
+        """Claim the update id, dispatch; a transient failure releases the claim and raises.
+
+        The claim is a lease until the update is processed: a duplicate of an update that
+        is still in progress (here, in another process, or in one that died) raises
+        UpdateInProgress (transient: 503, Telegram retries) instead of being dropped."""
+        if not await self.dedup.claim(update.update_id, lease=PROCESSING_LEASE):
+            if await self.dedup.is_done(update.update_id):
+                return "duplicate"
+            raise UpdateInProgress(f"update {update.update_id} is being processed")
         try:
-            return await self.dispatch(update)
+            outcome = await self.dispatch(update)
         except Exception as exc:
             if is_transient(exc):
                 try:
                     await self.dedup.release(update.update_id)
                 except Exception as exc2:
                     log.error("could not release update claim: %s", type(exc2).__name__)
+            else:
+                await self._finish(update.update_id)  # answered 200: never again
             raise
+        await self._finish(update.update_id)
+        return outcome
+
+    async def _finish(self, update_id: int) -> None:
+        try:
+            await self.dedup.finish(update_id)
+        except Exception as exc:  # the lease then expires; the update was processed
+            log.warning("could not mark update %s done: %s", update_id, type(exc).__name__)
 
     async def dispatch(self, update: Update) -> str:
         """The outcome (for metrics): message, tap, member, group, ignored ..."""
