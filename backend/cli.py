@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -447,12 +448,14 @@ def model_show() -> None:
 # -- serve / demo -------------------------------------------------------------------
 
 
-def _logging(level: str) -> None:
+def _logging(level: str, default_format: str = "json") -> None:
+    """JSON lines for servers (LOG_FORMAT=json), plain text for people (LOG_FORMAT=text)."""
     import os
 
     from backend.logs import configure
 
-    configure(level, json_format=os.environ.get("LOG_FORMAT", "json") != "text")
+    configure(level, json_format=os.environ.get("LOG_FORMAT", default_format) != "text")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @app.command("retention")
@@ -529,7 +532,7 @@ def demo(
     settings = load_settings()
     if port:
         settings.port = port
-    _logging(settings.log_level)
+    _logging(settings.log_level, default_format="text")
     info = run(prepare_demo, settings, reset)
     base = public_base(settings)
     typer.secho("\nguidance-survey demo is ready.", fg=typer.colors.GREEN, bold=True)

@@ -192,8 +192,9 @@ async def _self_assessment(
             number = round(rng.uniform(spec.min, top), 0 if spec.integer else 1)
             await repo.upsert_self_rating(s, cycle_id, ind.key, number=number, status="submitted")
             continue
-        # Schools tend to rate themselves a little higher than others see them.
-        value = max(0, min(4, round(truth[ind.key] + rng.uniform(0.2, 1.4))))
+        # Schools tend to rate themselves higher than others see them, but not always:
+        # the demo shows blind spots and a few hidden strengths.
+        value = max(0, min(4, round(truth[ind.key] + rng.uniform(-1.2, 1.4))))
         await repo.upsert_self_rating(s, cycle_id, ind.key, value=value, status="submitted")
 
 
