@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install demo test test-fast lint format system-deps serve clean
+.PHONY: install demo test test-faults test-fast lint format system-deps serve clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -35,6 +35,11 @@ serve: install
 
 test: install system-deps
 	$(PY) -m pytest -q
+
+# Fault injection (Redis restart, PostgreSQL outage, SIGKILL, two processes, Bot API
+# faults, SIGTERM): needs PostgreSQL, Redis and redis-server; a few minutes.
+test-faults: install
+	$(PY) -m pytest -q -m faults tests/faults
 
 test-fast: install
 	$(PY) -m pytest -q -m "not browser"

@@ -54,7 +54,7 @@ async def wait_for(predicate: Callable[[], Any], within: float, what: str) -> No
             result = await result
         if result:
             return
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.005)
     raise AssertionError(f"timed out after {within}s waiting for {what}")
 
 
