@@ -85,6 +85,17 @@ def _db_error(exc: Exception) -> None:
     raise exc
 
 
+def in_transaction(settings: Any, fn: Callable[[Any], Awaitable[T]]) -> T:
+    """Run one use case in one transaction; database trouble becomes a clear message."""
+    try:
+        return run(_with_session, settings, fn)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _db_error(exc)
+        raise  # not reached: _db_error exits or re-raises
+
+
 # -- db ---------------------------------------------------------------------------
 
 
@@ -138,12 +149,7 @@ def school_create(
             s, slug=slug, name=name.strip(), languages=langs, timezone=timezone
         )
 
-    try:
-        school = run(_with_session, settings, go)
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        _db_error(exc)
+    school = in_transaction(settings, go)
     typer.echo(f"Created school {school.slug!r} ({school.name}).")
 
 
@@ -193,12 +199,7 @@ def user_create(
             role="admin" if admin else role,
         )
 
-    try:
-        user = run(_with_session, settings, go)
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        _db_error(exc)
+    user = in_transaction(settings, go)
     typer.echo(f"Created {user.role} {user.email}.")
 
 
@@ -273,12 +274,7 @@ def invite_create(
             expires_at=datetime.now(UTC) + timedelta(days=days),
         )
 
-    try:
-        invites = run(_with_session, settings, go)
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        _db_error(exc)
+    invites = in_transaction(settings, go)
     username = run(bot_username, settings)
     base = public_base(settings)
     rows = [
@@ -348,12 +344,7 @@ def report(
             fail(f"school {school!r} has no cycle{' named ' + repr(cycle) if cycle else ''} yet")
         return await build_report(s, cyc.id, load_model())
 
-    try:
-        data = run(_with_session, settings, go)
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        _db_error(exc)
+    data = in_transaction(settings, go)
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
@@ -397,12 +388,7 @@ def announce(
             fail(f"{exc} (cycle {cyc.name})")
             raise
 
-    try:
-        name, n = run(_with_session, settings, go)
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        _db_error(exc)
+    name, n = in_transaction(settings, go)
     typer.echo(
         f"Announcement for cycle {name} saved: {n} opted-in respondent(s) will get it "
         "from the running server (outside quiet hours)."
@@ -478,10 +464,7 @@ def retention(
             return await forget_respondent_keys(s, grace=grace)
         return len(await respondents_to_forget(s, grace=grace))
 
-    try:
-        n = run(_with_session, settings, go)
-    except Exception as exc:
-        _db_error(exc)
+    n = in_transaction(settings, go)
     if apply:
         typer.echo(f"Forgot the keys of {n} respondent(s); their answers remain, unlinked.")
     else:
