@@ -108,7 +108,7 @@ async def test_phone_survey_with_javascript(browser, sqlite_settings, screenshot
         await page.evaluate("window.__noReload = 1")
         await take_survey(page, screenshots, "js", js=True)
         assert await page.evaluate("window.__noReload") == 1
-        assert await page.evaluate("document.activeElement.id") == "card"  # focus moved
+        assert await page.evaluate("document.activeElement.id") == "card-text"  # focus moved
         assert await page.locator("#card form").count() == 0  # final: no form
         watch.check()
         answers, comments, status = await db_counts(app)

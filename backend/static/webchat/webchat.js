@@ -44,8 +44,13 @@
     if (brand && data.brand) { brand.textContent = data.brand; }
     setupCounters();
     var card = document.getElementById("card");
+    if (card && card.getAttribute("data-title")) { document.title = card.getAttribute("data-title"); }
     if (card && focus) {
-      card.focus({ preventScroll: true });
+      // Focus the new card's question (a screen reader reads it out), or the field that
+      // needs another try after a notice (its aria-describedby reads the notice).
+      var invalid = card.querySelector("[aria-invalid=true]");
+      var target = invalid || document.getElementById("card-text") || card;
+      target.focus({ preventScroll: true });
       window.scrollTo(0, 0);
     }
   }
@@ -56,11 +61,11 @@
     if (!area) {
       area = document.createElement("div");
       area.className = "notice-area";
-      area.setAttribute("role", "status");
       if (card) { card.insertBefore(area, card.firstChild); } else { root.appendChild(area); }
     }
     var p = document.createElement("p");
     p.className = "notice";
+    p.setAttribute("role", "alert");
     p.textContent = message;
     area.innerHTML = "";
     area.appendChild(p);
