@@ -379,10 +379,16 @@ async def chat_post(request: web.Request) -> web.StreamResponse:
         raise _forbidden(request, "web.error.cookie")
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
         raise web.HTTPRequestEntityTooLarge(MAX_FORM_BYTES, request.content_length)
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError:  # not UTF-8, a broken multipart body ...
+        raise web.HTTPBadRequest(text="bad form") from None
     token = form.get("csrf")
     expected = csrf_token(request.app[keys.SECRET_KEY], value)
-    if not isinstance(token, str) or not hmac.compare_digest(token, expected):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (TypeError).
+    if not isinstance(token, str) or not hmac.compare_digest(
+        token.encode("utf-8", "surrogatepass"), expected.encode()
+    ):
         raise _forbidden(request, "web.error.csrf")
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     runner = request.app[keys.RUNNER]
@@ -498,7 +504,7 @@ async def miniapp_answer(request: web.Request) -> web.Response:
         raise web.HTTPRequestEntityTooLarge(MAX_FORM_BYTES, request.content_length)
     try:
         payload = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
         raise web.HTTPBadRequest(
             text='{"error": "bad_json"}', content_type="application/json"
         ) from None

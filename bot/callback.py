@@ -54,7 +54,10 @@ def encode(bank: str | None, target: str, choice: str) -> str:
 
 def decode(data: str | None) -> Tap | None:
     """The tap, or None if the data is not ours (old format, truncated, garbage)."""
-    if not data or len(data.encode()) > MAX_BYTES:
+    try:
+        if not data or len(data.encode()) > MAX_BYTES:
+            return None
+    except UnicodeEncodeError:  # a lone surrogate: not something we ever sent
         return None
     parts = data.split("|")
     if len(parts) != 4 or parts[0] != VERSION or not all(parts[1:3]):
