@@ -222,7 +222,7 @@ class ServeProcess:
                 stderr=subprocess.STDOUT,
             )
 
-    async def start(self, within: float = 30) -> None:
+    async def start(self, within: float = 90) -> None:
         self.spawn()
 
         async def healthy() -> bool:
