@@ -410,6 +410,11 @@ async def run_all(cfg: dict[str, Any]) -> dict[str, Any]:
                 )
                 res["calls_429"] = st["limited_429"]
                 res["message_calls_per_answer"] = round(calls / max(answered, 1), 3)
+                # Without the two cards every respondent gets before the first question
+                # (the /start consent card and the consent tap's edit into question 1).
+                res["message_calls_per_answer_after_consent"] = round(
+                    (calls - 2 * res["finished"]) / max(answered, 1), 3
+                )
                 res["physical_limit_s"] = round(calls / 30, 1)
                 span = st["message_span_s"] or 0
                 res["message_span_s"] = round(span, 1)
@@ -592,7 +597,7 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
         )
         lines.append(f"| 429 answers received | {ob['calls_429']} | | |")
         lines.append(
-            f"| Bot API message calls per answered question | {ob['message_calls_per_answer']} | <= 1.05 | {_f(ob['message_calls_per_answer'] <= 1.05)} |"
+            f"| Bot API message calls per answered question (all / after the consent card) | {ob['message_calls_per_answer']} / {ob['message_calls_per_answer_after_consent']} | <= 1.05 | {_f(ob['message_calls_per_answer'] <= 1.05)} |"
         )
         lines.append(
             f"| burst duration (first to last message call) vs physical limit | {ob['message_span_s']} s vs {ob['physical_limit_s']} s ({ob['over_physical_limit'] * 100:+.1f}%) | within 15% | {_f(abs(ob['over_physical_limit']) <= 0.15)} |"
