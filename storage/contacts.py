@@ -64,10 +64,14 @@ async def set_opt_in(
     """Keep (given) or forget the contact of one response; True if a row was written/deleted.
 
     Saying yes again keeps the counters (a second opt-in does not restart the reminders).
+    A yes without an address (a channel that cannot remind, e.g. the Mini App) changes
+    nothing.
     """
-    if not given or address is None:
+    if not given:
         result = await s.execute(delete(Contact).where(Contact.response_id == response_id))
         return result.rowcount > 0
+    if address is None:
+        return False
     existing = await s.scalar(select(Contact).where(Contact.response_id == response_id))
     token = encrypt_address(secret_key, address)
     if existing is not None:
