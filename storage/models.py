@@ -6,12 +6,13 @@ never a name or a username.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -273,3 +274,56 @@ class Announcement(Base):
         ForeignKey("user_account.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- peer review clusters and the action plan ---------------------------------------------
+
+
+class Cluster(Base):
+    """A group of schools that pursue excellence together and review each other."""
+
+    __tablename__ = "cluster"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClusterMember(Base):
+    """A school in a cluster (a school may be in several clusters)."""
+
+    __tablename__ = "cluster_member"
+    __table_args__ = (UniqueConstraint("cluster_id", "school_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("cluster.id", ondelete="CASCADE"))
+    school_id: Mapped[int] = mapped_column(ForeignKey("school.id", ondelete="CASCADE"), index=True)
+
+
+class PeerFeedback(Base):
+    """A peer reviewer's note on one indicator of another school's cycle."""
+
+    __tablename__ = "peer_feedback"
+    __table_args__ = (Index("ix_peer_feedback_cycle_indicator", "cycle_id", "indicator_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id", ondelete="CASCADE"))
+    indicator_key: Mapped[str] = mapped_column(String(20))
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ActionItem(Base):
+    """What the school will do about one indicator: owner (a staff role or name), due, status."""
+
+    __tablename__ = "action_item"
+    __table_args__ = (Index("ix_action_item_cycle_indicator", "cycle_id", "indicator_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id", ondelete="CASCADE"))
+    indicator_key: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(300))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    due_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open|in_progress|done
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -16,6 +16,9 @@ from backend.dashboard import (
     auth,
     exports_glue,
     views_account,
+    views_actions,
+    views_cluster,
+    views_compare,
     views_cycles,
     views_results,
     views_self,
@@ -31,7 +34,17 @@ def setup(app: web.Application) -> None:
     app[CODEC] = auth.SessionCodec(app[keys.SECRET_KEY])
     app.middlewares.append(error_middleware)
     app.middlewares.append(session_middleware)
-    for module in (views_account, views_cycles, views_self, views_results, exports_glue, api):
+    for module in (
+        views_account,
+        views_cycles,
+        views_self,
+        views_results,
+        views_actions,
+        views_compare,
+        views_cluster,
+        exports_glue,
+        api,
+    ):
         for method, path, handler, name in module.routes():
             app.router.add_route(method, path, handler, name=name)
     app.router.add_static("/static/dashboard/", STATIC, name="dash:static")

@@ -14,6 +14,8 @@ from backend.dashboard.queries import response_rates
 from backend.dashboard.views_self import parse_rating
 from backend.dashboard.web import (
     cycle_for,
+    for_reader,
+    hides_raw,
     require_write,
     school_for,
     sessionmaker,
@@ -77,7 +79,7 @@ async def cycle_report(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
         report = await build_report(s, cycle.id, load_model())
-    return web.json_response(report)
+    return web.json_response(for_reader(request, report, cycle.school_id))
 
 
 async def cycle_rates(request: web.Request) -> web.Response:
@@ -98,9 +100,10 @@ async def get_self_ratings(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
         ratings = await repo.list_self_ratings(s, cycle.id)
-    return web.json_response(
-        {"cycle": cycle.id, "ratings": [_rating_json(r) for r in ratings.values()]}
-    )
+    rows = [_rating_json(r) for r in ratings.values()]
+    if hides_raw(request, cycle.school_id):  # a peer reviewer: no free-text comments
+        rows = [{**r, "comment": None} for r in rows]
+    return web.json_response({"cycle": cycle.id, "ratings": rows})
 
 
 def _validate(body: Any) -> list[dict[str, Any]]:

@@ -15,7 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from backend.analytics.report import build_report
-from backend.dashboard.web import cycle_for, sessionmaker
+from backend.dashboard.queries import actions_for_export, list_actions
+from backend.dashboard.web import cycle_for, for_reader, sessionmaker
 from conversations.model import load_model
 from storage import repo
 
@@ -58,7 +59,7 @@ async def _report(request: web.Request) -> tuple[Any, dict[str, Any], Any]:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
         report = await build_report(s, cycle.id, load_model())
         school = await repo.get_school(s, cycle.school_id)
-    return cycle, report, school
+    return cycle, for_reader(request, report, cycle.school_id), school
 
 
 async def _in_thread(fn: Callable[..., bytes], *args: Any, **kw: Any) -> bytes:
@@ -130,6 +131,7 @@ async def export(request: web.Request) -> web.Response:
             items = await repo.list_evidence(s, cycle.id)
             earlier = [c for c in await repo.list_cycles(s, cycle.school_id) if c.id < cycle.id]
             previous = await build_report(s, earlier[0].id, load_model()) if earlier else None
+            actions = actions_for_export(await list_actions(s, cycle.id))
         evidence = [
             {
                 "indicator_key": e.indicator_key,
@@ -140,7 +142,9 @@ async def export(request: web.Request) -> web.Response:
             }
             for e in items
         ]
-        body = await _in_thread(exports.report_pdf, report, evidence=evidence, previous=previous)
+        body = await _in_thread(
+            exports.report_pdf, report, evidence=evidence, previous=previous, actions=actions
+        )
     return web.Response(
         body=body,
         headers={

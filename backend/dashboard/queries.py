@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.roles import ROLE_LABELS, ROLES
 from storage import repo
-from storage.models import Cycle, Evidence, Invite, Response, School, User
+from storage.models import (
+    ActionItem,
+    Cluster,
+    ClusterMember,
+    Cycle,
+    Evidence,
+    Invite,
+    PeerFeedback,
+    Response,
+    School,
+    User,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +118,157 @@ async def submit_self_ratings(s: AsyncSession, cycle_id: int, user_id: int | Non
             )
         done += 1
     return done
+
+
+# --- the action plan -------------------------------------------------------------------
+
+ACTION_STATUSES: dict[str, str] = {"open": "Open", "in_progress": "In progress", "done": "Done"}
+
+
+async def list_actions(
+    s: AsyncSession, cycle_id: int, *, status: str | None = None, indicator_key: str | None = None
+) -> list[ActionItem]:
+    """The cycle's action items not done first, then by due date (none last), then as created."""
+    q = select(ActionItem).where(ActionItem.cycle_id == cycle_id)
+    if status is not None:
+        q = q.where(ActionItem.status == status)
+    if indicator_key is not None:
+        q = q.where(ActionItem.indicator_key == indicator_key)
+    items = list(await s.scalars(q.order_by(ActionItem.id)))
+    items.sort(key=lambda a: (a.status == "done", a.due_date is None, a.due_date or date.max, a.id))
+    return items
+
+
+async def get_action(s: AsyncSession, cycle_id: int, action_id: int) -> ActionItem | None:
+    return await s.scalar(
+        select(ActionItem).where(ActionItem.id == action_id, ActionItem.cycle_id == cycle_id)
+    )
+
+
+async def add_action(
+    s: AsyncSession,
+    cycle_id: int,
+    indicator_key: str,
+    title: str,
+    owner: str | None,
+    due_date: date | None,
+    status: str = "open",
+) -> ActionItem:
+    if status not in ACTION_STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    item = ActionItem(
+        cycle_id=cycle_id,
+        indicator_key=indicator_key,
+        title=title,
+        owner=owner,
+        due_date=due_date,
+        status=status,
+    )
+    s.add(item)
+    await s.flush()
+    return item
+
+
+def actions_for_export(items: list[ActionItem]) -> list[dict[str, object]]:
+    """Plain dicts for `report_pdf(actions=...)`."""
+    return [
+        {
+            "indicator_key": a.indicator_key,
+            "title": a.title,
+            "owner": a.owner,
+            "due_date": a.due_date,
+            "status": a.status,
+        }
+        for a in items
+    ]
+
+
+# --- clusters and peer feedback -----------------------------------------------------------
+
+
+async def peer_school_ids(s: AsyncSession, school_id: int) -> set[int]:
+    """The other schools of every cluster the school belongs to."""
+    mine = select(ClusterMember.cluster_id).where(ClusterMember.school_id == school_id)
+    rows = await s.scalars(
+        select(ClusterMember.school_id).where(
+            ClusterMember.cluster_id.in_(mine), ClusterMember.school_id != school_id
+        )
+    )
+    return set(rows)
+
+
+async def list_clusters(s: AsyncSession, school_id: int | None = None) -> list[Cluster]:
+    """Every cluster, or those the school belongs to."""
+    q = select(Cluster).order_by(Cluster.name)
+    if school_id is not None:
+        q = q.where(
+            Cluster.id.in_(
+                select(ClusterMember.cluster_id).where(ClusterMember.school_id == school_id)
+            )
+        )
+    return list(await s.scalars(q))
+
+
+async def cluster_schools(s: AsyncSession, cluster_id: int) -> list[School]:
+    return list(
+        await s.scalars(
+            select(School)
+            .join(ClusterMember, ClusterMember.school_id == School.id)
+            .where(ClusterMember.cluster_id == cluster_id)
+            .order_by(School.id)
+        )
+    )
+
+
+async def create_cluster(s: AsyncSession, name: str) -> Cluster:
+    cluster = Cluster(name=name)
+    s.add(cluster)
+    await s.flush()
+    return cluster
+
+
+async def add_cluster_member(s: AsyncSession, cluster_id: int, school_id: int) -> bool:
+    """Adds the school; False if it is a member already."""
+    exists = await s.scalar(
+        select(ClusterMember.id).where(
+            ClusterMember.cluster_id == cluster_id, ClusterMember.school_id == school_id
+        )
+    )
+    if exists is not None:
+        return False
+    s.add(ClusterMember(cluster_id=cluster_id, school_id=school_id))
+    await s.flush()
+    return True
+
+
+async def remove_cluster_member(s: AsyncSession, cluster_id: int, school_id: int) -> None:
+    await s.execute(
+        delete(ClusterMember).where(
+            ClusterMember.cluster_id == cluster_id, ClusterMember.school_id == school_id
+        )
+    )
+
+
+async def add_feedback(
+    s: AsyncSession, cycle_id: int, indicator_key: str, author_id: int, text: str
+) -> PeerFeedback:
+    item = PeerFeedback(
+        cycle_id=cycle_id, indicator_key=indicator_key, author_id=author_id, text=text
+    )
+    s.add(item)
+    await s.flush()
+    return item
+
+
+async def list_feedback(
+    s: AsyncSession, cycle_id: int, indicator_key: str
+) -> list[tuple[PeerFeedback, str | None, str | None]]:
+    """(feedback, author e-mail, author's school name), oldest first."""
+    rows = await s.execute(
+        select(PeerFeedback, User.email, School.name)
+        .outerjoin(User, User.id == PeerFeedback.author_id)
+        .outerjoin(School, School.id == User.school_id)
+        .where(PeerFeedback.cycle_id == cycle_id, PeerFeedback.indicator_key == indicator_key)
+        .order_by(PeerFeedback.created_at, PeerFeedback.id)
+    )
+    return [(f, email, school) for f, email, school in rows]

@@ -48,11 +48,20 @@ def _int(value: Any, lo: int, hi: int) -> int | None:
     return n
 
 
+def model_versions(cycles: list[Cycle]) -> list[str]:
+    """The model versions a new cycle may use, the default first: the newest cycle's
+    (carried forward, so that a repeat cycle compares like with like), then the current."""
+    current = load_model().version
+    carried = cycles[0].model_version if cycles else current
+    return list(dict.fromkeys([carried, current]))
+
+
 async def school_page(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         school = await school_for(request, s, request.match_info["slug"])
         cycles = await repo.list_cycles(s, school.id)
     request[R_SCHOOL] = school.slug
+    versions = model_versions(cycles)
     return render(
         request,
         "dashboard/school.html",
@@ -60,7 +69,8 @@ async def school_page(request: web.Request) -> web.Response:
             "school": school,
             "cycles": cycles,
             "roles": [(r.value, ROLE_LABELS[r]) for r in ROLES],
-            "model_version": load_model().version,
+            "model_version": versions[0],
+            "model_versions": versions,
         },
     )
 
@@ -83,6 +93,10 @@ async def cycle_create(request: web.Request) -> web.Response:
                 n = _int(form.get(f"target_{role.value}"), 0, 100_000)
                 if n:
                     targets[role.value] = n
+            versions = model_versions(await repo.list_cycles(s, school.id))
+            version = str(form.get("model_version", "") or versions[0])
+            if version not in versions:
+                raise ValueError(f"the model version is one of {', '.join(versions)}")
         except ValueError as exc:
             flash(request, f"Cycle not created: {exc}.", "error")
             return redirect(request, "dash:school", slug=school.slug)
@@ -93,7 +107,7 @@ async def cycle_create(request: web.Request) -> web.Response:
             s,
             school.id,
             name,
-            load_model().version,
+            version,
             targets=targets,
             status="draft",
             opens_at=opens,

@@ -10,10 +10,23 @@ from typing import Any
 from aiohttp import web
 
 from backend.analytics.report import biggest_gaps, build_report
+from backend.dashboard.auth import may_write
 from backend.dashboard.modeltree import points, tree
-from backend.dashboard.queries import response_rates
+from backend.dashboard.queries import (
+    ACTION_STATUSES,
+    list_actions,
+    list_feedback,
+    response_rates,
+)
 from backend.dashboard.views_self import indicator_or_404
-from backend.dashboard.web import R_SCHOOL, cycle_for, render, sessionmaker
+from backend.dashboard.web import (
+    R_SCHOOL,
+    cycle_for,
+    hides_raw,
+    render,
+    sessionmaker,
+    user_of,
+)
 from conversations.model import load_model
 from conversations.roles import ROLE_LABELS, ROLES, Role
 from storage import repo
@@ -123,6 +136,7 @@ async def cycle_overview(request: web.Request) -> web.Response:
             "started": sum(r.started for r in rates),
             "completed": sum(r.completed for r in rates),
             "extras": result_links(request, cycle.id),
+            "can_plan": may_write(user_of(request), cycle.school_id),
         },
     )
 
@@ -145,6 +159,9 @@ async def indicator_page(request: web.Request) -> web.Response:
         report = await build_report(s, cycle.id, model)
         ratings = await repo.list_self_ratings(s, cycle.id)
         evidence = await repo.list_evidence(s, cycle.id, key)
+        actions = await list_actions(s, cycle.id, indicator_key=key)
+        feedback = await list_feedback(s, cycle.id, key)
+    user = user_of(request)
     row = next(i for i in report["indicators"] if i["key"] == key)
     groups = []
     for role, g in row["roles"].items():
@@ -190,6 +207,11 @@ async def indicator_page(request: web.Request) -> web.Response:
             "points": points(ind),
             "evidence": evidence,
             "threshold": report["thresholds"]["anonymity"],
+            "actions": actions,
+            "statuses": ACTION_STATUSES,
+            "feedback": feedback,
+            "can_feedback": user.role == "peer" and user.school_id != cycle.school_id,
+            "hide_comments": hides_raw(request, cycle.school_id),
         },
     )
 

@@ -18,6 +18,7 @@ from backend.dashboard.web import (
     R_SCHOOL,
     cycle_for,
     flash,
+    hides_raw,
     redirect,
     render,
     require_write,
@@ -75,6 +76,7 @@ async def self_page(request: web.Request) -> web.Response:
             "total": sum(p["total"] for p in progress),
             "rated": sum(p["rated"] for p in progress),
             "submitted": sum(p["submitted"] for p in progress),
+            "hide_comments": hides_raw(request, cycle.school_id),
         },
     )
 

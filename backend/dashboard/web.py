@@ -24,6 +24,7 @@ R_SESSION = web.RequestKey("dash_session", dict)
 R_USER = web.RequestKey("dash_user", object)  # User, or None
 R_DIRTY = web.RequestKey("dash_dirty", bool)
 R_SCHOOL = web.RequestKey("dash_school_slug", str)  # for the nav
+R_PEERS = web.RequestKey("dash_peer_schools", frozenset)  # a peer's reviewed schools
 LIMITER = web.AppKey("dashboard_login_limiter", auth.LoginLimiter)
 CODEC = web.AppKey("dashboard_session_codec", auth.SessionCodec)
 
@@ -104,7 +105,30 @@ def sessionmaker(request: web.Request):
 
 
 def access_of(request: web.Request) -> auth.Access:
-    return auth.readable_schools(user_of(request))
+    return auth.readable_schools(user_of(request), request.get(R_PEERS, frozenset()))
+
+
+def hides_raw(request: web.Request, school_id: int) -> bool:
+    """A peer reviewer reading another school: free-text comments are withheld (as raw)."""
+    user = user_of(request)
+    return user.role == "peer" and user.school_id != school_id
+
+
+def for_reader(request: web.Request, report: dict[str, Any], school_id: int) -> dict[str, Any]:
+    """The report as this reader may see it: without respondents' free text for a peer."""
+    if not hides_raw(request, school_id):
+        return report
+    return {**report, "comments": {}}
+
+
+async def _load_peers(request: web.Request, user: User | None) -> None:
+    """For a peer: the schools of its clusters, for `readable_schools`."""
+    if user is None or user.role != "peer" or user.school_id is None:
+        return
+    from backend.dashboard.queries import peer_school_ids
+
+    async with sessionmaker(request).begin() as s:
+        request[R_PEERS] = frozenset(await peer_school_ids(s, user.school_id))
 
 
 async def school_for(request: web.Request, s: AsyncSession, slug: str) -> School:
@@ -258,6 +282,7 @@ async def session_middleware(request: web.Request, handler):
     if name.startswith("api:"):
         if name not in PUBLIC_ROUTES:
             request[R_USER] = await _api_user(request)
+            await _load_peers(request, request[R_USER])
         return await handler(request)
     if not name.startswith("dash:") or name == "dash:static":
         return await handler(request)
@@ -275,6 +300,7 @@ async def session_middleware(request: web.Request, handler):
         request[R_SESSION] = sess
         request[R_DIRTY] = True
     request[R_USER] = user
+    await _load_peers(request, user)
 
     try:
         if request.method == "POST":

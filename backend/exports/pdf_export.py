@@ -2,7 +2,8 @@
 
 Title page, summary (responses per group, thresholds, the anonymity rule),
 heatmaps and theme charts per dimension, the biggest gaps, a per-indicator
-table, the evidence list and the change since the previous cycle when given.
+table, the evidence list, the change since the previous cycle and the action plan
+when given.
 Text is set in DejaVu Sans, shipped with matplotlib, which covers Latin,
 Cyrillic and Armenian. Only the (already safe) report is read.
 """
@@ -322,15 +323,54 @@ def _comparison(pdf: _Report, report: dict[str, Any], previous: dict[str, Any]) 
         _table(pdf, rows, col_widths=(30, 50, 30, 30, 25), align_right_from=2)
 
 
+ACTION_STATUS_TEXT = {"open": "open", "in_progress": "in progress", "done": "done"}
+
+
+def _actions(pdf: _Report, report: dict[str, Any], actions: list[dict[str, Any]]) -> None:
+    pdf.add_page(orientation="P")
+    pdf.heading("Action plan")
+    if not actions:
+        pdf.para("No action has been planned yet.")
+        return
+    pdf.para(
+        "What the school will do next about its gaps, per indicator. Owners are members "
+        "of staff or roles.",
+        size=9,
+    )
+    order = [i["key"] for i in report.get("indicators", [])]
+    ids = {i["key"]: i["id"] for i in report.get("indicators", [])}
+
+    def place(item: dict[str, Any]) -> tuple[int, str]:
+        key = item.get("indicator_key") or item.get("key") or ""
+        return (order.index(key) if key in order else len(order), _date(item.get("due_date")))
+
+    rows = [["Indicator", "Action", "Owner", "Due", "Status"]]
+    for item in sorted(actions, key=place):
+        key = item.get("indicator_key") or item.get("key") or ""
+        status = str(item.get("status") or "")
+        rows.append(
+            [
+                ids.get(key, key),
+                str(item.get("title") or ""),
+                str(item.get("owner") or "–"),
+                _date(item.get("due_date")) or "–",
+                ACTION_STATUS_TEXT.get(status, status),
+            ]
+        )
+    _table(pdf, rows, col_widths=(20, 74, 38, 22, 26))
+
+
 def report_pdf(
     report: dict[str, Any],
     *,
     evidence: list[dict[str, Any]] | None = None,
     previous: dict[str, Any] | None = None,
+    actions: list[dict[str, Any]] | None = None,
 ) -> bytes:
     """The board / portfolio PDF. `evidence`: dicts with indicator_key (or key), title
     (or filename / url), kind, note, date (or created_at). `previous`: the report of
-    the previous cycle, for the comparison section."""
+    the previous cycle, for the comparison section. `actions`: the action plan, dicts
+    with indicator_key, title, owner, due_date and status (open|in_progress|done)."""
     school = (report.get("school") or {}).get("name") or ""
     cycle = (report.get("cycle") or {}).get("name") or ""
     pdf = _Report(" · ".join(p for p in (school, cycle) if p) or "Career guidance report")
@@ -351,4 +391,6 @@ def report_pdf(
         _evidence(pdf, report, evidence)
     if previous is not None:
         _comparison(pdf, report, previous)
+    if actions is not None:
+        _actions(pdf, report, actions)
     return bytes(pdf.output())

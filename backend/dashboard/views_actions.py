@@ -1,0 +1,166 @@
+"""The action plan: per indicator, what the school will do next (owner, due date, status).
+
+Coordinators of the school (and admins) write; every reader of the school reads. The
+owner is free text naming a member of staff or a role, never a respondent.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+
+from backend.dashboard.queries import ACTION_STATUSES, add_action, get_action, list_actions
+from backend.dashboard.web import (
+    R_SCHOOL,
+    cycle_for,
+    flash,
+    redirect,
+    render,
+    require_write,
+    sessionmaker,
+)
+from conversations.model import load_model
+from conversations.roles import ROLE_LABELS, ROLES, Role
+from storage import repo
+
+ROLE_SLUGS = frozenset(r.value for r in ROLES)
+MAX_TITLE = 300
+MAX_OWNER = 200
+
+
+def role_label(role: str) -> str:
+    return ROLE_LABELS[Role(role)]
+
+
+def _fields(form: Any) -> dict[str, Any]:
+    """Title, owner, due date and status from a form; ValueError on bad input."""
+    title = str(form.get("title", "")).strip()
+    if not title or len(title) > MAX_TITLE:
+        raise ValueError(f"give the action a title of up to {MAX_TITLE} characters")
+    owner = str(form.get("owner", "")).strip()
+    if len(owner) > MAX_OWNER:
+        raise ValueError(f"the owner is at most {MAX_OWNER} characters")
+    due_text = str(form.get("due_date", "")).strip()
+    try:
+        due = date.fromisoformat(due_text) if due_text else None
+    except ValueError:
+        raise ValueError("the due date is not a date (YYYY-MM-DD)") from None
+    status = str(form.get("status", "open") or "open")
+    if status not in ACTION_STATUSES:
+        raise ValueError("the status is open, in progress or done")
+    return {"title": title, "owner": owner or None, "due_date": due, "status": status}
+
+
+def _back(request: web.Request, form: Any, cycle_id: int) -> web.Response:
+    """Back to the indicator page when the form came from there, else to the action plan."""
+    key = str(form.get("back_indicator", ""))
+    if key and key in load_model().index():
+        return redirect(request, "dash:indicator", anchor="#actions", cycle_id=cycle_id, key=key)
+    return redirect(request, "dash:actions", cycle_id=cycle_id)
+
+
+async def actions_page(request: web.Request) -> web.Response:
+    status = request.query.get("status") or None
+    if status is not None and status not in ACTION_STATUSES:
+        status = None
+    model = load_model()
+    index = model.index()
+    preset = request.query.get("indicator", "")
+    if preset not in index:
+        preset = ""
+    role = request.query.get("role", "")
+    role_text = role_label(role) if role in ROLE_SLUGS else ""
+    async with sessionmaker(request).begin() as s:
+        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+        school = await repo.get_school(s, cycle.school_id)
+        everything = await list_actions(s, cycle.id)
+    items = [a for a in everything if status is None or a.status == status]
+    counts = {k: sum(1 for a in everything if a.status == k) for k in ACTION_STATUSES}
+    request[R_SCHOOL] = school.slug
+    return render(
+        request,
+        "dashboard/actions.html",
+        {
+            "school": school,
+            "cycle": cycle,
+            "items": items,
+            "status": status,
+            "statuses": ACTION_STATUSES,
+            "counts": counts,
+            "total": len(everything),
+            "indicators": [(p.indicator.key, p.indicator.id) for p in model.placed()],
+            "texts": {k: p.indicator.text for k, p in index.items()},
+            "preset": preset,
+            "preset_role": role_text,
+            "today": date.today().isoformat(),
+        },
+    )
+
+
+async def action_create(request: web.Request) -> web.Response:
+    form = await request.post()
+    async with sessionmaker(request).begin() as s:
+        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+        require_write(request, cycle.school_id)
+        key = str(form.get("indicator_key", ""))
+        try:
+            if key not in load_model().index():
+                raise ValueError("choose the indicator the action is for")
+            fields = _fields(form)
+        except ValueError as exc:
+            flash(request, f"Action not added: {exc}.", "error")
+            return _back(request, form, cycle.id)
+        await add_action(s, cycle.id, key, **fields)
+    flash(request, f"Action added to the plan for {key}.", "ok")
+    return _back(request, form, cycle.id)
+
+
+async def action_update(request: web.Request) -> web.Response:
+    form = await request.post()
+    async with sessionmaker(request).begin() as s:
+        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+        require_write(request, cycle.school_id)
+        item = await get_action(s, cycle.id, int(request.match_info["action_id"]))
+        if item is None:
+            raise web.HTTPNotFound()
+        try:
+            if "title" in form:
+                fields = _fields(form)
+            else:  # a status change only
+                status = str(form.get("status", ""))
+                if status not in ACTION_STATUSES:
+                    raise ValueError("the status is open, in progress or done")
+                fields = {"status": status}
+        except ValueError as exc:
+            flash(request, f"Action not changed: {exc}.", "error")
+            return _back(request, form, cycle.id)
+        for name, value in fields.items():
+            setattr(item, name, value)
+    flash(request, f"Action “{item.title}” updated.", "ok")
+    return _back(request, form, cycle.id)
+
+
+async def action_delete(request: web.Request) -> web.Response:
+    form = await request.post()
+    async with sessionmaker(request).begin() as s:
+        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+        require_write(request, cycle.school_id)
+        item = await get_action(s, cycle.id, int(request.match_info["action_id"]))
+        if item is None:
+            raise web.HTTPNotFound()
+        await s.delete(item)
+    flash(request, "Action deleted.", "ok")
+    return _back(request, form, cycle.id)
+
+
+def routes() -> list[tuple[str, str, Any, str]]:
+    c = "/dashboard/cycles/{cycle_id:\\d+}/actions"
+    a = c + "/{action_id:\\d+}"
+    return [
+        ("GET", c, actions_page, "dash:actions"),
+        ("POST", c, action_create, "dash:action_create"),
+        ("POST", a, action_update, "dash:action_update"),
+        ("POST", a + "/delete", action_delete, "dash:action_delete"),
+    ]

@@ -1,0 +1,358 @@
+"""Peer review clusters: the migration, the cluster median (pure), and peer access on the app."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from datetime import UTC, datetime
+
+import pytest
+from alembic.script import ScriptDirectory
+
+from backend import keys
+from backend.analytics.cluster import cluster_view, median_of, school_labels
+from backend.dashboard.queries import list_clusters, list_feedback
+from conversations.banks import load_banks
+from conversations.model import load_model
+from storage import migrate, repo
+from tests.apptools import db_url_of, make_settings, running_app, seed_school
+from tests.backend.test_compare import learners_answer, mapped_key
+from tests.backend.test_dashboard import add_user, api_headers, csrf_of, login, post_form
+from tests.storage.test_migrations import _diff, _drop_everything, _table_names
+
+NEW_TABLES = {"cluster", "cluster_member", "peer_feedback", "action_item"}
+
+
+# --- the migration -------------------------------------------------------------------------
+
+
+def test_migrations_have_a_single_head():
+    heads = ScriptDirectory.from_config(migrate.alembic_config()).get_heads()
+    assert len(heads) == 1, heads
+
+
+@pytest.fixture
+async def empty_db_url(db_url: str):
+    await _drop_everything(db_url)
+    yield db_url
+    await _drop_everything(db_url)
+
+
+async def test_cluster_migration_up_and_down(empty_db_url: str):
+    url = empty_db_url
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    ours = next(r for r in script.walk_revisions() if "clusters_actions" in r.path)
+    await migrate.upgrade(url)
+    assert await _table_names(url) >= NEW_TABLES
+    assert await _diff(url) == []
+    await migrate.downgrade(url, ours.down_revision)
+    assert not NEW_TABLES & await _table_names(url)
+    await migrate.upgrade(url)
+    assert await _table_names(url) >= NEW_TABLES
+    assert await _diff(url) == []
+
+
+# --- the cluster median (pure) -----------------------------------------------------------
+
+
+def _ind(key: str, self_: int | None, kind: str = "EXTENT", **means) -> dict:
+    return {
+        "key": key,
+        "id": key,
+        "kind": kind,
+        "dimension": "1",
+        "self": self_,
+        "roles": {
+            r: {"n": n, "mean": m, "suppressed": m is None and n > 0} for r, (n, m) in means.items()
+        },
+    }
+
+
+def _rep(*inds: dict) -> dict:
+    return {"indicators": list(inds)}
+
+
+def test_median_needs_three_schools():
+    assert median_of([1.0, 3.0, 2.0]) == 2.0
+    assert median_of([1.0, 4.0, 2.0, 3.0]) == 2.5
+    assert median_of([1.0, 3.0]) is None
+    assert median_of([1.0, None, 3.0, None]) is None
+    assert median_of([1.0, 3.0], min_count=2) == 2.0
+
+
+def test_cluster_view_by_hand():
+    reports = {
+        1: _rep(
+            _ind("A", 4, learner=(6, 3.2), parent=(5, 2.0)),
+            _ind("B", 2, learner=(6, 1.5), parent=(0, None)),
+            _ind("N", 120, kind="NUMBER", learner=(0, None), parent=(0, None)),
+        ),
+        2: _rep(
+            _ind("A", 2, learner=(9, 2.4), parent=(3, None)),  # parents suppressed (n=3)
+            _ind("B", None, learner=(5, 2.5), parent=(0, None)),
+            _ind("N", 80, kind="NUMBER", learner=(0, None), parent=(0, None)),
+        ),
+        3: _rep(
+            _ind("A", 3, learner=(7, 2.8), parent=(8, 3.0)),
+            _ind("B", 3, learner=(2, None), parent=(0, None)),  # learners suppressed
+            _ind("N", 95, kind="NUMBER", learner=(0, None), parent=(0, None)),
+        ),
+    }
+    view = cluster_view(reports)
+    assert view["schools"] == [1, 2, 3]
+    assert view["series"] == ["self", "learner", "parent"]
+    rows = {r["key"]: r["series"] for r in view["indicators"]}
+    # A: three schools rated themselves 4, 2, 3 -> median 3; learners 3.2, 2.4, 2.8 -> 2.8.
+    assert rows["A"]["self"]["median"] == 3.0 and rows["A"]["self"]["schools"] == 3
+    assert rows["A"]["self"]["position"] == {1: 1.0, 2: -1.0, 3: 0.0}
+    assert rows["A"]["learner"]["median"] == pytest.approx(2.8)
+    assert rows["A"]["learner"]["position"][1] == pytest.approx(0.4)
+    # Parents: school 2's group is suppressed, so only 2 schools -> no median.
+    assert rows["A"]["parent"]["values"] == {1: 2.0, 2: None, 3: 3.0}
+    assert rows["A"]["parent"]["schools"] == 2 and rows["A"]["parent"]["median"] is None
+    assert rows["A"]["parent"]["position"] == {1: None, 2: None, 3: None}
+    # B: school 2 has no self rating, school 3's learners are suppressed: 2 of 3 each.
+    assert rows["B"]["self"]["values"] == {1: 2.0, 2: None, 3: 3.0}
+    assert rows["B"]["self"]["median"] is None
+    assert rows["B"]["learner"]["values"] == {1: 1.5, 2: 2.5, 3: None}
+    assert rows["B"]["learner"]["median"] is None
+    # Counts are not on the rating scale: no self figure, no median.
+    assert rows["N"]["self"]["schools"] == 0 and rows["N"]["self"]["median"] is None
+    # With a fourth school on B, three shown figures make a median.
+    reports[4] = _rep(_ind("B", 1, learner=(5, 3.5), parent=(0, None)))
+    rows = {r["key"]: r["series"] for r in cluster_view(reports)["indicators"]}
+    assert rows["B"]["self"]["median"] == 2.0  # 2, 3, 1
+    assert rows["B"]["learner"]["median"] == 2.5  # 1.5, 2.5, 3.5
+
+
+def test_school_labels_anonymise_unreadable_schools():
+    names = {10: "Alpha", 11: "Beta", 12: "Gamma", 13: "Delta"}
+    assert school_labels(names, readable={11}, viewer_school=11) == {
+        10: "School A",
+        11: "Beta (yours)",
+        12: "School B",
+        13: "School C",
+    }
+    assert school_labels(names, readable=names, viewer_school=None) == names
+
+
+# --- peer access on the app ----------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(db_engine, tmp_path):
+    return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
+
+
+async def four_schools(client):
+    """north, south and east in one cluster (north's peer reviewer), west outside it."""
+    sm = client.app[keys.SESSIONMAKER]
+    seeded = {
+        slug: await seed_school(sm, slug=slug, name=f"{slug.title()} College", roles=["learner"])
+        for slug in ("north", "south", "east", "west")
+    }
+    await add_user(client, "admin@example.org", None, role="admin")
+    await add_user(client, "peer@north.example", seeded["north"].school_id, role="peer")
+    await add_user(client, "coord@south.example", seeded["south"].school_id)
+    await add_user(client, "coord@west.example", seeded["west"].school_id)
+    assert (await login(client, "admin@example.org")).status == 303
+    admin = "/dashboard/admin/clusters"
+    assert (await post_form(client, admin, {"name": "Riverside CoVEs"}, admin)).status == 303
+    async with sm.begin() as s:
+        (cluster,) = await list_clusters(s)
+    for slug in ("north", "south", "east"):
+        resp = await post_form(
+            client, f"{admin}/{cluster.id}/members", {"school": slug}, csrf_page=admin
+        )
+        assert resp.status == 303
+    page = await (await client.get(admin)).text()
+    assert "Riverside CoVEs" in page and "East College" in page
+    await post_form(client, "/logout", {})
+    return seeded, cluster
+
+
+async def test_peer_reads_cluster_schools_without_raw_answers_or_comments(settings):
+    async with running_app(settings) as client:
+        sm = client.app[keys.SESSIONMAKER]
+        seeded, _ = await four_schools(client)
+        south, west = seeded["south"], seeded["west"]
+        qid, key = await mapped_key(sm)
+        async with sm.begin() as s:
+            await repo.upsert_self_rating(
+                s, south.cycle_id, key, value=3, comment="SECRET self comment"
+            )
+            await repo.add_evidence(
+                s, south.cycle_id, key, kind="link", url="https://example.org/plan", note="Plan"
+            )
+        await learners_answer(sm, south.cycle_id, qid, [1, 2, 2, 3, 3])
+        # Free text from 10 learners: shown to the school itself (at the threshold).
+        await add_more_learners_with_comments(sm, south.cycle_id, 10)
+
+        assert (await login(client, "peer@north.example")).status == 303
+        c = f"/dashboard/cycles/{south.cycle_id}"
+        # Reads: overview, self-assessment, drill-down, evidence, exports, charts, compare.
+        for path in (
+            c,
+            c + "/self-assessment",
+            c + f"/indicators/{key}",
+            c + "/actions",
+            c + "/compare",
+            c + "/charts/heatmap.svg",
+            c + "/export.csv",
+            c + "/export.pdf",
+        ):
+            assert (await client.get(path)).status == 200, path
+        selfpage = await (await client.get(c + "/self-assessment")).text()
+        drill = await (await client.get(c + f"/indicators/{key}")).text()
+        assert "SECRET self comment" not in selfpage + drill
+        assert "https://example.org/plan" in drill and "Leave feedback" in drill
+        # The JSON export and the API: no respondents' free text, no self comments.
+        data = await (await client.get(c + "/export.json")).json()
+        assert data["comments"] == {} and "hidden learner remark" not in json.dumps(data)
+        headers = await api_headers(client, "peer@north.example")
+        api_report = await (
+            await client.get(f"/api/cycles/{south.cycle_id}/report", headers=headers)
+        ).json()
+        assert api_report["comments"] == {}
+        ratings = await (
+            await client.get(f"/api/cycles/{south.cycle_id}/self-ratings", headers=headers)
+        ).json()
+        assert [r["comment"] for r in ratings["ratings"]] == [None]
+        # Writes are refused.
+        token = await csrf_of(client, c)
+        theme = load_model().index()[key].theme_id
+        for path, data in (
+            (c + "/status", {"status": "closed"}),
+            (c + "/self-assessment", {"theme": theme, f"v:{key}": "1"}),
+            (c + "/self-assessment/submit", {}),
+            (c + "/invites", {"role": "learner"}),
+            (c + "/actions", {"indicator_key": key, "title": "x"}),
+        ):
+            resp = await client.post(path, data={"csrf": token, **data}, allow_redirects=False)
+            assert resp.status == 403, path
+        resp = await client.post(
+            f"/api/cycles/{south.cycle_id}/self-ratings",
+            json={"ratings": [{"key": key, "value": 1}]},
+            headers=headers,
+        )
+        assert resp.status == 403
+        # Feedback per indicator.
+        resp = await client.post(
+            c + f"/indicators/{key}/feedback",
+            data={"csrf": token, "text": "Strong <plan>; add employer evidence"},
+            allow_redirects=False,
+        )
+        assert resp.status == 303
+        assert resp.headers["Location"].endswith(f"/indicators/{key}#feedback")
+        # A school outside the cluster is 404, pages, API and feedback alike.
+        w = f"/dashboard/cycles/{west.cycle_id}"
+        for path in (w, w + "/self-assessment", w + f"/indicators/{key}", w + "/export.json"):
+            assert (await client.get(path)).status == 404, path
+        assert (
+            await client.get(f"/api/cycles/{west.cycle_id}/report", headers=headers)
+        ).status == 404
+        resp = await client.post(
+            w + f"/indicators/{key}/feedback", data={"csrf": token, "text": "x"}
+        )
+        assert resp.status == 404
+        # Its own school: no feedback form (peers review others).
+        n = f"/dashboard/cycles/{seeded['north'].cycle_id}"
+        assert "Leave feedback" not in await (await client.get(n + f"/indicators/{key}")).text()
+        resp = await client.post(
+            n + f"/indicators/{key}/feedback", data={"csrf": token, "text": "x"}
+        )
+        assert resp.status == 403
+        # The clusters page lists the schools it reviews.
+        page = await (await client.get("/dashboard/clusters")).text()
+        assert "South College" in page and "East College" in page and "West College" not in page
+
+        # South's coordinator sees the feedback on its drill-down, with the comment.
+        await post_form(client, "/logout", {})
+        assert (await login(client, "coord@south.example")).status == 303
+        drill = await (await client.get(c + f"/indicators/{key}")).text()
+        assert "Strong &lt;plan&gt;; add employer evidence" in drill
+        assert "peer@north.example" in drill and "SECRET self comment" in drill
+        assert "Leave feedback" not in drill
+        resp = await post_form(client, c + f"/indicators/{key}/feedback", {"text": "self"}, c)
+        assert resp.status == 403
+        async with sm.begin() as s:
+            assert len(await list_feedback(s, south.cycle_id, key)) == 1
+        # The school itself still gets its free text (10 learners at the threshold of 10).
+        data = await (await client.get(c + "/export.json")).json()
+        assert "hidden learner remark" in json.dumps(data)
+
+
+async def add_more_learners_with_comments(sm, cycle_id: int, n: int) -> None:
+    tag = load_banks()["learner"].tag
+    bank = load_banks()["learner"]
+    text_q = next(q.id for q in bank.questions if str(q.kind) == "text")
+    async with sm.begin() as s:
+        for i in range(n):
+            r = await repo.get_or_create_respondent(s, secrets.token_hex(32))
+            resp = await repo.get_or_create_response(
+                s, r.id, cycle_id, None, "learner", tag, "1.0.0", "en", datetime.now(UTC)
+            )
+            await repo.upsert_comment(s, resp.id, text_q, f"hidden learner remark {i}")
+            await repo.set_status(s, resp.id, "completed")
+
+
+async def test_cluster_view_on_the_app(settings):
+    async with running_app(settings) as client:
+        sm = client.app[keys.SESSIONMAKER]
+        seeded, cluster = await four_schools(client)
+        qid, key = await mapped_key(sm)
+        # Self ratings: north 4, south 2, east 3 -> median 3. Learners: north and south shown
+        # (5 each), east suppressed (2) -> fewer than 3 schools.
+        for slug, value in (("north", 4), ("south", 2), ("east", 3)):
+            async with sm.begin() as s:
+                await repo.upsert_self_rating(s, seeded[slug].cycle_id, key, value=value)
+        await learners_answer(sm, seeded["north"].cycle_id, qid, [4, 4, 4, 3, 3])
+        await learners_answer(sm, seeded["south"].cycle_id, qid, [1, 1, 2, 2, 2])
+        await learners_answer(sm, seeded["east"].cycle_id, qid, [0, 0])
+        ind_id = load_model().index()[key].indicator.id
+        url = f"/dashboard/clusters/{cluster.id}"
+
+        def row_of(page: str) -> list[str]:
+            m = re.search(rf"<th>{re.escape(ind_id)}</th>(.*?)</tr>", page, re.S)
+            return [
+                re.sub(r"<[^>]+>", "", c).strip()
+                for c in re.findall(r"<td[^>]*>(.*?)</td>", m.group(1), re.S)
+            ]
+
+        # South's coordinator: its own school named, the others anonymised.
+        assert (await login(client, "coord@south.example")).status == 303
+        page = await (await client.get(url)).text()
+        assert "South College (yours)" in page
+        assert "North College" not in page and "East College" not in page
+        assert "School A" in page and "School B" in page
+        # Order: north (A), south (yours), east (B); median 3; south is 1 below.
+        assert row_of(page) == ["4", "2", "3", "3.00", "▼ -1.00"]
+        page = await (await client.get(url + "?series=learner")).text()
+        assert row_of(page) == ["3.60", "1.60", "—", "fewer than 3 schools", ""]
+        assert "0.00" not in row_of(page)  # east's suppressed mean never appears
+        # Not a member: 404. The admin sees every name.
+        await post_form(client, "/logout", {})
+        assert (await login(client, "coord@west.example")).status == 303
+        assert (await client.get(url)).status == 404
+        assert "Riverside" not in await (await client.get("/dashboard/clusters")).text()
+        await post_form(client, "/logout", {})
+        assert (await login(client, "admin@example.org")).status == 303
+        page = await (await client.get(url)).text()
+        assert "North College" in page and "East College" in page and "School A" not in page
+        # The peer of north reads the other members, so it sees their names.
+        await post_form(client, "/logout", {})
+        assert (await login(client, "peer@north.example")).status == 303
+        page = await (await client.get(url)).text()
+        assert "South College" in page and "North College (yours)" in page
+        # Removing a school from the cluster ends the peer's access to it.
+        await post_form(client, "/logout", {})
+        assert (await login(client, "admin@example.org")).status == 303
+        admin = "/dashboard/admin/clusters"
+        await post_form(
+            client, f"{admin}/{cluster.id}/members/remove", {"school": "south"}, csrf_page=admin
+        )
+        await post_form(client, "/logout", {})
+        assert (await login(client, "peer@north.example")).status == 303
+        assert (await client.get(f"/dashboard/cycles/{seeded['south'].cycle_id}")).status == 404
+        assert (await client.get(f"/dashboard/cycles/{seeded['east'].cycle_id}")).status == 200
