@@ -7,9 +7,9 @@ Sizes come from environment variables (defaults: full / quick):
     BENCH_SECONDS        closed-loop measuring time (s)          15 / 6
     BENCH_RATE           open-loop offered updates/s             200 / 200
     BENCH_OPEN_SECONDS   open-loop length (s)                    36 / 12
-    BENCH_SESSIONS       sessions opened for the memory figure   5000 / 1000
-    BENCH_BURST_USERS    respondents of the outbound burst       300 / 40
-    BENCH_MINIAPP_USERS  respondents through the Mini App        300 / 100
+    BENCH_SESSIONS       sessions opened for the memory figure   5000 / 300
+    BENCH_BURST_USERS    respondents of the outbound burst       300 / 20
+    BENCH_MINIAPP_USERS  respondents through the Mini App        300 / 50
     BENCH_THINK          Mini App think time per answer (s)      1.5 / 1.0
     BENCH_BURST_DEADLINE outbound burst time limit (s)           240 / 60
     BENCH_SEED_SCHOOLS / BENCH_SEED_RESPONDENTS / BENCH_SEED_ANSWERS   100,1000,20 / 20,500,20
@@ -43,9 +43,9 @@ def config() -> dict[str, Any]:
         "seconds": C.env_float("BENCH_SECONDS", 6 if q else 15),
         "rate": C.env_float("BENCH_RATE", 200),
         "open_seconds": C.env_float("BENCH_OPEN_SECONDS", 12 if q else 36),
-        "sessions": C.env_int("BENCH_SESSIONS", 1000 if q else 5000),
-        "burst_users": C.env_int("BENCH_BURST_USERS", 40 if q else 300),
-        "miniapp_users": C.env_int("BENCH_MINIAPP_USERS", 100 if q else 300),
+        "sessions": C.env_int("BENCH_SESSIONS", 300 if q else 5000),
+        "burst_users": C.env_int("BENCH_BURST_USERS", 20 if q else 300),
+        "miniapp_users": C.env_int("BENCH_MINIAPP_USERS", 50 if q else 300),
         "think": C.env_float("BENCH_THINK", 1.0 if q else 1.5),
         "burst_deadline": C.env_float("BENCH_BURST_DEADLINE", 60 if q else 240),
         "seed_schools": C.env_int("BENCH_SEED_SCHOOLS", 20 if q else 100),
@@ -360,7 +360,8 @@ async def run_all(cfg: dict[str, Any]) -> dict[str, Any]:
             ours["closed"]["answers_in_db"] = await b.answers_in_db("ours_closed")
             ours["open"] = await b.opened(p, "ours_open")
             ours["open"]["answers_in_db"] = await b.answers_in_db("ours_open")
-            ours["open"]["durable"] = ours["open"]["answers_in_db"] == ours["open"]["answers_ok"]
+            # Requests the client gave up on (30 s) may still be stored: none answered 200 may be missing.
+            ours["open"]["durable"] = ours["open"]["answers_in_db"] >= ours["open"]["answers_ok"]
             m = await b.metrics_text(p)
             ours["outbound_gave_up"] = metric_sum(m, "gs_bot_api_calls_total", outcome="gave_up")
             b.stop(p)
@@ -544,11 +545,11 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
     op = o.get("open", {})
     if op:
         row(
-            "answers in PostgreSQL = taps answered 200 (fixed rate)",
+            "answers in PostgreSQL / question taps answered 200 (fixed rate)",
             None,
             None,
             f"{op.get('answers_in_db')} / {op.get('answers_ok')}",
-            "equal",
+            ">= (none lost)",
             _f(op.get("durable")),
             ratios=False,
         )
@@ -590,7 +591,7 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
             "|---|---|---|---|",
         ]
         lines.append(
-            f"| respondents finished / started | {ob['finished']} / {ob['users']} (stuck {ob['stuck']}) | all | {_f(ob['finished'] == ob['users'])} |"
+            f"| respondents finished / started | {ob['finished']} / {ob['users']} (unfinished at the {cfg['burst_deadline']:.0f} s deadline: {ob['stuck']}) | all | {_f(ob['finished'] == ob['users'])} |"
         )
         lines.append(
             f"| messages lost (given up) | {int(ob['messages_given_up'])} | 0 | {_f(ob['messages_given_up'] == 0)} |"
