@@ -33,11 +33,15 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
-def _unavailable(what: str) -> None:
-    msg = f"{what} is not reachable"
+def unavailable(what: str, why: str = "is not reachable") -> None:
+    """Skip locally, fail in CI (REQUIRE_SERVICES=1): a missing service or tool is no pass."""
+    msg = f"{what} {why}"
     if REQUIRE:
-        pytest.fail(msg + " (REQUIRE_SERVICES=1: start it, see README)")
+        pytest.fail(msg + " (REQUIRE_SERVICES=1: `make test` installs tools; see README)")
     pytest.skip(msg)
+
+
+_unavailable = unavailable
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,7 @@ from backend.exports.csv_export import COLUMNS
 from conversations.model import load_model
 from conversations.scales import AnswerKind
 from storage.models import Answer, Cycle, QuestionMap, Respondent, Response, School, SelfRating
+from tests.conftest import unavailable
 
 ARMENIAN = "Երևանի պետական քոլեջ"
 UKRAINIAN = "Київський коледж"
@@ -178,7 +179,7 @@ def suppressed_graduate_keys(report: dict[str, Any]) -> list[str]:
 
 def pdf_text(data: bytes, tmp_path: Path) -> str:
     if shutil.which("pdftotext") is None:
-        pytest.skip("pdftotext (poppler-utils) is not installed")
+        unavailable("pdftotext", "is not installed (`make system-deps` installs poppler-utils)")
     path = tmp_path / "report.pdf"
     path.write_bytes(data)
     out = subprocess.run(
@@ -189,7 +190,7 @@ def pdf_text(data: bytes, tmp_path: Path) -> str:
 
 def pdf_pages(data: bytes, tmp_path: Path) -> int:
     if shutil.which("pdfinfo") is None:
-        pytest.skip("pdfinfo (poppler-utils) is not installed")
+        unavailable("pdfinfo", "is not installed (`make system-deps` installs poppler-utils)")
     path = tmp_path / "count.pdf"
     path.write_bytes(data)
     out = subprocess.run(["pdfinfo", str(path)], check=True, capture_output=True, timeout=60)

@@ -400,9 +400,9 @@ async def test_continue_brings_back_the_current_question_and_opt_out_ends_it(sto
 # -- several processes ------------------------------------------------------------------------------
 
 
+# Several server processes share PostgreSQL; SQLite is one process: PostgreSQL only.
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_two_schedulers_on_one_postgresql_send_each_reminder_once(storage, fake_api, db_url):
-    if not db_url.startswith("postgresql"):
-        pytest.skip("several server processes share PostgreSQL; SQLite is one process")
     clock = FakeClock(T0)
     async with reminding(storage, fake_api, clock, reminder_batch=3) as bench:
         users = [await started(bench, answers=1) for _ in range(12)]

@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestServer
 from backend.app import create_app
 from backend.settings import Settings
 from tests.apptools import make_settings
+from tests.conftest import unavailable
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).parent / "screenshots"
@@ -34,7 +35,7 @@ HAVE_CHROMIUM = Path(CHROMIUM).exists()
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Any]:
     if not HAVE_CHROMIUM:
-        pytest.skip(f"{CHROMIUM} is missing (make browser-deps installs Debian's chromium)")
+        unavailable(CHROMIUM, "is missing (`make system-deps` installs Debian's chromium)")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
