@@ -59,6 +59,8 @@ clean:
 # and Redis of this machine. BENCH_QUICK=1 for the ~2 minute version; see bench/README.md.
 .PHONY: bench bench-report
 bench: install
+	@$(PY) -c "import shutil,sys; sys.exit(0 if shutil.which('py-spy', path='$(VENV)/bin') else 1)" 2>/dev/null \
+	  || $(PY) -m pip install --quiet -e '.[test,bench]'
 	PYTHONPATH=$(CURDIR) $(PY) -m bench.run
 
 # Print the table of the last run.
