@@ -452,10 +452,34 @@ def heatmap_svg(report: dict[str, Any], dimension_id: str | None = None) -> byte
 # -- per dimension -------------------------------------------------------------
 
 
-def dimension_chart(
-    report: dict[str, Any], dimension_id: str, *, fmt: Format = "svg", dpi: int = 150
-) -> ChartResult:
-    """Self vs each shown group per theme of one dimension (grouped horizontal bars)."""
+@dataclass(frozen=True)
+class DimensionData:
+    """What the per-dimension chart shows: for its alt text and its table alternative."""
+
+    title: str
+    dim_title: str | None
+    titles: dict[str, str]
+    themes: list[str]
+    series: list[tuple[str, str, list[float | None]]]  # (name, colour, mean per theme)
+
+    @property
+    def alt(self) -> str:
+        parts = []
+        for name, _, values in self.series:
+            known = [
+                f"{t} {v:.1f}" for t, v in zip(self.themes, values, strict=True) if v is not None
+            ]
+            parts.append(f"{name}: {', '.join(known) if known else 'no figures'}")
+        if not self.themes or all(v is None for _, _, vals in self.series for v in vals):
+            return f"{self.title}: {NO_DATA}."
+        return (
+            f"{self.title}{' (' + self.dim_title + ')' if self.dim_title else ''}. Horizontal"
+            f" bars per theme, mean on 0–4. " + "; ".join(parts) + "."
+        )
+
+
+def dimension_data(report: dict[str, Any], dimension_id: str) -> DimensionData:
+    """Per theme of one dimension: the self mean and each shown group's mean (no drawing)."""
     titles = unit_titles(report)
     dim_title = titles.get(dimension_id)
     title = f"Dimension {dimension_id}: self vs groups by theme"
@@ -492,6 +516,16 @@ def dimension_chart(
                 [rollups.get(t, {}).get("roles", {}).get(r, {}).get("mean") for t in themes],
             )
         )
+    return DimensionData(title, dim_title, titles, themes, series)
+
+
+def dimension_chart(
+    report: dict[str, Any], dimension_id: str, *, fmt: Format = "svg", dpi: int = 150
+) -> ChartResult:
+    """Self vs each shown group per theme of one dimension (grouped horizontal bars)."""
+    data = dimension_data(report, dimension_id)
+    title, dim_title, titles = data.title, data.dim_title, data.titles
+    themes, series = data.themes, data.series
     if not themes or all(v is None for _, _, vals in series for v in vals):
         return _no_data(title, report, fmt, dpi)
 
@@ -545,15 +579,7 @@ def dimension_chart(
         _titles(fig, title, report)
 
     height = 2.4 + len(themes) * max(0.9, nser * 0.28)
-    parts = []
-    for name, _, values in series:
-        known = [f"{t} {v:.1f}" for t, v in zip(themes, values, strict=True) if v is not None]
-        parts.append(f"{name}: {', '.join(known) if known else 'no figures'}")
-    alt = (
-        f"{title}{' (' + dim_title + ')' if dim_title else ''}. Horizontal bars per theme,"
-        f" mean on 0–4. " + "; ".join(parts) + "."
-    )
-    return _result(draw, (12, height), title, alt, fmt, dpi)
+    return _result(draw, (12, height), title, data.alt, fmt, dpi)
 
 
 def dimension_chart_svg(report: dict[str, Any], dimension_id: str) -> bytes:
@@ -565,6 +591,23 @@ def dimension_chart_svg(report: dict[str, Any], dimension_id: str) -> bytes:
 
 def _flag_label(flag: str | None) -> str:
     return {"blind_spot": "blind spot", "hidden_strength": "hidden strength"}.get(flag or "", "")
+
+
+def gaps_alt(report: dict[str, Any], limit: int = 10) -> str:
+    """The gaps chart's alt text, without drawing it."""
+    from backend.analytics.report import biggest_gaps
+
+    gaps = biggest_gaps(report, limit) if report.get("indicators") else []
+    title = f"The {len(gaps) or limit} biggest gaps between the school and its stakeholders"
+    if not gaps:
+        return f"{title}: {NO_DATA}."
+    items = []
+    for g in gaps:
+        flag = _flag_label(g["flag"])
+        items.append(
+            f"{g['id']} {role_label(g['role'])} {g['gap']:+.2f}" + (f" ({flag})" if flag else "")
+        )
+    return f"{title}. Diverging bars, group mean minus self rating: " + "; ".join(items) + "."
 
 
 def gaps_chart(
@@ -642,14 +685,7 @@ def gaps_chart(
         )
         _titles(fig, title, report)
 
-    items = []
-    for g in gaps:
-        flag = _flag_label(g["flag"])
-        items.append(
-            f"{g['id']} {role_label(g['role'])} {g['gap']:+.2f}" + (f" ({flag})" if flag else "")
-        )
-    alt = f"{title}. Diverging bars, group mean minus self rating: " + "; ".join(items) + "."
-    return _result(draw, (13, 2.8 + 0.5 * len(gaps)), title, alt, fmt, dpi)
+    return _result(draw, (13, 2.8 + 0.5 * len(gaps)), title, gaps_alt(report, limit), fmt, dpi)
 
 
 def gaps_chart_svg(report: dict[str, Any], limit: int = 10) -> bytes:
@@ -659,6 +695,31 @@ def gaps_chart_svg(report: dict[str, Any], limit: int = 10) -> bytes:
 # -- distribution ------------------------------------------------------------------
 
 _DIST_CMAP = "PuOr"  # diverging, colour-blind safe
+
+
+def distribution_alt(report: dict[str, Any], indicator_key: str) -> str:
+    """The distribution chart's alt text, without drawing it."""
+    ind = next((i for i in report.get("indicators", []) if i["key"] == indicator_key), None)
+    if ind is None:
+        raise KeyError(f"indicator {indicator_key!r} is not in the report")
+    title = f"{ind['id']}: how each group answered"
+    k = report.get("thresholds", {}).get("anonymity", 5)
+    rows = [
+        (r, g)
+        for r, g in ind["roles"].items()
+        if not g["suppressed"] and g["distribution"] is not None
+    ]
+    if not rows:
+        return f"{title}: {NO_DATA}."
+    hidden = [role_label(r) for r, g in ind["roles"].items() if g["suppressed"]]
+    parts = []
+    for r, g in rows:
+        counts = ", ".join(f"{v}: {g['distribution'].get(str(v), 0)}" for v in range(5))
+        parts.append(f"{role_label(r)} (n={g['n']}) {counts}, N/A: {g['na'] or 0}")
+    alt = f"{title}. Stacked bars of answers 0–4 and N/A per group. " + "; ".join(parts) + "."
+    if hidden:
+        alt += f" Not shown (fewer than {k} answered): {', '.join(hidden)}."
+    return alt
 
 
 def distribution_chart(
@@ -678,7 +739,6 @@ def distribution_chart(
     if not rows:
         why = "No group has enough answers on this indicator to show yet."
         return _no_data(title, report, fmt, dpi, why)
-    k = report.get("thresholds", {}).get("anonymity", 5)
     cmap = colormaps[_DIST_CMAP]
     point_colours = [cmap(x) for x in (0.08, 0.3, 0.5, 0.7, 0.92)]
     point_colours[2] = to_rgba("#E3DDCF")  # PuOr's centre is near-white: give it a body
@@ -751,14 +811,7 @@ def distribution_chart(
             ax.set_title(caption, fontsize=12, loc="left", color="#444444")
         _titles(fig, title, report)
 
-    hidden = [role_label(r) for r, g in ind["roles"].items() if g["suppressed"]]
-    parts = []
-    for r, g in rows:
-        counts = ", ".join(f"{v}: {g['distribution'].get(str(v), 0)}" for v in range(5))
-        parts.append(f"{role_label(r)} (n={g['n']}) {counts}, N/A: {g['na'] or 0}")
-    alt = f"{title}. Stacked bars of answers 0–4 and N/A per group. " + "; ".join(parts) + "."
-    if hidden:
-        alt += f" Not shown (fewer than {k} answered): {', '.join(hidden)}."
+    alt = distribution_alt(report, indicator_key)
     return _result(draw, (12, 2.6 + 0.75 * len(rows)), title, alt, fmt, dpi)
 
 
@@ -921,12 +974,16 @@ __all__ = [
     "NO_DATA",
     "SHORT_LABELS",
     "ChartResult",
+    "DimensionData",
     "cycle_comparison_chart",
     "cycle_comparison_svg",
     "dimension_chart",
     "dimension_chart_svg",
+    "dimension_data",
+    "distribution_alt",
     "distribution_chart",
     "distribution_svg",
+    "gaps_alt",
     "gaps_chart",
     "gaps_chart_svg",
     "heatmap_chart",

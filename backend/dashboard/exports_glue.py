@@ -28,22 +28,31 @@ EXPORTS: dict[str, tuple[str, str]] = {  # format -> (label, content type)
 }
 
 
-def links(request: web.Request, cycle_id: int) -> dict[str, Any]:
-    """The overview's chart images and export downloads."""
+def links(
+    request: web.Request, cycle_id: int, report: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The overview's chart images and export downloads; with the report, each chart's
+    alt text and its data as a table (the accessible alternative shown beside the image)."""
     router = request.app.router
     cid = str(cycle_id)
     charts = [
         {
             "url": str(router["dash:chart_gaps"].url_for(cycle_id=cid)),
             "label": "Biggest gaps between the school's view and the groups'",
+            "kind": "gaps",
         }
     ] + [
         {
             "url": str(router["dash:chart_dimension"].url_for(cycle_id=cid, dim=d.id)),
             "label": f"Dimension {d.id}: {d.title} — self vs groups by theme",
+            "kind": "dimension",
+            "dim": d.id,
         }
         for d in load_model().dimensions
     ]
+    if report is not None:
+        for c in charts:
+            c.update(_chart_text(report, c))
     exports = [
         {"url": str(router["dash:export"].url_for(cycle_id=cid, fmt=fmt)), "label": label}
         for fmt, (label, _) in EXPORTS.items()
@@ -52,6 +61,39 @@ def links(request: web.Request, cycle_id: int) -> dict[str, Any]:
         {"url": str(router["dash:chart_heatmap"].url_for(cycle_id=cid)), "label": "Heatmap (SVG)"}
     )
     return {"charts": charts, "exports": exports}
+
+
+def _chart_text(report: dict[str, Any], chart: dict[str, Any]) -> dict[str, Any]:
+    """alt (the chart function's own) and table {head, rows} of one overview chart."""
+    from backend import charts
+    from backend.analytics.report import biggest_gaps
+
+    if chart["kind"] == "gaps":
+        gaps = biggest_gaps(report, 10) if report.get("indicators") else []
+        head = ["Indicator", "Group", "Self", "Group mean", "n", "Gap", "Reading"]
+        rows = [
+            [
+                g["id"],
+                charts.role_label(g["role"], short=False),
+                charts.fmt_value(g["self"]),
+                f"{g['mean']:.2f}",
+                str(g["n"]),
+                f"{g['gap']:+.2f}",
+                g["flag"].replace("_", " ") if g["flag"] else "",
+            ]
+            for g in gaps
+        ]
+        return {"alt": charts.gaps_alt(report), "table": {"head": head, "rows": rows}}
+    data = charts.dimension_data(report, chart["dim"])
+    head = ["Theme", *[name for name, _, _ in data.series]]
+    rows = [
+        [
+            f"{t} {data.titles.get(t, '')}".strip(),
+            *[f"{vals[i]:.2f}" if vals[i] is not None else "—" for _, _, vals in data.series],
+        ]
+        for i, t in enumerate(data.themes)
+    ]
+    return {"alt": data.alt, "table": {"head": head, "rows": rows}}
 
 
 async def _report(request: web.Request) -> tuple[Any, dict[str, Any], Any]:

@@ -58,12 +58,19 @@ def role_label(role: str) -> str:
 
 
 def cell_style(mean: float | None) -> str:
-    """A background from orange (0) through pale yellow to blue (4), readable in print."""
+    """A background from orange (0) through a pale neutral (2) to blue (4): a diverging
+    orange/blue scale that colour-blind readers tell apart (no red/green), dark text on it."""
     if mean is None:
         return ""
-    x = max(0.0, min(4.0, float(mean))) / 4
-    hue = 30 + 180 * x
-    return f"background: hsl({hue:.0f}, 70%, {82 - 6 * abs(x - 0.5):.0f}%)"
+    x = max(0.0, min(4.0, float(mean))) / 4 * 2 - 1  # -1 .. 1
+    hue = 30 if x < 0 else 210
+    return f"background: hsl({hue}, {70 * abs(x):.0f}%, {90 - 16 * abs(x):.0f}%)"
+
+
+def _distribution_alt(report: dict[str, Any], key: str) -> str:
+    from backend import charts
+
+    return charts.distribution_alt(report, key)
 
 
 def _heat_rows(report: dict[str, Any], roles: list[str]) -> list[dict[str, Any]]:
@@ -135,17 +142,19 @@ async def cycle_overview(request: web.Request) -> web.Response:
             "invite_count": len(invites),
             "started": sum(r.started for r in rates),
             "completed": sum(r.completed for r in rates),
-            "extras": result_links(request, cycle.id),
+            "extras": result_links(request, cycle.id, report),
             "can_plan": may_write(user_of(request), cycle.school_id),
         },
     )
 
 
-def result_links(request: web.Request, cycle_id: int) -> dict[str, Any]:
-    """Links to charts and exports, where those modules exist."""
+def result_links(
+    request: web.Request, cycle_id: int, report: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Links to charts and exports (with alt text and tables from the report)."""
     from backend.dashboard import exports_glue
 
-    return exports_glue.links(request, cycle_id)
+    return exports_glue.links(request, cycle_id, report)
 
 
 async def indicator_page(request: web.Request) -> web.Response:
@@ -207,6 +216,7 @@ async def indicator_page(request: web.Request) -> web.Response:
             "points": points(ind),
             "evidence": evidence,
             "threshold": report["thresholds"]["anonymity"],
+            "chart_alt": _distribution_alt(report, key),
             "actions": actions,
             "statuses": ACTION_STATUSES,
             "feedback": feedback,

@@ -1,0 +1,529 @@
+"""Accessibility: axe-core (axe-playwright-python) on every page state a person meets.
+
+The web chat at phone size (390x844), the dashboard at laptop size (1366x768). Any
+violation of impact "serious" or "critical" fails; a "minor"/"moderate" one fails too unless
+it is listed in ALLOWED with a reason. Then keyboard-only use: a few web-chat answers and a
+dashboard form with Tab/Shift+Tab/Enter/Space alone.
+
+Screenshots land in tests/browser/screenshots/a11y-*.png (gitignored) for a human look.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+# Not importable? Then this module fails loudly (no skip): pip install -e '.[test]'.
+from axe_playwright_python.async_playwright import Axe
+from sqlalchemy import select
+
+from backend import keys
+from backend.app import create_app
+from backend.miniapp import sign_init_data
+from backend.passwords import hash_password
+from backend.settings import Settings
+from conversations import engine as E
+from conversations.banks import load_banks, parse_bank
+from conversations.model import load_model
+from conversations.roles import Role
+from storage import repo
+from storage.models import Answer
+from tests.apptools import TOKEN, WEBHOOK_SECRET, seed_school
+from tests.browser.conftest import phone_context, serve_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+
+LAPTOP = {"width": 1366, "height": 768}
+EMAIL = "coordinator@school.example"
+ADMIN = "admin@school.example"
+PASSWORD = "a long enough password"
+FAILING = ("serious", "critical")
+# rule id -> why a minor/moderate finding of it is acceptable (none so far).
+ALLOWED: dict[str, str] = {}
+
+_AXE = Axe()
+
+
+async def check_a11y(page: Any, state: str, shots, found: list[str]) -> None:
+    """Run axe on the page as it is now; collect readable findings; save a screenshot."""
+    await page.screenshot(path=str(shots / f"a11y-{state}.png"), full_page=True)
+    results = await _AXE.run(page)
+    for v in results.response["violations"]:
+        if v["impact"] not in FAILING and v["id"] in ALLOWED:
+            continue
+        nodes = "\n".join(
+            f"      {', '.join(map(str, n['target']))}: "
+            + " ".join(n.get("failureSummary", "").split())[:300]
+            for n in v["nodes"][:6]
+        )
+        found.append(f"[{state}] {v['impact']} {v['id']}: {v['help']} ({v['helpUrl']})\n{nodes}")
+
+
+def assert_clean(found: list[str]) -> None:
+    assert not found, "axe found accessibility violations:\n" + "\n".join(found)
+
+
+async def title_unique(page: Any, titles: dict[str, str], state: str, found: list[str]) -> None:
+    """Each state a person meets has its own page title (WCAG 2.4.2)."""
+    title = await page.title()
+    if not title or title in titles:
+        found.append(f"[{state}] page title {title!r} is empty or also that of {titles.get(title)}")
+    titles[title] = state
+
+
+# -- the web chat -----------------------------------------------------------------------
+
+NUMBER_BANK = """
+role: employer
+version: 9
+model_version: "1.0.0"
+title: "Numbers"
+intro: "A test bank."
+minutes: 1
+questions:
+  - id: n1
+    kind: number
+    text: "How many learners did you take on as interns this year?"
+    number: {min: 0, max: 500}
+  - id: e1
+    text: "The school keeps in touch with us."
+    scale: AGM
+    indicators: [CC-2]
+"""
+
+
+@asynccontextmanager
+async def serve_number_app(settings: Settings) -> AsyncIterator[tuple[str, web.Application]]:
+    """The app whose employer bank asks a number question first (no shipped bank does)."""
+    app = create_app(settings)
+    banks = [b for r, b in load_banks().items() if r != Role.EMPLOYER] + [parse_bank(NUMBER_BANK)]
+    app[keys.SURVEY_ENGINE] = E.Engine.from_banks(banks, "1.0.0")
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/"), app
+    finally:
+        await server.close()
+
+
+async def _fake_bot_api() -> TestServer:
+    async def method(request: web.Request) -> web.Response:
+        result: object = True
+        if request.match_info["method"] == "getMe":
+            result = {"id": 123456, "is_bot": True, "first_name": "T", "username": "t_bot"}
+        return web.json_response({"ok": True, "result": result})
+
+    api = web.Application()
+    api.router.add_route("*", "/bot{token}/{method}", method)
+    server = TestServer(api, host="127.0.0.1")
+    await server.start_server()
+    return server
+
+
+async def test_web_chat_has_no_serious_violations(browser, sqlite_settings, screenshots):
+    found: list[str] = []
+    titles: dict[str, str] = {}
+    async with serve_app(sqlite_settings) as (base, app):
+        seeded = await seed_school(
+            app[keys.SESSIONMAKER], roles=["learner"], languages=["en", "hy", "uk"]
+        )
+        ctx = await phone_context(browser, js=True)
+        page = await ctx.new_page()
+        await page.goto(f"{base}/s/{seeded.invites['learner']}")
+        await check_a11y(page, "chat-language-first", screenshots, found)
+        await page.get_by_role("button", name="English").click()
+        await page.get_by_role("button", name="Yes, I agree").wait_for()
+        await check_a11y(page, "chat-consent", screenshots, found)
+        await title_unique(page, titles, "consent", found)
+        await page.get_by_role("button", name="Yes, I agree").click()
+        await page.locator("#progress-label", has_text="Question 1 of").wait_for()
+        await check_a11y(page, "chat-scale-question", screenshots, found)
+        await title_unique(page, titles, "question 1", found)
+        # The choices are a labelled group of toggle buttons.
+        group = page.get_by_role("group", name=await page.locator("h1").inner_text())
+        assert await group.get_by_role("button").count() >= 5
+        # The language picker from the footer, then Ukrainian: lang follows.
+        await page.get_by_role("button", name="Language").click()
+        await page.get_by_role("button", name="Українська").wait_for()
+        await check_a11y(page, "chat-language-footer", screenshots, found)
+        await page.get_by_role("button", name="Українська").click()
+        await page.locator("#progress-label", has_text="1").wait_for()
+        assert await page.evaluate("document.documentElement.lang") == "uk"
+        await check_a11y(page, "chat-question-uk", screenshots, found)
+        await page.locator("footer button[value=language]").click()
+        await page.get_by_role("button", name="English").click()
+        await page.locator("#progress-label", has_text="Question 1 of").wait_for()
+        assert await page.evaluate("document.documentElement.lang") == "en"
+        # Answer through to the comment (a text question).
+        for _ in range(60):
+            if await page.locator("#card textarea").count():
+                break
+            label = await page.locator("#progress-label").inner_text()
+            await page.locator("#card form.choices button").first.click()
+            await page.locator("#progress-label", has_text=label).wait_for(state="detached")
+        await page.locator("#card textarea").fill("More company visits")
+        await check_a11y(page, "chat-text-question", screenshots, found)
+        await page.get_by_role("button", name="Send").click()
+        await page.get_by_text("Thank you! Your answers are saved.").wait_for()
+        await check_a11y(page, "chat-done", screenshots, found)
+        await title_unique(page, titles, "done", found)
+        await page.get_by_role("button", name="Erase my answers").click()
+        await page.get_by_text("Erase all your answers?").wait_for()
+        await check_a11y(page, "chat-erase-confirm", screenshots, found)
+        await title_unique(page, titles, "erase confirmation", found)
+        await page.goto(f"{base}/privacy")
+        await check_a11y(page, "chat-privacy", screenshots, found)
+        await title_unique(page, titles, "privacy", found)
+        await page.goto(f"{base}/s/no-such-code-at-all")
+        await check_a11y(page, "chat-bad-code", screenshots, found)
+        await ctx.close()
+    assert_clean(found)
+
+
+async def test_web_chat_number_question_and_notice(browser, sqlite_settings, screenshots):
+    found: list[str] = []
+    async with serve_number_app(sqlite_settings) as (base, app):
+        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["employer"])
+        ctx = await phone_context(browser, js=True)
+        page = await ctx.new_page()
+        await page.goto(f"{base}/s/{seeded.invites['employer']}")
+        await page.get_by_role("button", name="Yes, I agree").click()
+        await page.get_by_label("Type a number").wait_for()
+        await check_a11y(page, "chat-number-question", screenshots, found)
+        await page.get_by_label("Type a number").fill("lots")
+        await page.get_by_role("button", name="Send").click()
+        notice = page.locator(".notice")
+        await notice.wait_for()
+        # The notice is announced, and the field points at it.
+        assert await page.locator("[role=alert] .notice, .notice[role=alert]").count() == 1
+        described = await page.get_by_label("Type a number").get_attribute("aria-describedby")
+        assert described and "card-notice" in described.split()
+        assert await page.get_by_label("Type a number").get_attribute("aria-invalid") == "true"
+        await check_a11y(page, "chat-number-notice", screenshots, found)
+        await ctx.close()
+    assert_clean(found)
+
+
+async def test_mini_app_has_no_serious_violations(browser, sqlite_settings, screenshots):
+    found: list[str] = []
+    api = await _fake_bot_api()
+    settings = sqlite_settings.model_copy(
+        update={
+            "telegram_bot_token": TOKEN,
+            "telegram_webhook_secret": WEBHOOK_SECRET,
+            "telegram_api_base_url": str(api.make_url("/bot")),
+        }
+    )
+    try:
+        async with serve_app(settings) as (base, app):
+            seeded = await seed_school(app[keys.SESSIONMAKER], roles=["graduate"])
+            ctx = await phone_context(browser, js=True)
+            page = await ctx.new_page()
+            await page.goto(f"{base}/app")
+            await page.get_by_text("Please open this page from the survey bot").wait_for()
+            await check_a11y(page, "app-outside-telegram", screenshots, found)
+            fields = {
+                "user": json.dumps({"id": 5150, "first_name": "Ana"}),
+                "auth_date": str(int(time.time())),
+                "start_param": seeded.invites["graduate"],
+            }
+            fields["hash"] = sign_init_data(fields, TOKEN)
+            fragment = "tgWebAppData=" + quote(urlencode(fields)) + "&tgWebAppVersion=8.0"
+            page = await ctx.new_page()
+            await page.goto(f"{base}/app#{fragment}")
+            await page.get_by_role("button", name="Yes, I agree").wait_for()
+            await check_a11y(page, "app-consent", screenshots, found)
+            await page.get_by_role("button", name="Yes, I agree").click()
+            await page.locator("#progress-label").wait_for()
+            await check_a11y(page, "app-question", screenshots, found)
+            await ctx.close()
+    finally:
+        await api.close()
+    assert_clean(found)
+
+
+async def test_web_chat_by_keyboard_only(browser, sqlite_settings, screenshots):
+    """Consent and three answers with Tab/Shift+Tab/Enter/Space; focus lands on each new card."""
+    async with serve_app(sqlite_settings) as (base, app):
+        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
+        ctx = await phone_context(browser, js=True)
+        page = await ctx.new_page()
+        await page.goto(f"{base}/s/{seeded.invites['learner']}")
+        # The first Tab reaches the skip link; Enter on it moves on to the card.
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.className") == "skip-link"
+        await page.keyboard.press("Enter")
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.textContent") == "Yes, I agree"
+        await page.keyboard.press("Enter")
+        await page.locator("#progress-label", has_text="Question 1 of").wait_for()
+
+        async def focused() -> dict[str, str]:
+            return await page.evaluate(
+                """() => ({id: document.activeElement.id,
+                           tag: document.activeElement.tagName,
+                           text: document.activeElement.textContent.trim()})"""
+            )
+
+        async def focus_visible() -> bool:
+            return await page.evaluate(
+                "() => getComputedStyle(document.activeElement).outlineStyle !== 'none'"
+            )
+
+        # Focus is on the new card's heading, the question itself.
+        assert (await focused())["tag"] == "H1"
+        # Question 1: Tab to the third choice, back with Shift+Tab to the second, Space.
+        for _ in range(3):
+            await page.keyboard.press("Tab")
+        third = (await focused())["text"]
+        assert await focus_visible()
+        await page.keyboard.press("Shift+Tab")
+        second = (await focused())["text"]
+        assert second != third
+        await page.keyboard.press("Space")
+        await page.locator("#progress-label", has_text="Question 2 of").wait_for()
+        assert (await focused())["tag"] == "H1"
+        # Questions 2 and 3: the first choice, with Enter.
+        for n in (2, 3):
+            await page.keyboard.press("Tab")
+            await page.keyboard.press("Enter")
+            await page.locator("#progress-label", has_text=f"Question {n + 1} of").wait_for()
+            assert (await focused())["tag"] == "H1"
+        await page.screenshot(path=str(screenshots / "a11y-keyboard-chat.png"))
+        async with app[keys.SESSIONMAKER]() as s:
+            answers = (await s.execute(select(Answer))).scalars().all()
+        assert len(answers) == 3
+        await ctx.close()
+
+
+# -- the dashboard -------------------------------------------------------------------------
+
+
+async def _answers(sm, cycle_id: int, role: str, tag: str, n: int, answers: dict[str, int]):
+    async with sm.begin() as s:
+        for _ in range(n):
+            r = await repo.get_or_create_respondent(s, secrets.token_hex(32))
+            resp = await repo.get_or_create_response(
+                s, r.id, cycle_id, None, role, tag, "1.0.0", "en", datetime.now(UTC)
+            )
+            for qid, value in answers.items():
+                await repo.upsert_answer(s, resp.id, qid, value=value)
+            await repo.set_status(s, resp.id, "completed")
+
+
+async def _dashboard_data(sm) -> tuple[int, str]:
+    """A school with a coordinator and an admin, an open cycle with invites, self ratings and
+    answers that make blind spots, hidden strengths and a suppressed group. -> (cycle, key)"""
+    model = load_model()
+    banks = load_banks()
+    async with sm.begin() as s:
+        school = await repo.create_school(s, "ogre-tech", "Ogre Technical School")
+        await repo.create_user(s, school.id, EMAIL, hash_password(PASSWORD))
+        await repo.create_user(s, None, ADMIN, hash_password(PASSWORD), role="admin")
+        await repo.sync_question_map(s, banks.values())
+        qmap = await repo.question_map(s, banks["learner"].tag)
+        cycle = await repo.create_cycle(
+            s, school.id, "2026/27", model.version, targets={"learner": 10, "parent": 20}
+        )
+        await repo.create_invites(s, cycle.id, "learner", count=3)
+        await repo.create_invites(s, cycle.id, "parent", count=1, max_uses=60, label="Evening")
+        index = model.index()
+        keys_ = sorted({k for inds in qmap.values() for k in inds if k in index})
+        low = set(keys_[::2])  # self 4, learners 1: blind spots; the rest the other way round
+        for k in keys_:
+            if index[k].indicator.number:
+                await repo.upsert_self_rating(s, cycle.id, k, number=3, status="submitted")
+            else:
+                value = 4 if k in low else 0
+                await repo.upsert_self_rating(s, cycle.id, k, value=value, status="submitted")
+    learner = {q: (1 if any(k in low for k in inds) else 4) for q, inds in qmap.items()}
+    await _answers(sm, cycle.id, "learner", banks["learner"].tag, 7, learner)
+    await _answers(sm, cycle.id, "learner", banks["learner"].tag, 1, {})  # started only
+    pq = await _parent_questions(sm, banks)
+    await _answers(sm, cycle.id, "parent", banks["parent"].tag, 2, pq)  # below the threshold
+    flagged = sorted(low)[0]
+    return cycle.id, flagged
+
+
+async def _parent_questions(sm, banks) -> dict[str, int]:
+    async with sm() as s:
+        qmap = await repo.question_map(s, banks["parent"].tag)
+    return {q: 3 for q in qmap}
+
+
+async def _login(page: Any, base: str, email: str) -> None:
+    await page.goto(base + "/login")
+    await page.fill("input[name=email]", email)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/dashboard/**")
+
+
+async def _laptop(browser) -> Any:
+    ctx = await browser.new_context(viewport=LAPTOP, locale="en-GB")
+    ctx.set_default_timeout(15000)
+    return ctx
+
+
+async def test_dashboard_has_no_serious_violations(browser, sqlite_settings, screenshots):
+    found: list[str] = []
+    titles: dict[str, str] = {}
+    async with serve_app(sqlite_settings) as (base, app):
+        cycle_id, flagged = await _dashboard_data(app[keys.SESSIONMAKER])
+        c = f"{base}/dashboard/cycles/{cycle_id}"
+        ctx = await _laptop(browser)
+        page = await ctx.new_page()
+        await page.goto(base + "/login")
+        await check_a11y(page, "dash-login", screenshots, found)
+        await title_unique(page, titles, "login", found)
+        await page.fill("input[name=email]", EMAIL)
+        await page.fill("input[name=password]", "wrong password, sorry")
+        await page.click("button[type=submit]")
+        await page.locator(".flash-error").wait_for()
+        await check_a11y(page, "dash-login-error", screenshots, found)
+        await _login(page, base, EMAIL)
+        await page.goto(f"{base}/dashboard/schools/ogre-tech")
+        await check_a11y(page, "dash-school", screenshots, found)
+        await title_unique(page, titles, "school", found)
+        await page.goto(f"{c}/invites")
+        await check_a11y(page, "dash-invites", screenshots, found)
+        await title_unique(page, titles, "invites", found)
+        await page.goto(f"{c}/invites/print")
+        await check_a11y(page, "dash-print", screenshots, found)
+        await title_unique(page, titles, "print", found)
+        await page.goto(f"{c}/self-assessment")
+        await check_a11y(page, "dash-self", screenshots, found)
+        await title_unique(page, titles, "self-assessment", found)
+        await page.goto(c)
+        await page.wait_for_selector("table.heat td.cell.blind_spot")
+        await page.wait_for_function(
+            "() => [...document.querySelectorAll('.charts img')].every(i => i.complete)",
+            timeout=60000,
+        )
+        await check_a11y(page, "dash-overview", screenshots, found)
+        await title_unique(page, titles, "overview", found)
+        await page.goto(f"{c}/indicators/{flagged}")
+        await page.click("text=As a chart")
+        await check_a11y(page, "dash-indicator", screenshots, found)
+        await title_unique(page, titles, "indicator", found)
+        await page.goto(f"{base}/dashboard/account")
+        await check_a11y(page, "dash-account", screenshots, found)
+        await page.goto(f"{base}/dashboard/cycles/999999")
+        await check_a11y(page, "dash-not-found", screenshots, found)
+        # The pages other helpers add, where they exist (a link from the overview's nav).
+        await page.goto(c)
+        extra = await page.eval_on_selector_all(
+            ".subnav a, .topbar nav a",
+            "as => as.map(a => a.href)",
+        )
+        known = {c, f"{c}/invites", f"{c}/self-assessment", f"{base}/dashboard/schools/ogre-tech"}
+        for n, href in enumerate(h for h in dict.fromkeys(extra) if h not in known):
+            await page.goto(href)
+            await check_a11y(page, f"dash-extra-{n}", screenshots, found)
+            await title_unique(page, titles, href, found)
+        await ctx.close()
+        # The administrator's page.
+        ctx = await _laptop(browser)
+        page = await ctx.new_page()
+        await _login(page, base, ADMIN)
+        await page.goto(f"{base}/dashboard/admin")
+        await check_a11y(page, "dash-admin", screenshots, found)
+        await title_unique(page, titles, "admin", found)
+        await ctx.close()
+    assert_clean(found)
+
+
+async def test_dashboard_charts_have_alt_text_and_tables(browser, sqlite_settings, screenshots):
+    async with serve_app(sqlite_settings) as (base, app):
+        cycle_id, flagged = await _dashboard_data(app[keys.SESSIONMAKER])
+        ctx = await _laptop(browser)
+        page = await ctx.new_page()
+        await _login(page, base, EMAIL)
+        c = f"{base}/dashboard/cycles/{cycle_id}"
+        for url in (c, f"{c}/indicators/{flagged}"):
+            await page.goto(url)
+            if "/indicators/" in url:
+                await page.click("text=As a chart")
+            figures = page.locator("figure:has(img)")
+            assert await figures.count() >= 1, url
+            for i in range(await figures.count()):
+                fig = figures.nth(i)
+                alt = await fig.locator("img").get_attribute("alt")
+                assert alt and len(alt) > 30, (url, alt)  # a description, not just a title
+                table = fig.locator("details table")
+                assert await table.count() == 1, (url, alt)
+                summary = fig.locator("details summary")
+                assert "table" in (await summary.inner_text()).lower()
+                await summary.click()
+                assert await table.locator("tbody tr").count() >= 1
+                if i == 0:
+                    name = "a11y-chart-table-" + ("indicator" if "/indicators/" in url else "gaps")
+                    await fig.screenshot(path=str(screenshots / f"{name}.png"))
+        # Blind spot and hidden strength are told apart by text, not by colour alone.
+        await page.goto(c)
+        heat = page.locator(".heat-wrap").locator("xpath=..")
+        await heat.screenshot(path=str(screenshots / "a11y-heatmap.png"))
+        cell = page.locator("table.heat td.cell.blind_spot").first
+        assert "blind spot" in ((await cell.inner_text()) + (await cell.get_attribute("title")))
+        assert await cell.locator(".flag-mark").count() == 1
+        await ctx.close()
+
+
+async def test_dashboard_form_by_keyboard_only(browser, sqlite_settings, screenshots):
+    """Log in and make invites with Tab/Shift+Tab/Enter/Space alone."""
+    async with serve_app(sqlite_settings) as (base, app):
+        cycle_id, _ = await _dashboard_data(app[keys.SESSIONMAKER])
+        ctx = await _laptop(browser)
+        page = await ctx.new_page()
+        await page.goto(base + "/login")
+
+        async def name_of_focus() -> str:
+            return await page.evaluate(
+                "() => document.activeElement.name || document.activeElement.textContent.trim()"
+            )
+
+        # The e-mail field has focus on arrival.
+        assert await name_of_focus() == "email"
+        await page.keyboard.type(EMAIL)
+        await page.keyboard.press("Tab")
+        assert await name_of_focus() == "password"
+        await page.keyboard.type(PASSWORD)
+        await page.keyboard.press("Enter")
+        await page.wait_for_url("**/dashboard/schools/ogre-tech")
+        await page.goto(f"{base}/dashboard/cycles/{cycle_id}/invites")
+        # From the top: the skip link first, then into the form.
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.className") == "skip-link"
+        await page.keyboard.press("Enter")
+        for _ in range(40):
+            await page.keyboard.press("Tab")
+            if await name_of_focus() == "role":
+                break
+        assert await name_of_focus() == "role"
+        await page.keyboard.press("Tab")
+        assert await name_of_focus() == "count"
+        await page.keyboard.press("Shift+Tab")
+        assert await name_of_focus() == "role"
+        await page.keyboard.type("Parents")  # a closed <select> picks by typing
+        await page.keyboard.press("Tab")
+        await page.keyboard.press("Control+a")
+        await page.keyboard.type("2")
+        for _ in range(10):
+            await page.keyboard.press("Tab")
+            if await name_of_focus() == "Create invites":
+                break
+        assert await name_of_focus() == "Create invites"
+        await page.keyboard.press("Space")
+        await page.wait_for_selector("text=2 invite(s) for Parents/guardians created")
+        await page.screenshot(path=str(screenshots / "a11y-keyboard-dashboard.png"))
+        await ctx.close()
