@@ -789,7 +789,7 @@ def distribution_chart(
         )
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.set_xlim(0, 100)
-        ax.set_xlabel("Share of the group's answers (%); numbers in bars are people")
+        ax.set_xlabel("Share of the group's answers (%); numbers in bars are answers")
         ax.set_ylabel("Group")
         labels = ["0 (lowest)", "1", "2", "3", "4 (highest)"]
         handles = [Patch(color=c, label=lbl) for c, lbl in zip(point_colours, labels, strict=True)]
@@ -806,7 +806,9 @@ def distribution_chart(
         own = ""
         if ind["self"] is not None and is_scale(ind):
             own = f"School's own rating: {fmt_value(ind['self'])}"
-        caption = " — ".join(p for p in (_short(text, 100) if text else "", own) if p)
+        # The indicator's words (up to two lines) and, on a line of its own, the school's rating.
+        wrapped = textwrap.fill(_short(text, 200), width=110) if text else ""
+        caption = "\n".join(p for p in (wrapped, own) if p)
         if caption:
             ax.set_title(caption, fontsize=12, loc="left", color="#444444")
         _titles(fig, title, report)
