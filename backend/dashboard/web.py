@@ -201,6 +201,20 @@ def _message(exc: web.HTTPException) -> str:
     return "" if text.strip() == default else text
 
 
+MAX_ROW_ID = 2**31 - 1  # ids are 32-bit INTEGER columns (SQLite and PostgreSQL alike)
+
+
+def ids_in_range(match_info: Any) -> bool:
+    """False if a numeric path id (cycle_id, invite_id, ...) could not be a row's id.
+
+    Such an id reached the database as an out-of-range parameter: an error (500), not 404.
+    """
+    for name, value in match_info.items():
+        if (name == "id" or name.endswith("_id")) and value.isdigit() and int(value) > MAX_ROW_ID:
+            return False
+    return True
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     """Friendly 4xx/5xx pages for the dashboard, JSON errors for /api; others untouched."""
@@ -209,6 +223,8 @@ async def error_middleware(request: web.Request, handler):
     if not mine and not (unmatched and not request.path.startswith("/telegram")):
         return await handler(request)
     try:
+        if mine and not ids_in_range(request.match_info):
+            raise web.HTTPNotFound()
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
