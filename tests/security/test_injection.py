@@ -187,3 +187,19 @@ async def test_hostile_evidence_uploads(world: World, tmp_path):
     assert resp.headers["Content-Disposition"].startswith("attachment;")
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert "sandbox" in resp.headers["Content-Security-Policy"]
+
+
+async def test_ids_beyond_the_integer_range_are_404_not_500(world: World):
+    w, client = world, world.client
+    assert (await login(client, w.a.email)).status == 303
+    huge = str(2**63 + 5)
+    for path in (
+        f"/api/cycles/{huge}/report",
+        f"/dashboard/cycles/{huge}",
+        f"/dashboard/cycles/{w.a.cycle_id}/invites/{huge}/qr.png",
+        f"/dashboard/cycles/{w.a.cycle_id}/evidence/{huge}",
+        f"/dashboard/cycles/{2**31}",
+    ):
+        headers = w.a.api_headers if path.startswith("/api/") else {}
+        resp = await client.get(path, headers=headers)
+        assert resp.status == 404, path
