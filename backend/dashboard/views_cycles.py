@@ -16,6 +16,7 @@ from backend.dashboard.web import (
     R_SCHOOL,
     cycle_for,
     flash,
+    hides_raw,
     redirect,
     render,
     require_write,
@@ -140,6 +141,15 @@ def _links(request: web.Request, invite: Invite) -> dict[str, str | None]:
     )
 
 
+async def _invites_cycle(request: web.Request, s: Any) -> Cycle:
+    """The cycle, if the user may see its invites: a peer reviewer of another school may not
+    (an invite code lets anyone answer as one of that school's respondents)."""
+    cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+    if hides_raw(request, cycle.school_id):
+        raise web.HTTPNotFound()
+    return cycle
+
+
 def _invite_state(invite: Invite, now: datetime) -> str:
     if invite.revoked_at is not None:
         return "revoked"
@@ -167,7 +177,7 @@ async def _invite_rows(request: web.Request, s: Any, cycle: Cycle, **kw: Any) ->
 
 async def invites_page(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
-        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+        cycle = await _invites_cycle(request, s)
         school = await repo.get_school(s, cycle.school_id)
         rows = await _invite_rows(request, s, cycle)
     request[R_SCHOOL] = school.slug
@@ -224,7 +234,7 @@ async def invite_revoke(request: web.Request) -> web.Response:
 async def invites_print(request: web.Request) -> web.Response:
     role = request.query.get("role") or None
     async with sessionmaker(request).begin() as s:
-        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+        cycle = await _invites_cycle(request, s)
         school = await repo.get_school(s, cycle.school_id)
         rows = [
             r
@@ -236,7 +246,7 @@ async def invites_print(request: web.Request) -> web.Response:
 
 async def _qr(request: web.Request) -> segno.QRCode:
     async with sessionmaker(request).begin() as s:
-        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+        cycle = await _invites_cycle(request, s)
         invite = await get_invite(s, cycle.id, int(request.match_info["invite_id"]))
     if invite is None:
         raise web.HTTPNotFound()

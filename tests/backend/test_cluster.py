@@ -203,6 +203,13 @@ async def test_peer_reads_cluster_schools_without_raw_answers_or_comments(settin
             c + "/export.pdf",
         ):
             assert (await client.get(path)).status == 200, path
+        # Not the invites: a code would let the reviewer answer as the school's respondent.
+        for path in (c + "/invites", c + "/invites/print"):
+            assert (await client.get(path)).status == 404, path
+        async with sm.begin() as s:
+            (invite,) = await repo.list_invites(s, south.cycle_id)
+        assert (await client.get(f"{c}/invites/{invite.id}/qr.png")).status == 404
+        assert invite.code not in await (await client.get(c)).text()
         selfpage = await (await client.get(c + "/self-assessment")).text()
         drill = await (await client.get(c + f"/indicators/{key}")).text()
         assert "SECRET self comment" not in selfpage + drill
