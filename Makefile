@@ -44,6 +44,12 @@ test-faults: install
 test-fast: install
 	$(PY) -m pytest -q -m "not browser"
 
+# Known vulnerabilities in the installed packages (pip-audit, PyPI's advisory data: needs the
+# network). Fails on a vulnerability, and when nothing could be audited (service unreachable).
+.PHONY: audit
+audit: install
+	$(PY) tests/security/pip_audit_gate.py
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
