@@ -24,7 +24,7 @@ def main() -> int:
         return 2
     cmd = [str(pip_audit), "--skip-editable", "--progress-spinner", "off", "-f", "json"]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # noqa: S603
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired:
         print("make audit: FAILED - pip-audit did not finish in 10 minutes (network?).")
         return 2
