@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.metrics import Metrics
@@ -32,6 +32,9 @@ from storage.sessions import SessionKey, SessionStore
 
 log = logging.getLogger(__name__)
 
+# The ids of the open response and its respondent, kept in the state by the runner (the
+# engine carries unknown keys along): an answer then needs no lookup of the response.
+RESPONSE_ID, RESPONDENT_ID = "rid", "pid"
 ACTIVE_STAGES = ("question", "consent", "optin", "language", "confirm_delete", "stopped", "done")
 
 
@@ -169,7 +172,7 @@ class SurveyRunner:
                     # roll back and tell the respondent, state as it was.
                     await s.rollback()
                     return self.engine.step(before, E.InviteRejected(refused))
-        return step
+        return _with_ids(step, ctx)
 
     async def _apply_one(self, ctx: _EffectContext, effect: E.Effect) -> str | None:
         s = ctx.session
@@ -180,7 +183,7 @@ class SurveyRunner:
                 result = await repo.redeem_invite(s, effect.invite_code, datetime.now(UTC))
                 if not result.ok:
                     return result.status.value
-                await repo.get_or_create_response(
+                existing = await repo.get_or_create_response(
                     s,
                     respondent_id=respondent.id,
                     cycle_id=effect.cycle_id,
@@ -192,23 +195,28 @@ class SurveyRunner:
                     consent_at=datetime.now(UTC),
                 )
             await repo.set_language(s, respondent.id, effect.lang)
+            if effect.cycle_id == ctx.cycle_id:
+                ctx.ids = (existing.id, respondent.id)
             return None
         if isinstance(effect, E.Erase):
             await repo.erase_respondent(s, ctx.subject)
+            ctx.ids = None
+            ctx.erased = True
             return None
-        response = await ctx.response()
-        if response is None:
+        ids = await ctx.response_ids()
+        if ids is None:
             log.warning("effect %s without an open response", type(effect).__name__)
             return None
+        response_id, respondent_id = ids
         if isinstance(effect, E.SaveAnswer):
             if effect.text is not None:
                 # Free text lives only in `comment` (shown under its own, higher threshold).
-                await repo.delete_answer(s, response.id, effect.question_id)
-                await repo.upsert_comment(s, response.id, effect.question_id, effect.text)
+                await repo.delete_answer(s, response_id, effect.question_id)
+                await repo.upsert_comment(s, response_id, effect.question_id, effect.text)
             else:
                 await repo.upsert_answer(
                     s,
-                    response.id,
+                    response_id,
                     effect.question_id,
                     value=effect.value,
                     na=effect.na,
@@ -216,22 +224,24 @@ class SurveyRunner:
                     choice=effect.choice,
                     skipped=effect.skipped,
                 )
-                await repo.delete_comment(s, response.id, effect.question_id)
+                await repo.delete_comment(s, response_id, effect.question_id)
         elif isinstance(effect, E.DeleteAnswers):
             for qid in effect.question_ids:
-                await repo.delete_answer(s, response.id, qid)
-                await repo.delete_comment(s, response.id, qid)
+                await repo.delete_answer(s, response_id, qid)
+                await repo.delete_comment(s, response_id, qid)
         elif isinstance(effect, E.SetStatus):
-            await repo.set_status(s, response.id, effect.status)
+            await repo.set_status(s, response_id, effect.status)
         elif isinstance(effect, E.SetLanguage):
-            response.language = effect.lang
-            await repo.set_language(s, response.respondent_id, effect.lang)
+            await s.execute(
+                update(Response).where(Response.id == response_id).values(language=effect.lang)
+            )
+            await repo.set_language(s, respondent_id, effect.lang)
         elif isinstance(effect, E.SetOptIn):
             from storage.contacts import set_opt_in
 
             await set_opt_in(
                 s,
-                response.id,
+                response_id,
                 given=effect.given and self.reminders,
                 channel=ctx.channel,
                 address=ctx.address,
@@ -268,7 +278,7 @@ class SurveyRunner:
             )
             for qid, a in answers.items()
         }
-        return self.engine.rebuild(
+        state = self.engine.rebuild(
             bank_tag=response.bank_tag,
             cycle_id=cycle.id,
             lang=response.language,
@@ -276,10 +286,17 @@ class SurveyRunner:
             answers=codes,
             invite=_invite_info(school, cycle, invite.code if invite else ""),
         )
+        state[RESPONSE_ID], state[RESPONDENT_ID] = response.id, response.respondent_id
+        return state
 
 
 class _EffectContext:
-    """The database session of one step, with the respondent's response found once."""
+    """The database session of one step, with the respondent's response found once.
+
+    The ids of the response and its respondent are in the state (`rid`, `pid`) from the
+    consent on (OpenResponse, or a rebuild); a state saved before they were kept there
+    falls back to one lookup by the person's hash and cycle.
+    """
 
     def __init__(
         self,
@@ -294,21 +311,40 @@ class _EffectContext:
         self.channel = channel
         self.address = address
         self.cycle_id = state.get("cycle")
-        self._response: Response | None = None
+        rid, pid = state.get(RESPONSE_ID), state.get(RESPONDENT_ID)
+        self.ids: tuple[int, int] | None = (
+            (rid, pid) if type(rid) is int and type(pid) is int else None
+        )
+        self.erased = False
 
-    async def response(self) -> Response | None:
-        if self._response is None and self.cycle_id is not None:
-            self._response = (
+    async def response_ids(self) -> tuple[int, int] | None:
+        """(response id, respondent id) of this person's response in the state's cycle."""
+        if self.ids is None and self.cycle_id is not None and not self.erased:
+            row = (
                 await self.session.execute(
-                    select(Response)
+                    select(Response.id, Response.respondent_id)
                     .join(Respondent, Respondent.id == Response.respondent_id)
                     .where(
                         Respondent.subject_hash == self.subject,
                         Response.cycle_id == self.cycle_id,
                     )
                 )
-            ).scalar_one_or_none()
-        return self._response
+            ).first()
+            if row is not None:
+                self.ids = (row[0], row[1])
+        return self.ids
+
+
+def _with_ids(step: E.Step, ctx: _EffectContext) -> E.Step:
+    """Keep the response's ids in the state (after the commit), so the next step needs no lookup."""
+    st = step.state
+    if ctx.ids is None or ctx.erased or st.get("cycle") != ctx.cycle_id or not st.get("opened"):
+        return step
+    if st.get(RESPONSE_ID) == ctx.ids[0] and st.get(RESPONDENT_ID) == ctx.ids[1]:
+        return step
+    return dataclasses.replace(
+        step, state={**st, RESPONSE_ID: ctx.ids[0], RESPONDENT_ID: ctx.ids[1]}
+    )
 
 
 def _invite_info(school: School, cycle: Cycle, code: str) -> dict[str, Any]:
