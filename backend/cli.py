@@ -129,8 +129,16 @@ def school_create(
     name: Annotated[str, typer.Option(help="The school's full name.")],
     languages: Annotated[str, typer.Option(help="Comma-separated language codes.")] = "en",
     timezone: Annotated[str, typer.Option(help="IANA time zone, e.g. Asia/Yerevan.")] = "UTC",
+    threshold: Annotated[
+        int | None,
+        typer.Option(min=3, help="Smallest group shown (default ANONYMITY_THRESHOLD, 5)."),
+    ] = None,
+    free_text_threshold: Annotated[
+        int | None,
+        typer.Option(min=3, help="Smallest group whose comments are shown (default 10)."),
+    ] = None,
 ) -> None:
-    """Create a school."""
+    """Create a school (its anonymity thresholds apply to the cycles it opens)."""
     import re
 
     from storage import repo
@@ -139,14 +147,36 @@ def school_create(
         fail("--slug takes 2-63 lower-case letters, digits and dashes, e.g. ogre-tech")
     if not name.strip():
         fail("--name may not be empty")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(timezone)
+    except (KeyError, ValueError):
+        fail(f"--timezone {timezone!r} is not an IANA time zone (e.g. Europe/Riga)")
+    from conversations.i18n import available_languages
+
+    unknown = [
+        x for x in languages.split(",") if x.strip() and x.strip() not in available_languages()
+    ]
+    if unknown:
+        fail(
+            f"--languages: no catalog for {', '.join(unknown)} (have {', '.join(available_languages())})"
+        )
     settings = load_settings()
 
     async def go(s: Any) -> Any:
         if await repo.get_school_by_slug(s, slug) is not None:
             fail(f"a school with slug {slug!r} exists already")
         langs = [x.strip() for x in languages.split(",") if x.strip()] or ["en"]
+        k = threshold or settings.anonymity_threshold
         return await repo.create_school(
-            s, slug=slug, name=name.strip(), languages=langs, timezone=timezone
+            s,
+            slug=slug,
+            name=name.strip(),
+            languages=langs,
+            timezone=timezone,
+            anonymity_threshold=k,
+            free_text_threshold=max(k, free_text_threshold or settings.free_text_threshold),
         )
 
     school = in_transaction(settings, go)

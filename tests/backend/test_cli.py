@@ -132,3 +132,49 @@ def test_model_commands(env):
     assert "VL-14@1.2.3" in r.output
     r = invoke(env, "model", "show")
     assert r.exit_code == 0 and "DIMENSION 3" in r.output and "CC-6@2.1.2" in r.output
+
+
+def test_school_thresholds_languages_and_time_zone(env):
+    from storage import repo
+    from storage.db import create_engine, make_sessionmaker
+
+    assert invoke(env, "db", "upgrade").exit_code == 0
+    r = invoke(env, "school", "create", "--slug", "a", "--name", "A", "--threshold", "2")
+    assert r.exit_code == 2  # never below 3
+    r = invoke(env, "school", "create", "--slug", "aa", "--name", "A", "--timezone", "Mars/Base")
+    assert r.exit_code == 1 and "time zone" in r.output
+    r = invoke(env, "school", "create", "--slug", "aa", "--name", "A", "--languages", "en,xx")
+    assert r.exit_code == 1 and "xx" in r.output
+    r = invoke(
+        env,
+        "school",
+        "create",
+        "--slug",
+        "yerevan-college",
+        "--name",
+        "Yerevan State College",
+        "--languages",
+        "hy,en",
+        "--timezone",
+        "Asia/Yerevan",
+        "--threshold",
+        "7",
+    )
+    assert r.exit_code == 0, r.output
+
+    async def check():
+        import os
+
+        engine = create_engine(os.environ["DATABASE_URL"])
+        try:
+            async with make_sessionmaker(engine)() as s:
+                return await repo.get_school_by_slug(s, "yerevan-college")
+        finally:
+            await engine.dispose()
+
+    import asyncio
+
+    school = asyncio.run(check())
+    assert school.anonymity_threshold == 7
+    assert school.free_text_threshold == 10
+    assert school.languages == ["hy", "en"] and school.timezone == "Asia/Yerevan"
