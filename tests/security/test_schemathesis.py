@@ -13,10 +13,9 @@ from collections import Counter
 from typing import Any
 
 import pytest
+import schemathesis
 
 from tests.security.bench import World
-
-schemathesis = pytest.importorskip("schemathesis")
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 MAX_EXAMPLES = 25
