@@ -13,6 +13,7 @@ import json
 import logging
 import traceback
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -116,6 +117,12 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     if channel is None:
         return web.Response(status=503, text="starting")
 
+    from bot.channel import WEBHOOK_REPLY
+
+    # The answer to a tap (answerCallbackQuery) goes back in this HTTP answer as a method
+    # call, which Telegram executes: one request fewer, and no wait for the Bot API.
+    reply: dict[str, Any] = {}
+    token = WEBHOOK_REPLY.set(reply)
     try:
         update = Update.de_json(data, channel.bot)
         outcome = await channel.process(update)
@@ -129,8 +136,21 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         # The class and where, never the message: it may quote what the person typed.
         where = "".join(traceback.format_tb(exc.__traceback__, limit=-3)).strip()
         log.error("update %s failed: %s\n%s", data["update_id"], _name(exc), where)
-        return web.Response(status=200, text="ok")
+        return _ok(reply)
+    finally:
+        WEBHOOK_REPLY.reset(token)
     metrics.updates.labels(outcome).inc()
+    return _ok(reply)
+
+
+def _ok(reply: dict[str, Any]) -> web.Response:
+    """200, with the update's one Bot API method call as the body if there is one."""
+    if reply:
+        return web.Response(
+            status=200,
+            body=json.dumps(reply, separators=(",", ":"), ensure_ascii=False).encode(),
+            content_type="application/json",
+        )
     return web.Response(status=200, text="ok")
 
 

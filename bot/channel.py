@@ -21,6 +21,7 @@ and a re-render that would change nothing costs no Bot API call.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import logging
@@ -66,6 +67,13 @@ COMMAND_DESCRIPTIONS = (
 # A tap the engine must refuse with "that button belongs to another question" (an old
 # card, another bank version, data we cannot read): an empty answer to no question.
 STALE = E.Answer(question_id="\x00stale", value="")
+
+
+# Set by the webhook view around one update: the reply to the tap goes into the HTTP
+# answer as a method call (Telegram executes it), instead of an outbound request.
+WEBHOOK_REPLY: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "webhook_reply", default=None
+)
 
 
 class UpdateInProgress(TimeoutError):
@@ -324,10 +332,21 @@ class BotChannel:
     # -- small Bot API helpers -------------------------------------------------------
 
     async def _answer(self, cq: CallbackQuery, text: str | None) -> None:
-        """answerCallbackQuery at once (not behind the message queue); never raises."""
+        """answerCallbackQuery at once (not behind the message queue); never raises.
+
+        Under the webhook, it is the update's one reply in the HTTP answer (Telegram's
+        "reply to the webhook with a method call"): no request of ours, no wait."""
+        text = (text or None) and text[:200]
+        reply = WEBHOOK_REPLY.get()
+        if reply is not None and not reply:
+            reply.update(method="answerCallbackQuery", callback_query_id=cq.id)
+            if text:
+                reply["text"] = text
+            self.metrics.bot_calls.labels("answerCallbackQuery", "webhook_reply").inc()
+            return
         for _ in range(2):
             try:
-                await self.bot.answer_callback_query(cq.id, text=(text or None) and text[:200])
+                await self.bot.answer_callback_query(cq.id, text=text)
                 self.metrics.bot_calls.labels("answerCallbackQuery", "ok").inc()
                 return
             except RetryAfter as exc:

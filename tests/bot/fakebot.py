@@ -5,7 +5,8 @@ their text and buttons, edits applied) and can be told to fail: 429 with retry_a
 400 (e.g. "message is not modified"), 403 blocked, 5xx, or slow answers.
 
 Telegram builds real Telegram-shaped updates and POSTs them to our webhook with the
-secret header, like Telegram does: retrying non-200 answers, duplicates, bursts.
+secret header, like Telegram does: retrying non-200 answers, duplicates, bursts; a
+method call in the webhook's answer (answerCallbackQuery) is executed against FakeBotAPI.
 """
 
 from __future__ import annotations
@@ -413,8 +414,23 @@ class Telegram:
         hdrs.update(headers or {})
         body = data if data is not None else json.dumps(update).encode()
         async with self.client.post("/telegram/webhook", data=body, headers=hdrs) as resp:
+            raw = await resp.read()
+            status, ctype = resp.status, resp.content_type
+        if status == 200 and ctype == "application/json":
+            await self._execute_reply(raw)
+        return status
+
+    async def _execute_reply(self, raw: bytes) -> None:
+        """A webhook answer may carry one Bot API method call: Telegram executes it, so here
+        the fake Bot API receives it like any other call (and records it)."""
+        import aiohttp
+
+        reply = json.loads(raw)
+        assert isinstance(reply, dict) and isinstance(reply.get("method"), str), reply
+        method = reply.pop("method")
+        url = f"{self.fake.url}/bot{self.fake.token}/{method}"
+        async with aiohttp.ClientSession() as http, http.post(url, json=reply) as resp:
             await resp.read()
-            return resp.status
 
     async def deliver(self, update: dict[str, Any], retries: int = 5) -> list[int]:
         """POST until 200, as Telegram does; the statuses seen."""
