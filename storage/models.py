@@ -90,6 +90,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20), default="coordinator")  # coordinator|admin|peer
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Logout ends every session issued before this moment (signed cookies hold no state).
+    sessions_valid_after: Mapped[datetime | None]
 
 
 class Cycle(Base):

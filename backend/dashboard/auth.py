@@ -79,7 +79,7 @@ def new_session() -> dict[str, Any]:
     return {
         "sid": secrets.token_urlsafe(18),
         "csrf": secrets.token_urlsafe(24),
-        "iat": int(time.time()),
+        "iat": round(time.time(), 3),  # ms: a logout and a new login may share a second
     }
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import update
 
 from backend import keys
 from backend.dashboard import auth
@@ -25,6 +27,7 @@ from backend.dashboard.web import (
 )
 from backend.passwords import hash_password, verify_password
 from storage import repo
+from storage.models import User
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 # A valid argon2 hash of a random password: verified against when the e-mail is unknown,
@@ -95,6 +98,15 @@ async def login_submit(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
+    user = request.get(R_USER)
+    if user is not None:
+        # Every session of this user issued until now ends, copies of the cookie included.
+        async with sessionmaker(request).begin() as s:
+            await s.execute(
+                update(User)
+                .where(User.id == user.id)
+                .values(sessions_valid_after=datetime.now(UTC))
+            )
     request[R_SESSION] = auth.new_session()
     request[R_USER] = None
     request[R_DIRTY] = True

@@ -269,6 +269,9 @@ async def _load_user(request: web.Request, sess: dict[str, Any]) -> User | None:
     secret = request.app[keys.SECRET_KEY]
     if user is None or sess.get("pwf") != auth.password_fingerprint(secret, user):
         return None
+    ended = user.sessions_valid_after
+    if ended is not None and float(sess.get("iat", 0)) < ended.timestamp():
+        return None  # issued before a logout: a copied cookie dies with the session
     return user
 
 

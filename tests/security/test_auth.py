@@ -88,12 +88,6 @@ async def test_logout_ends_the_session_in_this_browser(world: World):
     assert resp.status == 303
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sessions are stateless signed cookies: logout replaces the browser's cookie but a "
-    "copy taken before logout stays valid until it expires (12 h) or the password changes; "
-    "revoking it needs server-side state (e.g. a per-user 'sessions valid after' time)",
-)
 async def test_a_copied_cookie_is_dead_after_logout(world: World):
     client = world.client
     assert (await login(client, world.a.email)).status == 303
