@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +44,7 @@ class Outcome:
 
     step: E.Step
     subject: str
+    also: dict[str, Any] | None = None  # the `also` key read with the state, if asked for
 
 
 class SurveyRunner:
@@ -81,19 +82,32 @@ class SurveyRunner:
     async def handle(
         self,
         subject: str,
-        event: E.Event,
+        event: E.Event | Callable[[Mapping[str, Any]], E.Event],
         channel: str = "telegram",
         address: str | int | None = None,
+        *,
+        also: SessionKey | None = None,
     ) -> Outcome:
         """Apply one engine event for one respondent, under their lock.
 
-        `address`: where the channel can reach this person later (a Telegram chat id), kept
-        (encrypted) only if they opt in to reminders; never part of the state.
+        `event` may be a function of the state (a tap is read against where the person
+        stands), called under the lock with the state loaded once. `address`: where the
+        channel can reach this person later (a Telegram chat id), kept (encrypted) only if
+        they opt in to reminders; never part of the state. `also`: another session-store
+        key read in the same round trip as the state (`Outcome.also`).
         """
         started = time.perf_counter()
         key = self.key(subject)
+        extra = None
         async with self.store.lock(key):
-            state = await self.load_state(subject)
+            if also is None:
+                state = await self.load_state(subject)
+            else:
+                state, extra = await self.store.load_many([key, also])
+                if state is None:
+                    state = await self._rebuild(subject)
+            if callable(event):
+                event = event(state)
             step = self.engine.step(state, event)
             step = await self._apply(subject, state, step, channel, address)
             if step.changed:
@@ -102,7 +116,7 @@ class SurveyRunner:
             self.metrics.update_seconds.labels(channel).observe(time.perf_counter() - started)
             if step.answer is not None:
                 self.metrics.answers.labels(channel).inc()
-        return Outcome(step, subject)
+        return Outcome(step, subject, extra)
 
     async def start(
         self,

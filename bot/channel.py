@@ -230,11 +230,17 @@ class BotChannel:
             return "tap_ignored"
         subject = self.runner.subject(CHANNEL, cq.from_user.id)
         tap = callback.decode(cq.data)
-        before = await self.runner.load_state(subject) if tap is not None else {}
-        event = self._tap_event(tap, before)
-        outcome = await self.runner.handle(subject, event, CHANNEL, address=msg.chat.id)
+        # The tap is read against the state loaded under the lock; the card id comes in
+        # the same round trip.
+        outcome = await self.runner.handle(
+            subject,
+            lambda state: self._tap_event(tap, state),
+            CHANNEL,
+            address=msg.chat.id,
+            also=self.card_key(subject),
+        )
         step = outcome.step
-        card = await self._card(subject)
+        card = outcome.also
         await self._forget_card_if_erased(subject, step)
         tapped_card = card is None or card.get("m") == msg.message_id
         first = step.prompts[0] if step.prompts else None
@@ -373,14 +379,6 @@ class BotChannel:
     @staticmethod
     def card_key(subject: str) -> SessionKey:
         return SessionKey("tgcard", subject)
-
-    async def _card(self, subject: str) -> dict[str, Any] | None:
-        try:
-            return await self.runner.store.load(self.card_key(subject))
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            return None
 
     async def _forget_card_if_erased(self, subject: str, step: E.Step) -> None:
         if _leaves_nothing(step):

@@ -58,6 +58,10 @@ class SessionStore(ABC):
     async def load(self, key: SessionKey) -> dict[str, Any] | None:
         """The saved state, or None if there is none (never saved, deleted or expired)."""
 
+    async def load_many(self, keys: list[SessionKey]) -> list[dict[str, Any] | None]:
+        """`load` of several keys (in one round trip where the store can)."""
+        return [await self.load(key) for key in keys]
+
     @abstractmethod
     async def save(self, key: SessionKey, state: dict[str, Any], ttl: int) -> None:
         """Store `state` (JSON-serialisable) for `ttl` seconds."""
@@ -156,6 +160,10 @@ class RedisSessionStore(SessionStore):
     async def load(self, key: SessionKey) -> dict[str, Any] | None:
         raw = await self.client.get(self.keys.session(key))
         return None if raw is None else json.loads(raw)
+
+    async def load_many(self, keys: list[SessionKey]) -> list[dict[str, Any] | None]:
+        raws = await self.client.mget([self.keys.session(key) for key in keys])
+        return [None if raw is None else json.loads(raw) for raw in raws]
 
     async def save(self, key: SessionKey, state: dict[str, Any], ttl: int) -> None:
         if ttl <= 0:
