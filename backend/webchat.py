@@ -35,7 +35,7 @@ from aiohttp import web
 from backend import keys
 from backend.miniapp import InitDataError, validate_init_data
 from conversations import engine as E
-from conversations.i18n import Translator
+from conversations.i18n import Translator, format_number
 from storage.sessions import SessionKey
 
 COOKIE = "gs_respondent"
@@ -180,10 +180,12 @@ def _prompt_view(
         integer = question is None or question.number is None or question.number.integer
         view["inputmode"] = "numeric" if integer else "decimal"
         view["input_label"] = t("question.type_number")
-        view["value"] = cur[2:] if cur and cur.startswith("n:") else ""
+        given = cur[2:] if cur and cur.startswith("n:") else ""
+        view["value"] = format_number(t.lang, float(given)) if given else ""
         if question is not None and question.number is not None:
             b = question.number
-            view["hint"] = t("number.range", min=E._fmt(b.min), max=E._fmt(b.max))
+            low, high = format_number(t.lang, b.min), format_number(t.lang, b.max)
+            view["hint"] = t("number.range", min=low, max=high)
     elif p.expects == "text":
         max_length = question.max_length if question is not None else 1000
         view["input_label"] = t("question.type_text")

@@ -16,13 +16,18 @@ Rules of the table below (read with h11's `_state.py` in mind):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from conversations.banks import Bank, Question
-from conversations.i18n import Translator, available_languages, language_name
+from conversations.i18n import (
+    Translator,
+    available_languages,
+    format_number,
+    language_name,
+    parse_number,
+)
 from conversations.scales import NA, get_scale
 
 STATE_VERSION = 1
@@ -597,15 +602,16 @@ class Engine:
         if q.kind == "number":
             bounds = q.number
             assert bounds is not None
-            parsed = _parse_number(value)
+            lang = self.t(st).lang
+            parsed = parse_number(lang, value)
             if parsed is None:
-                return self._unchanged(st, "number.invalid", example=_fmt(bounds.min + 1))
+                example = format_number(lang, bounds.min + 1)
+                return self._unchanged(st, "number.invalid", example=example)
             if bounds.integer and parsed != int(parsed):
                 return self._unchanged(st, "number.integer")
             if not bounds.min <= parsed <= bounds.max:
-                return self._unchanged(
-                    st, "number.range", min=_fmt(bounds.min), max=_fmt(bounds.max)
-                )
+                low, high = format_number(lang, bounds.min), format_number(lang, bounds.max)
+                return self._unchanged(st, "number.range", min=low, max=high)
             number = float(int(parsed)) if bounds.integer else parsed
             return self._advance(st, q, f"n:{_fmt(number)}", SaveAnswer(q.id, number=number))
         # free text
@@ -613,7 +619,13 @@ class Engine:
         if not text:
             return self._unchanged(st, "text.empty")
         if len(text) > q.max_length:
-            return self._unchanged(st, "text.too_long", length=len(text), max=q.max_length)
+            lang = self.t(st).lang
+            return self._unchanged(
+                st,
+                "text.too_long",
+                length=format_number(lang, len(text)),
+                max=format_number(lang, q.max_length),
+            )
         return self._advance(st, q, "t", SaveAnswer(q.id, text=text))
 
     def _advance(self, st: dict[str, Any], q: Question, code: str, save: SaveAnswer) -> Step:
@@ -798,20 +810,6 @@ def _has_question(bank: Bank, qid: str) -> bool:
     return any(q.id == qid for q in bank.questions)
 
 
-def _parse_number(text: str) -> float | None:
-    s = text.strip().replace(" ", "").replace("\u00a0", "")
-    if s.count(",") == 1 and "." not in s:
-        s = s.replace(",", ".")
-    s = s.removesuffix("%")
-    if not s or len(s) > 20:
-        return None
-    try:
-        v = float(s)
-    except ValueError:
-        return None
-    return v if math.isfinite(v) else None
-
-
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
@@ -853,7 +851,7 @@ def answer_label(engine: Engine, state: Mapping[str, Any], qid: str) -> str | No
     if code == "t":
         return t("answer.text_given")
     if code.startswith("n:"):
-        return code[2:]
+        return format_number(t.lang, float(code[2:]))
     if code.startswith("c:"):
         for o in q.options:
             if o.id == code[2:]:

@@ -10,6 +10,8 @@ Bank statements and scale labels are looked up as `bank.<role>.<question>` /
 
 from __future__ import annotations
 
+import math
+import re
 import string
 from collections.abc import Mapping
 from functools import cache
@@ -234,3 +236,75 @@ def check_catalog(lang: str, messages: Mapping[str, Any] | None = None) -> list[
                     f"{lang}: {label} placeholders differ (missing {missing}, extra {extra})"
                 )
     return problems
+
+
+# Numbers and dates in the respondent's language (Babel's bundled CLDR data) ---------
+
+
+@cache
+def _locale(lang: str) -> Any:
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        return Locale.parse(lang.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse(DEFAULT_LANGUAGE)
+
+
+def format_number(lang: str, x: float) -> str:
+    """`x` as a reader of `lang` writes it: "1,234.5" (en), "1 234,5" (hy, uk).
+
+    Whole numbers show no decimals; others keep every digit they have (no rounding)."""
+    from babel.numbers import format_decimal
+
+    value: float | int = int(x) if float(x).is_integer() else x
+    return format_decimal(value, locale=_locale(lang), decimal_quantization=False)
+
+
+def format_date(lang: str, d: Any, format: str = "long") -> str:
+    """A date (or datetime) as `lang` writes it: "March 5, 2026", "5 березня 2026 р."."""
+    from babel.dates import format_date as _format_date
+
+    return _format_date(d, format=format, locale=_locale(lang))
+
+
+_SPACES = str.maketrans("", "", " \t\u00a0\u202f\u2009")
+_GROUPED = {sep: re.compile(rf"[+-]?\d{{1,3}}(?:{re.escape(sep)}\d{{3}})+") for sep in ".,"}
+
+
+def parse_number(lang: str, text: str) -> float | None:
+    """A typed number in the respondent's writing, or None.
+
+    Accepts the locale's decimal separator and the other one ("2,5" and "2.5"), group
+    separators (spaces, no-break spaces, repeated groups of three: "1.234.567",
+    "1 234,5"; "1,234" is 1234 where "," groups thousands (en), 1.234 where it is the
+    decimal separator (hy, uk)), a trailing "%"."""
+    from babel.numbers import get_group_symbol
+
+    group = get_group_symbol(_locale(lang))
+    s = text.translate(_SPACES).replace(group, "") if not group.strip() else text.translate(_SPACES)
+    s = s.removesuffix("%")
+    if not s or len(s) > 20:
+        return None
+    if "," in s and "." in s:
+        decimal = "," if s.rfind(",") > s.rfind(".") else "."
+        other = "." if decimal == "," else ","
+        head, _, tail = s.rpartition(decimal)
+        if not _GROUPED[other].fullmatch(head) or other in tail:
+            return None
+        s = head.replace(other, "") + "." + tail
+    else:
+        for sep in ",.":
+            if s.count(sep) > 1:
+                if not _GROUPED[sep].fullmatch(s):
+                    return None
+                s = s.replace(sep, "")
+            elif sep == group and _GROUPED[sep].fullmatch(s):
+                s = s.replace(sep, "")  # "1,234" in English: a thousands separator
+            elif sep == ",":
+                s = s.replace(",", ".")
+    try:
+        v = float(s)
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
