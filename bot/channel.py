@@ -28,14 +28,15 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from telegram import BotCommand, CallbackQuery, Message, Update
+from telegram import CallbackQuery, Message, Update
 from telegram.error import RetryAfter, TelegramError
 
 from bot import callback
 from bot.outbox import Outbox, Outgoing, retry_after_seconds
 from bot.ratelimit import RateLimiter
-from bot.render import render
+from bot.render import command_menu, render
 from conversations import engine as E
+from conversations.i18n import DEFAULT_LANGUAGE, Translator, available_languages
 from storage import repo
 from storage.dedup import PROCESSING_LEASE
 from storage.errors import is_transient
@@ -54,16 +55,6 @@ COMMANDS: dict[str, type[E.Event]] = {
     "privacy": E.Privacy,
     "delete": E.DeleteRequest,
 }
-COMMAND_DESCRIPTIONS = (
-    ("start", "Start (or continue) the survey"),
-    ("resume", "Continue where you stopped"),
-    ("restart", "Start the survey again"),
-    ("stop", "Pause the survey"),
-    ("help", "How this works"),
-    ("language", "Change language"),
-    ("privacy", "What we store"),
-    ("delete", "Erase your answers"),
-)
 # A tap the engine must refuse with "that button belongs to another question" (an old
 # card, another bank version, data we cannot read): an empty answer to no question.
 STALE = E.Answer(question_id="\x00stale", value="")
@@ -124,10 +115,16 @@ class BotChannel:
     async def start(self, *, set_webhook: bool, polling: bool, secret: str) -> None:
         await self.application.initialize()  # getMe
         await self.application.start()
-        await self._call(
-            "setMyCommands",
-            self.bot.set_my_commands([BotCommand(c, d) for c, d in COMMAND_DESCRIPTIONS]),
-        )
+        # The menu in English for everyone, and in each catalog's language for people whose
+        # Telegram is set to it (Telegram picks by the user's language_code).
+        for lang in available_languages():
+            await self._call(
+                "setMyCommands",
+                self.bot.set_my_commands(
+                    command_menu(Translator(lang)),
+                    language_code=None if lang == DEFAULT_LANGUAGE else lang,
+                ),
+            )
         if set_webhook:
             await self.bot.set_webhook(
                 url=self.public_url + "/telegram/webhook",

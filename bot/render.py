@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
 from bot import callback
 from conversations.engine import Prompt
@@ -16,6 +16,8 @@ from conversations.i18n import Translator
 
 MAX_TEXT = 4096
 CARD_KINDS = ("question", "consent", "optin", "language", "confirm", "done")
+# The command menu, in this order; descriptions are the catalogs' `cmd.<name>`.
+MENU_COMMANDS = ("start", "resume", "restart", "stop", "help", "language", "privacy", "delete")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,3 +72,8 @@ def render(
         rows.append([InlineKeyboardButton(label, web_app=WebAppInfo(web_app_url))])
     markup = InlineKeyboardMarkup(rows) if rows else None
     return Rendered(text, markup, prompt.kind in CARD_KINDS)
+
+
+def command_menu(t: Translator) -> list[BotCommand]:
+    """The bot's command menu (setMyCommands) in `t`'s language."""
+    return [BotCommand(name, t(f"cmd.{name}")[:256]) for name in MENU_COMMANDS]
