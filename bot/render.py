@@ -68,7 +68,7 @@ def render(
         if nav:
             rows.append(nav)
     if prompt.kind == "consent" and web_app_url:
-        label = t("miniapp.button", default="Answer in one screen")
+        label = t("miniapp.button")
         rows.append([InlineKeyboardButton(label, web_app=WebAppInfo(web_app_url))])
     markup = InlineKeyboardMarkup(rows) if rows else None
     return Rendered(text, markup, prompt.kind in CARD_KINDS)
