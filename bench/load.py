@@ -227,17 +227,24 @@ async def open_loop(
         tally.add(status, time.monotonic() - at, is_answer)
 
     async def person(session: aiohttp.ClientSession, j: int, t0: float) -> None:
+        # A person taps the next card only once it is there: each tap waits for the answer to
+        # the previous one (causality), and otherwise keeps to its slot in the schedule. If the
+        # server is slower than the schedule, the offered rate falls below the target and
+        # `offered_ok` says so (rather than taps overtaking each other and being refused as
+        # taps on a card that is not current yet, which no real person can do).
         updates = respondent_updates(uid_base + j, code, tag, script)
         for k, (is_answer, upd) in enumerate(updates):
-            at = t0 + j * interval / people + k * interval
-            delay = at - time.monotonic()
+            slot = t0 + j * interval / people + k * interval
+            delay = slot - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            lateness.append(time.monotonic() - at)
+            at = time.monotonic()
+            lateness.append(at - slot)
             body = json.dumps(upd).encode()
             task = asyncio.create_task(one(session, at, body, is_answer))
             pending.add(task)
             task.add_done_callback(pending.discard)
+            await task
         tally.completed += 1
 
     async with _session(connections) as session:
