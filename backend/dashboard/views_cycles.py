@@ -22,6 +22,7 @@ from backend.dashboard.web import (
     require_write,
     school_for,
     sessionmaker,
+    user_of,
 )
 from conversations.model import load_model
 from conversations.roles import ROLE_LABELS, ROLES, Role
@@ -128,6 +129,25 @@ async def cycle_status(request: web.Request) -> web.Response:
         require_write(request, cycle.school_id)
         await repo.set_cycle_status(s, cycle.id, status)
     flash(request, f"Cycle {cycle.name} is {status} now.", "ok")
+    return redirect(request, "dash:cycle", cycle_id=cycle.id)
+
+
+async def cycle_announcement(request: web.Request) -> web.Response:
+    """The cycle's one announcement to the respondents who opted in (sent by the scheduler)."""
+    from backend.reminders import AnnouncementRefused, create_announcement
+
+    form = await request.post()
+    text = str(form.get("text", ""))
+    user = user_of(request)
+    try:
+        async with sessionmaker(request).begin() as s:
+            cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+            require_write(request, cycle.school_id)
+            reach = await create_announcement(s, cycle.id, text, created_by=user.id)
+    except AnnouncementRefused as exc:
+        flash(request, f"Not sent: {exc}.", "error")
+        return redirect(request, "dash:cycle", cycle_id=request.match_info["cycle_id"])
+    flash(request, f"Announcement saved: it goes to {reach} respondent(s) who opted in.", "ok")
     return redirect(request, "dash:cycle", cycle_id=cycle.id)
 
 
@@ -297,6 +317,7 @@ def routes() -> list[tuple[str, str, Any, str]]:
         ("GET", "/dashboard/schools/{slug}", school_page, "dash:school"),
         ("POST", "/dashboard/schools/{slug}/cycles", cycle_create, "dash:cycle_create"),
         ("POST", c + "/status", cycle_status, "dash:cycle_status"),
+        ("POST", c + "/announcement", cycle_announcement, "dash:cycle_announcement"),
         ("GET", c + "/invites", invites_page, "dash:invites"),
         ("POST", c + "/invites", invites_create, "dash:invites_create"),
         ("GET", c + "/invites/print", invites_print, "dash:invites_print"),

@@ -27,6 +27,7 @@ from backend.dashboard.web import (
     sessionmaker,
     user_of,
 )
+from backend.reminders import MAX_ANNOUNCEMENT_CHARS, announcement_audience, get_announcement
 from conversations.model import load_model
 from conversations.roles import ROLE_LABELS, ROLES, Role
 from storage import repo
@@ -123,6 +124,8 @@ async def cycle_overview(request: web.Request) -> web.Response:
         rates = await response_rates(s, cycle)
         report = await build_report(s, cycle.id, model)
         invites = await repo.list_invites(s, cycle.id, include_revoked=False)
+        announcement = await get_announcement(s, cycle.id)
+        audience = await announcement_audience(s, cycle.id)
     active = [r for r in rates if r.started]
     roles = [r.role for r in active]
     request[R_SCHOOL] = school.slug
@@ -144,6 +147,9 @@ async def cycle_overview(request: web.Request) -> web.Response:
             "completed": sum(r.completed for r in rates),
             "extras": result_links(request, cycle.id, report),
             "can_plan": may_write(user_of(request), cycle.school_id),
+            "announcement": announcement,
+            "audience": audience,
+            "max_announcement": MAX_ANNOUNCEMENT_CHARS,
         },
     )
 

@@ -23,6 +23,7 @@ from storage.db import create_engine
 from storage.models import Answer, Comment, Contact, Cycle, Invite, Respondent, Response, School
 from storage.retention import forget_respondent_keys
 from tests.apptools import make_settings, running_app
+from tests.backend.test_dashboard import login
 from tests.bot.conftest import FAST_RATES, open_bench
 from tests.bot.walker import button, dump_storage
 
@@ -559,3 +560,44 @@ async def test_migration_0002_up_and_down(db_url):
         assert await tables() <= {"alembic_version"}
     finally:
         await drop()
+
+
+async def test_a_coordinator_sends_the_announcement_from_the_dashboard_once(storage, fake_api):
+    """The dashboard's form: CSRF-protected, once per cycle, then shown on the overview."""
+    from backend.passwords import hash_password
+    from storage import repo as _repo
+    from storage.models import Announcement
+
+    clock = FakeClock(T0)
+    async with reminding(storage, fake_api, clock) as bench:
+        opted = await started(bench)
+        client = bench.client
+        sm = client.app[keys.SESSIONMAKER]
+        async with sm.begin() as s:
+            await _repo.create_user(
+                s,
+                bench.seeded.school_id,
+                "coord@school.test",
+                hash_password("long enough pw"),
+                "coordinator",
+            )
+        r = await login(client, "coord@school.test", "long enough pw")
+        assert r.status == 303
+        cycle_id = bench.seeded.cycle_id
+        page = await (await client.get(f"/dashboard/cycles/{cycle_id}")).text()
+        assert "Send the announcement" in page and "1 respondent(s)" in page
+        csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        url = f"/dashboard/cycles/{cycle_id}/announcement"
+        assert (
+            await client.post(url, data={"text": "Thanks!"}, allow_redirects=False)
+        ).status == 403
+        r = await client.post(url, data={"csrf": csrf, "text": "Thank you: we will add mentors."})
+        assert r.status == 200 and "goes to 1 respondent" in await r.text()
+        r = await client.post(url, data={"csrf": csrf, "text": "A second one"})
+        assert "already had its announcement" in await r.text()
+        page = await (await client.get(f"/dashboard/cycles/{cycle_id}")).text()
+        assert "we will add mentors" in page and "Send the announcement" not in page
+        async with sm() as s:
+            rows = (await s.execute(select(Announcement))).scalars().all()
+        assert [a.text for a in rows] == ["Thank you: we will add mentors."]
+        assert opted is not None
