@@ -342,6 +342,24 @@ async def _find_or_open_cycle(s: Any, school: Any, name: str) -> Any:
     )
 
 
+async def _school_cycle(s: Any, school: str, cycle: str) -> Any:
+    """The school's cycle named `cycle`, or its newest; exits with a message if there is none."""
+    from sqlalchemy import select
+
+    from storage import repo
+    from storage.models import Cycle
+
+    sch = await repo.get_school_by_slug(s, school)
+    if sch is None:
+        fail(f"no school with slug {school!r}")
+    q = select(Cycle).where(Cycle.school_id == sch.id)
+    q = q.where(Cycle.name == cycle) if cycle else q.order_by(Cycle.created_at.desc())
+    cyc = (await s.execute(q.limit(1))).scalar_one_or_none()
+    if cyc is None:
+        fail(f"school {school!r} has no cycle{' named ' + repr(cycle) if cycle else ''} yet")
+    return cyc
+
+
 # -- report ---------------------------------------------------------------------------
 
 
@@ -352,26 +370,15 @@ def report(
     cycle: Annotated[str, typer.Option(help="Cycle name (default: the newest).")] = "",
 ) -> None:
     """Print the triangulation report (anonymity rules applied)."""
-    from sqlalchemy import select
-
     from backend.analytics.report import build_report
     from conversations.model import load_model
-    from storage import repo
-    from storage.models import Cycle
 
     if fmt != "json":
         fail("--format takes json (CSV, XLSX and PDF are in the dashboard's exports)")
     settings = load_settings()
 
     async def go(s: Any) -> dict[str, Any]:
-        sch = await repo.get_school_by_slug(s, school)
-        if sch is None:
-            fail(f"no school with slug {school!r}")
-        q = select(Cycle).where(Cycle.school_id == sch.id)
-        q = q.where(Cycle.name == cycle) if cycle else q.order_by(Cycle.created_at.desc())
-        cyc = (await s.execute(q.limit(1))).scalar_one_or_none()
-        if cyc is None:
-            fail(f"school {school!r} has no cycle{' named ' + repr(cycle) if cycle else ''} yet")
+        cyc = await _school_cycle(s, school, cycle)
         return await build_report(s, cyc.id, load_model())
 
     data = in_transaction(settings, go)
@@ -394,24 +401,14 @@ def announce(
     It is stored here and delivered by the running server's reminder scheduler (quiet
     hours respected); a second announcement for the same cycle is refused.
     """
-    from sqlalchemy import select
 
     from backend.reminders import AnnouncementRefused, create_announcement
-    from storage import repo
-    from storage.models import Cycle
 
     settings = load_settings()
     text = text_file.read()
 
     async def go(s: Any) -> tuple[str, int]:
-        sch = await repo.get_school_by_slug(s, school)
-        if sch is None:
-            fail(f"no school with slug {school!r}")
-        q = select(Cycle).where(Cycle.school_id == sch.id)
-        q = q.where(Cycle.name == cycle) if cycle else q.order_by(Cycle.created_at.desc())
-        cyc = (await s.execute(q.limit(1))).scalar_one_or_none()
-        if cyc is None:
-            fail(f"school {school!r} has no cycle{' named ' + repr(cycle) if cycle else ''} yet")
+        cyc = await _school_cycle(s, school, cycle)
         try:
             return cyc.name, await create_announcement(s, cyc.id, text)
         except AnnouncementRefused as exc:
