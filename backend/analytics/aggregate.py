@@ -28,9 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Float, and_, case, cast, distinct, false, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.analytics.anonymity import (
@@ -148,6 +150,23 @@ async def _filter_groups(
     }
 
 
+def _mapped_answers(*columns: Any) -> Select:
+    """Answers joined to their response and to the indicators their question evidences
+    (through the question map of the response's bank version)."""
+    return (
+        select(*columns)
+        .select_from(Answer)
+        .join(Response, Response.id == Answer.response_id)
+        .join(
+            QuestionMap,
+            and_(
+                QuestionMap.bank_tag == Response.bank_tag,
+                QuestionMap.question_id == Answer.question_id,
+            ),
+        )
+    )
+
+
 async def aggregate_cycle(
     s: AsyncSession,
     cycle_id: int,
@@ -171,19 +190,7 @@ async def aggregate_cycle(
         Answer.na.is_(false()),
         Answer.skipped.is_(false()),
     )
-    base = (
-        select()
-        .select_from(Answer)
-        .join(Response, Response.id == Answer.response_id)
-        .join(
-            QuestionMap,
-            and_(
-                QuestionMap.bank_tag == Response.bank_tag,
-                QuestionMap.question_id == Answer.question_id,
-            ),
-        )
-        .where(*conds)
-    )
+    base = _mapped_answers().where(*conds)
 
     # One row per (indicator, role, respondent): that person's mean and their NA/skip counts.
     per_person = (
@@ -250,15 +257,8 @@ async def _group_differences(
     selected = and_(*_response_filter(cycle_id, None, statuses, languages))
     default = Response.status.in_(list(DEFAULT_STATUSES))
     stmt = (
-        select(QuestionMap.indicator_key, Response.role, func.count(distinct(Answer.response_id)))
-        .select_from(Answer)
-        .join(Response, Response.id == Answer.response_id)
-        .join(
-            QuestionMap,
-            and_(
-                QuestionMap.bank_tag == Response.bank_tag,
-                QuestionMap.question_id == Answer.question_id,
-            ),
+        _mapped_answers(
+            QuestionMap.indicator_key, Response.role, func.count(distinct(Answer.response_id))
         )
         .where(
             Response.cycle_id == cycle_id,
