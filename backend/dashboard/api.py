@@ -16,10 +16,10 @@ from backend.dashboard.web import (
     cycle_for,
     for_reader,
     hides_raw,
-    require_write,
     school_for,
     sessionmaker,
     user_of,
+    writable_cycle,
 )
 from conversations.model import load_model
 from storage import repo
@@ -159,8 +159,7 @@ async def post_self_ratings(request: web.Request) -> web.Response:
         raise web.HTTPUnprocessableEntity(text=str(exc)) from None
     user = user_of(request)
     async with sessionmaker(request).begin() as s:
-        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        require_write(request, cycle.school_id)
+        cycle = await writable_cycle(request, s)
         saved = [
             await repo.upsert_self_rating(
                 s, cycle.id, i["key"], i["value"], i["number"], i["comment"], i["status"], user.id

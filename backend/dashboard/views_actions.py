@@ -18,8 +18,8 @@ from backend.dashboard.web import (
     flash,
     redirect,
     render,
-    require_write,
     sessionmaker,
+    writable_cycle,
 )
 from conversations.model import load_model
 from conversations.roles import ROLE_LABELS, ROLES, Role
@@ -102,8 +102,7 @@ async def actions_page(request: web.Request) -> web.Response:
 async def action_create(request: web.Request) -> web.Response:
     form = await request.post()
     async with sessionmaker(request).begin() as s:
-        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        require_write(request, cycle.school_id)
+        cycle = await writable_cycle(request, s)
         key = str(form.get("indicator_key", ""))
         try:
             if key not in load_model().index():
@@ -120,8 +119,7 @@ async def action_create(request: web.Request) -> web.Response:
 async def action_update(request: web.Request) -> web.Response:
     form = await request.post()
     async with sessionmaker(request).begin() as s:
-        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        require_write(request, cycle.school_id)
+        cycle = await writable_cycle(request, s)
         item = await get_action(s, cycle.id, int(request.match_info["action_id"]))
         if item is None:
             raise web.HTTPNotFound()
@@ -145,8 +143,7 @@ async def action_update(request: web.Request) -> web.Response:
 async def action_delete(request: web.Request) -> web.Response:
     form = await request.post()
     async with sessionmaker(request).begin() as s:
-        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        require_write(request, cycle.school_id)
+        cycle = await writable_cycle(request, s)
         item = await get_action(s, cycle.id, int(request.match_info["action_id"]))
         if item is None:
             raise web.HTTPNotFound()

@@ -23,6 +23,7 @@ from backend.dashboard.web import (
     school_for,
     sessionmaker,
     user_of,
+    writable_cycle,
 )
 from conversations.model import load_model
 from conversations.roles import ROLE_LABELS, ROLES, Role
@@ -125,8 +126,7 @@ async def cycle_status(request: web.Request) -> web.Response:
     if status not in ("open", "closed"):
         raise web.HTTPBadRequest(text="status is open or closed")
     async with sessionmaker(request).begin() as s:
-        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        require_write(request, cycle.school_id)
+        cycle = await writable_cycle(request, s)
         await repo.set_cycle_status(s, cycle.id, status)
     flash(request, f"Cycle {cycle.name} is {status} now.", "ok")
     return redirect(request, "dash:cycle", cycle_id=cycle.id)
@@ -141,8 +141,7 @@ async def cycle_announcement(request: web.Request) -> web.Response:
     user = user_of(request)
     try:
         async with sessionmaker(request).begin() as s:
-            cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-            require_write(request, cycle.school_id)
+            cycle = await writable_cycle(request, s)
             reach = await create_announcement(s, cycle.id, text, created_by=user.id)
     except AnnouncementRefused as exc:
         flash(request, f"Not sent: {exc}.", "error")
@@ -216,8 +215,7 @@ async def invites_page(request: web.Request) -> web.Response:
 async def invites_create(request: web.Request) -> web.Response:
     form = await request.post()
     async with sessionmaker(request).begin() as s:
-        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        require_write(request, cycle.school_id)
+        cycle = await writable_cycle(request, s)
         try:
             role = Role(str(form.get("role", ""))).value
             count = _int(form.get("count"), 1, MAX_INVITES_AT_ONCE) or 1
@@ -241,8 +239,7 @@ async def invites_create(request: web.Request) -> web.Response:
 
 async def invite_revoke(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
-        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        require_write(request, cycle.school_id)
+        cycle = await writable_cycle(request, s)
         invite = await get_invite(s, cycle.id, int(request.match_info["invite_id"]))
         if invite is None:
             raise web.HTTPNotFound()

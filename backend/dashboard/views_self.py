@@ -21,10 +21,10 @@ from backend.dashboard.web import (
     hides_raw,
     redirect,
     render,
-    require_write,
     session_of,
     sessionmaker,
     user_of,
+    writable_cycle,
 )
 from conversations.model import Indicator, load_model
 from conversations.scales import AnswerKind
@@ -123,8 +123,7 @@ async def self_save(request: web.Request) -> web.Response:
     user = user_of(request)
     saved, errors = 0, []
     async with sessionmaker(request).begin() as s:
-        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        require_write(request, cycle.school_id)
+        cycle = await writable_cycle(request, s)
         existing = await repo.list_self_ratings(s, cycle.id)
         for ind in indicators:
             if not any(f"{p}:{ind.key}" in form for p in "vnc"):
@@ -151,8 +150,7 @@ async def self_save(request: web.Request) -> web.Response:
 
 async def self_submit(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
-        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        require_write(request, cycle.school_id)
+        cycle = await writable_cycle(request, s)
         n = await submit_self_ratings(s, cycle.id, user_of(request).id)
     total = len(load_model().placed())
     msg = f"Self-assessment submitted: {n} of {total} indicators rated."
@@ -189,8 +187,7 @@ async def evidence_add(request: web.Request) -> web.Response:
             text="The file is larger than 10 MB.",
         )
     async with sessionmaker(request).begin() as s:
-        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        require_write(request, cycle.school_id)
+        cycle = await writable_cycle(request, s)
     data_dir = request.app[keys.SETTINGS].data_dir
     fields: dict[str, str] = {}
     stored: str | None = None
@@ -289,8 +286,7 @@ async def evidence_file(request: web.Request) -> web.Response:
 
 async def evidence_delete(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
-        cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        require_write(request, cycle.school_id)
+        cycle = await writable_cycle(request, s)
         item = await get_evidence(s, cycle.id, int(request.match_info["evidence_id"]))
         if item is None:
             raise web.HTTPNotFound()

@@ -151,6 +151,13 @@ async def cycle_for(request: web.Request, s: AsyncSession, cycle_id: Any) -> Cyc
     return cycle
 
 
+async def writable_cycle(request: web.Request, s: AsyncSession) -> Cycle:
+    """The cycle of the URL if the user may change its school: 404 unreadable, 403 read-only."""
+    cycle = await cycle_for(request, s, request.match_info["cycle_id"])
+    require_write(request, cycle.school_id)
+    return cycle
+
+
 def require_write(request: web.Request, school_id: int) -> None:
     if not auth.may_write(user_of(request), school_id):
         raise web.HTTPForbidden(text="Your account may read this school but not change it.")
