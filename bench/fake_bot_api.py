@@ -28,6 +28,9 @@ from aiohttp import web
 
 from bench.common import TOKEN
 
+# One definition of the Bot API's wire format: the tests' fake API (same bot id).
+from tests.bot.fakebot import _error, _message, _params
+
 MESSAGE_METHODS = ("sendMessage", "editMessageText")
 _JSON_PARAMS = {"reply_markup", "allowed_updates", "commands"}
 _INT_PARAMS = {"chat_id", "message_id"}
@@ -197,39 +200,6 @@ BOT_USER = {
 
 def _content(text: str, markup: Any) -> str:
     return text + "\x00" + json.dumps(markup, sort_keys=True)
-
-
-async def _params(request: web.Request) -> dict[str, Any]:
-    if request.content_type == "application/json":
-        raw: dict[str, Any] = await request.json()
-    else:
-        raw = dict(await request.post())
-    out: dict[str, Any] = {}
-    for k, v in raw.items():
-        if isinstance(v, str) and k in _JSON_PARAMS:
-            v = json.loads(v)
-        out[k] = v
-    return out
-
-
-def _message(chat_id: int, mid: int, text: str, markup: Any) -> dict[str, Any]:
-    msg: dict[str, Any] = {
-        "message_id": mid,
-        "date": int(time.time()),
-        "chat": {"id": chat_id, "type": "private"},
-        "from": BOT_USER,
-        "text": text,
-    }
-    if markup:
-        msg["reply_markup"] = markup
-    return msg
-
-
-def _error(status: int, description: str, parameters: dict[str, Any] | None = None) -> web.Response:
-    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
-    if parameters:
-        body["parameters"] = parameters
-    return web.json_response(body, status=status)
 
 
 def make_app(token: str, rate: float | None) -> web.Application:
