@@ -112,3 +112,23 @@ async def seed_school(
             )
             seeded.invites[str(Role(role).value)] = code
     return seeded
+
+
+# No shipped bank asks for a number: tests of number questions swap the employer bank for this.
+NUMBER_BANK_YAML = """
+role: employer
+version: 9
+model_version: "1.0.0"
+title: "Numbers"
+intro: "A test bank."
+minutes: 1
+questions:
+  - id: n1
+    kind: number
+    text: "How many learners did you take on as interns this year?"
+    number: {min: 0, max: 500}
+  - id: e1
+    text: "The school keeps in touch with us."
+    scale: AGM
+    indicators: [CC-2]
+"""

@@ -24,7 +24,7 @@ from conversations.banks import load_banks, parse_bank
 from conversations.i18n import Translator
 from conversations.roles import Role
 from storage.models import Answer, Comment, Invite, Respondent, Response
-from tests.apptools import db_url_of, make_settings, running_app, seed_school
+from tests.apptools import NUMBER_BANK_YAML, db_url_of, make_settings, running_app, seed_school
 
 T = Translator()
 
@@ -316,25 +316,7 @@ async def test_stale_button_and_text_where_a_tap_is_due(app_client):
 @asynccontextmanager
 async def app_with_number_question(db_engine) -> AsyncIterator[TestClient]:
     """The real app whose employer bank asks one number question first (no shipped bank does)."""
-    bank = parse_bank(
-        """
-role: employer
-version: 9
-model_version: "1.0.0"
-title: "Numbers"
-intro: "A test bank."
-minutes: 1
-questions:
-  - id: n1
-    kind: number
-    text: "How many learners did you take on as interns this year?"
-    number: {min: 0, max: 500}
-  - id: e1
-    text: "The school keeps in touch with us."
-    scale: AGM
-    indicators: [CC-2]
-"""
-    )
+    bank = parse_bank(NUMBER_BANK_YAML)
     app = create_app(make_settings(db_url_of(db_engine)))
     banks = [b for r, b in load_banks().items() if r != Role.EMPLOYER] + [bank]
     app[keys.SURVEY_ENGINE] = E.Engine.from_banks(banks, "1.0.0")

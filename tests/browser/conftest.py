@@ -99,3 +99,19 @@ async def serve_app(
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(exist_ok=True)
     return SCREENSHOTS
+
+
+async def fake_bot_api() -> TestServer:
+    """A minimal Bot API on loopback (getMe and a yes to everything) for the Mini App pages."""
+
+    async def method(request: web.Request) -> web.Response:
+        result: object = True
+        if request.match_info["method"] == "getMe":
+            result = {"id": 123456, "is_bot": True, "first_name": "T", "username": "t_bot"}
+        return web.json_response({"ok": True, "result": result})
+
+    api = web.Application()
+    api.router.add_route("*", "/bot{token}/{method}", method)
+    server = TestServer(api, host="127.0.0.1")
+    await server.start_server()
+    return server

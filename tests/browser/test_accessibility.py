@@ -38,8 +38,8 @@ from conversations.model import load_model
 from conversations.roles import Role
 from storage import repo
 from storage.models import Answer
-from tests.apptools import TOKEN, WEBHOOK_SECRET, seed_school
-from tests.browser.conftest import phone_context, serve_app
+from tests.apptools import NUMBER_BANK_YAML, TOKEN, WEBHOOK_SECRET, seed_school
+from tests.browser.conftest import fake_bot_api, phone_context, serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -83,30 +83,14 @@ async def title_unique(page: Any, titles: dict[str, str], state: str, found: lis
 
 # -- the web chat -----------------------------------------------------------------------
 
-NUMBER_BANK = """
-role: employer
-version: 9
-model_version: "1.0.0"
-title: "Numbers"
-intro: "A test bank."
-minutes: 1
-questions:
-  - id: n1
-    kind: number
-    text: "How many learners did you take on as interns this year?"
-    number: {min: 0, max: 500}
-  - id: e1
-    text: "The school keeps in touch with us."
-    scale: AGM
-    indicators: [CC-2]
-"""
-
 
 @asynccontextmanager
 async def serve_number_app(settings: Settings) -> AsyncIterator[tuple[str, web.Application]]:
     """The app whose employer bank asks a number question first (no shipped bank does)."""
     app = create_app(settings)
-    banks = [b for r, b in load_banks().items() if r != Role.EMPLOYER] + [parse_bank(NUMBER_BANK)]
+    banks = [b for r, b in load_banks().items() if r != Role.EMPLOYER] + [
+        parse_bank(NUMBER_BANK_YAML)
+    ]
     app[keys.SURVEY_ENGINE] = E.Engine.from_banks(banks, "1.0.0")
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
@@ -114,20 +98,6 @@ async def serve_number_app(settings: Settings) -> AsyncIterator[tuple[str, web.A
         yield str(server.make_url("")).rstrip("/"), app
     finally:
         await server.close()
-
-
-async def _fake_bot_api() -> TestServer:
-    async def method(request: web.Request) -> web.Response:
-        result: object = True
-        if request.match_info["method"] == "getMe":
-            result = {"id": 123456, "is_bot": True, "first_name": "T", "username": "t_bot"}
-        return web.json_response({"ok": True, "result": result})
-
-    api = web.Application()
-    api.router.add_route("*", "/bot{token}/{method}", method)
-    server = TestServer(api, host="127.0.0.1")
-    await server.start_server()
-    return server
 
 
 async def test_web_chat_has_no_serious_violations(browser, sqlite_settings, screenshots):
@@ -216,7 +186,7 @@ async def test_web_chat_number_question_and_notice(browser, sqlite_settings, scr
 
 async def test_mini_app_has_no_serious_violations(browser, sqlite_settings, screenshots):
     found: list[str] = []
-    api = await _fake_bot_api()
+    api = await fake_bot_api()
     settings = sqlite_settings.model_copy(
         update={
             "telegram_bot_token": TOKEN,

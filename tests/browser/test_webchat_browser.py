@@ -11,15 +11,13 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
 from backend import keys
 from backend.miniapp import sign_init_data
 from storage.models import Answer, Comment, Response
 from tests.apptools import TOKEN, WEBHOOK_SECRET, seed_school
-from tests.browser.conftest import phone_context, serve_app
+from tests.browser.conftest import fake_bot_api, phone_context, serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -146,22 +144,8 @@ async def test_phone_survey_without_javascript(browser, sqlite_settings, screens
         await ctx.close()
 
 
-async def _fake_bot_api() -> TestServer:
-    async def method(request: web.Request) -> web.Response:
-        result: object = True
-        if request.match_info["method"] == "getMe":
-            result = {"id": 123456, "is_bot": True, "first_name": "T", "username": "t_bot"}
-        return web.json_response({"ok": True, "result": result})
-
-    api = web.Application()
-    api.router.add_route("*", "/bot{token}/{method}", method)
-    server = TestServer(api, host="127.0.0.1")
-    await server.start_server()
-    return server
-
-
 async def test_mini_app_at_phone_size(browser, sqlite_settings, screenshots):
-    api = await _fake_bot_api()
+    api = await fake_bot_api()
     settings = sqlite_settings.model_copy(
         update={
             "telegram_bot_token": TOKEN,
