@@ -139,6 +139,7 @@ async def metrics_view(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings, **overrides: Any) -> web.Application:
     """Assemble the application. `overrides` lets tests inject e.g. a bot request class."""
+    from backend.i18n import install_jinja
     from backend.logs import request_id_middleware
 
     app = web.Application(
@@ -154,11 +155,12 @@ def create_app(settings: Settings, **overrides: Any) -> web.Application:
     app[keys.BOT] = None
     app[keys.BOT_USERNAME] = overrides.get("bot_username", "")
 
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
+    install_jinja(env)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_stores)
     app.cleanup_ctx.append(_runner)

@@ -5,7 +5,9 @@ Catalogs are `locales/<lang>.yaml`, a flat mapping of message keys to texts with
 More languages are a catalog, not a code change. A key missing in a language
 falls back to English; a key missing in English is a bug and raises.
 Bank statements and scale labels are looked up as `bank.<role>.<question>` /
-`scale.<SCALE>.<value>` and fall back to the source text in the bank or scale.
+`scale.<SCALE>.<value>` and fall back to the source text in the bank or scale; the
+model's statements as `model.*` (see `conversations.model.model_messages`).
+The coordinators' dashboard and the exports use gettext catalogs (backend/locales).
 """
 
 from __future__ import annotations
@@ -143,6 +145,7 @@ def source_messages() -> dict[str, str | dict]:
     intro, question texts, help, choice option labels) and the scale labels.
     """
     from conversations.banks import load_banks
+    from conversations.model import load_model, model_messages
     from conversations.scales import SCALES
 
     out: dict[str, str | dict] = {}
@@ -163,7 +166,19 @@ def source_messages() -> dict[str, str | dict]:
     for sid, scale in SCALES.items():
         for p in scale.points:
             out[f"scale.{sid.value}.{p.value}"] = p.label
+    out.update(model_messages(load_model()))
     return out
+
+
+@cache
+def localized_model(lang: str = DEFAULT_LANGUAGE):
+    """The shipped excellence model with its statements in `lang` (English where untranslated)."""
+    from conversations.model import load_model, translate_model
+
+    model = load_model()
+    if lang == DEFAULT_LANGUAGE:
+        return model
+    return translate_model(model, Translator(lang))
 
 
 def placeholders(text: str) -> set[str]:

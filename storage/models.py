@@ -92,6 +92,8 @@ class User(Base):
     last_login_at: Mapped[datetime | None]
     # Logout ends every session issued before this moment (signed cookies hold no state).
     sessions_valid_after: Mapped[datetime | None]
+    # The dashboard's language; None: negotiated from the browser's Accept-Language.
+    language: Mapped[str | None] = mapped_column(String(10))
 
 
 class Cycle(Base):

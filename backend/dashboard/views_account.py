@@ -18,6 +18,8 @@ from backend.dashboard.web import (
     R_DIRTY,
     R_SESSION,
     R_USER,
+    _,
+    dashboard_languages,
     flash,
     redirect,
     render,
@@ -87,6 +89,8 @@ async def login_submit(request: web.Request) -> web.Response:
     # A new session id and CSRF token at login: a session planted before cannot be used.
     sess = auth.new_session()
     sess["uid"] = user.id
+    if "lang" in request[R_SESSION]:
+        sess["lang"] = request[R_SESSION]["lang"]
     sess["pwf"] = auth.password_fingerprint(request.app[keys.SECRET_KEY], user)
     request[R_SESSION] = sess
     request[R_USER] = user
@@ -95,6 +99,26 @@ async def login_submit(request: web.Request) -> web.Response:
     if target:
         return web.Response(status=303, headers={"Location": target})
     return redirect(request, "dash:home")
+
+
+async def set_language(request: web.Request) -> web.Response:
+    """The language picker: for this session, and kept on the account when logged in."""
+    form = await request.post()
+    lang = str(form.get("lang", ""))
+    if lang not in dashboard_languages():
+        raise web.HTTPBadRequest(text=_(request, "Unknown language."))
+    sess = request[R_SESSION]
+    sess["lang"] = lang
+    request[R_DIRTY] = True
+    user = request.get(R_USER)
+    if user is not None:
+        async with sessionmaker(request).begin() as s:
+            await s.execute(update(User).where(User.id == user.id).values(language=lang))
+        user.language = lang
+    target = _safe_next(str(form.get("next", "")))
+    if target:
+        return web.Response(status=303, headers={"Location": target})
+    return redirect(request, "dash:home" if user is not None else "dash:login")
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -107,10 +131,13 @@ async def logout(request: web.Request) -> web.Response:
                 .where(User.id == user.id)
                 .values(sessions_valid_after=datetime.now(UTC))
             )
+    lang = request[R_SESSION].get("lang") or getattr(user, "language", None)
     request[R_SESSION] = auth.new_session()
+    if lang:
+        request[R_SESSION]["lang"] = lang
     request[R_USER] = None
     request[R_DIRTY] = True
-    flash(request, "You are logged out.")
+    flash(request, _(request, "You are logged out."))
     return redirect(request, "dash:login")
 
 
@@ -200,6 +227,7 @@ def routes() -> list[tuple[str, str, Any, str]]:
         ("GET", "/login", login_page, "dash:login"),
         ("POST", "/login", login_submit, "dash:login_submit"),
         ("POST", "/logout", logout, "dash:logout"),
+        ("POST", "/language", set_language, "dash:language"),
         ("GET", "/dashboard", home, "dash:home"),
         ("GET", "/dashboard/account", account, "dash:account"),
         ("GET", "/dashboard/admin", admin_page, "dash:admin"),

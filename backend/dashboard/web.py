@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import keys
 from backend.dashboard import auth
+from backend.i18n import N_, Texts, dashboard_languages, negotiate, texts
 from storage import repo
 from storage.models import Cycle, School, User
 
@@ -25,12 +26,15 @@ R_USER = web.RequestKey("dash_user", object)  # User, or None
 R_DIRTY = web.RequestKey("dash_dirty", bool)
 R_SCHOOL = web.RequestKey("dash_school_slug", str)  # for the nav
 R_PEERS = web.RequestKey("dash_peer_schools", frozenset)  # a peer's reviewed schools
+R_TEXTS = web.RequestKey("dash_texts", Texts)
 LIMITER = web.AppKey("dashboard_login_limiter", auth.LoginLimiter)
 CODEC = web.AppKey("dashboard_session_codec", auth.SessionCodec)
 
 # Routes whose POST body is multipart: the view checks the CSRF field (the first part).
 MULTIPART_ROUTES = frozenset({"dash:evidence_add"})
-PUBLIC_ROUTES = frozenset({"dash:login", "dash:login_submit", "dash:static", "api:openapi"})
+PUBLIC_ROUTES = frozenset(
+    {"dash:login", "dash:login_submit", "dash:language", "dash:static", "api:openapi"}
+)
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
@@ -64,6 +68,31 @@ def user_of(request: web.Request) -> User:
     return user
 
 
+def language_of(request: web.Request) -> str:
+    """The reader's language: the account's choice, else the session's (picked before
+    logging in), else the browser's Accept-Language; English when none is available."""
+    available = dashboard_languages()
+    user = request.get(R_USER)
+    sess = request.get(R_SESSION) or {}
+    for lang in (getattr(user, "language", None), sess.get("lang")):
+        if lang in available:
+            return lang
+    return negotiate(request.headers.get("Accept-Language"), available)
+
+
+def texts_of(request: web.Request) -> Texts:
+    """The reader's texts (gettext, numbers, dates, the model in their language)."""
+    found = request.get(R_TEXTS)
+    if found is None:
+        found = request[R_TEXTS] = texts(language_of(request))
+    return found
+
+
+def _(request: web.Request, message: str, /, **params: Any) -> str:
+    """`message` in the reader's language (`%(name)s` placeholders filled from `params`)."""
+    return texts_of(request).gettext(message, **params)
+
+
 def flash(request: web.Request, message: str, category: str = "info") -> None:
     sess = session_of(request)
     sess.setdefault("flash", []).append([category, message[:300]])
@@ -84,12 +113,17 @@ def render(
     if flashes:
         request[R_DIRTY] = True
     user = request.get(R_USER)
+    tx = texts_of(request)
     ctx = {
+        "texts": tx,
+        "lang": tx.lang,
+        "languages": [(code, tx.language_name(code)) for code in dashboard_languages()],
         "user": user,
         "csrf": sess.get("csrf", ""),
         "flashes": flashes,
         "school_slug": request.get(R_SCHOOL),
         "here": route_name(request),
+        "path": request.path_qs,
         **context,
     }
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status)
@@ -160,7 +194,9 @@ async def writable_cycle(request: web.Request, s: AsyncSession) -> Cycle:
 
 def require_write(request: web.Request, school_id: int) -> None:
     if not auth.may_write(user_of(request), school_id):
-        raise web.HTTPForbidden(text="Your account may read this school but not change it.")
+        raise web.HTTPForbidden(
+            text=_(request, "Your account may read this school but not change it.")
+        )
 
 
 def require_admin(request: web.Request) -> None:
@@ -176,20 +212,20 @@ def _json_error(status: int, message: str) -> web.Response:
 
 
 _TITLES = {
-    400: "Bad request",
-    401: "Please log in",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Method not allowed",
-    413: "Too large",
-    422: "Cannot process this",
-    429: "Too many attempts",
-    500: "Something went wrong",
+    400: N_("Bad request"),
+    401: N_("Please log in"),
+    403: N_("Not allowed"),
+    404: N_("Not found"),
+    405: N_("Method not allowed"),
+    413: N_("Too large"),
+    422: N_("Cannot process this"),
+    429: N_("Too many attempts"),
+    500: N_("Something went wrong"),
 }
 
 
 def _error_page(request: web.Request, status: int, message: str) -> web.Response:
-    title = _TITLES.get(status, "Error")
+    title = _(request, _TITLES.get(status, N_("Error")))
     try:
         return render(
             request,
@@ -249,7 +285,9 @@ async def error_middleware(request: web.Request, handler):
         log.exception("dashboard error on %s %s", request.method, request.path)
         if is_api(request):
             return _json_error(500, "internal error")
-        return _error_page(request, 500, "The error was logged. Please try again later.")
+        return _error_page(
+            request, 500, _(request, "The error was logged. Please try again later.")
+        )
 
 
 def _set_cookie(request: web.Request, response: web.StreamResponse) -> None:
@@ -284,7 +322,7 @@ async def _load_user(request: web.Request, sess: dict[str, Any]) -> User | None:
 
 async def _api_user(request: web.Request) -> User:
     header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _sep, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise web.HTTPUnauthorized(
             text="Send Authorization: Bearer <token> (see your account page).",
@@ -337,8 +375,11 @@ async def session_middleware(request: web.Request, handler):
                 given = request.headers.get("X-CSRF-Token") or form.get("csrf")
                 if not auth.csrf_ok(sess, given if isinstance(given, str) else None):
                     raise web.HTTPForbidden(
-                        text="The form has expired or did not come from this site. "
-                        "Go back, reload the page and try again."
+                        text=_(
+                            request,
+                            "The form has expired or did not come from this site. "
+                            "Go back, reload the page and try again.",
+                        )
                     )
         if user is None and name not in PUBLIC_ROUTES:
             target = request.path_qs if request.method == "GET" else ""

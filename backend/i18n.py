@@ -1,0 +1,232 @@
+"""The coordinators' texts: the dashboard, its charts and the XLSX/PDF exports, in their language.
+
+The texts are English in the source, marked with `_()` / `ngettext()` (Python) and
+`{{ _() }}` / `{% trans %}` (templates), and translated in gettext catalogs:
+`backend/locales/<lang>/LC_MESSAGES/dashboard.po`, extracted into `dashboard.pot` with
+`make i18n` (Babel). The respondent side and the model's statements live in the
+keyed catalogs of `conversations/locales` (conversations.i18n); this module reaches
+those through `Texts.t` and `Texts.model`.
+
+Placeholders are Python's named `%(name)s`, so Babel checks them (`python-format`).
+A text missing from a catalog (or marked fuzzy) falls back to English.
+"""
+
+from __future__ import annotations
+
+import gettext as _gettext
+from collections.abc import Iterable
+from datetime import date, datetime
+from functools import cache, cached_property
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from conversations import i18n as conv_i18n
+
+DOMAIN = "dashboard"
+LOCALES = Path(__file__).resolve().parent / "locales"
+DEFAULT = conv_i18n.DEFAULT_LANGUAGE
+
+
+def N_(text: str) -> str:
+    """Marks a text for extraction where it is defined; it is translated where it is shown."""
+    return text
+
+
+def po_path(lang: str) -> Path:
+    return LOCALES / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+@cache
+def dashboard_languages() -> tuple[str, ...]:
+    """English, then every language with a dashboard catalog."""
+    found = (
+        sorted(p.name for p in LOCALES.iterdir() if po_path(p.name).is_file())
+        if LOCALES.is_dir()
+        else []
+    )
+    return (DEFAULT, *[lang for lang in found if lang != DEFAULT])
+
+
+@cache
+def translations(lang: str) -> _gettext.NullTranslations:
+    """The compiled catalog of `lang` (fuzzy entries left out); English for the source."""
+    path = po_path(lang)
+    if lang == DEFAULT or not path.is_file():
+        return _gettext.NullTranslations()
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+    from babel.support import Translations
+
+    with path.open("rb") as fh:
+        catalog = read_po(fh, locale=lang, domain=DOMAIN)
+    buf = BytesIO()
+    write_mo(buf, catalog, use_fuzzy=False)
+    buf.seek(0)
+    return Translations(fp=buf, domain=DOMAIN)
+
+
+def negotiate(accept_language: str | None, available: Iterable[str] | None = None) -> str:
+    """The best of `available` for an Accept-Language header ("uk-UA,uk;q=0.9,en;q=0.8")."""
+    available = tuple(available or dashboard_languages())
+    wanted: list[tuple[float, int, str]] = []
+    for n, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        if tag and q > 0:
+            wanted.append((-q, n, tag.strip().lower()))
+    for _q, _n, tag in sorted(wanted):
+        if tag == "*":
+            return DEFAULT
+        primary = tag.split("-")[0].split("_")[0]
+        if primary in available:
+            return primary
+    return DEFAULT
+
+
+class Texts:
+    """One reader's language: gettext for the dashboard's own texts, numbers and dates
+    in the locale's writing, the model's statements and the scale labels translated."""
+
+    def __init__(self, lang: str = DEFAULT):
+        self.lang = lang if lang in dashboard_languages() else DEFAULT
+        self.translations = translations(self.lang)
+
+    def gettext(self, text: str, /, **params: Any) -> str:
+        out = self.translations.gettext(text)
+        return out % params if params else out
+
+    __call__ = gettext
+
+    def ngettext(self, singular: str, plural: str, n: int, /, **params: Any) -> str:
+        out = self.translations.ngettext(singular, plural, n)
+        params.setdefault("num", self.number(n))
+        return out % params
+
+    def pgettext(self, context: str, text: str, /, **params: Any) -> str:
+        out = self.translations.pgettext(context, text)
+        return out % params if params else out
+
+    # -- numbers, dates, the model ------------------------------------------------------
+
+    def number(self, x: float | int | None, digits: int | None = None) -> str:
+        """`x` as this language writes it ("1,234.5" / "1 234,5"); "–" for None."""
+        if x is None:
+            return "–"
+        if digits is not None:
+            x = round(float(x), digits)
+            from babel.numbers import format_decimal
+
+            return format_decimal(
+                x,
+                format=f"#,##0.{'0' * digits}" if digits else "#,##0",
+                locale=conv_i18n._locale(self.lang),
+            )
+        return conv_i18n.format_number(self.lang, x)
+
+    def date(self, d: date | datetime | None, format: str = "medium") -> str:
+        if d is None:
+            return "–"
+        return conv_i18n.format_date(self.lang, d, format)
+
+    def datetime(self, d: datetime | None, format: str = "medium") -> str:
+        if d is None:
+            return "–"
+        from babel.dates import format_datetime
+
+        return format_datetime(d, format=format, locale=conv_i18n._locale(self.lang))
+
+    @cached_property
+    def t(self) -> conv_i18n.Translator:
+        """The keyed catalogs (respondent texts, scale labels, the model's statements)."""
+        return conv_i18n.Translator(self.lang)
+
+    @cached_property
+    def model(self):
+        return conv_i18n.localized_model(self.lang)
+
+    def scale_label(self, scale: str, value: int) -> str:
+        from conversations.scales import get_scale
+
+        source = {p.value: p.label for p in get_scale(scale).points}.get(value, str(value))
+        return self.t(f"scale.{scale}.{value}", default=source)
+
+    def role_name(self, role: str) -> str:
+        """The model's name of a stakeholder group (conversations.roles.ROLE_LABELS)."""
+        from conversations.roles import ROLE_LABELS, Role
+
+        try:
+            return self.translations.gettext(ROLE_LABELS[Role(role)])
+        except ValueError:
+            return role
+
+    def language_name(self, lang: str) -> str:
+        return conv_i18n.language_name(lang)
+
+
+@cache
+def texts(lang: str = DEFAULT) -> Texts:
+    return Texts(lang)
+
+
+ENGLISH = Texts(DEFAULT)
+
+
+# --- Jinja2 --------------------------------------------------------------------------
+
+
+def install_jinja(env: Any) -> None:
+    """`{{ _("…") }}`, `{% trans %}` and the `num`/`date` filters, in the language of the
+    `texts` the view puts in the context (English where there is none: the web chat)."""
+    from jinja2 import pass_context
+
+    def of(ctx: Any) -> Texts:
+        value = ctx.get("texts")
+        return value if isinstance(value, Texts) else ENGLISH
+
+    @pass_context
+    def gettext(ctx: Any, text: str) -> str:
+        return of(ctx).translations.gettext(text)
+
+    @pass_context
+    def ngettext(ctx: Any, singular: str, plural: str, n: int) -> str:
+        return of(ctx).translations.ngettext(singular, plural, n)
+
+    @pass_context
+    def pgettext(ctx: Any, context: str, text: str) -> str:
+        return of(ctx).translations.pgettext(context, text)
+
+    @pass_context
+    def npgettext(ctx: Any, context: str, singular: str, plural: str, n: int) -> str:
+        return of(ctx).translations.npgettext(context, singular, plural, n)
+
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(
+        gettext=gettext, ngettext=ngettext, pgettext=pgettext, npgettext=npgettext, newstyle=True
+    )
+
+    @pass_context
+    def num(ctx: Any, x: Any, digits: int | None = None) -> str:
+        return of(ctx).number(x, digits)
+
+    @pass_context
+    def date_filter(ctx: Any, d: Any, format: str = "medium") -> str:
+        return of(ctx).date(d, format)
+
+    @pass_context
+    def datetime_filter(ctx: Any, d: Any, format: str = "medium") -> str:
+        return of(ctx).datetime(d, format)
+
+    @pass_context
+    def role_filter(ctx: Any, role: str) -> str:
+        return of(ctx).role_name(role)
+
+    env.filters["num"] = num
+    env.filters["date"] = date_filter
+    env.filters["datetime"] = datetime_filter
+    env.filters["role"] = role_filter

@@ -1,0 +1,185 @@
+"""Extract the coordinators' texts and keep the gettext catalogs in step (`make i18n`).
+
+    python -m backend.i18n_catalogs          # write dashboard.pot, merge it into every .po
+    python -m backend.i18n_catalogs --check  # exit 1 when the .pot or a catalog is behind
+
+Where texts are marked:
+- templates (backend/templates/dashboard): `{{ _("…") }}`, `{% trans %}…{% endtrans %}`,
+  `ngettext`/`pgettext`;
+- Python (backend): `_(request, "…")` in views, `tx.gettext("…")`, `tx.ngettext(…)`,
+  `tx.pgettext(…)` on a `Texts`, and `N_("…")` where a text is defined apart from its use;
+- the group names of the model (conversations.roles.ROLE_LABELS), added here.
+Every catalog must translate every text, with the same `%(name)s` placeholders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po, write_po
+
+from backend.i18n import DOMAIN, LOCALES, po_path
+
+ROOT = Path(__file__).resolve().parent.parent
+POT = LOCALES / f"{DOMAIN}.pot"
+REVIEW_NOTE = "for review by a native speaker"
+
+TEMPLATE_KEYWORDS = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "pgettext": ((1, "c"), 2),
+    "npgettext": ((1, "c"), 2, 3),
+}
+PYTHON_KEYWORDS = {
+    "_": (2,),  # _(request, "text")
+    "N_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "pgettext": ((1, "c"), 2),
+    "npgettext": ((1, "c"), 2, 3),
+}
+
+
+def _extracted() -> Iterator[tuple[str, int, str | tuple[str, ...], list[str], str | None]]:
+    templates = ROOT / "backend" / "templates"
+    yield from (
+        (f"backend/templates/{fn}", ln, msg, comments, ctx)
+        for fn, ln, msg, comments, ctx in extract_from_dir(
+            templates,
+            method_map=[("dashboard/**.html", "jinja2")],
+            options_map={"dashboard/**.html": {"extensions": "jinja2.ext.i18n"}},
+            keywords=TEMPLATE_KEYWORDS,
+            comment_tags=("Translators:",),
+            strip_comment_tags=True,
+        )
+    )
+    yield from (
+        (f"backend/{fn}", ln, msg, comments, ctx)
+        for fn, ln, msg, comments, ctx in extract_from_dir(
+            ROOT / "backend",
+            method_map=[("**.py", "python")],
+            keywords=PYTHON_KEYWORDS,
+            comment_tags=("Translators:",),
+            strip_comment_tags=True,
+        )
+    )
+
+
+def template_catalog() -> Catalog:
+    """Every coordinator-facing text of the source, as a .pot catalog."""
+    from conversations.roles import ROLE_LABELS
+
+    cat = Catalog(
+        project="guidance-survey",
+        domain=DOMAIN,
+        msgid_bugs_address="",
+        copyright_holder="guidance-survey",
+        charset="utf-8",
+        fuzzy=False,
+    )
+    for filename, lineno, message, comments, context in _extracted():
+        cat.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
+    for role, label in ROLE_LABELS.items():
+        cat.add(
+            label, None, [("conversations/roles.py", 0)], auto_comments=[f"group: {role.value}"]
+        )
+    return cat
+
+
+def _dump(cat: Catalog, **kw) -> bytes:
+    buf = BytesIO()
+    write_po(buf, cat, width=100, omit_header=False, sort_output=False, **kw)
+    return buf.getvalue()
+
+
+def _normalised(data: bytes) -> bytes:
+    """A catalog without the header lines that change on every run (dates)."""
+    return b"\n".join(
+        line
+        for line in data.splitlines()
+        if not line.startswith((b'"POT-Creation-Date', b'"PO-Revision-Date', b"#: "))
+    )
+
+
+def catalog_languages() -> list[str]:
+    return sorted(p.name for p in LOCALES.iterdir() if po_path(p.name).is_file())
+
+
+def read(path: Path, locale: str | None = None) -> Catalog:
+    with path.open("rb") as fh:
+        return read_po(fh, locale=locale, domain=DOMAIN)
+
+
+def merged(template: Catalog, lang: str) -> Catalog:
+    cat = read(po_path(lang), lang)
+    cat.update(template, no_fuzzy_matching=False, update_header_comment=False)
+    cat.obsolete.clear()
+    return cat
+
+
+def problems(lang: str, template: Catalog | None = None) -> list[str]:
+    """What keeps the `lang` catalog from being complete: missing, fuzzy, placeholders."""
+    template = template or template_catalog()
+    cat = read(po_path(lang), lang)
+    out: list[str] = []
+    header = "\n".join(str(c) for c in cat.header_comment.splitlines())
+    if REVIEW_NOTE not in header:
+        out.append(f"{lang}: the header should say {REVIEW_NOTE!r}")
+    for msg in template:
+        if not msg.id:
+            continue
+        have = cat.get(msg.id, msg.context)
+        label = msg.id if isinstance(msg.id, str) else msg.id[0]
+        if have is None:
+            out.append(f"{lang}: missing {label!r}")
+            continue
+        strings = have.string if isinstance(have.string, (list, tuple)) else [have.string]
+        if not all(s.strip() for s in strings) or len(strings) != (
+            cat.num_plurals if msg.pluralizable else 1
+        ):
+            out.append(f"{lang}: untranslated {label!r}")
+        elif have.fuzzy:
+            out.append(f"{lang}: fuzzy {label!r}")
+    for msg, errors in cat.check():
+        for err in errors:
+            out.append(f"{lang}: {msg.id!r}: {err}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if behind")
+    args = parser.parse_args(argv)
+    template = template_catalog()
+    behind: list[str] = []
+    pot = _dump(template)
+    if not POT.is_file() or _normalised(POT.read_bytes()) != _normalised(pot):
+        behind.append(str(POT.relative_to(ROOT)))
+        if not args.check:
+            POT.parent.mkdir(parents=True, exist_ok=True)
+            POT.write_bytes(pot)
+    for lang in catalog_languages():
+        path = po_path(lang)
+        new = _dump(merged(template, lang), ignore_obsolete=True)
+        if _normalised(path.read_bytes()) != _normalised(new):
+            behind.append(str(path.relative_to(ROOT)))
+            if not args.check:
+                path.write_bytes(new)
+        for line in problems(lang, template):
+            print(line)
+    n = sum(1 for m in template if m.id)
+    print(f"{n} texts; catalogs: {', '.join(catalog_languages()) or 'none'}")
+    if behind:
+        print(("behind: " if args.check else "updated: ") + ", ".join(behind))
+    return 1 if (args.check and behind) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
