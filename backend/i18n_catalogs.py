@@ -124,10 +124,12 @@ def merged(template: Catalog, lang: str) -> Catalog:
     return cat
 
 
-def problems(lang: str, template: Catalog | None = None) -> list[str]:
-    """What keeps the `lang` catalog from being complete: missing, fuzzy, placeholders."""
+def problems(lang: str, template: Catalog | None = None, cat: Catalog | None = None) -> list[str]:
+    """What keeps the `lang` catalog from being complete: missing, fuzzy, placeholders.
+
+    `cat` checks an in-memory catalog instead of the shipped file."""
     template = template or template_catalog()
-    cat = read(po_path(lang), lang)
+    cat = cat if cat is not None else read(po_path(lang), lang)
     out: list[str] = []
     header = "\n".join(str(c) for c in cat.header_comment.splitlines())
     if REVIEW_NOTE not in header:

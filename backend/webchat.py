@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
+from markupsafe import Markup, escape
 
 from backend import keys
 from backend.miniapp import InitDataError, validate_init_data
@@ -554,8 +555,33 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         h["Cache-Control"] = "no-store"
 
 
+# A symbol that leads or ends a button label ("◀ Back"): shown, but hidden from screen
+# readers, which would otherwise read "black left-pointing triangle, Back".
+_ICON = re.compile(
+    r"^(?:([\u2190-\u21ff\u2300-\u23ff\u25a0-\u27bf\u2b00-\u2bff\U0001f300-\U0001faff\ufe0f]+)\s+)?"
+    r"(.*?)"
+    r"(?:\s+([\u2190-\u21ff\u2300-\u23ff\u25a0-\u27bf\u2b00-\u2bff\U0001f300-\U0001faff\ufe0f]+))?$",
+    re.S,
+)
+
+
+def icon_label(label: Any) -> Markup:
+    """A button label with its leading/trailing symbol wrapped in `aria-hidden`."""
+    text = str(label)
+    m = _ICON.match(text)
+    if not m or not (m[1] or m[3]) or not m[2].strip():
+        return escape(text)
+    out = escape(m[2])
+    if m[1]:
+        out = Markup('<span aria-hidden="true">{}</span> ').format(m[1]) + out
+    if m[3]:
+        out = out + Markup(' <span aria-hidden="true">{}</span>').format(m[3])
+    return out
+
+
 def setup(app: web.Application) -> None:
     """Register the web chat's routes (and the Mini App's, with a bot token)."""
+    aiohttp_jinja2.get_env(app).filters["icon_label"] = icon_label
     r = app.router
     r.add_get("/s/{code}", start_view, name="webchat.start")
     r.add_get("/chat", chat_view, name="webchat.chat")

@@ -75,7 +75,7 @@ async def take_survey(page: Any, shots, prefix: str, *, js: bool) -> int:
         if label.startswith("Question 3 of") and steps == 3:
             await page.get_by_role("button", name="Not applicable").click()
             await page.locator("#progress-label", has_text="Question 4 of").wait_for()
-            await page.get_by_role("button", name="◀ Back").click()
+            await page.get_by_role("button", name="Back", exact=True).click()
             await page.locator("#progress-label", has_text="Question 3 of").wait_for()
             current = page.locator("button.is-current")
             assert await current.inner_text() == "Not applicable"
