@@ -50,6 +50,12 @@ test-fast: install
 audit: install
 	$(PY) tests/security/pip_audit_gate.py
 
+# The coordinators' texts: extract them into backend/locales/dashboard.pot and merge into
+# every catalog (backend/locales/<lang>/LC_MESSAGES/dashboard.po); prints what is untranslated.
+.PHONY: i18n
+i18n: install
+	$(PY) -m backend.i18n_catalogs
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
