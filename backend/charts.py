@@ -5,7 +5,8 @@ report that `backend.analytics.build_report` made through the anonymity gate.
 A suppressed group has no mean in the report, so no chart can draw one.
 
 Each chart has a `*_chart(...) -> ChartResult` form (SVG or PNG bytes, alt text,
-title) and an `*_svg(...) -> bytes` shortcut. Figures are built with
+title) and an `*_svg(...) -> bytes` shortcut. Every text they draw or return is in the
+reader's language: they take `tx` (a `backend.i18n.Texts`, English by default). Figures are built with
 `matplotlib.figure.Figure` on the Agg canvas (never pyplot), under one lock and
 an `rc_context`, so no global state leaks between calls or threads.
 """
@@ -13,6 +14,7 @@ an `rc_context`, so no global state leaks between calls or threads.
 from __future__ import annotations
 
 import io
+import math
 import textwrap
 import threading
 import warnings
@@ -33,33 +35,35 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from conversations.model import ExcellenceModel, load_model
-from conversations.roles import ROLE_LABELS, Role
+from backend.i18n import ENGLISH, N_, Texts
+from conversations.model import ExcellenceModel
 
 Format = Literal["svg", "png"]
 SCALE_MAX = 4
 FLAG_MARGIN = SCALE_MAX / 3
-NO_DATA = "No data yet"
+NO_DATA = N_("No data yet")  # the English source: show it as tx.gettext(NO_DATA)
 
-# Short role names for axes and column heads (ROLE_LABELS is the model's long wording).
+# Short role names for axes and column heads (ROLE_LABELS is the model's long wording);
+# English sources, translated where shown (role_label).
 SHORT_LABELS: dict[str, str] = {
-    "teacher": "Teachers",
-    "staff": "Other staff",
-    "board": "Board",
-    "learner": "Learners",
-    "graduate": "Graduates",
-    "parent": "Parents",
-    "employer": "Employers",
-    "employer_sme": "SME employers",
-    "union": "Unions",
-    "education_provider": "Edu. providers",
-    "local_government": "Local gov.",
-    "national_government": "National gov.",
-    "research": "Research",
-    "international_partner": "Intl partners",
-    "prospective_learner": "Future learners",
+    "teacher": N_("Teachers"),
+    "staff": N_("Other staff"),
+    "board": N_("Board"),
+    "learner": N_("Learners"),
+    "graduate": N_("Graduates"),
+    "parent": N_("Parents"),
+    "employer": N_("Employers"),
+    "employer_sme": N_("SME employers"),
+    "union": N_("Unions"),
+    "education_provider": N_("Edu. providers"),
+    "local_government": N_("Local gov."),
+    "national_government": N_("National gov."),
+    "research": N_("Research"),
+    "international_partner": N_("Intl partners"),
+    "prospective_learner": N_("Future learners"),
 }
-SELF_LABEL = "Self"
+SELF_LABEL = N_("Self")  # also the key of the school's own series (comparison_rows)
+FLAG_LABELS = {"blind_spot": N_("blind spot"), "hidden_strength": N_("hidden strength")}
 
 # Colour-blind-safe qualitative colours: Okabe-Ito, then Paul Tol's muted scheme.
 SERIES_COLOURS = (
@@ -116,35 +120,39 @@ class ChartResult:
 # -- report helpers (shared with the exports) ---------------------------------
 
 
-def role_label(role: str, *, short: bool = True) -> str:
+def role_label(role: str, *, short: bool = True, tx: Texts = ENGLISH) -> str:
+    """A group's name in `tx`'s language: short for axes and column heads, else the model's."""
     if short and role in SHORT_LABELS:
-        return SHORT_LABELS[role]
-    try:
-        return ROLE_LABELS[Role(role)]
-    except ValueError:
-        return role
+        return tx.gettext(SHORT_LABELS[role])
+    return tx.role_name(role)
 
 
-def model_for(report: dict[str, Any]) -> ExcellenceModel | None:
-    """The shipped model when the report was made with its version (for texts and titles)."""
+def series_name(series: str, tx: Texts = ENGLISH) -> str:
+    """The name of a series: the school's own ratings (SELF_LABEL) or a group."""
+    return tx.gettext(SELF_LABEL) if series == SELF_LABEL else role_label(series, tx=tx)
+
+
+def model_for(report: dict[str, Any], tx: Texts = ENGLISH) -> ExcellenceModel | None:
+    """The shipped model in `tx`'s language when the report was made with its version
+    (for indicator texts and titles)."""
     try:
-        model = load_model()
+        model = tx.model
     except Exception:  # pragma: no cover - a broken install; charts still draw ids
         return None
     return model if model.version == report.get("model_version") else None
 
 
-def indicator_text(report: dict[str, Any], key: str) -> str | None:
-    model = model_for(report)
+def indicator_text(report: dict[str, Any], key: str, tx: Texts = ENGLISH) -> str | None:
+    model = model_for(report, tx)
     if model is None:
         return None
     placed = model.index().get(key)
     return placed.indicator.text if placed else None
 
 
-def unit_titles(report: dict[str, Any]) -> dict[str, str]:
+def unit_titles(report: dict[str, Any], tx: Texts = ENGLISH) -> dict[str, str]:
     """Titles of dimensions, criteria and themes by id (empty without the model)."""
-    model = model_for(report)
+    model = model_for(report, tx)
     titles: dict[str, str] = {}
     if model is None:
         return titles
@@ -222,12 +230,29 @@ def subtitle(report: dict[str, Any]) -> str:
     return " · ".join(p for p in (school, cycle) if p)
 
 
-def fmt_value(x: float | None, digits: int = 2) -> str:
+def fmt_value(x: float | None, digits: int = 2, tx: Texts = ENGLISH) -> str:
+    """At most `digits` decimals, none when whole ("2.5", "3"), as `tx` writes numbers."""
     if x is None:
         return "–"
-    if float(x).is_integer():
-        return str(int(x))
-    return f"{x:.{digits}f}".rstrip("0").rstrip(".")
+    return tx.number(round(float(x), digits))
+
+
+def fmt_fixed(x: float | None, digits: int = 2, tx: Texts = ENGLISH) -> str:
+    """Exactly `digits` decimals ("2.50"), as `tx` writes numbers."""
+    return tx.number(x, digits)
+
+
+def fmt_signed(x: float, digits: int = 2, tx: Texts = ENGLISH) -> str:
+    """With its sign, always ("+0.50", "-1.25"), as `tx` writes numbers."""
+    text = tx.number(x, digits)
+    negative = x < 0 or math.copysign(1.0, x) < 0
+    return text if negative else "+" + text
+
+
+def flag_label(flag: str | None, tx: Texts = ENGLISH) -> str:
+    """ "blind spot" / "hidden strength" (empty for no flag), in `tx`'s language."""
+    text = FLAG_LABELS.get(flag or "")
+    return tx.gettext(text) if text else ""
 
 
 def _short(text: str, width: int) -> str:
@@ -272,17 +297,26 @@ def _titles(fig: Figure, title: str, report: dict[str, Any]) -> None:
     fig.suptitle(title + (f"\n{sub}" if sub else ""), fontsize=16, fontweight="bold")
 
 
-def _no_data(title: str, report: dict[str, Any], f: Format, dpi: int, why: str = "") -> ChartResult:
-    message = why or "No answers or self-assessment ratings in this report yet."
+def _no_data(
+    title: str,
+    report: dict[str, Any],
+    f: Format,
+    dpi: int,
+    why: str = "",
+    tx: Texts = ENGLISH,
+) -> ChartResult:
+    """A chart that says there is nothing to draw yet; `why` is already translated."""
+    message = why or tx.gettext("No answers or self-assessment ratings in this report yet.")
+    no_data = tx.gettext(NO_DATA)
 
     def draw(fig: Figure) -> None:
         ax = fig.add_subplot()
         ax.set_axis_off()
-        ax.text(0.5, 0.6, NO_DATA, ha="center", va="center", fontsize=28, color="#444444")
+        ax.text(0.5, 0.6, no_data, ha="center", va="center", fontsize=28, color="#444444")
         ax.text(0.5, 0.38, message, ha="center", va="center", fontsize=13, color="#666666")
         _titles(fig, title, report)
 
-    return _result(draw, (9, 4.5), title, f"{title}: {NO_DATA}. {message}", f, dpi)
+    return _result(draw, (9, 4.5), title, f"{title}: {no_data}. {message}", f, dpi)
 
 
 # -- heatmap -------------------------------------------------------------------
@@ -294,16 +328,19 @@ def heatmap_chart(
     dimension_id: str | None = None,
     fmt: Format = "svg",
     dpi: int = 150,
+    tx: Texts = ENGLISH,
 ) -> ChartResult:
     """Indicators (rows, grouped by dimension) x Self and the shown groups, coloured by mean.
 
     Suppressed cells are grey, hatched and marked "<k"; count indicators show the
     school's number ("#12") uncoloured, as it is not on the 0..4 scale.
     """
-    titles = unit_titles(report)
-    title = "Ratings by indicator and group (0–4)"
+    titles = unit_titles(report, tx)
+    title = tx.gettext("Ratings by indicator and group (0–4)")
     if dimension_id is not None:
-        title = f"Dimension {dimension_id}: ratings by indicator and group (0–4)"
+        title = tx.gettext(
+            "Dimension %(dim)s: ratings by indicator and group (0–4)", dim=dimension_id
+        )
     inds = [
         i
         for i in report.get("indicators", [])
@@ -311,11 +348,11 @@ def heatmap_chart(
     ]
     roles = shown_roles(report)
     if not inds or not has_data({**report, "indicators": inds}):
-        return _no_data(title, report, fmt, dpi)
+        return _no_data(title, report, fmt, dpi, tx=tx)
     k = report.get("thresholds", {}).get("anonymity", 5)
-    model = model_for(report)
+    model = model_for(report, tx)
     texts = {p.indicator.key: p.indicator.text for p in model.placed()} if model else {}
-    cols = [SELF_LABEL] + [role_label(r) for r in roles]
+    cols = [tx.gettext(SELF_LABEL)] + [role_label(r, tx=tx) for r in roles]
     ncols = len(cols)
     # Rows: a header band per dimension (whole report only), then its indicators.
     rows: list[tuple[str, Any]] = []
@@ -337,7 +374,13 @@ def heatmap_chart(
             if what == "dim":
                 ylabels.append("")
                 name = titles.get(ind["dimension"])
-                label = f"Dimension {ind['dimension']}" + (f": {_short(name, 70)}" if name else "")
+                label = (
+                    tx.gettext(
+                        "Dimension %(dim)s: %(title)s", dim=ind["dimension"], title=_short(name, 70)
+                    )
+                    if name
+                    else tx.gettext("Dimension %(dim)s", dim=ind["dimension"])
+                )
                 ax.add_patch(
                     Rectangle((0, row), ncols, 1, facecolor="#F0F0F0", edgecolor="none", zorder=3)
                 )
@@ -351,7 +394,7 @@ def heatmap_chart(
             if is_scale(ind):
                 cells.append((self_score(ind), None, False))
             elif ind["self"] is not None:
-                cells.append((None, f"#{fmt_num(ind['self'])}", False))
+                cells.append((None, f"#{fmt_num(ind['self'], tx)}", False))
             else:
                 cells.append((None, None, False))
             for r in roles:
@@ -362,7 +405,8 @@ def heatmap_chart(
                     face = cmap(norm(value))
                     lum = 0.299 * face[0] + 0.587 * face[1] + 0.114 * face[2]
                     ax.add_patch(Rectangle((col, row), 1, 1, facecolor=face, edgecolor="white"))
-                    cell_text(ax, col, row, f"{value:.1f}", "black" if lum > 0.5 else "white")
+                    shown = fmt_fixed(value, 1, tx)
+                    cell_text(ax, col, row, shown, "black" if lum > 0.5 else "white")
                 elif suppressed:
                     ax.add_patch(
                         Rectangle(
@@ -374,7 +418,7 @@ def heatmap_chart(
                             hatch="//",
                         )
                     )
-                    cell_text(ax, col, row, f"<{k}", "#333333", 10)
+                    cell_text(ax, col, row, f"<{tx.number(k)}", "#333333", 10)
                 else:
                     ax.add_patch(
                         Rectangle((col, row), 1, 1, facecolor="white", edgecolor="#EEEEEE")
@@ -391,8 +435,8 @@ def heatmap_chart(
         for side in ("top", "right", "bottom", "left"):
             ax.spines[side].set_visible(False)
         ax.axvline(1, color="black", linewidth=2, zorder=2)  # Self apart from the groups
-        ax.set_ylabel("Indicator")
-        ax.set_xlabel("Self-assessment and stakeholder groups (mean, 0–4)")
+        ax.set_ylabel(tx.gettext("Indicator"))
+        ax.set_xlabel(tx.gettext("Self-assessment and stakeholder groups (mean, 0–4)"))
         cbar = fig.colorbar(
             ScalarMappable(norm=norm, cmap=cmap),
             ax=ax,
@@ -401,18 +445,32 @@ def heatmap_chart(
             aspect=40,
             pad=0.01,
         )
-        cbar.set_label("Mean: 0 = not at all / strongly disagree … 4 = fully / strongly agree")
+        cbar.set_label(
+            tx.gettext("Mean: 0 = not at all / strongly disagree … 4 = fully / strongly agree")
+        )
         handles = [
             Patch(
-                facecolor=SUPPRESSED_COLOUR, hatch="//", label=f"hidden: fewer than {k} answered"
+                facecolor=SUPPRESSED_COLOUR,
+                hatch="//",
+                label=tx.gettext("hidden: fewer than %(k)s answered", k=tx.number(k)),
             ),
-            Patch(facecolor="white", edgecolor="#BBBBBB", label="no answers / not rated"),
+            Patch(
+                facecolor="white",
+                edgecolor="#BBBBBB",
+                label=tx.gettext("no answers / not rated"),
+            ),
         ]
         hidden = hidden_roles(report)
         notes = None
         if hidden:
-            notes = "Not shown (fewer than {} on every indicator): {}".format(
-                k, ", ".join(f"{role_label(r)} (at most {n})" for r, n in hidden.items())
+            groups = ", ".join(
+                tx.gettext("%(group)s (at most %(n)s)", group=role_label(r, tx=tx), n=tx.number(n))
+                for r, n in hidden.items()
+            )
+            notes = tx.gettext(
+                "Not shown (fewer than %(k)s on every indicator): %(groups)s",
+                k=tx.number(k),
+                groups=groups,
             )
         leg = fig.legend(
             handles=handles,
@@ -430,23 +488,51 @@ def heatmap_chart(
     height = 4.2 + 0.36 * nrows
     n_shown = sum(1 for i in inds for r in roles if i["roles"][r]["mean"] is not None)
     suppressed_total = sum(1 for i in inds for r in roles if i["roles"][r]["suppressed"])
-    scope = "" if dimension_id else f" in {len(dimensions_of(report))} dimensions"
-    alt = (
-        f"{title}. Heatmap of {len(inds)} indicators{scope}"
-        f" against the school's self-assessment and {len(roles)} stakeholder group(s)"
-        f" ({', '.join(role_label(r) for r in roles) or 'none shown yet'});"
-        f" {n_shown} group means shown, {suppressed_total} hidden because fewer than {k}"
-        " people answered. Colour runs from dark blue (0) to yellow (4)."
+    indicators = tx.ngettext("%(num)s indicator", "%(num)s indicators", len(inds))
+    groups = tx.ngettext("%(num)s stakeholder group", "%(num)s stakeholder groups", len(roles))
+    names = ", ".join(role_label(r, tx=tx) for r in roles) or tx.gettext("none shown yet")
+    if dimension_id:
+        # Translators: %(indicators)s is "71 indicators", %(groups)s "4 stakeholder groups".
+        what = tx.gettext(
+            "Heatmap of %(indicators)s against the school's self-assessment and"
+            " %(groups)s (%(names)s).",
+            indicators=indicators,
+            groups=groups,
+            names=names,
+        )
+    else:
+        # Translators: %(indicators)s is "71 indicators", %(dimensions)s "3 dimensions",
+        # %(groups)s "4 stakeholder groups".
+        what = tx.gettext(
+            "Heatmap of %(indicators)s in %(dimensions)s against the school's"
+            " self-assessment and %(groups)s (%(names)s).",
+            indicators=indicators,
+            dimensions=tx.ngettext(
+                "%(num)s dimension", "%(num)s dimensions", len(dimensions_of(report))
+            ),
+            groups=groups,
+            names=names,
+        )
+    shown = tx.ngettext(
+        "%(num)s group mean shown, %(hidden)s hidden because fewer than %(k)s people answered.",
+        "%(num)s group means shown, %(hidden)s hidden because fewer than %(k)s people answered.",
+        n_shown,
+        hidden=tx.number(suppressed_total),
+        k=tx.number(k),
     )
+    colours = tx.gettext("Colour runs from dark blue (0) to yellow (4).")
+    alt = f"{title}. {what} {shown} {colours}"
     return _result(draw, (width, height), title, alt, fmt, dpi)
 
 
-def fmt_num(x: float | int) -> str:
-    return fmt_value(float(x), 1)
+def fmt_num(x: float | int, tx: Texts = ENGLISH) -> str:
+    return fmt_value(float(x), 1, tx)
 
 
-def heatmap_svg(report: dict[str, Any], dimension_id: str | None = None) -> bytes:
-    return heatmap_chart(report, dimension_id=dimension_id).data
+def heatmap_svg(
+    report: dict[str, Any], dimension_id: str | None = None, *, tx: Texts = ENGLISH
+) -> bytes:
+    return heatmap_chart(report, dimension_id=dimension_id, tx=tx).data
 
 
 # -- per dimension -------------------------------------------------------------
@@ -461,28 +547,34 @@ class DimensionData:
     titles: dict[str, str]
     themes: list[str]
     series: list[tuple[str, str, list[float | None]]]  # (name, colour, mean per theme)
+    tx: Texts = ENGLISH
 
     @property
     def alt(self) -> str:
+        tx = self.tx
         parts = []
         for name, _, values in self.series:
             known = [
-                f"{t} {v:.1f}" for t, v in zip(self.themes, values, strict=True) if v is not None
+                f"{t} {fmt_fixed(v, 1, tx)}"
+                for t, v in zip(self.themes, values, strict=True)
+                if v is not None
             ]
-            parts.append(f"{name}: {', '.join(known) if known else 'no figures'}")
+            figures = ", ".join(known) if known else tx.gettext("no figures")
+            parts.append(f"{name}: {figures}")
         if not self.themes or all(v is None for _, _, vals in self.series for v in vals):
-            return f"{self.title}: {NO_DATA}."
-        return (
-            f"{self.title}{' (' + self.dim_title + ')' if self.dim_title else ''}. Horizontal"
-            f" bars per theme, mean on 0–4. " + "; ".join(parts) + "."
-        )
+            return f"{self.title}: {tx.gettext(NO_DATA)}."
+        title = f"{self.title} ({self.dim_title})" if self.dim_title else self.title
+        how = tx.gettext("Horizontal bars per theme, mean on 0–4.")
+        return f"{title}. {how} " + "; ".join(parts) + "."
 
 
-def dimension_data(report: dict[str, Any], dimension_id: str) -> DimensionData:
+def dimension_data(
+    report: dict[str, Any], dimension_id: str, *, tx: Texts = ENGLISH
+) -> DimensionData:
     """Per theme of one dimension: the self mean and each shown group's mean (no drawing)."""
-    titles = unit_titles(report)
+    titles = unit_titles(report, tx)
     dim_title = titles.get(dimension_id)
-    title = f"Dimension {dimension_id}: self vs groups by theme"
+    title = tx.gettext("Dimension %(dim)s: self vs groups by theme", dim=dimension_id)
     themes = list(
         dict.fromkeys(
             i["theme"] for i in report.get("indicators", []) if i["dimension"] == dimension_id
@@ -503,7 +595,7 @@ def dimension_data(report: dict[str, Any], dimension_id: str) -> DimensionData:
     ]
     series: list[tuple[str, str, list[float | None]]] = [
         (
-            SELF_LABEL,
+            tx.gettext(SELF_LABEL),
             SELF_COLOUR,
             [rollups.get(t, {}).get("self", {}).get("mean") for t in themes],
         )
@@ -511,23 +603,28 @@ def dimension_data(report: dict[str, Any], dimension_id: str) -> DimensionData:
     for n, r in enumerate(roles):
         series.append(
             (
-                role_label(r),
+                role_label(r, tx=tx),
                 SERIES_COLOURS[n % len(SERIES_COLOURS)],
                 [rollups.get(t, {}).get("roles", {}).get(r, {}).get("mean") for t in themes],
             )
         )
-    return DimensionData(title, dim_title, titles, themes, series)
+    return DimensionData(title, dim_title, titles, themes, series, tx)
 
 
 def dimension_chart(
-    report: dict[str, Any], dimension_id: str, *, fmt: Format = "svg", dpi: int = 150
+    report: dict[str, Any],
+    dimension_id: str,
+    *,
+    fmt: Format = "svg",
+    dpi: int = 150,
+    tx: Texts = ENGLISH,
 ) -> ChartResult:
     """Self vs each shown group per theme of one dimension (grouped horizontal bars)."""
-    data = dimension_data(report, dimension_id)
+    data = dimension_data(report, dimension_id, tx=tx)
     title, dim_title, titles = data.title, data.dim_title, data.titles
     themes, series = data.themes, data.series
     if not themes or all(v is None for _, _, vals in series for v in vals):
-        return _no_data(title, report, fmt, dpi)
+        return _no_data(title, report, fmt, dpi, tx=tx)
 
     nser = len(series)
     bar_h = min(0.8 / nser, 0.3)
@@ -554,13 +651,20 @@ def dimension_chart(
                     ax.text(
                         bar.get_width() + 0.04,
                         bar.get_y() + bar.get_height() / 2,
-                        f"{v:.1f}",
+                        fmt_fixed(v, 1, tx),
                         va="center",
                         fontsize=10,
                     )
         for t in range(len(themes)):
             if all(vals[t] is None for _, _, vals in series):
-                ax.text(0.05, t, "no figures yet", va="center", fontsize=11, color="#777777")
+                ax.text(
+                    0.05,
+                    t,
+                    tx.gettext("no figures yet"),
+                    va="center",
+                    fontsize=11,
+                    color="#777777",
+                )
         ylabels = []
         for t in themes:
             name = titles.get(t)
@@ -571,9 +675,14 @@ def dimension_chart(
         ax.set_xticks(range(SCALE_MAX + 1))
         ax.grid(axis="x", color="#DDDDDD", linewidth=0.8)
         ax.set_axisbelow(True)
-        ax.set_xlabel("Mean rating of the theme's indicators (0–4)")
-        ax.set_ylabel("Theme")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, title="Rated by")
+        ax.set_xlabel(tx.gettext("Mean rating of the theme's indicators (0–4)"))
+        ax.set_ylabel(tx.gettext("Theme"))
+        ax.legend(
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1),
+            frameon=False,
+            title=tx.gettext("Rated by"),
+        )
         if dim_title:
             ax.set_title(_short(dim_title, 90), fontsize=12, loc="left", color="#444444")
         _titles(fig, title, report)
@@ -582,46 +691,61 @@ def dimension_chart(
     return _result(draw, (12, height), title, data.alt, fmt, dpi)
 
 
-def dimension_chart_svg(report: dict[str, Any], dimension_id: str) -> bytes:
-    return dimension_chart(report, dimension_id).data
+def dimension_chart_svg(report: dict[str, Any], dimension_id: str, *, tx: Texts = ENGLISH) -> bytes:
+    return dimension_chart(report, dimension_id, tx=tx).data
 
 
 # -- gaps ------------------------------------------------------------------------
 
 
-def _flag_label(flag: str | None) -> str:
-    return {"blind_spot": "blind spot", "hidden_strength": "hidden strength"}.get(flag or "", "")
+def _gaps_title(n: int, tx: Texts) -> str:
+    return tx.ngettext(
+        "The %(num)s biggest gap between the school and its stakeholders",
+        "The %(num)s biggest gaps between the school and its stakeholders",
+        n,
+    )
 
 
-def gaps_alt(report: dict[str, Any], limit: int = 10) -> str:
+def gaps_alt(report: dict[str, Any], limit: int = 10, *, tx: Texts = ENGLISH) -> str:
     """The gaps chart's alt text, without drawing it."""
     from backend.analytics.report import biggest_gaps
 
     gaps = biggest_gaps(report, limit) if report.get("indicators") else []
-    title = f"The {len(gaps) or limit} biggest gaps between the school and its stakeholders"
+    title = _gaps_title(len(gaps) or limit, tx)
     if not gaps:
-        return f"{title}: {NO_DATA}."
+        return f"{title}: {tx.gettext(NO_DATA)}."
     items = []
     for g in gaps:
-        flag = _flag_label(g["flag"])
-        items.append(
-            f"{g['id']} {role_label(g['role'])} {g['gap']:+.2f}" + (f" ({flag})" if flag else "")
-        )
-    return f"{title}. Diverging bars, group mean minus self rating: " + "; ".join(items) + "."
+        flag = flag_label(g["flag"], tx)
+        item = f"{g['id']} {role_label(g['role'], tx=tx)} {fmt_signed(g['gap'], 2, tx)}"
+        items.append(f"{item} ({flag})" if flag else item)
+    how = tx.gettext(
+        "Diverging bars, group mean minus self rating: %(items)s.", items="; ".join(items)
+    )
+    return f"{title}. {how}"
 
 
 def gaps_chart(
-    report: dict[str, Any], limit: int = 10, *, fmt: Format = "svg", dpi: int = 150
+    report: dict[str, Any],
+    limit: int = 10,
+    *,
+    fmt: Format = "svg",
+    dpi: int = 150,
+    tx: Texts = ENGLISH,
 ) -> ChartResult:
     """The biggest gaps (group mean minus self) as a diverging bar chart, flags labelled."""
     from backend.analytics.report import biggest_gaps
 
-    title = f"The {limit} biggest gaps between the school and its stakeholders"
+    title = _gaps_title(limit, tx)
     gaps = biggest_gaps(report, limit) if report.get("indicators") else []
     if not gaps:
-        why = "No gaps yet: a gap needs a self rating and a shown group mean on one indicator."
-        return _no_data(title, report, fmt, dpi, why if has_data(report) else "")
-    title = f"The {len(gaps)} biggest gaps between the school and its stakeholders"
+        why = tx.gettext(
+            "No gaps yet: a gap needs a self rating and a shown group mean on one indicator."
+        )
+        return _no_data(title, report, fmt, dpi, why if has_data(report) else "", tx)
+    title = _gaps_title(len(gaps), tx)
+
+    margin = fmt_fixed(FLAG_MARGIN, 2, tx)  # 1.33
 
     def draw(fig: Figure) -> None:
         ax = fig.add_subplot()
@@ -636,10 +760,14 @@ def gaps_chart(
         ]
         ax.barh(list(ys), [g["gap"] for g in gaps], color=colours, height=0.7)
         for y, g in zip(ys, gaps, strict=True):
-            note = (
-                f"{g['gap']:+.2f}  (self {fmt_value(g['self'])}, group {g['mean']:.2f}, n={g['n']})"
+            note = tx.gettext(
+                "%(gap)s  (self %(self)s, group %(mean)s, n=%(n)s)",
+                gap=fmt_signed(g["gap"], 2, tx),
+                self=fmt_value(g["self"], 2, tx),
+                mean=fmt_fixed(g["mean"], 2, tx),
+                n=tx.number(g["n"]),
             )
-            flag = _flag_label(g["flag"])
+            flag = flag_label(g["flag"], tx)
             if flag:
                 note = f"{flag.upper()}  {note}"
             right = g["gap"] < 0  # the note goes on the empty side of the zero line
@@ -652,7 +780,7 @@ def gaps_chart(
                 fontsize=10.5,
                 fontweight="bold" if flag else "normal",
             )
-        ax.set_yticks(list(ys), [f"{g['id']} · {role_label(g['role'])}" for g in gaps])
+        ax.set_yticks(list(ys), [f"{g['id']} · {role_label(g['role'], tx=tx)}" for g in gaps])
         ax.set_ylim(len(gaps) - 0.5, -0.5)
         ax.set_xlim(-4.6, 4.6)
         ax.axvline(0, color="black", linewidth=1.2)
@@ -661,22 +789,34 @@ def gaps_chart(
         ax.set_xticks(range(-4, 5))
         ax.grid(axis="x", color="#EEEEEE")
         ax.set_axisbelow(True)
-        ax.set_xlabel("Gap = group mean − self rating (scale points)")
-        ax.set_ylabel("Indicator · group")
-        ax.text(-4.5, -0.9, "← school rates itself higher", fontsize=10.5, color=BLIND_COLOUR)
+        ax.set_xlabel(tx.gettext("Gap = group mean − self rating (scale points)"))
+        ax.set_ylabel(tx.gettext("Indicator · group"))
+        ax.text(
+            -4.5,
+            -0.9,
+            tx.gettext("← school rates itself higher"),
+            fontsize=10.5,
+            color=BLIND_COLOUR,
+        )
         ax.text(
             4.5,
             -0.9,
-            "group rates the school higher →",
+            tx.gettext("group rates the school higher →"),
             fontsize=10.5,
             ha="right",
             color=HIDDEN_COLOUR,
         )
         ax.legend(
             handles=[
-                Patch(color=BLIND_COLOUR, label="blind spot (gap ≤ −1.33)"),
-                Patch(color=HIDDEN_COLOUR, label="hidden strength (gap ≥ +1.33)"),
-                Patch(color=NEUTRAL_COLOUR, label="within a third of the scale"),
+                Patch(
+                    color=BLIND_COLOUR,
+                    label=tx.gettext("blind spot (gap ≤ %(limit)s)", limit="−" + margin),
+                ),
+                Patch(
+                    color=HIDDEN_COLOUR,
+                    label=tx.gettext("hidden strength (gap ≥ %(limit)s)", limit="+" + margin),
+                ),
+                Patch(color=NEUTRAL_COLOUR, label=tx.gettext("within a third of the scale")),
             ],
             loc="upper center",
             bbox_to_anchor=(0.5, -0.12),
@@ -685,11 +825,12 @@ def gaps_chart(
         )
         _titles(fig, title, report)
 
-    return _result(draw, (13, 2.8 + 0.5 * len(gaps)), title, gaps_alt(report, limit), fmt, dpi)
+    alt = gaps_alt(report, limit, tx=tx)
+    return _result(draw, (13, 2.8 + 0.5 * len(gaps)), title, alt, fmt, dpi)
 
 
-def gaps_chart_svg(report: dict[str, Any], limit: int = 10) -> bytes:
-    return gaps_chart(report, limit).data
+def gaps_chart_svg(report: dict[str, Any], limit: int = 10, *, tx: Texts = ENGLISH) -> bytes:
+    return gaps_chart(report, limit, tx=tx).data
 
 
 # -- distribution ------------------------------------------------------------------
@@ -697,12 +838,12 @@ def gaps_chart_svg(report: dict[str, Any], limit: int = 10) -> bytes:
 _DIST_CMAP = "PuOr"  # diverging, colour-blind safe
 
 
-def distribution_alt(report: dict[str, Any], indicator_key: str) -> str:
+def distribution_alt(report: dict[str, Any], indicator_key: str, *, tx: Texts = ENGLISH) -> str:
     """The distribution chart's alt text, without drawing it."""
     ind = next((i for i in report.get("indicators", []) if i["key"] == indicator_key), None)
     if ind is None:
         raise KeyError(f"indicator {indicator_key!r} is not in the report")
-    title = f"{ind['id']}: how each group answered"
+    title = tx.gettext("%(id)s: how each group answered", id=ind["id"])
     k = report.get("thresholds", {}).get("anonymity", 5)
     rows = [
         (r, g)
@@ -710,35 +851,55 @@ def distribution_alt(report: dict[str, Any], indicator_key: str) -> str:
         if not g["suppressed"] and g["distribution"] is not None
     ]
     if not rows:
-        return f"{title}: {NO_DATA}."
-    hidden = [role_label(r) for r, g in ind["roles"].items() if g["suppressed"]]
+        return f"{title}: {tx.gettext(NO_DATA)}."
+    hidden = [role_label(r, tx=tx) for r, g in ind["roles"].items() if g["suppressed"]]
     parts = []
     for r, g in rows:
-        counts = ", ".join(f"{v}: {g['distribution'].get(str(v), 0)}" for v in range(5))
-        parts.append(f"{role_label(r)} (n={g['n']}) {counts}, N/A: {g['na'] or 0}")
-    alt = f"{title}. Stacked bars of answers 0–4 and N/A per group. " + "; ".join(parts) + "."
+        counts = ", ".join(f"{v}: {tx.number(g['distribution'].get(str(v), 0))}" for v in range(5))
+        parts.append(
+            tx.gettext(
+                "%(group)s (n=%(n)s) %(counts)s, N/A: %(na)s",
+                group=role_label(r, tx=tx),
+                n=tx.number(g["n"]),
+                counts=counts,
+                na=tx.number(g["na"] or 0),
+            )
+        )
+    how = tx.gettext(
+        "Stacked bars of answers 0–4 and N/A per group. %(groups)s.", groups="; ".join(parts)
+    )
+    alt = f"{title}. {how}"
     if hidden:
-        alt += f" Not shown (fewer than {k} answered): {', '.join(hidden)}."
+        alt += " " + tx.gettext(
+            "Not shown (fewer than %(k)s answered): %(groups)s.",
+            k=tx.number(k),
+            groups=", ".join(hidden),
+        )
     return alt
 
 
 def distribution_chart(
-    report: dict[str, Any], indicator_key: str, *, fmt: Format = "svg", dpi: int = 150
+    report: dict[str, Any],
+    indicator_key: str,
+    *,
+    fmt: Format = "svg",
+    dpi: int = 150,
+    tx: Texts = ENGLISH,
 ) -> ChartResult:
     """Per shown group, the share of answers at 0..4 and N/A, stacked."""
     ind = next((i for i in report.get("indicators", []) if i["key"] == indicator_key), None)
     if ind is None:
         raise KeyError(f"indicator {indicator_key!r} is not in the report")
-    text = indicator_text(report, indicator_key)
-    title = f"{ind['id']}: how each group answered"
+    text = indicator_text(report, indicator_key, tx)
+    title = tx.gettext("%(id)s: how each group answered", id=ind["id"])
     rows = [
         (r, g)
         for r, g in ind["roles"].items()
         if not g["suppressed"] and g["distribution"] is not None
     ]
     if not rows:
-        why = "No group has enough answers on this indicator to show yet."
-        return _no_data(title, report, fmt, dpi, why)
+        why = tx.gettext("No group has enough answers on this indicator to show yet.")
+        return _no_data(title, report, fmt, dpi, why, tx)
     cmap = colormaps[_DIST_CMAP]
     point_colours = [cmap(x) for x in (0.08, 0.3, 0.5, 0.7, 0.92)]
     point_colours[2] = to_rgba("#E3DDCF")  # PuOr's centre is near-white: give it a body
@@ -771,7 +932,7 @@ def distribution_chart(
                     ax.text(
                         left + share / 2,
                         y,
-                        str(c),
+                        tx.number(c),
                         ha="center",
                         va="center",
                         fontsize=11,
@@ -781,20 +942,30 @@ def distribution_chart(
         ax.set_yticks(
             range(len(rows)),
             [
-                f"{role_label(r)}\n(n={g['n']}, mean {g['mean']:.2f})"
+                tx.gettext(
+                    "%(group)s\n(n=%(n)s, mean %(mean)s)",
+                    group=role_label(r, tx=tx),
+                    n=tx.number(g["n"]),
+                    mean=fmt_fixed(g["mean"], 2, tx),
+                )
                 if g["mean"] is not None
-                else f"{role_label(r)}\n(n={g['n']})"
+                else f"{role_label(r, tx=tx)}\n(n={tx.number(g['n'])})"
                 for r, g in rows
             ],
         )
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.set_xlim(0, 100)
-        ax.set_xlabel("Share of the group's answers (%); numbers in bars are answers")
-        ax.set_ylabel("Group")
-        labels = ["0 (lowest)", "1", "2", "3", "4 (highest)"]
+        ax.set_xlabel(tx.gettext("Share of the group's answers (%); numbers in bars are answers"))
+        ax.set_ylabel(tx.gettext("Group"))
+        labels = [tx.gettext("0 (lowest)"), "1", "2", "3", tx.gettext("4 (highest)")]
         handles = [Patch(color=c, label=lbl) for c, lbl in zip(point_colours, labels, strict=True)]
         handles.append(
-            Patch(facecolor=na_colour, edgecolor="#888888", hatch="..", label="Not applicable")
+            Patch(
+                facecolor=na_colour,
+                edgecolor="#888888",
+                hatch="..",
+                label=tx.gettext("Not applicable"),
+            )
         )
         ax.legend(
             handles=handles,
@@ -805,7 +976,7 @@ def distribution_chart(
         )
         own = ""
         if ind["self"] is not None and is_scale(ind):
-            own = f"School's own rating: {fmt_value(ind['self'])}"
+            own = tx.gettext("School's own rating: %(self)s", self=fmt_value(ind["self"], 2, tx))
         # The indicator's words (up to two lines) and, on a line of its own, the school's rating.
         wrapped = textwrap.fill(_short(text, 200), width=110) if text else ""
         caption = "\n".join(p for p in (wrapped, own) if p)
@@ -813,12 +984,12 @@ def distribution_chart(
             ax.set_title(caption, fontsize=12, loc="left", color="#444444")
         _titles(fig, title, report)
 
-    alt = distribution_alt(report, indicator_key)
+    alt = distribution_alt(report, indicator_key, tx=tx)
     return _result(draw, (12, 2.6 + 0.75 * len(rows)), title, alt, fmt, dpi)
 
 
-def distribution_svg(report: dict[str, Any], indicator_key: str) -> bytes:
-    return distribution_chart(report, indicator_key).data
+def distribution_svg(report: dict[str, Any], indicator_key: str, *, tx: Texts = ENGLISH) -> bytes:
+    return distribution_chart(report, indicator_key, tx=tx).data
 
 
 # -- comparison of two cycles ---------------------------------------------------------
@@ -850,15 +1021,22 @@ def _indicator_means(report: dict[str, Any]) -> dict[tuple[str, str], tuple[str,
 
 
 def comparison_rows(
-    report_now: dict[str, Any], report_before: dict[str, Any], limit: int = 12
+    report_now: dict[str, Any],
+    report_before: dict[str, Any],
+    limit: int = 12,
+    *,
+    tx: Texts = ENGLISH,
 ) -> tuple[list[tuple[str, str, float, float]], list[tuple[str, str, float, float]]]:
-    """(label, series, before, now) per dimension, and the indicator figures that moved most."""
+    """(label, series, before, now) per dimension, and the indicator figures that moved most.
+
+    The series is SELF_LABEL or a role (show it with `series_name`); the label is shown."""
     dims: list[tuple[str, str, float, float]] = []
     for d in dimensions_of(report_now):
         now = _series_means(report_now, "dimensions", d)
         before = _series_means(report_before, "dimensions", d)
+        label = tx.gettext("Dimension %(dim)s", dim=d)
         for series in [s for s in now if s in before]:
-            dims.append((f"Dimension {d}", series, before[series], now[series]))
+            dims.append((label, series, before[series], now[series]))
     now_i, before_i = _indicator_means(report_now), _indicator_means(report_before)
     moved = [
         (now_i[k][0], k[1], before_i[k][1], now_i[k][1])
@@ -873,10 +1051,6 @@ def comparison_rows(
     return dims, [m for m in moved if id(m) in picked][:limit]
 
 
-def _series_name(series: str) -> str:
-    return SELF_LABEL if series == SELF_LABEL else role_label(series)
-
-
 def cycle_comparison_chart(
     report_now: dict[str, Any],
     report_before: dict[str, Any],
@@ -884,20 +1058,32 @@ def cycle_comparison_chart(
     fmt: Format = "svg",
     dpi: int = 150,
     limit: int = 12,
+    tx: Texts = ENGLISH,
 ) -> ChartResult:
     """Change between two cycles: per dimension and the indicators that moved most (arrows)."""
-    before_name = (report_before.get("cycle") or {}).get("name") or "before"
-    now_name = (report_now.get("cycle") or {}).get("name") or "now"
-    title = f"Change from {before_name} to {now_name}"
-    dims, moved = comparison_rows(report_now, report_before, limit)
+    before_name = (report_before.get("cycle") or {}).get("name") or tx.gettext("before")
+    now_name = (report_now.get("cycle") or {}).get("name") or tx.gettext("now")
+    title = tx.gettext("Change from %(before)s to %(now)s", before=before_name, now=now_name)
+    dims, moved = comparison_rows(report_now, report_before, limit, tx=tx)
     if not dims and not moved:
-        why = "Nothing to compare: no figure is shown in both cycles."
-        return _no_data(title, report_now, fmt, dpi, why)
+        why = tx.gettext("Nothing to compare: no figure is shown in both cycles.")
+        return _no_data(title, report_now, fmt, dpi, why, tx)
     panels = [
         (p, rows)
-        for p, rows in (("By dimension", dims), ("Largest changes by indicator", moved))
+        for p, rows in (
+            (tx.gettext("By dimension"), dims),
+            (tx.gettext("Largest changes by indicator"), moved),
+        )
         if rows
     ]
+
+    def change(before: float, now: float) -> str:
+        return tx.gettext(
+            "%(before)s → %(now)s (%(change)s)",
+            before=fmt_fixed(before, 2, tx),
+            now=fmt_fixed(now, 2, tx),
+            change=fmt_signed(now - before, 2, tx),
+        )
 
     def draw(fig: Figure) -> None:
         axes = fig.subplots(
@@ -932,12 +1118,12 @@ def cycle_comparison_chart(
                 ax.text(
                     4.15,
                     y,
-                    f"{before:.2f} → {now:.2f} ({now - before:+.2f})",
+                    change(before, now),
                     va="center",
                     fontsize=10.5,
                 )
             ax.set_yticks(
-                range(len(rows)), [f"{label} · {_series_name(s)}" for label, s, _, _ in rows]
+                range(len(rows)), [f"{label} · {series_name(s, tx)}" for label, s, _, _ in rows]
             )
             ax.set_ylim(len(rows) - 0.5, -0.5)
             ax.set_xlim(0, 4)
@@ -945,12 +1131,12 @@ def cycle_comparison_chart(
             ax.grid(axis="x", color="#E5E5E5")
             ax.set_axisbelow(True)
             ax.set_title(panel_title, loc="left", fontsize=13)
-            ax.set_xlabel("Mean rating (0–4)")
+            ax.set_xlabel(tx.gettext("Mean rating (0–4)"))
         axes[0].legend(
             handles=[
                 Line2D([], [], marker="o", color="#AAAAAA", linestyle="", label=before_name),
-                Patch(color=HIDDEN_COLOUR, label=f"{now_name}: higher"),
-                Patch(color=BLIND_COLOUR, label=f"{now_name}: lower"),
+                Patch(color=HIDDEN_COLOUR, label=tx.gettext("%(now)s: higher", now=now_name)),
+                Patch(color=BLIND_COLOUR, label=tx.gettext("%(now)s: lower", now=now_name)),
             ],
             loc="lower left",
             bbox_to_anchor=(0, 1.06),
@@ -961,15 +1147,26 @@ def cycle_comparison_chart(
 
     nrows = sum(len(r) for _, r in panels)
     parts = [
-        f"{label} {_series_name(s)} {before:.2f} to {now:.2f}"
+        tx.gettext(
+            "%(label)s %(series)s %(before)s to %(now)s",
+            label=label,
+            series=series_name(s, tx),
+            before=fmt_fixed(before, 2, tx),
+            now=fmt_fixed(now, 2, tx),
+        )
         for label, s, before, now in dims + moved
     ]
-    alt = f"{title}. Arrows from the earlier to the later mean (0–4): " + "; ".join(parts) + "."
+    how = tx.gettext(
+        "Arrows from the earlier to the later mean (0–4): %(changes)s.", changes="; ".join(parts)
+    )
+    alt = f"{title}. {how}"
     return _result(draw, (12, 2.8 + 0.42 * nrows + 0.8 * len(panels)), title, alt, fmt, dpi)
 
 
-def cycle_comparison_svg(report_now: dict[str, Any], report_before: dict[str, Any]) -> bytes:
-    return cycle_comparison_chart(report_now, report_before).data
+def cycle_comparison_svg(
+    report_now: dict[str, Any], report_before: dict[str, Any], *, tx: Texts = ENGLISH
+) -> bytes:
+    return cycle_comparison_chart(report_now, report_before, tx=tx).data
 
 
 __all__ = [
@@ -990,4 +1187,5 @@ __all__ = [
     "gaps_chart_svg",
     "heatmap_chart",
     "heatmap_svg",
+    "series_name",
 ]

@@ -5,7 +5,8 @@ heatmaps and theme charts per dimension, the biggest gaps, a per-indicator
 table, the evidence list, the change since the previous cycle and the action plan
 when given.
 Text is set in DejaVu Sans, shipped with matplotlib, which covers Latin,
-Cyrillic and Armenian. Only the (already safe) report is read.
+Cyrillic and Armenian. Only the (already safe) report is read. Every text, number
+and date is in the reader's language (`tx`); the charts too.
 """
 
 from __future__ import annotations
@@ -24,18 +25,20 @@ from fpdf.fonts import FontFace
 
 from backend import charts
 from backend.analytics.report import biggest_gaps
+from backend.i18n import ENGLISH, N_, Texts
 
 FONT = "DejaVu"
 _TTF = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
 DPI = 170
-FLAG_TEXT = {"blind_spot": "blind spot", "hidden_strength": "hidden strength"}
+FLAG_TEXT = charts.FLAG_LABELS  # English sources: tx.gettext(FLAG_TEXT[flag])
 HEAD_STYLE = FontFace(emphasis="BOLD", fill_color=(221, 227, 234))
 
 
 class _Report(FPDF):
-    def __init__(self, footer_text: str) -> None:
+    def __init__(self, footer_text: str, tx: Texts = ENGLISH) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
         self.footer_text = footer_text
+        self.tx = tx
         self.add_font(FONT, "", os.path.join(_TTF, "DejaVuSans.ttf"))
         self.add_font(FONT, "B", os.path.join(_TTF, "DejaVuSans-Bold.ttf"))
         self.add_font(FONT, "I", os.path.join(_TTF, "DejaVuSans-Oblique.ttf"))
@@ -47,7 +50,8 @@ class _Report(FPDF):
         self.set_y(-12)
         self.set_font(FONT, size=8)
         self.set_text_color(110)
-        self.cell(0, 6, f"{self.footer_text}   ·   page {self.page_no()}", align="C")
+        page = self.tx.gettext("page %(page)s", page=self.tx.number(self.page_no()))
+        self.cell(0, 6, f"{self.footer_text}   ·   {page}", align="C")
         self.set_text_color(0)
 
     # -- building blocks ------------------------------------------------------
@@ -84,24 +88,33 @@ class _Report(FPDF):
         self.set_y(self.get_y() + 2)
 
 
-def _fmt(x: Any) -> str:
+def _fmt(x: Any, tx: Texts = ENGLISH) -> str:
     if x is None:
         return "–"
     if isinstance(x, float):
-        return charts.fmt_value(x)
+        return charts.fmt_value(x, 2, tx)
+    if isinstance(x, int):
+        return tx.number(x)
     return str(x)
 
 
-def _date(x: Any) -> str:
+def _date(x: Any, tx: Texts = ENGLISH) -> str:
+    """A date as the reader writes it (ISO "2026-03-05" in English, as always)."""
+    if isinstance(x, str) and x:
+        try:
+            x = datetime.fromisoformat(x.replace("Z", "+00:00"))
+        except ValueError:
+            return x[:10]
     if isinstance(x, datetime):
-        return x.date().isoformat()
+        x = x.date()
     if isinstance(x, date):
-        return x.isoformat()
+        return x.isoformat() if tx.lang == ENGLISH.lang else tx.date(x, "medium")
     return str(x)[:10] if x else ""
 
 
 def _title_page(pdf: _Report, report: dict[str, Any]) -> None:
-    school = (report.get("school") or {}).get("name") or "School"
+    tx = pdf.tx
+    school = (report.get("school") or {}).get("name") or tx.gettext("School")
     cycle = report.get("cycle") or {}
     pdf.add_page()
     pdf.set_y(60)
@@ -112,7 +125,7 @@ def _title_page(pdf: _Report, report: dict[str, Any]) -> None:
     pdf.multi_cell(
         0,
         8,
-        "Career guidance: self-assessment and stakeholder views",
+        tx.gettext("Career guidance: self-assessment and stakeholder views"),
         align=Align.C,
         new_x=XPos.LMARGIN,
         new_y=YPos.NEXT,
@@ -120,43 +133,76 @@ def _title_page(pdf: _Report, report: dict[str, Any]) -> None:
     pdf.ln(14)
     pdf.set_font(FONT, "", 12)
     lines = [
-        f"Cycle: {cycle.get('name') or '–'} ({cycle.get('status') or '–'})",
-        f"Date: {_date(report.get('generated_at'))}",
-        f"Model: ETF excellence model in career guidance for VET, version "
-        f"{report.get('model_version') or '–'}",
+        tx.gettext(
+            "Cycle: %(name)s (%(status)s)",
+            name=cycle.get("name") or "–",
+            status=cycle.get("status") or "–",
+        ),
+        tx.gettext("Date: %(date)s", date=_date(report.get("generated_at"), tx)),
+        tx.gettext(
+            "Model: ETF excellence model in career guidance for VET, version %(version)s",
+            version=report.get("model_version") or "–",
+        ),
     ]
     for line in lines:
         pdf.multi_cell(0, 7, line, align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
 def _summary(pdf: _Report, report: dict[str, Any]) -> None:
+    tx = pdf.tx
     k = (report.get("thresholds") or {}).get("anonymity", 5)
     t = (report.get("thresholds") or {}).get("free_text", 10)
     pdf.add_page()
-    pdf.heading("Summary")
+    pdf.heading(tx.gettext("Summary"))
     inds = report.get("indicators", [])
     rated = sum(1 for i in inds if i.get("self") is not None)
     flags = [f for i in inds for f in i["flag"].values() if f]
-    pdf.para(
-        f"The school rated {rated} of the model's {len(inds)} indicators. "
-        f"Across all groups there are {flags.count('blind_spot')} blind spot(s) (the school rates"
-        f" itself at least 1.33 points above a group) and {flags.count('hidden_strength')} hidden"
-        " strength(s) (a group rates the school at least 1.33 points above its own rating)."
+    margin = charts.fmt_fixed(charts.FLAG_MARGIN, 2, tx)
+    rated_text = tx.ngettext(
+        "The school rated %(rated)s of the model's %(num)s indicator.",
+        "The school rated %(rated)s of the model's %(num)s indicators.",
+        len(inds),
+        rated=tx.number(rated),
     )
+    blind = tx.ngettext(
+        "Across all groups there is %(num)s blind spot (the school rates itself at least"
+        " %(margin)s points above a group)",
+        "Across all groups there are %(num)s blind spots (the school rates itself at least"
+        " %(margin)s points above a group)",
+        flags.count("blind_spot"),
+        margin=margin,
+    )
+    hidden = tx.ngettext(
+        "%(num)s hidden strength (a group rates the school at least %(margin)s points above"
+        " its own rating)",
+        "%(num)s hidden strengths (a group rates the school at least %(margin)s points above"
+        " its own rating)",
+        flags.count("hidden_strength"),
+        margin=margin,
+    )
+    # Translators: %(blind_spots)s and %(hidden_strengths)s are the two counted phrases above.
+    flags_text = tx.gettext(
+        "%(blind_spots)s and %(hidden_strengths)s.", blind_spots=blind, hidden_strengths=hidden
+    )
+    pdf.para(f"{rated_text} {flags_text}")
     pdf.para(
-        f"Anonymity: a group's figures are shown only when at least {k} people answered"
-        f" (free-text comments: at least {t}); smaller groups show only how many answered.",
+        tx.gettext(
+            "Anonymity: a group's figures are shown only when at least %(k)s people answered"
+            " (free-text comments: at least %(t)s); smaller groups show only how many answered.",
+            k=tx.number(k),
+            t=tx.number(t),
+        ),
         style="I",
     )
     pdf.ln(2)
-    pdf.heading("Responses per group", 12)
-    rows = [["Group", "Started", "Completed"]]
+    pdf.heading(tx.gettext("Responses per group"), 12)
+    rows = [[tx.gettext("Group"), tx.gettext("Started"), tx.gettext("Completed")]]
     for role, counts in (report.get("roles") or {}).items():
         rows.append(
             [
-                charts.role_label(role, short=False),
-                str(counts.get("started", 0)),
-                str(counts.get("completed", 0)),
+                charts.role_label(role, short=False, tx=tx),
+                tx.number(counts.get("started", 0)),
+                tx.number(counts.get("completed", 0)),
             ]
         )
     _table(pdf, rows, col_widths=(110, 30, 30), align_right_from=1)
@@ -197,35 +243,51 @@ def _table(
 
 
 def _charts(pdf: _Report, report: dict[str, Any]) -> None:
-    titles = charts.unit_titles(report)
+    tx = pdf.tx
+    titles = charts.unit_titles(report, tx)
     for dim in charts.dimensions_of(report):
         pdf.add_page()
         name = titles.get(dim)
-        pdf.heading(f"Dimension {dim}" + (f": {name}" if name else ""))
-        pdf.chart(charts.heatmap_chart(report, dimension_id=dim, fmt="png", dpi=DPI))
+        pdf.heading(
+            tx.gettext("Dimension %(dim)s: %(title)s", dim=dim, title=name)
+            if name
+            else tx.gettext("Dimension %(dim)s", dim=dim)
+        )
+        pdf.chart(charts.heatmap_chart(report, dimension_id=dim, fmt="png", dpi=DPI, tx=tx))
         pdf.add_page()
-        pdf.chart(charts.dimension_chart(report, dim, fmt="png", dpi=DPI))
+        pdf.chart(charts.dimension_chart(report, dim, fmt="png", dpi=DPI, tx=tx))
 
 
 def _gaps(pdf: _Report, report: dict[str, Any]) -> None:
+    tx = pdf.tx
     pdf.add_page()
-    pdf.heading("The biggest gaps")
-    pdf.chart(charts.gaps_chart(report, 10, fmt="png", dpi=DPI), max_h=120)
+    pdf.heading(tx.gettext("The biggest gaps"))
+    pdf.chart(charts.gaps_chart(report, 10, fmt="png", dpi=DPI, tx=tx), max_h=120)
     gaps = biggest_gaps(report, 20)
     if not gaps:
         return
-    rows = [["Indicator", "Group", "Self", "Group mean", "n", "Gap", "Flag"]]
+    rows = [
+        [
+            tx.gettext("Indicator"),
+            tx.gettext("Group"),
+            tx.gettext("Self"),
+            tx.gettext("Group mean"),
+            tx.gettext("n"),
+            tx.gettext("Gap"),
+            tx.gettext("Flag"),
+        ]
+    ]
     fills = []
     for r, g in enumerate(gaps, 1):
         rows.append(
             [
                 g["id"],
-                charts.role_label(g["role"]),
-                _fmt(g["self"]),
-                _fmt(g["mean"]),
-                str(g["n"]),
-                f"{g['gap']:+.2f}",
-                FLAG_TEXT.get(g["flag"] or "", ""),
+                charts.role_label(g["role"], tx=tx),
+                _fmt(g["self"], tx),
+                _fmt(g["mean"], tx),
+                tx.number(g["n"]),
+                charts.fmt_signed(g["gap"], 2, tx),
+                charts.flag_label(g["flag"], tx),
             ]
         )
         if g["flag"] == "blind_spot":
@@ -236,14 +298,18 @@ def _gaps(pdf: _Report, report: dict[str, Any]) -> None:
 
 
 def _indicator_table(pdf: _Report, report: dict[str, Any]) -> None:
+    tx = pdf.tx
     roles = charts.answered_roles(report)
     k = (report.get("thresholds") or {}).get("anonymity", 5)
     pdf.add_page(orientation="L")
-    pdf.heading("Indicators: self-assessment and groups")
+    pdf.heading(tx.gettext("Indicators: self-assessment and groups"))
     pdf.para(
-        f"Each group cell: mean (number of people who answered). '<{k}' marks a group too small"
-        " to show; '–' no answers. Flags: ▼ blind spot, ▲ hidden strength. Counts (#) are the"
-        " school's own numbers, not on the 0–4 scale.",
+        tx.gettext(
+            "Each group cell: mean (number of people who answered). '<%(k)s' marks a group too"
+            " small to show; '–' no answers. Flags: ▼ blind spot, ▲ hidden strength. Counts (#)"
+            " are the school's own numbers, not on the 0–4 scale.",
+            k=tx.number(k),
+        ),
         size=9,
     )
     avail = pdf.epw
@@ -251,25 +317,30 @@ def _indicator_table(pdf: _Report, report: dict[str, Any]) -> None:
     each = min(26.0, (avail - first - self_w - 50) / max(1, len(roles)))
     text_w = avail - first - self_w - each * len(roles)
     text_chars = int(text_w / 1.55)  # about 1.55 mm per character at 8 pt
-    head = ["ID", "Indicator", "Self", *(charts.role_label(r) for r in roles)]
+    head = [
+        tx.gettext("ID"),
+        tx.gettext("Indicator"),
+        tx.gettext("Self"),
+        *(charts.role_label(r, tx=tx) for r in roles),
+    ]
     rows = [head]
     fills = []
     for ind in report.get("indicators", []):
-        self_text = _fmt(ind["self"])
+        self_text = _fmt(ind["self"], tx)
         if ind.get("kind") == "NUMBER" and ind["self"] is not None:
             self_text = f"#{self_text}"
-        text = charts.indicator_text(report, ind["key"]) or ""
+        text = charts.indicator_text(report, ind["key"], tx) or ""
         row = [ind["id"], textwrap.shorten(text, text_chars, placeholder="…"), self_text]
         for c, r in enumerate(roles, 3):
             g = ind["roles"][r]
             if g["suppressed"]:
-                row.append(f"<{k} ({g['n']})")
+                row.append(f"<{tx.number(k)} ({tx.number(g['n'])})")
                 fills.append((len(rows), c, (217, 217, 217)))
             elif g["mean"] is None:
                 row.append("–")
             else:
                 mark = {"blind_spot": " ▼", "hidden_strength": " ▲"}.get(ind["flag"][r] or "", "")
-                row.append(f"{g['mean']:.2f} ({g['n']}){mark}")
+                row.append(f"{charts.fmt_fixed(g['mean'], 2, tx)} ({tx.number(g['n'])}){mark}")
                 if mark:
                     rgb = (244, 165, 130) if "▼" in mark else (146, 197, 222)
                     fills.append((len(rows), c, rgb))
@@ -285,10 +356,11 @@ def _indicator_table(pdf: _Report, report: dict[str, Any]) -> None:
 
 
 def _evidence(pdf: _Report, report: dict[str, Any], evidence: list[dict[str, Any]]) -> None:
+    tx = pdf.tx
     pdf.add_page(orientation="P")
-    pdf.heading("Evidence portfolio")
+    pdf.heading(tx.gettext("Evidence portfolio"))
     if not evidence:
-        pdf.para("No evidence has been attached yet.")
+        pdf.para(tx.gettext("No evidence has been attached yet."))
         return
     by_key: dict[str, list[dict[str, Any]]] = {}
     for item in evidence:
@@ -297,44 +369,62 @@ def _evidence(pdf: _Report, report: dict[str, Any], evidence: list[dict[str, Any
     order = [i["key"] for i in report.get("indicators", [])]
     keys = sorted(by_key, key=lambda k: order.index(k) if k in order else len(order))
     for key in keys:
-        text = charts.indicator_text(report, key)
+        text = charts.indicator_text(report, key, tx)
         pdf.heading(f"{key}" + (f": {text}" if text else ""), 11)
-        rows = [["Title", "Kind", "Note", "Date"]]
+        rows = [[tx.gettext("Title"), tx.gettext("Kind"), tx.gettext("Note"), tx.gettext("Date")]]
         for item in by_key[key]:
             title = item.get("title") or item.get("filename") or item.get("url") or "–"
             when = item.get("date") or item.get("created_at")
             rows.append(
-                [str(title), str(item.get("kind") or ""), str(item.get("note") or ""), _date(when)]
+                [
+                    str(title),
+                    str(item.get("kind") or ""),
+                    str(item.get("note") or ""),
+                    _date(when, tx),
+                ]
             )
         _table(pdf, rows, col_widths=(60, 16, 82, 22))
 
 
 def _comparison(pdf: _Report, report: dict[str, Any], previous: dict[str, Any]) -> None:
+    tx = pdf.tx
     pdf.add_page(orientation="P")
-    before = (previous.get("cycle") or {}).get("name") or "previous cycle"
-    pdf.heading(f"Change since {before}")
-    pdf.chart(charts.cycle_comparison_chart(report, previous, fmt="png", dpi=DPI), max_h=175)
-    dims, _moved = charts.comparison_rows(report, previous)
+    before = (previous.get("cycle") or {}).get("name") or tx.gettext("previous cycle")
+    pdf.heading(tx.gettext("Change since %(before)s", before=before))
+    chart = charts.cycle_comparison_chart(report, previous, fmt="png", dpi=DPI, tx=tx)
+    pdf.chart(chart, max_h=175)
+    dims, _moved = charts.comparison_rows(report, previous, tx=tx)
     if dims:
-        rows = [["Dimension", "Rated by", before, "now", "Change"]]
+        head = [tx.gettext("Dimension"), tx.gettext("Rated by"), before, tx.gettext("now")]
+        rows = [[*head, tx.gettext("Change")]]
         for label, series, b, n in dims:
-            name = charts.SELF_LABEL if series == charts.SELF_LABEL else charts.role_label(series)
-            rows.append([label, name, f"{b:.2f}", f"{n:.2f}", f"{n - b:+.2f}"])
+            rows.append(
+                [
+                    label,
+                    charts.series_name(series, tx),
+                    charts.fmt_fixed(b, 2, tx),
+                    charts.fmt_fixed(n, 2, tx),
+                    charts.fmt_signed(n - b, 2, tx),
+                ]
+            )
         _table(pdf, rows, col_widths=(30, 50, 30, 30, 25), align_right_from=2)
 
 
-ACTION_STATUS_TEXT = {"open": "open", "in_progress": "in progress", "done": "done"}
+ACTION_STATUS_TEXT = {"open": N_("open"), "in_progress": N_("in progress"), "done": N_("done")}
 
 
 def _actions(pdf: _Report, report: dict[str, Any], actions: list[dict[str, Any]]) -> None:
+    tx = pdf.tx
     pdf.add_page(orientation="P")
-    pdf.heading("Action plan")
+    pdf.heading(tx.gettext("Action plan"))
     if not actions:
-        pdf.para("No action has been planned yet.")
+        pdf.para(tx.gettext("No action has been planned yet."))
         return
     pdf.para(
-        "What the school will do next about its gaps, per indicator. Owners are members "
-        "of staff or roles.",
+        tx.gettext(
+            "What the school will do next about its gaps, per indicator. Owners are members "
+            "of staff or roles."
+        ),
         size=9,
     )
     order = [i["key"] for i in report.get("indicators", [])]
@@ -344,7 +434,15 @@ def _actions(pdf: _Report, report: dict[str, Any], actions: list[dict[str, Any]]
         key = item.get("indicator_key") or item.get("key") or ""
         return (order.index(key) if key in order else len(order), _date(item.get("due_date")))
 
-    rows = [["Indicator", "Action", "Owner", "Due", "Status"]]
+    rows = [
+        [
+            tx.gettext("Indicator"),
+            tx.gettext("Action"),
+            tx.gettext("Owner"),
+            tx.gettext("Due"),
+            tx.gettext("Status"),
+        ]
+    ]
     for item in sorted(actions, key=place):
         key = item.get("indicator_key") or item.get("key") or ""
         status = str(item.get("status") or "")
@@ -353,8 +451,8 @@ def _actions(pdf: _Report, report: dict[str, Any], actions: list[dict[str, Any]]
                 ids.get(key, key),
                 str(item.get("title") or ""),
                 str(item.get("owner") or "–"),
-                _date(item.get("due_date")) or "–",
-                ACTION_STATUS_TEXT.get(status, status),
+                _date(item.get("due_date"), tx) or "–",
+                tx.gettext(ACTION_STATUS_TEXT[status]) if status in ACTION_STATUS_TEXT else status,
             ]
         )
     _table(pdf, rows, col_widths=(20, 74, 38, 22, 26))
@@ -366,23 +464,27 @@ def report_pdf(
     evidence: list[dict[str, Any]] | None = None,
     previous: dict[str, Any] | None = None,
     actions: list[dict[str, Any]] | None = None,
+    tx: Texts = ENGLISH,
 ) -> bytes:
     """The board / portfolio PDF. `evidence`: dicts with indicator_key (or key), title
     (or filename / url), kind, note, date (or created_at). `previous`: the report of
     the previous cycle, for the comparison section. `actions`: the action plan, dicts
-    with indicator_key, title, owner, due_date and status (open|in_progress|done)."""
+    with indicator_key, title, owner, due_date and status (open|in_progress|done).
+    `tx`: the reader's language (texts, numbers, dates, the charts and the model)."""
     school = (report.get("school") or {}).get("name") or ""
     cycle = (report.get("cycle") or {}).get("name") or ""
-    pdf = _Report(" · ".join(p for p in (school, cycle) if p) or "Career guidance report")
-    pdf.set_title(f"Career guidance report {school} {cycle}".strip())
+    named = " · ".join(p for p in (school, cycle) if p)
+    pdf = _Report(named or tx.gettext("Career guidance report"), tx)
+    pdf.set_title(tx.gettext("Career guidance report %(name)s", name=f"{school} {cycle}").strip())
+    pdf.set_lang(tx.lang)
     pdf.set_author(school or "guidance-survey")
     pdf.set_creator("guidance-survey")
     _title_page(pdf, report)
     _summary(pdf, report)
     if not charts.has_data(report):
         pdf.add_page()
-        pdf.heading(charts.NO_DATA)
-        pdf.para("No answers or self-assessment ratings in this report yet.")
+        pdf.heading(tx.gettext(charts.NO_DATA))
+        pdf.para(tx.gettext("No answers or self-assessment ratings in this report yet."))
     else:
         _charts(pdf, report)
         _gaps(pdf, report)

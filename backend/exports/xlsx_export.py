@@ -2,6 +2,8 @@
 
 Numbers are written as numbers. A suppressed group's cells read "suppressed"
 (grey, italic): the report holds no figure for them, so none can be written.
+The labels (sheet names, headings, flags, notes) are in the reader's language (`tx`);
+the ids, keys and numbers stay as they are.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from backend.analytics.report import biggest_gaps
 from backend.charts import (
+    FLAG_LABELS,
     answered_roles,
     dimensions_of,
     indicator_text,
     role_label,
     unit_titles,
 )
+from backend.i18n import ENGLISH, N_, Texts
 
-SUPPRESSED = "suppressed"
+SUPPRESSED = N_("suppressed")
 BOLD = Font(bold=True)
 HEADER_FILL = PatternFill("solid", fgColor="DDE3EA")
 GREY_FILL = PatternFill("solid", fgColor="D9D9D9")
@@ -33,7 +37,7 @@ FLAG_FILLS = {
     "blind_spot": PatternFill("solid", fgColor="F4A582"),  # orange: school above the group
     "hidden_strength": PatternFill("solid", fgColor="92C5DE"),  # blue: group above the school
 }
-FLAG_TEXT = {"blind_spot": "blind spot", "hidden_strength": "hidden strength"}
+FLAG_TEXT = FLAG_LABELS  # English sources: tx.gettext(FLAG_TEXT[flag])
 # 0..4: light orange - near white - light blue (colour-blind safe, black text stays legible)
 MEAN_SCALE = ColorScaleRule(
     start_type="num",
@@ -61,27 +65,33 @@ def _widths(ws: Worksheet, widths: dict[int, float]) -> None:
         ws.column_dimensions[get_column_letter(col)].width = width
 
 
-def _summary(ws: Worksheet, report: dict[str, Any]) -> None:
-    ws.title = "Summary"
+def _sheet_title(title: str) -> str:
+    """A valid sheet name: at most 31 characters, none of []:*?/\\."""
+    return "".join(" " if c in "[]:*?/\\" else c for c in title)[:31]
+
+
+def _summary(ws: Worksheet, report: dict[str, Any], tx: Texts) -> None:
+    ws.title = _sheet_title(tx.gettext("Summary"))
     school = report.get("school") or {}
     cycle = report.get("cycle") or {}
     thresholds = report.get("thresholds") or {}
     filt = report.get("filter") or {}
-    ws["A1"] = "Career guidance: self-assessment and stakeholder views"
+    ws["A1"] = tx.gettext("Career guidance: self-assessment and stakeholder views")
     ws["A1"].font = Font(bold=True, size=14)
+    every = tx.gettext("all")
     rows: list[tuple[str, Any]] = [
-        ("School", school.get("name")),
-        ("School slug", school.get("slug")),
-        ("Cycle", cycle.get("name")),
-        ("Cycle status", cycle.get("status")),
-        ("Model version", report.get("model_version")),
-        ("Cycle model version", cycle.get("model_version")),
-        ("Generated at", report.get("generated_at")),
-        ("Anonymity threshold (people)", thresholds.get("anonymity")),
-        ("Free-text threshold (people)", thresholds.get("free_text")),
-        ("Statuses counted", ", ".join(filt.get("statuses") or [])),
-        ("Roles filter", ", ".join(filt.get("roles") or []) or "all"),
-        ("Languages filter", ", ".join(filt.get("languages") or []) or "all"),
+        (tx.gettext("School"), school.get("name")),
+        (tx.gettext("School slug"), school.get("slug")),
+        (tx.gettext("Cycle"), cycle.get("name")),
+        (tx.gettext("Cycle status"), cycle.get("status")),
+        (tx.gettext("Model version"), report.get("model_version")),
+        (tx.gettext("Cycle model version"), cycle.get("model_version")),
+        (tx.gettext("Generated at"), report.get("generated_at")),
+        (tx.gettext("Anonymity threshold (people)"), thresholds.get("anonymity")),
+        (tx.gettext("Free-text threshold (people)"), thresholds.get("free_text")),
+        (tx.gettext("Statuses counted"), ", ".join(filt.get("statuses") or [])),
+        (tx.gettext("Roles filter"), ", ".join(filt.get("roles") or []) or every),
+        (tx.gettext("Languages filter"), ", ".join(filt.get("languages") or []) or every),
     ]
     for i, (label, value) in enumerate(rows, 3):
         ws.cell(row=i, column=1, value=label).font = BOLD
@@ -91,30 +101,53 @@ def _summary(ws: Worksheet, report: dict[str, Any]) -> None:
     ws.cell(
         row=rule_row,
         column=1,
-        value=(
-            f"Anonymity: a group's figures are shown only when at least {k} people answered;"
-            " smaller groups show their count and the word 'suppressed'."
+        value=tx.gettext(
+            "Anonymity: a group's figures are shown only when at least %(k)s people answered;"
+            " smaller groups show their count and the word '%(suppressed)s'.",
+            k=tx.number(k),
+            suppressed=tx.gettext(SUPPRESSED),
         ),
     ).font = Font(italic=True)
     start = rule_row + 2
-    _header(ws, start, ["Role", "Group", "Started", "Completed"])
+    heads = [
+        tx.gettext("Role"),
+        tx.gettext("Group"),
+        tx.gettext("Started"),
+        tx.gettext("Completed"),
+    ]
+    _header(ws, start, heads)
     for i, (role, counts) in enumerate((report.get("roles") or {}).items(), start + 1):
         ws.cell(row=i, column=1, value=role)
-        ws.cell(row=i, column=2, value=role_label(role, short=False))
+        ws.cell(row=i, column=2, value=role_label(role, short=False, tx=tx))
         ws.cell(row=i, column=3, value=counts.get("started", 0))
         ws.cell(row=i, column=4, value=counts.get("completed", 0))
     _widths(ws, {1: 30, 2: 48, 3: 12, 4: 12})
 
 
-def _dimension_sheet(wb: Workbook, report: dict[str, Any], dim: str, roles: list[str]) -> None:
-    titles = unit_titles(report)
-    ws = wb.create_sheet(f"Dimension {dim}"[:31])
-    fixed = ["Key", "ID", "Criterion", "Theme", "Indicator", "Kind", "Self"]
+def _dimension_sheet(
+    wb: Workbook, report: dict[str, Any], dim: str, roles: list[str], tx: Texts
+) -> None:
+    titles = unit_titles(report, tx)
+    ws = wb.create_sheet(_sheet_title(tx.gettext("Dimension %(dim)s", dim=dim)))
+    fixed = [
+        tx.gettext("Key"),
+        tx.gettext("ID"),
+        tx.gettext("Criterion"),
+        tx.gettext("Theme"),
+        tx.gettext("Indicator"),
+        tx.gettext("Kind"),
+        tx.gettext("Self"),
+    ]
     head = list(fixed)
     for r in roles:
-        name = role_label(r)
-        head += [f"{name} mean", f"{name} n", f"{name} gap"]
-    head.append("Flags")
+        name = role_label(r, tx=tx)
+        head += [
+            tx.gettext("%(group)s mean", group=name),
+            tx.gettext("%(group)s n", group=name),
+            tx.gettext("%(group)s gap", group=name),
+        ]
+    head.append(tx.gettext("Flags"))
+    suppressed = tx.gettext(SUPPRESSED)
     _header(ws, 1, head)
     ws.freeze_panes = "C2"
     self_col = len(fixed)
@@ -125,7 +158,7 @@ def _dimension_sheet(wb: Workbook, report: dict[str, Any], dim: str, roles: list
         if ind["dimension"] != dim:
             continue
         row += 1
-        text = indicator_text(report, ind["key"]) or ""
+        text = indicator_text(report, ind["key"], tx) or ""
         values = [ind["key"], ind["id"], ind["criterion"], ind["theme"], text, ind.get("kind")]
         for col, value in enumerate(values, 1):
             ws.cell(row=row, column=col, value=value)
@@ -140,7 +173,7 @@ def _dimension_sheet(wb: Workbook, report: dict[str, Any], dim: str, roles: list
             ws.cell(row=row, column=mcol + 1, value=g["n"])
             if g["suppressed"]:
                 for col in (mcol, mcol + 2):
-                    cell = ws.cell(row=row, column=col, value=SUPPRESSED)
+                    cell = ws.cell(row=row, column=col, value=suppressed)
                     cell.fill = GREY_FILL
                     cell.font = GREY_FONT
                 continue
@@ -150,7 +183,7 @@ def _dimension_sheet(wb: Workbook, report: dict[str, Any], dim: str, roles: list
             if flag:
                 gap_cell.fill = FLAG_FILLS[flag]
                 gap_cell.font = BOLD
-                flags.append(f"{role_label(r)}: {FLAG_TEXT[flag]}")
+                flags.append(f"{role_label(r, tx=tx)}: {tx.gettext(FLAG_TEXT[flag])}")
         ws.cell(row=row, column=len(head), value="; ".join(flags) or None)
     if row > 1:
         for col in mean_cols:
@@ -166,15 +199,27 @@ def _dimension_sheet(wb: Workbook, report: dict[str, Any], dim: str, roles: list
     ws.row_dimensions[1].height = 32
     if dim in titles:
         ws.sheet_properties.tabColor = "4472C4"
-        ws.oddHeader.center.text = f"Dimension {dim}: {titles[dim]}"
+        ws.oddHeader.center.text = tx.gettext(
+            "Dimension %(dim)s: %(title)s", dim=dim, title=titles[dim]
+        )
 
 
-def _gaps_sheet(wb: Workbook, report: dict[str, Any]) -> None:
-    ws = wb.create_sheet("Gaps")
+def _gaps_sheet(wb: Workbook, report: dict[str, Any], tx: Texts) -> None:
+    ws = wb.create_sheet(_sheet_title(tx.gettext("Gaps")))
     _header(
         ws,
         1,
-        ["Key", "ID", "Role", "Group", "Self", "Group mean", "n", "Gap", "Flag"],
+        [
+            tx.gettext("Key"),
+            tx.gettext("ID"),
+            tx.gettext("Role"),
+            tx.gettext("Group"),
+            tx.gettext("Self"),
+            tx.gettext("Group mean"),
+            tx.gettext("n"),
+            tx.gettext("Gap"),
+            tx.gettext("Flag"),
+        ],
     )
     ws.freeze_panes = "A2"
     every = sum(len(i["gap"]) for i in report.get("indicators", []))
@@ -183,12 +228,12 @@ def _gaps_sheet(wb: Workbook, report: dict[str, Any]) -> None:
             g["key"],
             g["id"],
             g["role"],
-            role_label(g["role"]),
+            role_label(g["role"], tx=tx),
             g["self"],
             g["mean"],
             g["n"],
             g["gap"],
-            FLAG_TEXT.get(g["flag"] or ""),
+            tx.gettext(FLAG_TEXT[g["flag"]]) if g["flag"] in FLAG_TEXT else None,
         ]
         for col, value in enumerate(values, 1):
             cell = ws.cell(row=row, column=col, value=value)
@@ -197,13 +242,14 @@ def _gaps_sheet(wb: Workbook, report: dict[str, Any]) -> None:
     _widths(ws, {1: 14, 2: 9, 3: 22, 4: 18, 5: 8, 6: 12, 7: 7, 8: 9, 9: 18})
 
 
-def report_xlsx(report: dict[str, Any]) -> bytes:
+def report_xlsx(report: dict[str, Any], *, tx: Texts = ENGLISH) -> bytes:
+    """The workbook, its labels in `tx`'s language (numbers stay numbers)."""
     wb = Workbook()
-    _summary(wb.active, report)
+    _summary(wb.active, report, tx)
     roles = answered_roles(report)
     for dim in dimensions_of(report):
-        _dimension_sheet(wb, report, dim, roles)
-    _gaps_sheet(wb, report)
+        _dimension_sheet(wb, report, dim, roles, tx)
+    _gaps_sheet(wb, report, tx)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
