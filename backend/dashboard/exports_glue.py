@@ -2,6 +2,8 @@
 
 Both are pure functions of the report from `build_report`, so the anonymity gate has
 already been applied; they run in a worker thread (matplotlib and fpdf are CPU-bound).
+Charts, XLSX and PDF are in the reader's language (`texts_of`; an export URL's `?lang=xx`
+may ask for another one); CSV and JSON are machine-readable and stay English.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ from aiohttp import web
 
 from backend.analytics.report import build_report
 from backend.dashboard.queries import actions_for_export, list_actions
-from backend.dashboard.web import cycle_for, for_reader, sessionmaker
+from backend.dashboard.web import _, cycle_for, for_reader, sessionmaker, texts_of
+from backend.i18n import N_, Texts, dashboard_languages, texts
 from conversations.model import load_model
 from storage import repo
 
 EXPORTS: dict[str, tuple[str, str]] = {  # format -> (label, content type)
-    "csv": ("CSV", "text/csv; charset=utf-8"),
-    "xlsx": ("Excel", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-    "json": ("JSON", "application/json"),
-    "pdf": ("PDF report", "application/pdf"),
+    "csv": (N_("CSV"), "text/csv; charset=utf-8"),
+    "xlsx": (N_("Excel"), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    "json": (N_("JSON"), "application/json"),
+    "pdf": (N_("PDF report"), "application/pdf"),
 }
+TRANSLATED = {"xlsx", "pdf"}  # the exports in the reader's language (CSV and JSON: English)
 
 
 def links(
@@ -35,61 +39,81 @@ def links(
     alt text and its data as a table (the accessible alternative shown beside the image)."""
     router = request.app.router
     cid = str(cycle_id)
+    tx = texts_of(request)
     charts = [
         {
             "url": str(router["dash:chart_gaps"].url_for(cycle_id=cid)),
-            "label": "Biggest gaps between the school's view and the groups'",
+            "label": tx.gettext("Biggest gaps between the school's view and the groups'"),
             "kind": "gaps",
         }
     ] + [
         {
             "url": str(router["dash:chart_dimension"].url_for(cycle_id=cid, dim=d.id)),
-            "label": f"Dimension {d.id}: {d.title} — self vs groups by theme",
+            "label": tx.gettext(
+                "Dimension %(dim)s: %(title)s — self vs groups by theme", dim=d.id, title=d.title
+            ),
             "kind": "dimension",
             "dim": d.id,
         }
-        for d in load_model().dimensions
+        for d in tx.model.dimensions
     ]
     if report is not None:
         for c in charts:
-            c.update(_chart_text(report, c))
+            c.update(_chart_text(report, c, tx))
     exports = [
-        {"url": str(router["dash:export"].url_for(cycle_id=cid, fmt=fmt)), "label": label}
-        for fmt, (label, _) in EXPORTS.items()
+        {
+            "url": str(router["dash:export"].url_for(cycle_id=cid, fmt=fmt)),
+            "label": tx.gettext(label),
+        }
+        for fmt, (label, _type) in EXPORTS.items()
     ]
     exports.append(
-        {"url": str(router["dash:chart_heatmap"].url_for(cycle_id=cid)), "label": "Heatmap (SVG)"}
+        {
+            "url": str(router["dash:chart_heatmap"].url_for(cycle_id=cid)),
+            "label": tx.gettext("Heatmap (SVG)"),
+        }
     )
     return {"charts": charts, "exports": exports}
 
 
-def _chart_text(report: dict[str, Any], chart: dict[str, Any]) -> dict[str, Any]:
+def _chart_text(report: dict[str, Any], chart: dict[str, Any], tx: Texts) -> dict[str, Any]:
     """alt (the chart function's own) and table {head, rows} of one overview chart."""
     from backend import charts
     from backend.analytics.report import biggest_gaps
 
     if chart["kind"] == "gaps":
         gaps = biggest_gaps(report, 10) if report.get("indicators") else []
-        head = ["Indicator", "Group", "Self", "Group mean", "n", "Gap", "Reading"]
+        head = [
+            tx.gettext("Indicator"),
+            tx.gettext("Group"),
+            tx.gettext("Self"),
+            tx.gettext("Group mean"),
+            tx.gettext("n"),
+            tx.gettext("Gap"),
+            tx.gettext("Reading"),
+        ]
         rows = [
             [
                 g["id"],
-                charts.role_label(g["role"], short=False),
-                charts.fmt_value(g["self"]),
-                f"{g['mean']:.2f}",
-                str(g["n"]),
-                f"{g['gap']:+.2f}",
-                g["flag"].replace("_", " ") if g["flag"] else "",
+                charts.role_label(g["role"], short=False, tx=tx),
+                charts.fmt_value(g["self"], 2, tx),
+                charts.fmt_fixed(g["mean"], 2, tx),
+                tx.number(g["n"]),
+                charts.fmt_signed(g["gap"], 2, tx),
+                charts.flag_label(g["flag"], tx),
             ]
             for g in gaps
         ]
-        return {"alt": charts.gaps_alt(report), "table": {"head": head, "rows": rows}}
-    data = charts.dimension_data(report, chart["dim"])
-    head = ["Theme", *[name for name, _, _ in data.series]]
+        return {"alt": charts.gaps_alt(report, tx=tx), "table": {"head": head, "rows": rows}}
+    data = charts.dimension_data(report, chart["dim"], tx=tx)
+    head = [tx.gettext("Theme"), *[name for name, _colour, _values in data.series]]
     rows = [
         [
             f"{t} {data.titles.get(t, '')}".strip(),
-            *[f"{vals[i]:.2f}" if vals[i] is not None else "—" for _, _, vals in data.series],
+            *[
+                charts.fmt_fixed(vals[i], 2, tx) if vals[i] is not None else "—"
+                for _name, _colour, vals in data.series
+            ],
         ]
         for i, t in enumerate(data.themes)
     ]
@@ -108,26 +132,28 @@ async def _in_thread(fn: Callable[..., bytes], *args: Any, **kw: Any) -> bytes:
     return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kw))
 
 
-def _svg(body: bytes) -> web.Response:
-    return web.Response(
-        body=body,
-        content_type="image/svg+xml",
-        headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
-    )
+def _svg(body: bytes, lang: str | None = None) -> web.Response:
+    """An SVG chart (never cached: it is the reader's, in the reader's language)."""
+    headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
+    if lang:
+        headers["Content-Language"] = lang
+    return web.Response(body=body, content_type="image/svg+xml", headers=headers)
 
 
 async def chart_heatmap(request: web.Request) -> web.Response:
     from backend import charts
 
-    _, report, _ = await _report(request)
-    return _svg(await _in_thread(charts.heatmap_svg, report))
+    tx = texts_of(request)
+    _cycle, report, _school = await _report(request)
+    return _svg(await _in_thread(charts.heatmap_svg, report, tx=tx), tx.lang)
 
 
 async def chart_gaps(request: web.Request) -> web.Response:
     from backend import charts
 
-    _, report, _ = await _report(request)
-    return _svg(await _in_thread(charts.gaps_chart_svg, report))
+    tx = texts_of(request)
+    _cycle, report, _school = await _report(request)
+    return _svg(await _in_thread(charts.gaps_chart_svg, report, tx=tx), tx.lang)
 
 
 async def chart_dimension(request: web.Request) -> web.Response:
@@ -136,8 +162,9 @@ async def chart_dimension(request: web.Request) -> web.Response:
     dim = request.match_info["dim"]
     if dim not in {d.id for d in load_model().dimensions}:
         raise web.HTTPNotFound()
-    _, report, _ = await _report(request)
-    return _svg(await _in_thread(charts.dimension_chart_svg, report, dim))
+    tx = texts_of(request)
+    _cycle, report, _school = await _report(request)
+    return _svg(await _in_thread(charts.dimension_chart_svg, report, dim, tx=tx), tx.lang)
 
 
 async def chart_indicator(request: web.Request) -> web.Response:
@@ -146,8 +173,27 @@ async def chart_indicator(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     if key not in load_model().index():
         raise web.HTTPNotFound()
-    _, report, _ = await _report(request)
-    return _svg(await _in_thread(charts.distribution_svg, report, key))
+    tx = texts_of(request)
+    _cycle, report, _school = await _report(request)
+    return _svg(await _in_thread(charts.distribution_svg, report, key, tx=tx), tx.lang)
+
+
+def export_texts(request: web.Request) -> Texts:
+    """The reader's language, or the one an export URL asks for with `?lang=xx` (400 if
+    the dashboard has no such language)."""
+    lang = request.query.get("lang")
+    if lang is None:
+        return texts_of(request)
+    if lang not in dashboard_languages():
+        raise web.HTTPBadRequest(
+            text=_(
+                request,
+                "Unknown language “%(lang)s”: choose one of %(languages)s.",
+                lang=lang[:20],
+                languages=", ".join(dashboard_languages()),
+            )
+        )
+    return texts(lang)
 
 
 def _filename(school: Any, cycle: Any, ext: str) -> str:
@@ -161,11 +207,12 @@ async def export(request: web.Request) -> web.Response:
     fmt = request.match_info["fmt"]
     if fmt not in EXPORTS:
         raise web.HTTPNotFound()
+    tx = export_texts(request)
     cycle, report, school = await _report(request)
     if fmt == "csv":
         body = await _in_thread(exports.report_csv, report)
     elif fmt == "xlsx":
-        body = await _in_thread(exports.report_xlsx, report)
+        body = await _in_thread(exports.report_xlsx, report, tx=tx)
     elif fmt == "json":
         body = exports.report_json(report)
     else:
@@ -185,17 +232,22 @@ async def export(request: web.Request) -> web.Response:
             for e in items
         ]
         body = await _in_thread(
-            exports.report_pdf, report, evidence=evidence, previous=previous, actions=actions
+            exports.report_pdf,
+            report,
+            evidence=evidence,
+            previous=previous,
+            actions=actions,
+            tx=tx,
         )
-    return web.Response(
-        body=body,
-        headers={
-            "Content-Type": EXPORTS[fmt][1],
-            "Content-Disposition": f'attachment; filename="{_filename(school, cycle, fmt)}"',
-            "Cache-Control": "private, no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    headers = {
+        "Content-Type": EXPORTS[fmt][1],
+        "Content-Disposition": f'attachment; filename="{_filename(school, cycle, fmt)}"',
+        "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if fmt in TRANSLATED:
+        headers["Content-Language"] = tx.lang
+    return web.Response(body=body, headers=headers)
 
 
 def routes() -> list[tuple[str, str, Any, str]]:
