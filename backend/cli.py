@@ -363,26 +363,110 @@ async def _school_cycle(s: Any, school: str, cycle: str) -> Any:
 # -- report ---------------------------------------------------------------------------
 
 
+REPORT_FORMATS = ("json", "csv", "xlsx", "pdf")
+
+
 @app.command("report")
 def report(
     school: Annotated[str, typer.Option(help="The school's slug.")],
-    fmt: Annotated[str, typer.Option("--format", help="Output format: json.")] = "json",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="Output format: json, csv, xlsx or pdf (the dashboard's exports).",
+        ),
+    ] = "json",
     cycle: Annotated[str, typer.Option(help="Cycle name (default: the newest).")] = "",
+    lang: Annotated[
+        str,
+        typer.Option(
+            "--lang",
+            metavar="CODE",
+            help="Language of the xlsx and pdf reports: en or a language the dashboard is "
+            "translated into (json and csv stay English: stable keys and columns).",
+        ),
+    ] = "en",
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the report to FILE instead of standard output (needed for xlsx and "
+            "pdf on a terminal).",
+        ),
+    ] = "",
 ) -> None:
-    """Print the triangulation report (anonymity rules applied)."""
+    """Print or save the triangulation report (anonymity rules applied)."""
     from backend.analytics.report import build_report
+    from backend.i18n import dashboard_languages, texts
     from conversations.model import load_model
 
-    if fmt != "json":
-        fail("--format takes json (CSV, XLSX and PDF are in the dashboard's exports)")
+    if fmt not in REPORT_FORMATS:
+        fail(f"--format takes {', '.join(REPORT_FORMATS)}, not {fmt!r}")
+    if lang not in dashboard_languages():
+        fail(f"--lang takes {', '.join(dashboard_languages())}, not {lang!r}")
+    binary = fmt in ("xlsx", "pdf")
+    if binary and not output and sys.stdout.isatty():
+        fail(f"a {fmt} report is a binary file: save it with --output FILE")
     settings = load_settings()
 
     async def go(s: Any) -> dict[str, Any]:
-        cyc = await _school_cycle(s, school, cycle)
-        return await build_report(s, cyc.id, load_model())
+        from storage import repo
 
-    data = in_transaction(settings, go)
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+        cyc = await _school_cycle(s, school, cycle)
+        model = load_model()
+        found: dict[str, Any] = {"report": await build_report(s, cyc.id, model)}
+        if fmt == "pdf":  # the PDF has the evidence, the change since before, the action plan
+            from backend.dashboard.queries import actions_for_export, list_actions
+
+            items = await repo.list_evidence(s, cyc.id)
+            earlier = [c for c in await repo.list_cycles(s, cyc.school_id) if c.id < cyc.id]
+            found["previous"] = await build_report(s, earlier[0].id, model) if earlier else None
+            found["actions"] = actions_for_export(await list_actions(s, cyc.id))
+            found["evidence"] = [
+                {
+                    "indicator_key": e.indicator_key,
+                    "title": e.filename or e.url,
+                    "kind": e.kind,
+                    "note": e.note,
+                    "created_at": e.created_at,
+                }
+                for e in items
+            ]
+        return found
+
+    found = in_transaction(settings, go)
+    data = found["report"]
+    if fmt == "json":
+        body = (json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n").encode()
+    else:
+        from backend import exports
+
+        tx = texts(lang)
+        if fmt == "csv":
+            body = exports.report_csv(data)
+        elif fmt == "xlsx":
+            body = exports.report_xlsx(data, tx=tx)
+        else:
+            body = exports.report_pdf(
+                data,
+                evidence=found["evidence"],
+                previous=found["previous"],
+                actions=found["actions"],
+                tx=tx,
+            )
+    if output:
+        try:
+            with open(output, "wb") as fh:
+                fh.write(body)
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc.strerror or exc}")
+        typer.echo(f"Wrote the {fmt} report to {output}.", err=True)
+    else:
+        stream = typer.get_binary_stream("stdout")
+        stream.write(body)
+        stream.flush()
 
 
 # -- announce -------------------------------------------------------------------------
