@@ -12,6 +12,8 @@ import unicodedata
 import zipfile
 from pathlib import Path
 
+from backend.i18n import ENGLISH, N_, Texts
+
 MAX_BYTES = 10 * 1024 * 1024
 
 # extension -> content type served back
@@ -27,7 +29,9 @@ ALLOWED: dict[str, str] = {
     "csv": "text/csv; charset=utf-8",
 }
 _OOXML_PART = {"docx": "word/", "xlsx": "xl/", "pptx": "ppt/"}
-NOT_ALLOWED = "this file type is not accepted (allowed: pdf, png, jpg, docx, xlsx, pptx, txt, csv)"
+NOT_ALLOWED = N_(
+    "this file type is not accepted (allowed: pdf, png, jpg, docx, xlsx, pptx, txt, csv)"
+)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ ()-]+")
 
 
@@ -80,10 +84,11 @@ def _is_text(head: bytes) -> bool:
     return False
 
 
-def check_type(path: Path, ext: str) -> str:
-    """The content type to serve, if the file's bytes match its extension; else raises."""
+def check_type(path: Path, ext: str, tx: Texts = ENGLISH) -> str:
+    """The content type to serve, if the file's bytes match its extension; else raises
+    (with a reason in the language of `tx`)."""
     if ext not in ALLOWED:
-        raise EvidenceRejected(NOT_ALLOWED)
+        raise EvidenceRejected(tx.gettext(NOT_ALLOWED))
     with path.open("rb") as f:
         head = f.read(8192)
     ok = False
@@ -106,5 +111,7 @@ def check_type(path: Path, ext: str) -> str:
     else:  # txt, csv
         ok = _is_text(head)
     if not ok:
-        raise EvidenceRejected(f"the file's content is not a valid .{ext} file")
+        raise EvidenceRejected(
+            tx.gettext("the file's content is not a valid .%(ext)s file", ext=ext)
+        )
     return ALLOWED[ext]

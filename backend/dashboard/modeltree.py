@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from conversations.model import ExcellenceModel, Indicator, load_model
 from conversations.scales import AnswerKind, ScalePoint, get_scale
+
+if TYPE_CHECKING:
+    from backend.i18n import Texts
 
 
 @dataclass(frozen=True)
@@ -31,22 +35,32 @@ class DimensionNode:
     keys: list[str] = field(default_factory=list)
 
 
-def points(ind: Indicator) -> tuple[ScalePoint, ...]:
-    """The scale points of a scale indicator (4 first), none for a number."""
+def points(ind: Indicator, tx: Texts | None = None) -> tuple[ScalePoint, ...]:
+    """The scale points of a scale indicator (4 first), none for a number; with `tx`,
+    their labels in the reader's language."""
     if ind.kind == AnswerKind.NUMBER:
         return ()
-    return get_scale(str(ind.kind)).points
+    scale = str(ind.kind)
+    found = get_scale(scale).points
+    if tx is None:
+        return found
+    return tuple(replace(p, label=tx.scale_label(scale, p.value)) for p in found)
 
 
-_TREES: dict[tuple[str, str], list[DimensionNode]] = {}
+# By the model object itself (a localized model is another object with the same id and
+# version): the entry keeps the model, so that its id() cannot be reused by another.
+_TREES: dict[int, tuple[ExcellenceModel, list[DimensionNode]]] = {}
 
 
 def tree(model: ExcellenceModel | None = None) -> list[DimensionNode]:
+    """The model as a tree; pass the reader's model (`texts_of(request).model`) for a page."""
     model = model or load_model()
-    key = (model.model_id, model.version)
-    if key not in _TREES:
-        _TREES[key] = _tree(model)
-    return _TREES[key]
+    found = _TREES.get(id(model))
+    if found is None or found[0] is not model:
+        if len(_TREES) >= 32:  # models made on the fly (tests): keep the cache small
+            _TREES.clear()
+        found = _TREES[id(model)] = (model, _tree(model))
+    return found[1]
 
 
 def _tree(model: ExcellenceModel) -> list[DimensionNode]:

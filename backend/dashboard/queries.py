@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.i18n import ENGLISH, Texts
 from conversations.roles import ROLE_LABELS, ROLES
 from storage import repo
 from storage.models import (
@@ -50,10 +51,11 @@ class RoleRate:
         }
 
 
-async def response_rates(s: AsyncSession, cycle: Cycle) -> list[RoleRate]:
+async def response_rates(s: AsyncSession, cycle: Cycle, tx: Texts | None = None) -> list[RoleRate]:
     """Started (any status) and completed responses per role, beside the cycle's targets.
 
-    Counts only, which the anonymity rules always allow to be shown.
+    Counts only, which the anonymity rules always allow to be shown. The labels are the
+    model's group names, in the language of `tx` (English without: the JSON API).
     """
     rows = await s.execute(
         select(
@@ -70,9 +72,8 @@ async def response_rates(s: AsyncSession, cycle: Cycle) -> list[RoleRate]:
     for role in ROLES:
         started, done = counts.get(role.value, (0, 0))
         target = targets.get(role.value)
-        out.append(
-            RoleRate(role.value, ROLE_LABELS[role], started, done, int(target) if target else None)
-        )
+        label = tx.role_name(role.value) if tx is not None else ROLE_LABELS[role]
+        out.append(RoleRate(role.value, label, started, done, int(target) if target else None))
     return out
 
 
@@ -122,7 +123,18 @@ async def submit_self_ratings(s: AsyncSession, cycle_id: int, user_id: int | Non
 
 # --- the action plan -------------------------------------------------------------------
 
-ACTION_STATUSES: dict[str, str] = {"open": "Open", "in_progress": "In progress", "done": "Done"}
+
+def action_statuses(tx: Texts) -> dict[str, str]:
+    """The statuses of an action item, slug to label in the reader's language (the same
+    texts as the `action_status` macro of the templates' _labels.html)."""
+    return {
+        "open": tx.pgettext("action status", "Open"),
+        "in_progress": tx.pgettext("action status", "In progress"),
+        "done": tx.pgettext("action status", "Done"),
+    }
+
+
+ACTION_STATUSES: dict[str, str] = action_statuses(ENGLISH)  # in English
 
 
 async def list_actions(
