@@ -25,13 +25,21 @@ from backend.dashboard.web import (
     render,
     require_admin,
     sessionmaker,
+    texts_of,
     user_of,
 )
-from backend.passwords import hash_password, verify_password
+from backend.i18n import N_
+from backend.passwords import MIN_LENGTH, hash_password, verify_password
 from storage import repo
 from storage.models import User
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+# The flash after creating a user, one whole sentence per role.
+USER_CREATED = {
+    "coordinator": N_("Coordinator %(email)s created."),
+    "peer": N_("Peer %(email)s created."),
+    "admin": N_("Admin %(email)s created."),
+}
 # A valid argon2 hash of a random password: verified against when the e-mail is unknown,
 # so that a wrong e-mail takes as long as a wrong password.
 _DUMMY_HASH: list[str] = []
@@ -67,7 +75,11 @@ async def login_submit(request: web.Request) -> web.Response:
     if wait:
         minutes = max(1, round(wait / 60))
         raise web.HTTPTooManyRequests(
-            text=f"Too many failed logins. Please wait about {minutes} minute(s) and try again.",
+            text=texts_of(request).ngettext(
+                "Too many failed logins. Please wait about %(num)s minute and try again.",
+                "Too many failed logins. Please wait about %(num)s minutes and try again.",
+                minutes,
+            ),
             headers={"Retry-After": str(int(wait) + 1)},
         )
     async with sessionmaker(request).begin() as s:
@@ -80,7 +92,7 @@ async def login_submit(request: web.Request) -> web.Response:
         return render(
             request,
             "dashboard/login.html",
-            {"next": nxt, "email": email, "error": "Wrong e-mail or password."},
+            {"next": nxt, "email": email, "error": _(request, "Wrong e-mail or password.")},
             status=401,
         )
     limiter.succeeded(limit_keys[1])
@@ -151,7 +163,11 @@ async def home(request: web.Request) -> web.Response:
         return render(
             request,
             "dashboard/error.html",
-            {"status": 403, "title": "No school", "message": "Your account has no school yet."},
+            {
+                "status": 403,
+                "title": _(request, "No school"),
+                "message": _(request, "Your account has no school yet."),
+            },
             status=403,
         )
     return redirect(request, "dash:school", slug=school.slug)
@@ -180,14 +196,18 @@ async def admin_create_school(request: web.Request) -> web.Response:
     slug = str(form.get("slug", "")).strip().lower()
     name = str(form.get("name", "")).strip()
     if not SLUG.match(slug) or not name or len(name) > 200:
-        flash(request, "A school needs a slug (2-63 a-z, 0-9, -) and a name.", "error")
+        flash(request, _(request, "A school needs a slug (2-63 a-z, 0-9, -) and a name."), "error")
         return redirect(request, "dash:admin")
     async with sessionmaker(request).begin() as s:
         if await repo.get_school_by_slug(s, slug) is not None:
-            flash(request, f"A school with slug {slug} exists already.", "error")
+            flash(
+                request,
+                _(request, "A school with slug %(slug)s exists already.", slug=slug),
+                "error",
+            )
             return redirect(request, "dash:admin")
         await repo.create_school(s, slug, name)
-    flash(request, f"School {name} created.", "ok")
+    flash(request, _(request, "School %(name)s created.", name=name), "ok")
     return redirect(request, "dash:admin")
 
 
@@ -199,26 +219,34 @@ async def admin_create_user(request: web.Request) -> web.Response:
     role = str(form.get("role", "coordinator"))
     slug = str(form.get("school", ""))
     if role not in ("coordinator", "peer", "admin") or "@" not in email or len(email) > 254:
-        flash(request, "Give a valid e-mail and role.", "error")
+        flash(request, _(request, "Give a valid e-mail and role."), "error")
         return redirect(request, "dash:admin")
     try:
         pw_hash = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
-    except ValueError as exc:
-        flash(request, str(exc).capitalize() + ".", "error")
+    except ValueError:  # the only refusal: too short
+        flash(
+            request,
+            texts_of(request).ngettext(
+                "A password needs at least %(num)s character.",
+                "A password needs at least %(num)s characters.",
+                MIN_LENGTH,
+            ),
+            "error",
+        )
         return redirect(request, "dash:admin")
     async with sessionmaker(request).begin() as s:
         school_id = None
         if role != "admin":
             school = await repo.get_school_by_slug(s, slug)
             if school is None:
-                flash(request, "Choose the user's school.", "error")
+                flash(request, _(request, "Choose the user's school."), "error")
                 return redirect(request, "dash:admin")
             school_id = school.id
         if await repo.get_user_by_email(s, email) is not None:
-            flash(request, "A user with that e-mail exists already.", "error")
+            flash(request, _(request, "A user with that e-mail exists already."), "error")
             return redirect(request, "dash:admin")
         await repo.create_user(s, school_id, email, pw_hash, role)
-    flash(request, f"{role.capitalize()} {email} created.", "ok")
+    flash(request, _(request, USER_CREATED[role], email=email), "ok")
     return redirect(request, "dash:admin")
 
 

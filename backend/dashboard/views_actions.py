@@ -11,45 +11,54 @@ from typing import Any
 
 from aiohttp import web
 
-from backend.dashboard.queries import ACTION_STATUSES, add_action, get_action, list_actions
+from backend.dashboard.queries import (
+    ACTION_STATUSES,
+    action_statuses,
+    add_action,
+    get_action,
+    list_actions,
+)
 from backend.dashboard.web import (
     R_SCHOOL,
+    _,
     cycle_for,
     flash,
     redirect,
     render,
     sessionmaker,
+    texts_of,
     writable_cycle,
 )
+from backend.i18n import N_
 from conversations.model import load_model
-from conversations.roles import ROLE_LABELS, ROLES, Role
+from conversations.roles import ROLES
 from storage import repo
 
 ROLE_SLUGS = frozenset(r.value for r in ROLES)
 MAX_TITLE = 300
 MAX_OWNER = 200
+BAD_STATUS = N_("the status is open, in progress or done")
 
 
-def role_label(role: str) -> str:
-    return ROLE_LABELS[Role(role)]
-
-
-def _fields(form: Any) -> dict[str, Any]:
-    """Title, owner, due date and status from a form; ValueError on bad input."""
+def _fields(request: web.Request, form: Any) -> dict[str, Any]:
+    """Title, owner, due date and status from a form; ValueError (in the reader's
+    language) on bad input."""
     title = str(form.get("title", "")).strip()
     if not title or len(title) > MAX_TITLE:
-        raise ValueError(f"give the action a title of up to {MAX_TITLE} characters")
+        raise ValueError(
+            _(request, "give the action a title of up to %(max)s characters", max=MAX_TITLE)
+        )
     owner = str(form.get("owner", "")).strip()
     if len(owner) > MAX_OWNER:
-        raise ValueError(f"the owner is at most {MAX_OWNER} characters")
+        raise ValueError(_(request, "the owner is at most %(max)s characters", max=MAX_OWNER))
     due_text = str(form.get("due_date", "")).strip()
     try:
         due = date.fromisoformat(due_text) if due_text else None
     except ValueError:
-        raise ValueError("the due date is not a date (YYYY-MM-DD)") from None
+        raise ValueError(_(request, "the due date is not a date (YYYY-MM-DD)")) from None
     status = str(form.get("status", "open") or "open")
     if status not in ACTION_STATUSES:
-        raise ValueError("the status is open, in progress or done")
+        raise ValueError(_(request, BAD_STATUS))
     return {"title": title, "owner": owner or None, "due_date": due, "status": status}
 
 
@@ -65,13 +74,14 @@ async def actions_page(request: web.Request) -> web.Response:
     status = request.query.get("status") or None
     if status is not None and status not in ACTION_STATUSES:
         status = None
-    model = load_model()
+    tx = texts_of(request)
+    model = tx.model
     index = model.index()
     preset = request.query.get("indicator", "")
     if preset not in index:
         preset = ""
     role = request.query.get("role", "")
-    role_text = role_label(role) if role in ROLE_SLUGS else ""
+    role_text = tx.role_name(role) if role in ROLE_SLUGS else ""
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
         school = await repo.get_school(s, cycle.school_id)
@@ -87,11 +97,11 @@ async def actions_page(request: web.Request) -> web.Response:
             "cycle": cycle,
             "items": items,
             "status": status,
-            "statuses": ACTION_STATUSES,
+            "statuses": action_statuses(tx),
             "counts": counts,
             "total": len(everything),
             "indicators": [(p.indicator.key, p.indicator.id) for p in model.placed()],
-            "texts": {k: p.indicator.text for k, p in index.items()},
+            "indicator_texts": {k: p.indicator.text for k, p in index.items()},
             "preset": preset,
             "preset_role": role_text,
             "today": date.today().isoformat(),
@@ -106,13 +116,13 @@ async def action_create(request: web.Request) -> web.Response:
         key = str(form.get("indicator_key", ""))
         try:
             if key not in load_model().index():
-                raise ValueError("choose the indicator the action is for")
-            fields = _fields(form)
+                raise ValueError(_(request, "choose the indicator the action is for"))
+            fields = _fields(request, form)
         except ValueError as exc:
-            flash(request, f"Action not added: {exc}.", "error")
+            flash(request, _(request, "Action not added: %(reason)s.", reason=exc), "error")
             return _back(request, form, cycle.id)
         await add_action(s, cycle.id, key, **fields)
-    flash(request, f"Action added to the plan for {key}.", "ok")
+    flash(request, _(request, "Action added to the plan for %(key)s.", key=key), "ok")
     return _back(request, form, cycle.id)
 
 
@@ -125,18 +135,18 @@ async def action_update(request: web.Request) -> web.Response:
             raise web.HTTPNotFound()
         try:
             if "title" in form:
-                fields = _fields(form)
+                fields = _fields(request, form)
             else:  # a status change only
                 status = str(form.get("status", ""))
                 if status not in ACTION_STATUSES:
-                    raise ValueError("the status is open, in progress or done")
+                    raise ValueError(_(request, BAD_STATUS))
                 fields = {"status": status}
         except ValueError as exc:
-            flash(request, f"Action not changed: {exc}.", "error")
+            flash(request, _(request, "Action not changed: %(reason)s.", reason=exc), "error")
             return _back(request, form, cycle.id)
         for name, value in fields.items():
             setattr(item, name, value)
-    flash(request, f"Action “{item.title}” updated.", "ok")
+    flash(request, _(request, "Action “%(title)s” updated.", title=item.title), "ok")
     return _back(request, form, cycle.id)
 
 
@@ -148,7 +158,7 @@ async def action_delete(request: web.Request) -> web.Response:
         if item is None:
             raise web.HTTPNotFound()
         await s.delete(item)
-    flash(request, "Action deleted.", "ok")
+    flash(request, _(request, "Action deleted."), "ok")
     return _back(request, form, cycle.id)
 
 

@@ -9,11 +9,12 @@ self-assessment, evidence and report pages, read only, without free-text comment
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
 
-from backend.analytics.cluster import MIN_SCHOOLS, SELF, cluster_view, school_labels
+from backend.analytics.cluster import MIN_SCHOOLS, SELF, _letters, cluster_view
 from backend.analytics.report import build_report
 from backend.dashboard.queries import (
     add_cluster_member,
@@ -23,9 +24,10 @@ from backend.dashboard.queries import (
     list_clusters,
     remove_cluster_member,
 )
-from backend.dashboard.views_results import SHORT, role_label
+from backend.dashboard.views_results import short_labels
 from backend.dashboard.views_self import indicator_or_404
 from backend.dashboard.web import (
+    _,
     access_of,
     cycle_for,
     flash,
@@ -33,13 +35,34 @@ from backend.dashboard.web import (
     render,
     require_admin,
     sessionmaker,
+    texts_of,
     user_of,
 )
+from backend.i18n import Texts
 from conversations.model import load_model
 from storage import repo
 from storage.models import Cluster
 
 MAX_FEEDBACK = 4000
+
+
+def school_labels(
+    tx: Texts, school_names: Mapping[int, str], readable: Iterable[int], viewer_school: int | None
+) -> dict[int, str]:
+    """`analytics.cluster.school_labels` in the reader's language: names for the schools the
+    viewer may read (its own marked), "School A/B/…" for the others."""
+    readable = set(readable)
+    labels: dict[int, str] = {}
+    n = 0
+    for sid, name in school_names.items():
+        if sid in readable:
+            labels[sid] = (
+                tx.gettext("%(name)s (yours)", name=name) if sid == viewer_school else name
+            )
+        else:
+            labels[sid] = tx.gettext("School %(letter)s", letter=_letters(n))
+            n += 1
+    return labels
 
 
 # --- admin -----------------------------------------------------------------------------
@@ -63,14 +86,16 @@ async def admin_cluster_create(request: web.Request) -> web.Response:
     form = await request.post()
     name = str(form.get("name", "")).strip()
     if not name or len(name) > 200:
-        flash(request, "A cluster needs a name of up to 200 characters.", "error")
+        flash(request, _(request, "A cluster needs a name of up to 200 characters."), "error")
         return redirect(request, "dash:admin_clusters")
     async with sessionmaker(request).begin() as s:
         if any(c.name == name for c in await list_clusters(s)):
-            flash(request, f"A cluster named {name} exists already.", "error")
+            flash(
+                request, _(request, "A cluster named %(name)s exists already.", name=name), "error"
+            )
             return redirect(request, "dash:admin_clusters")
         await create_cluster(s, name)
-    flash(request, f"Cluster {name} created: add its schools.", "ok")
+    flash(request, _(request, "Cluster %(name)s created: add its schools.", name=name), "ok")
     return redirect(request, "dash:admin_clusters")
 
 
@@ -88,11 +113,29 @@ async def admin_cluster_add(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         cluster, school = await _admin_cluster_and_school(request, s)
         if school is None:
-            flash(request, "Choose a school to add.", "error")
+            flash(request, _(request, "Choose a school to add."), "error")
         elif await add_cluster_member(s, cluster.id, school.id):
-            flash(request, f"{school.name} joined {cluster.name}.", "ok")
+            flash(
+                request,
+                _(
+                    request,
+                    "%(school)s joined %(cluster)s.",
+                    school=school.name,
+                    cluster=cluster.name,
+                ),
+                "ok",
+            )
         else:
-            flash(request, f"{school.name} is in {cluster.name} already.", "info")
+            flash(
+                request,
+                _(
+                    request,
+                    "%(school)s is in %(cluster)s already.",
+                    school=school.name,
+                    cluster=cluster.name,
+                ),
+                "info",
+            )
     return redirect(request, "dash:admin_clusters")
 
 
@@ -102,7 +145,16 @@ async def admin_cluster_remove(request: web.Request) -> web.Response:
         cluster, school = await _admin_cluster_and_school(request, s)
         if school is not None:
             await remove_cluster_member(s, cluster.id, school.id)
-            flash(request, f"{school.name} left {cluster.name}.", "ok")
+            flash(
+                request,
+                _(
+                    request,
+                    "%(school)s left %(cluster)s.",
+                    school=school.name,
+                    cluster=cluster.name,
+                ),
+                "ok",
+            )
     return redirect(request, "dash:admin_clusters")
 
 
@@ -158,7 +210,8 @@ async def cluster_page(request: web.Request) -> web.Response:
                 reports[sch.id] = await build_report(s, newest[0].id, model)
     view = cluster_view(reports)
     names = {m.id: m.name for m in members}
-    labels = school_labels(names, [m.id for m in members if access.reads(m.id)], user.school_id)
+    tx = texts_of(request)
+    labels = school_labels(tx, names, [m.id for m in members if access.reads(m.id)], user.school_id)
     series = request.query.get("series", SELF)
     if series not in view["series"]:
         series = SELF
@@ -170,10 +223,10 @@ async def cluster_page(request: web.Request) -> web.Response:
             "view": view,
             "series": series,
             "series_labels": {
-                s: ("The school's own rating" if s == SELF else role_label(s))
+                s: (_(request, "The school's own rating") if s == SELF else tx.role_name(s))
                 for s in view["series"]
             },
-            "short": SHORT,
+            "short": short_labels(tx),
             "labels": labels,
             "order": [m.id for m in members if m.id in reports],
             "without_cycle": [labels[m.id] for m in members if m.id not in reports],
@@ -197,13 +250,23 @@ async def feedback_add(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
         if user.role != "peer" or cycle.school_id == user.school_id:
-            raise web.HTTPForbidden(text="Feedback is left by peer reviewers of other schools.")
+            raise web.HTTPForbidden(
+                text=_(request, "Feedback is left by peer reviewers of other schools.")
+            )
         text = str(form.get("text", "")).strip()
         if not text or len(text) > MAX_FEEDBACK:
-            flash(request, f"Feedback not saved: write up to {MAX_FEEDBACK} characters.", "error")
+            flash(
+                request,
+                _(
+                    request,
+                    "Feedback not saved: write up to %(max)s characters.",
+                    max=texts_of(request).number(MAX_FEEDBACK),
+                ),
+                "error",
+            )
         else:
             await add_feedback(s, cycle.id, ind.key, user.id, text)
-            flash(request, f"Feedback on {ind.id} saved.", "ok")
+            flash(request, _(request, "Feedback on %(id)s saved.", id=ind.id), "ok")
     return redirect(request, "dash:indicator", anchor="#feedback", cycle_id=cycle.id, key=key)
 
 

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.analytics.compare import compare_reports
 from backend.analytics.report import build_report
 from backend.dashboard.exports_glue import _in_thread, _svg
-from backend.dashboard.views_results import SHORT, role_label
-from backend.dashboard.web import R_SCHOOL, cycle_for, render, sessionmaker
+from backend.dashboard.views_results import short_labels
+from backend.dashboard.web import R_SCHOOL, cycle_for, render, sessionmaker, texts_of
 from conversations.model import load_model
 from storage import repo
 from storage.models import Cycle
@@ -53,6 +53,7 @@ async def compare_page(request: web.Request) -> web.Response:
         now = await build_report(s, cycle.id, model)
         before = await build_report(s, other.id, model) if other else None
     comparison = compare_reports(now, before) if before else None
+    tx = texts_of(request)
     only_changed = request.query.get("changed") == "1"
     rows = []
     if comparison:
@@ -71,8 +72,8 @@ async def compare_page(request: web.Request) -> web.Response:
             "comparison": comparison,
             "rows": rows,
             "only_changed": only_changed,
-            "short": SHORT,
-            "labels": {r: role_label(r) for r in (comparison or {}).get("roles", [])},
+            "short": short_labels(tx),
+            "labels": {r: tx.role_name(r) for r in (comparison or {}).get("roles", [])},
             "threshold": now["thresholds"]["anonymity"],
             "model_changed": bool(other and other.model_version != cycle.model_version),
         },
@@ -84,12 +85,13 @@ async def compare_chart(request: web.Request) -> web.Response:
 
     model = load_model()
     async with sessionmaker(request).begin() as s:
-        cycle, _, other = await _pair(request, s)
+        cycle, _others, other = await _pair(request, s)
         if other is None:
             raise web.HTTPNotFound()
         now = await build_report(s, cycle.id, model)
         before = await build_report(s, other.id, model)
-    return _svg(await _in_thread(charts.cycle_comparison_svg, now, before))
+    tx = texts_of(request)
+    return _svg(await _in_thread(charts.cycle_comparison_svg, now, before, tx=tx), tx.lang)
 
 
 def routes() -> list[tuple[str, str, Any, str]]:

@@ -14,6 +14,7 @@ from backend.cli import invite_links, public_base
 from backend.dashboard.queries import cycle_by_name, get_invite, response_rates
 from backend.dashboard.web import (
     R_SCHOOL,
+    _,
     cycle_for,
     flash,
     hides_raw,
@@ -22,33 +23,61 @@ from backend.dashboard.web import (
     require_write,
     school_for,
     sessionmaker,
+    texts_of,
     user_of,
     writable_cycle,
 )
+from backend.i18n import Texts
 from conversations.model import load_model
-from conversations.roles import ROLE_LABELS, ROLES, Role
+from conversations.roles import ROLES, Role
 from storage import repo
 from storage.models import Cycle, Invite
 
 MAX_INVITES_AT_ONCE = 500
 
 
-def _parse_date(value: Any, *, end: bool = False) -> datetime | None:
+def _parse_date(request: web.Request, value: Any, *, end: bool = False) -> datetime | None:
     text = str(value or "").strip()
     if not text:
         return None
-    d = date.fromisoformat(text)  # ValueError on nonsense
+    try:
+        d = date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            _(request, "%(given)s is not a date (YYYY-MM-DD)", given=repr(text))
+        ) from None
     return datetime.combine(d, time.max if end else time.min, tzinfo=UTC)
 
 
-def _int(value: Any, lo: int, hi: int) -> int | None:
+def _int(request: web.Request, value: Any, lo: int, hi: int) -> int | None:
+    """A whole number from a form field, None if empty; ValueError (in the reader's
+    language) if it is not one or not between `lo` and `hi`."""
     text = str(value or "").strip()
     if not text:
         return None
-    n = int(text)
+    try:
+        n = int(text)
+    except ValueError:
+        raise ValueError(_(request, "%(given)s is not a whole number", given=repr(text))) from None
     if not lo <= n <= hi:
-        raise ValueError(f"{n} is not between {lo} and {hi}")
+        raise ValueError(_(request, "%(n)s is not between %(lo)s and %(hi)s", n=n, lo=lo, hi=hi))
     return n
+
+
+def _roles(tx: Texts) -> list[tuple[str, str]]:
+    """(slug, the model's name of the group in the reader's language) for every group."""
+    return [(r.value, tx.role_name(r.value)) for r in ROLES]
+
+
+def invite_states(tx: Texts) -> dict[str, str]:
+    """An invite's state (a slug, also a CSS class) to its label in the reader's language
+    (the same texts as the `invite_state` macro of the templates' _labels.html)."""
+    return {
+        "active": tx.pgettext("invite state", "active"),
+        "revoked": tx.pgettext("invite state", "revoked"),
+        "expired": tx.pgettext("invite state", "expired"),
+        "used up": tx.pgettext("invite state", "used up"),
+    }
 
 
 def model_versions(cycles: list[Cycle]) -> list[str]:
@@ -71,7 +100,7 @@ async def school_page(request: web.Request) -> web.Response:
         {
             "school": school,
             "cycles": cycles,
-            "roles": [(r.value, ROLE_LABELS[r]) for r in ROLES],
+            "roles": _roles(texts_of(request)),
             "model_version": versions[0],
             "model_versions": versions,
         },
@@ -86,25 +115,35 @@ async def cycle_create(request: web.Request) -> web.Response:
         name = str(form.get("name", "")).strip()
         try:
             if not name or len(name) > 100:
-                raise ValueError("give the cycle a name of up to 100 characters, e.g. 2026/27")
-            opens = _parse_date(form.get("opens_at"))
-            closes = _parse_date(form.get("closes_at"), end=True)
+                raise ValueError(
+                    _(request, "give the cycle a name of up to 100 characters, e.g. 2026/27")
+                )
+            opens = _parse_date(request, form.get("opens_at"))
+            closes = _parse_date(request, form.get("closes_at"), end=True)
             if opens and closes and closes <= opens:
-                raise ValueError("the closing date must come after the opening date")
+                raise ValueError(_(request, "the closing date must come after the opening date"))
             targets = {}
             for role in ROLES:
-                n = _int(form.get(f"target_{role.value}"), 0, 100_000)
+                n = _int(request, form.get(f"target_{role.value}"), 0, 100_000)
                 if n:
                     targets[role.value] = n
             versions = model_versions(await repo.list_cycles(s, school.id))
             version = str(form.get("model_version", "") or versions[0])
             if version not in versions:
-                raise ValueError(f"the model version is one of {', '.join(versions)}")
+                raise ValueError(
+                    _(
+                        request,
+                        "the model version is one of %(versions)s",
+                        versions=", ".join(versions),
+                    )
+                )
         except ValueError as exc:
-            flash(request, f"Cycle not created: {exc}.", "error")
+            flash(request, _(request, "Cycle not created: %(reason)s.", reason=exc), "error")
             return redirect(request, "dash:school", slug=school.slug)
         if await cycle_by_name(s, school.id, name) is not None:
-            flash(request, f"There is a cycle named {name} already.", "error")
+            flash(
+                request, _(request, "There is a cycle named %(name)s already.", name=name), "error"
+            )
             return redirect(request, "dash:school", slug=school.slug)
         cycle = await repo.create_cycle(
             s,
@@ -116,7 +155,11 @@ async def cycle_create(request: web.Request) -> web.Response:
             opens_at=opens,
             closes_at=closes,
         )
-    flash(request, f"Cycle {name} created as a draft: open it when invites are ready.", "ok")
+    flash(
+        request,
+        _(request, "Cycle %(name)s created as a draft: open it when invites are ready.", name=name),
+        "ok",
+    )
     return redirect(request, "dash:cycle", cycle_id=cycle.id)
 
 
@@ -124,11 +167,15 @@ async def cycle_status(request: web.Request) -> web.Response:
     form = await request.post()
     status = str(form.get("status", ""))
     if status not in ("open", "closed"):
-        raise web.HTTPBadRequest(text="status is open or closed")
+        raise web.HTTPBadRequest(text=_(request, "status is open or closed"))
     async with sessionmaker(request).begin() as s:
         cycle = await writable_cycle(request, s)
         await repo.set_cycle_status(s, cycle.id, status)
-    flash(request, f"Cycle {cycle.name} is {status} now.", "ok")
+    if status == "open":
+        done = _(request, "Cycle %(name)s is open now.", name=cycle.name)
+    else:
+        done = _(request, "Cycle %(name)s is closed now.", name=cycle.name)
+    flash(request, done, "ok")
     return redirect(request, "dash:cycle", cycle_id=cycle.id)
 
 
@@ -144,9 +191,17 @@ async def cycle_announcement(request: web.Request) -> web.Response:
             cycle = await writable_cycle(request, s)
             reach = await create_announcement(s, cycle.id, text, created_by=user.id)
     except AnnouncementRefused as exc:
-        flash(request, f"Not sent: {exc}.", "error")
+        flash(request, _(request, "Not sent: %(reason)s.", reason=exc), "error")
         return redirect(request, "dash:cycle", cycle_id=request.match_info["cycle_id"])
-    flash(request, f"Announcement saved: it goes to {reach} respondent(s) who opted in.", "ok")
+    flash(
+        request,
+        texts_of(request).ngettext(
+            "Announcement saved: it goes to %(num)s respondent who opted in.",
+            "Announcement saved: it goes to %(num)s respondents who opted in.",
+            reach,
+        ),
+        "ok",
+    )
     return redirect(request, "dash:cycle", cycle_id=cycle.id)
 
 
@@ -181,13 +236,17 @@ def _invite_state(invite: Invite, now: datetime) -> str:
 
 async def _invite_rows(request: web.Request, s: Any, cycle: Cycle, **kw: Any) -> list[dict]:
     now = datetime.now(UTC)
+    tx = texts_of(request)
+    states = invite_states(tx)
     rows = []
     for inv in await repo.list_invites(s, cycle.id, **kw):
+        state = _invite_state(inv, now)
         rows.append(
             {
                 "invite": inv,
-                "label": ROLE_LABELS[Role(inv.role)],
-                "state": _invite_state(inv, now),
+                "label": tx.role_name(inv.role),
+                "state": state,
+                "state_label": states[state],
                 **_links(request, inv),
             }
         )
@@ -207,7 +266,7 @@ async def invites_page(request: web.Request) -> web.Response:
             "school": school,
             "cycle": cycle,
             "rows": rows,
-            "roles": [(r.value, ROLE_LABELS[r]) for r in ROLES],
+            "roles": _roles(texts_of(request)),
         },
     )
 
@@ -217,23 +276,36 @@ async def invites_create(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         cycle = await writable_cycle(request, s)
         try:
-            role = Role(str(form.get("role", ""))).value
-            count = _int(form.get("count"), 1, MAX_INVITES_AT_ONCE) or 1
+            try:
+                role = Role(str(form.get("role", ""))).value
+            except ValueError:
+                raise ValueError(_(request, "choose the group the invites are for")) from None
+            count = _int(request, form.get("count"), 1, MAX_INVITES_AT_ONCE) or 1
             kind = str(form.get("kind", "single"))
             if kind == "single":
                 max_uses: int | None = 1
             else:
-                max_uses = _int(form.get("max_uses"), 1, 100_000)  # empty: unlimited
-            days = _int(form.get("days"), 1, 730)
+                max_uses = _int(request, form.get("max_uses"), 1, 100_000)  # empty: unlimited
+            days = _int(request, form.get("days"), 1, 730)
             label = str(form.get("label", "")).strip()[:200] or None
         except ValueError as exc:
-            flash(request, f"No invites made: {exc}.", "error")
+            flash(request, _(request, "No invites made: %(reason)s.", reason=exc), "error")
             return redirect(request, "dash:invites", cycle_id=cycle.id)
         expires = datetime.now(UTC) + timedelta(days=days) if days else None
         made = await repo.create_invites(
             s, cycle.id, role, count=count, max_uses=max_uses, expires_at=expires, label=label
         )
-    flash(request, f"{len(made)} invite(s) for {ROLE_LABELS[Role(role)]} created.", "ok")
+    tx = texts_of(request)
+    flash(
+        request,
+        tx.ngettext(
+            "%(num)s invite for %(group)s created.",
+            "%(num)s invites for %(group)s created.",
+            len(made),
+            group=tx.role_name(role),
+        ),
+        "ok",
+    )
     return redirect(request, "dash:invites", cycle_id=cycle.id)
 
 
@@ -244,7 +316,11 @@ async def invite_revoke(request: web.Request) -> web.Response:
         if invite is None:
             raise web.HTTPNotFound()
         await repo.revoke_invite(s, invite.id, cycle_id=cycle.id)
-    flash(request, f"Invite {invite.code} revoked: it no longer lets anyone in.", "ok")
+    flash(
+        request,
+        _(request, "Invite %(code)s revoked: it no longer lets anyone in.", code=invite.code),
+        "ok",
+    )
     return redirect(request, "dash:invites", cycle_id=cycle.id)
 
 

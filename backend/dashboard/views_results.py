@@ -13,7 +13,7 @@ from backend.analytics.report import biggest_gaps, build_report
 from backend.dashboard.auth import may_write
 from backend.dashboard.modeltree import points, tree
 from backend.dashboard.queries import (
-    ACTION_STATUSES,
+    action_statuses,
     list_actions,
     list_feedback,
     response_rates,
@@ -25,37 +25,60 @@ from backend.dashboard.web import (
     hides_raw,
     render,
     sessionmaker,
+    texts_of,
     user_of,
 )
+from backend.i18n import ENGLISH, N_, Texts
 from backend.reminders import MAX_ANNOUNCEMENT_CHARS, announcement_audience, get_announcement
 from conversations.model import load_model
 from conversations.roles import ROLE_LABELS, ROLES, Role
 from storage import repo
 
-SHORT = {
-    "teacher": "Teachers",
-    "staff": "Staff",
-    "board": "Board",
-    "learner": "Learners",
-    "graduate": "Graduates",
-    "parent": "Parents",
-    "employer": "Employers",
-    "employer_sme": "SMEs",
-    "union": "Unions",
-    "education_provider": "Edu prov.",
-    "local_government": "Local gov.",
-    "national_government": "Nat. gov.",
-    "research": "Research",
-    "international_partner": "Intl partners",
-    "prospective_learner": "Future learners",
-}
+
+def short_labels(tx: Texts) -> dict[str, str]:
+    """The groups' short names (table headings) in the reader's language, by slug
+    (the same texts as the `short_role` macro of the templates' _labels.html)."""
+    return {
+        "teacher": tx.pgettext("short group name", "Teachers"),
+        "staff": tx.pgettext("short group name", "Staff"),
+        "board": tx.pgettext("short group name", "Board"),
+        "learner": tx.pgettext("short group name", "Learners"),
+        "graduate": tx.pgettext("short group name", "Graduates"),
+        "parent": tx.pgettext("short group name", "Parents"),
+        "employer": tx.pgettext("short group name", "Employers"),
+        "employer_sme": tx.pgettext("short group name", "SMEs"),
+        "union": tx.pgettext("short group name", "Unions"),
+        "education_provider": tx.pgettext("short group name", "Edu prov."),
+        "local_government": tx.pgettext("short group name", "Local gov."),
+        "national_government": tx.pgettext("short group name", "Nat. gov."),
+        "research": tx.pgettext("short group name", "Research"),
+        "international_partner": tx.pgettext("short group name", "Intl partners"),
+        "prospective_learner": tx.pgettext("short group name", "Future learners"),
+    }
+
+
+SHORT = short_labels(ENGLISH)  # in English
+
+# The agreement between groups (`report["indicators"][…]["agreement"]["label"]`).
+AGREEMENT = {"agree": N_("agree"), "mixed": N_("mixed"), "disagree": N_("disagree")}
+
+
+def role_labels(tx: Texts) -> dict[str, str]:
+    """The model's names of the groups in the reader's language, by slug."""
+    return {r.value: tx.role_name(r.value) for r in ROLES}
 
 
 def role_label(role: str) -> str:
+    """The model's English name of a group (the slug if it is none)."""
     try:
         return ROLE_LABELS[Role(role)]
     except ValueError:
         return role
+
+
+def signed(tx: Texts, x: float, digits: int = 2) -> str:
+    """`x` with its sign ("+0.50", "-1.25"), in the reader's digits."""
+    return ("-" if x < 0 else "+") + tx.number(abs(x), digits)
 
 
 def cell_style(mean: float | None) -> str:
@@ -68,14 +91,16 @@ def cell_style(mean: float | None) -> str:
     return f"background: hsl({hue}, {70 * abs(x):.0f}%, {90 - 16 * abs(x):.0f}%)"
 
 
-def _distribution_alt(report: dict[str, Any], key: str) -> str:
+def _distribution_alt(report: dict[str, Any], key: str, tx: Texts) -> str:
     from backend import charts
 
-    return charts.distribution_alt(report, key)
+    return charts.distribution_alt(report, key, tx=tx)
 
 
-def _heat_rows(report: dict[str, Any], roles: list[str]) -> list[dict[str, Any]]:
-    titles = {d.id: d.title for d in tree()}
+def _heat_rows(report: dict[str, Any], roles: list[str], tx: Texts) -> list[dict[str, Any]]:
+    titles = {d.id: d.title for d in tree(tx.model)}
+    short = short_labels(tx)
+    threshold = tx.number(report["thresholds"]["anonymity"])
     rows: list[dict[str, Any]] = []
     last_dim = None
     for ind in report["indicators"]:
@@ -85,18 +110,38 @@ def _heat_rows(report: dict[str, Any], roles: list[str]) -> list[dict[str, Any]]
         cells = []
         for r in roles:
             g = ind["roles"][r]
+            group = short.get(r, r)
             if g["n"] == 0:
-                cells.append({"kind": "empty", "title": f"{SHORT.get(r, r)}: no answers"})
+                cells.append(
+                    {"kind": "empty", "title": tx.gettext("%(group)s: no answers", group=group)}
+                )
             elif g["mean"] is None:
                 cells.append(
                     {
                         "kind": "suppressed",
                         "n": g["n"],
-                        "title": f"{SHORT.get(r, r)}: n={g['n']}, below the anonymity "
-                        f"threshold of {report['thresholds']['anonymity']}",
+                        "title": tx.gettext(
+                            "%(group)s: n=%(n)s, below the anonymity threshold of %(threshold)s",
+                            group=group,
+                            n=tx.number(g["n"]),
+                            threshold=threshold,
+                        ),
                     }
                 )
             else:
+                mean, n, gap = tx.number(g["mean"], 2), tx.number(g["n"]), ind["gap"][r]
+                if gap is None:
+                    title = tx.gettext(
+                        "%(group)s: mean %(mean)s of 4, n=%(n)s", group=group, mean=mean, n=n
+                    )
+                else:
+                    title = tx.gettext(
+                        "%(group)s: mean %(mean)s of 4, n=%(n)s, gap %(gap)s",
+                        group=group,
+                        mean=mean,
+                        n=n,
+                        gap=signed(tx, gap),
+                    )
                 cells.append(
                     {
                         "kind": "mean",
@@ -104,8 +149,7 @@ def _heat_rows(report: dict[str, Any], roles: list[str]) -> list[dict[str, Any]]
                         "mean": g["mean"],
                         "style": cell_style(g["mean"]),
                         "flag": ind["flag"][r],
-                        "title": f"{SHORT.get(r, r)}: mean {g['mean']:.2f} of 4, n={g['n']}"
-                        + (f", gap {ind['gap'][r]:+.2f}" if ind["gap"][r] is not None else ""),
+                        "title": title,
                     }
                 )
         rows.append({"ind": ind, "cells": cells, "self_style": cell_style(_num(ind))})
@@ -118,10 +162,11 @@ def _num(ind: dict[str, Any]) -> float | None:
 
 async def cycle_overview(request: web.Request) -> web.Response:
     model = load_model()
+    tx = texts_of(request)
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
         school = await repo.get_school(s, cycle.school_id)
-        rates = await response_rates(s, cycle)
+        rates = await response_rates(s, cycle, tx)
         report = await build_report(s, cycle.id, model)
         invites = await repo.list_invites(s, cycle.id, include_revoked=False)
         announcement = await get_announcement(s, cycle.id)
@@ -138,9 +183,9 @@ async def cycle_overview(request: web.Request) -> web.Response:
             "rates": rates,
             "report": report,
             "roles": roles,
-            "short": SHORT,
-            "labels": {r.value: ROLE_LABELS[r] for r in ROLES},
-            "rows": _heat_rows(report, roles),
+            "short": short_labels(tx),
+            "labels": role_labels(tx),
+            "rows": _heat_rows(report, roles, tx),
             "gaps": biggest_gaps(report, limit=10),
             "invite_count": len(invites),
             "started": sum(r.started for r in rates),
@@ -165,19 +210,20 @@ def result_links(
 
 async def indicator_page(request: web.Request) -> web.Response:
     key = request.match_info["key"]
-    ind = indicator_or_404(key)
-    model = load_model()
-    placed = model.index()[key]
+    tx = texts_of(request)
+    ind = indicator_or_404(key, tx.model)
+    placed = tx.model.index()[key]
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
         school = await repo.get_school(s, cycle.school_id)
-        report = await build_report(s, cycle.id, model)
+        report = await build_report(s, cycle.id, load_model())
         ratings = await repo.list_self_ratings(s, cycle.id)
         evidence = await repo.list_evidence(s, cycle.id, key)
         actions = await list_actions(s, cycle.id, indicator_key=key)
         feedback = await list_feedback(s, cycle.id, key)
     user = user_of(request)
     row = next(i for i in report["indicators"] if i["key"] == key)
+    agreement = row["agreement"]["label"]
     groups = []
     for role, g in row["roles"].items():
         if g["n"] == 0:
@@ -187,7 +233,7 @@ async def indicator_page(request: web.Request) -> web.Response:
         groups.append(
             {
                 "role": role,
-                "label": role_label(role),
+                "label": tx.role_name(role),
                 "g": g,
                 "gap": row["gap"][role],
                 "flag": row["flag"][role],
@@ -201,7 +247,7 @@ async def indicator_page(request: web.Request) -> web.Response:
                 ],
             }
         )
-    dims = {d.id: d for d in tree(model)}
+    dims = {d.id: d for d in tree(tx.model)}
     dim = dims[placed.dimension_id]
     crit = next(c for c in dim.criteria if c.id == placed.criterion_id)
     theme = next(t for t in crit.themes if t.id == placed.theme_id)
@@ -219,12 +265,13 @@ async def indicator_page(request: web.Request) -> web.Response:
             "row": row,
             "groups": groups,
             "rating": ratings.get(key),
-            "points": points(ind),
+            "points": points(ind, tx),
             "evidence": evidence,
             "threshold": report["thresholds"]["anonymity"],
-            "chart_alt": _distribution_alt(report, key),
+            "agreement_label": tx.gettext(AGREEMENT[agreement]) if agreement in AGREEMENT else "",
+            "chart_alt": _distribution_alt(report, key, tx),
             "actions": actions,
-            "statuses": ACTION_STATUSES,
+            "statuses": action_statuses(tx),
             "feedback": feedback,
             "can_feedback": user.role == "peer" and user.school_id != cycle.school_id,
             "hide_comments": hides_raw(request, cycle.school_id),

@@ -16,6 +16,7 @@ from backend.dashboard.modeltree import points, theme_indicators, tree
 from backend.dashboard.queries import evidence_counts, get_evidence, submit_self_ratings
 from backend.dashboard.web import (
     R_SCHOOL,
+    _,
     cycle_for,
     flash,
     hides_raw,
@@ -23,10 +24,12 @@ from backend.dashboard.web import (
     render,
     session_of,
     sessionmaker,
+    texts_of,
     user_of,
     writable_cycle,
 )
-from conversations.model import Indicator, load_model
+from backend.i18n import ENGLISH, Texts
+from conversations.model import ExcellenceModel, Indicator, load_model
 from conversations.scales import AnswerKind
 from storage import repo
 
@@ -34,8 +37,9 @@ MAX_COMMENT = 4000
 MAX_NOTE = 2000
 
 
-def indicator_or_404(key: str) -> Indicator:
-    index = load_model().index()
+def indicator_or_404(key: str, model: ExcellenceModel | None = None) -> Indicator:
+    """The indicator of `key` in `model` (the reader's, for its texts); 404 if none."""
+    index = (model or load_model()).index()
     if key not in index:
         raise web.HTTPNotFound()
     return index[key].indicator
@@ -47,7 +51,8 @@ async def self_page(request: web.Request) -> web.Response:
         school = await repo.get_school(s, cycle.school_id)
         ratings = await repo.list_self_ratings(s, cycle.id)
         evidence = await evidence_counts(s, cycle.id)
-    dims = tree()
+    tx = texts_of(request)
+    dims = tree(tx.model)
     progress = []
     for d in dims:
         rated = [k for k in d.keys if k in ratings and _rated(ratings[k])]
@@ -72,7 +77,7 @@ async def self_page(request: web.Request) -> web.Response:
             "ratings": ratings,
             "evidence": evidence,
             "progress": progress,
-            "points": points,
+            "points": lambda ind: points(ind, tx),
             "total": sum(p["total"] for p in progress),
             "rated": sum(p["rated"] for p in progress),
             "submitted": sum(p["submitted"] for p in progress),
@@ -86,9 +91,11 @@ def _rated(r: Any) -> bool:
 
 
 def parse_rating(
-    ind: Indicator, raw_value: str, raw_number: str
+    ind: Indicator, raw_value: str, raw_number: str, tx: Texts = ENGLISH
 ) -> tuple[int | None, float | None]:
-    """(value, number) from form text, checked against the indicator's scale or NumberSpec."""
+    """(value, number) from form text, checked against the indicator's scale or NumberSpec.
+
+    The ValueError's text is in the language of `tx` (English for the JSON API)."""
     if ind.kind == AnswerKind.NUMBER:
         text = raw_number.strip().replace(",", ".")
         if not text:
@@ -96,29 +103,48 @@ def parse_rating(
         try:
             n = float(text)
         except ValueError:
-            raise ValueError(f"{ind.id}: {raw_number!r} is not a number") from None
+            raise ValueError(
+                tx.gettext("%(id)s: %(given)s is not a number", id=ind.id, given=repr(raw_number))
+            ) from None
         spec = ind.number
         assert spec is not None
         if not math.isfinite(n) or not spec.min <= n <= spec.max:
-            raise ValueError(f"{ind.id}: give a number from {spec.min:g} to {spec.max:g}")
+            raise ValueError(
+                tx.gettext(
+                    "%(id)s: give a number from %(min)s to %(max)s",
+                    id=ind.id,
+                    min=_bound(tx, spec.min),
+                    max=_bound(tx, spec.max),
+                )
+            )
         if spec.integer and n != int(n):
-            raise ValueError(f"{ind.id}: give a whole number")
+            raise ValueError(tx.gettext("%(id)s: give a whole number", id=ind.id))
         return None, n
     text = raw_value.strip()
     if not text:
         return None, None
     if text not in {"0", "1", "2", "3", "4"}:
-        raise ValueError(f"{ind.id}: {raw_value!r} is not a point of the scale")
+        raise ValueError(
+            tx.gettext(
+                "%(id)s: %(given)s is not a point of the scale", id=ind.id, given=repr(raw_value)
+            )
+        )
     return int(text), None
+
+
+def _bound(tx: Texts, x: float) -> str:
+    """A bound of a number as `:g` writes it ("0", "2.5"), in the reader's digits."""
+    return tx.number(int(x)) if float(x).is_integer() else tx.number(x)
 
 
 async def self_save(request: web.Request) -> web.Response:
     """Save one theme's ratings as a draft (or submitted, with action=submit)."""
     form = await request.post()
     theme_id = str(form.get("theme", ""))
-    indicators = theme_indicators(theme_id)
+    tx = texts_of(request)
+    indicators = theme_indicators(theme_id, tx.model)
     if not indicators:
-        raise web.HTTPBadRequest(text="unknown theme")
+        raise web.HTTPBadRequest(text=_(request, "unknown theme"))
     status = "submitted" if form.get("action") == "submit" else "draft"
     user = user_of(request)
     saved, errors = 0, []
@@ -130,7 +156,10 @@ async def self_save(request: web.Request) -> web.Response:
                 continue  # not in this form: leave it as it is
             try:
                 value, number = parse_rating(
-                    ind, str(form.get(f"v:{ind.key}", "")), str(form.get(f"n:{ind.key}", ""))
+                    ind,
+                    str(form.get(f"v:{ind.key}", "")),
+                    str(form.get(f"n:{ind.key}", "")),
+                    tx,
                 )
             except ValueError as exc:
                 errors.append(str(exc))
@@ -142,9 +171,22 @@ async def self_save(request: web.Request) -> web.Response:
             await repo.upsert_self_rating(s, cycle.id, ind.key, value, number, comment, st, user.id)
             saved += 1
     if errors:
-        flash(request, "Not saved: " + "; ".join(errors), "error")
-    word = "submitted" if status == "submitted" else "saved as a draft"
-    flash(request, f"Theme {theme_id}: {saved} indicator(s) {word}.", "ok")
+        flash(request, _(request, "Not saved: %(problems)s", problems="; ".join(errors)), "error")
+    if status == "submitted":
+        done = tx.ngettext(
+            "Theme %(theme)s: %(num)s indicator submitted.",
+            "Theme %(theme)s: %(num)s indicators submitted.",
+            saved,
+            theme=theme_id,
+        )
+    else:
+        done = tx.ngettext(
+            "Theme %(theme)s: %(num)s indicator saved as a draft.",
+            "Theme %(theme)s: %(num)s indicators saved as a draft.",
+            saved,
+            theme=theme_id,
+        )
+    flash(request, done, "ok")
     return redirect(request, "dash:self", anchor=f"#theme-{theme_id}", cycle_id=cycle.id)
 
 
@@ -153,9 +195,22 @@ async def self_submit(request: web.Request) -> web.Response:
         cycle = await writable_cycle(request, s)
         n = await submit_self_ratings(s, cycle.id, user_of(request).id)
     total = len(load_model().placed())
-    msg = f"Self-assessment submitted: {n} of {total} indicators rated."
+    tx = texts_of(request)
     if n < total:
-        msg += " You can still rate the others and submit again."
+        msg = _(
+            request,
+            "Self-assessment submitted: %(n)s of %(total)s indicators rated. "
+            "You can still rate the others and submit again.",
+            n=tx.number(n),
+            total=tx.number(total),
+        )
+    else:
+        msg = _(
+            request,
+            "Self-assessment submitted: %(n)s of %(total)s indicators rated.",
+            n=tx.number(n),
+            total=tx.number(total),
+        )
     flash(request, msg, "ok")
     return redirect(request, "dash:self", cycle_id=cycle.id)
 
@@ -184,7 +239,7 @@ async def evidence_add(request: web.Request) -> web.Response:
         raise web.HTTPRequestEntityTooLarge(
             max_size=ev.MAX_BYTES,
             actual_size=request.content_length,
-            text="The file is larger than 10 MB.",
+            text=_(request, "The file is larger than 10 MB."),
         )
     async with sessionmaker(request).begin() as s:
         cycle = await writable_cycle(request, s)
@@ -202,7 +257,9 @@ async def evidence_add(request: web.Request) -> web.Response:
             or first.name != "csrf"
             or not csrf_ok(session_of(request), await _read_field(first))
         ):
-            raise web.HTTPForbidden(text="The form has expired. Reload the page and try again.")
+            raise web.HTTPForbidden(
+                text=_(request, "The form has expired. Reload the page and try again.")
+            )
     else:  # a link only, as an ordinary form (the middleware checked its CSRF token)
         form = await request.post()
         fields = {k: str(form.get(k, ""))[: MAX_NOTE + 100] for k in ("url", "note")}
@@ -210,18 +267,18 @@ async def evidence_add(request: web.Request) -> web.Response:
         while reader is not None and (part := await reader.next()) is not None:
             if part.name == "file" and part.filename:
                 if stored is not None:
-                    raise ev.EvidenceRejected("one file at a time")
+                    raise ev.EvidenceRejected(_(request, "one file at a time"))
                 filename = ev.sanitise_filename(unquote(part.filename))
                 ext = ev.extension(filename)
                 if ext not in ev.ALLOWED:
-                    raise ev.EvidenceRejected(ev.NOT_ALLOWED)
+                    raise ev.EvidenceRejected(_(request, ev.NOT_ALLOWED))
                 stored = ev.new_stored_name()
                 path = ev.stored_path(data_dir, stored)
                 with path.open("wb") as out:
                     while chunk := await part.read_chunk(64 * 1024):
                         size += len(chunk)
                         if size > ev.MAX_BYTES:
-                            raise ev.EvidenceRejected("the file is larger than 10 MB")
+                            raise ev.EvidenceRejected(_(request, "the file is larger than 10 MB"))
                         out.write(chunk)
             elif part.name in ("kind", "url", "note"):
                 fields[part.name] = await _read_field(part, MAX_NOTE + 100)
@@ -230,8 +287,10 @@ async def evidence_add(request: web.Request) -> web.Response:
         note = fields.get("note", "").strip()[:MAX_NOTE] or None
         if stored is not None:
             if size == 0:
-                raise ev.EvidenceRejected("the file is empty")
-            content_type = ev.check_type(ev.stored_path(data_dir, stored), ev.extension(filename))
+                raise ev.EvidenceRejected(_(request, "the file is empty"))
+            content_type = ev.check_type(
+                ev.stored_path(data_dir, stored), ev.extension(filename), texts_of(request)
+            )
             item: dict[str, Any] = {
                 "kind": "file",
                 "filename": filename,
@@ -243,19 +302,19 @@ async def evidence_add(request: web.Request) -> web.Response:
             url = fields.get("url", "").strip()
             if not _link_ok(url):
                 raise ev.EvidenceRejected(
-                    "give a file, or a link starting with http:// or https://"
+                    _(request, "give a file, or a link starting with http:// or https://")
                 )
             item = {"kind": "link", "url": url}
     except ev.EvidenceRejected as exc:
         if stored is not None:
             ev.stored_path(data_dir, stored).unlink(missing_ok=True)
-        flash(request, f"Evidence not added: {exc}.", "error")
+        flash(request, _(request, "Evidence not added: %(reason)s.", reason=exc), "error")
         return redirect(request, "dash:indicator", anchor="#evidence", cycle_id=cycle.id, key=key)
     async with sessionmaker(request).begin() as s:
         await repo.add_evidence(
             s, cycle.id, ind.key, note=note, user_id=user_of(request).id, **item
         )
-    flash(request, f"Evidence added to {ind.id}.", "ok")
+    flash(request, _(request, "Evidence added to %(id)s.", id=ind.id), "ok")
     return redirect(request, "dash:indicator", anchor="#evidence", cycle_id=cycle.id, key=key)
 
 
@@ -267,7 +326,7 @@ async def evidence_file(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     path = ev.stored_path(request.app[keys.SETTINGS].data_dir, item.stored_name)
     if not path.is_file():
-        raise web.HTTPNotFound(text="The file is missing from the evidence store.")
+        raise web.HTTPNotFound(text=_(request, "The file is missing from the evidence store."))
     name = item.filename or "evidence"
     ascii_name = name.encode("ascii", "ignore").decode().replace('"', "") or "evidence"
     return web.Response(
@@ -295,7 +354,7 @@ async def evidence_delete(request: web.Request) -> web.Response:
         ev.stored_path(request.app[keys.SETTINGS].data_dir, item.stored_name).unlink(
             missing_ok=True
         )
-    flash(request, "Evidence deleted.", "ok")
+    flash(request, _(request, "Evidence deleted."), "ok")
     return redirect(
         request, "dash:indicator", anchor="#evidence", cycle_id=cycle.id, key=item.indicator_key
     )
