@@ -34,6 +34,7 @@ from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import FuncFormatter
 
 from backend.i18n import ENGLISH, N_, Texts
 from conversations.model import ExcellenceModel
@@ -250,7 +251,7 @@ def fmt_signed(x: float, digits: int = 2, tx: Texts = ENGLISH) -> str:
 
 
 def flag_label(flag: str | None, tx: Texts = ENGLISH) -> str:
-    """ "blind spot" / "hidden strength" (empty for no flag), in `tx`'s language."""
+    """The words of a flag ("blind spot", "hidden strength"; empty for none), translated."""
     text = FLAG_LABELS.get(flag or "")
     return tx.gettext(text) if text else ""
 
@@ -448,6 +449,8 @@ def heatmap_chart(
         cbar.set_label(
             tx.gettext("Mean: 0 = not at all / strongly disagree … 4 = fully / strongly agree")
         )
+        if tx.lang != ENGLISH.lang:  # the reader's decimal separator ("2,5")
+            cbar.ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: tx.number(v, 1)))
         handles = [
             Patch(
                 facecolor=SUPPRESSED_COLOUR,
