@@ -165,6 +165,43 @@ class Texts:
         except ValueError:
             return role
 
+    # -- enumerated values shown to people (the raw value stays in URLs, CSS, CSV, JSON) ----
+    # The same texts and contexts as backend/templates/dashboard/_labels.html.
+
+    def cycle_status(self, status: str | None) -> str:
+        labels = {
+            "draft": self.pgettext("cycle status", "draft"),
+            "open": self.pgettext("cycle status", "open"),
+            "closed": self.pgettext("cycle status", "closed"),
+        }
+        return labels.get(status or "", status or "–")
+
+    def response_status(self, status: str) -> str:
+        labels = {
+            "completed": self.pgettext("response status", "completed"),
+            "in_progress": self.pgettext("response status", "in progress"),
+            "stopped": self.pgettext("response status", "stopped"),
+        }
+        return labels.get(status, status)
+
+    def scale_name(self, kind: str | None) -> str:
+        """The answer kind of an indicator (EXTENT, TIME, YN, AGM, NUMBER) in words."""
+        labels = {
+            "EXTENT": self.pgettext("scale", "extent"),
+            "TIME": self.pgettext("scale", "frequency"),
+            "YN": self.pgettext("scale", "achievement"),
+            "AGM": self.pgettext("scale", "agreement"),
+            "NUMBER": self.pgettext("scale", "number"),
+        }
+        return labels.get(kind or "", kind or "")
+
+    def evidence_kind(self, kind: str | None) -> str:
+        labels = {
+            "link": self.pgettext("evidence", "link"),
+            "file": self.pgettext("evidence", "file"),
+        }
+        return labels.get(kind or "", kind or "")
+
     def language_name(self, lang: str) -> str:
         return conv_i18n.language_name(lang)
 

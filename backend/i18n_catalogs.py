@@ -155,11 +155,37 @@ def problems(lang: str, template: Catalog | None = None, cat: Catalog | None = N
     return out
 
 
+def init(lang: str, template: Catalog) -> Path:
+    """A new, empty catalog for `lang` (its plural rule from CLDR), marked for review."""
+    from babel import Locale
+
+    path = po_path(lang)
+    if path.exists():
+        raise SystemExit(f"{path} exists already")
+    name = Locale.parse(lang).english_name
+    cat = Catalog(locale=lang, domain=DOMAIN, project="guidance-survey", fuzzy=False)
+    cat.header_comment = (
+        f"# {name} texts of the guidance-survey dashboard and reports, {REVIEW_NOTE}.\n"
+        "# Placeholders %(name)s stay as they are; see backend/i18n.py."
+    )
+    for msg in template:
+        if msg.id:
+            cat.add(
+                msg.id, None, msg.locations, auto_comments=msg.auto_comments, context=msg.context
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_dump(cat, ignore_obsolete=True))
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if behind")
+    parser.add_argument("--init", metavar="LANG", help="start a catalog for a new language")
     args = parser.parse_args(argv)
     template = template_catalog()
+    if args.init:
+        print(f"created {init(args.init, template).relative_to(ROOT)}")
     behind: list[str] = []
     pot = _dump(template)
     if not POT.is_file() or _normalised(POT.read_bytes()) != _normalised(pot):
@@ -174,8 +200,11 @@ def main(argv: list[str] | None = None) -> int:
             behind.append(str(path.relative_to(ROOT)))
             if not args.check:
                 path.write_bytes(new)
-        for line in problems(lang, template):
+        found = problems(lang, template)
+        for line in found[:20]:
             print(line)
+        if len(found) > 20:
+            print(f"{lang}: … {len(found) - 20} more")
     n = sum(1 for m in template if m.id)
     print(f"{n} texts; catalogs: {', '.join(catalog_languages()) or 'none'}")
     if behind:

@@ -136,7 +136,7 @@ def _title_page(pdf: _Report, report: dict[str, Any]) -> None:
         tx.gettext(
             "Cycle: %(name)s (%(status)s)",
             name=cycle.get("name") or "–",
-            status=cycle.get("status") or "–",
+            status=tx.cycle_status(cycle.get("status")),
         ),
         tx.gettext("Date: %(date)s", date=_date(report.get("generated_at"), tx)),
         tx.gettext(
@@ -378,7 +378,7 @@ def _evidence(pdf: _Report, report: dict[str, Any], evidence: list[dict[str, Any
             rows.append(
                 [
                     str(title),
-                    str(item.get("kind") or ""),
+                    tx.evidence_kind(item.get("kind")),
                     str(item.get("note") or ""),
                     _date(when, tx),
                 ]

@@ -83,13 +83,16 @@ def _summary(ws: Worksheet, report: dict[str, Any], tx: Texts) -> None:
         (tx.gettext("School"), school.get("name")),
         (tx.gettext("School slug"), school.get("slug")),
         (tx.gettext("Cycle"), cycle.get("name")),
-        (tx.gettext("Cycle status"), cycle.get("status")),
+        (tx.gettext("Cycle status"), tx.cycle_status(cycle.get("status"))),
         (tx.gettext("Model version"), report.get("model_version")),
         (tx.gettext("Cycle model version"), cycle.get("model_version")),
         (tx.gettext("Generated at"), report.get("generated_at")),
         (tx.gettext("Anonymity threshold (people)"), thresholds.get("anonymity")),
         (tx.gettext("Free-text threshold (people)"), thresholds.get("free_text")),
-        (tx.gettext("Statuses counted"), ", ".join(filt.get("statuses") or [])),
+        (
+            tx.gettext("Statuses counted"),
+            ", ".join(tx.response_status(st) for st in filt.get("statuses") or []),
+        ),
         (tx.gettext("Roles filter"), ", ".join(filt.get("roles") or []) or every),
         (tx.gettext("Languages filter"), ", ".join(filt.get("languages") or []) or every),
     ]
@@ -159,7 +162,8 @@ def _dimension_sheet(
             continue
         row += 1
         text = indicator_text(report, ind["key"], tx) or ""
-        values = [ind["key"], ind["id"], ind["criterion"], ind["theme"], text, ind.get("kind")]
+        kind = tx.scale_name(ind.get("kind"))
+        values = [ind["key"], ind["id"], ind["criterion"], ind["theme"], text, kind]
         for col, value in enumerate(values, 1):
             ws.cell(row=row, column=col, value=value)
         ws.cell(row=row, column=5).alignment = Alignment(wrap_text=True, vertical="top")
