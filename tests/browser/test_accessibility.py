@@ -335,7 +335,7 @@ async def _login(page: Any, base: str, email: str) -> None:
     await page.goto(base + "/login")
     await page.fill("input[name=email]", email)
     await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
+    await page.click("main button[type=submit]")
     await page.wait_for_url("**/dashboard/**")
 
 
@@ -358,7 +358,7 @@ async def test_dashboard_has_no_serious_violations(browser, sqlite_settings, scr
         await title_unique(page, titles, "login", found)
         await page.fill("input[name=email]", EMAIL)
         await page.fill("input[name=password]", "wrong password, sorry")
-        await page.click("button[type=submit]")
+        await page.click("main button[type=submit]")
         await page.locator(".flash-error").wait_for()
         await check_a11y(page, "dash-login-error", screenshots, found)
         await _login(page, base, EMAIL)
@@ -494,6 +494,56 @@ async def test_dashboard_form_by_keyboard_only(browser, sqlite_settings, screens
                 break
         assert await name_of_focus() == "Create invites"
         await page.keyboard.press("Space")
-        await page.wait_for_selector("text=2 invite(s) for Parents/guardians created")
+        await page.wait_for_selector("text=2 invites for Parents/guardians created")
         await page.screenshot(path=str(screenshots / "a11y-keyboard-dashboard.png"))
         await ctx.close()
+
+
+async def test_dashboard_in_armenian_and_ukrainian(browser, sqlite_settings, screenshots):
+    """A coordinator switches the dashboard's language by keyboard (no mouse, no JS needed);
+    the pages read in Armenian / Ukrainian, declare their language, keep axe clean and fit a
+    phone's width with the longer words."""
+    from backend.i18n import texts
+    from conversations.i18n import localized_model
+
+    found: list[str] = []
+    async with serve_app(sqlite_settings) as (base, app):
+        cycle_id, flagged = await _dashboard_data(app[keys.SESSIONMAKER])
+        c = f"{base}/dashboard/cycles/{cycle_id}"
+        ctx = await browser.new_context(viewport={"width": 390, "height": 844}, locale="hy-AM")
+        ctx.set_default_timeout(15000)
+        page = await ctx.new_page()
+        await page.goto(base + "/login")  # the browser asks for Armenian
+        assert await page.get_attribute("html", "lang") == "hy"
+        await page.get_by_role("heading", name=texts("hy").gettext("Log in")).wait_for()
+        await check_a11y(page, "dash-hy-login", screenshots, found)
+        await _login(page, base, EMAIL)
+        await page.goto(f"{c}/self-assessment")
+        hy_model = localized_model("hy")
+        await page.get_by_text(hy_model.indicator("FL-1").text).first.wait_for()
+        assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth + 1")
+        await check_a11y(page, "dash-hy-self", screenshots, found)
+
+        # to Ukrainian with the keyboard: focus the picker, choose, press the button
+        await page.focus("#lang-select")
+        await page.keyboard.press("End")  # the last language in the list: Українська
+        await page.keyboard.press("Tab")
+        await page.keyboard.press("Enter")
+        await page.wait_for_function("document.documentElement.lang === 'uk'")
+        assert page.url.endswith("/self-assessment")  # back where the coordinator was
+        uk = texts("uk")
+        await page.get_by_role("heading", name=uk.gettext("Self-assessment"), exact=True).wait_for()
+        await page.goto(c)
+        await page.wait_for_function(
+            "() => [...document.querySelectorAll('.charts img')].every(i => i.complete)",
+            timeout=60000,
+        )
+        assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth + 1")
+        await check_a11y(page, "dash-uk-overview", screenshots, found)
+        await page.goto(f"{c}/indicators/{flagged}")
+        await check_a11y(page, "dash-uk-indicator", screenshots, found)
+        body = await page.inner_text("main")
+        assert uk.gettext("What each group says") in body
+        assert "What each group says" not in body
+        await ctx.close()
+    assert_clean(found)

@@ -100,7 +100,7 @@ async def test_coordinator_runs_a_cycle(browser, sqlite_settings, screenshots):
         await page.screenshot(path=str(screenshots / "dashboard-01-login.png"))
         await page.fill("input[name=email]", EMAIL)
         await page.fill("input[name=password]", PASSWORD)
-        await page.click("button[type=submit]")
+        await page.click("main button[type=submit]")
         await page.wait_for_url("**/dashboard/schools/ogre-tech")
 
         # Create a cycle with a target, then open it.
@@ -121,14 +121,14 @@ async def test_coordinator_runs_a_cycle(browser, sqlite_settings, screenshots):
         await page.select_option("select[name=role]", "learner")
         await page.fill("input[name=count]", "5")
         await page.click("text=Create invites")
-        await page.wait_for_selector("text=5 invite(s) for Learners created")
+        await page.wait_for_selector("text=5 invites for Learners created")
         await page.select_option("select[name=role]", "parent")
         await page.fill("input[name=count]", "1")
         await page.select_option("select[name=kind]", "shared")
         await page.fill("input[name=max_uses]", "60")
         await page.fill("input[name=label]", "Parents' evening")
         await page.click("text=Create invites")
-        await page.wait_for_selector("text=1 invite(s) for Parents/guardians created")
+        await page.wait_for_selector("text=1 invite for Parents/guardians created")
         assert await page.locator("table.invites tbody tr").count() == 6
         # Every QR thumbnail loaded.
         loaded = await page.eval_on_selector_all(

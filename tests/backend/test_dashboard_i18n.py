@@ -1,0 +1,482 @@
+"""The coordinators' side in their language: catalogs complete and current, every page text
+marked for translation (a pseudo-language sweep over every page), the picker, Accept-Language,
+and the exports in Armenian and Ukrainian."""
+
+from __future__ import annotations
+
+import gettext
+import io
+import re
+import zipfile
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from babel.messages.catalog import Catalog
+from sqlalchemy import select
+
+from backend import i18n_catalogs
+from backend.dashboard import web as dashweb
+from backend.i18n import Texts, dashboard_languages, negotiate, texts
+from conversations.i18n import Translator, localized_model
+from conversations.model import load_model, translate_model
+from conversations.roles import Role
+from storage import repo
+from storage.models import User
+from tests.apptools import db_url_of, make_settings, running_app, seed_school
+from tests.backend.test_dashboard import add_user, csrf_of, login
+from tests.security.bench import _respond, fill_cycle_tables, readable, svg_text
+
+LANGS = ["hy", "uk"]
+
+
+@pytest.fixture
+def settings(db_engine, tmp_path):
+    return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
+
+
+# --- catalogs ----------------------------------------------------------------------------
+
+
+def test_the_pilot_languages_have_dashboard_catalogs():
+    assert dashboard_languages()[0] == "en"
+    assert set(LANGS) <= set(dashboard_languages())
+
+
+def test_the_template_and_catalogs_are_current(capsys):
+    """`make i18n` was run after the last change of a marked text."""
+    assert i18n_catalogs.main(["--check"]) == 0, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_dashboard_text_is_translated(lang):
+    assert i18n_catalogs.problems(lang) == []
+
+
+def _copy(lang: str) -> Catalog:
+    return i18n_catalogs.read(i18n_catalogs.po_path(lang), lang)
+
+
+def test_the_checker_bites():
+    template = i18n_catalogs.template_catalog()
+    some = next(m for m in template if m.id and "%(" in str(m.id) and not m.pluralizable)
+    plural = next(m for m in template if m.id and m.pluralizable)
+
+    cat = _copy("uk")
+    cat.delete(some.id, some.context)
+    assert f"uk: missing {some.id!r}" in i18n_catalogs.problems("uk", template, cat)
+
+    cat = _copy("uk")
+    cat[some.id].string = "немає заповнювачів"
+    assert any(
+        "placeholder" in p or "format" in p for p in i18n_catalogs.problems("uk", template, cat)
+    )
+
+    cat = _copy("uk")
+    cat[some.id].flags.add("fuzzy")
+    assert f"uk: fuzzy {some.id!r}" in i18n_catalogs.problems("uk", template, cat)
+
+    cat = _copy("uk")  # Ukrainian has three plural forms: two are not enough
+    msg = cat.get(plural.id, plural.context)
+    msg.string = tuple(msg.string)[:2]
+    assert f"uk: untranslated {plural.id[0]!r}" in i18n_catalogs.problems("uk", template, cat)
+
+    cat = _copy("hy")
+    cat.header_comment = "# Armenian"
+    assert any("native speaker" in p for p in i18n_catalogs.problems("hy", template, cat))
+
+
+@pytest.mark.parametrize(
+    ("header", "want"),
+    [
+        ("uk-UA,uk;q=0.9,en;q=0.8", "uk"),
+        ("de-DE,de;q=0.9,hy;q=0.5", "hy"),
+        ("en-GB,en;q=0.9,uk;q=0.8", "en"),
+        ("fr", "en"),
+        ("", "en"),
+        (None, "en"),
+        ("uk;q=0,hy;q=0.1", "hy"),
+        ("*", "en"),
+        ("uk;q=abc", "en"),
+    ],
+)
+def test_accept_language_negotiation(header, want):
+    assert negotiate(header, ("en", "hy", "uk")) == want
+
+
+def test_numbers_and_dates_in_the_readers_writing():
+    assert texts("en").number(1234.5) == "1,234.5"
+    assert texts("uk").number(1234.5) in ("1\xa0234,5", "1 234,5")
+    assert texts("hy").number(2.456, 2) == "2,46"
+    assert texts("en").number(None) == "–"
+    d = datetime(2026, 3, 5, tzinfo=UTC)
+    assert "2026" in texts("uk").date(d) and "бер" in texts("uk").date(d)
+    assert texts("en").date(d) == "Mar 5, 2026"
+
+
+def test_plural_forms_follow_the_language():
+    uk = texts("uk")
+    template = i18n_catalogs.template_catalog()
+    plural = next(m for m in template if m.id and m.pluralizable and "%(num)s" in m.id[0])
+    forms = {uk.ngettext(plural.id[0], plural.id[1], n) for n in (1, 3, 5)}
+    assert len(forms) == 3, forms  # one / few / many
+
+
+# --- a pseudo-language: every page text goes through a catalog --------------------------
+
+CODES: list[str] = []  # invite codes of the pseudo world: random letters
+MARK = "Zq"
+# Words that are the same in every language: formats, protocols, brand, the model's codes.
+ALLOWED = {
+    "guidance",
+    "survey",
+    "csv",
+    "xlsx",
+    "pdf",
+    "json",
+    "png",
+    "svg",
+    "qr",
+    "api",
+    "openapi",
+    "bearer",
+    "authorization",
+    "utc",
+    "etf",
+    "vet",
+    "id",
+    "https",
+    "http",
+    "www",
+    "example",
+    "org",
+    "coord",
+    "zeta",
+    "telegram",
+    "t.me",
+    "me",
+    "english",  # the language picker names each language in itself
+    "ogre",  # the example slug "ogre-tech" (slugs are ASCII in every language)
+    "tech",
+}
+# The XLSX keeps a column of group slugs beside the translated names, for filters and pivots.
+SLUGS = re.compile(
+    r"\b(" + "|".join(sorted((r.value for r in Role), key=len, reverse=True)) + r")\b"
+)
+
+
+_PSEUDO = str.maketrans(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "ȧƀƈḓḗƒɠħīĵķŀḿƞǿƥɋřşŧŭṽẇẋẏẑȦƁƇḒḖƑƓĦĪĴĶĿḾȠǾƤɊŘŞŦŬṼẆẊẎẐ",
+)
+_KEEP = re.compile(r"(%\([^)]*\)[a-z]|%%|%[sd]|\{[^}]*\}|<[^>]*>|&[a-z]+;)")
+
+
+def pseudo(text: str) -> str:
+    """Every letter accented, placeholders, tags and entities kept: "Ŀǿɠ īƞ"."""
+    return "".join(
+        part if _KEEP.fullmatch(part) else part.translate(_PSEUDO) for part in _KEEP.split(text)
+    )
+
+
+class PseudoTranslations(gettext.NullTranslations):
+    def gettext(self, message):
+        return pseudo(message)
+
+    def ngettext(self, singular, plural, n):
+        return pseudo(singular if n == 1 else plural)
+
+    def pgettext(self, context, message):
+        return self.gettext(message)
+
+    def npgettext(self, context, singular, plural, n):
+        return self.ngettext(singular, plural, n)
+
+
+def pseudo_texts() -> Texts:
+    tx = Texts("en")
+    tx.translations = PseudoTranslations()
+    english = Translator("en")
+
+    def t(key: str, /, default: str | None = None, **params: Any) -> str:
+        return pseudo(english(key, default=default, **params))
+
+    tx.__dict__["t"] = t
+    tx.__dict__["model"] = translate_model(load_model(), lambda key, default=None: pseudo(default))
+    return tx
+
+
+def untranslated(text: str) -> list[str]:
+    """English (plain ASCII) words left once data and codes are removed."""
+    text = re.sub(rf"{MARK}\S*(\s+(title|note|owner|name|text|label))?", " ", text)
+    text = re.sub(r"\S+@\S+", " ", text)  # e-mail addresses
+    for code in CODES:
+        text = text.replace(code, " ")
+    # dates are Babel's (CLDR), in the language of the Texts: English month names here
+    text = re.sub(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\b", " ", text)
+    text = re.sub(r"\b(AM|PM)\b", " ", text)
+    text = re.sub(r"https?://\S+", " ", text)
+    text = re.sub(r"\b[A-Z]{2}-\d+(\.\d+)?(@[\d.]+)?", " ", text)  # FL-1, VL-14@1.2.3
+    words = re.findall(r"(?<![^\W\d_])[A-Za-z][A-Za-z'’]+(?![^\W\d_])", text)
+    return sorted({w for w in words if w.lower() not in ALLOWED})
+
+
+def page_words(body: str) -> str:
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", body, flags=re.S | re.I)
+    attrs = re.findall(r'\s(?:aria-label|title|alt|placeholder)="([^"]*)"', body)
+    body = re.sub(r"<[^>]+>", " ", body)
+    import html
+
+    return html.unescape(body + " " + " ".join(attrs))
+
+
+async def pseudo_world(client: Any) -> dict[str, Any]:
+    sm = client.app[dashweb.keys.SESSIONMAKER]
+
+    async with sm.begin() as s:
+        school = await repo.create_school(s, "zeta", MARK)
+        user = await repo.create_user(
+            s, school.id, "coord@zeta.example", (await _hash()), "coordinator"
+        )
+        await repo.create_user(s, None, "admin@zeta.example", (await _hash()), "admin")
+        old = await repo.create_cycle(s, school.id, f"{MARK}1", "1.0.0", status="closed")
+        cycle = await repo.create_cycle(s, school.id, f"{MARK}2", "1.0.0", status="open")
+        ids: dict[str, Any] = {"slug": "zeta", "school_id": school.id, "user_id": user.id}
+        ids["cycles"] = [cycle.id, old.id]
+        for cid in (cycle.id, old.id):
+            invites = await repo.create_invites(
+                s,
+                cid,
+                "learner",
+                count=1,
+                max_uses=None,
+                expires_at=datetime.now(UTC) + timedelta(days=30),
+                label=MARK,
+            )
+            ids[("invite_id", cid)] = invites[0].id
+            CODES.extend(i.code for i in invites)
+            await repo.upsert_self_rating(s, cid, "VL-1", 2, None, MARK, "submitted", user.id)
+            await repo.upsert_self_rating(s, cid, "FL-3.1", None, 12, None, "draft", user.id)
+            link = await repo.add_evidence(
+                s, cid, "VL-1", "link", url="https://example.org/p", note=MARK
+            )
+            ids[("evidence_id", cid)] = link.id
+            for v in (4, 4, 3, 1, 0, 2):
+                await _respond(s, cid, "learner", {"l01": v, "l02": 3})
+            for i in range(10):
+                await _respond(
+                    s, cid, "teacher", {"t03": 3, "t01": 1}, comments={"t16": f"{MARK}{i}"}
+                )
+    for cid in ids["cycles"]:
+        await fill_cycle_tables(sm, cid, MARK)
+    return ids
+
+
+async def _hash() -> str:
+    from backend.passwords import hash_password
+    from tests.backend.test_dashboard import PASSWORD
+
+    return hash_password(PASSWORD)
+
+
+def _fill(route: Any, ids: dict[str, Any], cycle_id: int) -> str | None:
+    info = route.resource.get_info() if route.resource else {}
+    names = re.findall(r"{(\w+)", info.get("formatter", ""))
+    if not names:
+        return info.get("path")
+    parts: dict[str, str] = {}
+    for n in names:
+        if n == "slug":
+            parts[n] = ids["slug"]
+        elif n == "cycle_id":
+            parts[n] = str(cycle_id)
+        elif n in ("invite_id", "evidence_id"):
+            parts[n] = str(ids[(n, cycle_id)])
+        elif n == "key":
+            parts[n] = "VL-1"
+        elif n == "dim":
+            parts[n] = "1"
+        elif n == "fmt":
+            parts[n] = "xlsx"
+        elif n == "filename":
+            return None
+        else:
+            return None  # e.g. cluster ids: the school is in no cluster here
+    return route.resource.url_for(**parts).path
+
+
+async def test_every_page_text_goes_through_the_catalogs(settings, monkeypatch):
+    """With a pseudo-language that brackets every translated text, no English word is
+    left on any page, chart or XLSX/PDF export (user data and codes aside)."""
+    pseudo = pseudo_texts()
+    monkeypatch.setattr(dashweb, "texts", lambda lang: pseudo)
+    async with running_app(settings) as client:
+        ids = await pseudo_world(client)
+        resp = await client.get("/login")
+        assert untranslated(page_words(await resp.text())) == []
+        found: dict[str, list[str]] = {}
+        swept = 0
+        for who in ("coord@zeta.example", "admin@zeta.example"):
+            client.session.cookie_jar.clear()
+            assert (await login(client, who)).status == 303
+            swept += await _sweep(client, ids, found, admin=who.startswith("admin"))
+        assert swept >= 25
+        assert found == {}, "\n".join(f"{p}: {words}" for p, words in found.items())
+
+
+async def _sweep(client: Any, ids: dict[str, Any], found: dict[str, list[str]], admin: bool) -> int:
+    swept = 0
+    for route in client.app.router.routes():
+        name = route.name or ""
+        if (
+            route.method != "GET"
+            or not name.startswith("dash:")
+            or name
+            in (
+                "dash:static",
+                "dash:evidence_file",
+            )
+        ):
+            continue
+        if name.startswith("dash:admin") != admin:
+            continue
+        for cycle_id in ids["cycles"]:
+            path = _fill(route, ids, cycle_id)
+            if path is None:
+                continue
+            if name == "dash:export":
+                paths = [path.replace(".xlsx", f".{f}") for f in ("xlsx", "pdf")]
+            else:
+                paths = [path]
+            for p in paths:
+                resp = await client.get(p, allow_redirects=False)
+                if resp.status in (301, 302, 303):
+                    continue
+                if cycle_id == ids["cycles"][0]:  # the newest cycle has all there is to show
+                    assert resp.status == 200, (p, resp.status, (await resp.text())[:300])
+                ctype = resp.headers.get("Content-Type", "")
+                body = await resp.read()
+                if "html" in ctype:
+                    text = page_words(body.decode())
+                elif "svg" in ctype:
+                    text = svg_text(body.decode())
+                elif "json" in ctype or "csv" in ctype or "png" in ctype:
+                    continue
+                else:
+                    text = readable(body, ctype)
+                    if body.startswith(b"PK"):
+                        text = " ".join(re.findall(r"<t[^>]*>([^<]*)</t>", text))
+                        text = SLUGS.sub(" ", text)
+                swept += 1
+                left = untranslated(text)
+                if left:
+                    found[p] = left
+    return swept
+
+
+# --- the picker, the account's language, Accept-Language ---------------------------------
+
+
+async def test_the_picker_sets_the_language_for_the_session_and_the_account(settings):
+    uk = texts("uk")
+    async with running_app(settings) as client:
+        seeded = await seed_school(client.app[dashweb.keys.SESSIONMAKER])
+        uid = await add_user(client, "coord@example.org", seeded.school_id)
+        assert (await login(client, "coord@example.org")).status == 303
+        page = await (await client.get("/dashboard/account")).text()
+        assert '<html lang="en">' in page and "Your account" in page
+
+        token = await csrf_of(client, "/dashboard/account")
+        resp = await client.post(
+            "/language",
+            data={"csrf": token, "lang": "uk", "next": "/dashboard/account"},
+            allow_redirects=False,
+        )
+        assert resp.status == 303 and resp.headers["Location"] == "/dashboard/account"
+        page = await (await client.get("/dashboard/account")).text()
+        assert '<html lang="uk">' in page
+        assert uk.gettext("Your account") in page and "Your account" not in page
+        async with client.app[dashweb.keys.SESSIONMAKER]() as s:
+            assert (await s.scalar(select(User.language).where(User.id == uid))) == "uk"
+
+        # the choice outlives the session: a new login (any browser) reads Ukrainian
+        client.session.cookie_jar.clear()
+        resp = await client.get("/login", headers={"Accept-Language": "en"})
+        assert '<html lang="en">' in await resp.text()
+        assert (await login(client, "coord@example.org")).status == 303
+        page = await (await client.get("/dashboard/account")).text()
+        assert '<html lang="uk">' in page
+
+        # an unknown language is refused, nothing changes; an outside `next` is ignored
+        token = await csrf_of(client, "/dashboard/account")
+        resp = await client.post(
+            "/language", data={"csrf": token, "lang": "xx"}, allow_redirects=False
+        )
+        assert resp.status == 400
+        resp = await client.post(
+            "/language",
+            data={"csrf": token, "lang": "hy", "next": "https://evil.example/"},
+            allow_redirects=False,
+        )
+        assert resp.status == 303 and resp.headers["Location"].startswith("/")
+        # without a CSRF token the picker changes nothing
+        resp = await client.post("/language", data={"lang": "en"}, allow_redirects=False)
+        assert resp.status == 403
+
+
+async def test_the_login_page_follows_the_browser_then_the_picker(settings):
+    hy = texts("hy")
+    async with running_app(settings) as client:
+        page = await (await client.get("/login", headers={"Accept-Language": "hy,en;q=0.5"})).text()
+        assert '<html lang="hy">' in page and hy.gettext("Log in") in page
+        token = await csrf_of(client)
+        resp = await client.post(
+            "/language", data={"csrf": token, "lang": "uk", "next": "/login"}, allow_redirects=False
+        )
+        assert resp.status == 303
+        page = await (await client.get("/login", headers={"Accept-Language": "hy"})).text()
+        assert '<html lang="uk">' in page
+
+
+async def test_the_self_assessment_shows_the_model_in_the_readers_language(settings):
+    hy_model = localized_model("hy")
+    async with running_app(settings) as client:
+        seeded = await seed_school(client.app[dashweb.keys.SESSIONMAKER])
+        await add_user(client, "coord@example.org", seeded.school_id)
+        assert (await login(client, "coord@example.org")).status == 303
+        token = await csrf_of(client, "/dashboard/account")
+        await client.post("/language", data={"csrf": token, "lang": "hy"}, allow_redirects=False)
+        page = await (
+            await client.get(f"/dashboard/cycles/{seeded.cycle_id}/self-assessment")
+        ).text()
+        import html
+
+        page = html.unescape(page)
+        assert hy_model.indicator("FL-1").text in page
+        assert hy_model.dimensions[0].title in page
+        assert load_model().indicator("FL-1").text not in page
+        assert Translator("hy")("scale.EXTENT.4") in page
+
+
+@pytest.mark.parametrize("lang", LANGS)
+async def test_the_xlsx_and_pdf_reports_in_the_readers_language(settings, lang):
+    tx = texts(lang)
+    model = localized_model(lang)
+    async with running_app(settings) as client:
+        seeded = await seed_school(client.app[dashweb.keys.SESSIONMAKER])
+        await add_user(client, "coord@example.org", seeded.school_id)
+        assert (await login(client, "coord@example.org")).status == 303
+        base = f"/dashboard/cycles/{seeded.cycle_id}/export"
+        resp = await client.get(f"{base}.xlsx?lang={lang}")
+        assert resp.status == 200
+        with zipfile.ZipFile(io.BytesIO(await resp.read())) as z:
+            xml = "\n".join(z.read(n).decode("utf-8", "replace") for n in z.namelist())
+        assert model.dimensions[0].title.split()[0] in xml
+        assert tx.role_name("learner") in xml
+        resp = await client.get(f"{base}.pdf?lang={lang}")
+        assert resp.status == 200
+        text = readable(await resp.read())
+        script = {"hy": r"[\u0531-\u0587]{4,}", "uk": r"[\u0400-\u04ff]{4,}"}[lang]
+        assert len(re.findall(script, text)) > 50, text[:500]
+        resp = await client.get(f"{base}.pdf?lang=xx")
+        assert resp.status == 400
