@@ -585,7 +585,7 @@ async def test_a_coordinator_sends_the_announcement_from_the_dashboard_once(stor
         assert r.status == 303
         cycle_id = bench.seeded.cycle_id
         page = await (await client.get(f"/dashboard/cycles/{cycle_id}")).text()
-        assert "Send the announcement" in page and "1 respondent(s)" in page
+        assert "Send the announcement" in page and "the 1 respondent who agreed" in page
         csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
         url = f"/dashboard/cycles/{cycle_id}/announcement"
         assert (
