@@ -27,7 +27,7 @@ from backend.dashboard.web import (
     user_of,
     writable_cycle,
 )
-from backend.i18n import Texts
+from backend.i18n import Texts, dashboard_languages, texts
 from conversations.model import load_model
 from conversations.roles import ROLES, Role
 from storage import repo
@@ -334,7 +334,26 @@ async def invites_print(request: web.Request) -> web.Response:
             for r in await _invite_rows(request, s, cycle, include_revoked=False)
             if r["state"] == "active" and (role is None or r["invite"].role == role)
         ]
-    return render(request, "dashboard/print.html", {"school": school, "cycle": cycle, "rows": rows})
+    # The cards are for respondents: in one of the school's languages (`?lang=`, else its
+    # first), not necessarily the coordinator's.
+    offered = [lang for lang in school.languages or [] if lang in dashboard_languages()]
+    offered = offered or [texts_of(request).lang]
+    lang = request.query.get("lang")
+    lang = lang if lang in offered else offered[0]
+    tx = texts(lang)
+    return render(
+        request,
+        "dashboard/print.html",
+        {
+            "school": school,
+            "cycle": cycle,
+            "rows": rows,
+            "texts": tx,
+            "lang": tx.lang,
+            "card_languages": [(code, tx.language_name(code)) for code in offered],
+            "role_filter": role,
+        },
+    )
 
 
 async def _qr(request: web.Request) -> segno.QRCode:

@@ -480,3 +480,34 @@ async def test_the_xlsx_and_pdf_reports_in_the_readers_language(settings, lang):
         assert len(re.findall(script, text)) > 50, text[:500]
         resp = await client.get(f"{base}.pdf?lang=xx")
         assert resp.status == 400
+
+
+async def test_invite_cards_are_in_the_schools_languages(settings):
+    """The printable cards are for respondents: in the school's first language by default,
+    another of its languages on request, whatever the coordinator reads."""
+    uk = texts("uk")
+    instruction = (
+        "Scan the code with your phone's camera and answer a few short questions about "
+        "career guidance at our school (about 5 minutes, anonymous)."
+    )
+    async with running_app(settings) as client:
+        sm = client.app[dashweb.keys.SESSIONMAKER]
+        seeded = await seed_school(sm)
+        async with sm.begin() as s:
+            school = await repo.get_school(s, seeded.school_id)
+            school.languages = ["uk", "en"]
+        await add_user(client, "coord@example.org", seeded.school_id)
+        assert (await login(client, "coord@example.org")).status == 303
+        url = f"/dashboard/cycles/{seeded.cycle_id}/invites/print"
+        import html
+
+        page = html.unescape(await (await client.get(url)).text())
+        assert '<html lang="uk">' in page and uk.gettext(instruction) in page
+        assert uk.role_name("learner") in page
+        page = html.unescape(await (await client.get(url + "?lang=en")).text())
+        assert '<html lang="en">' in page and instruction in page
+        page = html.unescape(await (await client.get(url + "?lang=hy")).text())
+        assert '<html lang="uk">' in page  # not one of the school's languages
+        # the coordinator's own pages stay in the coordinator's language
+        page = await (await client.get(f"/dashboard/cycles/{seeded.cycle_id}/invites")).text()
+        assert '<html lang="en">' in page
