@@ -15,6 +15,7 @@ Every catalog must translate every text, with the same `%(name)s` placeholders.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Iterator
 from io import BytesIO
@@ -124,6 +125,29 @@ def merged(template: Catalog, lang: str) -> Catalog:
     return cat
 
 
+_NAMED = re.compile(r"%\((\w+)\)[sdifr]")
+
+
+def _placeholder_problems(msgid: str | tuple[str, ...], strings: list[str]) -> list[str]:
+    """Every `%(name)s` of the source in each translation, and no other.
+
+    Babel's own check lets a translation drop a named placeholder; a dropped figure or name
+    is a wrong sentence, so here only a plural form may drop the count (`num`)."""
+    ids = [msgid] if isinstance(msgid, str) else list(msgid)
+    want = {name for text in ids for name in _NAMED.findall(text)}
+    plural = not isinstance(msgid, str)
+    out = []
+    for text in strings:
+        got = set(_NAMED.findall(text))
+        missing = want - got - ({"num"} if plural else set())
+        extra = got - want
+        if missing:
+            out.append(f"placeholders missing: {sorted(missing)}")
+        if extra:
+            out.append(f"unknown placeholders: {sorted(extra)}")
+    return out
+
+
 def problems(lang: str, template: Catalog | None = None, cat: Catalog | None = None) -> list[str]:
     """What keeps the `lang` catalog from being complete: missing, fuzzy, placeholders.
 
@@ -149,6 +173,8 @@ def problems(lang: str, template: Catalog | None = None, cat: Catalog | None = N
             out.append(f"{lang}: untranslated {label!r}")
         elif have.fuzzy:
             out.append(f"{lang}: fuzzy {label!r}")
+        else:
+            out.extend(f"{lang}: {label!r}: {p}" for p in _placeholder_problems(msg.id, strings))
     for msg, errors in cat.check():
         for err in errors:
             out.append(f"{lang}: {msg.id!r}: {err}")

@@ -16,6 +16,7 @@ from babel.messages.catalog import Catalog
 from sqlalchemy import select
 
 from backend import i18n_catalogs
+from backend.dashboard import views_cycles
 from backend.dashboard import web as dashweb
 from backend.i18n import Texts, dashboard_languages, negotiate, texts
 from conversations.i18n import Translator, localized_model
@@ -310,6 +311,7 @@ async def test_every_page_text_goes_through_the_catalogs(settings, monkeypatch):
     left on any page, chart or XLSX/PDF export (user data and codes aside)."""
     pseudo = pseudo_texts()
     monkeypatch.setattr(dashweb, "texts", lambda lang: pseudo)
+    monkeypatch.setattr(views_cycles, "texts", lambda lang: pseudo)  # the invite cards
     async with running_app(settings) as client:
         ids = await pseudo_world(client)
         resp = await client.get("/login")
