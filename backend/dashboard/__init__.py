@@ -6,6 +6,7 @@ under /api (Bearer token), static files under /static/dashboard.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
@@ -28,9 +29,22 @@ from backend.dashboard.web import CODEC, LIMITER, error_middleware, session_midd
 STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
 
 
+async def _login_limiter(app: web.Application) -> AsyncIterator[None]:
+    """The login limiter: in Redis if the app has a client (made by `_stores`), else memory."""
+    settings = app[keys.SETTINGS]
+    app[LIMITER] = auth.make_login_limiter(
+        app[keys.REDIS], app[keys.SECRET_KEY], settings.redis_prefix
+    )
+    yield  # the Redis client is the app's: `_stores` closes it
+
+
 def setup(app: web.Application) -> None:
-    """Register the dashboard's routes, middlewares and resources on the app."""
-    app[LIMITER] = auth.LoginLimiter()
+    """Register the dashboard's routes, middlewares and resources on the app.
+
+    Called by `create_app` after its own cleanup_ctx entries: the limiter's entry runs
+    after `_stores`, which opens the Redis client the limiter shares.
+    """
+    app.cleanup_ctx.append(_login_limiter)
     app[CODEC] = auth.SessionCodec(app[keys.SECRET_KEY])
     app.middlewares.append(error_middleware)
     app.middlewares.append(session_middleware)

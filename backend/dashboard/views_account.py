@@ -71,7 +71,7 @@ async def login_submit(request: web.Request) -> web.Response:
     nxt = str(form.get("next", ""))
     limiter = request.app[LIMITER]
     limit_keys = [f"ip:{auth.client_ip(request)}", f"acct:{repo.normalise_email(email)}"]
-    wait = limiter.blocked(limit_keys)
+    wait = await limiter.blocked(limit_keys)
     if wait:
         minutes = max(1, round(wait / 60))
         raise web.HTTPTooManyRequests(
@@ -88,14 +88,14 @@ async def login_submit(request: web.Request) -> web.Response:
     pw_hash = user.password_hash if user else _dummy_hash()
     ok = await loop.run_in_executor(None, verify_password, pw_hash, password)
     if not ok or user is None:
-        limiter.failed(limit_keys)
+        await limiter.failed(limit_keys)
         return render(
             request,
             "dashboard/login.html",
             {"next": nxt, "email": email, "error": _(request, "Wrong e-mail or password.")},
             status=401,
         )
-    limiter.succeeded(limit_keys[1])
+    await limiter.succeeded(limit_keys[1])
     async with sessionmaker(request).begin() as s:
         await repo.record_login(s, user.id)
     # A new session id and CSRF token at login: a session planted before cannot be used.

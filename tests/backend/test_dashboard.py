@@ -167,14 +167,19 @@ async def test_login_rate_limit(settings):
         assert int(resp.headers["Retry-After"]) > 0
 
 
-def test_limiter_counts_per_key_and_forgets_after_the_window():
-    lim = auth.LoginLimiter(limit=2, window=60)
-    lim.failed(["ip:a", "acct:x"], now=0)
-    assert lim.blocked(["ip:a"], now=1) == 0
-    lim.failed(["ip:a", "acct:y"], now=2)
-    assert lim.blocked(["ip:a"], now=3) > 0
-    assert lim.blocked(["ip:b", "acct:x"], now=3) == 0
-    assert lim.blocked(["ip:a"], now=63) == 0
+async def test_limiter_counts_per_key_and_forgets_after_the_window():
+    now = [0.0]
+    lim = auth.MemoryLoginLimiter(limit=2, window=60, clock=lambda: now[0])
+    await lim.failed(["ip:a", "acct:x"])
+    now[0] = 1
+    assert await lim.blocked(["ip:a"]) == 0
+    now[0] = 2
+    await lim.failed(["ip:a", "acct:y"])
+    now[0] = 3
+    assert await lim.blocked(["ip:a"]) > 0
+    assert await lim.blocked(["ip:b", "acct:x"]) == 0
+    now[0] = 63
+    assert await lim.blocked(["ip:a"]) == 0
 
 
 # --- CSRF ------------------------------------------------------------------------------
