@@ -13,9 +13,12 @@ itself) -> which engine event -> `runner.handle` (lock, state, database first, s
 
 The survey card's message id is channel-specific, so it is not in the engine state: it
 lives in the session store under its own small key `SessionKey("tgcard", subject)` ->
-`{"m": message_id, "h": hash of the shown text and buttons}`, written by the outbox
-when the card was delivered. A tap on an older message then does not fork the card,
-and a re-render that would change nothing costs no Bot API call.
+`{"m": message_id, "h": hash of the shown text and buttons}` (and `"n": 1` when the
+card shows no buttons), written by the outbox when the card was delivered. A tap on an
+older message then does not fork the card, and a re-render that would change nothing
+costs no Bot API call. When a typed message makes us send the card anew (a number, a
+comment, a command), the old card's buttons are taken away first (editMessageReplyMarkup),
+so only the newest card in the chat can be tapped.
 """
 
 from __future__ import annotations
@@ -202,22 +205,41 @@ class BotChannel:
         if user is None or user.is_bot:
             return "ignored"
         subject = self.runner.subject(CHANNEL, user.id)
+        started = False
         if text.startswith("/"):
             command, _, arg = text[1:].partition(" ")
             command = command.split("@", 1)[0].lower()
             if command == "start":
+                started = True
                 outcome = await self.runner.start(
                     subject, arg.strip() or None, CHANNEL, address=msg.chat.id
                 )
             else:
                 event = COMMANDS.get(command, E.Help)()
-                outcome = await self.runner.handle(subject, event, CHANNEL, address=msg.chat.id)
+                outcome = await self.runner.handle(
+                    subject, event, CHANNEL, address=msg.chat.id, also=self.card_key(subject)
+                )
         else:
             outcome = await self.runner.handle(
-                subject, E.Answer(None, text), CHANNEL, address=msg.chat.id
+                subject,
+                E.Answer(None, text),
+                CHANNEL,
+                address=msg.chat.id,
+                also=self.card_key(subject),
             )
         await self._forget_card_if_erased(subject, outcome.step)
-        self.outbox.submit(self._messages(msg.chat.id, subject, outcome.step, edit=None))
+        items = self._messages(msg.chat.id, subject, outcome.step, edit=None)
+        new_card = next((i for i, item in enumerate(items) if item.card), None)
+        if new_card is not None:
+            # The card is sent anew below the typed message: the old one, higher up, keeps
+            # its text but loses its buttons (queued before the new card, in the same order).
+            card = outcome.also
+            if started:  # runner.start reads no `also`; a /start is rare
+                card = await self.runner.store.load(self.card_key(subject))
+            old = card.get("m") if card and not card.get("n") else None
+            if isinstance(old, int):
+                items.insert(new_card, Outgoing.strip_keyboard(msg.chat.id, old, subject))
+        self.outbox.submit(items)
         return "message"
 
     async def _on_tap(self, cq: CallbackQuery) -> str:
@@ -381,10 +403,13 @@ class BotChannel:
         if _leaves_nothing(step):
             await self.runner.store.delete(self.card_key(subject))
 
-    async def _remember_card(self, subject: str, message_id: int, shown: str) -> None:
-        await self.runner.store.save(
-            self.card_key(subject), {"m": message_id, "h": shown}, self.runner.ttl
-        )
+    async def _remember_card(
+        self, subject: str, message_id: int, shown: str, buttons: bool = True
+    ) -> None:
+        card: dict[str, Any] = {"m": message_id, "h": shown}
+        if not buttons:
+            card["n"] = 1  # nothing to strip when a typed answer sends the next card
+        await self.runner.store.save(self.card_key(subject), card, self.runner.ttl)
 
     async def _mark_blocked(self, subject: str) -> None:
         await self._set_blocked(subject, True)

@@ -10,7 +10,8 @@ Every failure is handled here, none is dropped silently:
 - 5xx, timeouts, network: retry with exponential backoff, then give up (log + metric);
 - 403: the person blocked the bot: `on_blocked` marks them, their queue is dropped;
 - 400 "message is not modified": the card already shows this, fine;
-- 400 on an edit (message too old, deleted): send the card as a new message instead.
+- 400 on an edit (message too old, deleted): send the card as a new message instead;
+- 400 on a keyboard strip (not modified, not found, too old): nothing to strip, fine.
 `close()` drains what is pending at shutdown (with a time limit).
 """
 
@@ -45,9 +46,17 @@ class Outgoing:
     subject: str | None = None  # the respondent (keyed hash), for card ids and blocking
     card: bool = False  # the survey card: remember its message id
     card_hash: str = ""
+    strip: bool = False  # only remove the keyboard of `edit_message_id` (an old card)
+
+    @classmethod
+    def strip_keyboard(cls, chat_id: int, message_id: int, subject: str | None = None) -> Outgoing:
+        """editMessageReplyMarkup without a markup: the old card's buttons go, its text stays."""
+        return cls(chat_id, "", None, edit_message_id=message_id, subject=subject, strip=True)
 
     @property
     def method(self) -> str:
+        if self.strip:
+            return "editMessageReplyMarkup"
         return "editMessageText" if self.edit_message_id is not None else "sendMessage"
 
 
@@ -62,7 +71,8 @@ def is_not_modified(exc: BadRequest) -> bool:
     return "not modified" in str(exc).lower()
 
 
-CardCallback = Callable[[str, int, str], Awaitable[None]]
+# (subject, message id, card hash, whether the card shows buttons)
+CardCallback = Callable[[str, int, str, bool], Awaitable[None]]
 BlockedCallback = Callable[[str], Awaitable[None]]
 
 
@@ -173,7 +183,12 @@ class Outbox:
             await self.limiter.acquire(item.chat_id)
             method = item.method
             try:
-                if item.edit_message_id is not None:
+                if item.strip:
+                    await self.bot.edit_message_reply_markup(
+                        chat_id=item.chat_id, message_id=item.edit_message_id, reply_markup=None
+                    )
+                    message_id = item.edit_message_id
+                elif item.edit_message_id is not None:
                     await self.bot.edit_message_text(
                         item.text,
                         chat_id=item.chat_id,
@@ -212,6 +227,10 @@ class Outbox:
                     await self._card_shown(item, item.edit_message_id)
                     return True
                 self.metrics.bot_calls.labels(method, "bad_request").inc()
+                if item.strip:
+                    # Deleted, too old, not ours: there are no buttons to take away there.
+                    log.info("400 on %s (ignored): %s", method, _short(exc))
+                    return True
                 if item.edit_message_id is not None:
                     # The card cannot be edited (too old, deleted): send it anew.
                     item = replace(item, edit_message_id=None)
@@ -240,7 +259,9 @@ class Outbox:
     async def _card_shown(self, item: Outgoing, message_id: int | None) -> None:
         if item.card and item.subject and message_id is not None and self.on_card is not None:
             try:
-                await self.on_card(item.subject, message_id, item.card_hash)
+                await self.on_card(
+                    item.subject, message_id, item.card_hash, item.markup is not None
+                )
             except Exception as exc:  # only a hint for the next tap: never fail a send for it
                 log.warning("could not remember the card: %s", type(exc).__name__)
 

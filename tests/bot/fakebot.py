@@ -229,6 +229,24 @@ class FakeBotAPI:
         shown.edits += 1
         return _message(chat_id, mid, p["text"], markup)
 
+    def api_editMessageReplyMarkup(self, p: dict[str, Any]) -> Any:
+        """No `reply_markup`: the buttons go, the text stays (as Telegram does)."""
+        chat_id, mid = p["chat_id"], p["message_id"]
+        shown = self.chats.get(chat_id, {}).get(mid)
+        if shown is None:
+            return _error(400, "Bad Request: message to edit not found")
+        markup = p.get("reply_markup") or None
+        if (shown.reply_markup or None) == markup:
+            return _error(
+                400,
+                "Bad Request: message is not modified: specified new message content and "
+                "reply markup are exactly the same as a current content and reply markup "
+                "of the message",
+            )
+        shown.reply_markup = markup
+        shown.edits += 1
+        return _message(chat_id, mid, shown.text, markup)
+
     async def api_getUpdates(self, p: dict[str, Any]) -> Any:
         offset = p.get("offset") or 0
         deadline = time.monotonic() + min(float(p.get("timeout") or 0), 1.0)
