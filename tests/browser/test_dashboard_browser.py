@@ -130,11 +130,15 @@ async def test_coordinator_runs_a_cycle(browser, sqlite_settings, screenshots):
         await page.click("text=Create invites")
         await page.wait_for_selector("text=1 invite for Parents/guardians created")
         assert await page.locator("table.invites tbody tr").count() == 6
-        # Every QR thumbnail loaded.
-        loaded = await page.eval_on_selector_all(
-            "img.qr-thumb", "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)"
+        # Every QR thumbnail loads (lazily: as the table scrolls into view).
+        for img in await page.locator("img.qr-thumb").all():
+            await img.scroll_into_view_if_needed()
+        await page.wait_for_function(
+            "[...document.querySelectorAll('img.qr-thumb')]"
+            ".every(i => i.complete && i.naturalWidth > 0)",
+            timeout=15000,
         )
-        assert loaded
+        await page.evaluate("window.scrollTo(0, 0)")
         await page.screenshot(path=str(screenshots / "dashboard-03-invites.png"), full_page=True)
         sheet = await ctx.new_page()
         await sheet.goto(f"{base}/dashboard/cycles/{cycle_id}/invites/print")
