@@ -221,6 +221,7 @@ _TITLES = {
     422: N_("Cannot process this"),
     429: N_("Too many attempts"),
     500: N_("Something went wrong"),
+    503: N_("Service unavailable"),
 }
 
 
