@@ -119,6 +119,11 @@ class FakeAPI:
             self.messages[(chat, mid)] = new
             self._show(chat, mid, p.get("text", ""), markup)
             return _message(chat, mid, p.get("text", ""), markup)
+        if method == "editMessageReplyMarkup":  # a typed answer strips the old card
+            chat, mid = int(p["chat_id"]), int(p["message_id"])
+            if (chat, mid) not in self.messages:
+                return _error(400, "Bad Request: message to edit not found")
+            return True
         if method == "deleteMessage":
             return True
         return _error(404, "Not Found: method not found")
