@@ -28,6 +28,7 @@ from backend.dashboard.web import (
     writable_cycle,
 )
 from backend.i18n import Texts, dashboard_languages, texts
+from conversations import i18n as conv_i18n
 from conversations.model import load_model
 from conversations.roles import ROLES, Role
 from storage import repo
@@ -103,8 +104,33 @@ async def school_page(request: web.Request) -> web.Response:
             "roles": _roles(texts_of(request)),
             "model_version": versions[0],
             "model_versions": versions,
+            "survey_languages": [
+                (code, conv_i18n.language_name(code)) for code in conv_i18n.available_languages()
+            ],
         },
     )
+
+
+async def school_languages(request: web.Request) -> web.Response:
+    """The languages respondents may answer in; the first is where a survey starts.
+
+    Takes effect for surveys started from now on (a started survey keeps its language)."""
+    form = await request.post()
+    available = conv_i18n.available_languages()
+    chosen = [code for code in available if code in form.getall("lang", [])]
+    first = str(form.get("first", ""))
+    async with sessionmaker(request).begin() as s:
+        school = await school_for(request, s, request.match_info["slug"])
+        require_write(request, school.id)
+        if not chosen:
+            flash(request, _(request, "Choose at least one language."), "error")
+        elif first not in chosen:
+            flash(request, _(request, "The first language must be one of those chosen."), "error")
+        else:
+            school.languages = [first, *[code for code in chosen if code != first]]
+            names = ", ".join(conv_i18n.language_name(code) for code in school.languages)
+            flash(request, _(request, "Survey languages: %(languages)s.", languages=names), "ok")
+    return redirect(request, "dash:school", slug=request.match_info["slug"], anchor="#languages")
 
 
 async def cycle_create(request: web.Request) -> web.Response:
@@ -408,6 +434,7 @@ def routes() -> list[tuple[str, str, Any, str]]:
     return [
         ("GET", "/dashboard/schools/{slug}", school_page, "dash:school"),
         ("POST", "/dashboard/schools/{slug}/cycles", cycle_create, "dash:cycle_create"),
+        ("POST", "/dashboard/schools/{slug}/languages", school_languages, "dash:school_languages"),
         ("POST", c + "/status", cycle_status, "dash:cycle_status"),
         ("POST", c + "/announcement", cycle_announcement, "dash:cycle_announcement"),
         ("GET", c + "/invites", invites_page, "dash:invites"),

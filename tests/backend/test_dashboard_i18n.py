@@ -513,3 +513,47 @@ async def test_invite_cards_are_in_the_schools_languages(settings):
         # the coordinator's own pages stay in the coordinator's language
         page = await (await client.get(f"/dashboard/cycles/{seeded.cycle_id}/invites")).text()
         assert '<html lang="en">' in page
+
+
+async def test_a_school_picks_its_survey_languages(settings):
+    async with running_app(settings) as client:
+        sm = client.app[dashweb.keys.SESSIONMAKER]
+        seeded = await seed_school(sm)
+        await add_user(client, "coord@example.org", seeded.school_id)
+        await add_user(client, "peer@example.org", seeded.school_id, role="peer")
+        assert (await login(client, "coord@example.org")).status == 303
+        page = f"/dashboard/schools/{seeded.school_slug}"
+        url = page + "/languages"
+
+        async def languages() -> list[str]:
+            async with sm() as s:
+                return list((await repo.get_school(s, seeded.school_id)).languages)
+
+        token = await csrf_of(client, page)
+        data = {"csrf": token, "lang": ["en", "uk"], "first": "uk"}
+        resp = await client.post(url, data=data, allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"].endswith("#languages")
+        assert await languages() == ["uk", "en"]
+        html = await (await client.get(page)).text()
+        assert "Survey languages: Українська, English." in html
+
+        for bad in (
+            {"first": "en"},
+            {"lang": ["hy"], "first": "uk"},
+            {"lang": ["xx"], "first": "xx"},
+        ):
+            resp = await client.post(url, data={"csrf": token, **bad}, allow_redirects=False)
+            assert resp.status == 303
+            assert await languages() == ["uk", "en"]  # nothing changed
+
+        # a new respondent is offered the school's languages, starting in Ukrainian
+        resp = await client.get(f"/s/{seeded.invites['learner']}")
+        assert resp.status == 200
+        assert '<html lang="uk"' in await resp.text()
+
+        client.session.cookie_jar.clear()
+        assert (await login(client, "peer@example.org")).status == 303
+        token = await csrf_of(client, page)
+        resp = await client.post(url, data={"csrf": token, "lang": ["en"], "first": "en"})
+        assert resp.status == 403
+        assert await languages() == ["uk", "en"]
