@@ -94,6 +94,8 @@ class User(Base):
     sessions_valid_after: Mapped[datetime | None]
     # The dashboard's language; None: negotiated from the browser's Accept-Language.
     language: Mapped[str | None] = mapped_column(String(10))
+    # Bumped when the user replaces their API token: the old one stops working.
+    api_token_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class Cycle(Base):

@@ -106,9 +106,14 @@ def csrf_ok(session: dict[str, Any], given: str | None) -> bool:
 
 
 def api_token(secret: str, user: User) -> str:
-    """`gst_<user id>_<HMAC(secret, user id + password fingerprint)>`; a new password revokes it."""
+    """`gst_<user id>_<HMAC(secret, user id + password fingerprint + version)>`.
+
+    A new password revokes it, and so does replacing it (`api_token_version` + 1); version 0
+    signs as before it existed, so tokens issued earlier stay valid."""
     key = _derive(secret, "api-token")
-    msg = f"{user.id}:{password_fingerprint(secret, user)}".encode()
+    version = user.api_token_version or 0
+    msg = f"{user.id}:{password_fingerprint(secret, user)}{f':{version}' if version else ''}"
+    msg = msg.encode()
     return f"{API_TOKEN_PREFIX}_{user.id}_{_b64(hmac.new(key, msg, hashlib.sha256).digest())}"
 
 

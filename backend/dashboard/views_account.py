@@ -179,6 +179,23 @@ async def account(request: web.Request) -> web.Response:
     return render(request, "dashboard/account.html", {"token": token})
 
 
+async def token_replace(request: web.Request) -> web.Response:
+    """A new API token; the old one stops working at once (e.g. after it leaked)."""
+    user = user_of(request)
+    async with sessionmaker(request).begin() as s:
+        await s.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(api_token_version=User.api_token_version + 1)
+        )
+    flash(
+        request,
+        _(request, "Your API token was replaced: the old one no longer works."),
+        "ok",
+    )
+    return redirect(request, "dash:account")
+
+
 # --- admin ---------------------------------------------------------------------------
 
 
@@ -258,6 +275,7 @@ def routes() -> list[tuple[str, str, Any, str]]:
         ("POST", "/language", set_language, "dash:language"),
         ("GET", "/dashboard", home, "dash:home"),
         ("GET", "/dashboard/account", account, "dash:account"),
+        ("POST", "/dashboard/account/token", token_replace, "dash:token_replace"),
         ("GET", "/dashboard/admin", admin_page, "dash:admin"),
         ("POST", "/dashboard/admin/schools", admin_create_school, "dash:admin_school"),
         ("POST", "/dashboard/admin/users", admin_create_user, "dash:admin_user"),

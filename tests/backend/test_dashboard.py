@@ -857,3 +857,26 @@ async def test_charts_and_exports(settings):
         other = f"/dashboard/cycles/{theirs.cycle_id}"
         for path in ("/charts/gaps.svg", "/charts/heatmap.svg", "/export.csv", "/export.pdf"):
             assert (await client.get(other + path)).status == 404, path
+
+
+async def test_an_api_token_can_be_replaced(settings):
+    """A leaked token is replaced from the account page: the old one stops at once, the new
+    one works, the password and the session are untouched; a token issued before the
+    feature existed (version 0) keeps working until then."""
+    async with running_app(settings) as client:
+        ours, _theirs = await two_schools(client)
+        old = await api_headers(client, "coord@ours.example")
+        assert (await client.get("/api/me", headers=old)).status == 200
+        resp = await post_form(client, "/dashboard/account/token", {})
+        assert resp.status == 303 and resp.headers["Location"] == "/dashboard/account"
+        assert (await client.get("/api/me", headers=old)).status == 401
+        page = await (await client.get("/dashboard/account")).text()
+        assert "Your API token was replaced" in page
+        new = await api_headers(client, "coord@ours.example")
+        assert new != old
+        assert new["Authorization"].removeprefix("Bearer ") in page
+        assert (await client.get("/api/me", headers=new)).status == 200
+        # without the form's CSRF token nothing is replaced
+        resp = await client.post("/dashboard/account/token", allow_redirects=False)
+        assert resp.status == 403
+        assert (await client.get("/api/me", headers=new)).status == 200

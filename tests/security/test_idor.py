@@ -31,6 +31,7 @@ PUBLIC = {
     "dash:static",
     "api:openapi",
     "dash:logout",  # would end the sweep's session (tested in test_auth)
+    "dash:token_replace",  # replaces only the caller's own token (test_dashboard), ending the sweep's
 }
 # The respondent's side opens a school's survey from its public invite code: that is the
 # point of an invite, not a leak. These routes are swept only for status codes.
