@@ -864,7 +864,7 @@ async def test_an_api_token_can_be_replaced(settings):
     one works, the password and the session are untouched; a token issued before the
     feature existed (version 0) keeps working until then."""
     async with running_app(settings) as client:
-        ours, _theirs = await two_schools(client)
+        await two_schools(client)
         old = await api_headers(client, "coord@ours.example")
         assert (await client.get("/api/me", headers=old)).status == 200
         resp = await post_form(client, "/dashboard/account/token", {})
