@@ -412,28 +412,13 @@ def report(
     settings = load_settings()
 
     async def go(s: Any) -> dict[str, Any]:
-        from storage import repo
-
         cyc = await _school_cycle(s, school, cycle)
         model = load_model()
         found: dict[str, Any] = {"report": await build_report(s, cyc.id, model)}
         if fmt == "pdf":  # the PDF has the evidence, the change since before, the action plan
-            from backend.dashboard.queries import actions_for_export, list_actions
+            from backend.dashboard.queries import pdf_extras
 
-            items = await repo.list_evidence(s, cyc.id)
-            earlier = [c for c in await repo.list_cycles(s, cyc.school_id) if c.id < cyc.id]
-            found["previous"] = await build_report(s, earlier[0].id, model) if earlier else None
-            found["actions"] = actions_for_export(await list_actions(s, cyc.id))
-            found["evidence"] = [
-                {
-                    "indicator_key": e.indicator_key,
-                    "title": e.filename or e.url,
-                    "kind": e.kind,
-                    "note": e.note,
-                    "created_at": e.created_at,
-                }
-                for e in items
-            ]
+            found.update(await pdf_extras(s, cyc))
         return found
 
     found = in_transaction(settings, go)

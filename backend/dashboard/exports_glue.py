@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from backend.analytics.report import build_report
-from backend.dashboard.queries import actions_for_export, list_actions
+from backend.dashboard.queries import pdf_extras
 from backend.dashboard.web import _, cycle_for, for_reader, sessionmaker, texts_of
 from backend.i18n import N_, Texts, dashboard_languages, texts
 from conversations.model import load_model
@@ -217,26 +217,11 @@ async def export(request: web.Request) -> web.Response:
         body = exports.report_json(report)
     else:
         async with sessionmaker(request).begin() as s:
-            items = await repo.list_evidence(s, cycle.id)
-            earlier = [c for c in await repo.list_cycles(s, cycle.school_id) if c.id < cycle.id]
-            previous = await build_report(s, earlier[0].id, load_model()) if earlier else None
-            actions = actions_for_export(await list_actions(s, cycle.id))
-        evidence = [
-            {
-                "indicator_key": e.indicator_key,
-                "title": e.filename or e.url,
-                "kind": e.kind,
-                "note": e.note,
-                "created_at": e.created_at,
-            }
-            for e in items
-        ]
+            extras = await pdf_extras(s, cycle)
         body = await _in_thread(
             exports.report_pdf,
             report,
-            evidence=evidence,
-            previous=previous,
-            actions=actions,
+            **extras,
             tx=tx,
         )
     headers = {

@@ -195,6 +195,29 @@ def actions_for_export(items: list[ActionItem]) -> list[dict[str, object]]:
     ]
 
 
+async def pdf_extras(s: AsyncSession, cycle: Cycle) -> dict[str, object]:
+    """What the PDF report carries beside the report: the evidence list, the report of the
+    previous cycle (for the change) and the action plan, as `report_pdf`'s keywords."""
+    from backend.analytics.report import build_report
+    from conversations.model import load_model
+
+    earlier = [c for c in await repo.list_cycles(s, cycle.school_id) if c.id < cycle.id]
+    return {
+        "evidence": [
+            {
+                "indicator_key": e.indicator_key,
+                "title": e.filename or e.url,
+                "kind": e.kind,
+                "note": e.note,
+                "created_at": e.created_at,
+            }
+            for e in await repo.list_evidence(s, cycle.id)
+        ],
+        "previous": await build_report(s, earlier[0].id, load_model()) if earlier else None,
+        "actions": actions_for_export(await list_actions(s, cycle.id)),
+    }
+
+
 # --- clusters and peer feedback -----------------------------------------------------------
 
 
