@@ -202,12 +202,18 @@ async def cluster_page(request: web.Request) -> web.Response:
             raise web.HTTPNotFound()
         reports: dict[int, dict[str, Any]] = {}
         cycles: dict[int, Any] = {}
+        by_school = {sch.id: await repo.list_cycles(s, sch.id) for sch in members}
+        rounds = cycle_rounds(by_school.values())
+        chosen = request.query.get("round", "")
+        chosen = chosen if chosen in rounds else ""
         for sch in members:
-            newest = await repo.list_cycles(s, sch.id)
-            if newest:
-                cycles[sch.id] = newest[0]
+            # The same round (cycle name, e.g. "2026/27") for every school, or each school's
+            # newest cycle when no round is chosen.
+            found = [c for c in by_school[sch.id] if not chosen or c.name == chosen]
+            if found:
+                cycles[sch.id] = found[0]
                 # Through the anonymity gate, like every other reader.
-                reports[sch.id] = await build_report(s, newest[0].id, model)
+                reports[sch.id] = await build_report(s, found[0].id, model)
     view = cluster_view(reports)
     names = {m.id: m.name for m in members}
     tx = texts_of(request)
@@ -234,8 +240,22 @@ async def cluster_page(request: web.Request) -> web.Response:
             "readable": {m.id for m in members if access.reads(m.id)},
             "mine": user.school_id,
             "min_schools": MIN_SCHOOLS,
+            "rounds": rounds,
+            "round": chosen,
         },
     )
+
+
+def cycle_rounds(cycle_lists: Any) -> list[str]:
+    """The cycle names of the member schools, newest first (by each name's latest start),
+    for comparing the schools in the same round ("2026/27")."""
+    latest: dict[str, Any] = {}
+    for cycles in cycle_lists:
+        for c in cycles:
+            key = (c.opens_at or c.created_at, c.id)
+            if c.name not in latest or key > latest[c.name]:
+                latest[c.name] = key
+    return sorted(latest, key=lambda name: latest[name], reverse=True)
 
 
 # --- peer feedback -----------------------------------------------------------------------

@@ -363,3 +363,42 @@ async def test_cluster_view_on_the_app(settings):
         assert (await login(client, "peer@north.example")).status == 303
         assert (await client.get(f"/dashboard/cycles/{seeded['south'].cycle_id}")).status == 404
         assert (await client.get(f"/dashboard/cycles/{seeded['east'].cycle_id}")).status == 200
+
+
+async def test_the_cluster_view_compares_one_round(settings):
+    """By default each school's newest cycle; `?round=` the cycles of that name, so that
+    a school a year ahead is not set beside the others' previous year."""
+    async with running_app(settings) as client:
+        sm = client.app[keys.SESSIONMAKER]
+        seeded, cluster = await four_schools(client)
+        _qid, key = await mapped_key(sm)
+        for slug, value in (("north", 4), ("south", 2), ("east", 3)):
+            async with sm.begin() as s:
+                await repo.upsert_self_rating(s, seeded[slug].cycle_id, key, value=value)
+        async with sm.begin() as s:  # north and south run a second cycle; east does not yet
+            for slug, value in (("north", 1), ("south", 1)):
+                newer = await repo.create_cycle(
+                    s, seeded[slug].school_id, "2027/28", load_model().version, status="open"
+                )
+                await repo.upsert_self_rating(s, newer.id, key, value=value)
+        ind_id = load_model().index()[key].indicator.id
+        url = f"/dashboard/clusters/{cluster.id}"
+
+        def row_of(page: str) -> list[str]:
+            m = re.search(rf"<th>{re.escape(ind_id)}</th>(.*?)</tr>", page, re.S)
+            return [
+                re.sub(r"<[^>]+>", "", c).strip()
+                for c in re.findall(r"<td[^>]*>(.*?)</td>", m.group(1), re.S)
+            ]
+
+        assert (await login(client, "admin@example.org")).status == 303
+        page = await (await client.get(url)).text()
+        assert row_of(page)[:4] == ["1", "1", "3", "1.00"]  # newest: 2027/28, 2027/28, 2026/27
+        assert '<option value="2027/28"' in page and '<option value="2026/27"' in page
+        page = await (await client.get(url + "?round=2026/27")).text()
+        assert row_of(page)[:4] == ["4", "2", "3", "3.00"]
+        page = await (await client.get(url + "?round=2027/28")).text()
+        assert "No cycle 2027/28: East College." in page
+        assert row_of(page)[:3] == ["1", "1", "fewer than 3 schools"]
+        page = await (await client.get(url + "?round=1999")).text()  # unknown: the newest
+        assert row_of(page)[:4] == ["1", "1", "3", "1.00"]
