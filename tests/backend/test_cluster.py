@@ -145,6 +145,16 @@ def settings(db_engine, tmp_path):
     return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
 
 
+def cluster_row(page: str, ind_id: str) -> list[str]:
+    """The cells of one indicator's row of the cluster table, as text."""
+    m = re.search(rf"<th>{re.escape(ind_id)}</th>(.*?)</tr>", page, re.S)
+    assert m, f"no row for {ind_id}"
+    return [
+        re.sub(r"<[^>]+>", "", c).strip()
+        for c in re.findall(r"<td[^>]*>(.*?)</td>", m.group(1), re.S)
+    ]
+
+
 async def four_schools(client):
     """north, south and east in one cluster (north's peer reviewer), west outside it."""
     sm = client.app[keys.SESSIONMAKER]
@@ -321,11 +331,7 @@ async def test_cluster_view_on_the_app(settings):
         url = f"/dashboard/clusters/{cluster.id}"
 
         def row_of(page: str) -> list[str]:
-            m = re.search(rf"<th>{re.escape(ind_id)}</th>(.*?)</tr>", page, re.S)
-            return [
-                re.sub(r"<[^>]+>", "", c).strip()
-                for c in re.findall(r"<td[^>]*>(.*?)</td>", m.group(1), re.S)
-            ]
+            return cluster_row(page, ind_id)
 
         # South's coordinator: its own school named, the others anonymised.
         assert (await login(client, "coord@south.example")).status == 303
@@ -385,11 +391,7 @@ async def test_the_cluster_view_compares_one_round(settings):
         url = f"/dashboard/clusters/{cluster.id}"
 
         def row_of(page: str) -> list[str]:
-            m = re.search(rf"<th>{re.escape(ind_id)}</th>(.*?)</tr>", page, re.S)
-            return [
-                re.sub(r"<[^>]+>", "", c).strip()
-                for c in re.findall(r"<td[^>]*>(.*?)</td>", m.group(1), re.S)
-            ]
+            return cluster_row(page, ind_id)
 
         assert (await login(client, "admin@example.org")).status == 303
         page = await (await client.get(url)).text()
