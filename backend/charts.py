@@ -64,7 +64,6 @@ SHORT_LABELS: dict[str, str] = {
     "prospective_learner": N_("Future learners"),
 }
 SELF_LABEL = N_("Self")  # also the key of the school's own series (comparison_rows)
-FLAG_LABELS = {"blind_spot": N_("blind spot"), "hidden_strength": N_("hidden strength")}
 
 # Colour-blind-safe qualitative colours: Okabe-Ito, then Paul Tol's muted scheme.
 SERIES_COLOURS = (
@@ -248,12 +247,6 @@ def fmt_signed(x: float, digits: int = 2, tx: Texts = ENGLISH) -> str:
     text = tx.number(x, digits)
     negative = x < 0 or math.copysign(1.0, x) < 0
     return text if negative else "+" + text
-
-
-def flag_label(flag: str | None, tx: Texts = ENGLISH) -> str:
-    """The words of a flag ("blind spot", "hidden strength"; empty for none), translated."""
-    text = FLAG_LABELS.get(flag or "")
-    return tx.gettext(text) if text else ""
 
 
 def _short(text: str, width: int) -> str:
@@ -719,7 +712,7 @@ def gaps_alt(report: dict[str, Any], limit: int = 10, *, tx: Texts = ENGLISH) ->
         return f"{title}: {tx.gettext(NO_DATA)}."
     items = []
     for g in gaps:
-        flag = flag_label(g["flag"], tx)
+        flag = tx.label("flag", g["flag"])
         item = f"{g['id']} {role_label(g['role'], tx=tx)} {fmt_signed(g['gap'], 2, tx)}"
         items.append(f"{item} ({flag})" if flag else item)
     how = tx.gettext(
@@ -770,7 +763,7 @@ def gaps_chart(
                 mean=fmt_fixed(g["mean"], 2, tx),
                 n=tx.number(g["n"]),
             )
-            flag = flag_label(g["flag"], tx)
+            flag = tx.label("flag", g["flag"])
             if flag:
                 note = f"{flag.upper()}  {note}"
             right = g["gap"] < 0  # the note goes on the empty side of the zero line

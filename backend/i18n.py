@@ -33,6 +33,91 @@ def N_(text: str) -> str:
     return text
 
 
+def NP_(context: str, text: str) -> tuple[str, str]:
+    """Marks a text with its context (as `pgettext`), translated where it is shown."""
+    return context, text
+
+
+# The enumerated values people see, by kind: value -> (context or None, English text). The
+# raw value stays machine-facing (URLs, CSS classes, form values, CSV, JSON); templates show
+# these through `_labels.html`, Python through `Texts.label(kind, value)`.
+LABELS: dict[str, dict[str, tuple[str | None, str]]] = {
+    "cycle status": {
+        "draft": NP_("cycle status", "draft"),
+        "open": NP_("cycle status", "open"),
+        "closed": NP_("cycle status", "closed"),
+    },
+    "rating status": {
+        "draft": NP_("rating status", "draft"),
+        "submitted": NP_("rating status", "submitted"),
+    },
+    "action status": {
+        "open": NP_("action status", "Open"),
+        "in_progress": NP_("action status", "In progress"),
+        "done": NP_("action status", "Done"),
+    },
+    # The PDF report's action plan writes them in lower case.
+    "report action status": {
+        "open": (None, N_("open")),
+        "in_progress": (None, N_("in progress")),
+        "done": (None, N_("done")),
+    },
+    "response status": {
+        "completed": NP_("response status", "completed"),
+        "in_progress": NP_("response status", "in progress"),
+        "stopped": NP_("response status", "stopped"),
+    },
+    "invite state": {
+        "active": NP_("invite state", "active"),
+        "revoked": NP_("invite state", "revoked"),
+        "expired": NP_("invite state", "expired"),
+        "used up": NP_("invite state", "used up"),
+    },
+    "user role": {
+        "coordinator": NP_("user role", "coordinator"),
+        "admin": NP_("user role", "admin"),
+        "peer": NP_("user role", "peer"),
+    },
+    # The answer kind of an indicator, in words.
+    "scale": {
+        "EXTENT": NP_("scale", "extent"),
+        "TIME": NP_("scale", "frequency"),
+        "YN": NP_("scale", "achievement"),
+        "AGM": NP_("scale", "agreement"),
+        "NUMBER": NP_("scale", "number"),
+    },
+    "evidence": {"link": NP_("evidence", "link"), "file": NP_("evidence", "file")},
+    "flag": {
+        "blind_spot": (None, N_("blind spot")),
+        "hidden_strength": (None, N_("hidden strength")),
+    },
+    # The agreement between groups (`report["indicators"][…]["agreement"]["label"]`).
+    "agreement": {
+        "agree": (None, N_("agree")),
+        "mixed": (None, N_("mixed")),
+        "disagree": (None, N_("disagree")),
+    },
+    # The groups' short names in the dashboard's tables (the model's names: role_name).
+    "short group": {
+        "teacher": NP_("short group name", "Teachers"),
+        "staff": NP_("short group name", "Staff"),
+        "board": NP_("short group name", "Board"),
+        "learner": NP_("short group name", "Learners"),
+        "graduate": NP_("short group name", "Graduates"),
+        "parent": NP_("short group name", "Parents"),
+        "employer": NP_("short group name", "Employers"),
+        "employer_sme": NP_("short group name", "SMEs"),
+        "union": NP_("short group name", "Unions"),
+        "education_provider": NP_("short group name", "Edu prov."),
+        "local_government": NP_("short group name", "Local gov."),
+        "national_government": NP_("short group name", "Nat. gov."),
+        "research": NP_("short group name", "Research"),
+        "international_partner": NP_("short group name", "Intl partners"),
+        "prospective_learner": NP_("short group name", "Future learners"),
+    },
+}
+
+
 def po_path(lang: str) -> Path:
     return LOCALES / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
 
@@ -165,42 +250,16 @@ class Texts:
         except ValueError:
             return role
 
-    # -- enumerated values shown to people (the raw value stays in URLs, CSS, CSV, JSON) ----
-    # The same texts and contexts as backend/templates/dashboard/_labels.html.
-
-    def cycle_status(self, status: str | None) -> str:
-        labels = {
-            "draft": self.pgettext("cycle status", "draft"),
-            "open": self.pgettext("cycle status", "open"),
-            "closed": self.pgettext("cycle status", "closed"),
-        }
-        return labels.get(status or "", status or "–")
-
-    def response_status(self, status: str) -> str:
-        labels = {
-            "completed": self.pgettext("response status", "completed"),
-            "in_progress": self.pgettext("response status", "in progress"),
-            "stopped": self.pgettext("response status", "stopped"),
-        }
-        return labels.get(status, status)
-
-    def scale_name(self, kind: str | None) -> str:
-        """The answer kind of an indicator (EXTENT, TIME, YN, AGM, NUMBER) in words."""
-        labels = {
-            "EXTENT": self.pgettext("scale", "extent"),
-            "TIME": self.pgettext("scale", "frequency"),
-            "YN": self.pgettext("scale", "achievement"),
-            "AGM": self.pgettext("scale", "agreement"),
-            "NUMBER": self.pgettext("scale", "number"),
-        }
-        return labels.get(kind or "", kind or "")
-
-    def evidence_kind(self, kind: str | None) -> str:
-        labels = {
-            "link": self.pgettext("evidence", "link"),
-            "file": self.pgettext("evidence", "file"),
-        }
-        return labels.get(kind or "", kind or "")
+    def label(self, kind: str, value: str | None) -> str:
+        """The words for an enumerated value (a status, a flag, ...) of `LABELS[kind]`, in
+        this language; an unknown value is shown as it is, none as ""."""
+        if not value:
+            return ""
+        found = LABELS[kind].get(value)
+        if found is None:
+            return value
+        context, text = found
+        return self.pgettext(context, text) if context else self.gettext(text)
 
     def language_name(self, lang: str) -> str:
         return conv_i18n.language_name(lang)

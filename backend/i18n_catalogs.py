@@ -41,6 +41,7 @@ TEMPLATE_KEYWORDS = {
 PYTHON_KEYWORDS = {
     "_": (2,),  # _(request, "text")
     "N_": None,
+    "NP_": ((1, "c"), 2),
     "gettext": None,
     "ngettext": (1, 2),
     "pgettext": ((1, "c"), 2),

@@ -100,7 +100,7 @@ def _chart_text(report: dict[str, Any], chart: dict[str, Any], tx: Texts) -> dic
                 charts.fmt_fixed(g["mean"], 2, tx),
                 tx.number(g["n"]),
                 charts.fmt_signed(g["gap"], 2, tx),
-                charts.flag_label(g["flag"], tx),
+                tx.label("flag", g["flag"]),
             ]
             for g in gaps
         ]

@@ -8,7 +8,7 @@ from datetime import date
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.i18n import ENGLISH, Texts
+from backend.i18n import LABELS, Texts
 from conversations.roles import ROLE_LABELS, ROLES
 from storage import repo
 from storage.models import (
@@ -124,17 +124,8 @@ async def submit_self_ratings(s: AsyncSession, cycle_id: int, user_id: int | Non
 # --- the action plan -------------------------------------------------------------------
 
 
-def action_statuses(tx: Texts) -> dict[str, str]:
-    """The statuses of an action item, slug to label in the reader's language (the same
-    texts as the `action_status` macro of the templates' _labels.html)."""
-    return {
-        "open": tx.pgettext("action status", "Open"),
-        "in_progress": tx.pgettext("action status", "In progress"),
-        "done": tx.pgettext("action status", "Done"),
-    }
-
-
-ACTION_STATUSES: dict[str, str] = action_statuses(ENGLISH)  # in English
+# The statuses of an action item, in order (their words: LABELS["action status"]).
+ACTION_STATUSES: tuple[str, ...] = tuple(LABELS["action status"])
 
 
 async def list_actions(

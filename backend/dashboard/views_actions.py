@@ -13,7 +13,6 @@ from aiohttp import web
 
 from backend.dashboard.queries import (
     ACTION_STATUSES,
-    action_statuses,
     add_action,
     get_action,
     list_actions,
@@ -97,7 +96,7 @@ async def actions_page(request: web.Request) -> web.Response:
             "cycle": cycle,
             "items": items,
             "status": status,
-            "statuses": action_statuses(tx),
+            "statuses": ACTION_STATUSES,
             "counts": counts,
             "total": len(everything),
             "indicators": [(p.indicator.key, p.indicator.id) for p in model.placed()],

@@ -24,7 +24,6 @@ from backend.dashboard.queries import (
     list_clusters,
     remove_cluster_member,
 )
-from backend.dashboard.views_results import short_labels
 from backend.dashboard.views_self import indicator_or_404
 from backend.dashboard.web import (
     _,
@@ -228,11 +227,6 @@ async def cluster_page(request: web.Request) -> web.Response:
             "cluster": cluster,
             "view": view,
             "series": series,
-            "series_labels": {
-                s: (_(request, "The school's own rating") if s == SELF else tx.role_name(s))
-                for s in view["series"]
-            },
-            "short": short_labels(tx),
             "labels": labels,
             "order": [m.id for m in members if m.id in reports],
             "without_cycle": [labels[m.id] for m in members if m.id not in reports],

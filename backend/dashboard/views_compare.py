@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.analytics.compare import compare_reports
 from backend.analytics.report import build_report
 from backend.dashboard.exports_glue import _in_thread, _svg
-from backend.dashboard.views_results import short_labels
 from backend.dashboard.web import R_SCHOOL, cycle_for, render, sessionmaker, texts_of
 from conversations.model import load_model
 from storage import repo
@@ -72,7 +71,6 @@ async def compare_page(request: web.Request) -> web.Response:
             "comparison": comparison,
             "rows": rows,
             "only_changed": only_changed,
-            "short": short_labels(tx),
             "labels": {r: tx.role_name(r) for r in (comparison or {}).get("roles", [])},
             "threshold": now["thresholds"]["anonymity"],
             "model_changed": bool(other and other.model_version != cycle.model_version),

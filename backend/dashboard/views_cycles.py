@@ -70,17 +70,6 @@ def _roles(tx: Texts) -> list[tuple[str, str]]:
     return [(r.value, tx.role_name(r.value)) for r in ROLES]
 
 
-def invite_states(tx: Texts) -> dict[str, str]:
-    """An invite's state (a slug, also a CSS class) to its label in the reader's language
-    (the same texts as the `invite_state` macro of the templates' _labels.html)."""
-    return {
-        "active": tx.pgettext("invite state", "active"),
-        "revoked": tx.pgettext("invite state", "revoked"),
-        "expired": tx.pgettext("invite state", "expired"),
-        "used up": tx.pgettext("invite state", "used up"),
-    }
-
-
 def model_versions(cycles: list[Cycle]) -> list[str]:
     """The model versions a new cycle may use, the default first: the newest cycle's
     (carried forward, so that a repeat cycle compares like with like), then the current."""
@@ -262,17 +251,13 @@ def _invite_state(invite: Invite, now: datetime) -> str:
 
 async def _invite_rows(request: web.Request, s: Any, cycle: Cycle, **kw: Any) -> list[dict]:
     now = datetime.now(UTC)
-    tx = texts_of(request)
-    states = invite_states(tx)
     rows = []
     for inv in await repo.list_invites(s, cycle.id, **kw):
         state = _invite_state(inv, now)
         rows.append(
             {
                 "invite": inv,
-                "label": tx.role_name(inv.role),
                 "state": state,
-                "state_label": states[state],
                 **_links(request, inv),
             }
         )

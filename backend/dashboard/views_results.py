@@ -13,7 +13,6 @@ from backend.analytics.report import biggest_gaps, build_report
 from backend.dashboard.auth import may_write
 from backend.dashboard.modeltree import points, tree
 from backend.dashboard.queries import (
-    action_statuses,
     list_actions,
     list_feedback,
     response_rates,
@@ -28,39 +27,11 @@ from backend.dashboard.web import (
     texts_of,
     user_of,
 )
-from backend.i18n import ENGLISH, N_, Texts
+from backend.i18n import Texts
 from backend.reminders import MAX_ANNOUNCEMENT_CHARS, announcement_audience, get_announcement
 from conversations.model import load_model
 from conversations.roles import ROLE_LABELS, ROLES, Role
 from storage import repo
-
-
-def short_labels(tx: Texts) -> dict[str, str]:
-    """The groups' short names (table headings) in the reader's language, by slug
-    (the same texts as the `short_role` macro of the templates' _labels.html)."""
-    return {
-        "teacher": tx.pgettext("short group name", "Teachers"),
-        "staff": tx.pgettext("short group name", "Staff"),
-        "board": tx.pgettext("short group name", "Board"),
-        "learner": tx.pgettext("short group name", "Learners"),
-        "graduate": tx.pgettext("short group name", "Graduates"),
-        "parent": tx.pgettext("short group name", "Parents"),
-        "employer": tx.pgettext("short group name", "Employers"),
-        "employer_sme": tx.pgettext("short group name", "SMEs"),
-        "union": tx.pgettext("short group name", "Unions"),
-        "education_provider": tx.pgettext("short group name", "Edu prov."),
-        "local_government": tx.pgettext("short group name", "Local gov."),
-        "national_government": tx.pgettext("short group name", "Nat. gov."),
-        "research": tx.pgettext("short group name", "Research"),
-        "international_partner": tx.pgettext("short group name", "Intl partners"),
-        "prospective_learner": tx.pgettext("short group name", "Future learners"),
-    }
-
-
-SHORT = short_labels(ENGLISH)  # in English
-
-# The agreement between groups (`report["indicators"][…]["agreement"]["label"]`).
-AGREEMENT = {"agree": N_("agree"), "mixed": N_("mixed"), "disagree": N_("disagree")}
 
 
 def role_labels(tx: Texts) -> dict[str, str]:
@@ -99,7 +70,6 @@ def _distribution_alt(report: dict[str, Any], key: str, tx: Texts) -> str:
 
 def _heat_rows(report: dict[str, Any], roles: list[str], tx: Texts) -> list[dict[str, Any]]:
     titles = {d.id: d.title for d in tree(tx.model)}
-    short = short_labels(tx)
     threshold = tx.number(report["thresholds"]["anonymity"])
     rows: list[dict[str, Any]] = []
     last_dim = None
@@ -110,7 +80,7 @@ def _heat_rows(report: dict[str, Any], roles: list[str], tx: Texts) -> list[dict
         cells = []
         for r in roles:
             g = ind["roles"][r]
-            group = short.get(r, r)
+            group = tx.label("short group", r)
             if g["n"] == 0:
                 cells.append(
                     {"kind": "empty", "title": tx.gettext("%(group)s: no answers", group=group)}
@@ -183,7 +153,6 @@ async def cycle_overview(request: web.Request) -> web.Response:
             "rates": rates,
             "report": report,
             "roles": roles,
-            "short": short_labels(tx),
             "labels": role_labels(tx),
             "rows": _heat_rows(report, roles, tx),
             "gaps": biggest_gaps(report, limit=10),
@@ -223,7 +192,6 @@ async def indicator_page(request: web.Request) -> web.Response:
         feedback = await list_feedback(s, cycle.id, key)
     user = user_of(request)
     row = next(i for i in report["indicators"] if i["key"] == key)
-    agreement = row["agreement"]["label"]
     groups = []
     for role, g in row["roles"].items():
         if g["n"] == 0:
@@ -268,10 +236,8 @@ async def indicator_page(request: web.Request) -> web.Response:
             "points": points(ind, tx),
             "evidence": evidence,
             "threshold": report["thresholds"]["anonymity"],
-            "agreement_label": tx.gettext(AGREEMENT[agreement]) if agreement in AGREEMENT else "",
             "chart_alt": _distribution_alt(report, key, tx),
             "actions": actions,
-            "statuses": action_statuses(tx),
             "feedback": feedback,
             "can_feedback": user.role == "peer" and user.school_id != cycle.school_id,
             "hide_comments": hides_raw(request, cycle.school_id),

@@ -25,12 +25,11 @@ from fpdf.fonts import FontFace
 
 from backend import charts
 from backend.analytics.report import biggest_gaps
-from backend.i18n import ENGLISH, N_, Texts
+from backend.i18n import ENGLISH, Texts
 
 FONT = "DejaVu"
 _TTF = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
 DPI = 170
-FLAG_TEXT = charts.FLAG_LABELS  # English sources: tx.gettext(FLAG_TEXT[flag])
 HEAD_STYLE = FontFace(emphasis="BOLD", fill_color=(221, 227, 234))
 
 
@@ -136,7 +135,7 @@ def _title_page(pdf: _Report, report: dict[str, Any]) -> None:
         tx.gettext(
             "Cycle: %(name)s (%(status)s)",
             name=cycle.get("name") or "–",
-            status=tx.cycle_status(cycle.get("status")),
+            status=tx.label("cycle status", cycle.get("status")) or "–",
         ),
         tx.gettext("Date: %(date)s", date=_date(report.get("generated_at"), tx)),
         tx.gettext(
@@ -287,7 +286,7 @@ def _gaps(pdf: _Report, report: dict[str, Any]) -> None:
                 _fmt(g["mean"], tx),
                 tx.number(g["n"]),
                 charts.fmt_signed(g["gap"], 2, tx),
-                charts.flag_label(g["flag"], tx),
+                tx.label("flag", g["flag"]),
             ]
         )
         if g["flag"] == "blind_spot":
@@ -378,7 +377,7 @@ def _evidence(pdf: _Report, report: dict[str, Any], evidence: list[dict[str, Any
             rows.append(
                 [
                     str(title),
-                    tx.evidence_kind(item.get("kind")),
+                    tx.label("evidence", item.get("kind")),
                     str(item.get("note") or ""),
                     _date(when, tx),
                 ]
@@ -408,9 +407,6 @@ def _comparison(pdf: _Report, report: dict[str, Any], previous: dict[str, Any]) 
                 ]
             )
         _table(pdf, rows, col_widths=(30, 50, 30, 30, 25), align_right_from=2)
-
-
-ACTION_STATUS_TEXT = {"open": N_("open"), "in_progress": N_("in progress"), "done": N_("done")}
 
 
 def _actions(pdf: _Report, report: dict[str, Any], actions: list[dict[str, Any]]) -> None:
@@ -452,7 +448,7 @@ def _actions(pdf: _Report, report: dict[str, Any], actions: list[dict[str, Any]]
                 str(item.get("title") or ""),
                 str(item.get("owner") or "–"),
                 _date(item.get("due_date"), tx) or "–",
-                tx.gettext(ACTION_STATUS_TEXT[status]) if status in ACTION_STATUS_TEXT else status,
+                tx.label("report action status", status),
             ]
         )
     _table(pdf, rows, col_widths=(20, 74, 38, 22, 26))

@@ -19,7 +19,6 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from backend.analytics.report import biggest_gaps
 from backend.charts import (
-    FLAG_LABELS,
     answered_roles,
     dimensions_of,
     indicator_text,
@@ -37,7 +36,6 @@ FLAG_FILLS = {
     "blind_spot": PatternFill("solid", fgColor="F4A582"),  # orange: school above the group
     "hidden_strength": PatternFill("solid", fgColor="92C5DE"),  # blue: group above the school
 }
-FLAG_TEXT = FLAG_LABELS  # English sources: tx.gettext(FLAG_TEXT[flag])
 # 0..4: light orange - near white - light blue (colour-blind safe, black text stays legible)
 MEAN_SCALE = ColorScaleRule(
     start_type="num",
@@ -83,7 +81,7 @@ def _summary(ws: Worksheet, report: dict[str, Any], tx: Texts) -> None:
         (tx.gettext("School"), school.get("name")),
         (tx.gettext("School slug"), school.get("slug")),
         (tx.gettext("Cycle"), cycle.get("name")),
-        (tx.gettext("Cycle status"), tx.cycle_status(cycle.get("status"))),
+        (tx.gettext("Cycle status"), tx.label("cycle status", cycle.get("status")) or "–"),
         (tx.gettext("Model version"), report.get("model_version")),
         (tx.gettext("Cycle model version"), cycle.get("model_version")),
         (tx.gettext("Generated at"), report.get("generated_at")),
@@ -91,7 +89,7 @@ def _summary(ws: Worksheet, report: dict[str, Any], tx: Texts) -> None:
         (tx.gettext("Free-text threshold (people)"), thresholds.get("free_text")),
         (
             tx.gettext("Statuses counted"),
-            ", ".join(tx.response_status(st) for st in filt.get("statuses") or []),
+            ", ".join(tx.label("response status", st) for st in filt.get("statuses") or []),
         ),
         (tx.gettext("Roles filter"), ", ".join(filt.get("roles") or []) or every),
         (tx.gettext("Languages filter"), ", ".join(filt.get("languages") or []) or every),
@@ -162,7 +160,7 @@ def _dimension_sheet(
             continue
         row += 1
         text = indicator_text(report, ind["key"], tx) or ""
-        kind = tx.scale_name(ind.get("kind"))
+        kind = tx.label("scale", ind.get("kind"))
         values = [ind["key"], ind["id"], ind["criterion"], ind["theme"], text, kind]
         for col, value in enumerate(values, 1):
             ws.cell(row=row, column=col, value=value)
@@ -187,7 +185,7 @@ def _dimension_sheet(
             if flag:
                 gap_cell.fill = FLAG_FILLS[flag]
                 gap_cell.font = BOLD
-                flags.append(f"{role_label(r, tx=tx)}: {tx.gettext(FLAG_TEXT[flag])}")
+                flags.append(f"{role_label(r, tx=tx)}: {tx.label('flag', flag)}")
         ws.cell(row=row, column=len(head), value="; ".join(flags) or None)
     if row > 1:
         for col in mean_cols:
@@ -237,7 +235,7 @@ def _gaps_sheet(wb: Workbook, report: dict[str, Any], tx: Texts) -> None:
             g["mean"],
             g["n"],
             g["gap"],
-            tx.gettext(FLAG_TEXT[g["flag"]]) if g["flag"] in FLAG_TEXT else None,
+            tx.label("flag", g["flag"]) or None,
         ]
         for col, value in enumerate(values, 1):
             cell = ws.cell(row=row, column=col, value=value)
