@@ -529,7 +529,10 @@ async def test_dashboard_in_armenian_and_ukrainian(browser, sqlite_settings, scr
         await page.keyboard.press("End")  # the last language in the list: Українська
         await page.keyboard.press("Tab")
         await page.keyboard.press("Enter")
-        await page.wait_for_function("document.documentElement.lang === 'uk'")
+        # A function, not an expression: Playwright re-evals an expression string at every
+        # poll after the first, from a page callback, which the dashboard's CSP (script-src
+        # 'self', no 'unsafe-eval') refuses; a function is evaluated once, through CDP.
+        await page.wait_for_function("() => document.documentElement.lang === 'uk'")
         assert page.url.endswith("/self-assessment")  # back where the coordinator was
         uk = texts("uk")
         await page.get_by_role("heading", name=uk.gettext("Self-assessment"), exact=True).wait_for()

@@ -134,7 +134,7 @@ async def test_coordinator_runs_a_cycle(browser, sqlite_settings, screenshots):
         for img in await page.locator("img.qr-thumb").all():
             await img.scroll_into_view_if_needed()
         await page.wait_for_function(
-            "[...document.querySelectorAll('img.qr-thumb')]"
+            "() => [...document.querySelectorAll('img.qr-thumb')]"
             ".every(i => i.complete && i.naturalWidth > 0)",
             timeout=15000,
         )
