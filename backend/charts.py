@@ -36,7 +36,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter
 
-from backend.i18n import ENGLISH, N_, Texts
+from backend.i18n import ENGLISH, LABELS, N_, Texts
 from conversations.model import ExcellenceModel
 
 Format = Literal["svg", "png"]
@@ -44,25 +44,6 @@ SCALE_MAX = 4
 FLAG_MARGIN = SCALE_MAX / 3
 NO_DATA = N_("No data yet")  # the English source: show it as tx.gettext(NO_DATA)
 
-# Short role names for axes and column heads (ROLE_LABELS is the model's long wording);
-# English sources, translated where shown (role_label).
-SHORT_LABELS: dict[str, str] = {
-    "teacher": N_("Teachers"),
-    "staff": N_("Other staff"),
-    "board": N_("Board"),
-    "learner": N_("Learners"),
-    "graduate": N_("Graduates"),
-    "parent": N_("Parents"),
-    "employer": N_("Employers"),
-    "employer_sme": N_("SME employers"),
-    "union": N_("Unions"),
-    "education_provider": N_("Edu. providers"),
-    "local_government": N_("Local gov."),
-    "national_government": N_("National gov."),
-    "research": N_("Research"),
-    "international_partner": N_("Intl partners"),
-    "prospective_learner": N_("Future learners"),
-}
 SELF_LABEL = N_("Self")  # also the key of the school's own series (comparison_rows)
 
 # Colour-blind-safe qualitative colours: Okabe-Ito, then Paul Tol's muted scheme.
@@ -121,9 +102,10 @@ class ChartResult:
 
 
 def role_label(role: str, *, short: bool = True, tx: Texts = ENGLISH) -> str:
-    """A group's name in `tx`'s language: short for axes and column heads, else the model's."""
-    if short and role in SHORT_LABELS:
-        return tx.gettext(SHORT_LABELS[role])
+    """A group's name in `tx`'s language: short for axes and column heads (the dashboard's
+    own short names, `LABELS["short group"]`), else the model's."""
+    if short and role in LABELS["short group"]:
+        return tx.label("short group", role)
     return tx.role_name(role)
 
 
@@ -1167,7 +1149,6 @@ def cycle_comparison_svg(
 
 __all__ = [
     "NO_DATA",
-    "SHORT_LABELS",
     "ChartResult",
     "DimensionData",
     "cycle_comparison_chart",

@@ -97,20 +97,21 @@ LABELS: dict[str, dict[str, tuple[str | None, str]]] = {
         "mixed": (None, N_("mixed")),
         "disagree": (None, N_("disagree")),
     },
-    # The groups' short names in the dashboard's tables (the model's names: role_name).
+    # The groups' short names in tables, on chart axes and in the exports (the model's names:
+    # role_name).
     "short group": {
         "teacher": NP_("short group name", "Teachers"),
-        "staff": NP_("short group name", "Staff"),
+        "staff": NP_("short group name", "Other staff"),
         "board": NP_("short group name", "Board"),
         "learner": NP_("short group name", "Learners"),
         "graduate": NP_("short group name", "Graduates"),
         "parent": NP_("short group name", "Parents"),
         "employer": NP_("short group name", "Employers"),
-        "employer_sme": NP_("short group name", "SMEs"),
+        "employer_sme": NP_("short group name", "SME employers"),
         "union": NP_("short group name", "Unions"),
-        "education_provider": NP_("short group name", "Edu prov."),
+        "education_provider": NP_("short group name", "Edu. providers"),
         "local_government": NP_("short group name", "Local gov."),
-        "national_government": NP_("short group name", "Nat. gov."),
+        "national_government": NP_("short group name", "National gov."),
         "research": NP_("short group name", "Research"),
         "international_partner": NP_("short group name", "Intl partners"),
         "prospective_learner": NP_("short group name", "Future learners"),
