@@ -18,7 +18,9 @@ card shows no buttons), written by the outbox when the card was delivered. A tap
 older message then does not fork the card, and a re-render that would change nothing
 costs no Bot API call. When a typed message makes us send the card anew (a number, a
 comment, a command), the old card's buttons are taken away first (editMessageReplyMarkup),
-so only the newest card in the chat can be tapped.
+so only the newest card in the chat can be tapped; /stop takes them away too. Two typed
+messages handled before either new card is out both strip the same old card; the outbox
+then strips the card sent first once the second is delivered (`_remember_card`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from telegram import CallbackQuery, Message, Update
@@ -49,6 +52,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+# Stages a typed command can lead to that show no card: the old card's buttons go.
+CARDLESS_STAGES = ("stopped", "declined", "erased")
 COMMANDS: dict[str, type[E.Event]] = {
     "resume": E.Resume,
     "restart": E.Restart,
@@ -227,18 +232,31 @@ class BotChannel:
                 address=msg.chat.id,
                 also=self.card_key(subject),
             )
-        await self._forget_card_if_erased(subject, outcome.step)
-        items = self._messages(msg.chat.id, subject, outcome.step, edit=None)
+        step = outcome.step
+        await self._forget_card_if_erased(subject, step)
+        items = self._messages(msg.chat.id, subject, step, edit=None)
         new_card = next((i for i, item in enumerate(items) if item.card), None)
-        if new_card is not None:
-            # The card is sent anew below the typed message: the old one, higher up, keeps
-            # its text but loses its buttons (queued before the new card, in the same order).
+        card_gone = step.changed and step.state.get("stage") in CARDLESS_STAGES
+        if new_card is not None or card_gone:
             card = outcome.also
             if started:  # runner.start reads no `also`; a /start is rare
                 card = await self.runner.store.load(self.card_key(subject))
             old = card.get("m") if card and not card.get("n") else None
             if isinstance(old, int):
-                items.insert(new_card, Outgoing.strip_keyboard(msg.chat.id, old, subject))
+                strip = Outgoing.strip_keyboard(msg.chat.id, old, subject)
+                if new_card is not None:
+                    # The card is sent anew below the typed message: the old one, higher
+                    # up, keeps its text but loses its buttons (queued before the new card).
+                    items[new_card] = replace(items[new_card], replaces=old)
+                    items.insert(new_card, strip)
+                else:
+                    # /stop (or declining by command): no card follows, the old one is
+                    # left without buttons; /resume sends a new one.
+                    items.insert(0, strip)
+                    if not _leaves_nothing(step):
+                        await self.runner.store.save(
+                            self.card_key(subject), dict(card, n=1), self.runner.ttl
+                        )
         self.outbox.submit(items)
         return "message"
 
@@ -403,13 +421,25 @@ class BotChannel:
         if _leaves_nothing(step):
             await self.runner.store.delete(self.card_key(subject))
 
-    async def _remember_card(
-        self, subject: str, message_id: int, shown: str, buttons: bool = True
-    ) -> None:
-        card: dict[str, Any] = {"m": message_id, "h": shown}
-        if not buttons:
+    async def _remember_card(self, item: Outgoing, message_id: int) -> None:
+        """The outbox delivered a card: it is the one a tap or the next strip refers to.
+
+        A card sent anew normally replaces the card stripped just before it. When another
+        card with buttons was remembered meanwhile (two typed messages at once: both were
+        handled before either card went out, so both stripped the same old card), that
+        one is stripped now, so that only the newest card in the chat has buttons. Edits
+        (taps) skip this check: they keep the same message."""
+        assert item.subject is not None
+        key = self.card_key(item.subject)
+        if item.edit_message_id is None:
+            prev = await self.runner.store.load(key)
+            other = prev.get("m") if prev and not prev.get("n") else None
+            if isinstance(other, int) and other not in (message_id, item.replaces):
+                self.outbox.submit([Outgoing.strip_keyboard(item.chat_id, other, item.subject)])
+        card: dict[str, Any] = {"m": message_id, "h": item.card_hash}
+        if item.markup is None:
             card["n"] = 1  # nothing to strip when a typed answer sends the next card
-        await self.runner.store.save(self.card_key(subject), card, self.runner.ttl)
+        await self.runner.store.save(key, card, self.runner.ttl)
 
     async def _mark_blocked(self, subject: str) -> None:
         await self._set_blocked(subject, True)

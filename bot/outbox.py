@@ -47,6 +47,9 @@ class Outgoing:
     card: bool = False  # the survey card: remember its message id
     card_hash: str = ""
     strip: bool = False  # only remove the keyboard of `edit_message_id` (an old card)
+    # A card sent anew: the old card whose buttons go with it (stripped before it, or the
+    # card an edit could not reach). Another card remembered by then is stripped after it.
+    replaces: int | None = None
 
     @classmethod
     def strip_keyboard(cls, chat_id: int, message_id: int, subject: str | None = None) -> Outgoing:
@@ -71,8 +74,8 @@ def is_not_modified(exc: BadRequest) -> bool:
     return "not modified" in str(exc).lower()
 
 
-# (subject, message id, card hash, whether the card shows buttons)
-CardCallback = Callable[[str, int, str, bool], Awaitable[None]]
+# (the card delivered, its message id): `item.edit_message_id` is None when it was sent anew
+CardCallback = Callable[["Outgoing", int], Awaitable[None]]
 BlockedCallback = Callable[[str], Awaitable[None]]
 
 
@@ -233,7 +236,7 @@ class Outbox:
                     return True
                 if item.edit_message_id is not None:
                     # The card cannot be edited (too old, deleted): send it anew.
-                    item = replace(item, edit_message_id=None)
+                    item = replace(item, edit_message_id=None, replaces=item.edit_message_id)
                     continue
                 log.error("400 on %s: %s", method, _short(exc))
                 self._gave_up(item, "bad_request")
@@ -259,9 +262,7 @@ class Outbox:
     async def _card_shown(self, item: Outgoing, message_id: int | None) -> None:
         if item.card and item.subject and message_id is not None and self.on_card is not None:
             try:
-                await self.on_card(
-                    item.subject, message_id, item.card_hash, item.markup is not None
-                )
+                await self.on_card(item, message_id)
             except Exception as exc:  # only a hint for the next tap: never fail a send for it
                 log.warning("could not remember the card: %s", type(exc).__name__)
 

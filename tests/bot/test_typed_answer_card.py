@@ -4,7 +4,9 @@ A tap edits the card in place (one editMessageText). Typed input (a number, a co
 command that shows the card again) cannot edit it: the next card goes out as a new message
 below the typed one. The old card, higher up, is then stripped of its keyboard
 (editMessageReplyMarkup without a markup), queued before the new card, so only one card in
-the chat has buttons. A 400 on that strip (deleted, too old, not modified) changes nothing.
+the chat has buttons. A 400 on that strip (deleted, too old, not modified) changes nothing. /stop strips the card
+too (no card follows it), and when two typed messages cross (both handled before either
+new card is out), the card sent first is stripped once the second is delivered.
 """
 
 from __future__ import annotations
@@ -226,19 +228,30 @@ async def test_no_strip_without_a_card_or_without_a_new_card(bench):
     assert await tg.tap(user, card, button(card, callback.CONSENT, "yes")) == [200]
     await tg.settle(user)
     assert [c.method for c in message_calls(fake, user, mark)] == ["editMessageText"]
-    # /stop sends no card (only a note): the card is left as it is.
+    # /stop sends no card, only a note: the card loses its buttons first (a tap on it
+    # would otherwise go on with a survey the person said they stopped).
     mark = len(fake.calls)
     assert await tg.send(user, "/stop") == [200]
-    await tg.settle(user)
-    assert [c.method for c in message_calls(fake, user, mark)] == ["sendMessage"]
-    assert cards_with_buttons(fake, user) == [card.message_id]
-    # /resume shows the card anew: the old one is stripped first.
-    mark = len(fake.calls)
-    assert await tg.send(user, "/resume") == [200]
     await tg.settle(user)
     calls = message_calls(fake, user, mark)
     assert [c.method for c in calls] == [STRIP, "sendMessage"]
     assert calls[0].params["message_id"] == card.message_id
+    assert cards_with_buttons(fake, user) == []
+    # /resume shows the card anew; the old one has no buttons left to strip.
+    mark = len(fake.calls)
+    assert await tg.send(user, "/resume") == [200]
+    await tg.settle(user)
+    assert [c.method for c in message_calls(fake, user, mark)] == ["sendMessage"]
+    assert cards_with_buttons(fake, user) == [fake.card(user.id).message_id]
+    # /stop then /stop again: the second one has no card to strip.
+    assert await tg.send(user, "/stop") == [200]
+    await tg.settle(user)
+    mark = len(fake.calls)
+    assert await tg.send(user, "/stop") == [200]
+    await tg.settle(user)
+    assert [c.method for c in message_calls(fake, user, mark)] == ["sendMessage"]
+    assert await tg.send(user, "/resume") == [200]
+    await tg.settle(user)
     assert cards_with_buttons(fake, user) == [fake.card(user.id).message_id]
     # /start again (the same link): the card anew, the old one stripped (read without `also`).
     mark = len(fake.calls)
@@ -261,3 +274,57 @@ async def test_a_whole_survey_leaves_one_card_with_buttons(bench):
     assert len(fake.called("editMessageText", user.id)) == w.taps
     assert len(cards_with_buttons(fake, user)) <= 1
     assert all(c.status == 200 for c in fake.calls)
+
+
+async def test_stop_before_consent_declines_and_strips_the_consent_card(bench):
+    tg, fake = bench.tg, bench.fake
+    user = tg.user()
+    assert await tg.send(user, f"/start {bench.seeded.invites['learner']}") == [200]
+    await tg.settle(user)
+    consent = fake.card(user.id)
+    assert consent is not None and consent.callback_data()
+    mark = len(fake.calls)
+    assert await tg.send(user, "/stop") == [200]
+    await tg.settle(user)
+    calls = message_calls(fake, user, mark)
+    assert [c.method for c in calls] == [STRIP, "sendMessage"]
+    assert calls[0].params["message_id"] == consent.message_id
+    assert cards_with_buttons(fake, user) == []
+    assert T("consent.declined") in calls[1].params["text"]
+    # Declined: nothing is kept under the person's hash, not even the card id.
+    assert await bench.runner.store.load(bench.channel.card_key(bench.subject(user))) is None
+
+
+async def test_two_typed_messages_at_once_leave_only_the_newest_card_with_buttons(
+    storage, fake_api
+):
+    """Both messages are handled before either new card goes out (the first strip is slow),
+    so both read the same old card: the card sent first is stripped once the second is out."""
+    async with number_bench(storage, fake_api) as bench:
+        tg, fake = bench.tg, bench.fake
+        user = await at_number_question(bench)
+        old = fake.card(user.id)
+        assert old is not None
+        fake.slow(STRIP, 0.5)
+        mark = len(fake.calls)
+        assert await tg.send(user, "lots") == [200]
+        assert await tg.send(user, "many") == [200]  # handled while the first strip waits
+        await tg.settle(user)
+        calls = message_calls(fake, user, mark)
+        sent = [c for c in calls if c.method == "sendMessage"]
+        assert len(sent) == 2
+        first, second = (m.message_id for m in fake.messages(user.id)[-2:])
+        assert [(c.method, c.params["message_id"]) for c in calls if c.method == STRIP] == [
+            (STRIP, old.message_id),
+            (STRIP, old.message_id),  # the second message read the same old card
+            (STRIP, first),  # then the card sent first, once the second was out
+        ]
+        assert cards_with_buttons(fake, user) == [second]
+        assert fake.card(user.id).message_id == second
+        assert metric(bench, "gs_bot_api_calls_total", method=STRIP, outcome="gave_up") == 0
+        # The newest card works: the right number goes on to the next question.
+        assert await tg.send(user, "12") == [200]
+        await tg.settle(user)
+        card = fake.card(user.id)
+        assert card is not None and callback.decode(card.callback_data()[0]).target == "e1"
+        assert cards_with_buttons(fake, user) == [card.message_id]
