@@ -99,6 +99,25 @@ async def _runner(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _cluster_summaries(app: web.Application) -> AsyncIterator[None]:
+    """Keep the cluster views' school summaries up to date in the background."""
+    import asyncio
+
+    from backend.analytics.summaries import refresh_forever
+
+    task = asyncio.create_task(
+        refresh_forever(
+            app[keys.SESSIONMAKER], load_model(), app[keys.SETTINGS].cluster_refresh_seconds
+        ),
+        name="cluster-summaries",
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def index(request: web.Request) -> web.Response:
     """The site root: coordinators go to their dashboard (which asks them to log in)."""
     raise web.HTTPFound("/dashboard")
@@ -164,6 +183,8 @@ def create_app(settings: Settings, **overrides: Any) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_stores)
     app.cleanup_ctx.append(_runner)
+    if settings.cluster_refresh_seconds:
+        app.cleanup_ctx.append(_cluster_summaries)
 
     app.router.add_get("/", index, name="index")
     app.router.add_get("/healthz", healthz, name="healthz")

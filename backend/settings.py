@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     webhook_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     log_level: str = "INFO"
+    # How often each server process builds the cluster views' out-of-date school summaries
+    # ahead of the next view (backend.analytics.summaries); 0: only when a view needs one.
+    cluster_refresh_seconds: int = Field(default=300, ge=0)
     # Reminders (Telegram only, after an opt-in): off unless REMINDERS_ENABLED is set.
     reminders_enabled: bool = False
     reminder_delays_hours: str = "24,72"  # since the last answer; at most two reminders

@@ -326,6 +326,67 @@ async def measure(url: str, cycle_id: int, repeat: int, tag: str) -> dict[str, A
     return out
 
 
+async def measure_cluster_page(url: str, cycle_ids: list[int], repeat: int) -> dict[str, Any]:
+    """The cluster view as the dashboard builds it (`cycle_summaries`: every school's report
+    through the anonymity gate, stored while its data is unchanged): with nothing stored
+    (every summary built), with everything stored, and after one new answer at one school."""
+    from sqlalchemy import delete, select
+
+    from backend.analytics.summaries import cycle_summaries
+    from conversations.model import load_model
+    from storage import repo
+    from storage.db import create_engine, make_sessionmaker
+    from storage.models import Answer, Cycle, ReportSummary, Response
+
+    model = load_model()
+    engine = create_engine(url)
+    sm = make_sessionmaker(engine)
+    built: list[int] = []
+
+    async def view() -> None:
+        async with sm.begin() as s:
+            cycles = {c.school_id: c for c in await s.scalars(select(Cycle))}
+            built.append((await cycle_summaries(s, cycles, model))[1])
+
+    async def cold() -> None:
+        async with sm.begin() as s:
+            await s.execute(delete(ReportSummary))
+        t = time.perf_counter()
+        await view()
+        times.append(time.perf_counter() - t)
+
+    out: dict[str, Any] = {"schools": len(cycle_ids)}
+    times: list[float] = []
+    for _ in range(max(1, repeat // 3)):
+        await cold()
+    out["nothing_stored_ms"] = round(statistics.median(times) * 1000, 1)
+    out["nothing_stored_built"] = built[-1]
+    out["all_stored"] = await _timed(view, repeat)
+    out["all_stored_built"] = built[-1]
+    times = []
+    for i in range(repeat):
+        async with sm.begin() as s:  # one more answer at one school
+            rid, qid = (
+                await s.execute(
+                    select(Answer.response_id, Answer.question_id)
+                    .join(Response, Response.id == Answer.response_id)
+                    .where(Response.cycle_id == cycle_ids[i % len(cycle_ids)])
+                    .limit(1)
+                )
+            ).one()
+            value = await s.scalar(
+                select(Answer.value).where(Answer.response_id == rid, Answer.question_id == qid)
+            )
+            await repo.upsert_answer(s, rid, qid, value=(value + 1) % 5)
+        t = time.perf_counter()
+        await view()
+        times.append(time.perf_counter() - t)
+    out["one_school_changed_ms"] = round(statistics.median(times) * 1000, 1)
+    out["one_school_changed_built"] = built[-1]
+    await engine.dispose()
+    return out
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     name, url = await create_database("bench_seed")
@@ -336,6 +397,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         result["seed"] = info
         cycle = cycle_ids[len(cycle_ids) // 2]
         result["without_index"] = await measure(url, cycle, args.repeat, "without_index")
+        result["cluster_page"] = await measure_cluster_page(url, cycle_ids, args.repeat)
         import asyncpg
 
         conn = await asyncpg.connect(asyncpg_url(url))

@@ -164,6 +164,10 @@ class Response(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # +1 whenever its answers or its status change (repo.touch_response, repo.set_status):
+    # a counter, not a clock, so that the sum over a cycle grows with every change whatever
+    # the order in which concurrent transactions commit (backend.analytics.summaries).
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Answer(Base):
@@ -333,3 +337,18 @@ class ActionItem(Base):
     status: Mapped[str] = mapped_column(String(12), default="open")  # open|in_progress|done
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ReportSummary(Base):
+    """A cycle's report in brief, for the cluster view: each indicator's own rating and the
+    groups' shown means, as `build_report` gave them (after the anonymity gate; no free
+    text). Valid while the cycle's data has the same `fingerprint`
+    (`backend.analytics.summaries`); erasing a respondent deletes their cycles' rows."""
+
+    __tablename__ = "report_summary"
+    cycle_id: Mapped[int] = mapped_column(
+        ForeignKey("cycle.id", ondelete="CASCADE"), primary_key=True
+    )
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[dict[str, Any]]
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, and_, case, delete, or_, select, update
+from sqlalchemy import Table, and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -31,6 +31,7 @@ from storage.models import (
     Evidence,
     Invite,
     QuestionMap,
+    ReportSummary,
     Respondent,
     Response,
     School,
@@ -481,8 +482,41 @@ async def set_status(
             status=status,
             completed_at=None if status == "in_progress" else now,
             updated_at=now,
+            revision=Response.revision + 1,
         )
         .execution_options(synchronize_session="fetch")
+    )
+
+
+async def touch_response(s: AsyncSession, response_id: int) -> None:
+    """Its answers changed: `updated_at` says when (the reminders' "last activity") and
+    `revision` counts it (the fingerprint that tells a stored summary is out of date)."""
+    await s.execute(
+        update(Response)
+        .where(Response.id == response_id)
+        .values(updated_at=utcnow(), revision=Response.revision + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def save_report_summary(
+    s: AsyncSession, cycle_id: int, fingerprint: str, summary: dict[str, Any]
+) -> None:
+    """Store (or replace) a cycle's summary for the cluster view; two viewers building the
+    same one at once both succeed (upsert)."""
+    table = ReportSummary.__table__
+    stmt = _insert(s, table).values(
+        cycle_id=cycle_id, fingerprint=fingerprint, summary=summary, computed_at=utcnow()
+    )
+    await s.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[table.c.cycle_id],
+            set_={
+                "fingerprint": stmt.excluded.fingerprint,
+                "summary": stmt.excluded.summary,
+                "computed_at": stmt.excluded.computed_at,
+            },
+        )
     )
 
 
@@ -524,7 +558,8 @@ async def upsert_answer(
     """Store one answer, exactly one of value / na / number / choice / skipped.
 
     Idempotent on (response, question): the same input again changes nothing (not even
-    `answered_at`); a different answer replaces the old one and takes the new time.
+    `answered_at`); a different answer replaces the old one and takes the new time. A new
+    or changed answer touches its response (`touch_response`).
     """
     given = [value is not None, na, number is not None, choice is not None, skipped]
     if sum(given) != 1:
@@ -548,19 +583,30 @@ async def upsert_answer(
             for name in ("value", "na", "number", "choice", "skipped")
         )
     )
-    await s.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["response_id", "question_id"],
-            set_={
-                "value": new.value,
-                "na": new.na,
-                "number": new.number,
-                "choice": new.choice,
-                "skipped": new.skipped,
-                "answered_at": case((changed, new.answered_at), else_=table.c.answered_at),
-            },
-        )
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["response_id", "question_id"],
+        set_={
+            "value": new.value,
+            "na": new.na,
+            "number": new.number,
+            "choice": new.choice,
+            "skipped": new.skipped,
+            "answered_at": new.answered_at,
+        },
+        where=changed,
     )
+    # Inserted or changed (the same answer again touches nothing): the response's revision
+    # goes up too. On PostgreSQL in the same statement (one round trip on the hot path).
+    if s.get_bind().dialect.name == "postgresql":
+        saved = upsert.returning(table.c.response_id).cte("saved")
+        await s.execute(
+            update(Response)
+            .where(Response.id.in_(select(saved.c.response_id)))
+            .values(updated_at=utcnow(), revision=Response.revision + 1)
+            .execution_options(synchronize_session=False)
+        )
+    elif (await s.execute(upsert)).rowcount:
+        await touch_response(s, response_id)
 
 
 async def load_answers(s: AsyncSession, response_id: int) -> dict[str, AnswerRecord]:
@@ -585,6 +631,8 @@ async def delete_answer(s: AsyncSession, response_id: int, question_id: str) -> 
     result = await s.execute(
         delete(Answer).where(Answer.response_id == response_id, Answer.question_id == question_id)
     )
+    if result.rowcount:
+        await touch_response(s, response_id)
     return result.rowcount > 0
 
 
@@ -640,6 +688,9 @@ async def erase_respondent(s: AsyncSession, subject_hash: str) -> int:
         await s.scalars(select(Response.id).where(Response.respondent_id == respondent_id))
     )
     if response_ids:
+        # The cluster view's summaries of those cycles were computed with these answers.
+        cycles = select(Response.cycle_id).where(Response.id.in_(response_ids))
+        await s.execute(delete(ReportSummary).where(ReportSummary.cycle_id.in_(cycles)))
         await s.execute(delete(Contact).where(Contact.response_id.in_(response_ids)))
         await s.execute(delete(Answer).where(Answer.response_id.in_(response_ids)))
         await s.execute(delete(Comment).where(Comment.response_id.in_(response_ids)))

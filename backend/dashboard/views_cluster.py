@@ -9,13 +9,14 @@ self-assessment, evidence and report pages, read only, without free-text comment
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
 
 from backend.analytics.cluster import MIN_SCHOOLS, SELF, _letters, cluster_view
-from backend.analytics.report import build_report
+from backend.analytics.summaries import cycle_summaries
 from backend.dashboard.queries import (
     add_cluster_member,
     add_feedback,
@@ -41,6 +42,8 @@ from backend.i18n import Texts
 from conversations.model import load_model
 from storage import repo
 from storage.models import Cluster
+
+log = logging.getLogger(__name__)
 
 MAX_FEEDBACK = 4000
 
@@ -199,7 +202,6 @@ async def cluster_page(request: web.Request) -> web.Response:
         members = await cluster_schools(s, cluster.id)
         if user.role != "admin" and user.school_id not in {m.id for m in members}:
             raise web.HTTPNotFound()
-        reports: dict[int, dict[str, Any]] = {}
         cycles: dict[int, Any] = {}
         by_school = {sch.id: await repo.list_cycles(s, sch.id) for sch in members}
         rounds = cycle_rounds(by_school.values())
@@ -211,8 +213,11 @@ async def cluster_page(request: web.Request) -> web.Response:
             found = [c for c in by_school[sch.id] if not chosen or c.name == chosen]
             if found:
                 cycles[sch.id] = found[0]
-                # Through the anonymity gate, like every other reader.
-                reports[sch.id] = await build_report(s, found[0].id, model)
+        # Each school's report in brief, through the anonymity gate like every other reader;
+        # stored while its data is unchanged, so only schools with new answers cost a report.
+        reports, built = await cycle_summaries(s, cycles, model)
+        if built:
+            log.info("cluster %d: %d of %d summaries built", cid, built, len(cycles))
     view = cluster_view(reports)
     names = {m.id: m.name for m in members}
     tx = texts_of(request)

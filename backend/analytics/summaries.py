@@ -1,0 +1,245 @@
+"""The cluster view's per-cycle summaries, kept in `report_summary` while the data is unchanged.
+
+The cluster view compares many schools. Building each school's report (`build_report`)
+costs about 0.1 s per school of 20,000 answers, so a cluster of 100 such schools took
+10-20 s at every view (bench/README.md). A summary keeps just what the view reads, per
+indicator: key, id, dimension, kind, the school's own rating and each group's shown mean,
+taken from `build_report` (so after the anonymity gate; no free text). It is stored
+with a fingerprint of everything that report depends on:
+
+- the cycle row: status, model version, thresholds;
+- its responses: how many, the sum of their `revision` counters and the largest id.
+  An answer saved, skipped or deleted bumps its response's revision
+  (`repo.touch_response`), and so does a status change (`repo.set_status`). Erasing a
+  respondent deletes the summaries of their cycles outright (`repo.erase_respondent`);
+- its self-ratings, row by row (a few dozen per cycle);
+- the question map (which questions evidence which indicators), the model's version and
+  SUMMARY_VERSION (the shape of a summary).
+
+The fingerprints of all the cycles of a cluster take three queries over those small tables,
+never the answers. A stored summary whose fingerprint differs is built again and replaced,
+by the view that finds it so, or before that by `refresh`, which every server process runs
+every CLUSTER_REFRESH_SECONDS for the cycles the cluster views show by default.
+The fingerprint is read BEFORE the report is built: a change committed in between then
+makes the stored fingerprint old, so the next view builds again; the other order could keep
+a report older than its fingerprint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.analytics.report import build_report
+from conversations.model import ExcellenceModel
+from storage import repo
+from storage.models import (
+    ClusterMember,
+    Cycle,
+    QuestionMap,
+    ReportSummary,
+    Response,
+    SelfRating,
+)
+
+log = logging.getLogger(__name__)
+
+SUMMARY_VERSION = 1
+
+
+def summarize(report: Mapping[str, Any]) -> dict[str, Any]:
+    """What the cluster view reads of a report: per indicator, the own rating and the
+    shown means (a suppressed group has none and is left out)."""
+    return {
+        "indicators": [
+            {
+                "key": ind["key"],
+                "id": ind["id"],
+                "dimension": ind.get("dimension"),
+                "kind": ind.get("kind"),
+                "self": ind.get("self"),
+                "roles": {
+                    role: {"mean": g["mean"]}
+                    for role, g in (ind.get("roles") or {}).items()
+                    if g and g.get("mean") is not None
+                },
+            }
+            for ind in report.get("indicators", [])
+        ]
+    }
+
+
+def _digest(parts: Any) -> str:
+    raw = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+async def fingerprints(
+    s: AsyncSession, cycles: Sequence[Cycle], model: ExcellenceModel
+) -> dict[int, str]:
+    """cycle id -> a digest that changes whenever that cycle's report could."""
+    ids = [c.id for c in cycles]
+    if not ids:
+        return {}
+    responses = {
+        cid: [int(n), int(revs or 0), int(top or 0)]
+        for cid, n, revs, top in await s.execute(
+            select(
+                Response.cycle_id,
+                func.count(Response.id),
+                func.sum(Response.revision),
+                func.max(Response.id),
+            )
+            .where(Response.cycle_id.in_(ids))
+            .group_by(Response.cycle_id)
+        )
+    }
+    selfs: dict[int, list[Any]] = {}
+    for cid, key, value, number, status in await s.execute(
+        select(
+            SelfRating.cycle_id,
+            SelfRating.indicator_key,
+            SelfRating.value,
+            SelfRating.number,
+            SelfRating.status,
+        )
+        .where(SelfRating.cycle_id.in_(ids))
+        .order_by(SelfRating.cycle_id, SelfRating.indicator_key)
+    ):
+        selfs.setdefault(cid, []).append([key, value, number, status])
+    question_map = _digest(
+        [
+            list(row)
+            for row in await s.execute(
+                select(
+                    QuestionMap.bank_tag, QuestionMap.question_id, QuestionMap.indicator_key
+                ).order_by(QuestionMap.bank_tag, QuestionMap.question_id, QuestionMap.indicator_key)
+            )
+        ]
+    )
+    return {
+        c.id: _digest(
+            [
+                SUMMARY_VERSION,
+                model.version,
+                question_map,
+                [c.status, c.model_version, c.anonymity_threshold, c.free_text_threshold],
+                responses.get(c.id),
+                selfs.get(c.id),
+            ]
+        )
+        for c in cycles
+    }
+
+
+async def _stored(s: AsyncSession, cycle_ids: Sequence[int]) -> dict[int, tuple[str, Any]]:
+    """cycle id -> (fingerprint, summary) as stored."""
+    return {
+        cid: (fingerprint, summary)
+        for cid, fingerprint, summary in await s.execute(
+            select(ReportSummary.cycle_id, ReportSummary.fingerprint, ReportSummary.summary).where(
+                ReportSummary.cycle_id.in_(list(cycle_ids))
+            )
+        )
+    }
+
+
+async def cycle_summaries(
+    s: AsyncSession, cycles: Mapping[int, Cycle], model: ExcellenceModel
+) -> tuple[dict[int, dict[str, Any]], int]:
+    """`cycles`: school id -> the cycle to show. Returns (school id -> summary, how many
+    summaries had to be built now). Run it in a transaction (`sessionmaker.begin()`): the
+    summaries it builds are stored when that commits."""
+    prints = await fingerprints(s, list(cycles.values()), model)
+    stored = await _stored(s, list(prints))
+    out: dict[int, dict[str, Any]] = {}
+    built = 0
+    for school_id, cycle in cycles.items():
+        fingerprint, summary = stored.get(cycle.id, (None, None))
+        if fingerprint == prints[cycle.id]:
+            out[school_id] = summary
+            continue
+        out[school_id] = summarize(await build_report(s, cycle.id, model))
+        await repo.save_report_summary(s, cycle.id, prints[cycle.id], out[school_id])
+        built += 1
+    return out, built
+
+
+# -- kept fresh in the background ---------------------------------------------------------
+
+LOCK_CLASS = 0x4753  # pg advisory lock (class, cycle id): one builder per summary at a time
+
+
+async def default_cycles(s: AsyncSession) -> dict[int, Cycle]:
+    """school id -> the cycle a cluster view shows by default (the school's newest, as
+    `repo.list_cycles` orders them), for every school in some cluster."""
+    rows = await s.scalars(
+        select(Cycle)
+        .where(Cycle.school_id.in_(select(ClusterMember.school_id)))
+        .order_by(Cycle.school_id, Cycle.created_at.desc(), Cycle.id.desc())
+    )
+    out: dict[int, Cycle] = {}
+    for cycle in rows:
+        out.setdefault(cycle.school_id, cycle)
+    return out
+
+
+async def _claim(s: AsyncSession, cycle_id: int) -> bool:
+    """On PostgreSQL, True unless another process is building this summary right now (the
+    lock ends with the transaction); SQLite has one writer at a time anyway."""
+    if s.get_bind().dialect.name != "postgresql":
+        return True
+    got = await s.scalar(
+        select(func.pg_try_advisory_xact_lock(LOCK_CLASS, cycle_id))  # type: ignore[arg-type]
+    )
+    return bool(got)
+
+
+async def refresh(sm: async_sessionmaker, model: ExcellenceModel) -> int:
+    """Build the out-of-date summaries of the cycles the cluster views show by default,
+    each in a transaction of its own; returns how many were built. With several server
+    processes each summary is built by one of them (advisory lock, then a second look at
+    the fingerprint inside the lock)."""
+    async with sm() as s:
+        cycles = list((await default_cycles(s)).values())
+        prints = await fingerprints(s, cycles, model)
+        stored = await _stored(s, list(prints))
+    stale = [c.id for c in cycles if stored.get(c.id, (None,))[0] != prints[c.id]]
+    built = 0
+    for cycle_id in stale:
+        async with sm.begin() as s:
+            if not await _claim(s, cycle_id):
+                continue
+            cycle = await s.get(Cycle, cycle_id)
+            if cycle is None:
+                continue
+            fingerprint = (await fingerprints(s, [cycle], model))[cycle_id]
+            if (await _stored(s, [cycle_id])).get(cycle_id, (None,))[0] == fingerprint:
+                continue  # built meanwhile
+            summary = summarize(await build_report(s, cycle_id, model))
+            await repo.save_report_summary(s, cycle_id, fingerprint, summary)
+            built += 1
+        await asyncio.sleep(0)  # requests go first between two reports
+    return built
+
+
+async def refresh_forever(sm: async_sessionmaker, model: ExcellenceModel, interval: float) -> None:
+    """`refresh` every `interval` seconds until cancelled; a failing round is logged only."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            built = await refresh(sm, model)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("cluster summaries: refresh failed (%s)", type(exc).__name__)
+            continue
+        if built:
+            log.info("cluster summaries: %d built", built)
