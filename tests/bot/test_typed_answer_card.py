@@ -85,6 +85,14 @@ def cards_with_buttons(fake: FakeBotAPI, user: User) -> list[int]:
     return [m.message_id for m in fake.messages(user.id) if m.callback_data()]
 
 
+async def send_and_watch(tg: Telegram, user: User, text: str) -> list[Call]:
+    """Type `text`, wait for the outbox; the message calls it made for this chat."""
+    mark = len(tg.fake.calls)
+    assert await tg.send(user, text) == [200]
+    await tg.settle(user)
+    return message_calls(tg.fake, user, mark)
+
+
 async def test_a_typed_number_strips_the_old_card_before_the_new_one(storage, fake_api):
     async with number_bench(storage, fake_api) as bench:
         tg, fake = bench.tg, bench.fake
@@ -93,10 +101,7 @@ async def test_a_typed_number_strips_the_old_card_before_the_new_one(storage, fa
         assert old is not None
 
         # A bad number: the question comes again (a new card, with the notice): strip too.
-        mark = len(fake.calls)
-        assert await tg.send(user, "lots") == [200]
-        await tg.settle(user)
-        calls = message_calls(fake, user, mark)
+        calls = await send_and_watch(tg, user, "lots")
         assert [c.method for c in calls] == [STRIP, "sendMessage"]
         assert calls[0].params["message_id"] == old.message_id
         assert "reply_markup" not in calls[0].params  # no markup: the keyboard is removed
@@ -107,10 +112,7 @@ async def test_a_typed_number_strips_the_old_card_before_the_new_one(storage, fa
         assert cards_with_buttons(fake, user) == [again.message_id]
 
         # The right number: the next question's card, after the strip of the re-sent one.
-        mark = len(fake.calls)
-        assert await tg.send(user, "12") == [200]
-        await tg.settle(user)
-        calls = message_calls(fake, user, mark)
+        calls = await send_and_watch(tg, user, "12")
         assert [c.method for c in calls] == [STRIP, "sendMessage"]
         assert calls[0].params["message_id"] == again.message_id
         assert calls[0].at <= calls[1].at
@@ -143,10 +145,8 @@ async def test_a_tap_still_edits_in_place_with_no_extra_call(storage, fake_api):
             card.message_id
         ]
         # The survey is done; the done card shows no buttons: typing now strips nothing.
-        mark = len(fake.calls)
-        assert await tg.send(user, "hello") == [200]
-        await tg.settle(user)
-        assert [c.method for c in message_calls(fake, user, mark)] == ["sendMessage"]
+        calls = await send_and_watch(tg, user, "hello")
+        assert [c.method for c in calls] == ["sendMessage"]
         assert all(c.status == 200 for c in fake.calls)
 
 
@@ -155,10 +155,7 @@ async def test_a_400_on_the_strip_is_tolerated_and_the_card_still_goes_out(stora
         tg, fake = bench.tg, bench.fake
         user = await at_number_question(bench)
         fake.fail(STRIP, 400, "Bad Request: message to edit not found", chat_id=user.id)
-        mark = len(fake.calls)
-        assert await tg.send(user, "lots") == [200]
-        await tg.settle(user)
-        calls = message_calls(fake, user, mark)
+        calls = await send_and_watch(tg, user, "lots")
         assert [(c.method, c.status) for c in calls] == [(STRIP, 400), ("sendMessage", 200)]
 
         fake.fail(
@@ -168,20 +165,14 @@ async def test_a_400_on_the_strip_is_tolerated_and_the_card_still_goes_out(stora
             "markup are exactly the same as a current content and reply markup of the message",
             chat_id=user.id,
         )
-        mark = len(fake.calls)
-        assert await tg.send(user, "12") == [200]
-        await tg.settle(user)
-        calls = message_calls(fake, user, mark)
+        calls = await send_and_watch(tg, user, "12")
         assert [(c.method, c.status) for c in calls] == [(STRIP, 400), ("sendMessage", 200)]
         card = fake.card(user.id)
         assert card is not None and callback.decode(card.callback_data()[0]).target == "e1"
 
         # The old card deleted on the phone: the real answer of the fake is a 400 too.
         fake.chats[user.id].pop(card.message_id)
-        mark = len(fake.calls)
-        assert await tg.send(user, "/resume") == [200]
-        await tg.settle(user)
-        calls = message_calls(fake, user, mark)
+        calls = await send_and_watch(tg, user, "/resume")
         assert [(c.method, c.status) for c in calls] == [(STRIP, 400), ("sendMessage", 200)]
         resent = fake.card(user.id)
         assert resent is not None and resent.text == card.text
@@ -214,10 +205,7 @@ async def test_no_strip_without_a_card_or_without_a_new_card(bench):
     consent = fake.card(user.id)
     assert consent is not None
     # /help on the card: the help, then the card anew; the strip comes just before it.
-    mark = len(fake.calls)
-    assert await tg.send(user, "/help") == [200]
-    await tg.settle(user)
-    calls = message_calls(fake, user, mark)
+    calls = await send_and_watch(tg, user, "/help")
     assert [c.method for c in calls] == ["sendMessage", STRIP, "sendMessage"]
     assert "reply_markup" not in calls[0].params
     assert calls[1].params["message_id"] == consent.message_id
@@ -230,34 +218,25 @@ async def test_no_strip_without_a_card_or_without_a_new_card(bench):
     assert [c.method for c in message_calls(fake, user, mark)] == ["editMessageText"]
     # /stop sends no card, only a note: the card loses its buttons first (a tap on it
     # would otherwise go on with a survey the person said they stopped).
-    mark = len(fake.calls)
-    assert await tg.send(user, "/stop") == [200]
-    await tg.settle(user)
-    calls = message_calls(fake, user, mark)
+    calls = await send_and_watch(tg, user, "/stop")
     assert [c.method for c in calls] == [STRIP, "sendMessage"]
     assert calls[0].params["message_id"] == card.message_id
     assert cards_with_buttons(fake, user) == []
     # /resume shows the card anew; the old one has no buttons left to strip.
-    mark = len(fake.calls)
-    assert await tg.send(user, "/resume") == [200]
-    await tg.settle(user)
-    assert [c.method for c in message_calls(fake, user, mark)] == ["sendMessage"]
+    calls = await send_and_watch(tg, user, "/resume")
+    assert [c.method for c in calls] == ["sendMessage"]
     assert cards_with_buttons(fake, user) == [fake.card(user.id).message_id]
     # /stop then /stop again: the second one has no card to strip.
     assert await tg.send(user, "/stop") == [200]
     await tg.settle(user)
-    mark = len(fake.calls)
-    assert await tg.send(user, "/stop") == [200]
-    await tg.settle(user)
-    assert [c.method for c in message_calls(fake, user, mark)] == ["sendMessage"]
+    calls = await send_and_watch(tg, user, "/stop")
+    assert [c.method for c in calls] == ["sendMessage"]
     assert await tg.send(user, "/resume") == [200]
     await tg.settle(user)
     assert cards_with_buttons(fake, user) == [fake.card(user.id).message_id]
     # /start again (the same link): the card anew, the old one stripped (read without `also`).
-    mark = len(fake.calls)
-    assert await tg.send(user, f"/start {bench.seeded.invites['learner']}") == [200]
-    await tg.settle(user)
-    assert [c.method for c in message_calls(fake, user, mark)] == [STRIP, "sendMessage"]
+    calls = await send_and_watch(tg, user, f"/start {bench.seeded.invites['learner']}")
+    assert [c.method for c in calls] == [STRIP, "sendMessage"]
     assert cards_with_buttons(fake, user) == [fake.card(user.id).message_id]
     assert all(c.status == 200 for c in fake.calls)
 
@@ -283,10 +262,7 @@ async def test_stop_before_consent_declines_and_strips_the_consent_card(bench):
     await tg.settle(user)
     consent = fake.card(user.id)
     assert consent is not None and consent.callback_data()
-    mark = len(fake.calls)
-    assert await tg.send(user, "/stop") == [200]
-    await tg.settle(user)
-    calls = message_calls(fake, user, mark)
+    calls = await send_and_watch(tg, user, "/stop")
     assert [c.method for c in calls] == [STRIP, "sendMessage"]
     assert calls[0].params["message_id"] == consent.message_id
     assert cards_with_buttons(fake, user) == []
