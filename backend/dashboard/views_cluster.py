@@ -241,6 +241,8 @@ async def cluster_page(request: web.Request) -> web.Response:
             "min_schools": MIN_SCHOOLS,
             "rounds": rounds,
             "round": chosen,
+            # Which indicator a row is (the ETF model prints some ids twice, e.g. VL-14).
+            "statements": {p.indicator.key: p.indicator.text for p in tx.model.placed()},
         },
     )
 

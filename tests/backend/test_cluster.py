@@ -147,7 +147,7 @@ def settings(db_engine, tmp_path):
 
 def cluster_row(page: str, ind_id: str) -> list[str]:
     """The cells of one indicator's row of the cluster table, as text."""
-    m = re.search(rf"<th>{re.escape(ind_id)}</th>(.*?)</tr>", page, re.S)
+    m = re.search(rf'<span class="ind-id">{re.escape(ind_id)}</span>.*?</th>(.*?)</tr>', page, re.S)
     assert m, f"no row for {ind_id}"
     return [
         re.sub(r"<[^>]+>", "", c).strip()

@@ -409,8 +409,35 @@ async def test_dashboard_has_no_serious_violations(browser, sqlite_settings, scr
         await page.goto(f"{base}/dashboard/admin")
         await check_a11y(page, "dash-admin", screenshots, found)
         await title_unique(page, titles, "admin", found)
+        # A cluster of three schools: the admin's list, the clusters and the cluster view.
+        cluster_id = await _cluster_of_three(app[keys.SESSIONMAKER])
+        for path, name in (
+            ("/dashboard/admin/clusters", "dash-admin-clusters"),
+            ("/dashboard/clusters", "dash-clusters"),
+            (f"/dashboard/clusters/{cluster_id}", "dash-cluster"),
+            (f"/dashboard/clusters/{cluster_id}?series=learner", "dash-cluster-learner"),
+        ):
+            await page.goto(base + path)
+            await check_a11y(page, name, screenshots, found)
+            if "?" not in path and titles.get(await page.title()) != base + path:
+                await title_unique(page, titles, path, found)  # (not one seen from the nav)
         await ctx.close()
     assert_clean(found)
+
+
+async def _cluster_of_three(sm) -> int:
+    """Ogre Technical School and two more schools (with a cycle each) in one cluster."""
+    from backend.dashboard.queries import add_cluster_member, create_cluster
+
+    async with sm.begin() as s:
+        cluster = await create_cluster(s, "Riga and Ogre VET cluster")
+        ogre = await repo.get_school_by_slug(s, "ogre-tech")
+        await add_cluster_member(s, cluster.id, ogre.id)
+        for slug, name in (("riga-1", "Riga State Technical School"), ("riga-2", "Riga Art")):
+            other = await repo.create_school(s, slug, name)
+            await repo.create_cycle(s, other.id, "2026/27", load_model().version)
+            await add_cluster_member(s, cluster.id, other.id)
+        return cluster.id
 
 
 async def test_dashboard_charts_have_alt_text_and_tables(browser, sqlite_settings, screenshots):
