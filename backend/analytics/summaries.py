@@ -13,8 +13,10 @@ with a fingerprint of everything that report depends on:
   (`repo.touch_response`), and so does a status change (`repo.set_status`). Erasing a
   respondent deletes the summaries of their cycles outright (`repo.erase_respondent`);
 - its self-ratings, row by row (a few dozen per cycle);
-- the question map (which questions evidence which indicators), the model's version and
-  SUMMARY_VERSION (the shape of a summary).
+- the question map (which questions evidence which indicators), the model's version, and
+  the source of the code that computes a report (this module, aggregate, anonymity,
+  report, triangulation): a release that changes how figures are counted or gated never
+  serves a summary computed the old way.
 
 The fingerprints of all the cycles of a cluster take three queries over those small tables,
 never the answers. A stored summary whose fingerprint differs is built again and replaced,
@@ -31,7 +33,10 @@ import asyncio
 import hashlib
 import json
 import logging
+import sys
 from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -51,7 +56,16 @@ from storage.models import (
 
 log = logging.getLogger(__name__)
 
-SUMMARY_VERSION = 1
+
+@cache
+def code_digest() -> str:
+    """A digest of the source of every module a summary's figures come from."""
+    from backend.analytics import aggregate, anonymity, report, triangulation
+
+    h = hashlib.sha256()
+    for module in (aggregate, anonymity, report, triangulation, sys.modules[__name__]):
+        h.update(Path(module.__file__ or "").read_bytes())
+    return h.hexdigest()
 
 
 def summarize(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -127,7 +141,7 @@ async def fingerprints(
     return {
         c.id: _digest(
             [
-                SUMMARY_VERSION,
+                code_digest(),
                 model.version,
                 question_map,
                 [c.status, c.model_version, c.anonymity_threshold, c.free_text_threshold],

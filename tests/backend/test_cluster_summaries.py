@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 
 from backend import keys
+from backend.analytics import summaries
 from backend.analytics.report import build_report
 from backend.analytics.summaries import (
     cycle_summaries,
@@ -177,7 +178,7 @@ async def test_erasure_deletes_the_summaries_it_touched(sessionmaker):
     assert built == 1 and _mean(got[a.school_id], key) == 3.2
 
 
-async def test_fingerprints_follow_the_model_version(sessionmaker):
+async def test_fingerprints_follow_the_model_and_the_code(sessionmaker, monkeypatch):
     sm = sessionmaker
     a = await seed_school(sm, roles=["learner"])
     async with sm() as s:
@@ -185,7 +186,11 @@ async def test_fingerprints_follow_the_model_version(sessionmaker):
         first = await fingerprints(s, [cycle], MODEL)
         again = await fingerprints(s, [cycle], MODEL)
         other = await fingerprints(s, [cycle], MODEL.model_copy(update={"version": "9.9.9"}))
-    assert first == again and first != other
+        # A release that changes how figures are counted (or gated): every summary is old.
+        assert len(summaries.code_digest()) == 64
+        monkeypatch.setattr(summaries, "code_digest", lambda: "another release")
+        released = await fingerprints(s, [cycle], MODEL)
+    assert first == again and first != other and released != first
 
 
 async def test_the_cluster_page_shows_new_answers_after_a_first_view(db_engine, tmp_path):
