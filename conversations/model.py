@@ -10,11 +10,11 @@ texts (VL-14, CC-5, CC-6), the second occurrence gets the key `<id>@<theme>`
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -184,63 +184,45 @@ def load_model() -> ExcellenceModel:
 # --- The model's statements in another language --------------------------------------
 
 
-def model_messages(model: ExcellenceModel) -> dict[str, str]:
-    """Every text of the model a reader sees, keyed for the translation catalogs.
+def _shown_texts(data: dict[str, Any]) -> Iterator[tuple[str, Any, str | int]]:
+    """(catalog key, container, field) of every text a reader sees in a dumped model.
 
     `model.title`, `model.dim.<id>`, `model.crit.<id>`, `model.theme.<id>` (and `.note`),
     `model.ind.<key>` with `.verification`, `.note`, `.unit`, `.breakdown.<n>`.
     `kind_reason` and `source` are notes for reviewers of the data file, not shown.
+    The one place that names the keys: `model_messages` reads through it and
+    `translate_model` writes through it, so the two cannot drift apart.
     """
-    out: dict[str, str] = {"model.title": model.title}
-    for d in model.dimensions:
-        out[f"model.dim.{d.id}"] = d.title
-        for c in d.criteria:
-            out[f"model.crit.{c.id}"] = c.title
-            for t in c.themes:
-                out[f"model.theme.{t.id}"] = t.title
-                if t.note:
-                    out[f"model.theme.{t.id}.note"] = t.note
-                for i in t.indicators:
-                    k = f"model.ind.{i.key}"
-                    out[k] = i.text
-                    if i.verification:
-                        out[f"{k}.verification"] = i.verification
-                    if i.note:
-                        out[f"{k}.note"] = i.note
-                    if i.number:
-                        out[f"{k}.unit"] = i.number.unit
-                        for n, part in enumerate(i.number.breakdown):
-                            out[f"{k}.breakdown.{n}"] = part
-    return out
+    yield "model.title", data, "title"
+    for d in data["dimensions"]:
+        yield f"model.dim.{d['id']}", d, "title"
+        for c in d["criteria"]:
+            yield f"model.crit.{c['id']}", c, "title"
+            for th in c["themes"]:
+                yield f"model.theme.{th['id']}", th, "title"
+                yield f"model.theme.{th['id']}.note", th, "note"
+                for i in th["indicators"]:
+                    k = f"model.ind.{i['key']}"
+                    yield k, i, "text"
+                    yield f"{k}.verification", i, "verification"
+                    yield f"{k}.note", i, "note"
+                    if i["number"]:
+                        yield f"{k}.unit", i["number"], "unit"
+                        for n in range(len(i["number"]["breakdown"])):
+                            yield f"{k}.breakdown.{n}", i["number"]["breakdown"], n
+
+
+def model_messages(model: ExcellenceModel) -> dict[str, str]:
+    """Every text of the model a reader sees (none left empty), keyed for the catalogs."""
+    return {key: box[field] for key, box, field in _shown_texts(model.model_dump()) if box[field]}
 
 
 def translate_model(model: ExcellenceModel, t: Callable[..., str]) -> ExcellenceModel:
     """A copy of `model` with every shown text looked up through `t(key, default=...)`.
 
     Ids, keys, kinds and bounds are unchanged, so everything keyed by them still works."""
-
-    def tr(key: str, text: str | None) -> str | None:
-        return None if text is None else t(key, default=text)
-
     data = model.model_dump()
-    data["title"] = tr("model.title", model.title)
-    for d in data["dimensions"]:
-        d["title"] = tr(f"model.dim.{d['id']}", d["title"])
-        for c in d["criteria"]:
-            c["title"] = tr(f"model.crit.{c['id']}", c["title"])
-            for th in c["themes"]:
-                th["title"] = tr(f"model.theme.{th['id']}", th["title"])
-                th["note"] = tr(f"model.theme.{th['id']}.note", th["note"])
-                for i in th["indicators"]:
-                    k = f"model.ind.{i['key']}"
-                    i["text"] = tr(k, i["text"])
-                    i["verification"] = tr(f"{k}.verification", i["verification"])
-                    i["note"] = tr(f"{k}.note", i["note"])
-                    if i["number"]:
-                        num = i["number"]
-                        num["unit"] = tr(f"{k}.unit", num["unit"])
-                        num["breakdown"] = [
-                            tr(f"{k}.breakdown.{n}", part)
-                            for n, part in enumerate(num["breakdown"])
-                        ]
+    for key, box, field in _shown_texts(data):
+        if box[field] is not None:
+            box[field] = t(key, default=box[field])
     return ExcellenceModel.model_validate(data)
