@@ -46,6 +46,17 @@ def make_settings(db_url: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+async def create_schema(url: str) -> None:
+    """The models' tables in a fresh database (no migrations: the tests of those run them)."""
+    from storage.db import create_engine
+    from storage.models import Base
+
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    await engine.dispose()
+
+
 @asynccontextmanager
 async def running_app(settings: Settings, **overrides: Any) -> AsyncIterator[TestClient]:
     app = create_app(settings, **overrides)

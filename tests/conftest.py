@@ -127,3 +127,11 @@ def sessionmaker(db_engine):
     from storage.db import make_sessionmaker
 
     return make_sessionmaker(db_engine)
+
+
+@pytest.fixture
+def fake_ip(monkeypatch):
+    """The client's IP from a test header (the app itself uses the socket's peer only)."""
+    from backend.dashboard import auth
+
+    monkeypatch.setattr(auth, "client_ip", lambda r: r.headers.get("X-Test-Ip", "127.0.0.1"))

@@ -8,7 +8,6 @@ tests/security: argon2 takes about a second a try. SQLite only: the database is 
 
 from __future__ import annotations
 
-import re
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -19,9 +18,9 @@ from backend import keys
 from backend.dashboard import auth, views_account
 from backend.dashboard.web import LIMITER
 from storage import repo
-from tests.apptools import make_settings, running_app
+from tests.apptools import create_schema, make_settings, running_app
+from tests.security.bench import PASSWORD, login
 
-PASSWORD = "correct horse battery"
 EMAIL = "Secret.Coordinator@Example.org"
 SECRET = "test-secret-key-" + "x" * 16
 
@@ -29,12 +28,6 @@ SECRET = "test-secret-key-" + "x" * 16
 @pytest.fixture(autouse=True)
 def fast_passwords(monkeypatch):
     monkeypatch.setattr(views_account, "verify_password", lambda h, p: p == PASSWORD)
-
-
-@pytest.fixture
-def fake_ip(monkeypatch):
-    """The client's IP from a test header (the app itself uses the socket's peer only)."""
-    monkeypatch.setattr(auth, "client_ip", lambda r: r.headers.get("X-Test-Ip", "127.0.0.1"))
 
 
 @pytest.fixture
@@ -46,16 +39,6 @@ def redis_settings(tmp_path, redis_url: str, redis_prefix: str, redis_client):
     )
 
 
-async def _schema(settings) -> None:
-    from storage.db import create_engine
-    from storage.models import Base
-
-    engine = create_engine(settings.database_url)
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    await engine.dispose()
-
-
 async def _add_user(client, email: str = EMAIL) -> None:
     async with client.app[keys.SESSIONMAKER].begin() as s:
         # Any string will do for the hash: verify_password is replaced above.
@@ -63,14 +46,7 @@ async def _add_user(client, email: str = EMAIL) -> None:
 
 
 async def _login(client, email: str, password: str, ip: str = "127.0.0.1") -> Any:
-    resp = await client.get("/login")
-    token = re.search(r'name="csrf" value="([^"]+)"', await resp.text()).group(1)
-    return await client.post(
-        "/login",
-        data={"csrf": token, "email": email, "password": password},
-        headers={"X-Test-Ip": ip},
-        allow_redirects=False,
-    )
+    return await login(client, email, password, headers={"X-Test-Ip": ip})
 
 
 class Clock:
@@ -105,7 +81,7 @@ async def _dump(client: Any, prefix: str) -> bytes:
 
 
 async def test_the_app_picks_redis_with_a_redis_url_and_memory_without(redis_settings):
-    await _schema(redis_settings)
+    await create_schema(redis_settings.database_url)
     async with running_app(redis_settings) as client:
         assert isinstance(client.app[LIMITER], auth.RedisLoginLimiter)
         assert client.app[LIMITER].client is client.app[keys.REDIS]  # the app's one client
@@ -117,7 +93,7 @@ async def test_the_app_picks_redis_with_a_redis_url_and_memory_without(redis_set
 
 async def test_two_app_processes_share_the_limit(redis_settings):
     """Failures split across two apps (two `serve` processes) block the account on both."""
-    await _schema(redis_settings)
+    await create_schema(redis_settings.database_url)
     async with running_app(redis_settings) as a, running_app(redis_settings) as b:
         await _add_user(a)
         assert a.app[keys.REDIS] is not b.app[keys.REDIS]
@@ -130,7 +106,7 @@ async def test_two_app_processes_share_the_limit(redis_settings):
 
 
 async def test_the_account_limit_is_shared_across_apps_and_ips(redis_settings, fake_ip):
-    await _schema(redis_settings)
+    await create_schema(redis_settings.database_url)
     async with running_app(redis_settings) as a, running_app(redis_settings) as b:
         await _add_user(a)
         for i in range(5):
@@ -145,7 +121,7 @@ async def test_the_account_limit_is_shared_across_apps_and_ips(redis_settings, f
 
 
 async def test_a_success_clears_the_account_but_not_the_ip(redis_settings, redis_client, fake_ip):
-    await _schema(redis_settings)
+    await create_schema(redis_settings.database_url)
     async with running_app(redis_settings) as a, running_app(redis_settings) as b:
         await _add_user(a)
         limiter = a.app[LIMITER]
@@ -167,7 +143,7 @@ async def test_a_success_clears_the_account_but_not_the_ip(redis_settings, redis
 
 
 async def test_redis_holds_no_email_or_ip(redis_settings, redis_client, fake_ip):
-    await _schema(redis_settings)
+    await create_schema(redis_settings.database_url)
     prefix = redis_settings.redis_prefix
     ip = "203.0.113.77"
     async with running_app(redis_settings) as a:
@@ -194,7 +170,7 @@ async def test_a_redis_outage_answers_503_with_retry_after(tmp_path):
         redis_url=f"redis://127.0.0.1:{port}/0",
         data_dir=tmp_path / "data",
     )
-    await _schema(settings)
+    await create_schema(settings.database_url)
     async with running_app(settings) as client:
         resp = await _login(client, EMAIL, PASSWORD)
         assert resp.status == 503

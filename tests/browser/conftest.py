@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestServer
 
 from backend.app import create_app
 from backend.settings import Settings
-from tests.apptools import make_settings
+from tests.apptools import create_schema, make_settings
 from tests.conftest import unavailable
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -64,20 +64,10 @@ async def phone_context(browser: Any, *, js: bool = True, **kw: Any) -> Any:
     return ctx
 
 
-async def _create_schema(url: str) -> None:
-    from storage.db import create_engine
-    from storage.models import Base
-
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    await engine.dispose()
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def sqlite_settings(tmp_path: Path) -> Settings:
     url = f"sqlite+aiosqlite:///{tmp_path / 'browser.db'}"
-    await _create_schema(url)
+    await create_schema(url)
     return make_settings(url, data_dir=tmp_path / "data")
 
 

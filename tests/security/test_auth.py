@@ -25,12 +25,6 @@ def fast_passwords(monkeypatch):
     monkeypatch.setattr(views_account, "verify_password", lambda h, p: p == PASSWORD)
 
 
-@pytest.fixture
-def fake_ip(monkeypatch):
-    """The client's IP from a test header (the app itself uses the socket's peer only)."""
-    monkeypatch.setattr(auth, "client_ip", lambda r: r.headers.get("X-Test-Ip", "127.0.0.1"))
-
-
 async def _try(client, email: str, password: str, ip: str) -> int:
     resp = await login(client, email, password, headers={"X-Test-Ip": ip})
     return resp.status
