@@ -10,7 +10,7 @@ view says "fewer than 3 schools".
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 MIN_SCHOOLS = 3
@@ -106,9 +106,15 @@ def cluster_view(
 
 
 def school_labels(
-    school_names: Mapping[int, str], readable: Iterable[int], viewer_school: int | None
+    school_names: Mapping[int, str],
+    readable: Iterable[int],
+    viewer_school: int | None,
+    *,
+    yours: Callable[[str], str] = "{} (yours)".format,
+    anonymous: Callable[[str], str] = "School {}".format,
 ) -> dict[int, str]:
-    """Names for the schools the viewer may read (its own marked), "School A/B/…" for others.
+    """Names for the schools the viewer may read (its own marked by `yours`), `anonymous`
+    ("School A/B/…") for the others; the dashboard passes its reader's wording.
 
     The letters follow the order of `school_names`, skipping the named schools.
     """
@@ -117,9 +123,9 @@ def school_labels(
     n = 0
     for sid, name in school_names.items():
         if sid in readable:
-            labels[sid] = f"{name} (yours)" if sid == viewer_school else name
+            labels[sid] = yours(name) if sid == viewer_school else name
         else:
-            labels[sid] = f"School {_letters(n)}"
+            labels[sid] = anonymous(_letters(n))
             n += 1
     return labels
 

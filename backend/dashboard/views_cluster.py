@@ -10,12 +10,11 @@ self-assessment, evidence and report pages, read only, without free-text comment
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
 
-from backend.analytics.cluster import MIN_SCHOOLS, SELF, _letters, cluster_view
+from backend.analytics.cluster import MIN_SCHOOLS, SELF, cluster_view, school_labels
 from backend.analytics.summaries import cycle_summaries
 from backend.dashboard.queries import (
     add_cluster_member,
@@ -38,7 +37,6 @@ from backend.dashboard.web import (
     texts_of,
     user_of,
 )
-from backend.i18n import Texts
 from conversations.model import load_model
 from storage import repo
 from storage.models import Cluster
@@ -46,25 +44,6 @@ from storage.models import Cluster
 log = logging.getLogger(__name__)
 
 MAX_FEEDBACK = 4000
-
-
-def school_labels(
-    tx: Texts, school_names: Mapping[int, str], readable: Iterable[int], viewer_school: int | None
-) -> dict[int, str]:
-    """`analytics.cluster.school_labels` in the reader's language: names for the schools the
-    viewer may read (its own marked), "School A/B/…" for the others."""
-    readable = set(readable)
-    labels: dict[int, str] = {}
-    n = 0
-    for sid, name in school_names.items():
-        if sid in readable:
-            labels[sid] = (
-                tx.gettext("%(name)s (yours)", name=name) if sid == viewer_school else name
-            )
-        else:
-            labels[sid] = tx.gettext("School %(letter)s", letter=_letters(n))
-            n += 1
-    return labels
 
 
 # --- admin -----------------------------------------------------------------------------
@@ -221,7 +200,13 @@ async def cluster_page(request: web.Request) -> web.Response:
     view = cluster_view(reports)
     names = {m.id: m.name for m in members}
     tx = texts_of(request)
-    labels = school_labels(tx, names, [m.id for m in members if access.reads(m.id)], user.school_id)
+    labels = school_labels(
+        names,
+        [m.id for m in members if access.reads(m.id)],
+        user.school_id,
+        yours=lambda name: tx.gettext("%(name)s (yours)", name=name),
+        anonymous=lambda letter: tx.gettext("School %(letter)s", letter=letter),
+    )
     series = request.query.get("series", SELF)
     if series not in view["series"]:
         series = SELF
