@@ -488,15 +488,21 @@ async def set_status(
     )
 
 
-async def touch_response(s: AsyncSession, response_id: int) -> None:
-    """Its answers changed: `updated_at` says when (the reminders' "last activity") and
-    `revision` counts it (the fingerprint that tells a stored summary is out of date)."""
-    await s.execute(
+def _touch(which: Any) -> Any:
+    """UPDATE the responses `which` selects: `updated_at` says when their answers changed
+    (the reminders' "last activity") and `revision` counts it (the fingerprint that tells
+    a stored summary is out of date)."""
+    return (
         update(Response)
-        .where(Response.id == response_id)
+        .where(which)
         .values(updated_at=utcnow(), revision=Response.revision + 1)
         .execution_options(synchronize_session=False)
     )
+
+
+async def touch_response(s: AsyncSession, response_id: int) -> None:
+    """Its answers changed (see `_touch`)."""
+    await s.execute(_touch(Response.id == response_id))
 
 
 async def save_report_summary(
@@ -599,12 +605,7 @@ async def upsert_answer(
     # goes up too. On PostgreSQL in the same statement (one round trip on the hot path).
     if s.get_bind().dialect.name == "postgresql":
         saved = upsert.returning(table.c.response_id).cte("saved")
-        await s.execute(
-            update(Response)
-            .where(Response.id.in_(select(saved.c.response_id)))
-            .values(updated_at=utcnow(), revision=Response.revision + 1)
-            .execution_options(synchronize_session=False)
-        )
+        await s.execute(_touch(Response.id.in_(select(saved.c.response_id))))
     elif (await s.execute(upsert)).rowcount:
         await touch_response(s, response_id)
 

@@ -229,17 +229,9 @@ async def refresh(sm: async_sessionmaker, model: ExcellenceModel) -> int:
     built = 0
     for cycle_id in stale:
         async with sm.begin() as s:
-            if not await _claim(s, cycle_id):
-                continue
-            cycle = await s.get(Cycle, cycle_id)
-            if cycle is None:
-                continue
-            fingerprint = (await fingerprints(s, [cycle], model))[cycle_id]
-            if (await _stored(s, [cycle_id])).get(cycle_id, (None,))[0] == fingerprint:
-                continue  # built meanwhile
-            summary = summarize(await build_report(s, cycle_id, model))
-            await repo.save_report_summary(s, cycle_id, fingerprint, summary)
-            built += 1
+            cycle = await s.get(Cycle, cycle_id) if await _claim(s, cycle_id) else None
+            if cycle is not None:  # looks again inside the lock: built meanwhile, or not
+                built += (await cycle_summaries(s, {cycle.school_id: cycle}, model))[1]
         await asyncio.sleep(0)  # requests go first between two reports
     return built
 
