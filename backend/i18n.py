@@ -123,15 +123,17 @@ def po_path(lang: str) -> Path:
     return LOCALES / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
+def catalog_languages() -> list[str]:
+    """Every language with a dashboard catalog, as the files are now (not cached)."""
+    if not LOCALES.is_dir():
+        return []
+    return sorted(p.name for p in LOCALES.iterdir() if po_path(p.name).is_file())
+
+
 @cache
 def dashboard_languages() -> tuple[str, ...]:
     """English, then every language with a dashboard catalog."""
-    found = (
-        sorted(p.name for p in LOCALES.iterdir() if po_path(p.name).is_file())
-        if LOCALES.is_dir()
-        else []
-    )
-    return (DEFAULT, *[lang for lang in found if lang != DEFAULT])
+    return (DEFAULT, *[lang for lang in catalog_languages() if lang != DEFAULT])
 
 
 @cache

@@ -25,7 +25,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
-from backend.i18n import DOMAIN, LOCALES, po_path
+from backend.i18n import DOMAIN, LOCALES, catalog_languages, po_path
 
 ROOT = Path(__file__).resolve().parent.parent
 POT = LOCALES / f"{DOMAIN}.pot"
@@ -108,10 +108,6 @@ def _normalised(data: bytes) -> bytes:
         for line in data.splitlines()
         if not line.startswith((b'"POT-Creation-Date', b'"PO-Revision-Date', b"#: "))
     )
-
-
-def catalog_languages() -> list[str]:
-    return sorted(p.name for p in LOCALES.iterdir() if po_path(p.name).is_file())
 
 
 def read(path: Path, locale: str | None = None) -> Catalog:
