@@ -4,12 +4,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 RUN useradd --create-home --uid 10001 survey
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY conversations ./conversations
 COPY storage ./storage
 COPY bot ./bot
 COPY backend ./backend
-RUN pip install . && mkdir -p /data && chown survey /data
+RUN pip install -c constraints.txt . && mkdir -p /data && chown survey /data
 
 USER survey
 ENV HOST=0.0.0.0 PORT=8080

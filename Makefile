@@ -2,17 +2,40 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+APP_STAMP := $(VENV)/.installed-app-stamp
 CHROMIUM ?= /usr/bin/chromium
+# Every install takes its versions from constraints.txt (the lock): a fresh clone gets what CI
+# last passed with, not the day's newest releases. `make lock` writes it anew (an upgrade).
+PIP_INSTALL := $(PY) -m pip install --quiet -c constraints.txt
 
-.PHONY: install demo test test-faults test-fast lint format system-deps serve clean
+.PHONY: install install-app demo test test-faults test-fast lint format system-deps serve clean lock
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+
+# What the product needs (make demo, make serve).
+$(APP_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP_INSTALL) pip setuptools
+	$(PIP_INSTALL) -e .
+	@touch $(APP_STAMP)
+
+# The product and its test toolchain (make test).
+$(STAMP): $(APP_STAMP)
+	$(PIP_INSTALL) -e '.[test]'
 	@touch $(STAMP)
 
+install-app: $(APP_STAMP)
 install: $(STAMP)
+
+# Write constraints.txt anew from a fresh environment with the newest versions that
+# pyproject.toml allows (product, tests and bench). Review the diff, run make test, commit.
+lock:
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip setuptools
+	.lock-venv/bin/python -m pip install --quiet -e '.[test,bench]'
+	{ sed -n '/^#/p' constraints.txt; \
+	  .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v '^-e'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .lock-venv
 
 # System packages the tests use: Debian's Chromium (Playwright drives it; no browser
 # download) and poppler-utils (pdftotext/pdftoppm read the PDF report back).
@@ -26,10 +49,10 @@ system-deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-demo: install
+demo: install-app
 	$(VENV)/bin/guidance-survey demo
 
-serve: install
+serve: install-app
 	$(VENV)/bin/guidance-survey db upgrade
 	$(VENV)/bin/guidance-survey serve
 
@@ -72,7 +95,7 @@ clean:
 .PHONY: bench bench-report
 bench: install
 	@$(PY) -c "import shutil,sys; sys.exit(0 if shutil.which('py-spy', path='$(VENV)/bin') else 1)" 2>/dev/null \
-	  || $(PY) -m pip install --quiet -e '.[test,bench]'
+	  || $(PIP_INSTALL) -e '.[test,bench]'
 	PYTHONPATH=$(CURDIR) $(PY) -m bench.run
 
 # Print the table of the last run.

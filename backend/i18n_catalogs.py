@@ -102,11 +102,14 @@ def _dump(cat: Catalog, **kw) -> bytes:
 
 
 def _normalised(data: bytes) -> bytes:
-    """A catalog without the header lines that change on every run (dates)."""
+    """A catalog without the header lines that change on every run (dates) or with the tool's
+    release (the Babel version that wrote it): only the texts make a catalog current."""
     return b"\n".join(
         line
         for line in data.splitlines()
-        if not line.startswith((b'"POT-Creation-Date', b'"PO-Revision-Date', b"#: "))
+        if not line.startswith(
+            (b'"POT-Creation-Date', b'"PO-Revision-Date', b'"Generated-By', b"#: ")
+        )
     )
 
 
