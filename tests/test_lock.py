@@ -32,9 +32,7 @@ def pins() -> dict[str, str]:
 def test_every_dependency_of_the_project_is_pinned():
     locked = pins()
     requirements = metadata.requires("guidance-survey") or []
-    missing = sorted(
-        {canonicalize_name(Requirement(r).name) for r in requirements} - set(locked)
-    )
+    missing = sorted({canonicalize_name(Requirement(r).name) for r in requirements} - set(locked))
     assert not missing, f"not in constraints.txt: {missing}"
 
 
