@@ -86,7 +86,15 @@ async def _stores(app: web.Application) -> AsyncIterator[None]:
 
 async def _runner(app: web.Application) -> AsyncIterator[None]:
     from backend.runner import SurveyRunner
+    from storage.admission import MemoryAdmissionLimit, RedisAdmissionLimit
 
+    settings = app[keys.SETTINGS]
+    limit, window = settings.shared_code_limit, settings.shared_code_window_seconds
+    admission = (
+        RedisAdmissionLimit(app[keys.REDIS], limit, window, settings.redis_prefix)
+        if app[keys.REDIS] is not None
+        else MemoryAdmissionLimit(limit, window)
+    )
     app[keys.RUNNER] = SurveyRunner(
         engine=app[keys.SURVEY_ENGINE],
         sessionmaker=app[keys.SESSIONMAKER],
@@ -95,8 +103,26 @@ async def _runner(app: web.Application) -> AsyncIterator[None]:
         ttl=app[keys.SETTINGS].session_ttl_seconds,
         metrics=app[keys.METRICS],
         reminders=app[keys.SETTINGS].reminders_enabled,
+        admission=admission,
     )
     yield
+
+
+async def _releases(app: web.Application) -> AsyncIterator[None]:
+    """Release new figures in the background, so that they move on when nobody reads."""
+    import asyncio
+
+    from backend.analytics.releases import refresh_forever
+
+    task = asyncio.create_task(
+        refresh_forever(app[keys.SESSIONMAKER], app[keys.SETTINGS].release_refresh_seconds),
+        name="releases",
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def _cluster_summaries(app: web.Application) -> AsyncIterator[None]:
@@ -183,6 +209,8 @@ def create_app(settings: Settings, **overrides: Any) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_stores)
     app.cleanup_ctx.append(_runner)
+    if settings.release_refresh_seconds:
+        app.cleanup_ctx.append(_releases)
     if settings.cluster_refresh_seconds:
         app.cleanup_ctx.append(_cluster_summaries)
 

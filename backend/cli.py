@@ -398,9 +398,11 @@ def report(
     ] = "",
 ) -> None:
     """Print or save the triangulation report (anonymity rules applied)."""
+    from backend.analytics.releases import release_cycle
     from backend.analytics.report import build_report
     from backend.i18n import dashboard_languages, texts
     from conversations.model import load_model
+    from storage import repo
 
     if fmt not in REPORT_FORMATS:
         fail(f"--format takes {', '.join(REPORT_FORMATS)}, not {fmt!r}")
@@ -414,6 +416,10 @@ def report(
     async def go(s: Any) -> dict[str, Any]:
         cyc = await _school_cycle(s, school, cycle)
         model = load_model()
+        # What the rule allows is released first, in this transaction: it commits before
+        # anything is printed (a report never shows a release that was not recorded).
+        for other in await repo.list_cycles(s, cyc.school_id):
+            await release_cycle(s, other.id)
         found: dict[str, Any] = {"report": await build_report(s, cyc.id, model)}
         if fmt == "pdf":  # the PDF has the evidence, the change since before, the action plan
             from backend.dashboard.queries import pdf_extras

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.analytics import releases
 from backend.passwords import hash_password
 from conversations.banks import Bank, load_banks
 from conversations.engine import Engine
@@ -104,6 +105,7 @@ async def prepare_demo(settings: Any, reset: bool = False) -> dict[str, Any]:
                 for inv in await repo.list_invites(s, cycle.id):
                     if inv.label == DEMO_LABEL and inv.revoked_at is None:
                         codes.setdefault(inv.role, inv.code)
+        await releases.refresh(sm)  # the sample answers' figures, as the rule releases them
     finally:
         await engine.dispose()
     ordered = {r.value: codes[r.value] for r in Role if r.value in codes}
@@ -170,7 +172,6 @@ async def seed_demo(s: AsyncSession, secret_key: str, *, seed: int = 2026) -> No
                     rng,
                     subject=subject_hash(secret_key, "demo", f"{cycle.id}-{role.value}-{i}"),
                     cycle_id=cycle.id,
-                    invite_id=invite.id,
                     when=stamp - timedelta(minutes=rng.randint(0, 60 * 24 * 10)),
                     bias=ROLE_BIAS.get(role, 0.0),
                 )
@@ -207,7 +208,6 @@ async def _respondent(
     *,
     subject: str,
     cycle_id: int,
-    invite_id: int,
     when: datetime,
     bias: float,
 ) -> None:
@@ -218,7 +218,7 @@ async def _respondent(
     response = Response(
         respondent_id=respondent.id,
         cycle_id=cycle_id,
-        invite_id=invite_id,
+        origin="shared",
         role=bank.role.value,
         bank_tag=bank.tag,
         model_version=engine.model_version,

@@ -12,6 +12,8 @@ Telegram retries and the retried update completes once: answers are idempotent u
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +28,7 @@ from backend.metrics import Metrics
 from conversations import engine as E
 from conversations.i18n import available_languages
 from storage import repo
+from storage.admission import AdmissionLimit
 from storage.hashing import subject_hash
 from storage.models import Cycle, Invite, Respondent, Response, School
 from storage.sessions import SessionKey, SessionStore
@@ -36,6 +39,16 @@ log = logging.getLogger(__name__)
 # engine carries unknown keys along): an answer then needs no lookup of the response.
 RESPONSE_ID, RESPONDENT_ID = "rid", "pid"
 ACTIVE_STAGES = ("question", "consent", "optin", "language", "confirm_delete", "stopped", "done")
+BUSY = "busy"  # InviteRejected reason: too many new respondents from one network, one code
+
+
+@dataclass(frozen=True, slots=True)
+class WebOrigin:
+    """Where a web-chat respondent comes from, as the channel saw it. Never stored: the
+    response keeps only its `origin` (invite | shared | dashboard)."""
+
+    network: str  # the client's address (for the shared-code limit, hashed)
+    dashboard: bool  # the browser is logged in to the dashboard (a coordinator trying it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +71,7 @@ class SurveyRunner:
         ttl: int,
         metrics: Metrics | None = None,
         reminders: bool = False,
+        admission: AdmissionLimit | None = None,
     ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker
@@ -67,6 +81,8 @@ class SurveyRunner:
         self.metrics = metrics
         # Ask for the reminder opt-in where the channel gives an address (Telegram's chat).
         self.reminders = reminders
+        # New web respondents per (shared code, network): bounded (storage.admission).
+        self.admission = admission
 
     def subject(self, channel: str, user_id: str | int) -> str:
         return subject_hash(self.secret_key, channel, user_id)
@@ -87,6 +103,7 @@ class SurveyRunner:
         address: str | int | None = None,
         *,
         also: SessionKey | None = None,
+        web: WebOrigin | None = None,
     ) -> Outcome:
         """Apply one engine event for one respondent, under their lock.
 
@@ -94,7 +111,8 @@ class SurveyRunner:
         stands), called under the lock with the state loaded once. `address`: where the
         channel can reach this person later (a Telegram chat id), kept (encrypted) only if
         they opt in to reminders; never part of the state. `also`: another session-store
-        key read in the same round trip as the state (`Outcome.also`).
+        key read in the same round trip as the state (`Outcome.also`). `web`: where a web
+        respondent comes from (marks and bounds new responses; never stored).
         """
         started = time.perf_counter()
         key = self.key(subject)
@@ -109,7 +127,7 @@ class SurveyRunner:
             if callable(event):
                 event = event(state)
             step = self.engine.step(state, event)
-            step = await self._apply(subject, state, step, channel, address)
+            step = await self._apply(subject, state, step, channel, address, web)
             if step.changed:
                 await self.store.save(key, step.state, self.ttl)
         if self.metrics is not None:
@@ -174,11 +192,12 @@ class SurveyRunner:
         step: E.Step,
         channel: str = "telegram",
         address: str | int | None = None,
+        web: WebOrigin | None = None,
     ) -> E.Step:
         if not step.effects:
             return step
         async with self.sessionmaker.begin() as s:
-            ctx = _EffectContext(s, subject, step.state, channel, address)
+            ctx = _EffectContext(s, subject, step.state, channel, address, web)
             for effect in step.effects:
                 refused = await self._apply_one(ctx, effect)
                 if refused is not None:
@@ -197,11 +216,15 @@ class SurveyRunner:
                 result = await repo.redeem_invite(s, effect.invite_code, datetime.now(UTC))
                 if not result.ok:
                     return result.status.value
+                assert result.invite is not None
+                origin = await self._origin(result.invite, ctx.web)
+                if origin is None:
+                    return BUSY
                 existing = await repo.get_or_create_response(
                     s,
                     respondent_id=respondent.id,
                     cycle_id=effect.cycle_id,
-                    invite_id=result.invite.id,
+                    origin=origin,
                     role=effect.role,
                     bank_tag=effect.bank_tag,
                     model_version=self.engine.model_version,
@@ -263,16 +286,33 @@ class SurveyRunner:
             )
         return None
 
+    async def _origin(self, invite: Invite, web: WebOrigin | None) -> str | None:
+        """How a new response came (`Response.origin`); None: a web respondent over the
+        shared code's limit for their network (the step is refused, nothing is stored)."""
+        if web is not None and web.dashboard:
+            return "dashboard"
+        if invite.max_uses == 1:
+            return "invite"
+        if web is not None and self.admission is not None:
+            key = hmac.new(
+                self.secret_key.encode(),
+                f"admit\x1f{invite.id}\x1f{web.network}".encode(),
+                hashlib.sha256,
+            ).hexdigest()[:32]
+            if not await self.admission.admit(key):
+                log.info("shared code: a new respondent waits (network over the limit)")
+                return None
+        return "shared"
+
     async def _rebuild(self, subject: str) -> dict[str, Any]:
         """The position from the database: the newest response of this person, if any."""
         async with self.sessionmaker() as s:
             row = (
                 await s.execute(
-                    select(Response, Cycle, School, Invite)
+                    select(Response, Cycle, School)
                     .join(Respondent, Respondent.id == Response.respondent_id)
                     .join(Cycle, Cycle.id == Response.cycle_id)
                     .join(School, School.id == Cycle.school_id)
-                    .outerjoin(Invite, Invite.id == Response.invite_id)
                     .where(Respondent.subject_hash == subject)
                     .order_by(Response.started_at.desc(), Response.id.desc())
                     .limit(1)
@@ -280,7 +320,7 @@ class SurveyRunner:
             ).first()
             if row is None:
                 return {}
-            response, cycle, school, invite = row
+            response, cycle, school = row
             if response.bank_tag not in self.engine.banks:
                 return {}
             answers = await repo.load_answers(s, response.id)
@@ -298,7 +338,8 @@ class SurveyRunner:
             lang=response.language,
             status=response.status,
             answers=codes,
-            invite=_invite_info(school, cycle, invite.code if invite else ""),
+            # No code: nothing links a response to the invite it came through.
+            invite=_invite_info(school, cycle, ""),
         )
         state[RESPONSE_ID], state[RESPONDENT_ID] = response.id, response.respondent_id
         return state
@@ -319,11 +360,13 @@ class _EffectContext:
         state: Mapping[str, Any],
         channel: str = "telegram",
         address: str | int | None = None,
+        web: WebOrigin | None = None,
     ):
         self.session = session
         self.subject = subject
         self.channel = channel
         self.address = address
+        self.web = web
         self.cycle_id = state.get("cycle")
         rid, pid = state.get(RESPONSE_ID), state.get(RESPONDENT_ID)
         self.ids: tuple[int, int] | None = (

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     # How often each server process builds the cluster views' out-of-date school summaries
     # ahead of the next view (backend.analytics.summaries); 0: only when a view needs one.
     cluster_refresh_seconds: int = Field(default=300, ge=0)
+    # How often each server process releases what the anonymity rule allows of every cycle
+    # whose responses changed (backend.analytics.releases); 0: only when figures are read.
+    release_refresh_seconds: int = Field(default=60, ge=0)
+    # New web respondents one network may start through one shared code per window
+    # (storage.admission): a bound on answering many times to pad a small group.
+    shared_code_limit: int = Field(default=10, ge=1)
+    shared_code_window_seconds: int = Field(default=600, ge=1)
     # Reminders (Telegram only, after an opt-in): off unless REMINDERS_ENABLED is set.
     reminders_enabled: bool = False
     reminder_delays_hours: str = "24,72"  # since the last answer; at most two reminders

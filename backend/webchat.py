@@ -35,6 +35,7 @@ from markupsafe import Markup, escape
 
 from backend import keys
 from backend.miniapp import InitDataError, validate_init_data
+from backend.runner import WebOrigin
 from conversations import engine as E
 from conversations.i18n import Translator, format_number
 from storage.sessions import SessionKey
@@ -313,6 +314,17 @@ def _forbidden(request: web.Request, key: str) -> web.HTTPException:
     return web.HTTPForbidden(text=html, content_type="text/html")
 
 
+def _web_origin(request: web.Request) -> WebOrigin:
+    """Where this respondent comes from: their network (for the shared-code limit) and
+    whether this browser is logged in to the dashboard (its answers are marked and kept
+    out of every figure: a coordinator trying the survey cannot pad a group)."""
+    from backend.dashboard import auth
+    from backend.dashboard.web import CODEC
+
+    dashboard = request.app[CODEC].loads(request.cookies.get(auth.COOKIE, "")) is not None
+    return WebOrigin(network=auth.client_ip(request), dashboard=dashboard)
+
+
 def _wants_json(request: web.Request) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
@@ -400,7 +412,7 @@ async def chat_post(request: web.Request) -> web.StreamResponse:
     if event is None:
         outcome = await runner.current(subject)
     else:
-        outcome = await runner.handle(subject, event, channel="web")
+        outcome = await runner.handle(subject, event, channel="web", web=_web_origin(request))
     if _wants_json(request):
         ctx = _page_context(
             request, outcome.step.state, outcome.step.prompts, mode="web", cookie_value=value

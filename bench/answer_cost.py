@@ -88,7 +88,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, list[float]]:
                         s,
                         person.id,
                         seeded.cycle_id,
-                        None,
                         "learner",
                         bank.tag,
                         "1.0.0",

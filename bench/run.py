@@ -74,7 +74,7 @@ class Bench:
         self.db_url = ""
         self.prefix = f"bench:{secrets.token_hex(4)}:"
         self.invites: dict[str, str] = {}
-        self.invite_ids: dict[str, int] = {}
+        self.cycle_ids: dict[str, int] = {}  # one cycle per phase: its answers are counted
         self.procs: list[C.Proc] = []
         self.tmp = C.RESULTS / "tmp"
         self.uid = 7_100_000_000
@@ -99,7 +99,6 @@ class Bench:
         try:
             async with make_sessionmaker(engine).begin() as s:
                 school = await repo.create_school(s, "bench", "Bench Vocational School")
-                cycle = await repo.create_cycle(s, school.id, "2026/27", load_model().version)
                 for phase in (
                     "ref_closed",
                     "ref_open",
@@ -111,11 +110,12 @@ class Bench:
                     "miniapp",
                     "profile",
                 ):
+                    cycle = await repo.create_cycle(s, school.id, phase, load_model().version)
                     (inv,) = await repo.create_invites(
                         s, cycle.id, "learner", 1, max_uses=None, label=phase
                     )
                     self.invites[phase] = inv.code
-                    self.invite_ids[phase] = inv.id
+                    self.cycle_ids[phase] = cycle.id
         finally:
             await engine.dispose()
 
@@ -228,8 +228,8 @@ class Bench:
         try:
             return await conn.fetchval(
                 "SELECT count(*) FROM answer a JOIN response r ON r.id = a.response_id "
-                "WHERE r.invite_id = $1",
-                self.invite_ids[phase],
+                "WHERE r.cycle_id = $1",
+                self.cycle_ids[phase],
             )
         finally:
             await conn.close()

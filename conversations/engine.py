@@ -67,7 +67,7 @@ class Start:
 
 @dataclass(frozen=True, slots=True)
 class InviteRejected:
-    reason: str  # unknown | expired | revoked | used_up | cycle_closed | none
+    reason: str  # unknown | expired | revoked | used_up | cycle_closed | busy | none
 
 
 @dataclass(frozen=True, slots=True)

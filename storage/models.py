@@ -154,7 +154,11 @@ class Response(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     respondent_id: Mapped[int] = mapped_column(ForeignKey("respondent.id", ondelete="CASCADE"))
     cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id", ondelete="CASCADE"))
-    invite_id: Mapped[int | None] = mapped_column(ForeignKey("invite.id", ondelete="SET NULL"))
+    # No link to the invite it came through (a code or its label would name the person):
+    # only how it came, which the report counts per group. invite: a single-use code;
+    # shared: a code many use; dashboard: from a browser logged in to the dashboard (a
+    # coordinator trying the survey: counted apart, never in the figures).
+    origin: Mapped[str] = mapped_column(String(10), default="invite", server_default="invite")
     role: Mapped[str] = mapped_column(String(32))
     bank_tag: Mapped[str] = mapped_column(String(40))  # e.g. "learner@1"
     model_version: Mapped[str] = mapped_column(String(20))
@@ -337,6 +341,62 @@ class ActionItem(Base):
     status: Mapped[str] = mapped_column(String(12), default="open")  # open|in_progress|done
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- releases: the only figures anyone reads -----------------------------------------------
+
+
+class ReleaseState(Base):
+    """The published figure of one question for one group (the answers of one bank version
+    in one cycle), as frozen when it was released (`backend.analytics.anonymity`, the
+    release rule). `seq` counts its releases. Scale questions hold counts; a free-text
+    question holds only how many wrote (its texts are on `ReleaseUnit`)."""
+
+    __tablename__ = "release_state"
+    cycle_id: Mapped[int] = mapped_column(
+        ForeignKey("cycle.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bank_tag: Mapped[str] = mapped_column(String(40), primary_key=True)
+    question_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(6))  # scale|text
+    seq: Mapped[int] = mapped_column(Integer, default=1)
+    respondents: Mapped[int] = mapped_column(Integer)  # people in this state
+    d0: Mapped[int] = mapped_column(Integer, default=0)
+    d1: Mapped[int] = mapped_column(Integer, default=0)
+    d2: Mapped[int] = mapped_column(Integer, default=0)
+    d3: Mapped[int] = mapped_column(Integer, default=0)
+    d4: Mapped[int] = mapped_column(Integer, default=0)
+    na: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    released_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReleaseUnit(Base):
+    """One respondent's answer to one question that some release has counted. A new release
+    of a question needs enough answers that none before counted (the release rule); `text`
+    is the free text as the current release shows it (NULL: not in it). Erasing the
+    respondent deletes these rows with the response."""
+
+    __tablename__ = "release_unit"
+    response_id: Mapped[int] = mapped_column(
+        ForeignKey("response.id", ondelete="CASCADE"), primary_key=True
+    )
+    question_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str | None] = mapped_column(Text)
+
+
+class ReleaseCheck(Base):
+    """What a cycle's responses looked like when its releases were last worked out: while
+    they look the same, nothing can be released and the work is skipped."""
+
+    __tablename__ = "release_check"
+    cycle_id: Mapped[int] = mapped_column(
+        ForeignKey("cycle.id", ondelete="CASCADE"), primary_key=True
+    )
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ReportSummary(Base):

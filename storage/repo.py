@@ -31,6 +31,7 @@ from storage.models import (
     Evidence,
     Invite,
     QuestionMap,
+    ReleaseUnit,
     ReportSummary,
     Respondent,
     Response,
@@ -409,16 +410,17 @@ async def get_or_create_response(
     s: AsyncSession,
     respondent_id: int,
     cycle_id: int,
-    invite_id: int | None,
     role: str,
     bank_tag: str,
     model_version: str,
     language: str,
     consent_at: datetime,
+    origin: str = "invite",
 ) -> Response:
     """The respondent's response in this cycle; created if there is none (race-safe).
 
-    An existing response is returned unchanged (role, bank and invite stay as first set).
+    An existing response is returned unchanged (role, bank and origin stay as first set).
+    `origin`: invite | shared | dashboard; no link to the invite itself is kept.
     """
     role = Role(role).value
     now = utcnow()
@@ -427,7 +429,7 @@ async def get_or_create_response(
         .values(
             respondent_id=respondent_id,
             cycle_id=cycle_id,
-            invite_id=invite_id,
+            origin=origin,
             role=role,
             bank_tag=bank_tag,
             model_version=model_version,
@@ -638,7 +640,7 @@ async def delete_answer(s: AsyncSession, response_id: int, question_id: str) -> 
 
 
 async def upsert_comment(s: AsyncSession, response_id: int, question_id: str, text: str) -> None:
-    """Store (or replace) the free-text answer to one question."""
+    """Store (or replace) the free-text answer to one question; touches its response."""
     text = text.strip()
     if not text:
         raise ValueError("an empty comment is not stored (delete it instead)")
@@ -651,6 +653,7 @@ async def upsert_comment(s: AsyncSession, response_id: int, question_id: str, te
             set_={"text": stmt.excluded.text, "created_at": stmt.excluded.created_at},
         )
     )
+    await touch_response(s, response_id)
 
 
 async def load_comments(s: AsyncSession, response_id: int) -> dict[str, str]:
@@ -668,6 +671,8 @@ async def delete_comment(s: AsyncSession, response_id: int, question_id: str) ->
             Comment.response_id == response_id, Comment.question_id == question_id
         )
     )
+    if result.rowcount:
+        await touch_response(s, response_id)
     return result.rowcount > 0
 
 
@@ -689,9 +694,10 @@ async def erase_respondent(s: AsyncSession, subject_hash: str) -> int:
         await s.scalars(select(Response.id).where(Response.respondent_id == respondent_id))
     )
     if response_ids:
-        # The cluster view's summaries of those cycles were computed with these answers.
-        cycles = select(Response.cycle_id).where(Response.id.in_(response_ids))
-        await s.execute(delete(ReportSummary).where(ReportSummary.cycle_id.in_(cycles)))
+        # Released figures keep the erased answers until their question's next release (the
+        # release rule: an erasure cannot be read off by comparison); released free texts
+        # and the record of what was released leave now, with the response.
+        await s.execute(delete(ReleaseUnit).where(ReleaseUnit.response_id.in_(response_ids)))
         await s.execute(delete(Contact).where(Contact.response_id.in_(response_ids)))
         await s.execute(delete(Answer).where(Answer.response_id.in_(response_ids)))
         await s.execute(delete(Comment).where(Comment.response_id.in_(response_ids)))

@@ -1,57 +1,53 @@
-"""The anonymity gate: the ONE place that decides which figures may be shown.
+"""The anonymity gate: the ONE place that decides which figures may be released and shown.
 
-Every reader (dashboard pages, JSON API, exports, the `report` command) gets
-its figures from `enforce`; `SafeAggregates` can be made by nothing else.
+Every figure anyone reads (dashboard pages, JSON API, exports, charts, the `report`
+command, the cluster view's stored summaries, cycle comparison, peer views) is computed
+from RELEASES, and releases are made only by the rule below; `enforce` then turns
+released figures into the `SafeAggregates` readers get, and nothing else can make one.
 
-The rules, with k = the cycle's anonymity threshold (default 5, never below 3)
+The release rule, with k = the cycle's anonymity threshold (default 5, never below 3)
 and t = its free-text threshold (default 10, never below 3):
 
-- A group (indicator x role) whose `n` (people with a scored answer) is below
-  k shows `n` but no `mean`, no `distribution` and no `na`/`skipped` counts.
-  The exact small n is shown on purpose: it tells the school how many more
-  answers it needs, and a count alone reveals no one's answer; the
-  distribution would (with n = 1 it IS the answer).
-- Response counts per role (started, completed) are always shown.
-- Free text of a role to a question is shown only when at least t respondents
-  of that role wrote an answer to it; below t only that count is shown.
-- A filter (subset of roles, statuses, languages) is refused with
-  `SuppressedFilter` when, for any role it covers, it selects between 1 and
-  k-1 responses, or when it selects some and differs from the default view
-  (statuses completed + in_progress, every language) by between 1 and k-1
-  responses: comparing the two views would isolate those people. Within a
-  filter that passes, a group whose scored respondents differ from the
-  default view's by 1..k-1 people is suppressed like a small group.
+- A figure is released per question and group: the answers of one role (one bank
+  version) to one question of one cycle, counted as a frozen state (a distribution of
+  0..4, "not applicable" and "skipped" counts; for a free-text question, the texts).
+  Indicator figures, means, gaps, roll-ups and comparisons are computed only from these
+  states, never from live answers.
+- A question's first release needs at least k respondents (t for free text); a question
+  answered by fewer is in no figure at all, not only out of its own line.
+- A NEW release of a question needs at least k respondents (t for free text) whose answer
+  to it no earlier release counted ("fresh"). So any two states a reader can see of a
+  figure, and any sum or difference of them, mix at least k people's answers: the newest
+  state with a non-zero weight holds k fresh answers that no older state holds.
+- Only finished responses are released (completed; every response once the cycle is
+  closed), never those given from a browser logged in to the dashboard.
+- Erasure deletes a respondent's rows at once; released counts keep their answer until
+  the question's next release, which then also holds k fresh answers, so the erasure
+  cannot be read off by comparison. A released free text leaves at once with its writer.
+- Live *counts* of responses per role (started, completed, how they came) are shown as
+  they are: they say who took part, not what anyone answered.
+
+`enforce` adds the reader's own threshold (never below the cycle's): a group's mean and
+distribution are shown when its released figure holds at least k scored answers, and
+free texts when at least t respondents wrote. Why per question and why "fresh": see the
+README's Privacy section (attacks by comparison, and what each reader can learn).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from backend.analytics.aggregate import RawAggregates
 
 MIN_THRESHOLD = 3
-DEFAULT_STATUSES: tuple[str, ...] = ("completed", "in_progress")
 
 
 class ThresholdTooLow(ValueError):
     """A threshold below the floor of 3, or below the cycle's own."""
-
-
-class SuppressedFilter(Exception):
-    """A filter would isolate a group smaller than the anonymity threshold."""
-
-    def __init__(self, role: str, size: int, threshold: int, reason: str) -> None:
-        self.role = role
-        self.size = size
-        self.threshold = threshold
-        self.reason = reason
-        super().__init__(
-            f"filter refused for role {role!r}: it {reason} {size} respondent(s), "
-            f"fewer than the threshold of {threshold}"
-        )
 
 
 class _HasThresholds(Protocol):
@@ -76,29 +72,16 @@ class Thresholds:
         return cls(cycle.anonymity_threshold, cycle.free_text_threshold)
 
 
-@dataclass(frozen=True, slots=True)
-class FilterGroup:
-    """Responses of one role: selected by a filter, in the default view, and in both."""
-
-    selected: int
-    default: int
-    overlap: int
-
-    @property
-    def differing(self) -> int:
-        """Responses in one view and not the other."""
-        return self.selected + self.default - 2 * self.overlap
+class _Candidate(Protocol):
+    kind: str  # scale | text
+    fresh: int  # respondents whose answer to the question no earlier release counted
 
 
-def check_filter(groups: Mapping[str, FilterGroup], thresholds: Thresholds) -> None:
-    """Refuse (SuppressedFilter) a filter that isolates fewer than k respondents of any role."""
-    k = thresholds.anonymity
-    for role in sorted(groups):
-        g = groups[role]
-        if 0 < g.selected < k:
-            raise SuppressedFilter(role, g.selected, k, "selects")
-        if g.selected and 0 < g.differing < k:  # a role left out entirely shows nothing
-            raise SuppressedFilter(role, g.differing, k, "sets apart")
+def may_release(candidate: _Candidate, thresholds: Thresholds) -> bool:
+    """THE release rule: a question's state may be (re)released when at least k (t for free
+    text) of its respondents were counted by no earlier release of it."""
+    need = thresholds.free_text if candidate.kind == "text" else thresholds.anonymity
+    return candidate.fresh >= need
 
 
 # -- the shown figures -------------------------------------------------------
@@ -110,12 +93,12 @@ _SEAL = object()
 class ShownGroup:
     """One (indicator, role) group as it may be shown."""
 
-    n: int
-    mean: float | None  # full precision; None when suppressed or nobody scored
+    n: int  # scored answers in the released figure (people, where one statement is asked)
+    mean: float | None  # full precision; None when suppressed or nothing released
     distribution: dict[int, int] | None
     na: int | None
     skipped: int | None
-    suppressed: bool  # answered, but too few (or too few differing): figures withheld
+    suppressed: bool  # released, but fewer than k scored answers: figures withheld
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +109,13 @@ class ShownText:
 
 @dataclass(frozen=True, slots=True)
 class ShownRole:
+    """Live counts of a role's responses (no answer in them) and its latest release."""
+
     started: int
     completed: int
+    shared: int  # came through a shared code
+    dashboard: int  # given from a browser logged in to the dashboard: in no figure
+    released_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +142,8 @@ _EMPTY = ShownGroup(n=0, mean=None, distribution=None, na=None, skipped=None, su
 
 
 def enforce(raw: RawAggregates, thresholds: Thresholds) -> SafeAggregates:
-    """Apply the anonymity rules to raw figures; the only way to figures that may be shown."""
+    """Released figures as a reader with `thresholds` may see them; the only way to figures
+    that may be shown."""
     floor = raw.cycle_thresholds
     if thresholds.anonymity < floor.anonymity or thresholds.free_text < floor.free_text:
         raise ThresholdTooLow(f"thresholds {thresholds} are below the cycle's own {floor}")
@@ -162,7 +151,7 @@ def enforce(raw: RawAggregates, thresholds: Thresholds) -> SafeAggregates:
 
     groups: dict[tuple[str, str], ShownGroup] = {}
     for gkey, g in raw.groups.items():
-        if g.n >= k and not 0 < g.differing < k:
+        if g.n >= k:
             groups[gkey] = ShownGroup(
                 n=g.n,
                 mean=g.mean,
@@ -183,7 +172,16 @@ def enforce(raw: RawAggregates, thresholds: Thresholds) -> SafeAggregates:
         }
         for role, by_q in raw.comments.items()
     }
-    roles = {r: ShownRole(started=c.started, completed=c.completed) for r, c in raw.roles.items()}
+    roles = {
+        r: ShownRole(
+            started=c.started,
+            completed=c.completed,
+            shared=c.shared,
+            dashboard=c.dashboard,
+            released_at=c.released_at,
+        )
+        for r, c in raw.roles.items()
+    }
     return SafeAggregates(
         cycle_id=raw.cycle_id,
         thresholds=thresholds,

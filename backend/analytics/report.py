@@ -1,7 +1,8 @@
 """The triangulation report: every indicator of the model, the school's view beside each group's.
 
-The only way to the report's figures is `aggregate_cycle` -> `anonymity.enforce`;
-nothing here reads raw figures. Means, gaps and spreads are rounded to two
+The only way to the report's figures is `aggregate_cycle` (released figures only) ->
+`anonymity.enforce`; nothing here reads an answer. A reader that wants the newest
+release calls `releases.refresh` first; without it the report shows the last one. Means, gaps and spreads are rounded to two
 decimals in the output only; all computation keeps full precision.
 """
 
@@ -15,13 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.analytics import triangulation as tri
 from backend.analytics.aggregate import aggregate_cycle, load_cycle, load_self_ratings
-from backend.analytics.anonymity import (
-    DEFAULT_STATUSES,
-    SafeAggregates,
-    ShownGroup,
-    Thresholds,
-    enforce,
-)
+from backend.analytics.anonymity import SafeAggregates, ShownGroup, Thresholds, enforce
 from conversations.model import ExcellenceModel
 from conversations.roles import ROLES
 from conversations.scales import AnswerKind
@@ -45,6 +40,20 @@ def _group_json(g: ShownGroup) -> dict[str, Any]:
     }
 
 
+def _role_json(safe: SafeAggregates, role: str) -> dict[str, Any]:
+    """Live counts of the role's responses, and when its figures were last released."""
+    r = safe.roles.get(role)
+    if r is None:
+        return {"started": 0, "completed": 0, "shared": 0, "dashboard": 0, "released_at": None}
+    return {
+        "started": r.started,
+        "completed": r.completed,
+        "shared": r.shared,
+        "dashboard": r.dashboard,
+        "released_at": None if r.released_at is None else r.released_at.isoformat(),
+    }
+
+
 def _report_roles(safe: SafeAggregates, roles: Sequence[str] | None) -> list[str]:
     if roles is not None:
         return list(dict.fromkeys(roles))
@@ -59,16 +68,14 @@ async def build_report(
     model: ExcellenceModel,
     *,
     roles: Sequence[str] | None = None,
-    statuses: Sequence[str] = DEFAULT_STATUSES,
-    languages: Sequence[str] | None = None,
     thresholds: Thresholds | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The report JSON of a cycle (raises SuppressedFilter for a filter that isolates few)."""
+    """The report JSON of a cycle, from its releases (of `roles` only, if given)."""
     cycle = await load_cycle(s, cycle_id)
     school = await s.get(School, cycle.school_id)
     thresholds = thresholds or Thresholds.for_cycle(cycle)
-    raw = await aggregate_cycle(s, cycle_id, roles=roles, statuses=statuses, languages=languages)
+    raw = await aggregate_cycle(s, cycle_id, roles=roles)
     safe = enforce(raw, thresholds)
     selfs = await load_self_ratings(s, cycle_id)
     role_list = _report_roles(safe, roles)
@@ -136,19 +143,9 @@ async def build_report(
         },
         "model_version": model.version,
         "generated_at": (now or datetime.now(UTC)).isoformat(),
-        "filter": {
-            "roles": list(roles) if roles is not None else None,
-            "statuses": list(statuses),
-            "languages": list(languages) if languages is not None else None,
-        },
+        "filter": {"roles": list(roles) if roles is not None else None},
         "thresholds": {"anonymity": thresholds.anonymity, "free_text": thresholds.free_text},
-        "roles": {
-            r: {
-                "started": safe.roles[r].started if r in safe.roles else 0,
-                "completed": safe.roles[r].completed if r in safe.roles else 0,
-            }
-            for r in role_list
-        },
+        "roles": {r: _role_json(safe, r) for r in role_list},
         "indicators": indicators,
         "rollups": rollups,
         "comments": {

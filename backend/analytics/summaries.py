@@ -8,10 +8,9 @@ taken from `build_report` (so after the anonymity gate; no free text). It is sto
 with a fingerprint of everything that report depends on:
 
 - the cycle row: status, model version, thresholds;
-- its responses: how many, the sum of their `revision` counters and the largest id.
-  An answer saved, skipped or deleted bumps its response's revision
-  (`repo.touch_response`), and so does a status change (`repo.set_status`). Erasing a
-  respondent deletes the summaries of their cycles outright (`repo.erase_respondent`);
+- its releases (`storage.releases.state_prints`): how many question states, and the sum
+  of their release counters. A report shows released figures only, so nothing else of
+  the responses matters: a new answer changes the summary when it is released;
 - its self-ratings, row by row (a few dozen per cycle);
 - the question map (which questions evidence which indicators), the model's version, and
   the source of the code that computes a report (this module, aggregate, anonymity,
@@ -42,17 +41,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.analytics import releases
 from backend.analytics.report import build_report
 from conversations.model import ExcellenceModel
+from storage import releases as release_sql
 from storage import repo
-from storage.models import (
-    ClusterMember,
-    Cycle,
-    QuestionMap,
-    ReportSummary,
-    Response,
-    SelfRating,
-)
+from storage.models import ClusterMember, Cycle, QuestionMap, ReportSummary, SelfRating
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +57,8 @@ def code_digest() -> str:
     from backend.analytics import aggregate, anonymity, report, triangulation
 
     h = hashlib.sha256()
-    for module in (aggregate, anonymity, report, triangulation, sys.modules[__name__]):
+    modules = (aggregate, anonymity, releases, release_sql, report, triangulation)
+    for module in (*modules, sys.modules[__name__]):
         h.update(Path(module.__file__ or "").read_bytes())
     return h.hexdigest()
 
@@ -102,19 +97,7 @@ async def fingerprints(
     ids = [c.id for c in cycles]
     if not ids:
         return {}
-    responses = {
-        cid: [int(n), int(revs or 0), int(top or 0)]
-        for cid, n, revs, top in await s.execute(
-            select(
-                Response.cycle_id,
-                func.count(Response.id),
-                func.sum(Response.revision),
-                func.max(Response.id),
-            )
-            .where(Response.cycle_id.in_(ids))
-            .group_by(Response.cycle_id)
-        )
-    }
+    released = await release_sql.state_prints(s, ids)
     selfs: dict[int, list[Any]] = {}
     for cid, key, value, number, status in await s.execute(
         select(
@@ -145,7 +128,7 @@ async def fingerprints(
                 model.version,
                 question_map,
                 [c.status, c.model_version, c.anonymity_threshold, c.free_text_threshold],
-                responses.get(c.id),
+                released.get(c.id),
                 selfs.get(c.id),
             ]
         )
@@ -221,6 +204,9 @@ async def refresh(sm: async_sessionmaker, model: ExcellenceModel) -> int:
     each in a transaction of its own; returns how many were built. With several server
     processes each summary is built by one of them (advisory lock, then a second look at
     the fingerprint inside the lock)."""
+    async with sm() as s:
+        cycle_ids = [c.id for c in (await default_cycles(s)).values()]
+    await releases.refresh(sm, cycle_ids)  # the summaries show what is released by now
     async with sm() as s:
         cycles = list((await default_cycles(s)).values())
         prints = await fingerprints(s, cycles, model)

@@ -16,6 +16,7 @@ from backend.dashboard.web import (
     cycle_for,
     for_reader,
     hides_raw,
+    release_figures,
     school_for,
     sessionmaker,
     user_of,
@@ -76,6 +77,7 @@ async def school_cycles(request: web.Request) -> web.Response:
 
 
 async def cycle_report(request: web.Request) -> web.Response:
+    await release_figures(request)
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
         report = await build_report(s, cycle.id, load_model())

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from backend.analytics.report import build_report
 from backend.dashboard.queries import pdf_extras
-from backend.dashboard.web import _, cycle_for, for_reader, sessionmaker, texts_of
+from backend.dashboard.web import _, cycle_for, for_reader, release_figures, sessionmaker, texts_of
 from backend.i18n import N_, Texts, dashboard_languages, texts
 from conversations.model import load_model
 from storage import repo
@@ -121,6 +121,7 @@ def _chart_text(report: dict[str, Any], chart: dict[str, Any], tx: Texts) -> dic
 
 
 async def _report(request: web.Request) -> tuple[Any, dict[str, Any], Any]:
+    await release_figures(request)
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
         report = await build_report(s, cycle.id, load_model())

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from backend.analytics import releases
 from backend.analytics.cluster import MIN_SCHOOLS, SELF, cluster_view, school_labels
 from backend.analytics.summaries import cycle_summaries
 from backend.dashboard.queries import (
@@ -192,8 +193,10 @@ async def cluster_page(request: web.Request) -> web.Response:
             found = [c for c in by_school[sch.id] if not chosen or c.name == chosen]
             if found:
                 cycles[sch.id] = found[0]
+    await releases.refresh(sessionmaker(request), [c.id for c in cycles.values()])
+    async with sessionmaker(request).begin() as s:
         # Each school's report in brief, through the anonymity gate like every other reader;
-        # stored while its data is unchanged, so only schools with new answers cost a report.
+        # stored while its releases are unchanged, so only schools with new ones cost a report.
         reports, built = await cycle_summaries(s, cycles, model)
         if built:
             log.info("cluster %d: %d of %d summaries built", cid, built, len(cycles))

@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.analytics.compare import compare_reports
 from backend.analytics.report import build_report
 from backend.dashboard.exports_glue import _in_thread, _svg
-from backend.dashboard.web import R_SCHOOL, cycle_for, render, sessionmaker, texts_of
+from backend.dashboard.web import (
+    R_SCHOOL,
+    cycle_for,
+    release_figures,
+    render,
+    sessionmaker,
+    texts_of,
+)
 from conversations.model import load_model
 from storage import repo
 from storage.models import Cycle
@@ -46,6 +53,7 @@ async def _pair(request: web.Request, s: AsyncSession) -> tuple[Cycle, list[Cycl
 
 async def compare_page(request: web.Request) -> web.Response:
     model = load_model()
+    await release_figures(request)
     async with sessionmaker(request).begin() as s:
         cycle, others, other = await _pair(request, s)
         school = await repo.get_school(s, cycle.school_id)
@@ -82,6 +90,7 @@ async def compare_chart(request: web.Request) -> web.Response:
     from backend import charts
 
     model = load_model()
+    await release_figures(request)
     async with sessionmaker(request).begin() as s:
         cycle, _others, other = await _pair(request, s)
         if other is None:

@@ -22,6 +22,7 @@ from backend.dashboard.web import (
     R_SCHOOL,
     cycle_for,
     hides_raw,
+    release_figures,
     render,
     sessionmaker,
     texts_of,
@@ -133,6 +134,7 @@ def _num(ind: dict[str, Any]) -> float | None:
 async def cycle_overview(request: web.Request) -> web.Response:
     model = load_model()
     tx = texts_of(request)
+    await release_figures(request)
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
         school = await repo.get_school(s, cycle.school_id)
@@ -182,6 +184,7 @@ async def indicator_page(request: web.Request) -> web.Response:
     tx = texts_of(request)
     ind = indicator_or_404(key, tx.model)
     placed = tx.model.index()[key]
+    await release_figures(request)
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
         school = await repo.get_school(s, cycle.school_id)

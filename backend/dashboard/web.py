@@ -14,6 +14,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import keys
+from backend.analytics import releases
 from backend.dashboard import auth
 from backend.i18n import N_, Texts, dashboard_languages, negotiate, texts
 from storage import repo
@@ -136,6 +137,19 @@ def render(
 
 def sessionmaker(request: web.Request):
     return request.app[keys.SESSIONMAKER]
+
+
+async def release_figures(request: web.Request) -> None:
+    """Bring the releases of the URL's cycle (and its school's other cycles) up to date before
+    its figures are read, if this reader may read them (a refused request writes nothing;
+    the view itself answers 404)."""
+    raw = request.match_info.get("cycle_id", "")
+    if not raw.isdigit() or int(raw) > MAX_ROW_ID:
+        return
+    async with sessionmaker(request)() as s:
+        cycle = await s.get(Cycle, int(raw))
+    if cycle is not None and access_of(request).reads(cycle.school_id):
+        await releases.refresh(sessionmaker(request), [cycle.id])
 
 
 def access_of(request: web.Request) -> auth.Access:

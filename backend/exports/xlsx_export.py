@@ -87,12 +87,7 @@ def _summary(ws: Worksheet, report: dict[str, Any], tx: Texts) -> None:
         (tx.gettext("Generated at"), report.get("generated_at")),
         (tx.gettext("Anonymity threshold (people)"), thresholds.get("anonymity")),
         (tx.gettext("Free-text threshold (people)"), thresholds.get("free_text")),
-        (
-            tx.gettext("Statuses counted"),
-            ", ".join(tx.label("response status", st) for st in filt.get("statuses") or []),
-        ),
         (tx.gettext("Roles filter"), ", ".join(filt.get("roles") or []) or every),
-        (tx.gettext("Languages filter"), ", ".join(filt.get("languages") or []) or every),
     ]
     for i, (label, value) in enumerate(rows, 3):
         ws.cell(row=i, column=1, value=label).font = BOLD
@@ -103,8 +98,10 @@ def _summary(ws: Worksheet, report: dict[str, Any], tx: Texts) -> None:
         row=rule_row,
         column=1,
         value=tx.gettext(
-            "Anonymity: a group's figures are shown only when at least %(k)s people answered;"
-            " smaller groups show their count and the word '%(suppressed)s'.",
+            "Anonymity: figures are released question by question, each new release only with"
+            " at least %(k)s new respondents; a group's figures are shown only when they hold"
+            " at least %(k)s answers; smaller groups show their count and the word"
+            " '%(suppressed)s'.",
             k=tx.number(k),
             suppressed=tx.gettext(SUPPRESSED),
         ),

@@ -6,14 +6,8 @@ import pytest
 
 from backend.analytics import triangulation as tri
 from backend.analytics.aggregate import GroupStats, RawAggregates, RoleCounts, TextAnswers
-from backend.analytics.anonymity import (
-    FilterGroup,
-    SafeAggregates,
-    SuppressedFilter,
-    Thresholds,
-    check_filter,
-    enforce,
-)
+from backend.analytics.anonymity import SafeAggregates, Thresholds, enforce, may_release
+from storage.releases import Candidate
 from tests.backend.test_analytics import small_model
 
 
@@ -78,16 +72,21 @@ def test_rollups_hand_case():
     assert r["dimensions"]["2"].self == tri.Figure(None, 0)
 
 
-def test_check_filter():
+@pytest.mark.parametrize(
+    ("kind", "fresh", "released"),
+    [
+        ("scale", 4, False),
+        ("scale", 5, True),
+        ("scale", 40, True),
+        ("text", 9, False),  # free text: its own, higher threshold
+        ("text", 10, True),
+    ],
+)
+def test_the_release_rule_counts_fresh_respondents(kind, fresh, released):
+    """Not how many answered now, but how many no earlier release counted."""
     t = Thresholds(5, 10)
-    check_filter({"learner": FilterGroup(selected=8, default=8, overlap=8)}, t)
-    check_filter({"learner": FilterGroup(selected=0, default=3, overlap=0)}, t)
-    check_filter({"learner": FilterGroup(selected=5, default=10, overlap=5)}, t)
-    with pytest.raises(SuppressedFilter, match="selects 4"):
-        check_filter({"learner": FilterGroup(selected=4, default=10, overlap=4)}, t)
-    with pytest.raises(SuppressedFilter, match="sets apart 3"):
-        check_filter({"parent": FilterGroup(selected=7, default=10, overlap=7)}, t)
-    check_filter({"parent": FilterGroup(selected=3, default=3, overlap=3)}, Thresholds(3, 3))
+    assert may_release(Candidate("b@1", "q", "learner", kind, 200, fresh), t) is released
+    assert may_release(Candidate("b@1", "q", "learner", kind, fresh, fresh), t) is released
 
 
 def _raw(n_fl1: int, writers: int) -> RawAggregates:

@@ -308,7 +308,7 @@ async def add_more_learners_with_comments(sm, cycle_id: int, n: int) -> None:
         for i in range(n):
             r = await repo.get_or_create_respondent(s, secrets.token_hex(32))
             resp = await repo.get_or_create_response(
-                s, r.id, cycle_id, None, "learner", tag, "1.0.0", "en", datetime.now(UTC)
+                s, r.id, cycle_id, "learner", tag, "1.0.0", "en", datetime.now(UTC)
             )
             await repo.upsert_comment(s, resp.id, text_q, f"hidden learner remark {i}")
             await repo.set_status(s, resp.id, "completed")

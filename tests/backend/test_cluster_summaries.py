@@ -1,6 +1,6 @@
-"""The cluster view's stored summaries: built once, kept while the data is unchanged, built
-again after any change a report would show (an answer, a status, a self-rating, the cycle,
-an erasure), on SQLite and PostgreSQL.
+"""The cluster view's stored summaries: built once, kept while the releases are unchanged,
+built again after any change a report would show (a release, a self-rating, the cycle), on
+SQLite and PostgreSQL.
 
 Every summary returned is checked against `summarize(build_report(...))` computed afresh:
 a stored summary that is out of date fails the test whatever the fingerprint says.
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 
 from backend import keys
-from backend.analytics import summaries
+from backend.analytics import releases, summaries
 from backend.analytics.report import build_report
 from backend.analytics.summaries import (
     cycle_summaries,
@@ -50,7 +50,7 @@ async def test_a_response_revision_counts_real_changes_only(sessionmaker):
     async with sm.begin() as s:
         person = await repo.get_or_create_respondent(s, secrets.token_hex(32))
         resp = await repo.get_or_create_response(
-            s, person.id, seeded.cycle_id, None, "learner", tag, "1.0.0", "en", datetime.now(UTC)
+            s, person.id, seeded.cycle_id, "learner", tag, "1.0.0", "en", datetime.now(UTC)
         )
     rid = resp.id
     assert await _revision(sm, rid) == 0
@@ -63,7 +63,9 @@ async def test_a_response_revision_counts_real_changes_only(sessionmaker):
         (lambda s: repo.delete_answer(s, rid, qid), 1),  # deleted
         (lambda s: repo.delete_answer(s, rid, qid), 0),  # nothing left to delete
         (lambda s: repo.set_status(s, rid, "completed"), 1),
-        (lambda s: repo.upsert_comment(s, rid, qid, "free text"), 0),  # no figure changes
+        (lambda s: repo.upsert_comment(s, rid, qid, "free text"), 1),  # free text is released
+        (lambda s: repo.delete_comment(s, rid, qid), 1),
+        (lambda s: repo.delete_comment(s, rid, qid), 0),
     ]
     expected = 0
     for i, (step, bump) in enumerate(steps):
@@ -74,7 +76,9 @@ async def test_a_response_revision_counts_real_changes_only(sessionmaker):
 
 
 async def _summaries(sm, cycles: dict[int, int]) -> tuple[dict[int, dict], int]:
-    """cycle_summaries for {school: cycle id}, each checked against a fresh report."""
+    """cycle_summaries for {school: cycle id} after a release (as the cluster view does),
+    each checked against a fresh report."""
+    await releases.refresh(sm, cycles.values())
     async with sm.begin() as s:
         rows = {sid: await s.get(Cycle, cid) for sid, cid in cycles.items()}
         got, built = await cycle_summaries(s, rows, MODEL)
@@ -89,7 +93,7 @@ def _mean(summary: dict, key: str, role: str = "learner") -> float | None:
     return (ind["roles"].get(role) or {}).get("mean")
 
 
-async def test_summaries_are_kept_until_the_data_changes(sessionmaker):
+async def test_summaries_are_kept_until_the_releases_change(sessionmaker):
     sm = sessionmaker
     a = await seed_school(sm, slug="alpha", roles=["learner"])
     b = await seed_school(sm, slug="beta", roles=["learner"])
@@ -103,12 +107,17 @@ async def test_summaries_are_kept_until_the_data_changes(sessionmaker):
     assert _mean(got[a.school_id], key) == 3.0 and _mean(got[b.school_id], key) == 1.6
     assert (await _summaries(sm, cycles))[1] == 0  # nothing changed: nothing built
 
-    # One more learner answers at beta: only beta's summary is built again.
+    # One more learner answers at beta: nothing is released (one new answer), nothing built.
     await learners_answer(sm, b.cycle_id, qid, [4])
     got, built = await _summaries(sm, cycles)
-    assert built == 1 and _mean(got[b.school_id], key) == 2.0
+    assert built == 0 and _mean(got[b.school_id], key) == 1.6
+    # Four more: five new answers, a release, beta's summary built again.
+    await learners_answer(sm, b.cycle_id, qid, [4, 4, 4, 4])
+    got, built = await _summaries(sm, cycles)
+    assert built == 1 and _mean(got[b.school_id], key) == 2.8
 
-    # An answer changed in place (same person, same question): built again.
+    # An answer changed in place (same person, same question) is released only with five
+    # new answers: the summary stays as it is.
     async with sm() as s:
         rid = await s.scalar(
             select(Response.id).where(Response.cycle_id == a.cycle_id).order_by(Response.id)
@@ -116,18 +125,10 @@ async def test_summaries_are_kept_until_the_data_changes(sessionmaker):
     async with sm.begin() as s:
         await repo.upsert_answer(s, rid, qid, value=0)
     got, built = await _summaries(sm, cycles)
-    assert built == 1 and _mean(got[a.school_id], key) == 2.33
-
-    # The same answer again changes nothing.
-    async with sm.begin() as s:
-        await repo.upsert_answer(s, rid, qid, value=0)
-    assert (await _summaries(sm, cycles))[1] == 0
-
-    # A response's status (in the view or not): stopped ones are not counted.
-    async with sm.begin() as s:
-        await repo.set_status(s, rid, "stopped")
+    assert built == 0 and _mean(got[a.school_id], key) == 3.0
+    await learners_answer(sm, a.cycle_id, qid, [3, 3, 3, 3, 3])
     got, built = await _summaries(sm, cycles)
-    assert built == 1 and _mean(got[a.school_id], key) == 2.8
+    assert built == 1 and _mean(got[a.school_id], key) == round((18 - 4 + 15) / 11, 2)
 
     # The school's own rating, then its status.
     async with sm.begin() as s:
@@ -144,38 +145,38 @@ async def test_summaries_are_kept_until_the_data_changes(sessionmaker):
         await s.execute(update(Cycle).where(Cycle.id == b.cycle_id).values(status="closed"))
     assert (await _summaries(sm, cycles))[1] == 1
     async with sm.begin() as s:
-        await s.execute(update(Cycle).where(Cycle.id == b.cycle_id).values(anonymity_threshold=10))
+        await s.execute(update(Cycle).where(Cycle.id == b.cycle_id).values(anonymity_threshold=11))
     got, built = await _summaries(sm, cycles)
-    assert built == 1 and _mean(got[b.school_id], key) is None  # 6 learners < 10: suppressed
+    assert built == 1 and _mean(got[b.school_id], key) is None  # 10 learners < 11: suppressed
 
 
-async def test_erasure_deletes_the_summaries_it_touched(sessionmaker):
+async def test_erasure_leaves_the_figures_until_the_next_release(sessionmaker):
+    """An erased answer stays in the released figure (so the erasure cannot be read off by
+    comparison) and leaves it with the next release, which holds five new answers."""
     sm = sessionmaker
     a = await seed_school(sm, slug="alpha", roles=["learner"])
-    b = await seed_school(sm, slug="beta", roles=["learner"])
     qid, key = await mapped_key(sm)
     await learners_answer(sm, a.cycle_id, qid, [4, 4, 3, 3, 2])
-    await learners_answer(sm, b.cycle_id, qid, [1, 1, 2, 2, 2])
     tag = load_banks()["learner"].tag
     subject = secrets.token_hex(32)
     async with sm.begin() as s:
         person = await repo.get_or_create_respondent(s, subject)
         resp = await repo.get_or_create_response(
-            s, person.id, a.cycle_id, None, "learner", tag, "1.0.0", "en", datetime.now(UTC)
+            s, person.id, a.cycle_id, "learner", tag, "1.0.0", "en", datetime.now(UTC)
         )
         await repo.upsert_answer(s, resp.id, qid, value=0)
         await repo.set_status(s, resp.id, "completed")
-    cycles = {a.school_id: a.cycle_id, b.school_id: b.cycle_id}
+    cycles = {a.school_id: a.cycle_id}
     got, _ = await _summaries(sm, cycles)
     assert _mean(got[a.school_id], key) == 2.67
 
     async with sm.begin() as s:
         assert await repo.erase_respondent(s, subject) == 1
-    async with sm() as s:  # nothing computed with the erased answer is kept
-        kept = set(await s.scalars(select(ReportSummary.cycle_id)))
-    assert kept == {b.cycle_id}
     got, built = await _summaries(sm, cycles)
-    assert built == 1 and _mean(got[a.school_id], key) == 3.2
+    assert built == 0 and _mean(got[a.school_id], key) == 2.67  # the same figure
+    await learners_answer(sm, a.cycle_id, qid, [1, 1, 1, 1, 1])
+    got, built = await _summaries(sm, cycles)
+    assert built == 1 and _mean(got[a.school_id], key) == round((16 + 5) / 10, 2)
 
 
 async def test_fingerprints_follow_the_model_and_the_code(sessionmaker, monkeypatch):
@@ -249,7 +250,9 @@ async def test_refresh_builds_what_the_cluster_views_will_show(sessionmaker):
     async with sm() as s:
         assert (await default_cycles(s)).keys() == {sd.school_id for sd in seeded[:3]}
     await learners_answer(sm, seeded[2].cycle_id, qid, [0])
-    assert await refresh(sm, MODEL) == 1
+    assert await refresh(sm, MODEL) == 0  # one new answer: nothing released, nothing built
+    await learners_answer(sm, seeded[2].cycle_id, qid, [0, 1, 2, 3])
+    assert await refresh(sm, MODEL) == 1  # released (five new), built again
     async with sm.begin() as s:
         _, built = await cycle_summaries(s, await default_cycles(s), MODEL)
     assert built == 0

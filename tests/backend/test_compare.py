@@ -50,7 +50,7 @@ async def learners_answer(sm, cycle_id: int, qid: str, values: list[int]) -> Non
         for v in values:
             r = await repo.get_or_create_respondent(s, secrets.token_hex(32))
             resp = await repo.get_or_create_response(
-                s, r.id, cycle_id, None, "learner", tag, "1.0.0", "en", datetime.now(UTC)
+                s, r.id, cycle_id, "learner", tag, "1.0.0", "en", datetime.now(UTC)
             )
             await repo.upsert_answer(s, resp.id, qid, value=v)
             await repo.set_status(s, resp.id, "completed")

@@ -522,7 +522,7 @@ async def add_responses(
         for _ in range(n):
             r = await repo.get_or_create_respondent(s, secrets.token_hex(32))
             resp = await repo.get_or_create_response(
-                s, r.id, cycle_id, None, role, f"{role}@1", "1.0.0", "en", datetime.now(UTC)
+                s, r.id, cycle_id, role, f"{role}@1", "1.0.0", "en", datetime.now(UTC)
             )
             for qid, value in answers.items():
                 await repo.upsert_answer(s, resp.id, qid, value=value)
@@ -652,7 +652,7 @@ async def add_responses_tag(sm, cycle_id, role, tag, n, answers):
         for _ in range(n):
             r = await repo.get_or_create_respondent(s, secrets.token_hex(32))
             resp = await repo.get_or_create_response(
-                s, r.id, cycle_id, None, role, tag, "1.0.0", "en", datetime.now(UTC)
+                s, r.id, cycle_id, role, tag, "1.0.0", "en", datetime.now(UTC)
             )
             for qid, value in answers.items():
                 await repo.upsert_answer(s, resp.id, qid, value=value)

@@ -284,7 +284,7 @@ async def _answers(sm, cycle_id: int, role: str, tag: str, n: int, answers: dict
         for _ in range(n):
             r = await repo.get_or_create_respondent(s, secrets.token_hex(32))
             resp = await repo.get_or_create_response(
-                s, r.id, cycle_id, None, role, tag, "1.0.0", "en", datetime.now(UTC)
+                s, r.id, cycle_id, role, tag, "1.0.0", "en", datetime.now(UTC)
             )
             for qid, value in answers.items():
                 await repo.upsert_answer(s, resp.id, qid, value=value)

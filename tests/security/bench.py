@@ -110,7 +110,7 @@ async def _respond(
     tag = load_banks()[role].tag
     r = await repo.get_or_create_respondent(s, secrets.token_hex(32))
     resp = await repo.get_or_create_response(
-        s, r.id, cycle_id, None, role, tag, "1.0.0", language, datetime.now(UTC)
+        s, r.id, cycle_id, role, tag, "1.0.0", language, datetime.now(UTC)
     )
     for qid, value in answers.items():
         await repo.upsert_answer(s, resp.id, qid, value=value)
@@ -340,6 +340,8 @@ def _filler(col: Any, mark: str) -> Any:
 
 
 GENERIC_SKIP = {"response", "invite", "self_rating", "evidence"}  # made by the bench above
+# Releases are made by the product from the bench's responses (their rule is under test).
+GENERIC_SKIP |= {"release_state", "release_unit", "release_check"}
 
 
 async def fill_cycle_tables(sm: Any, cycle_id: int, mark: str) -> list[str]:

@@ -37,7 +37,7 @@ async def _response(sm, cycle, n: int = 1, role: str = "learner"):
     async with sm.begin() as s:
         r = await repo.get_or_create_respondent(s, _hash(n))
         return await repo.get_or_create_response(
-            s, r.id, cycle.id, None, role, f"{role}@1", "1.0", "en", NOW
+            s, r.id, cycle.id, role, f"{role}@1", "1.0", "en", NOW
         )
 
 
@@ -146,7 +146,7 @@ async def test_get_or_create_is_race_safe(sessionmaker, cycle) -> None:
     async def response() -> int:
         async with sessionmaker.begin() as s:
             r = await repo.get_or_create_response(
-                s, ids[0], cycle.id, None, "learner", "learner@1", "1.0", "en", NOW
+                s, ids[0], cycle.id, "learner", "learner@1", "1.0", "en", NOW
             )
             return r.id
 
@@ -169,7 +169,7 @@ async def test_respondent_and_response_lifecycle(sessionmaker, cycle) -> None:
         assert active.id == response.id
         # A second call returns the same response unchanged.
         same = await repo.get_or_create_response(
-            s, r.id, cycle.id, None, "parent", "parent@1", "1.0", "ro", NOW
+            s, r.id, cycle.id, "parent", "parent@1", "1.0", "ro", NOW
         )
         assert same.id == response.id and same.role == "learner"
         await repo.set_status(s, response.id, "completed", NOW)
@@ -255,7 +255,7 @@ async def test_erase_respondent_really_deletes(sessionmaker, cycle) -> None:
     async with sessionmaker.begin() as s:
         second = await repo.create_cycle(s, cycle.school_id, "2027/28", "1.0")
         other = await repo.get_or_create_response(
-            s, gone.respondent_id, second.id, None, "learner", "learner@1", "1.0", "en", NOW
+            s, gone.respondent_id, second.id, "learner", "learner@1", "1.0", "en", NOW
         )
         for rid in (keep.id, gone.id, other.id):
             await repo.upsert_answer(s, rid, "l1", value=3)
