@@ -22,8 +22,8 @@ from conversations.i18n import Translator, format_number, language_name
 from conversations.scales import get_scale
 from storage.models import Answer, Comment, Response
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
-from tests.backend.test_webchat import WebUser, web_user
 from tests.langcheck import assert_not_english, language_names, values
+from tests.webtools import WebUser, web_user
 
 SCHOOL = "Polytech 42"
 TYPED = {"hy": "Ավելի շատ այցեր ձեռնարկություններ։", "uk": "Більше екскурсій на підприємства."}

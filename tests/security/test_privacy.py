@@ -21,11 +21,11 @@ from backend.passwords import hash_password
 from conversations import engine as E
 from storage import repo
 from storage.models import Answer, Response
-from tests.backend.test_webchat import answer_everything, web_user
 from tests.bot.conftest import fake_api, open_bench, storage  # noqa: F401 (fixtures)
 from tests.bot.fakebot import User
 from tests.bot.walker import dump_storage, walk_survey
 from tests.security.bench import csrf_of, readable
+from tests.webtools import answer_everything, web_user
 
 PEOPLE = [User(987654321, "alice_secret", "Zelmirax"), User(987654322, "bob_secret_zz", "Quorvath")]
 NEEDLES = ["987654321", "987654322", "alice_secret", "bob_secret_zz", "Zelmirax", "Quorvath"]
