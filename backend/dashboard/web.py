@@ -291,7 +291,7 @@ async def error_middleware(request: web.Request, handler):
             resp = _json_error(exc.status, _message(exc) or _TITLES.get(exc.status, exc.reason))
         else:
             resp = _error_page(request, exc.status, _message(exc))
-        for name in ("WWW-Authenticate", "Retry-After"):
+        for name in ("WWW-Authenticate", "Retry-After", "Allow"):  # a 405 names what is allowed
             if name in exc.headers:
                 resp.headers[name] = exc.headers[name]
         resp.cookies.update(exc.cookies)

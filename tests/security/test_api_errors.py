@@ -1,0 +1,42 @@
+"""The JSON API's answers to malformed and hostile requests, each a finding of a Schemathesis
+review (`--checks all`, stateful): a 4xx with a JSON message that names the problem, never
+a 500, and nothing stored on a refused request. On SQLite and PostgreSQL (the `world`
+bench): some of these were 500s on one database only (NUL bytes and 32-bit ids on
+PostgreSQL, lone surrogates on both).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.security.bench import World, login
+
+
+def _error(status: int, answer: dict[str, Any]) -> str:
+    """The message of a JSON error answer, after checking its shape."""
+    assert set(answer) == {"error"}, answer
+    assert answer["error"]["status"] == status, answer
+    message = answer["error"]["message"]
+    assert isinstance(message, str) and message, answer
+    return message
+
+
+async def test_405_answers_keep_the_allow_header(world: World):
+    w, client = world, world.client
+    c = w.a.cycle_id
+    for method, path, allowed in (
+        ("PUT", "/api/me", {"GET"}),
+        ("DELETE", f"/api/cycles/{c}/self-ratings", {"GET", "POST"}),
+        ("PATCH", f"/api/cycles/{c}/report", {"GET"}),
+        ("POST", "/api/openapi.json", {"GET"}),
+    ):
+        resp = await client.request(method, path, headers=w.a.api_headers)
+        assert resp.status == 405, (method, path, resp.status)
+        _error(405, await resp.json())
+        assert "Allow" in resp.headers, (method, path, dict(resp.headers))
+        assert {m.strip() for m in resp.headers["Allow"].split(",")} == allowed, resp.headers
+    # The dashboard's pages too.
+    assert (await login(client, w.a.email)).status == 303
+    resp = await client.put(f"/dashboard/cycles/{c}", allow_redirects=False)
+    assert resp.status == 405
+    assert "GET" in resp.headers.get("Allow", ""), dict(resp.headers)
