@@ -121,7 +121,8 @@ def api_token_user_id(token: str) -> int | None:
     """The user id a token claims (not yet verified)."""
     prefix, _, rest = token.partition("_")
     uid, _, sig = rest.partition("_")
-    if prefix != API_TOKEN_PREFIX or not uid.isdigit() or not sig or len(uid) > 12:
+    digits = uid.isascii() and uid.isdigit()  # isdigit() alone takes "²", which int() refuses
+    if prefix != API_TOKEN_PREFIX or not digits or not sig or len(uid) > 12:
         return None
     return int(uid)
 

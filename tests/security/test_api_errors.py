@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from backend.dashboard.auth import API_TOKEN_PREFIX
 from tests.security.bench import World, login
 
 
@@ -40,3 +41,16 @@ async def test_405_answers_keep_the_allow_header(world: World):
     resp = await client.put(f"/dashboard/cycles/{c}", allow_redirects=False)
     assert resp.status == 405
     assert "GET" in resp.headers.get("Allow", ""), dict(resp.headers)
+
+
+async def test_a_token_whose_user_id_overflows_the_column_is_401_not_500(world: World):
+    w, client = world, world.client
+    signature = w.a.token.rsplit("_", 1)[1]
+    for uid in ("999999999999", str(2**31), str(2**32 + w.a.user_id), "0", "\u00b2", "\u0661"):
+        token = f"{API_TOKEN_PREFIX}_{uid}_{signature}"
+        resp = await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+        assert resp.status == 401, (uid, resp.status)
+        assert resp.headers.get("WWW-Authenticate") == "Bearer"
+        _error(401, await resp.json())
+    # The real token still works.
+    assert (await client.get("/api/me", headers=w.a.api_headers)).status == 200
