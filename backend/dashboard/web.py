@@ -181,6 +181,8 @@ async def _load_peers(request: web.Request, user: User | None) -> None:
 
 async def school_for(request: web.Request, s: AsyncSession, slug: str) -> School:
     """The school if the user may read it; 404 otherwise (as if it did not exist)."""
+    if "\x00" in slug:  # no school's slug, and PostgreSQL refuses it in a query (a 500)
+        raise web.HTTPNotFound()
     school = await repo.get_school_by_slug(s, slug)
     if school is None or not access_of(request).reads(school.id):
         raise web.HTTPNotFound()

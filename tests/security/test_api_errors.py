@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from backend.dashboard.auth import API_TOKEN_PREFIX
-from tests.security.bench import World, login
+from storage import repo
+from tests.security.bench import World, login, session_csrf
 
 
 def _error(status: int, answer: dict[str, Any]) -> str:
@@ -54,3 +55,24 @@ async def test_a_token_whose_user_id_overflows_the_column_is_401_not_500(world: 
         _error(401, await resp.json())
     # The real token still works.
     assert (await client.get("/api/me", headers=w.a.api_headers)).status == 200
+
+
+async def test_a_nul_in_a_school_slug_is_404_not_500(world: World):
+    w, client = world, world.client
+    for slug in ("%00", "alpha%00", "%00alpha"):
+        resp = await client.get(f"/api/schools/{slug}/cycles", headers=w.a.api_headers)
+        assert resp.status == 404, (slug, resp.status)
+        _error(404, await resp.json())
+    assert (await login(client, w.a.email)).status == 303
+    for slug in ("%00", "alpha%00"):
+        resp = await client.get(f"/dashboard/schools/{slug}", allow_redirects=False)
+        assert resp.status == 404, (slug, resp.status)
+        for action in ("cycles", "languages"):
+            resp = await client.post(
+                f"/dashboard/schools/{slug}/{action}",
+                data={"csrf": session_csrf(client), "name": "x", "languages": "en"},
+                allow_redirects=False,
+            )
+            assert resp.status == 404, (slug, action, resp.status)
+    async with w.sm() as s:
+        assert len(await repo.list_cycles(s, w.a.school_id)) == 2
