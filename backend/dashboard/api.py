@@ -1,18 +1,22 @@
-"""The JSON API (Bearer token, see `auth.api_token`) and its OpenAPI 3 description.
+"""The JSON API (Bearer token, see `auth.api_token`) and its OpenAPI 3.1 description.
 
 Same access rules as the pages: another school's slug or cycle id is a 404.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from backend.analytics.report import build_report
+from backend.dashboard import api_models as m
+from backend.dashboard.api_models import BodyNotJSON, parse_self_ratings, problems, summary
 from backend.dashboard.queries import response_rates
-from backend.dashboard.views_self import parse_rating
 from backend.dashboard.web import (
+    MAX_ROW_ID,
     cycle_for,
     for_reader,
     hides_raw,
@@ -25,8 +29,6 @@ from backend.dashboard.web import (
 from conversations.model import load_model
 from storage import repo
 from storage.models import Cycle, SelfRating
-
-MAX_RATINGS_PER_POST = 500
 
 
 def _iso(value: Any) -> str | None:
@@ -108,57 +110,16 @@ async def get_self_ratings(request: web.Request) -> web.Response:
     return web.json_response({"cycle": cycle.id, "ratings": rows})
 
 
-def _validate(body: Any) -> list[dict[str, Any]]:
-    """The ratings of a POST body, each checked against the model; ValueError lists problems."""
-    if not isinstance(body, dict) or not isinstance(body.get("ratings"), list):
-        raise ValueError('the body is {"ratings": [{"key": ..., "value" | "number": ...}]}')
-    items = body["ratings"]
-    if not 1 <= len(items) <= MAX_RATINGS_PER_POST:
-        raise ValueError(f"send 1..{MAX_RATINGS_PER_POST} ratings")
-    index = load_model().index()
-    out, problems = [], []
-    for pos, item in enumerate(items):
-        if not isinstance(item, dict) or item.get("key") not in index:
-            problems.append(f"ratings[{pos}]: unknown indicator key")
-            continue
-        ind = index[item["key"]].indicator
-        status = item.get("status", "draft")
-        comment = item.get("comment")
-        value, number = item.get("value"), item.get("number")
-        try:
-            if status not in ("draft", "submitted"):
-                raise ValueError(f"{ind.id}: status is draft or submitted")
-            if comment is not None and (not isinstance(comment, str) or len(comment) > 4000):
-                raise ValueError(f"{ind.id}: comment is a string of up to 4000 characters")
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"{ind.id}: value is an integer 0..4")
-            if number is not None and (
-                isinstance(number, bool) or not isinstance(number, int | float)
-            ):
-                raise ValueError(f"{ind.id}: number is a number")
-            v, n = parse_rating(
-                ind, "" if value is None else str(value), "" if number is None else str(number)
-            )
-            if (value is not None and v is None) or (number is not None and n is None):
-                raise ValueError(f"{ind.id}: give a value for a scale, a number for a count")
-        except ValueError as exc:
-            problems.append(f"ratings[{pos}]: {exc}")
-            continue
-        out.append({"key": ind.key, "value": v, "number": n, "comment": comment, "status": status})
-    if problems:
-        raise ValueError("; ".join(problems))
-    return out
-
-
 async def post_self_ratings(request: web.Request) -> web.Response:
+    """Validate the whole body first (nothing is stored unless every rating fits), then save."""
     try:
-        body = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text="the body is not JSON") from None
-    try:
-        items = _validate(body)
-    except ValueError as exc:
-        raise web.HTTPUnprocessableEntity(text=str(exc)) from None
+        items = parse_self_ratings(await request.read())
+    except BodyNotJSON as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    except ValidationError as exc:
+        found = problems(exc)
+        detail = m.InvalidDetail(status=422, message=summary(found), problems=found)
+        return web.json_response(m.Invalid(error=detail).model_dump(), status=422)
     user = user_of(request)
     async with sessionmaker(request).begin() as s:
         cycle = await writable_cycle(request, s)
@@ -174,260 +135,242 @@ async def post_self_ratings(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(OPENAPI)
+    return web.json_response(openapi_document())
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+# --- the OpenAPI document: schemas from api_models, operations and their answers here ------
 
 
-def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def _ref(name: str, kind: str = "schemas") -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
 
 
-_ERRORS = {
-    "401": {"$ref": "#/components/responses/Unauthorized"},
-    "404": {"$ref": "#/components/responses/NotFound"},
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _ok(model: type, description: str, links: dict[str, Any] | None = None) -> dict[str, Any]:
+    out = {"description": description, "content": _json(_ref(model.__name__))}
+    if links:
+        out["links"] = links
+    return out
+
+
+def _link(operation_id: str, pointer: str, description: str) -> dict[str, Any]:
+    """An OpenAPI link: the cycle id at `pointer` of this answer is the target's `id`."""
+    return {
+        "operationId": operation_id,
+        "parameters": {"id": f"$response.body#{pointer}"},
+        "description": description,
+    }
+
+
+def _cycle_links(pointer: str, *targets: str) -> dict[str, Any]:
+    what = {
+        "getReport": "Its report",
+        "getRates": "Its response rates",
+        "getSelfRatings": "Its self-ratings",
+        "postSelfRatings": "Rate its indicators",
+    }
+    return {t: _link(t, pointer, what[t]) for t in targets}
+
+
+# Error answers, each {"error": {"status", "message"}} (422: with the problems by field).
+_ERROR_ANSWERS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
+    # status: (component name, description, schema, headers)
+    "400": (
+        "BadRequest",
+        "The body is not JSON text (not UTF-8, a lone surrogate, or nested too deeply). "
+        "Nothing is stored.",
+        "Error",
+        {},
+    ),
+    "401": (
+        "Unauthorized",
+        "No token, or an invalid one.",
+        "Error",
+        {"WWW-Authenticate": {"required": True, "schema": {"type": "string", "const": "Bearer"}}},
+    ),
+    "403": ("Forbidden", "The account may read this school but not change it.", "Error", {}),
+    "404": ("NotFound", "No such resource among the schools you may read.", "Error", {}),
+    "405": (
+        "MethodNotAllowed",
+        "The path does not take this method; `Allow` names those it takes.",
+        "Error",
+        {"Allow": {"required": True, "schema": {"type": "string"}}},
+    ),
+    "413": ("TooLarge", "The body is larger than the server takes.", "Error", {}),
+    "422": (
+        "Invalid",
+        "The body is JSON but does not fit the schema (e.g. an unknown indicator key, a value "
+        "off the scale): every problem is named by field. Nothing is stored.",
+        "Invalid",
+        {},
+    ),
 }
+
+
+def _errors(*statuses: str) -> dict[str, Any]:
+    return {s: _ref(_ERROR_ANSWERS[s][0], "responses") for s in (*statuses, "405")}
+
+
 _CYCLE_ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "integer"},
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID},
     "description": "The cycle's id (404 unless it belongs to a school you may read).",
 }
 
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.0.3",
-    "info": {
-        "title": "guidance-survey API",
-        "version": "1.0.0",
-        "description": (
-            "Cycles, response rates, the triangulation report and the self-assessment of "
-            "the schools your account may read. Authenticate with `Authorization: Bearer "
-            "<token>`; the token is on your account page in the dashboard and changes when "
-            "your password does. Every figure in the report has passed the anonymity gate."
-        ),
-    },
-    "servers": [{"url": "/"}],
-    "security": [{"bearer": []}],
-    "paths": {
-        "/api/me": {
-            "get": {
-                "summary": "The account the token belongs to",
-                "operationId": "me",
-                "responses": {"200": _ok(_ref("User")), "401": _ERRORS["401"]},
-            }
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document: every body's schema is its pydantic model's."""
+    cycle_ops = ("getReport", "getRates", "getSelfRatings", "postSelfRatings")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "guidance-survey API",
+            "version": "1.1.0",
+            "description": (
+                "Cycles, response rates, the triangulation report and the self-assessment of "
+                "the schools your account may read. Authenticate with `Authorization: Bearer "
+                "<token>`; the token is on your account page in the dashboard and changes when "
+                "your password does. Every figure in the report has passed the anonymity gate. "
+                'Errors answer `{"error": {"status": ..., "message": ...}}`.'
+            ),
         },
-        "/api/schools/{slug}/cycles": {
-            "get": {
-                "summary": "A school's assessment cycles, newest first",
-                "operationId": "listCycles",
-                "parameters": [
-                    {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {
-                    "200": _ok(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "school": {"type": "object"},
-                                "cycles": {"type": "array", "items": _ref("Cycle")},
-                            },
-                        }
-                    ),
-                    **_ERRORS,
-                },
-            }
-        },
-        "/api/cycles/{id}/report": {
-            "get": {
-                "summary": "The triangulation report (anonymity rules applied)",
-                "operationId": "getReport",
-                "parameters": [_CYCLE_ID],
-                "responses": {"200": _ok(_ref("Report")), **_ERRORS},
-            }
-        },
-        "/api/cycles/{id}/rates": {
-            "get": {
-                "summary": "Started and completed responses per role, beside the targets",
-                "operationId": "getRates",
-                "parameters": [_CYCLE_ID],
-                "responses": {"200": _ok(_ref("Rates")), **_ERRORS},
-            }
-        },
-        "/api/cycles/{id}/self-ratings": {
-            "get": {
-                "summary": "The school's own ratings of the indicators",
-                "operationId": "getSelfRatings",
-                "parameters": [_CYCLE_ID],
-                "responses": {
-                    "200": _ok(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "cycle": {"type": "integer"},
-                                "ratings": {"type": "array", "items": _ref("SelfRating")},
-                            },
-                        }
-                    ),
-                    **_ERRORS,
-                },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "getOpenAPI",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI document",
+                            "content": _json({"type": "object"}),
+                        },
+                        "405": _ref("MethodNotAllowed", "responses"),
+                    },
+                }
             },
-            "post": {
-                "summary": "Set self ratings (a scale value 0..4, or a number for counts)",
-                "operationId": "postSelfRatings",
-                "parameters": [_CYCLE_ID],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["ratings"],
-                                "properties": {
-                                    "ratings": {
-                                        "type": "array",
-                                        "minItems": 1,
-                                        "maxItems": MAX_RATINGS_PER_POST,
-                                        "items": _ref("SelfRatingInput"),
-                                    }
+            "/api/me": {
+                "get": {
+                    "summary": "The account the token belongs to",
+                    "operationId": "me",
+                    "responses": {"200": _ok(m.User, "The account"), **_errors("401")},
+                }
+            },
+            "/api/schools/{slug}/cycles": {
+                "get": {
+                    "summary": "A school's assessment cycles, newest first",
+                    "operationId": "listCycles",
+                    "parameters": [
+                        {
+                            "name": "slug",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                            "description": "The school's short name (404 unless you may read it).",
+                        }
+                    ],
+                    "responses": {
+                        "200": _ok(
+                            m.SchoolCycles,
+                            "The school and its cycles",
+                            _cycle_links("/cycles/0/id", *cycle_ops),
+                        ),
+                        **_errors("401", "404"),
+                    },
+                }
+            },
+            "/api/cycles/{id}/report": {
+                "get": {
+                    "summary": "The triangulation report (anonymity rules applied)",
+                    "operationId": "getReport",
+                    "parameters": [_CYCLE_ID],
+                    "responses": {
+                        "200": _ok(
+                            m.Report,
+                            "The report",
+                            {
+                                **_cycle_links("/cycle/id", "getRates", "getSelfRatings"),
+                                "listCycles": {
+                                    "operationId": "listCycles",
+                                    "parameters": {"slug": "$response.body#/school/slug"},
+                                    "description": "The school's cycles",
                                 },
-                            }
-                        }
+                            },
+                        ),
+                        **_errors("401", "404"),
+                    },
+                }
+            },
+            "/api/cycles/{id}/rates": {
+                "get": {
+                    "summary": "Started and completed responses per role, beside the targets",
+                    "operationId": "getRates",
+                    "parameters": [_CYCLE_ID],
+                    "responses": {
+                        "200": _ok(m.Rates, "The rates", _cycle_links("/cycle", "getReport")),
+                        **_errors("401", "404"),
+                    },
+                }
+            },
+            "/api/cycles/{id}/self-ratings": {
+                "get": {
+                    "summary": "The school's own ratings of the indicators",
+                    "operationId": "getSelfRatings",
+                    "parameters": [_CYCLE_ID],
+                    "responses": {
+                        "200": _ok(
+                            m.SelfRatings,
+                            "The ratings (without comments for a peer reviewer)",
+                            _cycle_links("/cycle", "postSelfRatings"),
+                        ),
+                        **_errors("401", "404"),
                     },
                 },
-                "responses": {
-                    "200": _ok(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "cycle": {"type": "integer"},
-                                "saved": {"type": "array", "items": _ref("SelfRating")},
-                            },
-                        }
+                "post": {
+                    "summary": "Set self-ratings: a point of the scale (`value`) or a number",
+                    "description": (
+                        "The indicator's key decides what a rating takes: `value` 0..4 for an "
+                        "indicator on a scale, `number` within its bounds for a count or a "
+                        "rate. All or nothing: one refused rating stores none."
                     ),
-                    "403": {"$ref": "#/components/responses/Forbidden"},
-                    "422": {"$ref": "#/components/responses/Invalid"},
-                    **_ERRORS,
-                },
-            },
-        },
-    },
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "responses": {
-            name: {"description": text, "content": {"application/json": {"schema": _ref("Error")}}}
-            for name, text in (
-                ("Unauthorized", "No token, or an invalid one"),
-                ("Forbidden", "The account may read but not change this school"),
-                ("NotFound", "No such resource among the schools you may read"),
-                ("Invalid", "The body does not fit the model"),
-            )
-        },
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "properties": {
-                    "error": {
-                        "type": "object",
-                        "properties": {
-                            "status": {"type": "integer"},
-                            "message": {"type": "string"},
-                        },
-                    }
-                },
-            },
-            "User": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "integer"},
-                    "email": {"type": "string"},
-                    "role": {"type": "string", "enum": ["coordinator", "admin", "peer"]},
-                    "school_id": {"type": "integer", "nullable": True},
-                },
-            },
-            "Cycle": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "integer"},
-                    "name": {"type": "string"},
-                    "status": {"type": "string", "enum": ["draft", "open", "closed"]},
-                    "model_version": {"type": "string"},
-                    "opens_at": {"type": "string", "format": "date-time", "nullable": True},
-                    "closes_at": {"type": "string", "format": "date-time", "nullable": True},
-                    "targets": {"type": "object", "additionalProperties": {"type": "integer"}},
-                    "thresholds": {"type": "object"},
-                },
-            },
-            "Rates": {
-                "type": "object",
-                "properties": {
-                    "cycle": {"type": "integer"},
-                    "started": {"type": "integer"},
-                    "completed": {"type": "integer"},
-                    "roles": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "role": {"type": "string"},
-                                "label": {"type": "string"},
-                                "started": {"type": "integer"},
-                                "completed": {"type": "integer"},
-                                "target": {"type": "integer", "nullable": True},
-                                "percent": {"type": "integer", "nullable": True},
-                            },
-                        },
+                    "operationId": "postSelfRatings",
+                    "parameters": [_CYCLE_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": _json(_ref(m.self_ratings_input().__name__)),
+                    },
+                    "responses": {
+                        "200": _ok(
+                            m.SavedSelfRatings,
+                            "The ratings as stored",
+                            _cycle_links("/cycle", "getSelfRatings", "getReport"),
+                        ),
+                        **_errors("400", "401", "403", "404", "413", "422"),
                     },
                 },
             },
-            "SelfRating": {
-                "type": "object",
-                "properties": {
-                    "key": {"type": "string", "example": "FL-1"},
-                    "value": {"type": "integer", "minimum": 0, "maximum": 4, "nullable": True},
-                    "number": {"type": "number", "nullable": True},
-                    "comment": {"type": "string", "nullable": True},
-                    "status": {"type": "string", "enum": ["draft", "submitted"]},
-                    "updated_at": {"type": "string", "format": "date-time"},
-                },
-            },
-            "SelfRatingInput": {
-                "type": "object",
-                "required": ["key"],
-                "properties": {
-                    "key": {"type": "string"},
-                    "value": {"type": "integer", "minimum": 0, "maximum": 4},
-                    "number": {"type": "number"},
-                    "comment": {"type": "string", "maxLength": 4000},
-                    "status": {
-                        "type": "string",
-                        "enum": ["draft", "submitted"],
-                        "default": "draft",
-                    },
-                },
-            },
-            "Report": {
-                "type": "object",
-                "description": (
-                    "Per indicator: `self`, per role `n`, `mean` (null below the anonymity "
-                    "threshold), `distribution`, `na`; `gap` (group mean minus self) and "
-                    "`flag` (blind_spot / hidden_strength / null)."
-                ),
-                "properties": {
-                    "school": {"type": "object"},
-                    "cycle": {"type": "object"},
-                    "thresholds": {"type": "object"},
-                    "roles": {"type": "object"},
-                    "indicators": {"type": "array", "items": {"type": "object"}},
-                    "rollups": {"type": "object"},
-                    "comments": {"type": "object"},
-                },
-            },
         },
-    },
-}
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {
+                name: {
+                    "description": text,
+                    "content": _json(_ref(schema)),
+                    **({"headers": headers} if headers else {}),
+                }
+                for name, text, schema, headers in _ERROR_ANSWERS.values()
+            },
+            "schemas": m.component_schemas(),
+        },
+    }
 
 
 def routes() -> list[tuple[str, str, Any, str]]:

@@ -1,0 +1,419 @@
+"""The JSON API's bodies as pydantic models: the one source of the requests' validation and of
+the OpenAPI document's schemas (`component_schemas`), so that the two cannot drift apart.
+
+Requests: a self-rating names one of the model's indicator keys; the key decides what else
+the rating takes (a discriminated union): a point of the scale (`value`, 0..4) for a scale
+indicator, a number within the indicator's bounds (`number`) for a count or a rate. Unknown
+properties are ignored (a client may send back what it read). Responses: every property is
+always present (null where there is no value) and no other is sent (`extra="forbid"`, which
+the tests hold the real answers to).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    create_model,
+)
+from pydantic.json_schema import models_json_schema
+
+from backend.dashboard.views_self import MAX_COMMENT
+from conversations.model import ExcellenceModel, load_model
+from conversations.scales import AnswerKind
+
+MAX_RATINGS_PER_POST = 500
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+def _whole(value: Any) -> Any:
+    """3.0 is the integer 3 (as JSON Schema's `integer` says); booleans and strings stay out."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _whole_number(low: int, high: int) -> Any:
+    # The bounds before the validator: they apply to (and document) the integer it makes.
+    return Annotated[StrictInt, Field(ge=low, le=high), BeforeValidator(_whole)]
+
+
+ScalePoint = _whole_number(0, 4)
+# No text column holds a NUL (PostgreSQL refuses it); lone surrogates never get this far,
+# the JSON parser refuses them (they are no UTF-8).
+Comment = Annotated[str, StringConstraints(max_length=MAX_COMMENT, pattern=r"^[^\x00]*$")]
+Status = Literal["draft", "submitted"]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+
+class _RatingInput(_Input):
+    comment: Comment | None = Field(
+        default=None, description=f"A note of up to {MAX_COMMENT} characters (no NUL)."
+    )
+    status: Status = Field(default="draft", description="`submitted` once the team agrees.")
+
+
+def _number_type(low: float, high: float, integer: bool) -> Any:
+    if integer:
+        return _whole_number(int(low), int(high))
+    return Annotated[StrictFloat, Field(ge=low, le=high, allow_inf_nan=False)]
+
+
+def _bound(x: float) -> str:
+    return f"{x:g}"
+
+
+def _variants(model: ExcellenceModel) -> list[type[_RatingInput]]:
+    """One rating model per kind of answer: scale indicators, and counts per bounds."""
+    scale: list[str] = []
+    counts: dict[tuple[str, float, float, bool], list[str]] = {}
+    for key, placed in model.index().items():
+        ind = placed.indicator
+        if ind.kind == AnswerKind.NUMBER:
+            spec = ind.number
+            assert spec is not None
+            counts.setdefault((spec.kind, spec.min, spec.max, spec.integer), []).append(key)
+        else:
+            scale.append(key)
+    out: list[type[_RatingInput]] = [
+        create_model(
+            "ScaleRatingInput",
+            __base__=_RatingInput,
+            __doc__=(
+                "The rating of an indicator answered on a scale (EXTENT, TIME or Y/N): "
+                "`value` is the point of the scale, 0 (not at all / never / not achieved) "
+                "to 4; null or absent clears it."
+            ),
+            key=(Literal[tuple(scale)], Field(description="The indicator's key.")),
+            value=(ScalePoint | None, Field(default=None, description="0..4, or null.")),
+            number=(None, Field(default=None, description="Always null: no number here.")),
+        )
+    ]
+    for (kind, low, high, integer), keys in counts.items():
+        whole = "Whole" if integer else "Decimal"
+        out.append(
+            create_model(
+                f"{kind.title()}{_bound(low)}To{_bound(high)}{whole}RatingInput",
+                __base__=_RatingInput,
+                __doc__=(
+                    f"The rating of a {kind} indicator ({', '.join(keys)}): `number` is "
+                    f"{'a whole number' if integer else 'a number'} from {_bound(low)} to "
+                    f"{_bound(high)}; null or absent clears it."
+                ),
+                key=(Literal[tuple(keys)], Field(description="The indicator's key.")),
+                value=(None, Field(default=None, description="Always null: no scale here.")),
+                number=(
+                    _number_type(low, high, integer) | None,
+                    Field(default=None, description=f"{_bound(low)}..{_bound(high)}, or null."),
+                ),
+            )
+        )
+    return out
+
+
+@functools.cache
+def self_ratings_input() -> type[BaseModel]:
+    """The body of POST /api/cycles/{id}/self-ratings, for the current model's indicators."""
+    rating = Annotated[
+        functools.reduce(lambda a, b: a | b, _variants(load_model())),  # type: ignore[arg-type, return-value]
+        Field(discriminator="key"),
+    ]
+    return create_model(
+        "SelfRatingsInput",
+        __base__=_Input,
+        __doc__="Self-ratings to set, each replacing the indicator's earlier rating.",
+        ratings=(
+            list[rating],  # type: ignore[valid-type]
+            Field(min_length=1, max_length=MAX_RATINGS_PER_POST),
+        ),
+    )
+
+
+# --- validation errors -------------------------------------------------------------------
+
+
+class BodyNotJSON(ValueError):
+    """The body is not JSON text (or not UTF-8, or nested too deeply): a 400."""
+
+
+class Problem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(description="Where, e.g. `ratings[2].value`; empty for the whole body.")
+    message: str = Field(description="What is wrong there.")
+
+
+def parse_self_ratings(raw: bytes) -> list[dict[str, Any]]:
+    """The ratings of a POST body; BodyNotJSON, or a ValidationError (see `problems`)."""
+    try:
+        body = self_ratings_input().model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        if first["type"] == "json_invalid":  # then the only error
+            msg = str(first["msg"]).removeprefix("Invalid JSON: ")
+            msg = msg.replace("recursion limit exceeded", "nested too deeply")
+            raise BodyNotJSON(f"the body is not valid JSON: {msg}") from None
+        raise
+    return [r.model_dump() for r in body.ratings]  # type: ignore[attr-defined]
+
+
+def problems(exc: ValidationError) -> list[Problem]:
+    """The problems of a refused body, each naming its field (`ratings[0].key`) in words."""
+    tags = set(load_model().index())
+    out = []
+    for err in exc.errors(include_url=False, include_context=True):
+        parts: list[str] = []
+        tag = None
+        for part in err["loc"]:
+            if isinstance(part, int):
+                parts.append(f"[{part}]")
+            elif part in tags and parts and parts[-1].startswith("["):
+                tag = part  # the union's branch: the indicator
+            else:
+                parts.append(("." if parts else "") + str(part))
+        field, kind = "".join(parts), err["type"]
+        if kind == "union_tag_invalid":
+            field += ".key"
+            given = err.get("ctx", {}).get("tag", "")
+            message = f"{given} is not one of the model's indicator keys (the enum of `key`)"
+        elif kind == "union_tag_not_found":
+            field += ".key"
+            message = "each rating names its indicator: key is missing"
+        elif not field and kind == "model_type":
+            message = 'the body is an object: {"ratings": [{"key": ..., "value" | "number": ...}]}'
+        elif kind == "none_required" and field.endswith(".number"):
+            message = f"{tag} is rated on a scale: give value (0..4), not number"
+        elif kind == "none_required" and field.endswith(".value"):
+            message = f"{tag} is a count: give number, not value"
+        elif kind == "string_pattern_mismatch" and field.endswith(".comment"):
+            message = "a comment may not contain a NUL character"
+        else:
+            message = str(err["msg"]) + (f" ({tag})" if tag else "")
+        out.append(Problem(field=field, message=message))
+    return out
+
+
+def summary(found: Iterable[Problem], limit: int = 10) -> str:
+    items = list(found)
+    text = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in items[:limit])
+    if len(items) > limit:
+        text += f"; and {len(items) - limit} more"
+    return text
+
+
+# --- responses ---------------------------------------------------------------------------
+
+
+class _Output(BaseModel):
+    """A response body: every property is always present, and no other."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(_Output):
+    status: int = Field(description="The HTTP status, again.")
+    message: str = Field(description="What went wrong, in English.")
+
+
+class Error(_Output):
+    """Every error answer of the API."""
+
+    error: ErrorDetail
+
+
+class InvalidDetail(ErrorDetail):
+    problems: list[Problem] = Field(description="Each problem of the body, by field.")
+
+
+class Invalid(_Output):
+    """The answer to a body that is JSON but does not fit the schema (nothing is stored)."""
+
+    error: InvalidDetail
+
+
+class User(_Output):
+    id: int
+    email: str
+    role: Literal["coordinator", "admin", "peer"]
+    school_id: int | None = Field(description="Null for an admin of no school.")
+
+
+class SchoolRef(_Output):
+    slug: str
+    name: str
+
+
+class CycleThresholds(_Output):
+    anonymity: int = Field(description="Smallest group whose figures are shown.")
+    free_text: int = Field(description="Smallest group whose free-text answers are shown.")
+
+
+class Cycle(_Output):
+    id: int
+    name: str
+    status: Literal["draft", "open", "closed"]
+    model_version: str
+    opens_at: datetime | None
+    closes_at: datetime | None
+    targets: dict[str, int] = Field(description="Target number of respondents per role.")
+    thresholds: CycleThresholds
+
+
+class SchoolCycles(_Output):
+    school: SchoolRef
+    cycles: list[Cycle] = Field(description="Newest first.")
+
+
+class RoleRate(_Output):
+    role: str
+    label: str = Field(description="The group's name (English).")
+    started: int
+    completed: int
+    target: int | None
+    percent: int | None = Field(description="Completed as a share of the target, at most 100.")
+
+
+class Rates(_Output):
+    cycle: int
+    started: int
+    completed: int
+    roles: list[RoleRate]
+
+
+class SelfRating(_Output):
+    key: str = Field(examples=["FL-1"])
+    value: Annotated[int, Field(ge=0, le=4)] | None = Field(description="A scale's point.")
+    number: float | None = Field(description="A count's or rate's number.")
+    comment: str | None = Field(description="Null for a peer reviewer of another school.")
+    status: Status
+    updated_at: datetime
+
+
+class SelfRatings(_Output):
+    cycle: int
+    ratings: list[SelfRating]
+
+
+class SavedSelfRatings(_Output):
+    cycle: int
+    saved: list[SelfRating] = Field(description="The ratings as stored, in the order sent.")
+
+
+class ReportCycle(_Output):
+    id: int
+    name: str
+    status: Literal["draft", "open", "closed"]
+    model_version: str
+
+
+class ReportFilter(_Output):
+    roles: list[str] | None
+    statuses: list[str]
+    languages: list[str] | None
+
+
+class RoleCounts(_Output):
+    started: int
+    completed: int
+
+
+class Group(_Output):
+    """One group's answers to one indicator, as the anonymity rules let them be shown."""
+
+    n: int
+    mean: float | None = Field(description="Null below the anonymity threshold.")
+    distribution: dict[str, int] | None = Field(description="Answers per scale point.")
+    na: int | None = Field(description="'Not applicable' answers, counted apart.")
+    skipped: int | None
+    suppressed: bool = Field(description="Answered, but too few to show.")
+
+
+class Agreement(_Output):
+    groups: int
+    range: float | None
+    sd: float | None
+    label: Literal["agree", "mixed", "disagree"] | None
+
+
+class ReportIndicator(_Output):
+    key: str
+    id: str
+    dimension: str
+    criterion: str
+    theme: str
+    kind: Literal[tuple(k.value for k in AnswerKind)]  # type: ignore[valid-type]
+    self: int | float | None = Field(description="The school's rating, or null.")
+    self_status: Status | None
+    roles: dict[str, Group]
+    gap: dict[str, float | None] = Field(description="Group mean minus self, per role.")
+    flag: dict[str, Literal["blind_spot", "hidden_strength"] | None]
+    agreement: Agreement
+
+
+class Figure(_Output):
+    mean: float | None
+    count: int
+
+
+class Rollup(_Output):
+    indicators: int
+    self: Figure
+    roles: dict[str, Figure]
+
+
+class CommentTexts(_Output):
+    answered: int
+    texts: list[str] | None = Field(description="Null below the free-text threshold.")
+
+
+class Report(_Output):
+    """The triangulation report: every figure has passed the anonymity rules."""
+
+    school: SchoolRef | None
+    cycle: ReportCycle
+    model_version: str
+    generated_at: datetime
+    filter: ReportFilter
+    thresholds: CycleThresholds
+    roles: dict[str, RoleCounts]
+    indicators: list[ReportIndicator]
+    rollups: dict[str, dict[str, Rollup]] = Field(description="Per level, per theme/criterion/...")
+    comments: dict[str, dict[str, CommentTexts]] = Field(
+        description="Free-text answers per role and question; empty for a peer reviewer."
+    )
+
+
+RESPONSES: tuple[type[BaseModel], ...] = (
+    Error,
+    Invalid,
+    User,
+    SchoolCycles,
+    Rates,
+    SelfRatings,
+    SavedSelfRatings,
+    Report,
+)
+
+
+def component_schemas() -> dict[str, Any]:
+    """`components/schemas` of the OpenAPI document: requests as validated, responses as sent."""
+    pairs: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
+        (self_ratings_input(), "validation"),
+        *((m, "serialization") for m in RESPONSES),
+    ]
+    _, defs = models_json_schema(pairs, ref_template=REF_TEMPLATE)
+    return defs["$defs"]
