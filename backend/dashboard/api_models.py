@@ -129,7 +129,7 @@ def _variants(model: ExcellenceModel) -> list[type[_RatingInput]]:
 def self_ratings_input() -> type[BaseModel]:
     """The body of POST /api/cycles/{id}/self-ratings, for the current model's indicators."""
     rating = Annotated[
-        functools.reduce(lambda a, b: a | b, _variants(load_model())),  # type: ignore[arg-type, return-value]
+        functools.reduce(lambda a, b: a | b, _variants(load_model())),
         Field(discriminator="key"),
     ]
     return create_model(
@@ -137,7 +137,7 @@ def self_ratings_input() -> type[BaseModel]:
         __base__=_Input,
         __doc__="Self-ratings to set, each replacing the indicator's earlier rating.",
         ratings=(
-            list[rating],  # type: ignore[valid-type]
+            list[rating],
             Field(min_length=1, max_length=MAX_RATINGS_PER_POST),
         ),
     )
@@ -168,7 +168,7 @@ def parse_self_ratings(raw: bytes) -> list[dict[str, Any]]:
             msg = msg.replace("recursion limit exceeded", "nested too deeply")
             raise BodyNotJSON(f"the body is not valid JSON: {msg}") from None
         raise
-    return [r.model_dump() for r in body.ratings]  # type: ignore[attr-defined]
+    return [r.model_dump() for r in body.ratings]
 
 
 def problems(exc: ValidationError) -> list[Problem]:
@@ -208,6 +208,7 @@ def problems(exc: ValidationError) -> list[Problem]:
 
 
 def summary(found: Iterable[Problem], limit: int = 10) -> str:
+    """The problems in one line (the first `limit` of them), the error's message."""
     items = list(found)
     text = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in items[:limit])
     if len(items) > limit:
@@ -230,7 +231,7 @@ class ErrorDetail(_Output):
 
 
 class Error(_Output):
-    """Every error answer of the API."""
+    """An error answer of the API (a refused body's 422 is an `Invalid`)."""
 
     error: ErrorDetail
 
@@ -355,7 +356,7 @@ class ReportIndicator(_Output):
     dimension: str
     criterion: str
     theme: str
-    kind: Literal[tuple(k.value for k in AnswerKind)]  # type: ignore[valid-type]
+    kind: Literal[tuple(k.value for k in AnswerKind)]
     self: int | float | None = Field(description="The school's rating, or null.")
     self_status: Status | None
     roles: dict[str, Group]

@@ -142,7 +142,7 @@ def _stateful(schema: Any, found: Findings, own: dict[str, Any]) -> None:
     """Sequences along the document's links, each starting on the bench's own ids."""
     machine = schema.as_state_machine()
 
-    class Workflow(machine):  # type: ignore[misc, valid-type]
+    class Workflow(machine):
         def step(self, input: Any) -> Any:
             if input.transition is None:  # a scenario's first call: on our open cycle
                 case = input.case
