@@ -7,6 +7,7 @@ PostgreSQL, lone surrogates on both).
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -165,3 +166,18 @@ async def test_deeply_nested_json_is_400_not_500(world: World):
         status, answer = await _post(w, raw)
         assert status == 400, (raw, status, answer)
         assert "JSON" in _error(400, answer)
+
+
+async def test_a_body_over_the_size_limit_is_a_json_413(world: World):
+    w = world
+    before = await _stored(w)
+    limit = w.app._client_max_size  # what aiohttp reads of a body at most
+    body = {"ratings": [{"key": "FL-1", "value": 1, "comment": "x" * (limit + 1024)}]}
+    resp = await w.client.post(
+        _ratings_url(w),
+        data=io.BytesIO(json.dumps(body).encode()),  # raw bytes this large: a ResourceWarning
+        headers={**w.a.api_headers, "Content-Type": "application/json"},
+    )
+    assert resp.status == 413, resp.status
+    _error(413, await resp.json())
+    assert await _stored(w) == before
