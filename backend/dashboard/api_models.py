@@ -323,24 +323,31 @@ class ReportCycle(_Output):
 
 class ReportFilter(_Output):
     roles: list[str] | None
-    statuses: list[str]
-    languages: list[str] | None
 
 
 class RoleCounts(_Output):
+    """Live counts of a group's responses (they say who took part, not what anyone said)."""
+
     started: int
     completed: int
+    shared: int = Field(description="Came through a shared code.")
+    dashboard: int = Field(
+        description="Given from a browser logged in to the dashboard: counted apart, in no figure."
+    )
+    released_at: datetime | None = Field(
+        description="When the group's figures were last released (null: nothing released yet)."
+    )
 
 
 class Group(_Output):
-    """One group's answers to one indicator, as the anonymity rules let them be shown."""
+    """One group's released answers to one indicator, as the anonymity rules let them be shown."""
 
-    n: int
+    n: int = Field(description="Scored answers released (the distribution's total).")
     mean: float | None = Field(description="Null below the anonymity threshold.")
     distribution: dict[str, int] | None = Field(description="Answers per scale point.")
     na: int | None = Field(description="'Not applicable' answers, counted apart.")
     skipped: int | None
-    suppressed: bool = Field(description="Answered, but too few to show.")
+    suppressed: bool = Field(description="Released, but too few scored answers to show.")
 
 
 class Agreement(_Output):
@@ -377,12 +384,12 @@ class Rollup(_Output):
 
 
 class CommentTexts(_Output):
-    answered: int
+    answered: int = Field(description="Respondents the free-text release counted.")
     texts: list[str] | None = Field(description="Null below the free-text threshold.")
 
 
 class Report(_Output):
-    """The triangulation report: every figure has passed the anonymity rules."""
+    """The triangulation report: every figure is released and has passed the anonymity rules."""
 
     school: SchoolRef | None
     cycle: ReportCycle
