@@ -5,6 +5,8 @@ The variable names are an outward interface (see the design): keep them stable.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import secrets
 from pathlib import Path
 
@@ -50,6 +52,9 @@ class Settings(BaseSettings):
     quiet_hours: str = "20-8"  # local hours of the school's time zone; empty: none
     reminder_interval_seconds: int = Field(default=60, ge=1)  # how often the scheduler looks
     reminder_batch: int = Field(default=20, ge=1, le=1000)  # most messages one look sends
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: a comma-separated
+    # list of addresses or networks (CIDR). Empty: nobody's (the TCP peer is the client).
+    trusted_proxies: str = ""
 
     @field_validator("database_url")
     @classmethod
@@ -99,6 +104,26 @@ class Settings(BaseSettings):
                 raise ValueError("QUIET_HOURS is START-END in whole local hours, e.g. 20-8")
         return v
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: str) -> str:
+        for item in (x.strip() for x in v.split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"TRUSTED_PROXIES: {item!r} is not an IP address or network; give a "
+                    "comma-separated list such as 127.0.0.1,10.0.0.0/8"
+                ) from None
+        return v
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """TRUSTED_PROXIES as networks (a bare address is a network of one)."""
+        return _networks(self.trusted_proxies)
+
     @property
     def reminder_delays(self) -> tuple[float, ...]:
         """The delays in hours (since the respondent's last answer), e.g. (24.0, 72.0)."""
@@ -146,3 +171,10 @@ class Settings(BaseSettings):
         path.write_text(key)
         path.chmod(0o600)
         return key
+
+
+@functools.cache
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(
+        ipaddress.ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip()
+    )

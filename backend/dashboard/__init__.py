@@ -24,7 +24,13 @@ from backend.dashboard import (
     views_results,
     views_self,
 )
-from backend.dashboard.web import CODEC, LIMITER, error_middleware, session_middleware
+from backend.dashboard.web import (
+    CODEC,
+    DEVICES,
+    LIMITER,
+    error_middleware,
+    session_middleware,
+)
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
 
@@ -46,6 +52,7 @@ def setup(app: web.Application) -> None:
     """
     app.cleanup_ctx.append(_login_limiter)
     app[CODEC] = auth.SessionCodec(app[keys.SECRET_KEY])
+    app[DEVICES] = auth.DeviceCodec(app[keys.SECRET_KEY])
     app.middlewares.append(error_middleware)
     app.middlewares.append(session_middleware)
     for module in (

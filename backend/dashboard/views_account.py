@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +16,7 @@ from backend import keys
 from backend.dashboard import auth
 from backend.dashboard.queries import list_users
 from backend.dashboard.web import (
+    DEVICES,
     LIMITER,
     R_DIRTY,
     R_SESSION,
@@ -64,38 +67,82 @@ async def login_page(request: web.Request) -> web.Response:
     return render(request, "dashboard/login.html", {"next": request.query.get("next", "")})
 
 
+@dataclass(frozen=True, slots=True)
+class LoginTry:
+    """Who a password try counts against: the account, the client's address, the browser."""
+
+    account: str  # the normalised e-mail
+    address: str  # auth.login_address of the client's IP
+    device: str | None  # the device cookie's id, if it vouches for this account
+
+
+def login_try(request: web.Request, email: str) -> LoginTry:
+    account = repo.normalise_email(email)
+    device = request.app[DEVICES].device_for(request.cookies.get(auth.DEVICE_COOKIE), account)
+    return LoginTry(account, auth.login_address(auth.client_ip(request)), device)
+
+
+async def check_login_limit(request: web.Request, attempt: LoginTry) -> None:
+    """429 with Retry-After if this try may not check a password now."""
+    wait = await request.app[LIMITER].blocked(attempt.account, attempt.address, attempt.device)
+    if wait is None:
+        return
+    tx = texts_of(request)
+    if wait.bound == "account":
+        seconds = max(1, math.ceil(wait.seconds))
+        text = tx.ngettext(
+            "This account has had many failed logins. For its protection it takes one try "
+            "at a time: please wait %(num)s second and try again.",
+            "This account has had many failed logins. For its protection it takes one try "
+            "at a time: please wait %(num)s seconds and try again.",
+            seconds,
+        )
+    else:
+        minutes = max(1, round(wait.seconds / 60))
+        text = tx.ngettext(
+            "Too many failed logins. Please wait about %(num)s minute and try again.",
+            "Too many failed logins. Please wait about %(num)s minutes and try again.",
+            minutes,
+        )
+    raise web.HTTPTooManyRequests(text=text, headers={"Retry-After": str(int(wait.seconds) + 1)})
+
+
+def remember_device(request: web.Request, response: web.StreamResponse, account: str) -> None:
+    """After a right password: this browser vouches for the account from now on."""
+    value = request.app[DEVICES].after_login(request.cookies.get(auth.DEVICE_COOKIE), account)
+    response.set_cookie(
+        auth.DEVICE_COOKIE,
+        value,
+        max_age=auth.DEVICE_MAX_AGE,
+        path="/login",
+        httponly=True,
+        samesite="Strict",
+        secure=auth.request_is_https(request),
+    )
+
+
 async def login_submit(request: web.Request) -> web.Response:
     form = await request.post()
     email = str(form.get("email", "")).strip()[:254]
     password = str(form.get("password", ""))[:1024]
     nxt = str(form.get("next", ""))
     limiter = request.app[LIMITER]
-    limit_keys = [f"ip:{auth.client_ip(request)}", f"acct:{repo.normalise_email(email)}"]
-    wait = await limiter.blocked(limit_keys)
-    if wait:
-        minutes = max(1, round(wait / 60))
-        raise web.HTTPTooManyRequests(
-            text=texts_of(request).ngettext(
-                "Too many failed logins. Please wait about %(num)s minute and try again.",
-                "Too many failed logins. Please wait about %(num)s minutes and try again.",
-                minutes,
-            ),
-            headers={"Retry-After": str(int(wait) + 1)},
-        )
+    attempt = login_try(request, email)
+    await check_login_limit(request, attempt)
     async with sessionmaker(request).begin() as s:
         user = await repo.get_user_by_email(s, email) if email else None
     loop = asyncio.get_running_loop()
     pw_hash = user.password_hash if user else _dummy_hash()
     ok = await loop.run_in_executor(None, verify_password, pw_hash, password)
     if not ok or user is None:
-        await limiter.failed(limit_keys)
+        await limiter.failed(attempt.account, attempt.address, attempt.device)
         return render(
             request,
             "dashboard/login.html",
             {"next": nxt, "email": email, "error": _(request, "Wrong e-mail or password.")},
             status=401,
         )
-    await limiter.succeeded(limit_keys[1])
+    await limiter.succeeded(attempt.account, attempt.address, attempt.device)
     async with sessionmaker(request).begin() as s:
         await repo.record_login(s, user.id)
     # A new session id and CSRF token at login: a session planted before cannot be used.
@@ -109,8 +156,11 @@ async def login_submit(request: web.Request) -> web.Response:
     request[R_DIRTY] = True
     target = _safe_next(nxt)
     if target:
-        return web.Response(status=303, headers={"Location": target})
-    return redirect(request, "dash:home")
+        response = web.Response(status=303, headers={"Location": target})
+    else:
+        response = redirect(request, "dash:home")
+    remember_device(request, response, attempt.account)
+    return response
 
 
 async def set_language(request: web.Request) -> web.Response:

@@ -30,6 +30,7 @@ R_PEERS = web.RequestKey("dash_peer_schools", frozenset)  # a peer's reviewed sc
 R_TEXTS = web.RequestKey("dash_texts", Texts)
 LIMITER = web.AppKey("dashboard_login_limiter", auth.LoginLimiter)
 CODEC = web.AppKey("dashboard_session_codec", auth.SessionCodec)
+DEVICES = web.AppKey("dashboard_device_codec", auth.DeviceCodec)
 
 # Routes whose POST body is multipart: the view checks the CSRF field (the first part).
 MULTIPART_ROUTES = frozenset({"dash:evidence_add"})
@@ -309,8 +310,7 @@ async def error_middleware(request: web.Request, handler):
 
 def _set_cookie(request: web.Request, response: web.StreamResponse) -> None:
     codec = request.app[CODEC]
-    settings = request.app[keys.SETTINGS]
-    secure = request.secure or settings.public_url.startswith("https://")
+    secure = auth.request_is_https(request)
     response.set_cookie(
         auth.COOKIE,
         codec.dumps(request[R_SESSION]),

@@ -169,17 +169,21 @@ async def test_login_rate_limit(settings):
 
 async def test_limiter_counts_per_key_and_forgets_after_the_window():
     now = [0.0]
-    lim = auth.MemoryLoginLimiter(limit=2, window=60, clock=lambda: now[0])
-    await lim.failed(["ip:a", "acct:x"])
+    limits = auth.LoginLimits(pair=2, address=3, account=10, window=60)
+    lim = auth.MemoryLoginLimiter(limits, clock=lambda: now[0])
+    await lim.failed("x", "a")
     now[0] = 1
-    assert await lim.blocked(["ip:a"]) == 0
+    assert await lim.blocked("x", "a") is None
     now[0] = 2
-    await lim.failed(["ip:a", "acct:y"])
+    await lim.failed("x", "a")
+    await lim.failed("y", "a")
     now[0] = 3
-    assert await lim.blocked(["ip:a"]) > 0
-    assert await lim.blocked(["ip:b", "acct:x"]) == 0
+    assert (await lim.blocked("x", "a")).bound == "pair"
+    assert await lim.blocked("x", "b") is None
+    assert (await lim.blocked("z", "a")).bound == "address"
+    assert await lim.blocked("y", "b") is None
     now[0] = 63
-    assert await lim.blocked(["ip:a"]) == 0
+    assert await lim.blocked("x", "a") is None
 
 
 # --- CSRF ------------------------------------------------------------------------------
