@@ -16,6 +16,7 @@ import jinja2
 from aiohttp import web
 
 from backend import dashboard, keys, reminders, webchat, webhook
+from backend.dashboard.auth import request_is_https
 from backend.metrics import Metrics
 from backend.settings import Settings
 from conversations.banks import load_banks
@@ -177,6 +178,15 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
+HSTS = "max-age=31536000"  # a year; no includeSubDomains: the other hosts of a domain are not ours
+
+
+async def _strict_transport_security(request: web.Request, response: web.StreamResponse) -> None:
+    """Browsers that reached us over https come back only over https (every page)."""
+    if request_is_https(request):
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
+
+
 async def metrics_view(request: web.Request) -> web.Response:
     body, content_type = request.app[keys.METRICS].render()
     return web.Response(body=body, headers={"Content-Type": content_type})
@@ -222,4 +232,5 @@ def create_app(settings: Settings, **overrides: Any) -> web.Application:
     reminders.setup(app)  # after the bot: its scheduler queues in the bot's outbox
     webchat.setup(app)
     dashboard.setup(app)
+    app.on_response_prepare.append(_strict_transport_security)
     return app

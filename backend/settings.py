@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     anonymity_threshold: int = Field(default=5, ge=3)
     free_text_threshold: int = Field(default=10, ge=3)
     session_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # How long a web-chat browser keeps its place after the last visit (the respondent
+    # cookie, renewed on every page and answer). 72 h: a survey takes minutes, but one that
+    # is paused at the bell or at the end of the day is picked up the next day or after a
+    # weekend; a shared device does not keep someone's survey open longer than that.
+    webchat_cookie_hours: int = Field(default=72, ge=1, le=400 * 24)
     webhook_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     log_level: str = "INFO"
     # How often each server process builds the cluster views' out-of-date school summaries

@@ -34,14 +34,15 @@ from aiohttp import web
 from markupsafe import Markup, escape
 
 from backend import keys
+from backend.dashboard.auth import request_is_https
 from backend.miniapp import InitDataError, validate_init_data
 from backend.runner import WebOrigin
 from conversations import engine as E
-from conversations.i18n import Translator, format_number
+from conversations.i18n import Translator, available_languages, format_number
 from storage.sessions import SessionKey
 
 COOKIE = "gs_respondent"
-COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest browsers keep a cookie
+# The cookie lives WEBCHAT_COOKIE_HOURS (default 72) after the last visit: see the setting.
 FLASH_TTL = 120
 MAX_FORM_BYTES = 64 * 1024
 INIT_DATA_MAX_AGE = 24 * 3600
@@ -58,7 +59,7 @@ _ACTIONS: dict[str, E.Event] = {
     "language": E.ShowLanguages(),
     "privacy": E.Privacy(),
 }
-_OUR_PATHS = ("/chat", "/privacy", "/app")
+_OUR_PATHS = ("/chat", "/chat/forget", "/privacy", "/app")
 _OUR_PREFIXES = ("/s/", "/app/", "/static/webchat/")
 
 
@@ -228,6 +229,12 @@ def _page_context(
         "can_resume": stage == "stopped",
         "can_erase": bool(state.get("opened")) and stage not in ("confirm_delete", "erased"),
         "can_language": len(langs) > 1 and stage in ("question", "consent", "stopped"),
+        # A shared device: the last answer's page offers to forget it (web chat only; the
+        # Mini App's identity is the Telegram account, not the device).
+        "offer_forget": mode == "web" and stage == "done" and bool(cookie_value),
+        "can_forget": mode == "web" and bool(stage) and bool(cookie_value),
+        "forget_page_url": str(request.app.router["webchat.forget"].url_for()),
+        "forget_url": str(request.app.router["webchat.forget_post"].url_for()),
         "css_url": _static_url(request, "webchat.css"),
         "js_url": _static_url(request, "webchat.js"),
     }
@@ -245,6 +252,7 @@ def _render_fragment(request: web.Request, ctx: dict[str, Any]) -> dict[str, Any
         "lang": ctx["lang"],
         "brand": ctx["school"] or ctx["title"],
         "final": bool(card.get("final")),
+        "forget": bool(ctx.get("can_forget")),  # the top bar's "Not you?" (outside the card)
     }
 
 
@@ -256,25 +264,35 @@ def _cookie_value(request: web.Request) -> str | None:
     return value if _COOKIE_VALUE.match(value) else None
 
 
-def _is_https(request: web.Request) -> bool:
-    return request.secure or request.headers.get("X-Forwarded-Proto", "") == "https"
+def cookie_max_age(request: web.Request) -> int:
+    return request.app[keys.SETTINGS].webchat_cookie_hours * 3600
 
 
 def _set_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
+    """The respondent cookie, renewed: it lives WEBCHAT_COOKIE_HOURS after the last visit.
+
+    Secure whenever the browser reached us over https (TLS, a trusted proxy's word, or an
+    https PUBLIC_URL: `request_is_https`), so it never travels in clear text after that."""
     response.set_cookie(
         COOKIE,
         value,
-        max_age=COOKIE_MAX_AGE,
+        max_age=cookie_max_age(request),
         path="/",
         httponly=True,
         samesite="Lax",
-        secure=_is_https(request),
+        secure=request_is_https(request),
+    )
+
+
+def _drop_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    response.del_cookie(
+        COOKIE, path="/", httponly=True, samesite="Lax", secure=request_is_https(request)
     )
 
 
 def _allowed_origins(request: web.Request) -> set[str]:
     origins = {f"{request.scheme}://{request.host}"}
-    if _is_https(request):
+    if request_is_https(request):
         origins.add(f"https://{request.host}")
     public = request.app[keys.SETTINGS].public_url
     if public:
@@ -392,6 +410,30 @@ async def chat_post(request: web.Request) -> web.StreamResponse:
     value = _cookie_value(request)
     if value is None:
         raise _forbidden(request, "web.error.cookie")
+    form = await _checked_form(request, value)
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    runner = request.app[keys.RUNNER]
+    subject = runner.subject("web", value)
+    event = form_event(fields)
+    if event is None:
+        outcome = await runner.current(subject)
+    else:
+        outcome = await runner.handle(subject, event, channel="web", web=_web_origin(request))
+    if _wants_json(request):
+        ctx = _page_context(
+            request, outcome.step.state, outcome.step.prompts, mode="web", cookie_value=value
+        )
+        response = web.json_response(_render_fragment(request, ctx))
+        _set_cookie(request, response, value)  # every answer renews the place
+        return response
+    await _flash_save(request, subject, outcome.step.prompts)
+    redirect = web.HTTPSeeOther(str(request.app.router["webchat.chat"].url_for()))
+    _set_cookie(request, redirect, value)
+    raise redirect
+
+
+async def _checked_form(request: web.Request, value: str) -> Any:
+    """The posted form, once its size and its CSRF token (bound to the cookie) are right."""
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
         raise web.HTTPRequestEntityTooLarge(MAX_FORM_BYTES, request.content_length)
     try:
@@ -405,21 +447,94 @@ async def chat_post(request: web.Request) -> web.StreamResponse:
         token.encode("utf-8", "surrogatepass"), expected.encode()
     ):
         raise _forbidden(request, "web.error.csrf")
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    return form
+
+
+# -- a shared device: "not me", and forgetting after the last answer ------------------
+
+
+def _state_lang(state: Mapping[str, Any]) -> str:
+    lang = state.get("lang")
+    return lang if isinstance(lang, str) and lang in available_languages() else "en"
+
+
+def _forget_page(
+    request: web.Request, t: Translator, *, text: str, csrf: str = "", school: str = ""
+) -> dict[str, Any]:
+    return {
+        "t": t,
+        "lang": t.lang,
+        "mode": "web",
+        "title": t("web.title"),
+        "heading": t("web.forget.title"),
+        "school": school,
+        "text": text,
+        "csrf": csrf,
+        "forget_url": str(request.app.router["webchat.forget_post"].url_for()),
+        "chat_url": str(request.app.router["webchat.chat"].url_for()),
+        "css_url": _static_url(request, "webchat.css"),
+    }
+
+
+async def forget_view(request: web.Request) -> web.StreamResponse:
+    """`GET /chat/forget`: "Not you?" - what forgetting does, and the button that does it."""
     runner = request.app[keys.RUNNER]
-    subject = runner.subject("web", value)
-    event = form_event(fields)
-    if event is None:
-        outcome = await runner.current(subject)
-    else:
-        outcome = await runner.handle(subject, event, channel="web", web=_web_origin(request))
+    value = _cookie_value(request)
+    state = await runner.load_state(runner.subject("web", value)) if value else {}
+    if state.get("stage"):
+        t = runner.engine.t(state)
+        ctx = _forget_page(
+            request,
+            t,
+            text=t("web.forget.text"),
+            csrf=csrf_token(request.app[keys.SECRET_KEY], value or ""),
+            school=(state.get("inv") or {}).get("school") or "",
+        )
+    else:  # nothing kept here (any more): after forgetting, or never
+        t = Translator(request.query.get("lang", "en"))
+        done = "done" in request.query
+        ctx = _forget_page(request, t, text=t("web.forget.done" if done else "web.no_survey"))
+    response = aiohttp_jinja2.render_template("webchat/forget.html", request, ctx)
+    if value is not None and not state.get("stage"):
+        _drop_cookie(request, response)  # a cookie that keeps nothing: no need to keep it
+    return response
+
+
+async def forget_post(request: web.Request) -> web.StreamResponse:
+    """`POST /chat/forget`: this device forgets its respondent.
+
+    The cookie goes, and so does the server's copy of where it stood (the session state and
+    any flash); the answers stay in the database, where nobody can reach them from this
+    device any more (the subject is a keyed hash of the forgotten cookie value).
+    """
+    _check_origin(request)
+    value = _cookie_value(request)
+    lang = "en"
+    if value is not None:
+        await _checked_form(request, value)
+        runner = request.app[keys.RUNNER]
+        subject = runner.subject("web", value)
+        key = runner.key(subject)
+        async with runner.store.lock(key):  # not while an answer of this person is applied
+            lang = _state_lang(await runner.load_state(subject))
+            await runner.store.delete(key)
+        await runner.store.delete(_flash_key(subject))
+    t = Translator(lang)
     if _wants_json(request):
         ctx = _page_context(
-            request, outcome.step.state, outcome.step.prompts, mode="web", cookie_value=value
+            request,
+            {"lang": lang},
+            (E.Prompt("info", t("web.forget.done"), final=True),),
+            mode="web",
         )
-        return web.json_response(_render_fragment(request, ctx))
-    await _flash_save(request, subject, outcome.step.prompts)
-    raise web.HTTPSeeOther(str(request.app.router["webchat.chat"].url_for()))
+        response: web.StreamResponse = web.json_response(_render_fragment(request, ctx))
+    else:
+        url = request.app.router["webchat.forget"].url_for().with_query(done="1", lang=lang)
+        response = web.HTTPSeeOther(str(url))
+    _drop_cookie(request, response)
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
 
 
 async def privacy_view(request: web.Request) -> web.StreamResponse:
@@ -598,6 +713,8 @@ def setup(app: web.Application) -> None:
     r.add_get("/s/{code}", start_view, name="webchat.start")
     r.add_get("/chat", chat_view, name="webchat.chat")
     r.add_post("/chat", chat_post, name="webchat.post")
+    r.add_get("/chat/forget", forget_view, name="webchat.forget")
+    r.add_post("/chat/forget", forget_post, name="webchat.forget_post")
     r.add_get("/privacy", privacy_view, name="webchat.privacy")
     r.add_static("/static/webchat", STATIC_DIR, name="webchat.static", append_version=True)
     if app[keys.SETTINGS].telegram_bot_token:

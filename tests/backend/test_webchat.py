@@ -72,7 +72,7 @@ async def test_security_headers_cookie_and_static(app_client):
     assert r.status == 303 and r.headers["Location"] == "/chat"
     cookie = r.cookies[webchat.COOKIE]
     assert cookie["httponly"] and cookie["samesite"] == "Lax" and not cookie["secure"]
-    assert int(cookie["max-age"]) > 30 * 24 * 3600
+    assert int(cookie["max-age"]) == 72 * 3600  # WEBCHAT_COOKIE_HOURS' default
     assert len(cookie.value) >= 43
     for h in (r.headers, (await app_client.get("/chat")).headers):
         assert "default-src 'self'" in h["Content-Security-Policy"]
@@ -393,7 +393,7 @@ def test_form_fields_map_to_engine_events():
     assert ev({}) is None
 
 
-async def test_language_choice_and_secure_cookie_over_https(app_client):
+async def test_language_choice(app_client):
     sm = app_client.app[keys.SESSIONMAKER]
     seeded = await seed_school(sm, roles=["learner"], languages=["en", "uk"])
     uk = Translator("uk")
@@ -410,5 +410,147 @@ async def test_language_choice_and_secure_cookie_over_https(app_client):
         assert 'lang="en"' in user.html and user.question_id() == "l01"
     async with sm() as s:
         assert (await s.execute(select(Response.language))).scalar_one() == "en"
-    r = await app_client.get("/chat", headers={"X-Forwarded-Proto": "https"})
-    assert r.cookies[webchat.COOKIE]["secure"]
+
+
+# -- https, the cookie's lifetime, and a shared device ----------------------------------
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_cookie_is_secure_under_https_believed_only_from_trusted_proxies(db_engine):
+    https = {"X-Forwarded-Proto": "https"}
+    async with running_app(make_settings(db_url_of(db_engine))) as client:
+        # Anybody can write X-Forwarded-Proto: from an untrusted peer it says nothing.
+        r = await client.get("/chat", headers=https)
+        assert not r.cookies[webchat.COOKIE]["secure"]
+        assert "Strict-Transport-Security" not in r.headers
+    trusted = make_settings(db_url_of(db_engine), trusted_proxies="127.0.0.1")
+    async with running_app(trusted) as client:
+        r = await client.get("/chat", headers=https)
+        assert r.cookies[webchat.COOKIE]["secure"]
+        assert r.cookies[webchat.COOKIE]["httponly"]
+        r = await client.get("/chat", headers={"X-Forwarded-Proto": "http"})
+        assert not r.cookies[webchat.COOKIE]["secure"]
+    public = make_settings(db_url_of(db_engine), public_url="https://survey.example.org")
+    async with running_app(public) as client:  # an https deployment, proxy not configured
+        seeded = await seed_school(client.app[keys.SESSIONMAKER], roles=["learner"])
+        r = await client.get(f"/s/{seeded.invites['learner']}", allow_redirects=False)
+        assert r.cookies[webchat.COOKIE]["secure"]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_https_responses_carry_hsts_on_every_page(db_engine):
+    settings = make_settings(db_url_of(db_engine), trusted_proxies="127.0.0.1")
+    https = {"X-Forwarded-Proto": "https"}
+    async with running_app(settings) as client:
+        seeded = await seed_school(client.app[keys.SESSIONMAKER], roles=["learner"])
+        paths = ["/chat", "/privacy", "/chat/forget", f"/s/{seeded.invites['learner']}"]
+        paths += ["/login", "/dashboard", "/healthz", "/api/openapi.json", "/no-such-page"]
+        page = await (await client.get("/chat")).text()
+        paths.append(re.search(r'href="(/static/webchat/[^"]+)"', page).group(1))
+        for path in paths:
+            r = await client.get(path, headers=https, allow_redirects=False)
+            assert r.headers.get("Strict-Transport-Security") == "max-age=31536000", path
+            plain = await client.get(path, allow_redirects=False)
+            assert "Strict-Transport-Security" not in plain.headers, path
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_cookie_lives_hours_after_the_last_visit(db_engine):
+    settings = make_settings(db_url_of(db_engine), webchat_cookie_hours=5)
+    async with running_app(settings) as client:
+        seeded = await seed_school(client.app[keys.SESSIONMAKER], roles=["learner"])
+        async with web_user(client) as user:
+            await user.get(f"/s/{seeded.invites['learner']}")
+            form = user.form_with("choice", E.YES)
+            # Every answer renews it, with JavaScript (JSON) and without (the redirect).
+            for accept in ("application/json", "text/html"):
+                async with user.session.post(
+                    client.make_url("/chat"),
+                    data={**form.hidden, "choice": E.YES},
+                    headers={"Accept": accept},
+                    allow_redirects=False,
+                ) as r:
+                    assert int(r.cookies[webchat.COOKIE]["max-age"]) == 5 * 3600
+                    assert r.cookies[webchat.COOKIE].value == user.cookie
+
+
+async def test_not_me_forgets_the_device_but_keeps_the_answers(app_client):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner"], languages=["en", "uk"])
+    uk = Translator("uk")
+    async with web_user(app_client) as user:
+        await user.get("/chat")  # nothing kept here yet: nothing to forget
+        assert "/chat/forget" not in user.html
+        await user.get(f"/s/{seeded.invites['learner']}")
+        await user.tap("lang:uk")
+        await user.tap(E.YES)
+        await user.tap("4")
+        await user.tap("3")
+        assert user.question_id() == "l03"
+        # The next person at this device: a visible way out on every page of the survey.
+        assert 'class="not-me" href="/chat/forget"' in user.html
+        assert uk("web.forget.link") in user.text()
+        old_cookie = user.cookie
+        subject = app_client.app[keys.RUNNER].subject("web", old_cookie)
+        store = app_client.app[keys.SESSION_STORE]
+        assert await store.load(app_client.app[keys.RUNNER].key(subject)) is not None
+        await user.get("/chat/forget")
+        assert uk("web.forget.text").split("\n")[0] in user.text()
+        form = next(f for f in user.forms() if f.action == "/chat/forget")
+        # Not without the page's token.
+        async with user.session.post(
+            app_client.make_url("/chat/forget"), data={"csrf": "0" * 40}
+        ) as r:
+            assert r.status == 403
+        assert user.cookie == old_cookie
+        async with user.session.post(
+            app_client.make_url("/chat/forget"), data=form.hidden, allow_redirects=False
+        ) as r:
+            assert r.status == 303
+            assert r.cookies[webchat.COOKIE].value == ""
+            assert int(r.cookies[webchat.COOKIE]["max-age"]) == 0
+            location = r.headers["Location"]
+        await user.get(location)
+        assert uk("web.forget.done").split("\n")[0] in user.text()
+        assert 'lang="uk"' in user.html
+        assert not any(c.key == webchat.COOKIE for c in user.session.cookie_jar)
+        # The server forgot where that cookie stood; the answers are kept.
+        assert await store.load(app_client.app[keys.RUNNER].key(subject)) is None
+        assert await count(sm, Answer) == 2
+        async with sm() as s:
+            assert (await s.execute(select(Response.status))).scalar_one() == "in_progress"
+        # The next person starts fresh, with a new cookie.
+        await user.get("/chat")
+        assert T("web.no_survey").split(".")[0] in user.text()
+        assert user.cookie != old_cookie
+        assert "/chat/forget" not in user.html
+
+
+async def test_after_the_last_answer_the_page_offers_to_forget_the_device(app_client):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner"])
+    async with web_user(app_client) as user:
+        await user.get(f"/s/{seeded.invites['learner']}")
+        await user.tap(E.YES)
+        assert T("web.forget.offer") not in user.text()  # not while answering
+        await answer_everything(user)
+        assert T("web.forget.offer") in user.text()
+        form = next(f for f in user.forms() if f.action == "/chat/forget")
+        subject = app_client.app[keys.RUNNER].subject("web", user.cookie)
+        answers = await count(sm, Answer)
+        # With JavaScript: the fragment says it is done, and the cookie goes.
+        async with user.session.post(
+            app_client.make_url("/chat/forget"),
+            data=form.hidden,
+            headers={"Accept": "application/json"},
+        ) as r:
+            assert r.status == 200
+            data = await r.json()
+            assert r.cookies[webchat.COOKIE]["max-age"] == "0"
+        assert T("web.forget.done").split("\n")[0] in data["html"].replace("&#39;", "'")
+        assert 'name="csrf"' not in data["html"]  # nothing left to act on
+        store, runner = app_client.app[keys.SESSION_STORE], app_client.app[keys.RUNNER]
+        assert await store.load(runner.key(subject)) is None
+    assert await count(sm, Answer) == answers > 0
+    async with sm() as s:
+        assert (await s.execute(select(Response.status))).scalar_one() == "completed"

@@ -184,3 +184,62 @@ async def test_mini_app_at_phone_size(browser, sqlite_settings, screenshots):
             await ctx.close()
     finally:
         await api.close()
+
+
+async def test_a_shared_phone_forgets_the_survey(browser, sqlite_settings, screenshots):
+    """The next person at a school computer or a shared phone: "Not you?", and forgetting
+    the device after the last answer. Answers stay; the cookie and the server's place go."""
+    from tests.browser.test_accessibility import assert_clean, check_a11y
+
+    found: list[str] = []
+    async with serve_app(sqlite_settings) as (base, app):
+        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
+        ctx = await phone_context(browser, js=True)
+        page = await ctx.new_page()
+        watch = Watch(page, base)
+        # Someone answers two questions and walks away.
+        await page.goto(f"{base}/s/{seeded.invites['learner']}")
+        await page.get_by_role("button", name="Yes, I agree").click()
+        for n in (1, 2):
+            await page.locator("#progress-label", has_text=f"Question {n} of").wait_for()
+            await page.locator("#card form.choices button").first.click()
+        await page.locator("#progress-label", has_text="Question 3 of").wait_for()
+        # The next person sees the way out at the top, without scrolling.
+        not_me = page.get_by_role("link", name="Not you? Start as someone else")
+        box = await not_me.bounding_box()
+        assert box["y"] + box["height"] < 120 and box["height"] >= 24
+        await page.screenshot(path=screenshots / "shared-1-not-me.png")
+        await check_a11y(page, "chat-not-me", screenshots, found)
+        await not_me.click()
+        await page.get_by_role("heading", name="Start as someone else").wait_for()
+        await page.screenshot(path=screenshots / "shared-2-confirm.png", full_page=True)
+        await check_a11y(page, "chat-forget-confirm", screenshots, found)
+        await page.get_by_role("button", name="Forget this device").click()
+        await page.get_by_text("Done: this device no longer keeps a survey.").wait_for()
+        await page.screenshot(path=screenshots / "shared-3-forgotten.png")
+        await check_a11y(page, "chat-forgotten", screenshots, found)
+        assert not [c for c in await ctx.cookies() if c["name"] == "gs_respondent"]
+        async with app[keys.SESSIONMAKER]() as s:
+            assert (await s.execute(select(func.count()).select_from(Answer))).scalar_one() == 2
+        # The next person: a fresh start with the (shared) class link, then the last answer.
+        await page.goto(f"{base}/s/{seeded.invites['learner']}")
+        assert await page.get_by_role("button", name="Yes, I agree").count() == 1
+        await take_survey(page, screenshots, "shared", js=True)
+        offer = page.get_by_text("Using a shared phone or computer?")
+        await offer.wait_for()
+        await page.screenshot(path=screenshots / "shared-4-offer.png", full_page=True)
+        await check_a11y(page, "chat-forget-offer", screenshots, found)
+        await page.evaluate("window.__noReload = 1")
+        await page.get_by_role("button", name="Forget this device").click()
+        await page.get_by_text("Done: this device no longer keeps a survey.").wait_for()
+        assert await page.evaluate("window.__noReload") == 1  # swapped in place by fetch
+        assert not await page.get_by_role("link", name="Not you?").is_visible()
+        await check_a11y(page, "chat-forgotten-in-place", screenshots, found)
+        assert not [c for c in await ctx.cookies() if c["name"] == "gs_respondent"]
+        await page.screenshot(path=screenshots / "shared-5-forgotten.png")
+        watch.check()
+        async with app[keys.SESSIONMAKER]() as s:
+            statuses = (await s.execute(select(Response.status))).scalars().all()
+        assert sorted(statuses) == ["completed", "in_progress"]  # both people's answers kept
+        await ctx.close()
+    assert_clean(found)

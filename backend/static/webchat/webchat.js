@@ -42,6 +42,8 @@
     if (data.lang) { document.documentElement.lang = data.lang; }
     var brand = document.querySelector(".brand");
     if (brand && data.brand) { brand.textContent = data.brand; }
+    var notMe = document.querySelector(".not-me");
+    if (notMe) { notMe.hidden = !data.forget; }  // nothing left to forget: no "Not you?"
     setupCounters();
     var card = document.getElementById("card");
     if (card && card.getAttribute("data-title")) { document.title = card.getAttribute("data-title"); }
