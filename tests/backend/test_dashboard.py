@@ -94,9 +94,13 @@ async def test_login_logout_and_session_rotation(settings):
             allow_redirects=False,
         )
         assert resp.status == 303
-        set_cookie = resp.headers["Set-Cookie"]
+        cookies = {h.split("=", 1)[0]: h for h in resp.headers.getall("Set-Cookie")}
+        set_cookie = cookies[auth.COOKIE]
         assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie
         assert "Secure" not in set_cookie  # plain http in the test
+        # This browser now vouches for the account at the login form (auth.DeviceCodec).
+        device = cookies[auth.DEVICE_COOKIE]
+        assert "HttpOnly" in device and "SameSite=Strict" in device and "Path=/login" in device
         after_cookie = cookie_value(client)
         after = auth.SessionCodec(client.app[keys.SECRET_KEY]).loads(after_cookie)
         before = auth.SessionCodec(client.app[keys.SECRET_KEY]).loads(before_cookie)
