@@ -203,7 +203,7 @@ def user_create(
         fail("pass the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\n")
     try:
-        pw_hash = hash_password(password)
+        pw_hash = hash_password(password, email)  # the rules of backend.passwords
     except ValueError as exc:
         fail(str(exc))
     if not admin and not school:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -32,10 +33,20 @@ from backend.dashboard.web import (
     user_of,
 )
 from backend.i18n import N_
-from backend.passwords import MIN_LENGTH, hash_password, verify_password
+from backend.passwords import (
+    GUESSABLE,
+    IS_EMAIL,
+    MAX_LENGTH,
+    MIN_LENGTH,
+    TOO_LONG,
+    PasswordRefused,
+    hash_password,
+    verify_password,
+)
 from storage import repo
 from storage.models import User
 
+log = logging.getLogger(__name__)
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 # The flash after creating a user, one whole sentence per role.
 USER_CREATED = {
@@ -229,6 +240,127 @@ async def account(request: web.Request) -> web.Response:
     return render(request, "dashboard/account.html", {"token": token})
 
 
+# --- the password ------------------------------------------------------------------------
+
+
+def password_rules(request: web.Request) -> str:
+    """The rules as one sentence, shown beside every field that sets a password."""
+    return texts_of(request).ngettext(
+        "At least %(num)s character; not one of the most common passwords, nor your e-mail "
+        "address. A few unrelated words make a good password.",
+        "At least %(num)s characters; not one of the most common passwords, nor your e-mail "
+        "address. A few unrelated words make a good password.",
+        MIN_LENGTH,
+    )
+
+
+def refusal(request: web.Request, exc: PasswordRefused) -> str:
+    """Why a new password was refused, in the reader's language."""
+    tx = texts_of(request)
+    if exc.reason == GUESSABLE:
+        return _(
+            request,
+            "This password is too easy to guess: it is one of the most common passwords, or "
+            "one with only digits or symbols added. Please choose another.",
+        )
+    if exc.reason == IS_EMAIL:
+        return _(request, "A password may not be the e-mail address or the part before the @.")
+    if exc.reason == TOO_LONG:
+        return tx.ngettext(
+            "A password may have at most %(num)s character.",
+            "A password may have at most %(num)s characters.",
+            MAX_LENGTH,
+        )
+    return tx.ngettext(
+        "A password needs at least %(num)s character.",
+        "A password needs at least %(num)s characters.",
+        MIN_LENGTH,
+    )
+
+
+def _password_form(
+    request: web.Request, error: str = "", status: int = 200, field: str = ""
+) -> web.Response:
+    ctx = {
+        "rules": password_rules(request),
+        "error": error,
+        "field": field,
+        "min_length": MIN_LENGTH,
+        "max_length": MAX_LENGTH,
+    }
+    return render(request, "dashboard/password.html", ctx, status=status)
+
+
+async def password_page(request: web.Request) -> web.Response:
+    user_of(request)
+    return _password_form(request)
+
+
+async def password_submit(request: web.Request) -> web.Response:
+    """Change one's own password: the current one first (under the login limits, so a
+    stolen session cannot guess it), then the rules. The other sessions end (the password
+    fingerprint in their cookies no longer matches) and so does the API token; this browser
+    stays logged in with a fresh session."""
+    user = user_of(request)
+    form = await request.post()
+    current = str(form.get("current", ""))[:MAX_LENGTH]
+    new = str(form.get("new", ""))
+    repeat = str(form.get("repeat", ""))
+    # The session vouches for this browser, as a device cookie does at the login form.
+    attempt = LoginTry(
+        repo.normalise_email(user.email),
+        auth.login_address(auth.client_ip(request)),
+        "session:" + str(request[R_SESSION].get("sid", "")),
+    )
+    await check_login_limit(request, attempt)
+    loop = asyncio.get_running_loop()
+    old_hash = user.password_hash
+    if not await loop.run_in_executor(None, verify_password, old_hash, current):
+        await request.app[LIMITER].failed(attempt.account, attempt.address, attempt.device)
+        error = _(request, "The current password is not right.")
+        return _password_form(request, error, 401, "current")
+    if new != repeat:
+        return _password_form(request, _(request, "The two new passwords differ."), 400, "new")
+    if new == current:
+        error = _(request, "The new password is the same as the current one.")
+        return _password_form(request, error, 400, "new")
+    try:
+        new_hash = await loop.run_in_executor(None, hash_password, new, user.email)
+    except PasswordRefused as exc:
+        return _password_form(request, refusal(request, exc), 400, "new")
+    await request.app[LIMITER].succeeded(attempt.account, attempt.address, attempt.device)
+    async with sessionmaker(request).begin() as s:
+        changed = await s.execute(
+            update(User)
+            .where(User.id == user.id, User.password_hash == old_hash)
+            .values(password_hash=new_hash)
+        )
+    if changed.rowcount != 1:  # changed meanwhile (another session): this one is stale
+        raise web.HTTPConflict(
+            text=_(request, "Your password was changed meanwhile. Please log in again.")
+        )
+    user.password_hash = new_hash
+    log.info("password changed", extra={"user_id": user.id})
+    # A fresh session for this browser: new id and CSRF token, the new fingerprint.
+    sess = auth.new_session()
+    sess["uid"] = user.id
+    if "lang" in request[R_SESSION]:
+        sess["lang"] = request[R_SESSION]["lang"]
+    sess["pwf"] = auth.password_fingerprint(request.app[keys.SECRET_KEY], user)
+    request[R_SESSION] = sess
+    request[R_DIRTY] = True
+    flash(
+        request,
+        _(
+            request,
+            "Your password was changed. Your other sessions are logged out, and your API "
+            "token was replaced: programs using the old one need the new one.",
+        ),
+        "ok",
+    )
+    return redirect(request, "dash:account")
+
+
 async def token_replace(request: web.Request) -> web.Response:
     """A new API token; the old one stops working at once (e.g. after it leaked)."""
     user = user_of(request)
@@ -254,7 +386,8 @@ async def admin_page(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         schools = await repo.list_schools(s)
         users = await list_users(s)
-    return render(request, "dashboard/admin.html", {"schools": schools, "users": users})
+    ctx = {"schools": schools, "users": users, "rules": password_rules(request)}
+    return render(request, "dashboard/admin.html", ctx)
 
 
 async def admin_create_school(request: web.Request) -> web.Response:
@@ -289,17 +422,11 @@ async def admin_create_user(request: web.Request) -> web.Response:
         flash(request, _(request, "Give a valid e-mail and role."), "error")
         return redirect(request, "dash:admin")
     try:
-        pw_hash = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
-    except ValueError:  # the only refusal: too short
-        flash(
-            request,
-            texts_of(request).ngettext(
-                "A password needs at least %(num)s character.",
-                "A password needs at least %(num)s characters.",
-                MIN_LENGTH,
-            ),
-            "error",
+        pw_hash = await asyncio.get_running_loop().run_in_executor(
+            None, hash_password, password, email
         )
+    except PasswordRefused as exc:
+        flash(request, refusal(request, exc), "error")
         return redirect(request, "dash:admin")
     async with sessionmaker(request).begin() as s:
         school_id = None
@@ -326,6 +453,8 @@ def routes() -> list[tuple[str, str, Any, str]]:
         ("GET", "/dashboard", home, "dash:home"),
         ("GET", "/dashboard/account", account, "dash:account"),
         ("POST", "/dashboard/account/token", token_replace, "dash:token_replace"),
+        ("GET", "/dashboard/account/password", password_page, "dash:password"),
+        ("POST", "/dashboard/account/password", password_submit, "dash:password_submit"),
         ("GET", "/dashboard/admin", admin_page, "dash:admin"),
         ("POST", "/dashboard/admin/schools", admin_create_school, "dash:admin_school"),
         ("POST", "/dashboard/admin/users", admin_create_user, "dash:admin_user"),
