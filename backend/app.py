@@ -6,6 +6,8 @@ Each resource is opened and closed by its own `cleanup_ctx` entry, in dependency
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -187,9 +189,41 @@ async def _strict_transport_security(request: web.Request, response: web.StreamR
         response.headers.setdefault("Strict-Transport-Security", HSTS)
 
 
+# Headers a reverse proxy adds: a request that carries one came from elsewhere, even if
+# the proxy's connection to us is a loopback one.
+_FORWARDED = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP")
+
+
+def _from_this_machine(request: web.Request) -> bool:
+    """A loopback peer that no proxy forwarded for (a same-host proxy's peer is loopback too)."""
+    try:
+        peer = ipaddress.ip_address((request.remote or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    return peer.is_loopback and not any(h in request.headers for h in (*_FORWARDED, "Via"))
+
+
 async def metrics_view(request: web.Request) -> web.Response:
+    """Prometheus text. METRICS_TOKEN set: `Authorization: Bearer <token>` (401 otherwise);
+    unset: only for a client on this machine, 404 (as if absent) for anyone else."""
+    token = request.app[keys.SETTINGS].metrics_token
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8", "surrogatepass"), token.encode()
+        ):
+            raise web.HTTPUnauthorized(
+                text="Send Authorization: Bearer <METRICS_TOKEN>",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+    elif not _from_this_machine(request):
+        raise web.HTTPNotFound()
     body, content_type = request.app[keys.METRICS].render()
-    return web.Response(body=body, headers={"Content-Type": content_type})
+    return web.Response(
+        body=body, headers={"Content-Type": content_type, "Cache-Control": "no-store"}
+    )
 
 
 def create_app(settings: Settings, **overrides: Any) -> web.Application:

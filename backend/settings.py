@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: a comma-separated
     # list of addresses or networks (CIDR). Empty: nobody's (the TCP peer is the client).
     trusted_proxies: str = ""
+    # GET /metrics: with a token, only `Authorization: Bearer <token>` reads it; without
+    # one, only a client on this machine (loopback, not through a proxy) does, others 404.
+    metrics_token: str = ""
 
     @field_validator("database_url")
     @classmethod
@@ -122,6 +125,16 @@ class Settings(BaseSettings):
                     f"TRUSTED_PROXIES: {item!r} is not an IP address or network; give a "
                     "comma-separated list such as 127.0.0.1,10.0.0.0/8"
                 ) from None
+        return v
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, v: str) -> str:
+        if v and (len(v) < 16 or not all(33 <= ord(c) <= 126 for c in v)):
+            raise ValueError(
+                "METRICS_TOKEN needs at least 16 visible ASCII characters, e.g. "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         return v
 
     @property

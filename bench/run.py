@@ -280,9 +280,16 @@ class Bench:
             await r.aclose()
 
     async def metrics_text(self, proc: C.Proc) -> str:
+        """The server's /metrics over loopback (with METRICS_TOKEN when the server has one)."""
         import aiohttp
 
-        async with aiohttp.ClientSession() as s, s.get(proc.url + "/metrics") as r:
+        token = os.environ.get("METRICS_TOKEN", "")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(proc.url + "/metrics", headers=headers) as r,
+        ):
+            r.raise_for_status()  # a 404/401 is no empty set of counters
             return await r.text()
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -108,3 +109,85 @@ def test_cli_help_lists_the_stable_commands():
     assert result.exit_code == 0
     for command in ("serve", "demo", "db", "school", "user", "invite", "report"):
         assert command in result.output
+
+
+# --- /metrics: not for everyone --------------------------------------------------------
+
+
+class _Peer:
+    """A transport whose peer is `address` (the TCP client a request came from)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    def get_extra_info(self, name: str, default=None):
+        return (self.address, 51000) if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return False
+
+
+async def _scrape(settings, peer: str, **headers: str):
+    """GET /metrics as the app answers a client at `peer` (no socket needed)."""
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from backend.app import create_app, metrics_view
+
+    app = create_app(settings)
+    request = make_mocked_request(
+        "GET", "/metrics", headers=headers, app=app, transport=_Peer(peer)
+    )
+    try:
+        return await metrics_view(request)
+    except web.HTTPException as exc:
+        return exc
+
+
+async def test_metrics_without_a_token_answer_only_this_machine(tmp_path):
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}", data_dir=tmp_path)
+    for peer in ("203.0.113.5", "10.0.0.7", "192.168.1.20", "2001:db8::5"):
+        assert (await _scrape(settings, peer)).status == 404, peer
+    for peer in ("127.0.0.1", "127.0.0.53", "::1", "::ffff:127.0.0.1"):
+        resp = await _scrape(settings, peer)
+        assert resp.status == 200 and b"gs_updates_total" in resp.body, peer
+    # A reverse proxy on this machine connects from loopback: what it forwards is not ours.
+    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP", "Via", "X-Forwarded-Host"):
+        assert (await _scrape(settings, "127.0.0.1", **{header: "x"})).status == 404, header
+
+
+async def test_metrics_with_a_token_need_it_from_everyone(db_engine):
+    token = "prometheus-scrape-token-0123456789"
+    settings = make_settings(db_url_of(db_engine), metrics_token=token)
+    async with running_app(settings) as client:
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong-token-0123456789"},
+            {"Authorization": token},
+        ):
+            resp = await client.get("/metrics", headers=headers)  # from loopback, too
+            assert resp.status == 401, headers
+            assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+            assert "gs_updates_total" not in await resp.text()
+        resp = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert resp.status == 200 and "gs_updates_total" in await resp.text()
+        assert resp.headers["Content-Type"].startswith("text/plain")
+    resp = await _scrape(settings, "203.0.113.5", Authorization=f"bearer {token}")
+    assert resp.status == 200  # Prometheus elsewhere, with the token
+
+
+async def test_metrics_through_the_app_from_loopback_and_via_a_proxy(db_engine):
+    async with running_app(make_settings(db_url_of(db_engine))) as client:
+        assert (await client.get("/metrics")).status == 200
+        resp = await client.get("/metrics", headers={"X-Forwarded-For": "198.51.100.4"})
+        assert resp.status == 404 and "gs_updates_total" not in await resp.text()
+
+
+def test_a_metrics_token_must_be_long_and_plain(tmp_path):
+    from pydantic import ValidationError
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+    for bad in ("short", "has spaces in the token here", "x" * 15):
+        with pytest.raises(ValidationError, match="METRICS_TOKEN needs at least 16"):
+            make_settings(url, metrics_token=bad)
+    assert make_settings(url, metrics_token="x" * 16).metrics_token == "x" * 16
