@@ -219,9 +219,10 @@ FORMS = st.dictionaries(FIELD_NAMES, FIELD_VALUES, max_size=5)
 
 async def test_web_chat_post_with_arbitrary_fields(bench: Bench, errors: Any) -> None:
     client = bench.client
-    jar = aiohttp.CookieJar(unsafe=True)
+    base = str(client.make_url(""))
+    # The app is https by its PUBLIC_URL, so its cookies are Secure: as a browser on https.
+    jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=base)
     async with aiohttp.ClientSession(cookie_jar=jar) as session:
-        base = str(client.make_url(""))
         async with session.get(f"{base}/s/{bench.seeded.invites['graduate']}") as r:
             assert r.status == 200
         cookie = next(c.value for c in jar if c.key == webchat.COOKIE)
