@@ -5,6 +5,7 @@ Every figure comes from `build_report`, which applies the anonymity gate.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -127,6 +128,23 @@ def _heat_rows(report: dict[str, Any], roles: list[str], tx: Texts) -> list[dict
     return rows
 
 
+def _release_rows(report: dict[str, Any], roles: list[str]) -> list[dict[str, Any]]:
+    """Per group with answers: how its answers came (live counts) and its latest release."""
+    rows = []
+    for role in roles:
+        r = report["roles"].get(role) or {}
+        released = r.get("released_at")
+        rows.append(
+            {
+                "role": role,
+                "shared": r.get("shared", 0),
+                "dashboard": r.get("dashboard", 0),
+                "released_at": datetime.fromisoformat(released) if released else None,
+            }
+        )
+    return rows
+
+
 def _num(ind: dict[str, Any]) -> float | None:
     return None if ind["kind"] == "NUMBER" or ind["self"] is None else float(ind["self"])
 
@@ -157,6 +175,7 @@ async def cycle_overview(request: web.Request) -> web.Response:
             "roles": roles,
             "labels": role_labels(tx),
             "rows": _heat_rows(report, roles, tx),
+            "release_rows": _release_rows(report, roles),
             "gaps": biggest_gaps(report, limit=10),
             "invite_count": len(invites),
             "started": sum(r.started for r in rates),
