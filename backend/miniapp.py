@@ -65,7 +65,10 @@ def validate_init_data(
     if not received:
         raise InitDataError("no_hash", "initData has no hash")
     expected = sign_init_data(fields, bot_token)
-    if not hmac.compare_digest(expected, received.lower()):
+    # As bytes: compare_digest raises TypeError for a str with non-ASCII characters.
+    if not hmac.compare_digest(
+        expected.encode(), received.lower().encode("utf-8", "surrogatepass")
+    ):
         raise InitDataError("bad_hash", "initData signature does not match")
     try:
         auth_date = int(fields.get("auth_date", ""))

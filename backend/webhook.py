@@ -90,8 +90,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     settings = app[keys.SETTINGS]
     channel = app[keys.BOT]
 
-    given = request.headers.get(SECRET_HEADER, "")
-    if not hmac.compare_digest(given.encode(), settings.telegram_webhook_secret.encode()):
+    if not secret_matches(request.headers.get(SECRET_HEADER, ""), settings.telegram_webhook_secret):
         metrics.updates.labels("forbidden").inc()
         return web.Response(status=403, text="forbidden")
     if request.content_type != "application/json":
@@ -141,6 +140,15 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         WEBHOOK_REPLY.reset(token)
     metrics.updates.labels(outcome).inc()
     return _ok(reply)
+
+
+def secret_matches(given: str, expected: str) -> bool:
+    """Constant-time comparison of the header with the secret, as bytes: a header may hold
+    any character (bytes that are no UTF-8 arrive as surrogates), and a str with
+    non-ASCII characters makes `compare_digest` raise instead of answering False."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def _ok(reply: dict[str, Any]) -> web.Response:

@@ -111,6 +111,15 @@ def test_missing_hash_and_malformed_data_are_refused():
     assert reason(urlencode(no_user)) == "no_user"
 
 
+def test_a_hash_that_is_not_ascii_is_refused_not_a_crash():
+    """compare_digest refuses str with non-ASCII characters (TypeError): a forged hash
+    with them must read as a wrong hash, like any other."""
+    good = init_data()
+    stem = good.rsplit("hash=", 1)[0]
+    for forged in ("%C3%BC" * 32, "%C3%BC", "%ED%A0%80", "%FF%FE" * 16):
+        assert reason(stem + "hash=" + forged) == "bad_hash", forged
+
+
 # -- the Mini App over HTTP ---------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 from sqlalchemy import exc as sa_exc
@@ -58,6 +59,32 @@ async def test_secret_type_size_and_json_are_checked(bench):
     assert await tg.post(None, data=b"[" * 100_000) == 400
     # Shapes Telegram never sends still answer 200 (an error in our code, logged).
     assert await tg.post({"update_id": 5, "message": {"chat": "x"}}) == 200
+    assert bench.fake.called("sendMessage") == []
+
+
+async def test_a_secret_header_that_is_not_ascii_is_refused_like_any_wrong_one(bench):
+    """Non-ASCII in the secret header (as UTF-8, and as bytes that are no UTF-8 at all,
+    which the server keeps as surrogates): 403, nothing processed, never a 500."""
+    tg = bench.tg
+    update = tg.message(tg.user(), "/start")
+    for secret in ("ü", tg.secret + "ü", "секрет", "ü" + tg.secret[1:]):
+        assert await tg.post(update, secret=secret) == 403, secret
+    body = json.dumps(update).encode()
+    host, port = bench.client.server.host, bench.client.server.port
+    for raw in (b"\xff\xfe", "ü".encode("latin-1"), tg.secret.encode() + b"\xfc", b"\x80" * 8):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            b"POST /telegram/webhook HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\n"
+            b"X-Telegram-Bot-Api-Secret-Token: " + raw + b"\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body
+        )
+        await writer.drain()
+        status_line = (await reader.readline()).decode("latin-1")
+        writer.close()
+        await writer.wait_closed()
+        assert status_line.split()[1] == "403", (raw, status_line)
+    assert metric(bench, "gs_updates_total", outcome="forbidden") >= 8
     assert bench.fake.called("sendMessage") == []
 
 
