@@ -6,9 +6,11 @@ import asyncio
 import logging
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from sqlalchemy import update
@@ -65,17 +67,35 @@ def _dummy_hash() -> str:
     return _DUMMY_HASH[0]
 
 
+MAX_NEXT = 2000
+
+
 def _safe_next(target: str | None) -> str | None:
-    """Only a local path may be a redirect target (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return None
+    r"""Only a path of this site may be a redirect target (no open redirect).
+
+    "/" and a path: never "//host" or "/\host" (browsers read a backslash as a slash),
+    no backslash at all, no scheme or host, and no control, format or space characters
+    (browsers drop tabs and newlines from a URL, so "/\t/evil" would be "//evil"; CR/LF
+    would end the Location header). The dashboard's own targets (`request.path_qs`) are
+    percent-encoded and pass as they are.
+    """
+    if not target or len(target) > MAX_NEXT or not target.startswith("/"):
+        return None
+    if target.startswith("//") or "\\" in target:
+        return None
+    if any(unicodedata.category(c)[0] in "CZ" for c in target):
+        return None  # Cc, Cf, Cs, Co, Cn; Zs, Zl, Zp
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
 
 
 async def login_page(request: web.Request) -> web.Response:
     if request.get(R_USER) is not None:
         return redirect(request, "dash:home")
-    return render(request, "dashboard/login.html", {"next": request.query.get("next", "")})
+    nxt = _safe_next(request.query.get("next")) or ""
+    return render(request, "dashboard/login.html", {"next": nxt})
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +156,7 @@ async def login_submit(request: web.Request) -> web.Response:
     form = await request.post()
     email = str(form.get("email", "")).strip()[:254]
     password = str(form.get("password", ""))[:1024]
-    nxt = str(form.get("next", ""))
+    nxt = _safe_next(str(form.get("next", ""))) or ""  # a foreign one is not carried on
     limiter = request.app[LIMITER]
     attempt = login_try(request, email)
     await check_login_limit(request, attempt)
@@ -165,9 +185,8 @@ async def login_submit(request: web.Request) -> web.Response:
     request[R_SESSION] = sess
     request[R_USER] = user
     request[R_DIRTY] = True
-    target = _safe_next(nxt)
-    if target:
-        response = web.Response(status=303, headers={"Location": target})
+    if nxt:
+        response = web.Response(status=303, headers={"Location": nxt})
     else:
         response = redirect(request, "dash:home")
     remember_device(request, response, attempt.account)
