@@ -1,4 +1,7 @@
-"""The report as CSV: one row per indicator x role, UTF-8 with a BOM so Excel reads it."""
+"""The report as CSV: one row per indicator x role, UTF-8 with a BOM so Excel reads it.
+
+Every text cell goes through `_cell`: none can start a formula in a spreadsheet.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +26,19 @@ COLUMNS = (
 SUPPRESSED = "suppressed"
 
 
+# A text cell starting with one of these runs as a formula in Excel, LibreOffice or Sheets
+# (a tab or CR is trimmed first): OWASP's CSV injection.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
-    return "" if value is None else value
+    """A value for the file: numbers as they are; text that could start a formula is
+    prefixed with an apostrophe, which spreadsheets read as "this is text"."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def report_csv(report: dict[str, Any]) -> bytes:
@@ -37,13 +51,13 @@ def report_csv(report: dict[str, Any]) -> bytes:
             hidden = bool(g.get("suppressed"))
             writer.writerow(
                 [
-                    ind["key"],
-                    ind["id"],
-                    ind["dimension"],
-                    ind["criterion"],
-                    ind["theme"],
-                    role,
-                    g["n"],
+                    _cell(ind["key"]),
+                    _cell(ind["id"]),
+                    _cell(ind["dimension"]),
+                    _cell(ind["criterion"]),
+                    _cell(ind["theme"]),
+                    _cell(role),
+                    _cell(g["n"]),
                     SUPPRESSED if hidden else _cell(g["mean"]),
                     SUPPRESSED if hidden else _cell(g["na"]),
                     _cell(ind["self"]),

