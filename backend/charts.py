@@ -34,6 +34,7 @@ from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter
 
 from backend.i18n import ENGLISH, LABELS, N_, Texts
@@ -84,6 +85,11 @@ _RC = {
     "figure.titlesize": 17,
     "axes.spines.top": False,
     "axes.spines.right": False,
+    # Every text is plain text: school, cycle and other names are the users' words, and
+    # "$...$" in them must not be read as mathtext (invalid math, e.g. "$\frac$", raised
+    # and broke every chart and the PDF). No LaTeX either. `_plain` makes sure of both.
+    "text.parse_math": False,
+    "text.usetex": False,
 }
 _LOCK = threading.Lock()  # matplotlib is not thread-safe; rc_context is process-wide
 
@@ -249,7 +255,16 @@ def _figure(width: float, height: float) -> Iterator[Figure]:
         yield fig
 
 
+def _plain(fig: Figure) -> None:
+    """Every Text of the figure (titles, labels, tick labels, legends, annotations) as
+    plain text, also one made with `parse_math=True` or before the rc settings applied."""
+    for artist in fig.findobj(Text):
+        artist.set_parse_math(False)
+        artist.set_usetex(False)
+
+
 def _render(fig: Figure, fmt_: Format, dpi: int) -> bytes:
+    _plain(fig)
     buf = io.BytesIO()
     if fmt_ == "svg":
         fig.savefig(buf, format="svg", metadata={"Date": None})

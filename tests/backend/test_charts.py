@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -132,3 +133,43 @@ def test_no_suppressed_mean_in_any_chart(svgs):
     for result in svgs:
         assert "1.25" not in svg_text(result.data)
         assert "1.25" not in result.alt
+
+
+# -- user text is plain text, never mathtext --------------------------------------------
+
+MATH_CYCLE = r"a $\frac$ b $x$"  # invalid mathtext: it broke every chart and the PDF
+MATH_BEFORE = r"$\sqrt{2}$ old $"
+MATH_SCHOOL = r"School $x^2$ \$5"
+
+
+def _math_named(reports) -> tuple[dict[str, Any], dict[str, Any]]:
+    now, before = copy.deepcopy(reports["now"]), copy.deepcopy(reports["before"])
+    now["cycle"]["name"], before["cycle"]["name"] = MATH_CYCLE, MATH_BEFORE
+    now["school"]["name"] = before["school"]["name"] = MATH_SCHOOL
+    return now, before
+
+
+def test_dollar_signs_in_names_are_drawn_as_they_are(reports):
+    now, before = _math_named(reports)
+    results = list(all_charts(now, before))
+    for result in results:
+        text = svg_text(result.data)
+        assert MATH_CYCLE in text and MATH_SCHOOL in text, result.title
+    # The comparison chart names the earlier cycle in its legend and panel titles.
+    assert MATH_BEFORE in svg_text(results[-1].data)
+    for result in all_charts(now, before, fmt="png"):
+        assert result.data.startswith(PNG_SIGNATURE)
+    empty = copy.deepcopy(reports["empty"])
+    empty["cycle"]["name"] = MATH_CYCLE
+    assert MATH_CYCLE in svg_text(charts.heatmap_chart(empty).data)
+
+
+def test_the_pdf_of_a_cycle_named_in_mathtext(reports, tmp_path):
+    from backend.exports import report_pdf
+    from tests.backend.test_exports import pdf_text
+
+    now, before = _math_named(reports)
+    data = report_pdf(now, previous=before)
+    assert data.startswith(b"%PDF")
+    text = pdf_text(data, tmp_path)
+    assert r"\frac" in text and "$x$" in text
