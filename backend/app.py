@@ -229,7 +229,9 @@ async def metrics_view(request: web.Request) -> web.Response:
 def create_app(settings: Settings, **overrides: Any) -> web.Application:
     """Assemble the application. `overrides` lets tests inject e.g. a bot request class."""
     from backend.i18n import install_jinja
-    from backend.logs import request_id_middleware
+    from backend.logs import install_redaction, request_id_middleware
+
+    install_redaction()  # no database error's text (respondents' words) in any log line
 
     app = web.Application(
         client_max_size=settings.webhook_max_body_bytes * 4 + 16 * 1024 * 1024,

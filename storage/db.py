@@ -1,14 +1,24 @@
-"""Engine and session factory for PostgreSQL (asyncpg) and SQLite (aiosqlite)."""
+"""Engine and session factory for PostgreSQL (asyncpg) and SQLite (aiosqlite).
+
+A statement's parameters are respondents' answers and words: the engine never puts them
+into an error's text or its own log lines (`hide_parameters`), and aiosqlite's DEBUG
+lines (which print every call with its parameters) stay off.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+# aiosqlite logs "executing functools.partial(<execute>, sql, parameters)" at DEBUG.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
