@@ -19,6 +19,7 @@ from aiohttp import web
 
 from backend import dashboard, keys, reminders, webchat, webhook
 from backend.dashboard.auth import request_is_https
+from backend import dashboard, input_guard, keys, reminders, webchat, webhook
 from backend.metrics import Metrics
 from backend.settings import Settings
 from conversations.banks import load_banks
@@ -269,4 +270,7 @@ def create_app(settings: Settings, **overrides: Any) -> web.Application:
     webchat.setup(app)
     dashboard.setup(app)
     app.on_response_prepare.append(_strict_transport_security)
+    # Last, so innermost: after the dashboard's session (the reader, their language, CSRF),
+    # before every view. A NUL in a path, query or form field: 400, nothing stored.
+    app.middlewares.append(input_guard.nul_middleware)
     return app

@@ -35,6 +35,10 @@ from markupsafe import Markup, escape
 
 from backend import keys
 from backend.dashboard.auth import request_is_https
+
+
+from backend.i18n import negotiate
+from backend.input_guard import contains_nul
 from backend.miniapp import InitDataError, validate_init_data
 from backend.runner import WebOrigin
 from conversations import engine as E
@@ -343,6 +347,40 @@ def _web_origin(request: web.Request) -> WebOrigin:
     return WebOrigin(network=auth.client_ip(request), dashboard=dashboard)
 
 
+async def bad_input(request: web.Request) -> web.Response:
+    """400 for input no text may hold (a NUL character: `backend.input_guard`), in the
+    respondent's language: an error page, or JSON for the Mini App and fetch."""
+    runner = request.app[keys.RUNNER]
+    state: Mapping[str, Any] = {}
+    value = _cookie_value(request)
+    if value is not None:
+        try:
+            state = await runner.load_state(runner.subject("web", value))
+        except Exception:  # the page is still worth showing, in the browser's language
+            state = {}
+    lang = state.get("lang") or negotiate(
+        request.headers.get("Accept-Language"), available_languages()
+    )
+    t = Translator(lang)
+    message = t("web.error.bad_input")
+    if request.path.startswith("/app/") or _wants_json(request):
+        return web.json_response({"error": "bad_input", "message": message}, status=400)
+    html = aiohttp_jinja2.render_string(
+        "webchat/error.html",
+        request,
+        {
+            "t": t,
+            "lang": t.lang,
+            "title": t("web.title"),
+            "message": message,
+            "mode": "web",
+            "css_url": _static_url(request, "webchat.css"),
+            "chat_url": str(request.app.router["webchat.chat"].url_for()),
+        },
+    )
+    return web.Response(status=400, text=html, content_type="text/html")
+
+
 def _wants_json(request: web.Request) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
@@ -641,6 +679,8 @@ async def miniapp_answer(request: web.Request) -> web.Response:
     if not isinstance(payload, dict):
         raise web.HTTPBadRequest(text='{"error": "bad_json"}', content_type="application/json")
     fields = {k: v for k, v in payload.items() if isinstance(v, str)}
+    if contains_nul(*fields, *fields.values()):  # a JSON body: not read by the middleware
+        return await bad_input(request)
     runner = request.app[keys.RUNNER]
     event = form_event(fields)
     if event is None:

@@ -7,9 +7,10 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
-from backend import keys
+from backend import input_guard, keys
 from backend.dashboard import evidence as ev
 from backend.dashboard.auth import csrf_ok
 from backend.dashboard.modeltree import points, theme_indicators, tree
@@ -231,6 +232,10 @@ async def _read_field(part: Any, limit: int = 8192) -> str:
     return bytes(data[:limit]).decode("utf-8", "replace")
 
 
+class NulRefused(Exception):
+    """A NUL in a streamed upload's field or file name (see `backend.input_guard`)."""
+
+
 async def evidence_add(request: web.Request) -> web.Response:
     """A file (multipart) or a link with a note. The CSRF token must be the first field."""
     key = request.match_info["key"]
@@ -245,13 +250,17 @@ async def evidence_add(request: web.Request) -> web.Response:
         cycle = await writable_cycle(request, s)
     data_dir = request.app[keys.SETTINGS].data_dir
     fields: dict[str, str] = {}
+    unused: list[str] = []
     stored: str | None = None
     filename = ""
     size = 0
     reader = None
     if request.content_type.startswith("multipart/"):
         reader = await request.multipart()
-        first = await reader.next()
+        try:
+            first = await reader.next()
+        except HttpProcessingError:  # a malformed part header (e.g. a NUL byte in it)
+            raise web.HTTPBadRequest() from None
         if (
             first is None
             or first.name != "csrf"
@@ -282,8 +291,16 @@ async def evidence_add(request: web.Request) -> web.Response:
                         out.write(chunk)
             elif part.name in ("kind", "url", "note"):
                 fields[part.name] = await _read_field(part, MAX_NOTE + 100)
+            elif part.filename is None:  # a field we do not use: read, for the check below
+                unused.append(await _read_field(part))
             else:
                 await part.release()
+            # The middleware reads no streamed body: this view refuses a NUL itself.
+            given = part.filename or ""
+            if input_guard.contains_nul(
+                part.name, given, unquote(given), *fields.values(), *unused
+            ):
+                raise NulRefused()
         note = fields.get("note", "").strip()[:MAX_NOTE] or None
         if stored is not None:
             if size == 0:
@@ -305,6 +322,11 @@ async def evidence_add(request: web.Request) -> web.Response:
                     _(request, "give a file, or a link starting with http:// or https://")
                 )
             item = {"kind": "link", "url": url}
+    except (NulRefused, HttpProcessingError) as exc:  # a NUL, a malformed part header
+        if stored is not None:
+            ev.stored_path(data_dir, stored).unlink(missing_ok=True)
+        text = _(request, input_guard.MESSAGE) if isinstance(exc, NulRefused) else None
+        raise web.HTTPBadRequest(text=text) from None
     except ev.EvidenceRejected as exc:
         if stored is not None:
             ev.stored_path(data_dir, stored).unlink(missing_ok=True)

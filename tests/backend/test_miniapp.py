@@ -285,3 +285,31 @@ async def test_miniapp_routes_exist_only_with_a_token(db_engine):
     async with running_app(make_settings(db_url_of(db_engine))) as client:
         assert (await client.get("/app")).status == 404
         assert (await client.post("/app/api/state")).status == 404
+
+
+async def test_a_nul_in_the_mini_app_or_at_the_webhook_is_refused(app_client):
+    """A NUL in the Mini App's JSON answer: 400 JSON, nothing stored. In a path segment
+    or the query string of the Mini App's and the webhook's routes (only registered with
+    a token, so not in the security sweep's app): 400 too."""
+    from tests.security.test_hostile_input import sweep_urls
+
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner"])
+    data = init_data(auth_date=time.time(), extra={"start_param": seeded.invites["learner"]})
+    status, body = await api(app_client, "/app/api/state", data=data)
+    assert status == 200, body
+    for fields in ({"choice": "yes\x00"}, {"text": "a\x00b"}, {"choice": "yes", "x\x00": "1"}):
+        status, body = await api(app_client, "/app/api/answer", fields)
+        assert status == 400 and body["error"] == "bad_input", (fields, body)
+        assert body["message"] == T("web.error.bad_input")
+    assert await count(sm, Respondent) == 0  # the consent with a NUL did not count
+    status, body = await api(app_client, "/app/api/answer", {"choice": "yes"})
+    assert status == 200 and await count(sm, Respondent) == 1
+    routes = [
+        r
+        for r in app_client.app.router.routes()
+        if (r.name or "").startswith("webchat.app") or r.name == "telegram_webhook"
+    ]
+    assert len(routes) >= 4
+    problems = await sweep_urls(app_client, routes, {}, lambda path: {})
+    assert not problems, "\n".join(problems)

@@ -554,3 +554,38 @@ async def test_after_the_last_answer_the_page_offers_to_forget_the_device(app_cl
     assert await count(sm, Answer) == answers > 0
     async with sm() as s:
         assert (await s.execute(select(Response.status))).scalar_one() == "completed"
+
+
+async def test_a_nul_in_an_answer_is_refused_in_the_respondents_language(app_client):
+    """A NUL (which PostgreSQL cannot store) in a typed answer or any field: 400, the web
+    chat's page in the respondent's language (JSON for fetch), nothing stored, the
+    respondent still where they were."""
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner"], languages=["uk", "en"])
+    uk = Translator("uk")
+    async with web_user(app_client) as user:
+        await user.get(f"/s/{seeded.invites['learner']}%00")
+        assert user.status == 400 and T("web.error.bad_input") in user.text()
+        await user.get(f"/s/{seeded.invites['learner']}")
+        await user.tap("lang:uk")
+        await user.tap(E.YES)
+        while not user.has_typed_input():
+            await user.tap(E.SKIP if "skip" in user.choices() else "4")
+        qid = user.question_id()
+        form = next(f for f in user.forms() if f.typed)
+        await user.post({**form.hidden, form.typed: "Visits\x00please"})
+        assert user.status == 400
+        assert 'lang="uk"' in user.html and uk("web.error.bad_input") in user.text()
+        await user.post({**form.hidden, form.typed: "fine", "question_id": "l\x00"})
+        assert user.status == 400
+        async with user.session.post(
+            user.client.make_url("/chat"),
+            data={**form.hidden, form.typed: "\x00"},
+            headers={"Accept": "application/json"},
+        ) as r:
+            assert r.status == 400
+            body = await r.json()
+        assert body == {"error": "bad_input", "message": uk("web.error.bad_input")}
+        await user.get("/chat")
+        assert user.question_id() == qid
+    assert await count(sm, Comment) == 0

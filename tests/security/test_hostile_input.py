@@ -8,13 +8,19 @@ into a header of its own (`\\r\\n`).
 
 from __future__ import annotations
 
+import inspect
+import json
 import re
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from aiohttp import FormData
 
 from backend.dashboard import views_account
-from tests.security.bench import PASSWORD, World, csrf_of
+from tests.security.bench import PASSWORD, World, csrf_of, login, session_csrf
 
 # Targets that must never be followed: each leads off-site, or is no clean path.
 OFF_SITE = [
@@ -147,7 +153,7 @@ async def test_names_that_look_like_code_stay_text_in_every_chart_and_export(wor
     from sqlalchemy import update
 
     from storage.models import Cycle, School
-    from tests.security.bench import login, readable, svg_text
+    from tests.security.bench import readable, svg_text
 
     w, client = world, world.client
     async with w.sm.begin() as s:
@@ -188,3 +194,346 @@ async def test_names_that_look_like_code_stay_text_in_every_chart_and_export(wor
     assert r"\frac" in readable(await resp.read())
     resp = await client.get(base + ".csv")
     assert resp.status == 200
+
+
+# -- a NUL character anywhere: 400, nothing stored -------------------------------------
+
+NUL_MESSAGE = "null character"  # in the dashboard's English message
+WEB_MESSAGE = "invisible null character"  # in the web chat's English message
+EVIL = "a\x00b"
+
+
+def _area(path: str, name: str) -> str:
+    if path.startswith("/telegram"):
+        return "plain"
+    if path.startswith("/api/"):
+        return "api"
+    if name.startswith("webchat."):
+        return "web"
+    if name.startswith("dash:") or name == "":
+        return "dash"
+    return "plain"
+
+
+async def refused(resp: Any, area: str, *, malformed: bool = False) -> str | None:
+    """What is wrong with the answer to a request carrying a NUL (None: a proper 400).
+    `malformed`: a NUL byte where HTTP allows none (a part header): any 400 page."""
+    body = (await resp.read()).decode("utf-8", "replace")
+    if resp.status != 400:
+        return f"{resp.status}, not 400"
+    if malformed:
+        return None if resp.content_type == "text/html" else resp.content_type
+    if area == "api":
+        if resp.content_type != "application/json" or json.loads(body)["error"]["status"] != 400:
+            return f"not a JSON error: {body[:80]}"
+    elif area == "web" and resp.content_type == "application/json":  # Mini App, fetch
+        if json.loads(body).get("error") != "bad_input":
+            return f"not the web chat's JSON error: {body[:80]}"
+    elif area in ("dash", "web"):
+        words = NUL_MESSAGE if area == "dash" else WEB_MESSAGE
+        if resp.content_type != "text/html" or words not in body:
+            return f"not the {area} error page: {resp.content_type} {body[:80]!r}"
+    return None
+
+
+async def own_ids(w: World) -> dict[str, str]:
+    """Our values for every path parameter of the app (school A's)."""
+    from tests.security.test_idor import _ids_in_table, _params
+
+    ids = {
+        "slug": w.a.slug,
+        "cycle_id": str(w.a.cycle_id),
+        "invite_id": str(w.a.invite_ids[0]),
+        "evidence_id": str(w.a.evidence_ids[0]),
+        "key": "VL-1",
+        "dim": "1",
+        "fmt": "csv",
+        "code": w.a.invite_codes[0],
+    }
+    for route in w.app.router.routes():
+        for n in _params(route):
+            if n not in ids:
+                found = await _ids_in_table(w, n, w.a.school_id, [w.a.cycle_id])
+                ids[n] = str(found[0])
+    return ids
+
+
+def route_path(route: Any, ids: dict[str, str]) -> str:
+    """A concrete path of the route (a real file of a static route)."""
+    from tests.security.test_idor import _params
+
+    info = route.resource.get_info()
+    if "directory" in info:
+        files = sorted(p.name for p in info["directory"].iterdir() if p.is_file())
+        return info["prefix"].rstrip("/") + "/" + files[0]
+    return route.url_for(**{n: ids[n] for n in _params(route)}).path
+
+
+def with_nul(route: Any, path: str) -> list[tuple[str, bool]]:
+    """The path with a percent-encoded NUL in each segment, and in the query string; each
+    with whether the route still matches it (a NUL in a literal segment matches none)."""
+    info = route.resource.get_info()
+    if "directory" in info:  # a static route: every segment but the file name is literal
+        literal = len([p for p in info["prefix"].split("/") if p]) * [True] + [False]
+    else:
+        canonical = route.resource.canonical
+        literal = ["{" not in part for part in canonical.split("/")[1:]]
+    parts = path.split("/")
+    out = []
+    for i in range(1, len(parts)):
+        for where in ("end", "start"):
+            changed = list(parts)
+            changed[i] = changed[i] + "%00" if where == "end" else "%00" + changed[i]
+            out.append(("/".join(changed), not literal[i - 1]))
+    out += [(path + q, True) for q in ("?q=a%00b", "?a%00b=1", "?next=/dashboard%00")]
+    return out
+
+
+async def sweep_urls(client: Any, routes: list[Any], ids: dict[str, str], headers: Any) -> list:
+    """GET (or POST) every route with a NUL in each path segment and in its query."""
+    problems, swept = [], 0
+    for route in routes:
+        if route.method not in ("GET", "POST"):
+            continue
+        for path, matched in with_nul(route, route_path(route, ids)):
+            hdrs = headers(path)
+            if route.method == "GET":
+                resp = await client.get(path, headers=hdrs, allow_redirects=False)
+            else:
+                resp = await client.post(path, data={}, headers=hdrs, allow_redirects=False)
+            swept += 1
+            wrong = await refused(resp, _area(path, route.name or "" if matched else ""))
+            if wrong:
+                problems.append(f"{route.method} {path} ({route.name}): {wrong}")
+    assert swept > 5 * len(routes), swept
+    return problems
+
+
+async def test_a_nul_in_any_path_segment_or_query_string_is_refused(world: World):
+    from tests.security.test_idor import snapshot
+
+    w, client = world, world.client
+    assert (await login(client, w.a.email)).status == 303
+    ids = await own_ids(w)
+    before = await snapshot(w)
+
+    def headers(path: str) -> dict[str, str]:
+        h = {"X-CSRF-Token": session_csrf(client)}
+        return h | w.a.api_headers if path.startswith("/api/") else h
+
+    problems = await sweep_urls(client, list(w.app.router.routes()), ids, headers)
+    # Paths no route has, with a NUL: the same page.
+    for path in ("/nowhere%00", "/dashboard/%00/x", "/%00"):
+        wrong = await refused(await client.get(path), "dash")
+        if wrong:
+            problems.append(f"GET {path}: {wrong}")
+    assert not problems, "\n".join(problems)
+    assert await snapshot(w) == before
+    # Still logged in: the refused POST /logout did not run.
+    assert (await client.get("/dashboard/account")).status == 200
+
+
+class _Forms(HTMLParser):
+    """The POST forms of a page: action and fields (name -> a value the page offers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[tuple[str, str, dict[str, str]]] = []
+        self._select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            if a.get("method", "get").lower() == "post":
+                self.forms.append((a.get("action", ""), a.get("enctype", ""), {}))
+            else:
+                self.forms.append(("", "", {}))  # a GET form: ignored
+            return
+        if not self.forms or not a.get("name"):
+            if tag == "option" and self._select and self.forms:
+                self.forms[-1][2].setdefault(self._select, a.get("value", ""))
+            return
+        fields = self.forms[-1][2]
+        if tag in ("input", "button", "textarea"):
+            if a.get("type") == "file":
+                fields.setdefault(a["name"], "")
+            else:
+                fields.setdefault(a["name"], a.get("value", "x") or "x")
+        elif tag == "select":
+            self._select = a["name"]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+
+
+FIELD_IN_SOURCE = [
+    re.compile(r'\.get(?:all|one)?\(\s*"([A-Za-z_]\w*)"'),  # form.get("name", ...)
+    re.compile(r'"([A-Za-z_]\w*)" in fields'),
+    re.compile(r'part\.name (?:==|in) \(?((?:"\w+"(?:, )?)+)'),
+]
+
+
+def fields_read_by(handler: Any) -> set[str]:
+    """The form fields a view (and the functions of ours it calls) read, from the source."""
+    sources = [inspect.getsource(handler)]
+    for value in inspect.getclosurevars(handler).globals.values():
+        if inspect.isfunction(value) and value.__module__.startswith("backend."):
+            sources.append(inspect.getsource(value))
+    names: set[str] = set()
+    for src in sources:
+        for pattern in FIELD_IN_SOURCE:
+            for found in pattern.findall(src):
+                names |= set(re.findall(r"\w+", found)) if '"' in found else {found}
+    return names
+
+
+async def post_forms(w: World, ids: dict[str, str]) -> dict[str, dict[str, str]]:
+    """POST route name -> its fields with a value each: read from every page's forms
+    (this user's, the admin's, the web chat's) and from the views' source."""
+    from aiohttp.test_utils import make_mocked_request
+
+    client = w.client
+    found: dict[str, dict[str, str]] = {}
+    pages = [
+        route_path(r, ids)
+        for r in w.app.router.routes()
+        if r.method == "GET"
+        and (r.name or "").startswith(("dash:", "webchat."))
+        and not route_path(r, ids).endswith((".svg", ".png", ".pdf", ".json", ".csv", ".xlsx"))
+        and "static" not in (r.name or "")
+        and "evidence_file" not in (r.name or "")
+    ]
+    await client.get(f"/s/{w.a.invite_codes[0]}")  # a survey page with its forms
+    for page in [*pages, "/chat"]:
+        resp = await client.get(page)
+        if resp.content_type != "text/html":
+            continue
+        parser = _Forms()
+        parser.feed(await resp.text())
+        for action, _enctype, fields in parser.forms:
+            if not action:
+                continue
+            req = make_mocked_request("POST", action.split("?")[0].split("#")[0], app=w.app)
+            match = await w.app.router.resolve(req)
+            name = getattr(match.route, "name", None)
+            if name:
+                found.setdefault(name, {}).update(fields)
+    for route in w.app.router.routes():
+        if route.method == "POST":
+            fields = found.setdefault(route.name or "", {})
+            for field in fields_read_by(route.handler):
+                fields.setdefault(field, "x")
+    return found
+
+
+async def test_a_nul_in_any_form_field_is_refused_and_nothing_is_stored(world: World):
+    """Every POST route, every field it reads (its forms and its view), urlencoded and
+    multipart, a NUL in the value (and in a field's name): 400, and no row changes."""
+    from tests.security.test_idor import snapshot
+
+    w, client = world, world.client
+    assert (await login(client, w.a.email)).status == 303
+    ids = await own_ids(w)
+    forms = await post_forms(w, ids)
+    store = w.settings.data_dir / "evidence"
+    files_before = set(store.iterdir())
+    before = await snapshot(w)
+    problems, swept = [], 0
+    post_routes = [r for r in w.app.router.routes() if r.method == "POST"]
+    for route in post_routes:
+        path = route_path(route, ids)
+        fields = {k: v for k, v in forms[route.name or ""].items() if k != "csrf"}
+        # A view that reads a form has fields here (else the sweep missed them).
+        reads = re.search(r"request\.(post|multipart|json)\(", inspect.getsource(route.handler))
+        assert fields or not reads, f"no fields found for {route.name}"
+        headers = w.a.api_headers if path.startswith("/api/") else {}
+        streamed = route.name == "dash:evidence_add"
+        for field in [*fields, "csrf", "\x00name"]:
+            for encoding in ("urlencoded", "multipart"):
+                if encoding == "multipart" and field == "\x00name":
+                    continue  # a multipart name travels in a header: the client refuses it
+                data = {"csrf": session_csrf(client), **fields}
+                data[field] = EVIL if field != "\x00name" else "1"
+                form = FormData(quote_fields=False) if encoding == "multipart" else None
+                if form is not None:
+                    # csrf first: the streamed upload reads it as its first part
+                    for k in sorted(data, key=lambda k: k != "csrf"):
+                        form.add_field(k, data[k], content_type="text/plain; charset=utf-8")
+                    if streamed:
+                        form.add_field("file", b"%PDF-1.4 x", filename="a.pdf")
+                if form is None:  # by hand: aiohttp's client refuses a NUL in a name
+                    body: Any = urlencode(data).encode()
+                    hdrs = headers | {"Content-Type": "application/x-www-form-urlencoded"}
+                else:
+                    body, hdrs = form, headers
+                resp = await client.post(path, data=body, headers=hdrs, allow_redirects=False)
+                swept += 1
+                wrong = await refused(resp, _area(path, route.name or ""))
+                if field == "csrf" and resp.status == 403:
+                    wrong = None  # the session middleware refuses a forged token first
+                if wrong:
+                    problems.append(f"POST {path} {field}={data[field]!r} {encoding}: {wrong}")
+    # A NUL in an uploaded file's name (raw, and percent-encoded as browsers send it).
+    url = route_path(next(r for r in post_routes if r.name == "dash:evidence_add"), ids)
+    for filename in (b"plan\x00.pdf", b"plan%00.pdf"):
+        # Written by hand: aiohttp's client refuses a control character in a part header.
+        boundary = b"nulboundary"
+        body = (
+            b"".join(
+                b"--"
+                + boundary
+                + b"\r\nContent-Disposition: form-data; "
+                + head
+                + b"\r\n\r\n"
+                + value
+                + b"\r\n"
+                for head, value in (
+                    (b'name="csrf"', session_csrf(client).encode()),
+                    (b'name="note"', b"a note"),
+                    (b'name="file"; filename="' + filename + b'"', b"%PDF-1.4 x"),
+                )
+            )
+            + b"--"
+            + boundary
+            + b"--\r\n"
+        )
+        resp = await client.post(
+            url,
+            data=body,
+            headers={"Content-Type": "multipart/form-data; boundary=nulboundary"},
+            allow_redirects=False,
+        )
+        wrong = await refused(resp, "dash", malformed=b"\x00" in filename)
+        if wrong:
+            problems.append(f"POST {url} filename={filename!r}: {wrong}")
+    assert not problems, "\n".join(problems)
+    assert swept > 100, swept
+    assert await snapshot(w) == before
+    assert set(store.iterdir()) == files_before
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("lang", ["uk", "hy"])
+async def test_the_nul_page_is_in_the_readers_language(world: World, lang: str):
+    from backend.i18n import texts
+    from backend.input_guard import MESSAGE
+
+    w, client = world, world.client
+    assert (await login(client, w.a.email)).status == 303
+    resp = await client.post(
+        "/language", data={"csrf": session_csrf(client), "lang": lang}, allow_redirects=False
+    )
+    assert resp.status == 303
+    translated = texts(lang).gettext(MESSAGE)
+    assert translated != MESSAGE
+    for path in (f"/dashboard/schools/{w.a.slug}%00", f"/dashboard/cycles/{w.a.cycle_id}?x=%00"):
+        resp = await client.get(path)
+        html = await resp.text()
+        assert resp.status == 400, path
+        assert f'lang="{lang}"' in html and translated.split("(")[0].strip() in html, path
+    resp = await client.post(
+        f"/dashboard/cycles/{w.a.cycle_id}/actions",
+        data={"csrf": session_csrf(client), "title": "Fix\x00it", "owner": "me"},
+    )
+    assert resp.status == 400 and translated.split("(")[0].strip() in await resp.text()
