@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import keys
@@ -388,7 +389,10 @@ async def session_middleware(request: web.Request, handler):
             if name in MULTIPART_ROUTES and request.content_type.startswith("multipart/"):
                 pass  # the view reads the CSRF field first
             else:
-                form = await request.post() if request.content_type else {}
+                try:
+                    form = await request.post() if request.content_type else {}
+                except (ValueError, HttpProcessingError):  # not UTF-8, broken multipart ...
+                    raise web.HTTPBadRequest() from None
                 given = request.headers.get("X-CSRF-Token") or form.get("csrf")
                 if not auth.csrf_ok(sess, given if isinstance(given, str) else None):
                     raise web.HTTPForbidden(

@@ -537,3 +537,30 @@ async def test_the_nul_page_is_in_the_readers_language(world: World, lang: str):
         data={"csrf": session_csrf(client), "title": "Fix\x00it", "owner": "me"},
     )
     assert resp.status == 400 and translated.split("(")[0].strip() in await resp.text()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_form_that_cannot_be_read_is_a_400_not_a_500(world: World):
+    """Bytes that are no UTF-8, a raw NUL byte in a multipart part header, a multipart body
+    cut short: the form cannot be read, and that is the sender's error (400)."""
+    w, client = world, world.client
+    token = await csrf_of(client)
+
+    def part(head: bytes, value: bytes) -> bytes:
+        return b"--b\r\nContent-Disposition: form-data; " + head + b"\r\n\r\n" + value + b"\r\n"
+
+    urlencoded = {"Content-Type": "application/x-www-form-urlencoded"}
+    multipart = {"Content-Type": "multipart/form-data; boundary=b"}
+    bodies = [
+        (b"csrf=" + token.encode() + b"&email=\xff\xfe&password=x", urlencoded),
+        (
+            part(b'name="csrf"', token.encode()) + part(b'name="em\x00ail"', b"x") + b"--b--\r\n",
+            multipart,
+        ),
+        (part(b'name="csrf"', token.encode()) + b"--b\r\nContent-Disposition: form-", multipart),
+    ]
+    for path in ("/login", f"/dashboard/cycles/{w.a.cycle_id}/actions", "/chat"):
+        for body, headers in bodies:
+            resp = await client.post(path, data=body, headers=headers, allow_redirects=False)
+            await resp.read()
+            assert resp.status == 400, (path, body[:60], resp.status)
