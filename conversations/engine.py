@@ -587,7 +587,9 @@ class Engine:
             return refused
         bank = self._bank(st["bank"])
         q = bank.question(st["pos"])
-        value = ev.value.strip()
+        # No text keeps a NUL (invisible; PostgreSQL cannot store it): a chat delivers
+        # what was typed, so it is dropped here, whatever the channel.
+        value = ev.value.replace("\x00", "").strip()
         if q.kind == "scale":
             if value == NA and q.allow_na and get_scale(q.scale).has_na:  # type: ignore[arg-type]
                 return self._advance(st, q, "na", SaveAnswer(q.id, na=True))

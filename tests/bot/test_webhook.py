@@ -444,3 +444,18 @@ async def test_commands_at_any_point_and_blocking_via_member_updates(bench):
     assert await blocked_at() is not None
     assert await tg.deliver(member("member")) == [200]
     assert await blocked_at() is None
+
+
+async def test_a_nul_in_a_typed_answer_is_dropped_not_an_error(bench):
+    """Telegram delivers what was typed; a NUL (PostgreSQL cannot store one) must neither
+    fail the update nor be stored: the answer is kept without it."""
+    from tests.security.test_log_privacy import telegram_to_text_question
+
+    tg = bench.tg
+    user, qid = await telegram_to_text_question(bench)
+    assert await tg.send(user, "More\x00 visits\x00") == [200]
+    await tg.settle(user)
+    _status, given = await stored(bench, user)
+    assert given.get(qid) == "More visits"
+    state = await bench.runner.load_state(bench.subject(user))
+    assert state.get("pos") != qid
