@@ -13,7 +13,7 @@ from backend import keys
 from bot import callback
 from storage.models import Answer, Respondent
 from tests.bot.conftest import open_bench
-from tests.bot.walker import button, count_rows, stored
+from tests.bot.walker import button, count_rows, stored, walk_to_text_question
 
 
 async def consented(bench, role: str = "learner"):
@@ -449,10 +449,8 @@ async def test_commands_at_any_point_and_blocking_via_member_updates(bench):
 async def test_a_nul_in_a_typed_answer_is_dropped_not_an_error(bench):
     """Telegram delivers what was typed; a NUL (PostgreSQL cannot store one) must neither
     fail the update nor be stored: the answer is kept without it."""
-    from tests.security.test_log_privacy import telegram_to_text_question
-
     tg = bench.tg
-    user, qid = await telegram_to_text_question(bench)
+    user, qid = await walk_to_text_question(bench)
     assert await tg.send(user, "More\x00 visits\x00") == [200]
     await tg.settle(user)
     _status, given = await stored(bench, user)

@@ -73,6 +73,31 @@ async def walk_survey(bench, user: User, role: str, *, seed: int = 0) -> Walk:
     raise AssertionError("survey did not end")
 
 
+async def walk_to_text_question(bench, role: str = "learner") -> tuple[User, str]:
+    """A Telegram user who consented and answered (first choices) up to a text question."""
+    tg, fake = bench.tg, bench.fake
+    user = tg.user()
+    assert await tg.send(user, f"/start {bench.seeded.invites[role]}") == [200]
+    await tg.settle(user)
+    card = fake.card(user.id)
+    assert await tg.tap(user, card, button(card, callback.CONSENT, "yes")) == [200]
+    engine = bench.runner.engine
+    for _ in range(100):
+        await tg.settle(user)
+        state = await bench.runner.load_state(bench.subject(user))
+        q = engine.bank_for(state).question(state["pos"])
+        if q.kind == "text":
+            return user, q.id
+        card = fake.card(user.id)
+        choice = next(
+            t.choice
+            for t in map(callback.decode, card.callback_data())
+            if t and t.target == q.id and t.choice not in ("back", "skip")
+        )
+        assert await tg.tap(user, card, button(card, q.id, choice)) == [200]
+    raise AssertionError("no text question")
+
+
 async def stored(bench, user: User) -> tuple[str | None, dict[str, object]]:
     """(response status, answers and comments by question id) of this person, from the DB."""
     async with bench.app_sessionmaker() as s:

@@ -27,13 +27,12 @@ from sqlalchemy import func, select, text
 from backend import keys
 from backend.logs import JsonFormatter
 from backend.miniapp import sign_init_data
-from bot import callback
 from conversations import engine as E
 from storage.models import Comment
 from tests.apptools import TOKEN
 from tests.backend.test_webchat import web_user
 from tests.bot.conftest import fake_api, open_bench, storage  # noqa: F401 (fixtures)
-from tests.bot.walker import button
+from tests.bot.walker import walk_to_text_question
 
 MARKS = {
     "telegram": "Qzv-telegram-secret-words",
@@ -67,31 +66,6 @@ async def refuse_comments(bench: Any, errcode: str) -> None:
             )
         else:
             await conn.execute(text(TRIGGER_SQLITE))
-
-
-async def telegram_to_text_question(bench: Any, role: str = "learner") -> Any:
-    """A Telegram user who consented and answered (first choices) up to a text question."""
-    tg, fake = bench.tg, bench.fake
-    user = tg.user()
-    assert await tg.send(user, f"/start {bench.seeded.invites[role]}") == [200]
-    await tg.settle(user)
-    card = fake.card(user.id)
-    assert await tg.tap(user, card, button(card, callback.CONSENT, "yes")) == [200]
-    engine = bench.runner.engine
-    for _ in range(100):
-        await tg.settle(user)
-        state = await bench.runner.load_state(bench.subject(user))
-        q = engine.bank_for(state).question(state["pos"])
-        if q.kind == "text":
-            return user, q.id
-        card = fake.card(user.id)
-        choice = next(
-            t.choice
-            for t in map(callback.decode, card.callback_data())
-            if t and t.target == q.id and t.choice not in ("back", "skip")
-        )
-        assert await tg.tap(user, card, button(card, q.id, choice)) == [200]
-    raise AssertionError("no text question")
 
 
 def init_data_for(user: Any) -> str:
@@ -128,8 +102,8 @@ async def test_failed_writes_log_no_respondent_text(
     caplog.set_level(logging.DEBUG)
     async with open_bench(storage, fake_api) as bench:
         tg, sm = bench.tg, bench.app_sessionmaker
-        telegram_user, _qid = await telegram_to_text_question(bench)
-        app_user, app_qid = await telegram_to_text_question(bench, role="parent")
+        telegram_user, _qid = await walk_to_text_question(bench)
+        app_user, app_qid = await walk_to_text_question(bench, role="parent")
         async with web_user(bench.client) as web:
             await web.get(f"/s/{bench.seeded.invites['learner']}")
             await web.tap(E.YES)
