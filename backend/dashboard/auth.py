@@ -71,7 +71,7 @@ class SessionCodec:
         if not body or not sig:
             return None
         want = _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
-        if not hmac.compare_digest(want, sig):
+        if not same_secret(want, sig):
             return None
         try:
             data = json.loads(_unb64(body))
@@ -93,6 +93,14 @@ def new_session() -> dict[str, Any]:
     }
 
 
+def same_secret(expected: str, given: str) -> bool:
+    """Constant-time comparison as bytes: `compare_digest` raises TypeError for a str with
+    non-ASCII characters, which anyone can send in a form field, header or cookie."""
+    return hmac.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass")
+    )
+
+
 def password_fingerprint(secret: str, user: User) -> str:
     """Changes when the password does, so that a new password ends old sessions and tokens."""
     key = _derive(secret, "password-fingerprint")
@@ -101,7 +109,7 @@ def password_fingerprint(secret: str, user: User) -> str:
 
 def csrf_ok(session: dict[str, Any], given: str | None) -> bool:
     want = session.get("csrf")
-    return bool(want) and bool(given) and hmac.compare_digest(str(want), str(given))
+    return bool(want) and bool(given) and same_secret(str(want), str(given))
 
 
 # --- API tokens --------------------------------------------------------------------------
@@ -130,7 +138,7 @@ def api_token_user_id(token: str) -> int | None:
 
 
 def api_token_ok(secret: str, user: User, token: str) -> bool:
-    return hmac.compare_digest(api_token(secret, user), token)
+    return same_secret(api_token(secret, user), token)
 
 
 # --- login rate limiting -----------------------------------------------------------------

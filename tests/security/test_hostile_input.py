@@ -564,3 +564,35 @@ async def test_a_form_that_cannot_be_read_is_a_400_not_a_500(world: World):
             resp = await client.post(path, data=body, headers=headers, allow_redirects=False)
             await resp.read()
             assert resp.status == 400, (path, body[:60], resp.status)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_secrets_with_non_ascii_characters_are_wrong_not_a_crash(world: World):
+    """compare_digest raises TypeError for a str with non-ASCII characters: a CSRF token,
+    a session cookie's signature or an API token with one was a 500, not a refusal."""
+    from backend.dashboard import auth
+
+    w, client = world, world.client
+    await csrf_of(client)
+    form = {"email": w.a.email, "password": PASSWORD}
+    resp = await client.post("/login", data=form | {"csrf": "ü" * 32}, allow_redirects=False)
+    assert resp.status == 403
+    resp = await client.post(
+        "/login", data=form, headers={"X-CSRF-Token": "токен"}, allow_redirects=False
+    )
+    assert resp.status == 403
+    for token in (f"gst_{w.a.user_id}_ü", f"gst_{w.a.user_id}_" + "é" * 43):
+        resp = await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+        assert resp.status == 401, token
+    client.session.cookie_jar.clear()
+    for raw in ("eyJ1aWQiOjF9.ü", "eyJ1aWQiOjF9.\udcff"):
+        resp = await client.get(
+            "/dashboard",
+            headers={
+                "Cookie": f"{auth.COOKIE}={raw}".encode("utf-8", "surrogateescape").decode(
+                    "latin-1"
+                )
+            },
+            allow_redirects=False,
+        )
+        assert resp.status == 303 and resp.headers["Location"].startswith("/login"), raw
