@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import textwrap
 import threading
 import warnings
@@ -255,12 +256,20 @@ def _figure(width: float, height: float) -> Iterator[Figure]:
         yield fig
 
 
+# Characters XML 1.0 cannot hold: one in a name made the whole SVG malformed.
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
 def _plain(fig: Figure) -> None:
     """Every Text of the figure (titles, labels, tick labels, legends, annotations) as
-    plain text, also one made with `parse_math=True` or before the rc settings applied."""
+    plain text, also one made with `parse_math=True` or before the rc settings applied,
+    and without characters an SVG cannot hold."""
     for artist in fig.findobj(Text):
         artist.set_parse_math(False)
         artist.set_usetex(False)
+        text = artist.get_text()
+        if _NOT_IN_XML.search(text):
+            artist.set_text(_NOT_IN_XML.sub("", text))
 
 
 def _render(fig: Figure, fmt_: Format, dpi: int) -> bytes:

@@ -173,3 +173,15 @@ def test_the_pdf_of_a_cycle_named_in_mathtext(reports, tmp_path):
     assert data.startswith(b"%PDF")
     text = pdf_text(data, tmp_path)
     assert r"\frac" in text and "$x$" in text
+
+
+def test_control_characters_in_names_leave_the_svg_well_formed(reports):
+    """XML 1.0 cannot hold most control characters: a cycle named with one made every SVG
+    chart of it malformed (the browser shows no image)."""
+    now, before = copy.deepcopy(reports["now"]), copy.deepcopy(reports["before"])
+    now["cycle"]["name"] = "Cycle\x01 one\x1b[31m\x0b"
+    before["cycle"]["name"] = "Earlier\x08 cycle\ufffe"
+    results = list(all_charts(now, before))
+    for result in results:
+        assert "Cycle one[31m" in svg_text(result.data), result.title  # parses, text kept
+    assert "Earlier cycle" in svg_text(results[-1].data)
