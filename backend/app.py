@@ -17,9 +17,8 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from backend import dashboard, keys, reminders, webchat, webhook
-from backend.dashboard.auth import request_is_https
 from backend import dashboard, input_guard, keys, reminders, webchat, webhook
+from backend.dashboard.auth import request_is_https
 from backend.metrics import Metrics
 from backend.settings import Settings
 from conversations.banks import load_banks

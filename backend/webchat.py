@@ -35,8 +35,6 @@ from markupsafe import Markup, escape
 
 from backend import keys
 from backend.dashboard.auth import request_is_https
-
-
 from backend.i18n import negotiate
 from backend.input_guard import contains_nul
 from backend.miniapp import InitDataError, validate_init_data
