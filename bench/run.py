@@ -648,7 +648,16 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
         cl, cli = _g(w, "cluster_sql", "median_ms"), _g(i, "cluster_sql", "median_ms")
         lines.append(f"| seeding (COPY) answers/s | {sd['seed']['answers_per_s_copy']:,} | | | |")
         lines.append(
-            f"| build_report, one school (ms, median) | {_f(br)} | {_f(bri)} | < 300 | {_f(bool(br and br < 300))} |"
+            f"| the anonymity gate: first release of one school (ms; question states) | {_f(w.get('release_first_ms'))} ({w.get('release_first_states')}) | {_f(i.get('release_first_ms'))} ({i.get('release_first_states')}) | | |"
+        )
+        lines.append(
+            f"| the gate: look again, nothing changed (ms, median) | {_f(_g(w, 'release_unchanged', 'median_ms'))} | {_f(_g(i, 'release_unchanged', 'median_ms'))} | | |"
+        )
+        lines.append(
+            f"| the gate: look again after a change, nothing new to release (ms, median) | {_f(_g(w, 'release_after_change', 'median_ms'))} | {_f(_g(i, 'release_after_change', 'median_ms'))} | | |"
+        )
+        lines.append(
+            f"| build_report from the releases, one school (ms, median) | {_f(br)} | {_f(bri)} | < 300 | {_f(bool(br and br < 300))} |"
         )
         lines.append(
             f"| cluster view, one SQL, per-person means (ms) | {_f(cl)} | {_f(cli)} | < 2000 | {_f(bool(cl and cl < 2000))} |"

@@ -251,10 +251,14 @@ async def _timed(fn, repeat: int) -> dict[str, float]:
 
 async def measure(url: str, cycle_id: int, repeat: int, tag: str) -> dict[str, Any]:
     import asyncpg
+    from sqlalchemy import select
 
+    from backend.analytics import releases
     from backend.analytics.report import build_report
     from conversations.model import load_model
+    from storage import repo
     from storage.db import create_engine, make_sessionmaker
+    from storage.models import Response
 
     model = load_model()
     engine = create_engine(url)
@@ -267,6 +271,22 @@ async def measure(url: str, cycle_id: int, repeat: int, tag: str) -> dict[str, A
         async with sm() as s:
             report = await build_report(s, cycle_id, model)
 
+    # The anonymity gate's cost: releasing a school's answers the first time (every question
+    # of every group released), looking again with nothing changed (one query), and after new
+    # answers that release nothing yet (the look at every question's fresh answers).
+    t = time.perf_counter()
+    released = await releases.refresh(sm, [cycle_id])
+    out["release_first_ms"] = round((time.perf_counter() - t) * 1000, 1)
+    out["release_first_states"] = released
+    out["release_unchanged"] = await _timed(lambda: releases.refresh(sm, [cycle_id]), repeat)
+
+    async def after_a_change() -> None:
+        async with sm.begin() as s:  # an answer changed: not fresh, so nothing is released
+            rid = await s.scalar(select(Response.id).where(Response.cycle_id == cycle_id).limit(1))
+            await repo.touch_response(s, rid)
+        await releases.refresh(sm, [cycle_id])
+
+    out["release_after_change"] = await _timed(after_a_change, repeat)
     out["build_report_one_school"] = await _timed(one_report, repeat)
     shown = sum(
         1 for ind in report["indicators"] for g in ind["roles"].values() if g["mean"] is not None
@@ -332,6 +352,7 @@ async def measure_cluster_page(url: str, cycle_ids: list[int], repeat: int) -> d
     (every summary built), with everything stored, and after one new answer at one school."""
     from sqlalchemy import delete, select
 
+    from backend.analytics import releases
     from backend.analytics.summaries import cycle_summaries
     from conversations.model import load_model
     from storage import repo
@@ -343,7 +364,8 @@ async def measure_cluster_page(url: str, cycle_ids: list[int], repeat: int) -> d
     sm = make_sessionmaker(engine)
     built: list[int] = []
 
-    async def view() -> None:
+    async def view() -> None:  # as the dashboard's cluster view: release, then summaries
+        await releases.refresh(sm, cycle_ids)
         async with sm.begin() as s:
             cycles = {c.school_id: c for c in await s.scalars(select(Cycle))}
             built.append((await cycle_summaries(s, cycles, model))[1])
