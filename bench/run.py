@@ -678,6 +678,7 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
                 "",
                 f"| the dashboard's cluster view ({cp['schools']} schools, stored summaries) | ms | summaries built | target | met |",
                 "|---|---|---|---|---|",
+                f"| first release of every school's answers (once per cycle; question states) | {_f(cp.get('first_release_ms'))} | ({cp.get('first_release_states')}) | | |",
                 f"| nothing stored (a report per school) | {_f(cp['nothing_stored_ms'])} | {cp['nothing_stored_built']} | | |",
                 f"| everything stored (median) | {_f(stored)} | {cp['all_stored_built']} | < 2000 | {_f(bool(stored and stored < 2000))} |",
                 f"| one school changed since (median) | {_f(cp['one_school_changed_ms'])} | {cp['one_school_changed_built']} | < 2000 | {_f(cp['one_school_changed_ms'] < 2000)} |",
