@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 # The ids of the open response and its respondent, kept in the state by the runner (the
 # engine carries unknown keys along): an answer then needs no lookup of the response.
 RESPONSE_ID, RESPONDENT_ID = "rid", "pid"
-ACTIVE_STAGES = ("question", "consent", "optin", "language", "confirm_delete", "stopped", "done")
 BUSY = "busy"  # InviteRejected reason: too many new respondents from one network, one code
 
 
@@ -172,10 +171,10 @@ class SurveyRunner:
     async def _start_event(self, state: Mapping[str, Any], code: str | None) -> E.Event:
         code = (code or "").strip()
         if not code:
-            if state.get("stage") in ACTIVE_STAGES and state.get("bank"):
+            if state.get("stage") in E.ACTIVE and state.get("bank"):
                 return E.Resume()
             return E.InviteRejected("none")
-        if state.get("inv", {}).get("code") == code and state.get("stage") in ACTIVE_STAGES:
+        if state.get("inv", {}).get("code") == code and state.get("stage") in E.ACTIVE:
             return E.Resume()
         async with self.sessionmaker() as s:
             info_or_reason = await peek_invite(s, code, datetime.now(UTC), self.engine)

@@ -227,13 +227,15 @@ def _page_context(
         "csrf": csrf_token(request.app[keys.SECRET_KEY], cookie_value) if cookie_value else "",
         "post_url": str(request.app.router["webchat.post"].url_for()),
         "privacy_url": str(request.app.router["webchat.privacy"].url_for()),
-        "can_stop": stage == "question",
-        "can_resume": stage == "stopped",
-        "can_erase": bool(state.get("opened")) and stage not in ("confirm_delete", "erased"),
-        "can_language": len(langs) > 1 and stage in ("question", "consent", "stopped"),
+        "can_stop": stage == E.Stage.QUESTION,
+        "can_resume": stage == E.Stage.STOPPED,
+        "can_erase": bool(state.get("opened"))
+        and stage not in (E.Stage.CONFIRM_DELETE, E.Stage.ERASED),
+        "can_language": len(langs) > 1
+        and stage in (E.Stage.QUESTION, E.Stage.CONSENT, E.Stage.STOPPED),
         # A shared device: the last answer's page offers to forget it (web chat only; the
         # Mini App's identity is the Telegram account, not the device).
-        "offer_forget": mode == "web" and stage == "done" and bool(cookie_value),
+        "offer_forget": mode == "web" and stage == E.Stage.DONE and bool(cookie_value),
         "can_forget": mode == "web" and bool(stage) and bool(cookie_value),
         "forget_page_url": str(request.app.router["webchat.forget"].url_for()),
         "forget_url": str(request.app.router["webchat.forget_post"].url_for()),

@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 # Stages a typed command can lead to that show no card: the old card's buttons go.
-CARDLESS_STAGES = ("stopped", "declined", "erased")
 COMMANDS: dict[str, type[E.Event]] = {
     "resume": E.Resume,
     "restart": E.Restart,
@@ -236,7 +235,7 @@ class BotChannel:
         await self._forget_card_if_erased(subject, step)
         items = self._messages(msg.chat.id, subject, step, edit=None)
         new_card = next((i for i, item in enumerate(items) if item.card), None)
-        card_gone = step.changed and step.state.get("stage") in CARDLESS_STAGES
+        card_gone = step.changed and step.state.get("stage") in E.CARDLESS
         if new_card is not None or card_gone:
             card = outcome.also
             if started:  # runner.start reads no `also`; a /start is rare
@@ -489,6 +488,4 @@ class BotChannel:
 
 def _leaves_nothing(step: E.Step) -> bool:
     """Erased or declined: keep no card id either (it is keyed by the person's hash)."""
-    return step.state.get("stage") in ("erased", "declined") or any(
-        isinstance(e, E.Erase) for e in step.effects
-    )
+    return step.state.get("stage") in E.GONE or any(isinstance(e, E.Erase) for e in step.effects)

@@ -2,8 +2,9 @@
 
 Rules of the table below (read with h11's `_state.py` in mind):
 - The state is a plain JSON-serialisable dict of a few hundred bytes; a fresh one is `{}`.
-- Stages: (none) -> language? -> consent -> question* -> done; `stopped`, `declined`,
-  `erased` are rests; `confirm_delete` and `language` remember the stage to return to.
+- Stages (`Stage`, with named sets such as AWAITING and ACTIVE): (none) -> language? ->
+  consent -> question* -> done; `stopped`, `declined`, `erased` are rests; `confirm_delete`
+  and `language` remember the stage to return to.
 - Bad input (a number out of bounds, a tap on another question's button, text where a
   button is due) never advances the flow: the state is returned unchanged and the prompt
   is repeated with a `notice` saying what is wanted.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from conversations.banks import Bank, Question
@@ -31,6 +33,33 @@ from conversations.i18n import (
 from conversations.scales import NA, get_scale
 
 STATE_VERSION = 1
+
+
+class Stage(StrEnum):
+    """Where a respondent stands (`state["stage"]`; no stage: nothing started)."""
+
+    LANGUAGE = "language"  # choosing a language (remembers the stage to return to)
+    CONSENT = "consent"
+    OPTIN = "optin"  # reminders: yes or no, asked once after consent
+    QUESTION = "question"
+    CONFIRM_DELETE = "confirm_delete"  # "erase everything?" (remembers where it was asked)
+    DONE = "done"
+    STOPPED = "stopped"  # /stop: a rest, /resume goes on
+    DECLINED = "declined"  # no consent: a rest, nothing kept
+    ERASED = "erased"  # everything erased: a rest, nothing kept
+
+
+# Named sets of stages, for the engine, the use case and the channels alike.
+AWAITING = frozenset(  # a card waits for the respondent's answer
+    {Stage.QUESTION, Stage.CONSENT, Stage.OPTIN, Stage.LANGUAGE, Stage.CONFIRM_DELETE}
+)
+BEFORE_CONSENT = frozenset({Stage.CONSENT, Stage.LANGUAGE})
+GONE = frozenset({Stage.DECLINED, Stage.ERASED})  # nothing of the person is kept
+ACTIVE = AWAITING | {
+    Stage.STOPPED,
+    Stage.DONE,
+}  # a survey in hand: /start without a code resumes it
+CARDLESS = GONE | {Stage.STOPPED}  # no card with buttons stays on screen
 
 # Choice ids (stable: they travel in callback data and form posts).
 BACK = "back"
@@ -312,13 +341,13 @@ class Engine:
             "opened": True,
         }
         if status == "completed":
-            st["stage"] = "done"
+            st["stage"] = Stage.DONE
         elif status == "stopped":
-            st["stage"] = "stopped"
+            st["stage"] = Stage.STOPPED
             st["pos"] = self._first_open(bank, st["ans"])
         else:
             pos = self._first_open(bank, st["ans"])
-            st["stage"] = "question" if pos else "done"
+            st["stage"] = Stage.QUESTION if pos else Stage.DONE
             if pos:
                 st["pos"] = pos
         return st
@@ -363,11 +392,11 @@ class Engine:
     def _prompt_for(self, st: dict[str, Any], notice: str | None = None) -> Prompt:
         t = self.t(st)
         stage = st.get("stage")
-        if stage == "language":
+        if stage == Stage.LANGUAGE:
             return self._language_prompt(st, notice)
-        if stage == "consent":
+        if stage == Stage.CONSENT:
             return self._consent_prompt(st, notice)
-        if stage == "optin":
+        if stage == Stage.OPTIN:
             return Prompt(
                 "optin",
                 t("reminders.optin"),
@@ -377,22 +406,22 @@ class Engine:
                 ),
                 notice=notice,
             )
-        if stage == "question":
+        if stage == Stage.QUESTION:
             return self._question_prompt(st, notice)
-        if stage == "confirm_delete":
+        if stage == Stage.CONFIRM_DELETE:
             return Prompt(
                 "confirm",
                 t("delete.confirm"),
                 choices=(Choice(YES, t("delete.yes")), Choice(NO, t("delete.no"))),
                 notice=notice,
             )
-        if stage == "done":
+        if stage == Stage.DONE:
             return Prompt("done", t("done.already"), notice=notice, final=True)
-        if stage == "stopped":
+        if stage == Stage.STOPPED:
             return Prompt("info", t("stop.text"), notice=notice, final=True)
-        if stage == "declined":
+        if stage == Stage.DECLINED:
             return Prompt("info", t("consent.declined"), notice=notice, final=True)
-        if stage == "erased":
+        if stage == Stage.ERASED:
             return Prompt("info", t("delete.done"), notice=notice, final=True)
         return Prompt("info", t("start.no_code"), notice=notice, final=True)
 
@@ -505,17 +534,17 @@ class Engine:
         if inv.can_remind:
             new["inv"]["remind"] = True
         if len(inv.languages) > 1 and st.get("lang") not in inv.languages:
-            new["stage"] = "language"
-            new["after"] = "consent"
+            new["stage"] = Stage.LANGUAGE
+            new["after"] = Stage.CONSENT
         else:
-            new["stage"] = "consent"
+            new["stage"] = Stage.CONSENT
         return Step(new, (self._prompt_for(new),))
 
     def _on_invite_rejected(self, st: dict[str, Any], ev: InviteRejected) -> Step:
         key = "start.no_code" if ev.reason == "none" else f"invite.{ev.reason}"
         t = self.t(st)
         text = t(key, default=t("invite.unknown"))
-        if st.get("stage") == "question":
+        if st.get("stage") == Stage.QUESTION:
             # Someone mid-survey opened a bad link: tell them, then show where they are.
             return Step(st, (Prompt("info", text), self._prompt_for(st)), changed=False)
         return Step(st, (Prompt("info", text, final=True),), changed=False)
@@ -524,45 +553,47 @@ class Engine:
         langs = st.get("inv", {}).get("langs") or list(available_languages())
         lang = ev.lang.removeprefix(LANG_PREFIX)
         if lang not in langs:
-            if st.get("stage") == "language":
+            if st.get("stage") == Stage.LANGUAGE:
                 return self._unchanged(st, "question.tap_button")
             return Step(st, (self._prompt_for(st),), changed=False)
         new = dict(st, lang=lang)
         effects: tuple[Effect, ...] = (SetLanguage(lang),) if st.get("opened") else ()
-        if st.get("stage") == "language":
-            new["stage"] = new.pop("after", None) or ("question" if new.get("pos") else "consent")
+        if st.get("stage") == Stage.LANGUAGE:
+            new["stage"] = new.pop("after", None) or (
+                Stage.QUESTION if new.get("pos") else Stage.CONSENT
+            )
         return Step(new, (self._prompt_for(new),), effects)
 
     def _on_show_languages(self, st: dict[str, Any], ev: ShowLanguages) -> Step:
-        if st.get("stage") in (None, "erased", "declined"):
+        if st.get("stage") is None or st.get("stage") in GONE:
             return Step(st, (self._language_prompt(st),), changed=False)
-        if st.get("stage") == "language":
+        if st.get("stage") == Stage.LANGUAGE:
             return self.render(st)
-        new = dict(st, stage="language", after=st.get("stage"))
+        new = dict(st, stage=Stage.LANGUAGE, after=st.get("stage"))
         return Step(new, (self._prompt_for(new),))
 
     def _on_consent(self, st: dict[str, Any], ev: Consent) -> Step:
-        if st.get("stage") != "consent":
+        if st.get("stage") != Stage.CONSENT:
             return Step(st, (self._prompt_for(st),), changed=False)
         if not ev.given:
-            new = {"v": STATE_VERSION, "stage": "declined", "lang": st.get("lang", "en")}
+            new = {"v": STATE_VERSION, "stage": Stage.DECLINED, "lang": st.get("lang", "en")}
             return Step(new, (self._prompt_for(new),))
         bank = self._bank(st["bank"])
         new = dict(st, opened=True)
         pos = self._first_open(bank, new["ans"])
-        new["stage"] = "question" if pos else "done"
+        new["stage"] = Stage.QUESTION if pos else Stage.DONE
         if pos:
             new["pos"] = pos
             if st.get("inv", {}).get("remind"):
-                new["stage"] = "optin"  # asked once, right after consent
+                new["stage"] = Stage.OPTIN  # asked once, right after consent
         effects = (
             OpenResponse(st["inv"]["code"], st["cycle"], st["role"], st["bank"], st["lang"]),
         )
         return Step(new, (self._prompt_for(new),), effects)
 
     def _check_target(self, st: dict[str, Any], qid: str | None) -> Step | None:
-        if st.get("stage") != "question":
-            if st.get("stage") in ("consent", "optin"):
+        if st.get("stage") != Stage.QUESTION:
+            if st.get("stage") in (Stage.CONSENT, Stage.OPTIN):
                 return self._unchanged(st, "question.tap_button")
             return Step(st, (self._prompt_for(st),), changed=False)
         if qid is not None and qid != st["pos"]:
@@ -570,13 +601,13 @@ class Engine:
         return None
 
     def _on_answer(self, st: dict[str, Any], ev: Answer) -> Step:
-        if st.get("stage") == "consent" and ev.value in (YES, NO):
+        if st.get("stage") == Stage.CONSENT and ev.value in (YES, NO):
             return self._on_consent(st, Consent(ev.value == YES))
-        if st.get("stage") == "optin" and ev.value in (YES, NO):
+        if st.get("stage") == Stage.OPTIN and ev.value in (YES, NO):
             return self._on_opt_in(st, OptIn(ev.value == YES))
-        if st.get("stage") == "confirm_delete" and ev.value in (YES, NO):
+        if st.get("stage") == Stage.CONFIRM_DELETE and ev.value in (YES, NO):
             return self._on_delete_confirm(st, DeleteConfirm(ev.value == YES))
-        if st.get("stage") == "language" and ev.value.startswith(LANG_PREFIX):
+        if st.get("stage") == Stage.LANGUAGE and ev.value.startswith(LANG_PREFIX):
             return self._on_choose_language(st, ChooseLanguage(ev.value))
         if ev.value == BACK:
             return self._on_back(st, Back(ev.question_id))
@@ -645,7 +676,7 @@ class Engine:
             effects.append(DeleteAnswers(hidden))
         nxt = self._next_after(bank, answers, q.id)
         if nxt is None:
-            new["stage"] = "done"
+            new["stage"] = Stage.DONE
             new.pop("pos", None)
             effects.append(SetStatus("completed"))
             done = Prompt("done", self.t(new)("done.text"), final=True)
@@ -676,10 +707,10 @@ class Engine:
         return self._advance(st, q, "s", SaveAnswer(q.id, skipped=True))
 
     def _on_back(self, st: dict[str, Any], ev: Back) -> Step:
-        if st.get("stage") == "done" and st.get("opened"):
+        if st.get("stage") == Stage.DONE and st.get("opened"):
             bank = self._bank(st["bank"])
             visible = self.visible(bank, st["ans"])
-            new = dict(st, stage="question", pos=visible[-1].id)
+            new = dict(st, stage=Stage.QUESTION, pos=visible[-1].id)
             return Step(new, (self._prompt_for(new),), (SetStatus("in_progress"),))
         refused = self._check_target(st, ev.question_id)
         if refused:
@@ -694,25 +725,25 @@ class Engine:
 
     def _on_resume(self, st: dict[str, Any], ev: Resume) -> Step:
         stage = st.get("stage")
-        if stage == "stopped":
+        if stage == Stage.STOPPED:
             bank = self._bank(st["bank"])
             pos = st.get("pos") or self._first_open(bank, st["ans"])
-            new = dict(st, stage="question" if pos else "done")
+            new = dict(st, stage=Stage.QUESTION if pos else Stage.DONE)
             if pos:
                 new["pos"] = pos
             return Step(new, (self._prompt_for(new),), (SetStatus("in_progress"),))
-        if stage in ("question", "consent", "optin", "language", "confirm_delete", "done"):
+        if stage in AWAITING or stage == Stage.DONE:
             return self.render(st)
         return Step(st, (self._info(st, "resume.nothing"),), changed=False)
 
     def _on_restart(self, st: dict[str, Any], ev: Restart) -> Step:
         if not st.get("opened"):
-            if st.get("stage") in ("consent", "language"):
+            if st.get("stage") in BEFORE_CONSENT:
                 return self.render(st)
             return Step(st, (self._info(st, "resume.nothing"),), changed=False)
         bank = self._bank(st["bank"])
         first = bank.questions[0].id
-        new = dict(st, ans={}, stage="question", pos=first)
+        new = dict(st, ans={}, stage=Stage.QUESTION, pos=first)
         effects: list[Effect] = []
         if st["ans"]:
             effects.append(DeleteAnswers(tuple(sorted(st["ans"]))))
@@ -724,17 +755,17 @@ class Engine:
         )
 
     def _on_stop(self, st: dict[str, Any], ev: Stop) -> Step:
-        if st.get("stage") not in ("question", "optin") or not st.get("opened"):
-            if st.get("stage") in ("consent", "language"):
-                new = {"v": STATE_VERSION, "stage": "declined", "lang": st.get("lang", "en")}
+        if st.get("stage") not in (Stage.QUESTION, Stage.OPTIN) or not st.get("opened"):
+            if st.get("stage") in BEFORE_CONSENT:
+                new = {"v": STATE_VERSION, "stage": Stage.DECLINED, "lang": st.get("lang", "en")}
                 return Step(new, (self._prompt_for(new),))
             return Step(st, (self._info(st, "resume.nothing"),), changed=False)
-        new = dict(st, stage="stopped")
+        new = dict(st, stage=Stage.STOPPED)
         return Step(new, (self._prompt_for(new),), (SetStatus("stopped"),))
 
     def _on_help(self, st: dict[str, Any], ev: Help) -> Step:
         prompts = [self._info(st, "help.text")]
-        if st.get("stage") in ("question", "consent", "optin", "language", "confirm_delete"):
+        if st.get("stage") in AWAITING:
             prompts.append(self._prompt_for(st))
         return Step(st, tuple(prompts), changed=False)
 
@@ -745,33 +776,33 @@ class Engine:
         else:
             p = self._info(st, "privacy.generic")
         prompts = [p]
-        if st.get("stage") in ("question", "consent", "optin", "language", "confirm_delete"):
+        if st.get("stage") in AWAITING:
             prompts.append(self._prompt_for(st))
         return Step(st, tuple(prompts), changed=False)
 
     def _on_opt_in(self, st: dict[str, Any], ev: OptIn) -> Step:
-        if st.get("stage") == "optin":
-            new = dict(st, stage="question")
+        if st.get("stage") == Stage.OPTIN:
+            new = dict(st, stage=Stage.QUESTION)
             return Step(new, (self._prompt_for(new),), (SetOptIn(ev.given),))
         if ev.given or not st.get("opened"):
             return self.render(st)
         # "No more reminders" (a reminder's button): forget the address, stay where you are.
         prompts = [self._info(st, "reminders.off")]
-        if st.get("stage") in ("question", "consent", "language", "confirm_delete"):
+        if st.get("stage") in AWAITING - {Stage.OPTIN}:
             prompts.append(self._prompt_for(st))
         return Step(st, tuple(prompts), (SetOptIn(False),), changed=False)
 
     def _on_delete_request(self, st: dict[str, Any], ev: DeleteRequest) -> Step:
-        if st.get("stage") == "confirm_delete":
+        if st.get("stage") == Stage.CONFIRM_DELETE:
             return self.render(st)
-        new = dict(st, stage="confirm_delete", after=st.get("stage"))
+        new = dict(st, stage=Stage.CONFIRM_DELETE, after=st.get("stage"))
         return Step(new, (self._prompt_for(new),))
 
     def _on_delete_confirm(self, st: dict[str, Any], ev: DeleteConfirm) -> Step:
-        if st.get("stage") != "confirm_delete":
+        if st.get("stage") != Stage.CONFIRM_DELETE:
             return Step(st, (self._prompt_for(st),), changed=False)
         if ev.confirmed:
-            new = {"v": STATE_VERSION, "stage": "erased", "lang": st.get("lang", "en")}
+            new = {"v": STATE_VERSION, "stage": Stage.ERASED, "lang": st.get("lang", "en")}
             return Step(new, (Prompt("info", self.t(new)("delete.done"), final=True),), (Erase(),))
         new = dict(st)
         back = new.pop("after", None)
@@ -780,7 +811,7 @@ class Engine:
         else:
             new.pop("stage", None)
         notice = self.t(st)("delete.cancelled")
-        if back in (None, "erased", "declined"):
+        if back is None or back in GONE:
             return Step(new, (Prompt("info", notice, final=True),))
         return Step(new, (self._prompt_for(new, notice),))
 
