@@ -87,9 +87,11 @@ async def _stores(app: web.Application) -> AsyncIterator[None]:
         await redis_client.aclose()
 
 
-async def _runner(app: web.Application) -> AsyncIterator[None]:
-    from backend.runner import SurveyRunner
+async def _survey(app: web.Application) -> AsyncIterator[None]:
+    """The use case, wired to its stores (`conversations.survey.Survey`)."""
+    from conversations.survey import Survey
     from storage.admission import MemoryAdmissionLimit, RedisAdmissionLimit
+    from storage.survey import SqlSurveyStore
 
     settings = app[keys.SETTINGS]
     limit, window = settings.shared_code_limit, settings.shared_code_window_seconds
@@ -98,10 +100,10 @@ async def _runner(app: web.Application) -> AsyncIterator[None]:
         if app[keys.REDIS] is not None
         else MemoryAdmissionLimit(limit, window)
     )
-    app[keys.RUNNER] = SurveyRunner(
+    app[keys.SURVEY] = Survey(
         engine=app[keys.SURVEY_ENGINE],
-        sessionmaker=app[keys.SESSIONMAKER],
-        store=app[keys.SESSION_STORE],
+        store=SqlSurveyStore(app[keys.SESSIONMAKER], app[keys.SECRET_KEY]),
+        sessions=app[keys.SESSION_STORE],
         secret_key=app[keys.SECRET_KEY],
         ttl=app[keys.SETTINGS].session_ttl_seconds,
         metrics=app[keys.METRICS],
@@ -254,7 +256,7 @@ def create_app(settings: Settings, **overrides: Any) -> web.Application:
     install_jinja(env)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_stores)
-    app.cleanup_ctx.append(_runner)
+    app.cleanup_ctx.append(_survey)
     if settings.release_refresh_seconds:
         app.cleanup_ctx.append(_releases)
     if settings.cluster_refresh_seconds:

@@ -19,12 +19,12 @@ from backend.analytics import releases
 from backend.passwords import hash_password
 from conversations.banks import Bank, load_banks
 from conversations.engine import Engine
+from conversations.identity import subject_hash
 from conversations.model import ExcellenceModel, load_model
 from conversations.roles import Role
 from conversations.scales import AnswerKind
 from storage import repo
 from storage.db import create_engine, make_sessionmaker
-from storage.hashing import subject_hash
 from storage.migrate import upgrade
 from storage.models import Answer, Comment, Invite, Respondent, Response
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from backend.settings import Settings
 from conversations.engine import Engine
+from conversations.survey import Survey
 
 SETTINGS = web.AppKey("settings", Settings)
 DB_ENGINE = web.AppKey("db_engine", AsyncEngine)
@@ -17,7 +18,7 @@ REDIS = web.AppKey("redis", object)  # redis.asyncio.Redis, or None for the embe
 SESSION_STORE = web.AppKey("session_store", object)  # SessionStore
 DEDUP = web.AppKey("dedup", object)  # UpdateDeduplicator
 SURVEY_ENGINE = web.AppKey("survey_engine", Engine)
-RUNNER = web.AppKey("runner", object)  # SurveyRunner
+SURVEY = web.AppKey("survey", Survey)  # the use case: one respondent event at a time
 METRICS = web.AppKey("metrics", object)  # Metrics
 SECRET_KEY = web.AppKey("secret_key", str)
 BOT = web.AppKey("bot", object)  # bot.application.BotChannel, or None without a token

@@ -36,5 +36,11 @@ class Metrics:
         )
         self.errors = Counter("gs_errors_total", "Errors by kind", ["kind"], registry=r)
 
+    def observe_update(self, channel: str, seconds: float, answered: bool) -> None:
+        """One respondent event handled (`conversations.ports.Metrics`)."""
+        self.update_seconds.labels(channel).observe(seconds)
+        if answered:
+            self.answers.labels(channel).inc()
+
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -38,10 +38,10 @@ from backend.dashboard.auth import request_is_https
 from backend.i18n import negotiate
 from backend.input_guard import contains_nul
 from backend.miniapp import InitDataError, validate_init_data
-from backend.runner import WebOrigin
 from conversations import engine as E
 from conversations.i18n import Translator, available_languages, format_number
-from storage.sessions import SessionKey
+from conversations.ports import SessionKey
+from conversations.survey import WebOrigin
 
 COOKIE = "gs_respondent"
 # The cookie lives WEBCHAT_COOKIE_HOURS (default 72) after the last visit: see the setting.
@@ -350,7 +350,7 @@ def _web_origin(request: web.Request) -> WebOrigin:
 async def bad_input(request: web.Request) -> web.Response:
     """400 for input no text may hold (a NUL character: `backend.input_guard`), in the
     respondent's language: an error page, or JSON for the Mini App and fetch."""
-    runner = request.app[keys.RUNNER]
+    runner = request.app[keys.SURVEY]
     state: Mapping[str, Any] = {}
     value = _cookie_value(request)
     if value is not None:
@@ -414,7 +414,7 @@ async def _flash_pop(request: web.Request, subject: str) -> tuple[E.Prompt, ...]
 
 async def start_view(request: web.Request) -> web.StreamResponse:
     """`GET /s/{code}`: the invite's web link. Start (or resume), then show the card."""
-    runner = request.app[keys.RUNNER]
+    runner = request.app[keys.SURVEY]
     value = _cookie_value(request) or secrets.token_urlsafe(32)
     subject = runner.subject("web", value)
     outcome = await runner.start(subject, request.match_info["code"], channel="web")
@@ -426,7 +426,7 @@ async def start_view(request: web.Request) -> web.StreamResponse:
 
 async def chat_view(request: web.Request) -> web.StreamResponse:
     """`GET /chat`: the current card (or the prompts of the POST just redirected from)."""
-    runner = request.app[keys.RUNNER]
+    runner = request.app[keys.SURVEY]
     value = _cookie_value(request)
     if value is None:
         value = secrets.token_urlsafe(32)
@@ -450,7 +450,7 @@ async def chat_post(request: web.Request) -> web.StreamResponse:
         raise _forbidden(request, "web.error.cookie")
     form = await _checked_form(request, value)
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
-    runner = request.app[keys.RUNNER]
+    runner = request.app[keys.SURVEY]
     subject = runner.subject("web", value)
     event = form_event(fields)
     if event is None:
@@ -516,7 +516,7 @@ def _forget_page(
 
 async def forget_view(request: web.Request) -> web.StreamResponse:
     """`GET /chat/forget`: "Not you?" - what forgetting does, and the button that does it."""
-    runner = request.app[keys.RUNNER]
+    runner = request.app[keys.SURVEY]
     value = _cookie_value(request)
     state = await runner.load_state(runner.subject("web", value)) if value else {}
     if state.get("stage"):
@@ -550,7 +550,7 @@ async def forget_post(request: web.Request) -> web.StreamResponse:
     lang = "en"
     if value is not None:
         await _checked_form(request, value)
-        runner = request.app[keys.RUNNER]
+        runner = request.app[keys.SURVEY]
         subject = runner.subject("web", value)
         key = runner.key(subject)
         async with runner.store.lock(key):  # not while an answer of this person is applied
@@ -576,7 +576,7 @@ async def forget_post(request: web.Request) -> web.StreamResponse:
 
 
 async def privacy_view(request: web.Request) -> web.StreamResponse:
-    runner = request.app[keys.RUNNER]
+    runner = request.app[keys.SURVEY]
     settings = request.app[keys.SETTINGS]
     value = _cookie_value(request)
     state = await runner.load_state(runner.subject("web", value)) if value else {}
@@ -640,7 +640,7 @@ def _miniapp_subject(request: web.Request) -> tuple[str, dict[str, Any]]:
             ) from None
         body = {"error": exc.reason, "message": t("web.miniapp.forged")}
         raise web.HTTPForbidden(text=json.dumps(body), content_type="application/json") from None
-    runner = request.app[keys.RUNNER]
+    runner = request.app[keys.SURVEY]
     return runner.subject("telegram", data["user"]["id"]), data
 
 
@@ -656,7 +656,7 @@ async def _miniapp_json(
 async def miniapp_state(request: web.Request) -> web.Response:
     """`POST /app/api/state`: where this Telegram user stands (start with `start_param`)."""
     subject, data = _miniapp_subject(request)
-    runner = request.app[keys.RUNNER]
+    runner = request.app[keys.SURVEY]
     code = data.get("start_param") or ""
     if code:
         outcome = await runner.start(subject, code, channel="miniapp")
@@ -681,7 +681,7 @@ async def miniapp_answer(request: web.Request) -> web.Response:
     fields = {k: v for k, v in payload.items() if isinstance(v, str)}
     if contains_nul(*fields, *fields.values()):  # a JSON body: not read by the middleware
         return await bad_input(request)
-    runner = request.app[keys.RUNNER]
+    runner = request.app[keys.SURVEY]
     event = form_event(fields)
     if event is None:
         outcome = await runner.current(subject)

@@ -61,7 +61,7 @@ async def _bot(app: web.Application) -> AsyncIterator[None]:
     rates = extra.get("bot_rates") or {}
     channel = BotChannel(
         application,
-        app[keys.RUNNER],
+        app[keys.SURVEY],
         app[keys.DEDUP],
         app[keys.METRICS],
         public_url=settings.public_url,

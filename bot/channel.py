@@ -1,4 +1,4 @@
-"""The Telegram channel: an Update in, engine events to the runner, prompts out as Bot API calls.
+"""The Telegram channel: an Update in, engine events to the use case, prompts out as Bot API calls.
 
 Dispatch is ours, not PTB's: `Application.process_update` catches every handler
 exception and hands it to error handlers, so a transient database or Redis failure
@@ -8,7 +8,7 @@ the typed objects, the Bot (HTTP, errors) and the Application lifecycle. No
 ConversationHandler: the flow lives in `conversations.engine`.
 
 One update, read aloud: who is it (a keyed hash of the Telegram user id, never the id
-itself) -> which engine event -> `runner.handle` (lock, state, database first, save)
+itself) -> which engine event -> `survey.handle` (lock, state, database first, save)
 -> answer the tap at once -> queue the card edit / new messages in the outbox.
 
 The survey card's message id is channel-specific, so it is not in the engine state: it
@@ -36,17 +36,18 @@ from typing import Any
 
 from telegram import CallbackQuery, Message, Update
 from telegram.error import RetryAfter, TelegramError
+from telegram.ext import Application
 
 from bot import callback
-from bot.outbox import Outbox, Outgoing, retry_after_seconds
+from bot.outbox import BotMetrics, Outbox, Outgoing, retry_after_seconds
 from bot.ratelimit import RateLimiter
 from bot.render import command_menu, render
 from conversations import engine as E
 from conversations.i18n import DEFAULT_LANGUAGE, Translator, available_languages
-from storage import repo
-from storage.dedup import PROCESSING_LEASE
+from conversations.ports import SessionKey
+from conversations.survey import Survey
+from storage.dedup import PROCESSING_LEASE, UpdateDeduplicator
 from storage.errors import is_transient
-from storage.sessions import SessionKey
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +87,10 @@ def card_hash(text: str, markup: Any) -> str:
 class BotChannel:
     def __init__(
         self,
-        application: Any,
-        runner: Any,
-        dedup: Any,
-        metrics: Any,
+        application: Application,
+        survey: Survey,
+        dedup: UpdateDeduplicator,
+        metrics: BotMetrics,
         *,
         public_url: str = "",
         limiter: RateLimiter | None = None,
@@ -98,7 +99,7 @@ class BotChannel:
     ) -> None:
         self.application = application
         self.bot = application.bot
-        self.runner = runner
+        self.survey = survey
         self.dedup = dedup
         self.metrics = metrics
         self.public_url = public_url.rstrip("/")
@@ -202,29 +203,29 @@ class BotChannel:
         text = msg.text or ""
         if msg.chat.type != "private":
             if text.startswith("/") and msg.chat.type in ("group", "supergroup"):
-                t = self.runner.engine.t({})
+                t = self.survey.engine.t({})
                 self.outbox.submit([Outgoing(msg.chat.id, t("group.refused"))])
                 return "group_refused"
             return "group_ignored"
         if user is None or user.is_bot:
             return "ignored"
-        subject = self.runner.subject(CHANNEL, user.id)
+        subject = self.survey.subject(CHANNEL, user.id)
         started = False
         if text.startswith("/"):
             command, _, arg = text[1:].partition(" ")
             command = command.split("@", 1)[0].lower()
             if command == "start":
                 started = True
-                outcome = await self.runner.start(
+                outcome = await self.survey.start(
                     subject, arg.strip() or None, CHANNEL, address=msg.chat.id
                 )
             else:
                 event = COMMANDS.get(command, E.Help)()
-                outcome = await self.runner.handle(
+                outcome = await self.survey.handle(
                     subject, event, CHANNEL, address=msg.chat.id, also=self.card_key(subject)
                 )
         else:
-            outcome = await self.runner.handle(
+            outcome = await self.survey.handle(
                 subject,
                 E.Answer(None, text),
                 CHANNEL,
@@ -239,7 +240,7 @@ class BotChannel:
         if new_card is not None or card_gone:
             card = outcome.also
             if started:  # runner.start reads no `also`; a /start is rare
-                card = await self.runner.store.load(self.card_key(subject))
+                card = await self.survey.store.load(self.card_key(subject))
             old = card.get("m") if card and not card.get("n") else None
             if isinstance(old, int):
                 strip = Outgoing.strip_keyboard(msg.chat.id, old, subject)
@@ -253,8 +254,8 @@ class BotChannel:
                     # left without buttons; /resume sends a new one.
                     items.insert(0, strip)
                     if not _leaves_nothing(step):
-                        await self.runner.store.save(
-                            self.card_key(subject), dict(card, n=1), self.runner.ttl
+                        await self.survey.store.save(
+                            self.card_key(subject), dict(card, n=1), self.survey.ttl
                         )
         self.outbox.submit(items)
         return "message"
@@ -264,11 +265,11 @@ class BotChannel:
         if msg is None or msg.chat.type != "private":
             await self._answer(cq, None)
             return "tap_ignored"
-        subject = self.runner.subject(CHANNEL, cq.from_user.id)
+        subject = self.survey.subject(CHANNEL, cq.from_user.id)
         tap = callback.decode(cq.data)
         # The tap is read against the state loaded under the lock; the card id comes in
         # the same round trip.
-        outcome = await self.runner.handle(
+        outcome = await self.survey.handle(
             subject,
             lambda state: self._tap_event(tap, state),
             CHANNEL,
@@ -282,7 +283,7 @@ class BotChannel:
         first = step.prompts[0] if step.prompts else None
         toast = first.notice if first is not None else None
         if toast is None and not step.changed and not tapped_card:
-            toast = self.runner.engine.t(step.state)("question.stale")
+            toast = self.survey.engine.t(step.state)("question.stale")
         await self._answer(cq, toast)
         if not step.changed and not tapped_card:
             return "tap_stale"  # the toast says it; the live card is further down
@@ -306,9 +307,9 @@ class BotChannel:
         if member.chat.type != "private":
             return "group_ignored"
         status = member.new_chat_member.status
-        subject = self.runner.subject(CHANNEL, member.from_user.id)
+        subject = self.survey.subject(CHANNEL, member.from_user.id)
         if status in ("kicked", "member"):
-            await self._set_blocked(subject, status == "kicked")
+            await self.survey.set_reachable(subject, status != "kicked")
         return "member"
 
     # -- events and messages ---------------------------------------------------------
@@ -339,7 +340,7 @@ class BotChannel:
         self, chat_id: int, subject: str, step: E.Step, *, edit: int | None
     ) -> list[Outgoing]:
         """The step's prompts as outgoing messages; `edit`: the first one edits that card."""
-        engine = self.runner.engine
+        engine = self.survey.engine
         t = engine.t(step.state)
         erased = _leaves_nothing(step)
         bank = step.state.get("bank")
@@ -418,7 +419,7 @@ class BotChannel:
 
     async def _forget_card_if_erased(self, subject: str, step: E.Step) -> None:
         if _leaves_nothing(step):
-            await self.runner.store.delete(self.card_key(subject))
+            await self.survey.store.delete(self.card_key(subject))
 
     async def _remember_card(self, item: Outgoing, message_id: int) -> None:
         """The outbox delivered a card: it is the one a tap or the next strip refers to.
@@ -431,24 +432,17 @@ class BotChannel:
         assert item.subject is not None
         key = self.card_key(item.subject)
         if item.edit_message_id is None:
-            prev = await self.runner.store.load(key)
+            prev = await self.survey.store.load(key)
             other = prev.get("m") if prev and not prev.get("n") else None
             if isinstance(other, int) and other not in (message_id, item.replaces):
                 self.outbox.submit([Outgoing.strip_keyboard(item.chat_id, other, item.subject)])
         card: dict[str, Any] = {"m": message_id, "h": item.card_hash}
         if item.markup is None:
             card["n"] = 1  # nothing to strip when a typed answer sends the next card
-        await self.runner.store.save(key, card, self.runner.ttl)
+        await self.survey.store.save(key, card, self.survey.ttl)
 
     async def _mark_blocked(self, subject: str) -> None:
-        await self._set_blocked(subject, True)
-
-    async def _set_blocked(self, subject: str, blocked: bool) -> None:
-        """Only people who consented have a row; others have nothing to mark."""
-        async with self.runner.sessionmaker.begin() as s:
-            respondent = await repo.get_respondent(s, subject)
-            if respondent is not None:
-                await repo.mark_blocked(s, respondent.id, blocked=blocked)
+        await self.survey.set_reachable(subject, False)
 
     # -- polling (local development) ----------------------------------------------------
 

@@ -24,8 +24,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
+from prometheus_client import Counter, Gauge
 from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
@@ -33,6 +34,16 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+
+
+class BotMetrics(Protocol):
+    """The counters the Telegram channel keeps (`backend.web.metrics.Metrics` has them)."""
+
+    updates: Counter  # updates received, by outcome
+    bot_calls: Counter  # Bot API calls, by method and outcome
+    rate_limited: Counter  # 429 answers
+    outbound_queue: Gauge  # calls waiting for the rate limiter
+    errors: Counter  # errors by kind
 
 MAX_RETRY_AFTER_ROUNDS = 10
 
@@ -84,7 +95,7 @@ class Outbox:
         self,
         bot: Any,
         limiter: RateLimiter,
-        metrics: Any,
+        metrics: BotMetrics,
         *,
         on_card: CardCallback | None = None,
         on_blocked: BlockedCallback | None = None,

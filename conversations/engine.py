@@ -96,7 +96,7 @@ class Start:
 
 @dataclass(frozen=True, slots=True)
 class InviteRejected:
-    reason: str  # unknown | expired | revoked | used_up | cycle_closed | busy | none
+    reason: str  # unknown | expired | revoked | used_up | not_open | cycle_closed | busy | none
 
 
 @dataclass(frozen=True, slots=True)

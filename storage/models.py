@@ -1,6 +1,6 @@
 """SQLAlchemy 2 models. The database is the truth; Redis only holds a fast copy of positions.
 
-Privacy: a respondent is a keyed hash of the channel user id (see `storage.hashing`),
+Privacy: a respondent is a keyed hash of the channel user id (see `conversations.identity`),
 never a name or a username.
 """
 

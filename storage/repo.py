@@ -273,6 +273,7 @@ class RedeemStatus(StrEnum):
     EXPIRED = "expired"
     REVOKED = "revoked"
     USED_UP = "used_up"
+    NOT_OPEN = "not_open"  # the cycle opens later
     CYCLE_CLOSED = "cycle_closed"
 
 
@@ -287,12 +288,22 @@ class RedeemResult:
         return self.status is RedeemStatus.OK
 
 
-def _cycle_accepts(cycle: Cycle, now: datetime) -> bool:
-    if cycle.status != "open":
-        return False
+def invite_refusal(invite: Invite, cycle: Cycle | None, now: datetime) -> RedeemStatus | None:
+    """THE rule of an invite's validity, for the peek (before consent) and the redemption
+    (at consent) alike: None if it may be used now, else why not."""
+    if invite.revoked_at is not None:
+        return RedeemStatus.REVOKED
+    if invite.expires_at is not None and now >= invite.expires_at:
+        return RedeemStatus.EXPIRED
+    if cycle is None or cycle.status != "open":
+        return RedeemStatus.CYCLE_CLOSED
     if cycle.opens_at is not None and now < cycle.opens_at:
-        return False
-    return cycle.closes_at is None or now < cycle.closes_at
+        return RedeemStatus.NOT_OPEN
+    if cycle.closes_at is not None and now >= cycle.closes_at:
+        return RedeemStatus.CYCLE_CLOSED
+    if invite.max_uses is not None and invite.uses >= invite.max_uses:
+        return RedeemStatus.USED_UP
+    return None
 
 
 async def get_invite_by_code(s: AsyncSession, code: str) -> Invite | None:
@@ -311,13 +322,10 @@ async def redeem_invite(s: AsyncSession, code: str, now: datetime) -> RedeemResu
     invite = await get_invite_by_code(s, code)
     if invite is None:
         return RedeemResult(RedeemStatus.UNKNOWN)
-    if invite.revoked_at is not None:
-        return RedeemResult(RedeemStatus.REVOKED, invite)
-    if invite.expires_at is not None and now >= invite.expires_at:
-        return RedeemResult(RedeemStatus.EXPIRED, invite)
     cycle = await s.get(Cycle, invite.cycle_id)
-    if cycle is None or not _cycle_accepts(cycle, now):
-        return RedeemResult(RedeemStatus.CYCLE_CLOSED, invite, cycle)
+    refused = invite_refusal(invite, cycle, now)
+    if refused is not None:
+        return RedeemResult(refused, invite, cycle)
     new_uses = await s.scalar(
         update(Invite)
         .where(

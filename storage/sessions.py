@@ -15,8 +15,9 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
+
+from conversations.ports import SessionKey
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,6 @@ DEFAULT_PREFIX = "gs:"
 
 class LockTimeout(TimeoutError):
     """The per-respondent lock could not be had in time (transient: a retry may succeed)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SessionKey:
-    channel: str  # "telegram", "web", ...
-    subject: str  # the keyed hash of the channel user id (storage.hashing.subject_hash)
 
 
 def _dumps(state: dict[str, Any]) -> str:

@@ -205,7 +205,7 @@ async def test_stale_or_forged_init_data_is_refused(app_client):
 
 async def test_miniapp_and_chat_share_one_response_and_position(app_client):
     sm = app_client.app[keys.SESSIONMAKER]
-    runner = app_client.app[keys.RUNNER]
+    runner = app_client.app[keys.SURVEY]
     seeded = await seed_school(sm, roles=["learner"])
     subject = runner.subject("telegram", USER["id"])
 
@@ -273,7 +273,7 @@ async def test_miniapp_starts_from_start_param(app_client):
     )
     assert body["prompts"][-1]["question_id"] == "g01"
     # The same person in the chat continues there.
-    runner = app_client.app[keys.RUNNER]
+    runner = app_client.app[keys.SURVEY]
     out = await runner.start(runner.subject("telegram", USER["id"]), seeded.invites["graduate"])
     assert out.step.prompts[-1].question_id == "g01"
     async with sm() as s:

@@ -1,4 +1,4 @@
-"""The way of one answer, end to end below the channels: runner + engine + storage.
+"""The way of one answer, end to end below the channels: the use case + engine + storage.
 
 Runs on SQLite with the in-memory store and on PostgreSQL with the real Redis.
 """
@@ -10,13 +10,14 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from backend.runner import SurveyRunner
 from conversations import engine as E
 from conversations.banks import load_banks
 from conversations.model import load_model
+from conversations.survey import Survey
 from storage import repo
 from storage.models import Answer, Comment, Invite, Respondent, Response
 from storage.sessions import MemorySessionStore, RedisSessionStore
+from storage.survey import SqlSurveyStore
 from tests.apptools import seed_school
 
 
@@ -43,12 +44,16 @@ async def runner(sessionmaker, store):
     async with sessionmaker.begin() as s:
         await repo.sync_question_map(s, load_banks().values())
     engine = E.Engine.from_banks(load_banks().values(), load_model().version)
-    return SurveyRunner(
-        engine=engine, sessionmaker=sessionmaker, store=store, secret_key="k" * 32, ttl=3600
+    return Survey(
+        engine=engine,
+        store=SqlSurveyStore(sessionmaker, "k" * 32),
+        sessions=store,
+        secret_key="k" * 32,
+        ttl=3600,
     )
 
 
-async def answer_all(runner: SurveyRunner, subject: str) -> E.Step:
+async def answer_all(runner: Survey, subject: str) -> E.Step:
     """Tap the first choice of every question (typing where typing is due) to the end."""
     step = (await runner.current(subject)).step
     for _ in range(60):

@@ -20,7 +20,7 @@ from conversations import engine as E
 from conversations.banks import load_banks, parse_bank
 from conversations.i18n import Translator
 from conversations.roles import Role
-from storage.models import Answer, Comment, Invite, Respondent, Response
+from storage.models import Answer, Comment, Cycle, Invite, Respondent, Response
 from tests.apptools import NUMBER_BANK_YAML, db_url_of, make_settings, running_app, seed_school
 from tests.webtools import answer_everything, count, first_choice, forms_of, web_user
 
@@ -91,7 +91,7 @@ async def test_security_headers_cookie_and_static(app_client):
     async with app_client.app[keys.SESSIONMAKER]() as s:
         subject = (await s.execute(select(Respondent.subject_hash))).scalar_one()
     assert subject != cookie.value and cookie.value not in subject
-    assert subject == app_client.app[keys.RUNNER].subject("web", cookie.value)
+    assert subject == app_client.app[keys.SURVEY].subject("web", cookie.value)
 
 
 async def test_consent_refused_stores_nothing(app_client):
@@ -324,6 +324,24 @@ async def test_invalid_and_expired_invites(app_client):
     assert await count(sm, Respondent) == 0
 
 
+async def test_an_invite_of_a_cycle_that_opens_later_is_refused_at_once(app_client):
+    """The one invite rule (storage.repo.invite_refusal) decides on the link as at consent:
+    no consent card for a cycle that opens tomorrow, only the reason."""
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner"])
+    async with sm.begin() as s:
+        await s.execute(
+            update(Cycle)
+            .where(Cycle.id == seeded.cycle_id)
+            .values(opens_at=datetime.now(UTC) + timedelta(days=1))
+        )
+    async with web_user(app_client) as user:
+        await user.get(f"/s/{seeded.invites['learner']}")
+        assert T("invite.not_open") in user.text()
+        assert not any(b[1] == E.YES for f in user.forms() for b in f.buttons)
+    assert await count(sm, Respondent) == 0
+
+
 async def test_free_text_is_escaped_wherever_it_is_echoed(app_client):
     sm = app_client.app[keys.SESSIONMAKER]
     seeded = await seed_school(sm, roles=["learner"])
@@ -491,9 +509,9 @@ async def test_not_me_forgets_the_device_but_keeps_the_answers(app_client):
         assert 'class="not-me" href="/chat/forget"' in user.html
         assert uk("web.forget.link") in user.text()
         old_cookie = user.cookie
-        subject = app_client.app[keys.RUNNER].subject("web", old_cookie)
+        subject = app_client.app[keys.SURVEY].subject("web", old_cookie)
         store = app_client.app[keys.SESSION_STORE]
-        assert await store.load(app_client.app[keys.RUNNER].key(subject)) is not None
+        assert await store.load(app_client.app[keys.SURVEY].key(subject)) is not None
         await user.get("/chat/forget")
         assert uk("web.forget.text").split("\n")[0] in user.text()
         form = next(f for f in user.forms() if f.action == "/chat/forget")
@@ -515,7 +533,7 @@ async def test_not_me_forgets_the_device_but_keeps_the_answers(app_client):
         assert 'lang="uk"' in user.html
         assert not any(c.key == webchat.COOKIE for c in user.session.cookie_jar)
         # The server forgot where that cookie stood; the answers are kept.
-        assert await store.load(app_client.app[keys.RUNNER].key(subject)) is None
+        assert await store.load(app_client.app[keys.SURVEY].key(subject)) is None
         assert await count(sm, Answer) == 2
         async with sm() as s:
             assert (await s.execute(select(Response.status))).scalar_one() == "in_progress"
@@ -536,7 +554,7 @@ async def test_after_the_last_answer_the_page_offers_to_forget_the_device(app_cl
         await answer_everything(user)
         assert T("web.forget.offer") in user.text()
         form = next(f for f in user.forms() if f.action == "/chat/forget")
-        subject = app_client.app[keys.RUNNER].subject("web", user.cookie)
+        subject = app_client.app[keys.SURVEY].subject("web", user.cookie)
         answers = await count(sm, Answer)
         # With JavaScript: the fragment says it is done, and the cookie goes.
         async with user.session.post(
@@ -549,7 +567,7 @@ async def test_after_the_last_answer_the_page_offers_to_forget_the_device(app_cl
             assert r.cookies[webchat.COOKIE]["max-age"] == "0"
         assert T("web.forget.done").split("\n")[0] in data["html"].replace("&#39;", "'")
         assert 'name="csrf"' not in data["html"]  # nothing left to act on
-        store, runner = app_client.app[keys.SESSION_STORE], app_client.app[keys.RUNNER]
+        store, runner = app_client.app[keys.SESSION_STORE], app_client.app[keys.SURVEY]
         assert await store.load(runner.key(subject)) is None
     assert await count(sm, Answer) == answers > 0
     async with sm() as s:

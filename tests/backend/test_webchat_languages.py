@@ -63,7 +63,7 @@ class Page:
 
 
 async def _state(client: TestClient, user: WebUser) -> dict:
-    runner = client.app[keys.RUNNER]
+    runner = client.app[keys.SURVEY]
     return await runner.load_state(runner.subject("web", user.cookie))
 
 

@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from backend import keys
+from conversations.survey import Survey
 from tests.apptools import (
     TOKEN,
     WEBHOOK_SECRET,
@@ -61,8 +62,8 @@ class Bench:
         return self.client.app
 
     @property
-    def runner(self) -> Any:
-        return self.app[keys.RUNNER]
+    def survey(self) -> Survey:
+        return self.app[keys.SURVEY]
 
     @property
     def channel(self) -> Any:
@@ -73,7 +74,7 @@ class Bench:
         return self.app[keys.SESSIONMAKER]
 
     def subject(self, user: Any) -> str:
-        return self.runner.subject("telegram", user.id)
+        return self.survey.subject("telegram", user.id)
 
 
 @asynccontextmanager

@@ -82,21 +82,21 @@ async def _switch_and_back(bench, user, lang: str, qid: str, role: str) -> None:
     await _choose_language(bench, user, other)
     card = fake.card(user.id)
     assert Translator(other)(f"bank.{role}.{qid}") in card.text
-    assert (await bench.runner.load_state(bench.subject(user)))["pos"] == qid
+    assert (await bench.survey.load_state(bench.subject(user)))["pos"] == qid
     assert await tg.send(user, "/language") == [200]
     await tg.settle(user)
     assert fake.card(user.id).text == Translator(other)("language.prompt")
     await _choose_language(bench, user, lang)
     card = fake.card(user.id)
     assert Translator(lang)(f"bank.{role}.{qid}") in card.text
-    state = await bench.runner.load_state(bench.subject(user))
+    state = await bench.survey.load_state(bench.subject(user))
     assert state["pos"] == qid and state["lang"] == lang
 
 
 async def _take_survey(bench, seeded, user, lang: str, role: str) -> list[str]:
     tg, fake = bench.tg, bench.fake
     t = Translator(lang)
-    engine = bench.runner.engine
+    engine = bench.survey.engine
     subject = bench.subject(user)
     assert await tg.send(user, f"/start {seeded.invites[role]}") == [200]
     await tg.settle(user)
@@ -112,7 +112,7 @@ async def _take_survey(bench, seeded, user, lang: str, role: str) -> list[str]:
     notices = {"tap": False, "typed": False, "text": False}
     for n in range(100):
         await tg.settle(user)
-        state = await bench.runner.load_state(subject)
+        state = await bench.survey.load_state(subject)
         if state["stage"] == "optin":
             card = fake.card(user.id)
             assert _labels(card) == [t("reminders.optin_yes"), t("reminders.optin_no")]
@@ -149,7 +149,7 @@ async def _take_survey(bench, seeded, user, lang: str, role: str) -> list[str]:
             assert await tg.send(user, "12345") == [200]
             await tg.settle(user)
             assert fake.last(user.id).text.startswith("⚠️ " + t("question.tap_button"))
-            assert (await bench.runner.load_state(subject))["pos"] == q.id
+            assert (await bench.survey.load_state(subject))["pos"] == q.id
             notices["tap"] = True
             card = fake.last(user.id)
         if q.kind in ("scale", "choice"):

@@ -83,9 +83,9 @@ async def started(bench, *, opt_in: bool | None = True, answers: int = 2, role: 
 
 async def finish(bench, user) -> None:
     """Answer every remaining question (first choice, the minimum, a short text)."""
-    engine, tg, fake = bench.runner.engine, bench.tg, bench.fake
+    engine, tg, fake = bench.survey.engine, bench.tg, bench.fake
     for _ in range(200):
-        state = await bench.runner.load_state(bench.subject(user))
+        state = await bench.survey.load_state(bench.subject(user))
         if state.get("stage") == "done":
             return
         q = engine.bank_for(state).question(state["pos"])
@@ -311,7 +311,7 @@ async def test_no_reminder_without_reminders_enabled_and_no_opt_in_card(storage,
     async with open_bench(storage, fake_api) as bench:  # REMINDERS_ENABLED unset
         assert bench.app[SCHEDULER] is None
         user = await started(bench, opt_in=None)
-        assert (await bench.runner.load_state(bench.subject(user)))["stage"] == "question"
+        assert (await bench.survey.load_state(bench.subject(user)))["stage"] == "question"
         assert await contact_of(bench, user) is None
 
 

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import func, select, update
+
+from conversations.i18n import Translator
 from conversations.roles import Role
+from storage.models import Cycle, Response
 from tests.bot.walker import dump_storage, stored, walk_survey
+
+T = Translator()
 
 
 async def test_every_role_answers_a_whole_survey_at_once(bench):
@@ -29,3 +36,22 @@ async def test_every_role_answers_a_whole_survey_at_once(bench):
     for user in people.values():
         assert str(user.id) not in dump
         assert user.username not in dump
+
+
+async def test_an_invite_of_a_cycle_that_opens_later_is_refused_at_once(bench):
+    """The one invite rule (storage.repo.invite_refusal) decides at /start as at consent:
+    no consent card for a cycle that opens tomorrow, only the reason."""
+    async with bench.app_sessionmaker.begin() as s:
+        await s.execute(
+            update(Cycle)
+            .where(Cycle.id == bench.seeded.cycle_id)
+            .values(opens_at=datetime.now(UTC) + timedelta(days=1))
+        )
+    user = bench.tg.user()
+    assert await bench.tg.send(user, f"/start {bench.seeded.invites['learner']}") == [200]
+    await bench.tg.settle(user)
+    shown = list(bench.fake.chats.get(user.id, {}).values())
+    assert [m.text for m in shown] == [T("invite.not_open")]
+    assert not shown[0].callback_data()  # no consent button to tap
+    async with bench.app_sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(Response)) == 0

@@ -186,7 +186,7 @@ async def test_a_400_on_the_strip_is_tolerated_and_the_card_still_goes_out(stora
         )
         assert await tg.tap(user, resent, choice) == [200]
         await tg.settle(user)
-        state = await bench.runner.load_state(bench.subject(user))
+        state = await bench.survey.load_state(bench.subject(user))
         assert state["stage"] == "done"
 
 
@@ -268,7 +268,7 @@ async def test_stop_before_consent_declines_and_strips_the_consent_card(bench):
     assert cards_with_buttons(fake, user) == []
     assert T("consent.declined") in calls[1].params["text"]
     # Declined: nothing is kept under the person's hash, not even the card id.
-    assert await bench.runner.store.load(bench.channel.card_key(bench.subject(user))) is None
+    assert await bench.survey.store.load(bench.channel.card_key(bench.subject(user))) is None
 
 
 async def test_two_typed_messages_at_once_leave_only_the_newest_card_with_buttons(

@@ -175,14 +175,14 @@ class FailOnce:
 async def test_transient_failure_answers_503_and_the_retry_lands_once(bench):
     tg, fake = bench.tg, bench.fake
     user = await consented(bench)
-    runner = bench.runner
-    real = runner.sessionmaker
-    runner.sessionmaker = FailOnce(real)
+    store = bench.survey.answers  # the use case's SQL store
+    real = store.sessionmaker
+    store.sessionmaker = FailOnce(real)
     try:
         card = fake.card(user.id)
         assert await tg.tap(user, card, first_choice(card)) == [503, 200]
     finally:
-        runner.sessionmaker = real
+        store.sessionmaker = real
     await tg.settle(user)
     _, answers = await stored(bench, user)
     assert len(answers) == 1
@@ -202,7 +202,7 @@ async def test_two_interleaved_taps_of_one_person(bench):
     await tg.settle(user)
     _, answers = await stored(bench, user)
     assert len(answers) == 1
-    state = await bench.runner.load_state(bench.subject(user))
+    state = await bench.survey.load_state(bench.subject(user))
     assert len(state["ans"]) == 1
     toasts = [c.params.get("text") for c in fake.called("answerCallbackQuery")]
     assert sum(1 for t in toasts if t and "another question" in t) == 1
@@ -262,7 +262,7 @@ async def test_delete_erases_and_a_later_tap_changes_nothing(bench):
     assert await count_rows(bench, Respondent) == 0
     assert await count_rows(bench, Answer) == 0
     key = bench.channel.card_key(bench.subject(user))
-    assert await bench.runner.store.load(key) is None
+    assert await bench.survey.store.load(key) is None
 
 
 # -- Telegram's faults ------------------------------------------------------------------------
@@ -455,5 +455,5 @@ async def test_a_nul_in_a_typed_answer_is_dropped_not_an_error(bench):
     await tg.settle(user)
     _status, given = await stored(bench, user)
     assert given.get(qid) == "More visits"
-    state = await bench.runner.load_state(bench.subject(user))
+    state = await bench.survey.load_state(bench.subject(user))
     assert state.get("pos") != qid

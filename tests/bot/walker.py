@@ -41,11 +41,11 @@ async def walk_survey(bench, user: User, role: str, *, seed: int = 0) -> Walk:
     assert card is not None, "no consent card"
     assert await tg.tap(user, card, button(card, callback.CONSENT, "yes")) == [200]
     w.taps += 1
-    engine = bench.runner.engine
+    engine = bench.survey.engine
     subject = bench.subject(user)
     for i in range(200):
         await tg.settle(user)
-        state = await bench.runner.load_state(subject)
+        state = await bench.survey.load_state(subject)
         if state.get("stage") == "done":
             return w
         assert state.get("stage") == "question", state.get("stage")
@@ -81,10 +81,10 @@ async def walk_to_text_question(bench, role: str = "learner") -> tuple[User, str
     await tg.settle(user)
     card = fake.card(user.id)
     assert await tg.tap(user, card, button(card, callback.CONSENT, "yes")) == [200]
-    engine = bench.runner.engine
+    engine = bench.survey.engine
     for _ in range(100):
         await tg.settle(user)
-        state = await bench.runner.load_state(bench.subject(user))
+        state = await bench.survey.load_state(bench.subject(user))
         q = engine.bank_for(state).question(state["pos"])
         if q.kind == "text":
             return user, q.id

@@ -178,7 +178,7 @@ async def test_mini_app_at_phone_size(browser, sqlite_settings, screenshots):
             await page.locator("#progress-label", has_text="Question 2 of").wait_for()
             await page.screenshot(path=screenshots / "app-1-question.png")
             watch.check()
-            runner = app[keys.RUNNER]
+            runner = app[keys.SURVEY]
             state = await runner.load_state(runner.subject("telegram", 5150))
             assert state["ans"] == {"now": "c:working"}
             await ctx.close()

@@ -36,7 +36,7 @@ async def test_postgres_outage_answers_503_and_retries_land_once(
     }
     try:
         async with asyncio.timeout(90), open_bench(storage, fake_api) as bench:
-            engine = bench.runner.engine
+            engine = bench.survey.engine
             updates = Updates()
             people: list[Respondent_] = [
                 plan(engine, updates, role, bench.seeded.invites[role], seed=i)
@@ -73,7 +73,7 @@ async def test_postgres_outage_answers_503_and_retries_land_once(
             assert (await bench.client.get("/readyz")).status == 200
 
             for p in people:
-                state = await bench.runner.load_state(bench.subject(p.user))
+                state = await bench.survey.load_state(bench.subject(p.user))
                 assert state["pos"] == p.updates[p.sent].question_id
                 _, codes = await stored_codes(bench.app_sessionmaker, bench.subject(p.user))
                 answered = [u.question_id for u in p.updates[: p.sent] if u.question_id]

@@ -60,7 +60,7 @@ async def serve_factory(
 
 
 def subject(user_id: int) -> str:
-    from storage.hashing import subject_hash
+    from conversations.identity import subject_hash
 
     return subject_hash(KEY, "telegram", user_id)
 

@@ -43,7 +43,7 @@ async def test_redis_restart_mid_survey_loses_no_answer_and_no_position(
         "redis_prefix": "gsfault:",
     }
     async with asyncio.timeout(90), open_bench(storage, fake_api) as bench:
-        engine = bench.runner.engine
+        engine = bench.survey.engine
         updates = Updates()
         people: list[Respondent_] = [
             plan(engine, updates, role, bench.seeded.invites[role], seed=i)
@@ -66,7 +66,7 @@ async def test_redis_restart_mid_survey_loses_no_answer_and_no_position(
             return q
 
         for p in people:
-            state = await bench.runner.load_state(bench.subject(p.user))
+            state = await bench.survey.load_state(bench.subject(p.user))
             assert state["stage"] == "question" and state["pos"] == next_question(p)
 
         own_redis.restart()  # empty: no sessions, no card ids, no update claims
@@ -75,7 +75,7 @@ async def test_redis_restart_mid_survey_loses_no_answer_and_no_position(
             # Pooled connections to the old server fail once (a request would answer 503).
             for _ in range(3):
                 try:
-                    return await bench.runner.load_state(bench.subject(p.user))
+                    return await bench.survey.load_state(bench.subject(p.user))
                 except RedisConnectionError:
                     await asyncio.sleep(0.05)
             raise AssertionError("Redis did not come back")
@@ -84,7 +84,7 @@ async def test_redis_restart_mid_survey_loses_no_answer_and_no_position(
             state = await load_state(p)
             assert state["stage"] == "question", "position rebuilt from the database"
             assert state["pos"] == next_question(p)
-            assert await bench.runner.store.load(bench.runner.key(bench.subject(p.user))) is None
+            assert await bench.survey.store.load(bench.survey.key(bench.subject(p.user))) is None
 
         # The card a person sees after the restart is the right question's.
         p = people[0]

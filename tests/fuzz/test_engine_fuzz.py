@@ -3,7 +3,7 @@
 From any reachable state, any event: no exception (EngineError only for a corrupt state or
 bank), a refused event leaves the state as it was, the state stays JSON and under 1 KB,
 and `rebuild` from the effects applied so far (SaveAnswer / DeleteAnswers ... applied to
-a dict standing in for the database, as `backend.runner` applies them) gives the live
+a dict standing in for the database, as `conversations.survey` applies them) gives the live
 answers and position.
 """
 
@@ -66,7 +66,7 @@ SENSIBLE = st.one_of(
 
 
 class FakeDB:
-    """Responses by cycle, as `backend.runner` writes them (effects, database first)."""
+    """Responses by cycle, as `conversations.survey` writes them (effects, database first)."""
 
     def __init__(self) -> None:
         self.responses: dict[int, dict[str, Any]] = {}

@@ -154,10 +154,10 @@ async def test_forged_callback_data_changes_nothing(bench: Bench, errors: Any) -
     tg = bench.tg
     victim = await consented(bench, "graduate")
     stranger = tg.user()  # never started: has nothing to answer
-    state = await bench.runner.load_state(bench.subject(victim))
+    state = await bench.survey.load_state(bench.subject(victim))
     bank, pos = state["bank"], state["pos"]
-    other_qids = [q.id for q in bench.runner.engine.bank_for(state).questions if q.id != pos]
-    other_banks = [t for t in bench.runner.engine.banks if t != bank]
+    other_qids = [q.id for q in bench.survey.engine.bank_for(state).questions if q.id != pos]
+    other_banks = [t for t in bench.survey.engine.banks if t != bank]
     forged = [
         *(callback.encode(bank, q, "4") for q in other_qids),  # another question
         *(f"1|{b}|{pos}|4" for b in other_banks),  # another bank's tag
@@ -199,7 +199,7 @@ async def test_forged_callback_data_changes_nothing(bench: Bench, errors: Any) -
     after = await dump_storage(bench)
     strip = [line for line in before.splitlines() if "tgcard" not in line]
     assert [line for line in after.splitlines() if "tgcard" not in line] == strip
-    assert (await bench.runner.load_state(bench.subject(victim))) == state
+    assert (await bench.survey.load_state(bench.subject(victim))) == state
     assert not caplog_records(errors), [r.getMessage() for r in caplog_records(errors)]
     # Every tap was answered (the button stops spinning), none waited on a send.
     answered = bench.fake.called("answerCallbackQuery")

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from conversations.banks import Bank
+from conversations.identity import subject_hash
 from storage import repo
-from storage.hashing import subject_hash
 from storage.models import Answer, Comment, Invite, QuestionMap, Respondent, Response
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -3,7 +3,7 @@ import hmac
 
 import pytest
 
-from storage.hashing import subject_hash
+from conversations.identity import subject_hash
 
 
 def test_is_hmac_sha256_of_channel_and_id() -> None:

@@ -1,4 +1,5 @@
-"""Respondent identity: a keyed hash of the channel user id. Raw ids are never stored."""
+"""Respondent identity: a keyed hash of the channel user id. Raw ids are never stored (and
+not kept in any state either: the hash is the subject of every session and row)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,110 @@
+"""The ports of the use case (`conversations.survey`): what it needs of its surroundings,
+as small Protocols in the style of `storage.sessions`. `storage/` implements them; nothing
+here does I/O.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from conversations import engine as E
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKey:
+    """Whose session: a channel (or namespace) and a subject (the person's keyed hash,
+    `conversations.identity.subject_hash`)."""
+
+    channel: str  # "r" (a respondent, whatever the channel), "web", "tgcard", ...
+    subject: str
+
+
+class SessionStore(Protocol):
+    """Where each respondent stands, with a per-respondent lock (`storage.sessions`)."""
+
+    async def load(self, key: SessionKey) -> dict[str, Any] | None: ...
+    async def load_many(self, keys: list[SessionKey]) -> list[dict[str, Any] | None]: ...
+    async def save(self, key: SessionKey, state: dict[str, Any], ttl: int) -> None: ...
+    async def delete(self, key: SessionKey) -> None: ...
+    def lock(self, key: SessionKey) -> AbstractAsyncContextManager[None]: ...
+
+
+class Admission(Protocol):
+    """How many new respondents one network may start through one shared code."""
+
+    async def admit(self, key: str) -> bool: ...
+
+
+class Metrics(Protocol):
+    def observe_update(self, channel: str, seconds: float, answered: bool) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InviteFound:
+    """An invite that may be used now, as `SurveyStore.peek_invite` found it."""
+
+    invite_id: int
+    cycle_id: int
+    role: str
+    school_name: str
+    school_languages: tuple[str, ...]
+    threshold: int
+    free_text_threshold: int
+
+
+@dataclass(frozen=True, slots=True)
+class Redeemed:
+    """One use of an invite, counted: what a new response may know of it (not its code)."""
+
+    invite_id: int
+    shared: bool  # usable by many (no limit, or more than one use)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A person's newest response, to rebuild their position from the database."""
+
+    response_id: int
+    respondent_id: int
+    cycle_id: int
+    bank_tag: str
+    language: str
+    status: str
+    answers: dict[str, str]  # question id -> the engine's answer code
+    school_name: str
+    school_languages: tuple[str, ...]
+    threshold: int
+    free_text_threshold: int
+
+
+class Writes(Protocol):
+    """The writes of one step, in one transaction (`SurveyStore.writes`)."""
+
+    async def respondent(self, subject: str) -> int: ...
+    async def response_of(self, respondent_id: int, cycle_id: int) -> int | None: ...
+    async def find_response(self, subject: str, cycle_id: int) -> tuple[int, int] | None: ...
+    async def redeem(self, code: str, now: datetime) -> Redeemed | str: ...
+    async def open_response(
+        self, respondent_id: int, effect: E.OpenResponse, origin: str, model_version: str
+    ) -> int: ...
+    async def set_respondent_language(self, respondent_id: int, lang: str) -> None: ...
+    async def erase(self, subject: str) -> None: ...
+    async def save_answer(self, response_id: int, answer: E.SaveAnswer) -> None: ...
+    async def delete_answers(self, response_id: int, question_ids: tuple[str, ...]) -> None: ...
+    async def set_status(self, response_id: int, status: str) -> None: ...
+    async def set_language(self, response_id: int, respondent_id: int, lang: str) -> None: ...
+    async def set_opt_in(
+        self, response_id: int, given: bool, channel: str, address: str | int | None
+    ) -> None: ...
+
+
+class SurveyStore(Protocol):
+    """What the use case reads and writes of the answers (`storage.survey.SqlSurveyStore`)."""
+
+    async def peek_invite(self, code: str, now: datetime) -> InviteFound | str: ...
+    async def newest_response(self, subject: str) -> Found | None: ...
+    async def set_reachable(self, subject: str, reachable: bool) -> None: ...
+    def writes(self) -> AbstractAsyncContextManager[Writes]: ...

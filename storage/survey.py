@@ -1,0 +1,207 @@
+"""The use case's store (`conversations.ports.SurveyStore`) on SQLAlchemy: invites peeked,
+positions rebuilt, and the writes of one step in one transaction.
+
+Every statement is a repository function (`storage.repo`) or written here; the use case
+(`conversations.survey`) never sees a session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from conversations import engine as E
+from conversations.ports import Found, InviteFound, Redeemed
+from storage import repo
+from storage.contacts import set_opt_in
+from storage.models import Cycle, Invite, Respondent, Response, School, utcnow
+
+
+class SqlSurveyStore:
+    """`conversations.ports.SurveyStore` for one database. `secret_key` encrypts the
+    contact addresses of respondents who opt in to reminders (`storage.contacts`)."""
+
+    def __init__(self, sessionmaker: async_sessionmaker, secret_key: str) -> None:
+        self.sessionmaker = sessionmaker
+        self.secret_key = secret_key
+
+    async def peek_invite(self, code: str, now: datetime) -> InviteFound | str:
+        """An invite that may be used now, without using it up; else why not."""
+        if not repo.INVITE_CODE.match(code):
+            return repo.RedeemStatus.UNKNOWN.value
+        async with self.sessionmaker() as s:
+            row = (
+                await s.execute(
+                    select(Invite, Cycle, School)
+                    .join(Cycle, Cycle.id == Invite.cycle_id)
+                    .join(School, School.id == Cycle.school_id)
+                    .where(Invite.code == code)
+                )
+            ).first()
+        if row is None:
+            return repo.RedeemStatus.UNKNOWN.value
+        invite, cycle, school = row
+        refused = repo.invite_refusal(invite, cycle, now)
+        if refused is not None:
+            return refused.value
+        return InviteFound(
+            invite_id=invite.id,
+            cycle_id=cycle.id,
+            role=invite.role,
+            school_name=school.name,
+            school_languages=tuple(school.languages or ()),
+            threshold=cycle.anonymity_threshold,
+            free_text_threshold=cycle.free_text_threshold,
+        )
+
+    async def newest_response(self, subject: str) -> Found | None:
+        async with self.sessionmaker() as s:
+            row = (
+                await s.execute(
+                    select(Response, Cycle, School)
+                    .join(Respondent, Respondent.id == Response.respondent_id)
+                    .join(Cycle, Cycle.id == Response.cycle_id)
+                    .join(School, School.id == Cycle.school_id)
+                    .where(Respondent.subject_hash == subject)
+                    .order_by(Response.started_at.desc(), Response.id.desc())
+                    .limit(1)
+                )
+            ).first()
+            if row is None:
+                return None
+            response, cycle, school = row
+            answers = await repo.load_answers(s, response.id)
+            comments = await repo.load_comments(s, response.id)
+        codes = {qid: "t" for qid in comments}
+        codes |= {
+            qid: E.answer_code(
+                value=a.value, na=a.na, number=a.number, choice=a.choice, skipped=a.skipped
+            )
+            for qid, a in answers.items()
+        }
+        return Found(
+            response_id=response.id,
+            respondent_id=response.respondent_id,
+            cycle_id=cycle.id,
+            bank_tag=response.bank_tag,
+            language=response.language,
+            status=response.status,
+            answers=codes,
+            school_name=school.name,
+            school_languages=tuple(school.languages or ()),
+            threshold=cycle.anonymity_threshold,
+            free_text_threshold=cycle.free_text_threshold,
+        )
+
+    async def set_reachable(self, subject: str, reachable: bool) -> None:
+        """Only people who consented have a row; others have nothing to mark."""
+        async with self.sessionmaker.begin() as s:
+            respondent = await repo.get_respondent(s, subject)
+            if respondent is not None:
+                await repo.mark_blocked(s, respondent.id, blocked=not reachable)
+
+    @asynccontextmanager
+    async def writes(self) -> AsyncIterator[SqlWrites]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        async with self.sessionmaker.begin() as s:
+            yield SqlWrites(s, self.secret_key)
+
+
+class SqlWrites:
+    """`conversations.ports.Writes` in one database transaction."""
+
+    def __init__(self, session: AsyncSession, secret_key: str) -> None:
+        self.s = session
+        self.secret_key = secret_key
+
+    async def respondent(self, subject: str) -> int:
+        return (await repo.get_or_create_respondent(self.s, subject)).id
+
+    async def response_of(self, respondent_id: int, cycle_id: int) -> int | None:
+        response = await repo.get_response(self.s, respondent_id, cycle_id)
+        return None if response is None else response.id
+
+    async def find_response(self, subject: str, cycle_id: int) -> tuple[int, int] | None:
+        row = (
+            await self.s.execute(
+                select(Response.id, Response.respondent_id)
+                .join(Respondent, Respondent.id == Response.respondent_id)
+                .where(Respondent.subject_hash == subject, Response.cycle_id == cycle_id)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    async def redeem(self, code: str, now: datetime) -> Redeemed | str:
+        result = await repo.redeem_invite(self.s, code, now)
+        if not result.ok:
+            return result.status.value
+        assert result.invite is not None
+        return Redeemed(result.invite.id, shared=result.invite.max_uses != 1)
+
+    async def open_response(
+        self, respondent_id: int, effect: E.OpenResponse, origin: str, model_version: str
+    ) -> int:
+        response = await repo.get_or_create_response(
+            self.s,
+            respondent_id=respondent_id,
+            cycle_id=effect.cycle_id,
+            origin=origin,
+            role=effect.role,
+            bank_tag=effect.bank_tag,
+            model_version=model_version,
+            language=effect.lang,
+            consent_at=utcnow(),
+        )
+        return response.id
+
+    async def set_respondent_language(self, respondent_id: int, lang: str) -> None:
+        await repo.set_language(self.s, respondent_id, lang)
+
+    async def erase(self, subject: str) -> None:
+        await repo.erase_respondent(self.s, subject)
+
+    async def save_answer(self, response_id: int, answer: E.SaveAnswer) -> None:
+        if answer.text is not None:
+            # Free text lives only in `comment` (shown under its own, higher threshold).
+            await repo.delete_answer(self.s, response_id, answer.question_id)
+            await repo.upsert_comment(self.s, response_id, answer.question_id, answer.text)
+            return
+        await repo.upsert_answer(
+            self.s,
+            response_id,
+            answer.question_id,
+            value=answer.value,
+            na=answer.na,
+            number=answer.number,
+            choice=answer.choice,
+            skipped=answer.skipped,
+        )
+        await repo.delete_comment(self.s, response_id, answer.question_id)
+
+    async def delete_answers(self, response_id: int, question_ids: tuple[str, ...]) -> None:
+        for qid in question_ids:
+            await repo.delete_answer(self.s, response_id, qid)
+            await repo.delete_comment(self.s, response_id, qid)
+
+    async def set_status(self, response_id: int, status: str) -> None:
+        await repo.set_status(self.s, response_id, status)
+
+    async def set_language(self, response_id: int, respondent_id: int, lang: str) -> None:
+        await repo.set_response_language(self.s, response_id, lang)
+        await repo.set_language(self.s, respondent_id, lang)
+
+    async def set_opt_in(
+        self, response_id: int, given: bool, channel: str, address: str | int | None
+    ) -> None:
+        await set_opt_in(
+            self.s,
+            response_id,
+            given=given,
+            channel=channel,
+            address=address,
+            secret_key=self.secret_key,
+        )
