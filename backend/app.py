@@ -42,11 +42,11 @@ async def _sync_question_map(app: web.Application) -> None:
     """Keep the table analytics join on (bank question -> indicators) in step with the banks."""
     from sqlalchemy.exc import DBAPIError
 
-    from storage import repo
+    from storage import responses
 
     try:
         async with app[keys.SESSIONMAKER].begin() as s:
-            await repo.sync_question_map(s, load_banks().values())
+            await responses.sync_question_map(s, load_banks().values())
     except DBAPIError as exc:
         if (
             "question_map" in str(exc)

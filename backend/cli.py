@@ -141,7 +141,7 @@ def school_create(
     """Create a school (its anonymity thresholds apply to the cycles it opens)."""
     import re
 
-    from storage import repo
+    from storage import schools
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,62}", slug):
         fail("--slug takes 2-63 lower-case letters, digits and dashes, e.g. ogre-tech")
@@ -165,11 +165,11 @@ def school_create(
     settings = load_settings()
 
     async def go(s: Any) -> Any:
-        if await repo.get_school_by_slug(s, slug) is not None:
+        if await schools.get_school_by_slug(s, slug) is not None:
             fail(f"a school with slug {slug!r} exists already")
         langs = [x.strip() for x in languages.split(",") if x.strip()] or ["en"]
         k = threshold or settings.anonymity_threshold
-        return await repo.create_school(
+        return await schools.create_school(
             s,
             slug=slug,
             name=name.strip(),
@@ -195,7 +195,7 @@ def user_create(
 ) -> None:
     """Create a coordinator account (or an administrator with --admin)."""
     from backend.passwords import hash_password
-    from storage import repo
+    from storage import schools
 
     if "@" not in email or len(email) > 254:
         fail("--email needs a valid e-mail address")
@@ -215,13 +215,13 @@ def user_create(
     async def go(s: Any) -> Any:
         school_id = None
         if not admin:
-            sch = await repo.get_school_by_slug(s, school)
+            sch = await schools.get_school_by_slug(s, school)
             if sch is None:
                 fail(f"no school with slug {school!r}")
             school_id = sch.id
-        if await repo.get_user_by_email(s, email) is not None:
+        if await schools.get_user_by_email(s, email) is not None:
             fail(f"a user with e-mail {email!r} exists already")
-        return await repo.create_user(
+        return await schools.create_user(
             s,
             school_id=school_id,
             email=email,
@@ -286,16 +286,16 @@ def invite_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """Create invitations: each with a code, a Telegram deep link and a web link."""
-    from storage import repo
+    from storage import responses, schools
 
     settings = load_settings()
 
     async def go(s: Any) -> list[Any]:
-        sch = await repo.get_school_by_slug(s, school)
+        sch = await schools.get_school_by_slug(s, school)
         if sch is None:
             fail(f"no school with slug {school!r}")
         cyc = await _find_or_open_cycle(s, sch, cycle)
-        return await repo.create_invites(
+        return await responses.create_invites(
             s,
             cyc.id,
             role.value,
@@ -322,7 +322,7 @@ async def _find_or_open_cycle(s: Any, school: Any, name: str) -> Any:
     from sqlalchemy import select
 
     from conversations.model import load_model
-    from storage import repo
+    from storage import schools
     from storage.models import Cycle
 
     if name:
@@ -330,14 +330,14 @@ async def _find_or_open_cycle(s: Any, school: Any, name: str) -> Any:
             await s.execute(select(Cycle).where(Cycle.school_id == school.id, Cycle.name == name))
         ).scalar_one_or_none()
         if found is None:
-            found = await repo.create_cycle(s, school.id, name, load_model().version)
+            found = await schools.create_cycle(s, school.id, name, load_model().version)
         return found
-    current = await repo.current_cycle(s, school.id)
+    current = await schools.current_cycle(s, school.id)
     if current is not None:
         return current
     now = datetime.now(UTC)
     year = now.year if now.month >= 8 else now.year - 1
-    return await repo.create_cycle(
+    return await schools.create_cycle(
         s, school.id, f"{year}/{(year + 1) % 100:02d}", load_model().version
     )
 
@@ -346,10 +346,10 @@ async def _school_cycle(s: Any, school: str, cycle: str) -> Any:
     """The school's cycle named `cycle`, or its newest; exits with a message if there is none."""
     from sqlalchemy import select
 
-    from storage import repo
+    from storage import schools
     from storage.models import Cycle
 
-    sch = await repo.get_school_by_slug(s, school)
+    sch = await schools.get_school_by_slug(s, school)
     if sch is None:
         fail(f"no school with slug {school!r}")
     q = select(Cycle).where(Cycle.school_id == sch.id)
@@ -402,7 +402,7 @@ def report(
     from backend.analytics.report import build_report
     from backend.i18n import dashboard_languages, texts
     from conversations.model import load_model
-    from storage import repo
+    from storage import schools
 
     if fmt not in REPORT_FORMATS:
         fail(f"--format takes {', '.join(REPORT_FORMATS)}, not {fmt!r}")
@@ -418,11 +418,11 @@ def report(
         model = load_model()
         # What the rule allows is released first, in this transaction: it commits before
         # anything is printed (a report never shows a release that was not recorded).
-        for other in await repo.list_cycles(s, cyc.school_id):
+        for other in await schools.list_cycles(s, cyc.school_id):
             await release_cycle(s, other.id)
         found: dict[str, Any] = {"report": await build_report(s, cyc.id, model)}
         if fmt == "pdf":  # the PDF has the evidence, the change since before, the action plan
-            from backend.dashboard.queries import pdf_extras
+            from backend.analytics.extras import pdf_extras
 
             found.update(await pdf_extras(s, cyc))
         return found

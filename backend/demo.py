@@ -23,7 +23,7 @@ from conversations.identity import subject_hash
 from conversations.model import ExcellenceModel, load_model
 from conversations.roles import Role
 from conversations.scales import AnswerKind
-from storage import repo
+from storage import responses, schools
 from storage.db import create_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import Answer, Comment, Invite, Respondent, Response
@@ -93,16 +93,16 @@ async def prepare_demo(settings: Any, reset: bool = False) -> dict[str, Any]:
     try:
         sm = make_sessionmaker(engine)
         async with sm.begin() as s:
-            await repo.sync_question_map(s, load_banks().values())
-            school = await repo.get_school_by_slug(s, DEMO_SLUG)
+            await responses.sync_question_map(s, load_banks().values())
+            school = await schools.get_school_by_slug(s, DEMO_SLUG)
             if school is None:
                 await seed_demo(s, settings.resolved_secret_key())
-                school = await repo.get_school_by_slug(s, DEMO_SLUG)
+                school = await schools.get_school_by_slug(s, DEMO_SLUG)
             assert school is not None
-            cycle = await repo.current_cycle(s, school.id)
+            cycle = await schools.current_cycle(s, school.id)
             codes: dict[str, str] = {}
             if cycle is not None:
-                for inv in await repo.list_invites(s, cycle.id):
+                for inv in await responses.list_invites(s, cycle.id):
                     if inv.label == DEMO_LABEL and inv.revoked_at is None:
                         codes.setdefault(inv.role, inv.code)
         await releases.refresh(sm)  # the sample answers' figures, as the rule releases them
@@ -118,15 +118,15 @@ async def seed_demo(s: AsyncSession, secret_key: str, *, seed: int = 2026) -> No
     model = load_model()
     banks = load_banks()
     engine = Engine.from_banks(banks.values(), model.version)
-    school = await repo.create_school(s, DEMO_SLUG, DEMO_NAME, languages=["en", "hy", "uk"])
+    school = await schools.create_school(s, DEMO_SLUG, DEMO_NAME, languages=["en", "hy", "uk"])
     pw = hash_password(DEMO_PASSWORD)
-    await repo.create_user(s, school.id, DEMO_EMAIL, pw, "coordinator")
-    await repo.create_user(s, None, ADMIN_EMAIL, pw, "admin")
+    await schools.create_user(s, school.id, DEMO_EMAIL, pw, "coordinator")
+    await schools.create_user(s, None, ADMIN_EMAIL, pw, "admin")
 
     quality = {p.indicator.key: rng.uniform(1.2, 3.5) for p in model.placed()}
     now = datetime.now(UTC)
     year = now.year if now.month >= 8 else now.year - 1
-    previous = await repo.create_cycle(
+    previous = await schools.create_cycle(
         s,
         school.id,
         f"{year - 1}/{year % 100:02d}",
@@ -136,7 +136,7 @@ async def seed_demo(s: AsyncSession, secret_key: str, *, seed: int = 2026) -> No
         closes_at=now - timedelta(days=300),
         targets={r.value: n + 5 for r, n in SAMPLE_SIZES.items()},
     )
-    current = await repo.create_cycle(
+    current = await schools.create_cycle(
         s,
         school.id,
         f"{year}/{(year + 1) % 100:02d}",
@@ -155,7 +155,7 @@ async def seed_demo(s: AsyncSession, secret_key: str, *, seed: int = 2026) -> No
         for role, size in SAMPLE_SIZES.items():
             invite = Invite(
                 cycle_id=cycle.id,
-                code=repo.new_invite_code(),
+                code=responses.new_invite_code(),
                 role=role.value,
                 label=DEMO_LABEL,
                 max_uses=None,
@@ -191,12 +191,14 @@ async def _self_assessment(
             assert spec is not None
             top = min(spec.max, 100 if spec.kind == "rate" else 60)
             number = round(rng.uniform(spec.min, top), 0 if spec.integer else 1)
-            await repo.upsert_self_rating(s, cycle_id, ind.key, number=number, status="submitted")
+            await schools.upsert_self_rating(
+                s, cycle_id, ind.key, number=number, status="submitted"
+            )
             continue
         # Schools tend to rate themselves higher than others see them, but not always:
         # the demo shows blind spots and a few hidden strengths.
         value = max(0, min(4, round(truth[ind.key] + rng.uniform(-1.2, 1.4))))
-        await repo.upsert_self_rating(s, cycle_id, ind.key, value=value, status="submitted")
+        await schools.upsert_self_rating(s, cycle_id, ind.key, value=value, status="submitted")
 
 
 async def _respondent(

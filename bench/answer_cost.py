@@ -3,7 +3,7 @@
     python -m bench.answer_cost [--people 100] [--questions 20] [--rounds 6]
 
 In a fresh database (migrated; dropped at the end): `--people` learner responses answer
-`--questions` scale questions, one transaction each (`repo.upsert_answer` + commit), as the
+`--questions` scale questions, one transaction each (`responses.upsert_answer` + commit), as the
 runner stores a tap. Rounds alternate between the product's `upsert_answer` (the answer and
 `response.revision + 1` in one statement) and the statement it replaced (the answer only),
 so that both see the same machine. Prints the median milliseconds per answer transaction.
@@ -26,11 +26,11 @@ async def _answer_only(s: Any, response_id: int, question_id: str, value: int) -
     """The upsert before the revision: the answer alone (same conflict rule)."""
     from sqlalchemy import or_
 
-    from storage import repo
+    from storage import db
     from storage.models import Answer
 
     table = Answer.__table__
-    stmt = repo._insert(s, table).values(
+    stmt = db.insert_for(s, table).values(
         response_id=response_id,
         question_id=question_id,
         value=value,
@@ -58,7 +58,7 @@ async def _answer_only(s: Any, response_id: int, question_id: str, value: int) -
 
 async def main_async(args: argparse.Namespace) -> dict[str, list[float]]:
     from conversations.banks import load_banks
-    from storage import migrate, repo
+    from storage import migrate, responses
     from storage.db import create_engine, make_sessionmaker
     from tests.apptools import seed_school
 
@@ -71,20 +71,20 @@ async def main_async(args: argparse.Namespace) -> dict[str, list[float]]:
         seeded = await seed_school(sm, roles=["learner"])
         bank = load_banks()["learner"]
         async with sm.begin() as s:
-            await repo.sync_question_map(s, load_banks().values())
+            await responses.sync_question_map(s, load_banks().values())
         qids = [q.id for q in bank.questions if str(q.kind) == "scale"][: args.questions]
         for rnd in range(args.rounds):
             label = "answer + revision" if rnd % 2 == 0 else "answer only"
             store = (
-                (lambda s, rid, q: repo.upsert_answer(s, rid, q, value=3))
+                (lambda s, rid, q: responses.upsert_answer(s, rid, q, value=3))
                 if rnd % 2 == 0
                 else (lambda s, rid, q: _answer_only(s, rid, q, 3))
             )
             rids = []
             async with sm.begin() as s:
                 for _ in range(args.people):
-                    person = await repo.get_or_create_respondent(s, secrets.token_hex(32))
-                    resp = await repo.get_or_create_response(
+                    person = await responses.get_or_create_respondent(s, secrets.token_hex(32))
+                    resp = await responses.get_or_create_response(
                         s,
                         person.id,
                         seeded.cycle_id,

@@ -92,13 +92,13 @@ class Bench:
         self.db_name, self.db_url = await C.create_database("bench")
         await upgrade(self.db_url)
         from conversations.model import load_model
-        from storage import repo
+        from storage import responses, schools
         from storage.db import create_engine, make_sessionmaker
 
         engine = create_engine(self.db_url)
         try:
             async with make_sessionmaker(engine).begin() as s:
-                school = await repo.create_school(s, "bench", "Bench Vocational School")
+                school = await schools.create_school(s, "bench", "Bench Vocational School")
                 for phase in (
                     "ref_closed",
                     "ref_open",
@@ -110,8 +110,8 @@ class Bench:
                     "miniapp",
                     "profile",
                 ):
-                    cycle = await repo.create_cycle(s, school.id, phase, load_model().version)
-                    (inv,) = await repo.create_invites(
+                    cycle = await schools.create_cycle(s, school.id, phase, load_model().version)
+                    (inv,) = await responses.create_invites(
                         s, cycle.id, "learner", 1, max_uses=None, label=phase
                     )
                     self.invites[phase] = inv.code

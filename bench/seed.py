@@ -79,7 +79,7 @@ async def seed(url: str, schools: int, respondents: int, answers: int, rng: rand
 
     from conversations.banks import load_banks
     from conversations.model import load_model
-    from storage import repo
+    from storage import responses, schools
     from storage.db import create_engine, make_sessionmaker
     from storage.migrate import upgrade
 
@@ -92,10 +92,10 @@ async def seed(url: str, schools: int, respondents: int, answers: int, rng: rand
     cycle_ids: list[int] = []
     now = datetime.now(UTC)
     async with sm.begin() as s:
-        await repo.sync_question_map(s, banks.values())
+        await responses.sync_question_map(s, banks.values())
         for i in range(schools):
-            school = await repo.create_school(s, f"school-{i:03d}", f"Vocational School {i:03d}")
-            cycle = await repo.create_cycle(
+            school = await schools.create_school(s, f"school-{i:03d}", f"Vocational School {i:03d}")
+            cycle = await schools.create_cycle(
                 s, school.id, "2026/27", model.version, opens_at=now - timedelta(days=30)
             )
             cycle_ids.append(cycle.id)
@@ -256,7 +256,7 @@ async def measure(url: str, cycle_id: int, repeat: int, tag: str) -> dict[str, A
     from backend.analytics import releases
     from backend.analytics.report import build_report
     from conversations.model import load_model
-    from storage import repo
+    from storage import responses
     from storage.db import create_engine, make_sessionmaker
     from storage.models import Response
 
@@ -283,7 +283,7 @@ async def measure(url: str, cycle_id: int, repeat: int, tag: str) -> dict[str, A
     async def after_a_change() -> None:
         async with sm.begin() as s:  # an answer changed: not fresh, so nothing is released
             rid = await s.scalar(select(Response.id).where(Response.cycle_id == cycle_id).limit(1))
-            await repo.touch_response(s, rid)
+            await responses.touch_response(s, rid)
         await releases.refresh(sm, [cycle_id])
 
     out["release_after_change"] = await _timed(after_a_change, repeat)
@@ -355,7 +355,7 @@ async def measure_cluster_page(url: str, cycle_ids: list[int], repeat: int) -> d
     from backend.analytics import releases
     from backend.analytics.summaries import cycle_summaries
     from conversations.model import load_model
-    from storage import repo
+    from storage import responses
     from storage.db import create_engine, make_sessionmaker
     from storage.models import Answer, Cycle, ReportSummary, Response
 
@@ -404,7 +404,7 @@ async def measure_cluster_page(url: str, cycle_ids: list[int], repeat: int) -> d
             value = await s.scalar(
                 select(Answer.value).where(Answer.response_id == rid, Answer.question_id == qid)
             )
-            await repo.upsert_answer(s, rid, qid, value=(value + 1) % 5)
+            await responses.upsert_answer(s, rid, qid, value=(value + 1) % 5)
         t = time.perf_counter()
         await view()
         times.append(time.perf_counter() - t)

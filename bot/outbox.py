@@ -45,6 +45,7 @@ class BotMetrics(Protocol):
     outbound_queue: Gauge  # calls waiting for the rate limiter
     errors: Counter  # errors by kind
 
+
 MAX_RETRY_AFTER_ROUNDS = 10
 
 

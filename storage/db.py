@@ -10,8 +10,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 # aiosqlite logs "executing functools.partial(<execute>, sql, parameters)" at DEBUG.
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
@@ -39,3 +45,13 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def insert_for(s: AsyncSession, table: Table) -> Any:
+    """The dialect's INSERT, which offers ON CONFLICT on PostgreSQL and SQLite alike."""
+    name = s.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"no upsert for dialect {name}")

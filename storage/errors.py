@@ -12,6 +12,11 @@ import sqlite3
 
 from sqlalchemy import exc as sa_exc
 
+
+class NotFound(LookupError):
+    """A row the operation needs does not exist."""
+
+
 # PostgreSQL SQLSTATE codes (or classes) worth a retry.
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57P")  # connection, resources, shutdown
 _TRANSIENT_SQLSTATES = {

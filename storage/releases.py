@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import insert_for
 from storage.models import (
     Answer,
     Comment,
@@ -41,7 +42,6 @@ from storage.models import (
     Response,
     utcnow,
 )
-from storage.repo import _insert
 
 SCORES = (0, 1, 2, 3, 4)
 DASHBOARD = "dashboard"  # response.origin of answers given from a dashboard-logged-in browser
@@ -99,6 +99,15 @@ def eligible(cycle: Cycle) -> ColumnElement[bool]:
     return and_(Response.cycle_id == cycle.id, Response.origin != DASHBOARD, finished)
 
 
+async def cycles_of_schools(s: AsyncSession, cycle_ids: Sequence[int] | None) -> list[Cycle]:
+    """These cycles and the other cycles of their schools (every cycle with None)."""
+    stmt = select(Cycle)
+    if cycle_ids is not None:
+        same_schools = select(Cycle.school_id).where(Cycle.id.in_(list(cycle_ids)))
+        stmt = stmt.where(Cycle.school_id.in_(same_schools))
+    return list(await s.scalars(stmt))
+
+
 async def fingerprints(s: AsyncSession, cycles: Sequence[Cycle]) -> dict[int, str]:
     """cycle id -> a digest that changes whenever a release of the cycle could: an answer
     or a status changed (each bumps its response's revision), a response came or went, the
@@ -141,7 +150,7 @@ async def checked(s: AsyncSession, cycle_ids: Sequence[int]) -> dict[int, str]:
 
 async def save_check(s: AsyncSession, cycle_id: int, print_: str) -> None:
     table = ReleaseCheck.__table__
-    stmt = _insert(s, table).values(cycle_id=cycle_id, fingerprint=print_, checked_at=utcnow())
+    stmt = insert_for(s, table).values(cycle_id=cycle_id, fingerprint=print_, checked_at=utcnow())
     await s.execute(
         stmt.on_conflict_do_update(
             index_elements=[table.c.cycle_id],
@@ -248,7 +257,7 @@ async def release(s: AsyncSession, cycle: Cycle, c: Candidate, now: datetime) ->
         "skipped": c.skipped,
         "released_at": now,
     }
-    stmt = _insert(s, table).values(
+    stmt = insert_for(s, table).values(
         cycle_id=cycle.id,
         role=c.role,
         bank_tag=c.bank_tag,
@@ -380,38 +389,6 @@ async def released_texts(s: AsyncSession, cycle_id: int) -> dict[tuple[str, str]
     ):
         out.setdefault((role, qid), []).append(text.strip())
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class RoleTally:
-    """Live counts of one role's responses in a cycle: who took part, never what they said."""
-
-    started: int
-    completed: int
-    shared: int  # came through a shared code
-    dashboard: int  # from a dashboard-logged-in browser (in no release)
-
-
-async def role_tallies(
-    s: AsyncSession, cycle_id: int, roles: Iterable[str] | None = None
-) -> dict[str, RoleTally]:
-    stmt = (
-        select(
-            Response.role,
-            func.count(Response.id),
-            func.sum(case((Response.status == "completed", 1), else_=0)),
-            func.sum(case((Response.origin == "shared", 1), else_=0)),
-            func.sum(case((Response.origin == DASHBOARD, 1), else_=0)),
-        )
-        .where(Response.cycle_id == cycle_id)
-        .group_by(Response.role)
-    )
-    if roles is not None:
-        stmt = stmt.where(Response.role.in_(sorted(set(roles))))
-    return {
-        role: RoleTally(int(n), int(done or 0), int(shared or 0), int(dash or 0))
-        for role, n, done, shared, dash in await s.execute(stmt)
-    }
 
 
 async def state_prints(s: AsyncSession, cycle_ids: Sequence[int]) -> dict[int, list[int]]:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversations import engine as E
 from conversations.ports import Found, InviteFound, Redeemed
-from storage import repo
+from storage import responses
 from storage.contacts import set_opt_in
 from storage.models import Cycle, Invite, Respondent, Response, School, utcnow
 
@@ -31,8 +31,8 @@ class SqlSurveyStore:
 
     async def peek_invite(self, code: str, now: datetime) -> InviteFound | str:
         """An invite that may be used now, without using it up; else why not."""
-        if not repo.INVITE_CODE.match(code):
-            return repo.RedeemStatus.UNKNOWN.value
+        if not responses.INVITE_CODE.match(code):
+            return responses.RedeemStatus.UNKNOWN.value
         async with self.sessionmaker() as s:
             row = (
                 await s.execute(
@@ -43,9 +43,9 @@ class SqlSurveyStore:
                 )
             ).first()
         if row is None:
-            return repo.RedeemStatus.UNKNOWN.value
+            return responses.RedeemStatus.UNKNOWN.value
         invite, cycle, school = row
-        refused = repo.invite_refusal(invite, cycle, now)
+        refused = responses.invite_refusal(invite, cycle, now)
         if refused is not None:
             return refused.value
         return InviteFound(
@@ -74,8 +74,8 @@ class SqlSurveyStore:
             if row is None:
                 return None
             response, cycle, school = row
-            answers = await repo.load_answers(s, response.id)
-            comments = await repo.load_comments(s, response.id)
+            answers = await responses.load_answers(s, response.id)
+            comments = await responses.load_comments(s, response.id)
         codes = {qid: "t" for qid in comments}
         codes |= {
             qid: E.answer_code(
@@ -100,9 +100,9 @@ class SqlSurveyStore:
     async def set_reachable(self, subject: str, reachable: bool) -> None:
         """Only people who consented have a row; others have nothing to mark."""
         async with self.sessionmaker.begin() as s:
-            respondent = await repo.get_respondent(s, subject)
+            respondent = await responses.get_respondent(s, subject)
             if respondent is not None:
-                await repo.mark_blocked(s, respondent.id, blocked=not reachable)
+                await responses.mark_blocked(s, respondent.id, blocked=not reachable)
 
     @asynccontextmanager
     async def writes(self) -> AsyncIterator[SqlWrites]:
@@ -119,10 +119,10 @@ class SqlWrites:
         self.secret_key = secret_key
 
     async def respondent(self, subject: str) -> int:
-        return (await repo.get_or_create_respondent(self.s, subject)).id
+        return (await responses.get_or_create_respondent(self.s, subject)).id
 
     async def response_of(self, respondent_id: int, cycle_id: int) -> int | None:
-        response = await repo.get_response(self.s, respondent_id, cycle_id)
+        response = await responses.get_response(self.s, respondent_id, cycle_id)
         return None if response is None else response.id
 
     async def find_response(self, subject: str, cycle_id: int) -> tuple[int, int] | None:
@@ -136,7 +136,7 @@ class SqlWrites:
         return None if row is None else (row[0], row[1])
 
     async def redeem(self, code: str, now: datetime) -> Redeemed | str:
-        result = await repo.redeem_invite(self.s, code, now)
+        result = await responses.redeem_invite(self.s, code, now)
         if not result.ok:
             return result.status.value
         assert result.invite is not None
@@ -145,7 +145,7 @@ class SqlWrites:
     async def open_response(
         self, respondent_id: int, effect: E.OpenResponse, origin: str, model_version: str
     ) -> int:
-        response = await repo.get_or_create_response(
+        response = await responses.get_or_create_response(
             self.s,
             respondent_id=respondent_id,
             cycle_id=effect.cycle_id,
@@ -159,18 +159,18 @@ class SqlWrites:
         return response.id
 
     async def set_respondent_language(self, respondent_id: int, lang: str) -> None:
-        await repo.set_language(self.s, respondent_id, lang)
+        await responses.set_language(self.s, respondent_id, lang)
 
     async def erase(self, subject: str) -> None:
-        await repo.erase_respondent(self.s, subject)
+        await responses.erase_respondent(self.s, subject)
 
     async def save_answer(self, response_id: int, answer: E.SaveAnswer) -> None:
         if answer.text is not None:
             # Free text lives only in `comment` (shown under its own, higher threshold).
-            await repo.delete_answer(self.s, response_id, answer.question_id)
-            await repo.upsert_comment(self.s, response_id, answer.question_id, answer.text)
+            await responses.delete_answer(self.s, response_id, answer.question_id)
+            await responses.upsert_comment(self.s, response_id, answer.question_id, answer.text)
             return
-        await repo.upsert_answer(
+        await responses.upsert_answer(
             self.s,
             response_id,
             answer.question_id,
@@ -180,19 +180,19 @@ class SqlWrites:
             choice=answer.choice,
             skipped=answer.skipped,
         )
-        await repo.delete_comment(self.s, response_id, answer.question_id)
+        await responses.delete_comment(self.s, response_id, answer.question_id)
 
     async def delete_answers(self, response_id: int, question_ids: tuple[str, ...]) -> None:
         for qid in question_ids:
-            await repo.delete_answer(self.s, response_id, qid)
-            await repo.delete_comment(self.s, response_id, qid)
+            await responses.delete_answer(self.s, response_id, qid)
+            await responses.delete_comment(self.s, response_id, qid)
 
     async def set_status(self, response_id: int, status: str) -> None:
-        await repo.set_status(self.s, response_id, status)
+        await responses.set_status(self.s, response_id, status)
 
     async def set_language(self, response_id: int, respondent_id: int, lang: str) -> None:
-        await repo.set_response_language(self.s, response_id, lang)
-        await repo.set_language(self.s, respondent_id, lang)
+        await responses.set_response_language(self.s, response_id, lang)
+        await responses.set_language(self.s, respondent_id, lang)
 
     async def set_opt_in(
         self, response_id: int, given: bool, channel: str, address: str | int | None

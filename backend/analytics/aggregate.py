@@ -23,12 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.analytics.anonymity import Thresholds
-from storage import releases
-from storage.models import Cycle, SelfRating
+from storage import releases, responses
+from storage.reporting import load_cycle
 
 SCORES = (0, 1, 2, 3, 4)
 
@@ -72,24 +71,6 @@ class RawAggregates:
     groups: dict[tuple[str, str], GroupStats]  # (indicator_key, role) -> figures
     roles: dict[str, RoleCounts]
     comments: dict[str, dict[str, TextAnswers]]  # role -> question_id -> answers
-
-
-@dataclass(frozen=True, slots=True)
-class SelfRatingRow:
-    value: int | None
-    number: float | None
-    status: str  # draft|submitted
-
-
-class CycleNotFound(LookupError):
-    pass
-
-
-async def load_cycle(s: AsyncSession, cycle_id: int) -> Cycle:
-    cycle = await s.get(Cycle, cycle_id)
-    if cycle is None:
-        raise CycleNotFound(cycle_id)
-    return cycle
 
 
 async def aggregate_cycle(
@@ -139,22 +120,7 @@ async def aggregate_cycle(
                 dashboard=t.dashboard,
                 released_at=latest.get(role),
             )
-            for role, t in (await releases.role_tallies(s, cycle_id, wanted)).items()
+            for role, t in (await responses.role_counts(s, cycle_id, wanted)).items()
         },
         comments=comments,
     )
-
-
-async def load_self_ratings(
-    s: AsyncSession, cycle_id: int, *, submitted_only: bool = False
-) -> dict[str, SelfRatingRow]:
-    """The school's own ratings of a cycle, by indicator key (drafts too unless asked not to)."""
-    stmt = select(
-        SelfRating.indicator_key, SelfRating.value, SelfRating.number, SelfRating.status
-    ).where(SelfRating.cycle_id == cycle_id)
-    if submitted_only:
-        stmt = stmt.where(SelfRating.status == "submitted")
-    return {
-        key: SelfRatingRow(value=value, number=number, status=status)
-        for key, value, number, status in (await s.execute(stmt)).all()
-    }

@@ -19,12 +19,10 @@ import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.analytics.anonymity import Thresholds, may_release
 from storage import releases as store
-from storage.models import Cycle
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +51,11 @@ async def refresh(sm: async_sessionmaker, cycle_ids: Iterable[int] | None = None
     """Bring the releases of these cycles and of their schools' other cycles (a report may
     show an earlier cycle beside) up to date; every cycle's with None. Each changed cycle
     in a transaction of its own; returns how many question states were released."""
+    ids = None if cycle_ids is None else sorted({int(c) for c in cycle_ids})
+    if ids == []:
+        return 0
     async with sm() as s:
-        stmt = select(Cycle)
-        if cycle_ids is not None:
-            ids = sorted({int(c) for c in cycle_ids})
-            if not ids:
-                return 0
-            stmt = stmt.where(Cycle.school_id.in_(select(Cycle.school_id).where(Cycle.id.in_(ids))))
-        cycles = list(await s.scalars(stmt))
+        cycles = await store.cycles_of_schools(s, ids)
         prints = await store.fingerprints(s, cycles)
         seen = await store.checked(s, list(prints))
     changed = [cid for cid, fp in prints.items() if seen.get(cid) != fp]

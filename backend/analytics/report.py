@@ -15,12 +15,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.analytics import triangulation as tri
-from backend.analytics.aggregate import aggregate_cycle, load_cycle, load_self_ratings
+from backend.analytics.aggregate import aggregate_cycle
 from backend.analytics.anonymity import SafeAggregates, ShownGroup, Thresholds, enforce
 from conversations.model import ExcellenceModel
 from conversations.roles import ROLES
 from conversations.scales import AnswerKind
-from storage.models import School
+from storage.reporting import load_cycle, load_self_ratings
+from storage.schools import get_school
 
 
 def _r(x: float | None) -> float | None:
@@ -73,7 +74,7 @@ async def build_report(
 ) -> dict[str, Any]:
     """The report JSON of a cycle, from its releases (of `roles` only, if given)."""
     cycle = await load_cycle(s, cycle_id)
-    school = await s.get(School, cycle.school_id)
+    school = await get_school(s, cycle.school_id)
     thresholds = thresholds or Thresholds.for_cycle(cycle)
     raw = await aggregate_cycle(s, cycle_id, roles=roles)
     safe = enforce(raw, thresholds)

@@ -38,15 +38,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.analytics import releases
 from backend.analytics.report import build_report
 from conversations.model import ExcellenceModel
 from storage import releases as release_sql
-from storage import repo
-from storage.models import ClusterMember, Cycle, QuestionMap, ReportSummary, SelfRating
+from storage import reporting as stored
+from storage.models import Cycle
 
 log = logging.getLogger(__name__)
 
@@ -98,29 +97,8 @@ async def fingerprints(
     if not ids:
         return {}
     released = await release_sql.state_prints(s, ids)
-    selfs: dict[int, list[Any]] = {}
-    for cid, key, value, number, status in await s.execute(
-        select(
-            SelfRating.cycle_id,
-            SelfRating.indicator_key,
-            SelfRating.value,
-            SelfRating.number,
-            SelfRating.status,
-        )
-        .where(SelfRating.cycle_id.in_(ids))
-        .order_by(SelfRating.cycle_id, SelfRating.indicator_key)
-    ):
-        selfs.setdefault(cid, []).append([key, value, number, status])
-    question_map = _digest(
-        [
-            list(row)
-            for row in await s.execute(
-                select(
-                    QuestionMap.bank_tag, QuestionMap.question_id, QuestionMap.indicator_key
-                ).order_by(QuestionMap.bank_tag, QuestionMap.question_id, QuestionMap.indicator_key)
-            )
-        ]
-    )
+    selfs = await stored.self_rating_rows(s, ids)
+    question_map = _digest(await stored.question_map_rows(s))
     return {
         c.id: _digest(
             [
@@ -136,18 +114,6 @@ async def fingerprints(
     }
 
 
-async def _stored(s: AsyncSession, cycle_ids: Sequence[int]) -> dict[int, tuple[str, Any]]:
-    """cycle id -> (fingerprint, summary) as stored."""
-    return {
-        cid: (fingerprint, summary)
-        for cid, fingerprint, summary in await s.execute(
-            select(ReportSummary.cycle_id, ReportSummary.fingerprint, ReportSummary.summary).where(
-                ReportSummary.cycle_id.in_(list(cycle_ids))
-            )
-        )
-    }
-
-
 async def cycle_summaries(
     s: AsyncSession, cycles: Mapping[int, Cycle], model: ExcellenceModel
 ) -> tuple[dict[int, dict[str, Any]], int]:
@@ -155,48 +121,26 @@ async def cycle_summaries(
     summaries had to be built now). Run it in a transaction (`sessionmaker.begin()`): the
     summaries it builds are stored when that commits."""
     prints = await fingerprints(s, list(cycles.values()), model)
-    stored = await _stored(s, list(prints))
+    kept = await stored.stored_summaries(s, list(prints))
     out: dict[int, dict[str, Any]] = {}
     built = 0
     for school_id, cycle in cycles.items():
-        fingerprint, summary = stored.get(cycle.id, (None, None))
+        fingerprint, summary = kept.get(cycle.id, (None, None))
         if fingerprint == prints[cycle.id]:
             out[school_id] = summary
             continue
         out[school_id] = summarize(await build_report(s, cycle.id, model))
-        await repo.save_report_summary(s, cycle.id, prints[cycle.id], out[school_id])
+        await stored.save_report_summary(s, cycle.id, prints[cycle.id], out[school_id])
         built += 1
     return out, built
 
 
 # -- kept fresh in the background ---------------------------------------------------------
 
-LOCK_CLASS = 0x4753  # pg advisory lock (class, cycle id): one builder per summary at a time
-
 
 async def default_cycles(s: AsyncSession) -> dict[int, Cycle]:
-    """school id -> the cycle a cluster view shows by default (the school's newest, as
-    `repo.list_cycles` orders them), for every school in some cluster."""
-    rows = await s.scalars(
-        select(Cycle)
-        .where(Cycle.school_id.in_(select(ClusterMember.school_id)))
-        .order_by(Cycle.school_id, Cycle.created_at.desc(), Cycle.id.desc())
-    )
-    out: dict[int, Cycle] = {}
-    for cycle in rows:
-        out.setdefault(cycle.school_id, cycle)
-    return out
-
-
-async def _claim(s: AsyncSession, cycle_id: int) -> bool:
-    """On PostgreSQL, True unless another process is building this summary right now (the
-    lock ends with the transaction); SQLite has one writer at a time anyway."""
-    if s.get_bind().dialect.name != "postgresql":
-        return True
-    got = await s.scalar(
-        select(func.pg_try_advisory_xact_lock(LOCK_CLASS, cycle_id))  # type: ignore[arg-type]
-    )
-    return bool(got)
+    """school id -> the cycle a cluster view shows by default, for every clustered school."""
+    return await stored.clustered_cycles(s)
 
 
 async def refresh(sm: async_sessionmaker, model: ExcellenceModel) -> int:
@@ -210,12 +154,16 @@ async def refresh(sm: async_sessionmaker, model: ExcellenceModel) -> int:
     async with sm() as s:
         cycles = list((await default_cycles(s)).values())
         prints = await fingerprints(s, cycles, model)
-        stored = await _stored(s, list(prints))
-    stale = [c.id for c in cycles if stored.get(c.id, (None,))[0] != prints[c.id]]
+        kept = await stored.stored_summaries(s, list(prints))
+    stale = [c.id for c in cycles if kept.get(c.id, (None,))[0] != prints[c.id]]
     built = 0
     for cycle_id in stale:
         async with sm.begin() as s:
-            cycle = await s.get(Cycle, cycle_id) if await _claim(s, cycle_id) else None
+            cycle = (
+                await stored.load_cycle(s, cycle_id)
+                if await stored.claim_summary(s, cycle_id)
+                else None
+            )
             if cycle is not None:  # looks again inside the lock: built meanwhile, or not
                 built += (await cycle_summaries(s, {cycle.school_id: cycle}, model))[1]
         await asyncio.sleep(0)  # requests go first between two reports

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from backend.analytics.report import build_report
 from backend.dashboard import api_models as m
 from backend.dashboard.api_models import BodyNotJSON, parse_self_ratings, problems, summary
-from backend.dashboard.queries import response_rates
+from backend.dashboard.rates import response_rates
 from backend.dashboard.web import (
     MAX_ROW_ID,
     cycle_for,
@@ -27,7 +27,7 @@ from backend.dashboard.web import (
     writable_cycle,
 )
 from conversations.model import load_model
-from storage import repo
+from storage import schools
 from storage.models import Cycle, SelfRating
 
 
@@ -69,7 +69,7 @@ async def me(request: web.Request) -> web.Response:
 async def school_cycles(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         school = await school_for(request, s, request.match_info["slug"])
-        cycles = await repo.list_cycles(s, school.id)
+        cycles = await schools.list_cycles(s, school.id)
     return web.json_response(
         {
             "school": {"slug": school.slug, "name": school.name},
@@ -103,7 +103,7 @@ async def cycle_rates(request: web.Request) -> web.Response:
 async def get_self_ratings(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        ratings = await repo.list_self_ratings(s, cycle.id)
+        ratings = await schools.list_self_ratings(s, cycle.id)
     rows = [_rating_json(r) for r in ratings.values()]
     if hides_raw(request, cycle.school_id):  # a peer reviewer: no free-text comments
         rows = [{**r, "comment": None} for r in rows]
@@ -124,7 +124,7 @@ async def post_self_ratings(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         cycle = await writable_cycle(request, s)
         saved = [
-            await repo.upsert_self_rating(
+            await schools.upsert_self_rating(
                 s, cycle.id, i["key"], i["value"], i["number"], i["comment"], i["status"], user.id
             )
             for i in items

@@ -16,12 +16,12 @@ from typing import Any
 
 from aiohttp import web
 
+from backend.analytics.extras import pdf_extras
 from backend.analytics.report import build_report
-from backend.dashboard.queries import pdf_extras
 from backend.dashboard.web import _, cycle_for, for_reader, release_figures, sessionmaker, texts_of
 from backend.i18n import N_, Texts, dashboard_languages, texts
 from conversations.model import load_model
-from storage import repo
+from storage import schools
 
 EXPORTS: dict[str, tuple[str, str]] = {  # format -> (label, content type)
     "csv": (N_("CSV"), "text/csv; charset=utf-8"),
@@ -125,7 +125,7 @@ async def _report(request: web.Request) -> tuple[Any, dict[str, Any], Any]:
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
         report = await build_report(s, cycle.id, load_model())
-        school = await repo.get_school(s, cycle.school_id)
+        school = await schools.get_school(s, cycle.school_id)
     return cycle, for_reader(request, report, cycle.school_id), school
 
 

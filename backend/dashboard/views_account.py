@@ -17,7 +17,6 @@ from sqlalchemy import update
 
 from backend import keys
 from backend.dashboard import auth
-from backend.dashboard.queries import list_users
 from backend.dashboard.web import (
     DEVICES,
     LIMITER,
@@ -45,8 +44,9 @@ from backend.passwords import (
     hash_password,
     verify_password,
 )
-from storage import repo
+from storage import schools
 from storage.models import User
+from storage.schools import list_users
 
 log = logging.getLogger(__name__)
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -108,7 +108,7 @@ class LoginTry:
 
 
 def login_try(request: web.Request, email: str) -> LoginTry:
-    account = repo.normalise_email(email)
+    account = schools.normalise_email(email)
     device = request.app[DEVICES].device_for(request.cookies.get(auth.DEVICE_COOKIE), account)
     return LoginTry(account, auth.login_address(auth.client_ip(request)), device)
 
@@ -161,7 +161,7 @@ async def login_submit(request: web.Request) -> web.Response:
     attempt = login_try(request, email)
     await check_login_limit(request, attempt)
     async with sessionmaker(request).begin() as s:
-        user = await repo.get_user_by_email(s, email) if email else None
+        user = await schools.get_user_by_email(s, email) if email else None
     loop = asyncio.get_running_loop()
     pw_hash = user.password_hash if user else _dummy_hash()
     ok = await loop.run_in_executor(None, verify_password, pw_hash, password)
@@ -175,7 +175,7 @@ async def login_submit(request: web.Request) -> web.Response:
         )
     await limiter.succeeded(attempt.account, attempt.address, attempt.device)
     async with sessionmaker(request).begin() as s:
-        await repo.record_login(s, user.id)
+        await schools.record_login(s, user.id)
     # A new session id and CSRF token at login: a session planted before cannot be used.
     sess = auth.new_session()
     sess["uid"] = user.id
@@ -238,7 +238,7 @@ async def home(request: web.Request) -> web.Response:
     if user.role == "admin":
         return redirect(request, "dash:admin")
     async with sessionmaker(request).begin() as s:
-        school = await repo.get_school(s, user.school_id) if user.school_id else None
+        school = await schools.get_school(s, user.school_id) if user.school_id else None
     if school is None:
         return render(
             request,
@@ -327,7 +327,7 @@ async def password_submit(request: web.Request) -> web.Response:
     repeat = str(form.get("repeat", ""))
     # The session vouches for this browser, as a device cookie does at the login form.
     attempt = LoginTry(
-        repo.normalise_email(user.email),
+        schools.normalise_email(user.email),
         auth.login_address(auth.client_ip(request)),
         "session:" + str(request[R_SESSION].get("sid", "")),
     )
@@ -403,9 +403,9 @@ async def token_replace(request: web.Request) -> web.Response:
 async def admin_page(request: web.Request) -> web.Response:
     require_admin(request)
     async with sessionmaker(request).begin() as s:
-        schools = await repo.list_schools(s)
+        all_schools = await schools.list_schools(s)
         users = await list_users(s)
-    ctx = {"schools": schools, "users": users, "rules": password_rules(request)}
+    ctx = {"schools": all_schools, "users": users, "rules": password_rules(request)}
     return render(request, "dashboard/admin.html", ctx)
 
 
@@ -418,14 +418,14 @@ async def admin_create_school(request: web.Request) -> web.Response:
         flash(request, _(request, "A school needs a slug (2-63 a-z, 0-9, -) and a name."), "error")
         return redirect(request, "dash:admin")
     async with sessionmaker(request).begin() as s:
-        if await repo.get_school_by_slug(s, slug) is not None:
+        if await schools.get_school_by_slug(s, slug) is not None:
             flash(
                 request,
                 _(request, "A school with slug %(slug)s exists already.", slug=slug),
                 "error",
             )
             return redirect(request, "dash:admin")
-        await repo.create_school(s, slug, name)
+        await schools.create_school(s, slug, name)
     flash(request, _(request, "School %(name)s created.", name=name), "ok")
     return redirect(request, "dash:admin")
 
@@ -450,15 +450,15 @@ async def admin_create_user(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         school_id = None
         if role != "admin":
-            school = await repo.get_school_by_slug(s, slug)
+            school = await schools.get_school_by_slug(s, slug)
             if school is None:
                 flash(request, _(request, "Choose the user's school."), "error")
                 return redirect(request, "dash:admin")
             school_id = school.id
-        if await repo.get_user_by_email(s, email) is not None:
+        if await schools.get_user_by_email(s, email) is not None:
             flash(request, _(request, "A user with that e-mail exists already."), "error")
             return redirect(request, "dash:admin")
-        await repo.create_user(s, school_id, email, pw_hash, role)
+        await schools.create_user(s, school_id, email, pw_hash, role)
     flash(request, _(request, USER_CREATED[role], email=email), "ok")
     return redirect(request, "dash:admin")
 

@@ -11,12 +11,6 @@ from typing import Any
 
 from aiohttp import web
 
-from backend.dashboard.queries import (
-    ACTION_STATUSES,
-    add_action,
-    get_action,
-    list_actions,
-)
 from backend.dashboard.web import (
     R_SCHOOL,
     _,
@@ -31,7 +25,8 @@ from backend.dashboard.web import (
 from backend.i18n import N_
 from conversations.model import load_model
 from conversations.roles import ROLES
-from storage import repo
+from storage import schools
+from storage.schools import ACTION_STATUSES, add_action, get_action, list_actions
 
 ROLE_SLUGS = frozenset(r.value for r in ROLES)
 MAX_TITLE = 300
@@ -83,7 +78,7 @@ async def actions_page(request: web.Request) -> web.Response:
     role_text = tx.role_name(role) if role in ROLE_SLUGS else ""
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        school = await repo.get_school(s, cycle.school_id)
+        school = await schools.get_school(s, cycle.school_id)
         everything = await list_actions(s, cycle.id)
     items = [a for a in everything if status is None or a.status == status]
     counts = {k: sum(1 for a in everything if a.status == k) for k in ACTION_STATUSES}

@@ -17,14 +17,6 @@ from aiohttp import web
 from backend.analytics import releases
 from backend.analytics.cluster import MIN_SCHOOLS, SELF, cluster_view, school_labels
 from backend.analytics.summaries import cycle_summaries
-from backend.dashboard.queries import (
-    add_cluster_member,
-    add_feedback,
-    cluster_schools,
-    create_cluster,
-    list_clusters,
-    remove_cluster_member,
-)
 from backend.dashboard.views_self import indicator_or_404
 from backend.dashboard.web import (
     _,
@@ -39,7 +31,15 @@ from backend.dashboard.web import (
     user_of,
 )
 from conversations.model import load_model
-from storage import repo
+from storage import schools
+from storage.clusters import (
+    add_cluster_member,
+    add_feedback,
+    cluster_schools,
+    create_cluster,
+    list_clusters,
+    remove_cluster_member,
+)
 from storage.models import Cluster
 
 log = logging.getLogger(__name__)
@@ -55,11 +55,11 @@ async def admin_clusters(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         clusters = await list_clusters(s)
         members = {c.id: await cluster_schools(s, c.id) for c in clusters}
-        schools = await repo.list_schools(s)
+        all_schools = await schools.list_schools(s)
     return render(
         request,
         "dashboard/admin_clusters.html",
-        {"clusters": clusters, "members": members, "schools": schools},
+        {"clusters": clusters, "members": members, "schools": all_schools},
     )
 
 
@@ -84,7 +84,7 @@ async def admin_cluster_create(request: web.Request) -> web.Response:
 async def _admin_cluster_and_school(request: web.Request, s: Any) -> tuple[Cluster, Any]:
     form = await request.post()
     cluster = await s.get(Cluster, int(request.match_info["cluster_id"]))
-    school = await repo.get_school_by_slug(s, str(form.get("school", "")))
+    school = await schools.get_school_by_slug(s, str(form.get("school", "")))
     if cluster is None:
         raise web.HTTPNotFound()
     return cluster, school
@@ -161,7 +161,7 @@ async def clusters_page(request: web.Request) -> web.Response:
             if user.role == "peer":
                 for sch in members:
                     if sch.id != user.school_id and access.reads(sch.id):
-                        cycles = await repo.list_cycles(s, sch.id)
+                        cycles = await schools.list_cycles(s, sch.id)
                         reviewed.append((sch, cycles))
             rows.append({"cluster": c, "size": len(members), "reviewed": reviewed})
     return render(request, "dashboard/clusters.html", {"rows": rows})
@@ -183,7 +183,7 @@ async def cluster_page(request: web.Request) -> web.Response:
         if user.role != "admin" and user.school_id not in {m.id for m in members}:
             raise web.HTTPNotFound()
         cycles: dict[int, Any] = {}
-        by_school = {sch.id: await repo.list_cycles(s, sch.id) for sch in members}
+        by_school = {sch.id: await schools.list_cycles(s, sch.id) for sch in members}
         rounds = cycle_rounds(by_school.values())
         chosen = request.query.get("round", "")
         chosen = chosen if chosen in rounds else ""

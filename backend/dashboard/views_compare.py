@@ -23,12 +23,12 @@ from backend.dashboard.web import (
     texts_of,
 )
 from conversations.model import load_model
-from storage import repo
+from storage import schools
 from storage.models import Cycle
 
 
 def previous_cycle(cycles: list[Cycle], cycle: Cycle) -> Cycle | None:
-    """The cycle just before `cycle` in `cycles` (newest first, as `repo.list_cycles`)."""
+    """The cycle just before `cycle` in `cycles` (newest first, as `schools.list_cycles`)."""
     ids = [c.id for c in cycles]
     if cycle.id not in ids:
         return None
@@ -39,7 +39,7 @@ def previous_cycle(cycles: list[Cycle], cycle: Cycle) -> Cycle | None:
 async def _pair(request: web.Request, s: AsyncSession) -> tuple[Cycle, list[Cycle], Cycle | None]:
     """The cycle, the school's other cycles, and the one to compare with (404 if not its)."""
     cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-    cycles = await repo.list_cycles(s, cycle.school_id)
+    cycles = await schools.list_cycles(s, cycle.school_id)
     others = [c for c in cycles if c.id != cycle.id]
     chosen = request.query.get("with")
     if chosen:
@@ -56,7 +56,7 @@ async def compare_page(request: web.Request) -> web.Response:
     await release_figures(request)
     async with sessionmaker(request).begin() as s:
         cycle, others, other = await _pair(request, s)
-        school = await repo.get_school(s, cycle.school_id)
+        school = await schools.get_school(s, cycle.school_id)
         now = await build_report(s, cycle.id, model)
         before = await build_report(s, other.id, model) if other else None
     comparison = compare_reports(now, before) if before else None

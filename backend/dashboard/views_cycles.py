@@ -11,7 +11,7 @@ from aiohttp import web
 
 from backend import keys
 from backend.cli import invite_links, public_base
-from backend.dashboard.queries import cycle_by_name, get_invite, response_rates
+from backend.dashboard.rates import response_rates
 from backend.dashboard.web import (
     R_SCHOOL,
     _,
@@ -31,8 +31,10 @@ from backend.i18n import Texts, dashboard_languages, texts
 from conversations import i18n as conv_i18n
 from conversations.model import load_model
 from conversations.roles import ROLES, Role
-from storage import repo
+from storage import responses, schools
 from storage.models import Cycle, Invite
+from storage.responses import get_invite
+from storage.schools import cycle_by_name
 
 MAX_INVITES_AT_ONCE = 500
 
@@ -81,7 +83,7 @@ def model_versions(cycles: list[Cycle]) -> list[str]:
 async def school_page(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         school = await school_for(request, s, request.match_info["slug"])
-        cycles = await repo.list_cycles(s, school.id)
+        cycles = await schools.list_cycles(s, school.id)
     request[R_SCHOOL] = school.slug
     versions = model_versions(cycles)
     return render(
@@ -142,7 +144,7 @@ async def cycle_create(request: web.Request) -> web.Response:
                 n = _int(request, form.get(f"target_{role.value}"), 0, 100_000)
                 if n:
                     targets[role.value] = n
-            versions = model_versions(await repo.list_cycles(s, school.id))
+            versions = model_versions(await schools.list_cycles(s, school.id))
             version = str(form.get("model_version", "") or versions[0])
             if version not in versions:
                 raise ValueError(
@@ -160,7 +162,7 @@ async def cycle_create(request: web.Request) -> web.Response:
                 request, _(request, "There is a cycle named %(name)s already.", name=name), "error"
             )
             return redirect(request, "dash:school", slug=school.slug)
-        cycle = await repo.create_cycle(
+        cycle = await schools.create_cycle(
             s,
             school.id,
             name,
@@ -185,7 +187,7 @@ async def cycle_status(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=_(request, "status is open or closed"))
     async with sessionmaker(request).begin() as s:
         cycle = await writable_cycle(request, s)
-        await repo.set_cycle_status(s, cycle.id, status)
+        await schools.set_cycle_status(s, cycle.id, status)
     if status == "open":
         done = _(request, "Cycle %(name)s is open now.", name=cycle.name)
     else:
@@ -252,7 +254,7 @@ def _invite_state(invite: Invite, now: datetime) -> str:
 async def _invite_rows(request: web.Request, s: Any, cycle: Cycle, **kw: Any) -> list[dict]:
     now = datetime.now(UTC)
     rows = []
-    for inv in await repo.list_invites(s, cycle.id, **kw):
+    for inv in await responses.list_invites(s, cycle.id, **kw):
         state = _invite_state(inv, now)
         rows.append(
             {
@@ -267,7 +269,7 @@ async def _invite_rows(request: web.Request, s: Any, cycle: Cycle, **kw: Any) ->
 async def invites_page(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         cycle = await _invites_cycle(request, s)
-        school = await repo.get_school(s, cycle.school_id)
+        school = await schools.get_school(s, cycle.school_id)
         rows = await _invite_rows(request, s, cycle)
     request[R_SCHOOL] = school.slug
     return render(
@@ -303,7 +305,7 @@ async def invites_create(request: web.Request) -> web.Response:
             flash(request, _(request, "No invites made: %(reason)s.", reason=exc), "error")
             return redirect(request, "dash:invites", cycle_id=cycle.id)
         expires = datetime.now(UTC) + timedelta(days=days) if days else None
-        made = await repo.create_invites(
+        made = await responses.create_invites(
             s, cycle.id, role, count=count, max_uses=max_uses, expires_at=expires, label=label
         )
     tx = texts_of(request)
@@ -326,7 +328,7 @@ async def invite_revoke(request: web.Request) -> web.Response:
         invite = await get_invite(s, cycle.id, int(request.match_info["invite_id"]))
         if invite is None:
             raise web.HTTPNotFound()
-        await repo.revoke_invite(s, invite.id, cycle_id=cycle.id)
+        await responses.revoke_invite(s, invite.id, cycle_id=cycle.id)
     flash(
         request,
         _(request, "Invite %(code)s revoked: it no longer lets anyone in.", code=invite.code),
@@ -339,7 +341,7 @@ async def invites_print(request: web.Request) -> web.Response:
     role = request.query.get("role") or None
     async with sessionmaker(request).begin() as s:
         cycle = await _invites_cycle(request, s)
-        school = await repo.get_school(s, cycle.school_id)
+        school = await schools.get_school(s, cycle.school_id)
         rows = [
             r
             for r in await _invite_rows(request, s, cycle, include_revoked=False)

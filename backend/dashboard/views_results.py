@@ -13,11 +13,7 @@ from aiohttp import web
 from backend.analytics.report import biggest_gaps, build_report
 from backend.dashboard.auth import may_write
 from backend.dashboard.modeltree import points, tree
-from backend.dashboard.queries import (
-    list_actions,
-    list_feedback,
-    response_rates,
-)
+from backend.dashboard.rates import response_rates
 from backend.dashboard.views_self import indicator_or_404
 from backend.dashboard.web import (
     R_SCHOOL,
@@ -33,7 +29,9 @@ from backend.i18n import Texts
 from backend.reminders import MAX_ANNOUNCEMENT_CHARS, announcement_audience, get_announcement
 from conversations.model import load_model
 from conversations.roles import ROLE_LABELS, ROLES, Role
-from storage import repo
+from storage import responses, schools
+from storage.clusters import list_feedback
+from storage.schools import list_actions
 
 
 def role_labels(tx: Texts) -> dict[str, str]:
@@ -155,10 +153,10 @@ async def cycle_overview(request: web.Request) -> web.Response:
     await release_figures(request)
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        school = await repo.get_school(s, cycle.school_id)
+        school = await schools.get_school(s, cycle.school_id)
         rates = await response_rates(s, cycle, tx)
         report = await build_report(s, cycle.id, model)
-        invites = await repo.list_invites(s, cycle.id, include_revoked=False)
+        invites = await responses.list_invites(s, cycle.id, include_revoked=False)
         announcement = await get_announcement(s, cycle.id)
         audience = await announcement_audience(s, cycle.id)
     active = [r for r in rates if r.started]
@@ -206,10 +204,10 @@ async def indicator_page(request: web.Request) -> web.Response:
     await release_figures(request)
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        school = await repo.get_school(s, cycle.school_id)
+        school = await schools.get_school(s, cycle.school_id)
         report = await build_report(s, cycle.id, load_model())
-        ratings = await repo.list_self_ratings(s, cycle.id)
-        evidence = await repo.list_evidence(s, cycle.id, key)
+        ratings = await schools.list_self_ratings(s, cycle.id)
+        evidence = await schools.list_evidence(s, cycle.id, key)
         actions = await list_actions(s, cycle.id, indicator_key=key)
         feedback = await list_feedback(s, cycle.id, key)
     user = user_of(request)

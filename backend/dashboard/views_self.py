@@ -14,7 +14,6 @@ from backend import input_guard, keys
 from backend.dashboard import evidence as ev
 from backend.dashboard.auth import csrf_ok
 from backend.dashboard.modeltree import points, theme_indicators, tree
-from backend.dashboard.queries import evidence_counts, get_evidence, submit_self_ratings
 from backend.dashboard.web import (
     R_SCHOOL,
     _,
@@ -32,7 +31,8 @@ from backend.dashboard.web import (
 from backend.i18n import ENGLISH, Texts
 from conversations.model import ExcellenceModel, Indicator, load_model
 from conversations.scales import AnswerKind
-from storage import repo
+from storage import schools
+from storage.schools import evidence_counts, get_evidence, submit_self_ratings
 
 MAX_COMMENT = 4000
 MAX_NOTE = 2000
@@ -49,8 +49,8 @@ def indicator_or_404(key: str, model: ExcellenceModel | None = None) -> Indicato
 async def self_page(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         cycle = await cycle_for(request, s, request.match_info["cycle_id"])
-        school = await repo.get_school(s, cycle.school_id)
-        ratings = await repo.list_self_ratings(s, cycle.id)
+        school = await schools.get_school(s, cycle.school_id)
+        ratings = await schools.list_self_ratings(s, cycle.id)
         evidence = await evidence_counts(s, cycle.id)
     tx = texts_of(request)
     dims = tree(tx.model)
@@ -151,7 +151,7 @@ async def self_save(request: web.Request) -> web.Response:
     saved, errors = 0, []
     async with sessionmaker(request).begin() as s:
         cycle = await writable_cycle(request, s)
-        existing = await repo.list_self_ratings(s, cycle.id)
+        existing = await schools.list_self_ratings(s, cycle.id)
         for ind in indicators:
             if not any(f"{p}:{ind.key}" in form for p in "vnc"):
                 continue  # not in this form: leave it as it is
@@ -169,7 +169,9 @@ async def self_save(request: web.Request) -> web.Response:
             if value is None and number is None and comment is None and ind.key not in existing:
                 continue
             st = status if (value is not None or number is not None) else "draft"
-            await repo.upsert_self_rating(s, cycle.id, ind.key, value, number, comment, st, user.id)
+            await schools.upsert_self_rating(
+                s, cycle.id, ind.key, value, number, comment, st, user.id
+            )
             saved += 1
     if errors:
         flash(request, _(request, "Not saved: %(problems)s", problems="; ".join(errors)), "error")
@@ -333,7 +335,7 @@ async def evidence_add(request: web.Request) -> web.Response:
         flash(request, _(request, "Evidence not added: %(reason)s.", reason=exc), "error")
         return redirect(request, "dash:indicator", anchor="#evidence", cycle_id=cycle.id, key=key)
     async with sessionmaker(request).begin() as s:
-        await repo.add_evidence(
+        await schools.add_evidence(
             s, cycle.id, ind.key, note=note, user_id=user_of(request).id, **item
         )
     flash(request, _(request, "Evidence added to %(id)s.", id=ind.id), "ok")
@@ -371,7 +373,7 @@ async def evidence_delete(request: web.Request) -> web.Response:
         item = await get_evidence(s, cycle.id, int(request.match_info["evidence_id"]))
         if item is None:
             raise web.HTTPNotFound()
-        await repo.delete_evidence(s, item.id, cycle_id=cycle.id)
+        await schools.delete_evidence(s, item.id, cycle_id=cycle.id)
     if item.stored_name:
         ev.stored_path(request.app[keys.SETTINGS].data_dir, item.stored_name).unlink(
             missing_ok=True

@@ -18,7 +18,7 @@ from backend import keys
 from backend.analytics import releases
 from backend.dashboard import auth
 from backend.i18n import N_, Texts, dashboard_languages, negotiate, texts
-from storage import repo
+from storage import schools
 from storage.models import Cycle, School, User
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ async def _load_peers(request: web.Request, user: User | None) -> None:
     """For a peer: the schools of its clusters, for `readable_schools`."""
     if user is None or user.role != "peer" or user.school_id is None:
         return
-    from backend.dashboard.queries import peer_school_ids
+    from storage.clusters import peer_school_ids
 
     async with sessionmaker(request).begin() as s:
         request[R_PEERS] = frozenset(await peer_school_ids(s, user.school_id))
@@ -185,7 +185,7 @@ async def school_for(request: web.Request, s: AsyncSession, slug: str) -> School
     """The school if the user may read it; 404 otherwise (as if it did not exist)."""
     if "\x00" in slug:  # no school's slug, and PostgreSQL refuses it in a query (a 500)
         raise web.HTTPNotFound()
-    school = await repo.get_school_by_slug(s, slug)
+    school = await schools.get_school_by_slug(s, slug)
     if school is None or not access_of(request).reads(school.id):
         raise web.HTTPNotFound()
     return school
@@ -197,7 +197,7 @@ async def cycle_for(request: web.Request, s: AsyncSession, cycle_id: Any) -> Cyc
         cid = int(cycle_id)
     except (TypeError, ValueError):
         raise web.HTTPNotFound() from None
-    cycle = await repo.get_cycle(s, cid)
+    cycle = await schools.get_cycle(s, cid)
     if cycle is None or not access_of(request).reads(cycle.school_id):
         raise web.HTTPNotFound()
     return cycle
@@ -328,7 +328,7 @@ async def _load_user(request: web.Request, sess: dict[str, Any]) -> User | None:
     if not isinstance(uid, int):
         return None
     async with sessionmaker(request).begin() as s:
-        user = await repo.get_user(s, uid)
+        user = await schools.get_user(s, uid)
     secret = request.app[keys.SECRET_KEY]
     if user is None or sess.get("pwf") != auth.password_fingerprint(secret, user):
         return None
@@ -351,7 +351,7 @@ async def _api_user(request: web.Request) -> User:
     user = None
     if uid is not None and uid <= MAX_ROW_ID:  # a larger id is no row's (and fails the query)
         async with sessionmaker(request).begin() as s:
-            user = await repo.get_user(s, uid)
+            user = await schools.get_user(s, uid)
     if user is None or not auth.api_token_ok(request.app[keys.SECRET_KEY], user, token):
         raise web.HTTPUnauthorized(text="invalid token", headers={"WWW-Authenticate": "Bearer"})
     return user

@@ -10,7 +10,7 @@ import pytest
 
 from backend import keys
 from backend.exports import report_pdf
-from storage import repo
+from storage import schools
 from storage.models import ActionItem
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
 from tests.backend.test_dashboard import add_user, csrf_of, login, post_form
@@ -180,7 +180,7 @@ async def test_overview_offers_to_plan_an_action_for_a_flagged_gap(settings):
         sm = client.app[keys.SESSIONMAKER]
         qid, key = await mapped_key(sm)
         async with sm.begin() as s:
-            await repo.upsert_self_rating(s, ours.cycle_id, key, value=4)
+            await schools.upsert_self_rating(s, ours.cycle_id, key, value=4)
         await learners_answer(sm, ours.cycle_id, qid, [1] * 5)
         assert (await login(client, "coord@ours.example")).status == 303
         page = await (await client.get(f"/dashboard/cycles/{ours.cycle_id}")).text()

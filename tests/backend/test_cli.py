@@ -135,7 +135,7 @@ def test_model_commands(env):
 
 
 def test_school_thresholds_languages_and_time_zone(env):
-    from storage import repo
+    from storage import schools
     from storage.db import create_engine, make_sessionmaker
 
     assert invoke(env, "db", "upgrade").exit_code == 0
@@ -168,7 +168,7 @@ def test_school_thresholds_languages_and_time_zone(env):
         engine = create_engine(os.environ["DATABASE_URL"])
         try:
             async with make_sessionmaker(engine)() as s:
-                return await repo.get_school_by_slug(s, "yerevan-college")
+                return await schools.get_school_by_slug(s, "yerevan-college")
         finally:
             await engine.dispose()
 

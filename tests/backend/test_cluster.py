@@ -12,10 +12,10 @@ from alembic.script import ScriptDirectory
 
 from backend import keys
 from backend.analytics.cluster import cluster_view, median_of, school_labels
-from backend.dashboard.queries import list_clusters, list_feedback
 from conversations.banks import load_banks
 from conversations.model import load_model
-from storage import migrate, repo
+from storage import migrate, responses, schools
+from storage.clusters import list_clusters, list_feedback
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
 from tests.backend.test_compare import learners_answer, mapped_key
 from tests.backend.test_dashboard import add_user, api_headers, csrf_of, login, post_form
@@ -189,10 +189,10 @@ async def test_peer_reads_cluster_schools_without_raw_answers_or_comments(settin
         south, west = seeded["south"], seeded["west"]
         qid, key = await mapped_key(sm)
         async with sm.begin() as s:
-            await repo.upsert_self_rating(
+            await schools.upsert_self_rating(
                 s, south.cycle_id, key, value=3, comment="SECRET self comment"
             )
-            await repo.add_evidence(
+            await schools.add_evidence(
                 s, south.cycle_id, key, kind="link", url="https://example.org/plan", note="Plan"
             )
         await learners_answer(sm, south.cycle_id, qid, [1, 2, 2, 3, 3])
@@ -217,7 +217,7 @@ async def test_peer_reads_cluster_schools_without_raw_answers_or_comments(settin
         for path in (c + "/invites", c + "/invites/print"):
             assert (await client.get(path)).status == 404, path
         async with sm.begin() as s:
-            (invite,) = await repo.list_invites(s, south.cycle_id)
+            (invite,) = await responses.list_invites(s, south.cycle_id)
         assert (await client.get(f"{c}/invites/{invite.id}/qr.png")).status == 404
         assert invite.code not in await (await client.get(c)).text()
         selfpage = await (await client.get(c + "/self-assessment")).text()
@@ -306,12 +306,12 @@ async def add_more_learners_with_comments(sm, cycle_id: int, n: int) -> None:
     text_q = next(q.id for q in bank.questions if str(q.kind) == "text")
     async with sm.begin() as s:
         for i in range(n):
-            r = await repo.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await repo.get_or_create_response(
+            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
+            resp = await responses.get_or_create_response(
                 s, r.id, cycle_id, "learner", tag, "1.0.0", "en", datetime.now(UTC)
             )
-            await repo.upsert_comment(s, resp.id, text_q, f"hidden learner remark {i}")
-            await repo.set_status(s, resp.id, "completed")
+            await responses.upsert_comment(s, resp.id, text_q, f"hidden learner remark {i}")
+            await responses.set_status(s, resp.id, "completed")
 
 
 async def test_cluster_view_on_the_app(settings):
@@ -323,7 +323,7 @@ async def test_cluster_view_on_the_app(settings):
         # (5 each), east suppressed (2) -> fewer than 3 schools.
         for slug, value in (("north", 4), ("south", 2), ("east", 3)):
             async with sm.begin() as s:
-                await repo.upsert_self_rating(s, seeded[slug].cycle_id, key, value=value)
+                await schools.upsert_self_rating(s, seeded[slug].cycle_id, key, value=value)
         await learners_answer(sm, seeded["north"].cycle_id, qid, [4, 4, 4, 3, 3])
         await learners_answer(sm, seeded["south"].cycle_id, qid, [1, 1, 2, 2, 2])
         await learners_answer(sm, seeded["east"].cycle_id, qid, [0, 0])
@@ -380,13 +380,13 @@ async def test_the_cluster_view_compares_one_round(settings):
         _qid, key = await mapped_key(sm)
         for slug, value in (("north", 4), ("south", 2), ("east", 3)):
             async with sm.begin() as s:
-                await repo.upsert_self_rating(s, seeded[slug].cycle_id, key, value=value)
+                await schools.upsert_self_rating(s, seeded[slug].cycle_id, key, value=value)
         async with sm.begin() as s:  # north and south run a second cycle; east does not yet
             for slug, value in (("north", 1), ("south", 1)):
-                newer = await repo.create_cycle(
+                newer = await schools.create_cycle(
                     s, seeded[slug].school_id, "2027/28", load_model().version, status="open"
                 )
-                await repo.upsert_self_rating(s, newer.id, key, value=value)
+                await schools.upsert_self_rating(s, newer.id, key, value=value)
         ind_id = load_model().index()[key].indicator.id
         url = f"/dashboard/clusters/{cluster.id}"
 

@@ -24,10 +24,10 @@ from backend.analytics.summaries import (
     refresh,
     summarize,
 )
-from backend.dashboard.queries import add_cluster_member, create_cluster
 from conversations.banks import load_banks
 from conversations.model import load_model
-from storage import repo
+from storage import responses, schools
+from storage.clusters import add_cluster_member, create_cluster
 from storage.models import Cycle, ReportSummary, Response
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
 from tests.backend.test_cluster import cluster_row, four_schools
@@ -48,24 +48,24 @@ async def test_a_response_revision_counts_real_changes_only(sessionmaker):
     qid, _key = await mapped_key(sm)
     tag = load_banks()["learner"].tag
     async with sm.begin() as s:
-        person = await repo.get_or_create_respondent(s, secrets.token_hex(32))
-        resp = await repo.get_or_create_response(
+        person = await responses.get_or_create_respondent(s, secrets.token_hex(32))
+        resp = await responses.get_or_create_response(
             s, person.id, seeded.cycle_id, "learner", tag, "1.0.0", "en", datetime.now(UTC)
         )
     rid = resp.id
     assert await _revision(sm, rid) == 0
     steps = [
-        (lambda s: repo.upsert_answer(s, rid, qid, value=3), 1),  # new
-        (lambda s: repo.upsert_answer(s, rid, qid, value=3), 0),  # the same again
-        (lambda s: repo.upsert_answer(s, rid, qid, value=1), 1),  # changed
-        (lambda s: repo.upsert_answer(s, rid, qid, na=True), 1),  # to "not applicable"
-        (lambda s: repo.upsert_answer(s, rid, qid, skipped=True), 1),  # to skipped
-        (lambda s: repo.delete_answer(s, rid, qid), 1),  # deleted
-        (lambda s: repo.delete_answer(s, rid, qid), 0),  # nothing left to delete
-        (lambda s: repo.set_status(s, rid, "completed"), 1),
-        (lambda s: repo.upsert_comment(s, rid, qid, "free text"), 1),  # free text is released
-        (lambda s: repo.delete_comment(s, rid, qid), 1),
-        (lambda s: repo.delete_comment(s, rid, qid), 0),
+        (lambda s: responses.upsert_answer(s, rid, qid, value=3), 1),  # new
+        (lambda s: responses.upsert_answer(s, rid, qid, value=3), 0),  # the same again
+        (lambda s: responses.upsert_answer(s, rid, qid, value=1), 1),  # changed
+        (lambda s: responses.upsert_answer(s, rid, qid, na=True), 1),  # to "not applicable"
+        (lambda s: responses.upsert_answer(s, rid, qid, skipped=True), 1),  # to skipped
+        (lambda s: responses.delete_answer(s, rid, qid), 1),  # deleted
+        (lambda s: responses.delete_answer(s, rid, qid), 0),  # nothing left to delete
+        (lambda s: responses.set_status(s, rid, "completed"), 1),
+        (lambda s: responses.upsert_comment(s, rid, qid, "free text"), 1),  # free text is released
+        (lambda s: responses.delete_comment(s, rid, qid), 1),
+        (lambda s: responses.delete_comment(s, rid, qid), 0),
     ]
     expected = 0
     for i, (step, bump) in enumerate(steps):
@@ -123,7 +123,7 @@ async def test_summaries_are_kept_until_the_releases_change(sessionmaker):
             select(Response.id).where(Response.cycle_id == a.cycle_id).order_by(Response.id)
         )
     async with sm.begin() as s:
-        await repo.upsert_answer(s, rid, qid, value=0)
+        await responses.upsert_answer(s, rid, qid, value=0)
     got, built = await _summaries(sm, cycles)
     assert built == 0 and _mean(got[a.school_id], key) == 3.0
     await learners_answer(sm, a.cycle_id, qid, [3, 3, 3, 3, 3])
@@ -132,12 +132,12 @@ async def test_summaries_are_kept_until_the_releases_change(sessionmaker):
 
     # The school's own rating, then its status.
     async with sm.begin() as s:
-        await repo.upsert_self_rating(s, a.cycle_id, key, value=2)
+        await schools.upsert_self_rating(s, a.cycle_id, key, value=2)
     got, built = await _summaries(sm, cycles)
     assert built == 1
     assert next(i for i in got[a.school_id]["indicators"] if i["key"] == key)["self"] == 2
     async with sm.begin() as s:
-        await repo.upsert_self_rating(s, a.cycle_id, key, value=2, status="submitted")
+        await schools.upsert_self_rating(s, a.cycle_id, key, value=2, status="submitted")
     assert (await _summaries(sm, cycles))[1] == 1
 
     # The cycle itself (closed; a threshold raised by hand): built again.
@@ -160,18 +160,18 @@ async def test_erasure_leaves_the_figures_until_the_next_release(sessionmaker):
     tag = load_banks()["learner"].tag
     subject = secrets.token_hex(32)
     async with sm.begin() as s:
-        person = await repo.get_or_create_respondent(s, subject)
-        resp = await repo.get_or_create_response(
+        person = await responses.get_or_create_respondent(s, subject)
+        resp = await responses.get_or_create_response(
             s, person.id, a.cycle_id, "learner", tag, "1.0.0", "en", datetime.now(UTC)
         )
-        await repo.upsert_answer(s, resp.id, qid, value=0)
-        await repo.set_status(s, resp.id, "completed")
+        await responses.upsert_answer(s, resp.id, qid, value=0)
+        await responses.set_status(s, resp.id, "completed")
     cycles = {a.school_id: a.cycle_id}
     got, _ = await _summaries(sm, cycles)
     assert _mean(got[a.school_id], key) == 2.67
 
     async with sm.begin() as s:
-        assert await repo.erase_respondent(s, subject) == 1
+        assert await responses.erase_respondent(s, subject) == 1
     got, built = await _summaries(sm, cycles)
     assert built == 0 and _mean(got[a.school_id], key) == 2.67  # the same figure
     await learners_answer(sm, a.cycle_id, qid, [1, 1, 1, 1, 1])
@@ -241,7 +241,7 @@ async def test_refresh_builds_what_the_cluster_views_will_show(sessionmaker):
     seeded, qid, _key = await _clustered(sm)
     # Each clustered school's newest cycle; the school outside the cluster is left alone.
     async with sm.begin() as s:
-        newer = await repo.create_cycle(s, seeded[0].school_id, "2027/28", MODEL.version)
+        newer = await schools.create_cycle(s, seeded[0].school_id, "2027/28", MODEL.version)
     wanted = {newer.id, seeded[1].cycle_id, seeded[2].cycle_id}
     assert await refresh(sm, MODEL) == 3
     assert await _stored_cycles(sm) == wanted

@@ -15,7 +15,7 @@ from backend import keys
 from backend.analytics.compare import DOWN, SAME, UP, arrow, compare_reports
 from conversations.banks import load_banks
 from conversations.model import load_model
-from storage import repo
+from storage import responses, schools
 from storage.models import Cycle
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
 from tests.backend.test_dashboard import add_user, login, post_form
@@ -33,8 +33,8 @@ async def mapped_key(sm) -> tuple[str, str]:
     """A learner question and a scale indicator it evidences (question map synced)."""
     bank = load_banks()["learner"]
     async with sm.begin() as s:
-        await repo.sync_question_map(s, load_banks().values())
-        qmap = await repo.question_map(s, bank.tag)
+        await responses.sync_question_map(s, load_banks().values())
+        qmap = await responses.question_map(s, bank.tag)
     index = load_model().index()
     for qid, inds in qmap.items():
         for key in inds:
@@ -48,12 +48,12 @@ async def learners_answer(sm, cycle_id: int, qid: str, values: list[int]) -> Non
     tag = load_banks()["learner"].tag
     async with sm.begin() as s:
         for v in values:
-            r = await repo.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await repo.get_or_create_response(
+            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
+            resp = await responses.get_or_create_response(
                 s, r.id, cycle_id, "learner", tag, "1.0.0", "en", datetime.now(UTC)
             )
-            await repo.upsert_answer(s, resp.id, qid, value=v)
-            await repo.set_status(s, resp.id, "completed")
+            await responses.upsert_answer(s, resp.id, qid, value=v)
+            await responses.set_status(s, resp.id, "completed")
 
 
 # --- pure ------------------------------------------------------------------------------
@@ -140,11 +140,11 @@ async def test_comparison_page_and_chart(settings):
                 .where(Cycle.id == first)
                 .values(name="2025/26", created_at=datetime(2025, 9, 1, tzinfo=UTC))
             )
-            second = (await repo.create_cycle(s, ours.school_id, "2026/27", "1.0.0")).id
+            second = (await schools.create_cycle(s, ours.school_id, "2026/27", "1.0.0")).id
         qid, key = await mapped_key(sm)
         async with sm.begin() as s:
-            await repo.upsert_self_rating(s, first, key, value=2)
-            await repo.upsert_self_rating(s, second, key, value=3)
+            await schools.upsert_self_rating(s, first, key, value=2)
+            await schools.upsert_self_rating(s, second, key, value=3)
         await learners_answer(sm, first, qid, [4, 4, 3, 3, 3])  # 3.40
         await learners_answer(sm, second, qid, [2, 2, 3, 3, 3])  # 2.60
         overview = await (await client.get(f"/dashboard/cycles/{second}")).text()
@@ -213,7 +213,7 @@ async def test_a_new_cycle_carries_the_model_version_forward(settings):
             csrf_page=school,
         )
         async with sm.begin() as s:
-            cycles = {c.name: c.model_version for c in await repo.list_cycles(s, ours.school_id)}
+            cycles = {c.name: c.model_version for c in await schools.list_cycles(s, ours.school_id)}
         assert cycles["2027/28"] == "0.9.0"
         assert cycles["2028/29"] == current
         assert "2029/30" not in cycles

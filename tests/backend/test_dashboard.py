@@ -17,7 +17,7 @@ from backend.dashboard import auth
 from backend.dashboard.evidence import sanitise_filename
 from backend.passwords import hash_password
 from conversations.model import load_model
-from storage import repo
+from storage import responses, schools
 from storage.models import Invite
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
 
@@ -32,7 +32,7 @@ def settings(db_engine, tmp_path):
 
 async def add_user(client, email: str, school_id: int | None, role: str = "coordinator") -> int:
     async with client.app[keys.SESSIONMAKER].begin() as s:
-        user = await repo.create_user(s, school_id, email, hash_password(PASSWORD), role)
+        user = await schools.create_user(s, school_id, email, hash_password(PASSWORD), role)
         return user.id
 
 
@@ -207,8 +207,8 @@ async def test_missing_or_forged_csrf_is_refused(settings):
         resp = await client.post("/login", data={"email": "x@y.z", "password": "p"})
         assert resp.status == 403
         async with client.app[keys.SESSIONMAKER].begin() as s:
-            assert await repo.list_cycles(s, ours.school_id) != []
-            names = [c.name for c in await repo.list_cycles(s, ours.school_id)]
+            assert await schools.list_cycles(s, ours.school_id) != []
+            names = [c.name for c in await schools.list_cycles(s, ours.school_id)]
         assert "2030/31" not in names
 
 
@@ -220,8 +220,8 @@ async def test_another_schools_ids_are_404_everywhere(settings):
         ours, theirs = await two_schools(client)
         sm = client.app[keys.SESSIONMAKER]
         async with sm.begin() as s:
-            inv = (await repo.list_invites(s, theirs.cycle_id))[0]
-            item = await repo.add_evidence(
+            inv = (await responses.list_invites(s, theirs.cycle_id))[0]
+            item = await schools.add_evidence(
                 s, theirs.cycle_id, "FL-1", "link", url="https://example.org/x"
             )
         c, i = theirs.cycle_id, inv.id
@@ -262,8 +262,8 @@ async def test_another_schools_ids_are_404_everywhere(settings):
             assert resp.status == 404, path
         async with sm.begin() as s:
             assert (await s.get(Invite, i)).revoked_at is None
-            assert (await repo.get_cycle(s, c)).status == "open"
-            assert len(await repo.list_evidence(s, c)) == 1
+            assert (await schools.get_cycle(s, c)).status == "open"
+            assert len(await schools.list_evidence(s, c)) == 1
         # The API, with our coordinator's token.
         headers = await api_headers(client, "coord@ours.example")
         for path in (
@@ -301,7 +301,7 @@ async def test_script_in_a_school_name_and_an_evidence_note_is_escaped(settings)
         await add_user(client, "c@example.org", seeded.school_id)
         assert (await login(client, "c@example.org")).status == 303
         async with sm.begin() as s:
-            await repo.add_evidence(
+            await schools.add_evidence(
                 s,
                 seeded.cycle_id,
                 "FL-1",
@@ -363,7 +363,7 @@ async def test_evidence_uploads_links_downloads_and_refusals(settings):
         assert resp.status == 200
         assert "Evidence added to FL-1" in await resp.text()
         async with sm.begin() as s:
-            (item,) = await repo.list_evidence(s, ours.cycle_id, "FL-1")
+            (item,) = await schools.list_evidence(s, ours.cycle_id, "FL-1")
         assert item.filename == "passwd.pdf"
         assert re.fullmatch(r"[0-9a-f]{32}", item.stored_name)
         assert [p.name for p in evidence_dir.iterdir()] == [item.stored_name]
@@ -393,8 +393,8 @@ async def test_evidence_uploads_links_downloads_and_refusals(settings):
             assert resp.status in (200, 413), name
             assert why in text, name
         async with sm.begin() as s:
-            assert await repo.list_evidence(s, ours.cycle_id, "FL-2") == []
-            assert len(await repo.list_evidence(s, ours.cycle_id, "FL-1")) == 3
+            assert await schools.list_evidence(s, ours.cycle_id, "FL-2") == []
+            assert len(await schools.list_evidence(s, ours.cycle_id, "FL-1")) == 3
         assert len(list(evidence_dir.iterdir())) == 3  # refused files are not kept
         # Links: http(s) only.
         token = await csrf_of(client, f"/dashboard/cycles/{ours.cycle_id}/indicators/FL-3")
@@ -428,7 +428,7 @@ async def test_evidence_uploads_links_downloads_and_refusals(settings):
         assert resp.status == 303
         assert not (evidence_dir / item.stored_name).exists()
         async with sm.begin() as s:
-            assert len(await repo.list_evidence(s, ours.cycle_id)) == 3
+            assert len(await schools.list_evidence(s, ours.cycle_id)) == 3
 
 
 # --- running a cycle -------------------------------------------------------------------
@@ -451,7 +451,7 @@ async def test_create_cycle_open_close_and_invites_with_qr(settings):
         )
         assert resp.status == 303
         async with sm.begin() as s:
-            from backend.dashboard.queries import cycle_by_name
+            from storage.schools import cycle_by_name
 
             cycle = await cycle_by_name(s, ours.school_id, "2027/28")
         assert cycle.status == "draft" and cycle.targets == {"learner": 200, "parent": 50}
@@ -487,7 +487,7 @@ async def test_create_cycle_open_close_and_invites_with_qr(settings):
         resp = await post_form(client, url, {"role": "nobody", "count": "1"})
         assert resp.status == 303
         async with sm.begin() as s:
-            invites = await repo.list_invites(s, cycle.id)
+            invites = await responses.list_invites(s, cycle.id)
         assert [(i.role, i.max_uses) for i in invites] == [("learner", 1)] * 3 + [("parent", 30)]
         page = await (await client.get(url)).text()
         for inv in invites:
@@ -517,7 +517,7 @@ async def test_create_cycle_open_close_and_invites_with_qr(settings):
         # Close.
         resp = await post_form(client, f"/dashboard/cycles/{cycle.id}/status", {"status": "closed"})
         async with sm.begin() as s:
-            assert (await repo.get_cycle(s, cycle.id)).status == "closed"
+            assert (await schools.get_cycle(s, cycle.id)).status == "closed"
 
 
 async def add_responses(
@@ -528,14 +528,14 @@ async def add_responses(
 
     async with sm.begin() as s:
         for _ in range(n):
-            r = await repo.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await repo.get_or_create_response(
+            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
+            resp = await responses.get_or_create_response(
                 s, r.id, cycle_id, role, f"{role}@1", "1.0.0", "en", datetime.now(UTC)
             )
             for qid, value in answers.items():
-                await repo.upsert_answer(s, resp.id, qid, value=value)
+                await responses.upsert_answer(s, resp.id, qid, value=value)
             if completed:
-                await repo.set_status(s, resp.id, "completed")
+                await responses.set_status(s, resp.id, "completed")
 
 
 async def test_rates_json_counts_per_role(settings):
@@ -588,7 +588,7 @@ async def test_self_assessment_draft_then_submit(settings):
         resp = await post_form(client, url, data, csrf_page=url)
         assert resp.status == 303 and resp.headers["Location"].endswith(f"#theme-{theme}")
         async with sm.begin() as s:
-            ratings = await repo.list_self_ratings(s, ours.cycle_id)
+            ratings = await schools.list_self_ratings(s, ours.cycle_id)
         assert set(ratings) == set(keys_in_theme)
         assert {r.status for r in ratings.values()} == {"draft"}
         assert ratings[keys_in_theme[0]].comment == "Our careers week, every year"
@@ -606,7 +606,7 @@ async def test_self_assessment_draft_then_submit(settings):
             client, url, {"theme": theme, f"v:{keys_in_theme[0]}": "9"}, csrf_page=url
         )
         async with sm.begin() as s:
-            assert (await repo.list_self_ratings(s, ours.cycle_id))[keys_in_theme[0]].value == 3
+            assert (await schools.list_self_ratings(s, ours.cycle_id))[keys_in_theme[0]].value == 3
         # Progress shows.
         plain = re.sub(r"<[^>]+>", "", page)
         assert f"{len(keys_in_theme)} of {len(placed)} indicators rated" in plain
@@ -614,7 +614,7 @@ async def test_self_assessment_draft_then_submit(settings):
         resp = await post_form(client, url + "/submit", {}, csrf_page=url)
         assert resp.status == 303
         async with sm.begin() as s:
-            ratings = await repo.list_self_ratings(s, ours.cycle_id)
+            ratings = await schools.list_self_ratings(s, ours.cycle_id)
         assert {r.status for r in ratings.values()} == {"submitted"}
         page = await (await client.get(url)).text()
         assert "Self-assessment submitted" in page
@@ -632,12 +632,12 @@ async def test_overview_heatmap_gaps_and_drilldown(settings):
 
         bank = load_banks()["learner"] if isinstance(load_banks(), dict) else None
         async with sm.begin() as s:
-            await repo.sync_question_map(s, load_banks().values())
-            qmap = await repo.question_map(s, bank.tag)
+            await responses.sync_question_map(s, load_banks().values())
+            qmap = await responses.question_map(s, bank.tag)
         qid, inds = next(iter(qmap.items()))
         key = inds[0]
         async with sm.begin() as s:
-            await repo.upsert_self_rating(s, ours.cycle_id, key, value=4)
+            await schools.upsert_self_rating(s, ours.cycle_id, key, value=4)
         # Learners answer on the same bank tag as the question map.
         await add_responses_tag(sm, ours.cycle_id, "learner", bank.tag, 6, {qid: 1})
         await add_responses_tag(sm, ours.cycle_id, "parent", "parent@1", 2, {})
@@ -658,13 +658,13 @@ async def add_responses_tag(sm, cycle_id, role, tag, n, answers):
 
     async with sm.begin() as s:
         for _ in range(n):
-            r = await repo.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await repo.get_or_create_response(
+            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
+            resp = await responses.get_or_create_response(
                 s, r.id, cycle_id, role, tag, "1.0.0", "en", datetime.now(UTC)
             )
             for qid, value in answers.items():
-                await repo.upsert_answer(s, resp.id, qid, value=value)
-            await repo.set_status(s, resp.id, "completed")
+                await responses.upsert_answer(s, resp.id, qid, value=value)
+            await responses.set_status(s, resp.id, "completed")
 
 
 # --- admin -----------------------------------------------------------------------------
@@ -717,7 +717,7 @@ def test_access_decision():
 
 async def api_headers(client, email: str) -> dict[str, str]:
     async with client.app[keys.SESSIONMAKER].begin() as s:
-        user = await repo.get_user_by_email(s, email)
+        user = await schools.get_user_by_email(s, email)
     return {"Authorization": f"Bearer {auth.api_token(client.app[keys.SECRET_KEY], user)}"}
 
 
@@ -774,7 +774,7 @@ async def test_api_token_auth_and_endpoints(settings):
         assert fl1["self"] == 3
         # A new password revokes the token.
         async with client.app[keys.SESSIONMAKER].begin() as s:
-            user = await repo.get_user_by_email(s, "coord@ours.example")
+            user = await schools.get_user_by_email(s, "coord@ours.example")
             user.password_hash = hash_password("another password 1")
         assert (await client.get("/api/me", headers=headers)).status == 401
         # ... and ends the session.
@@ -838,7 +838,7 @@ async def test_charts_and_exports(settings):
         ours, theirs = await two_schools(client)
         sm = client.app[keys.SESSIONMAKER]
         async with sm.begin() as s:
-            await repo.upsert_self_rating(s, ours.cycle_id, "FL-1", value=3)
+            await schools.upsert_self_rating(s, ours.cycle_id, "FL-1", value=3)
         await add_responses(sm, ours.cycle_id, "learner", 6, {})
         base = f"/dashboard/cycles/{ours.cycle_id}"
         page = await (await client.get(base)).text()

@@ -22,7 +22,7 @@ from backend.i18n import Texts, dashboard_languages, negotiate, texts
 from conversations.i18n import Translator, localized_model
 from conversations.model import load_model, translate_model
 from conversations.roles import Role
-from storage import repo
+from storage import responses, schools
 from storage.models import User
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
 from tests.backend.test_dashboard import add_user, csrf_of, login
@@ -239,17 +239,17 @@ async def pseudo_world(client: Any) -> dict[str, Any]:
     sm = client.app[dashweb.keys.SESSIONMAKER]
 
     async with sm.begin() as s:
-        school = await repo.create_school(s, "zeta", MARK)
-        user = await repo.create_user(
+        school = await schools.create_school(s, "zeta", MARK)
+        user = await schools.create_user(
             s, school.id, "coord@zeta.example", (await _hash()), "coordinator"
         )
-        await repo.create_user(s, None, "admin@zeta.example", (await _hash()), "admin")
-        old = await repo.create_cycle(s, school.id, f"{MARK}1", "1.0.0", status="closed")
-        cycle = await repo.create_cycle(s, school.id, f"{MARK}2", "1.0.0", status="open")
+        await schools.create_user(s, None, "admin@zeta.example", (await _hash()), "admin")
+        old = await schools.create_cycle(s, school.id, f"{MARK}1", "1.0.0", status="closed")
+        cycle = await schools.create_cycle(s, school.id, f"{MARK}2", "1.0.0", status="open")
         ids: dict[str, Any] = {"slug": "zeta", "school_id": school.id, "user_id": user.id}
         ids["cycles"] = [cycle.id, old.id]
         for cid in (cycle.id, old.id):
-            invites = await repo.create_invites(
+            invites = await responses.create_invites(
                 s,
                 cid,
                 "learner",
@@ -260,9 +260,9 @@ async def pseudo_world(client: Any) -> dict[str, Any]:
             )
             ids[("invite_id", cid)] = invites[0].id
             CODES.extend(i.code for i in invites)
-            await repo.upsert_self_rating(s, cid, "VL-1", 2, None, MARK, "submitted", user.id)
-            await repo.upsert_self_rating(s, cid, "FL-3.1", None, 12, None, "draft", user.id)
-            link = await repo.add_evidence(
+            await schools.upsert_self_rating(s, cid, "VL-1", 2, None, MARK, "submitted", user.id)
+            await schools.upsert_self_rating(s, cid, "FL-3.1", None, 12, None, "draft", user.id)
+            link = await schools.add_evidence(
                 s, cid, "VL-1", "link", url="https://example.org/p", note=MARK
             )
             ids[("evidence_id", cid)] = link.id
@@ -500,7 +500,7 @@ async def test_invite_cards_are_in_the_schools_languages(settings):
         sm = client.app[dashweb.keys.SESSIONMAKER]
         seeded = await seed_school(sm)
         async with sm.begin() as s:
-            school = await repo.get_school(s, seeded.school_id)
+            school = await schools.get_school(s, seeded.school_id)
             school.languages = ["uk", "en"]
         await add_user(client, "coord@example.org", seeded.school_id)
         assert (await login(client, "coord@example.org")).status == 303
@@ -531,7 +531,7 @@ async def test_a_school_picks_its_survey_languages(settings):
 
         async def languages() -> list[str]:
             async with sm() as s:
-                return list((await repo.get_school(s, seeded.school_id)).languages)
+                return list((await schools.get_school(s, seeded.school_id)).languages)
 
         token = await csrf_of(client, page)
         data = {"csrf": token, "lang": ["en", "uk"], "first": "uk"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from backend.analytics.report import build_report
 from backend.demo import DEMO_SLUG, prepare_demo
 from conversations.model import load_model
-from storage import repo
+from storage import schools
 from storage.db import create_engine, make_sessionmaker
 from tests.apptools import make_settings
 
@@ -20,10 +20,10 @@ async def test_demo_is_seeded_once_and_shows_gaps_and_suppression(tmp_path):
     engine = create_engine(settings.database_url)
     try:
         async with make_sessionmaker(engine)() as s:
-            school = await repo.get_school_by_slug(s, DEMO_SLUG)
-            cycles = await repo.list_cycles(s, school.id)
+            school = await schools.get_school_by_slug(s, DEMO_SLUG)
+            cycles = await schools.list_cycles(s, school.id)
             assert sorted(c.status for c in cycles) == ["closed", "open"]
-            current = await repo.current_cycle(s, school.id)
+            current = await schools.current_cycle(s, school.id)
             report = await build_report(s, current.id, load_model())
     finally:
         await engine.dispose()

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from backend import keys
 from backend.dashboard import auth, views_account
 from backend.dashboard.web import LIMITER
-from storage import repo
+from storage import schools
 from tests.apptools import create_schema, make_settings, running_app
 from tests.security.bench import PASSWORD, login
 
@@ -57,7 +57,7 @@ def any_settings(request, tmp_path):
 async def _add_user(client, email: str = EMAIL) -> None:
     async with client.app[keys.SESSIONMAKER].begin() as s:
         # Any string will do for the hash: verify_password is replaced above.
-        await repo.create_user(s, None, email, "not-an-argon2-hash", "admin")
+        await schools.create_user(s, None, email, "not-an-argon2-hash", "admin")
 
 
 async def _login(client, email: str, password: str, ip: str = "127.0.0.1", **kw: Any) -> Any:

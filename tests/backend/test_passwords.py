@@ -31,7 +31,7 @@ from backend.passwords import (
     hash_password,
     verify_password,
 )
-from storage import repo
+from storage import schools
 from storage.models import User
 from tests.apptools import create_schema, make_settings, running_app
 from tests.security.bench import csrf_of, login, session_cookie
@@ -140,9 +140,9 @@ async def app(tmp_path) -> Any:
     async with running_app(settings) as client:
         sm = client.app[keys.SESSIONMAKER]
         async with sm.begin() as s:
-            school = await repo.create_school(s, "ogre-tech", "Ogre Technical School")
-            await repo.create_user(s, school.id, EMAIL, hash_password(PASSWORD, EMAIL))
-            await repo.create_user(
+            school = await schools.create_school(s, "ogre-tech", "Ogre Technical School")
+            await schools.create_user(s, school.id, EMAIL, hash_password(PASSWORD, EMAIL))
+            await schools.create_user(
                 s, None, "admin@school.example", hash_password(PASSWORD), "admin"
             )
         yield client
@@ -150,7 +150,7 @@ async def app(tmp_path) -> Any:
 
 async def _password_hash(client, email: str = EMAIL) -> str | None:
     async with client.app[keys.SESSIONMAKER]() as s:
-        user = await repo.get_user_by_email(s, email)
+        user = await schools.get_user_by_email(s, email)
         return user.password_hash if user else None
 
 

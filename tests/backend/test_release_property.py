@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from backend.analytics import releases, summaries
 from backend.analytics.report import build_report
 from conversations.model import load_model
-from storage import repo
+from storage import responses, schools
 from storage.db import create_engine, make_sessionmaker
 from storage.models import Base, QuestionMap
 
@@ -155,8 +155,8 @@ async def _setup(url: str) -> tuple[Any, Any, int]:
         await conn.run_sync(Base.metadata.create_all)
     sm = make_sessionmaker(engine)
     async with sm.begin() as s:
-        school = await repo.create_school(s, "prop", "Property School")
-        cycle = await repo.create_cycle(
+        school = await schools.create_school(s, "prop", "Property School")
+        cycle = await schools.create_cycle(
             s, school.id, "2026/27", MODEL.version, anonymity_threshold=K, free_text_threshold=K
         )
         for q, keys in MAP.items():
@@ -167,13 +167,13 @@ async def _setup(url: str) -> tuple[Any, Any, int]:
 
 async def _save(s: Any, rid: int, q: str, v: Any) -> None:
     if q == TEXT:
-        await repo.upsert_comment(s, rid, q, v)
+        await responses.upsert_comment(s, rid, q, v)
     elif v == "na":
-        await repo.upsert_answer(s, rid, q, na=True)
+        await responses.upsert_answer(s, rid, q, na=True)
     elif v == "skip":
-        await repo.upsert_answer(s, rid, q, skipped=True)
+        await responses.upsert_answer(s, rid, q, skipped=True)
     else:
-        await repo.upsert_answer(s, rid, q, value=v)
+        await responses.upsert_answer(s, rid, q, value=v)
 
 
 async def _history(url: str, ops: list[tuple]) -> None:
@@ -198,19 +198,19 @@ async def _apply(s: Any, ref: Reference, cycle_id: int, op: tuple) -> None:
     if op[0] == "arrive":
         _, answers, status = op
         person = Person(dict(answers), status)
-        respondent = await repo.get_or_create_respondent(s, person.subject)
-        resp = await repo.get_or_create_response(
+        respondent = await responses.get_or_create_respondent(s, person.subject)
+        resp = await responses.get_or_create_response(
             s, respondent.id, cycle_id, "learner", BANK, MODEL.version, "en", datetime.now(UTC)
         )
         person.response_id = resp.id
         for q, v in answers.items():
             await _save(s, resp.id, q, v)
-        await repo.set_status(s, resp.id, status)
+        await responses.set_status(s, resp.id, status)
         ref.people.append(person)
     elif op[0] == "finish" and live:
         p = ref.people[live[op[1] % len(live)]]
         p.status = "completed"
-        await repo.set_status(s, p.response_id, "completed")
+        await responses.set_status(s, p.response_id, "completed")
     elif op[0] == "change" and live:
         _, who, q, v = op
         p = ref.people[live[who % len(live)]]
@@ -219,10 +219,10 @@ async def _apply(s: Any, ref: Reference, cycle_id: int, op: tuple) -> None:
     elif op[0] == "erase" and live:
         p = ref.people[live[op[1] % len(live)]]
         p.erased = True
-        await repo.erase_respondent(s, p.subject)
+        await responses.erase_respondent(s, p.subject)
     elif op[0] == "close":
         ref.closed = True
-        cycle = await repo.get_cycle(s, cycle_id)
+        cycle = await schools.get_cycle(s, cycle_id)
         assert cycle is not None
         cycle.status = "closed"
 
@@ -232,7 +232,7 @@ async def _read(sm: Any, ref: Reference, cycle_id: int, seen: list[Counter]) -> 
     ref.release()
     async with sm.begin() as s:
         report = await build_report(s, cycle_id, MODEL)
-        cycle = await repo.get_cycle(s, cycle_id)
+        cycle = await schools.get_cycle(s, cycle_id)
         assert cycle is not None
         stored, _built = await summaries.cycle_summaries(s, {cycle.school_id: cycle}, MODEL)
         summary = stored[cycle.school_id]

@@ -14,7 +14,7 @@ from conversations import engine as E
 from conversations.banks import load_banks
 from conversations.model import load_model
 from conversations.survey import Survey
-from storage import repo
+from storage import responses
 from storage.models import Answer, Comment, Invite, Respondent, Response
 from storage.sessions import MemorySessionStore, RedisSessionStore
 from storage.survey import SqlSurveyStore
@@ -42,7 +42,7 @@ async def store(request, db_url, redis_prefix):
 @pytest.fixture
 async def runner(sessionmaker, store):
     async with sessionmaker.begin() as s:
-        await repo.sync_question_map(s, load_banks().values())
+        await responses.sync_question_map(s, load_banks().values())
     engine = E.Engine.from_banks(load_banks().values(), load_model().version)
     return Survey(
         engine=engine,
@@ -162,8 +162,8 @@ async def test_delete_erases_everything_of_that_person_only(runner, sessionmaker
     assert out.step.effects == (E.Erase(),)
     assert await count(sessionmaker, Response) == 1
     async with sessionmaker() as s:
-        assert await repo.get_respondent(s, gone) is None
-        assert await repo.get_respondent(s, keep) is not None
+        assert await responses.get_respondent(s, gone) is None
+        assert await responses.get_respondent(s, keep) is not None
     # and a tap on an old card afterwards stores nothing
     after = await runner.handle(gone, E.Answer("l01", "4"))
     assert after.step.effects == ()

@@ -325,7 +325,7 @@ async def test_invalid_and_expired_invites(app_client):
 
 
 async def test_an_invite_of_a_cycle_that_opens_later_is_refused_at_once(app_client):
-    """The one invite rule (storage.repo.invite_refusal) decides on the link as at consent:
+    """The one invite rule (storage.responses.invite_refusal) decides on the link as at consent:
     no consent card for a cycle that opens tomorrow, only the reason."""
     sm = app_client.app[keys.SESSIONMAKER]
     seeded = await seed_school(sm, roles=["learner"])

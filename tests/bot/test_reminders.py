@@ -565,7 +565,7 @@ async def test_migration_0002_up_and_down(db_url):
 async def test_a_coordinator_sends_the_announcement_from_the_dashboard_once(storage, fake_api):
     """The dashboard's form: CSRF-protected, once per cycle, then shown on the overview."""
     from backend.passwords import hash_password
-    from storage import repo as _repo
+    from storage import schools
     from storage.models import Announcement
 
     clock = FakeClock(T0)
@@ -574,7 +574,7 @@ async def test_a_coordinator_sends_the_announcement_from_the_dashboard_once(stor
         client = bench.client
         sm = client.app[keys.SESSIONMAKER]
         async with sm.begin() as s:
-            await _repo.create_user(
+            await schools.create_user(
                 s,
                 bench.seeded.school_id,
                 "coord@school.test",

@@ -39,7 +39,7 @@ async def test_every_role_answers_a_whole_survey_at_once(bench):
 
 
 async def test_an_invite_of_a_cycle_that_opens_later_is_refused_at_once(bench):
-    """The one invite rule (storage.repo.invite_refusal) decides at /start as at consent:
+    """The one invite rule (storage.responses.invite_refusal) decides at /start as at consent:
     no consent card for a cycle that opens tomorrow, only the reason."""
     async with bench.app_sessionmaker.begin() as s:
         await s.execute(

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from backend import keys
 from bot import callback
-from storage import repo
+from storage import responses
 from storage.models import Respondent, Response
 from tests.bot.fakebot import Shown, User
 
@@ -109,8 +109,8 @@ async def stored(bench, user: User) -> tuple[str | None, dict[str, object]]:
         if rid is None:
             return None, {}
         status = await s.scalar(select(Response.status).where(Response.id == rid))
-        given: dict[str, object] = dict(await repo.load_answers(s, rid))
-        given.update(await repo.load_comments(s, rid))
+        given: dict[str, object] = dict(await responses.load_answers(s, rid))
+        given.update(await responses.load_comments(s, rid))
         return status, given
 
 

@@ -36,7 +36,7 @@ from conversations import engine as E
 from conversations.banks import load_banks, parse_bank
 from conversations.model import load_model
 from conversations.roles import Role
-from storage import repo
+from storage import responses, schools
 from storage.models import Answer
 from tests.apptools import NUMBER_BANK_YAML, TOKEN, WEBHOOK_SECRET, seed_school
 from tests.browser.conftest import fake_bot_api, phone_context, serve_app
@@ -282,13 +282,13 @@ async def test_web_chat_by_keyboard_only(browser, sqlite_settings, screenshots):
 async def _answers(sm, cycle_id: int, role: str, tag: str, n: int, answers: dict[str, int]):
     async with sm.begin() as s:
         for _ in range(n):
-            r = await repo.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await repo.get_or_create_response(
+            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
+            resp = await responses.get_or_create_response(
                 s, r.id, cycle_id, role, tag, "1.0.0", "en", datetime.now(UTC)
             )
             for qid, value in answers.items():
-                await repo.upsert_answer(s, resp.id, qid, value=value)
-            await repo.set_status(s, resp.id, "completed")
+                await responses.upsert_answer(s, resp.id, qid, value=value)
+            await responses.set_status(s, resp.id, "completed")
 
 
 async def _dashboard_data(sm) -> tuple[int, str]:
@@ -297,25 +297,25 @@ async def _dashboard_data(sm) -> tuple[int, str]:
     model = load_model()
     banks = load_banks()
     async with sm.begin() as s:
-        school = await repo.create_school(s, "ogre-tech", "Ogre Technical School")
-        await repo.create_user(s, school.id, EMAIL, hash_password(PASSWORD))
-        await repo.create_user(s, None, ADMIN, hash_password(PASSWORD), role="admin")
-        await repo.sync_question_map(s, banks.values())
-        qmap = await repo.question_map(s, banks["learner"].tag)
-        cycle = await repo.create_cycle(
+        school = await schools.create_school(s, "ogre-tech", "Ogre Technical School")
+        await schools.create_user(s, school.id, EMAIL, hash_password(PASSWORD))
+        await schools.create_user(s, None, ADMIN, hash_password(PASSWORD), role="admin")
+        await responses.sync_question_map(s, banks.values())
+        qmap = await responses.question_map(s, banks["learner"].tag)
+        cycle = await schools.create_cycle(
             s, school.id, "2026/27", model.version, targets={"learner": 10, "parent": 20}
         )
-        await repo.create_invites(s, cycle.id, "learner", count=3)
-        await repo.create_invites(s, cycle.id, "parent", count=1, max_uses=60, label="Evening")
+        await responses.create_invites(s, cycle.id, "learner", count=3)
+        await responses.create_invites(s, cycle.id, "parent", count=1, max_uses=60, label="Evening")
         index = model.index()
         keys_ = sorted({k for inds in qmap.values() for k in inds if k in index})
         low = set(keys_[::2])  # self 4, learners 1: blind spots; the rest the other way round
         for k in keys_:
             if index[k].indicator.number:
-                await repo.upsert_self_rating(s, cycle.id, k, number=3, status="submitted")
+                await schools.upsert_self_rating(s, cycle.id, k, number=3, status="submitted")
             else:
                 value = 4 if k in low else 0
-                await repo.upsert_self_rating(s, cycle.id, k, value=value, status="submitted")
+                await schools.upsert_self_rating(s, cycle.id, k, value=value, status="submitted")
     learner = {q: (1 if any(k in low for k in inds) else 4) for q, inds in qmap.items()}
     await _answers(sm, cycle.id, "learner", banks["learner"].tag, 7, learner)
     await _answers(sm, cycle.id, "learner", banks["learner"].tag, 1, {})  # started only
@@ -327,7 +327,7 @@ async def _dashboard_data(sm) -> tuple[int, str]:
 
 async def _parent_questions(sm, banks) -> dict[str, int]:
     async with sm() as s:
-        qmap = await repo.question_map(s, banks["parent"].tag)
+        qmap = await responses.question_map(s, banks["parent"].tag)
     return {q: 3 for q in qmap}
 
 
@@ -435,15 +435,15 @@ async def test_dashboard_has_no_serious_violations(browser, sqlite_settings, scr
 
 async def _cluster_of_three(sm) -> int:
     """Ogre Technical School and two more schools (with a cycle each) in one cluster."""
-    from backend.dashboard.queries import add_cluster_member, create_cluster
+    from storage.clusters import add_cluster_member, create_cluster
 
     async with sm.begin() as s:
         cluster = await create_cluster(s, "Riga and Ogre VET cluster")
-        ogre = await repo.get_school_by_slug(s, "ogre-tech")
+        ogre = await schools.get_school_by_slug(s, "ogre-tech")
         await add_cluster_member(s, cluster.id, ogre.id)
         for slug, name in (("riga-1", "Riga State Technical School"), ("riga-2", "Riga Art")):
-            other = await repo.create_school(s, slug, name)
-            await repo.create_cycle(s, other.id, "2026/27", load_model().version)
+            other = await schools.create_school(s, slug, name)
+            await schools.create_cycle(s, other.id, "2026/27", load_model().version)
             await add_cluster_member(s, cluster.id, other.id)
         return cluster.id
 

@@ -17,7 +17,7 @@ from backend import keys
 from backend.passwords import hash_password
 from conversations.banks import load_banks
 from conversations.model import load_model
-from storage import repo
+from storage import responses, schools
 from tests.browser.conftest import serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
@@ -60,13 +60,13 @@ async def answer(sm, cycle_id: int, tag: str, n: int, answers: dict[str, int]) -
     """n learners who completed the survey (as the runner would store them)."""
     async with sm.begin() as s:
         for _ in range(n):
-            r = await repo.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await repo.get_or_create_response(
+            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
+            resp = await responses.get_or_create_response(
                 s, r.id, cycle_id, "learner", tag, "1.0.0", "en", datetime.now(UTC)
             )
             for qid, value in answers.items():
-                await repo.upsert_answer(s, resp.id, qid, value=value)
-            await repo.set_status(s, resp.id, "completed")
+                await responses.upsert_answer(s, resp.id, qid, value=value)
+            await responses.set_status(s, resp.id, "completed")
 
 
 async def test_coordinator_runs_a_cycle(browser, sqlite_settings, screenshots):
@@ -75,10 +75,10 @@ async def test_coordinator_runs_a_cycle(browser, sqlite_settings, screenshots):
     async with serve_app(sqlite_settings) as (base, app):
         sm = app[keys.SESSIONMAKER]
         async with sm.begin() as s:
-            school = await repo.create_school(s, "ogre-tech", "Ogre Technical School")
-            await repo.create_user(s, school.id, EMAIL, hash_password(PASSWORD))
-            await repo.sync_question_map(s, load_banks().values())
-            qmap = await repo.question_map(s, bank.tag)
+            school = await schools.create_school(s, "ogre-tech", "Ogre Technical School")
+            await schools.create_user(s, school.id, EMAIL, hash_password(PASSWORD))
+            await responses.sync_question_map(s, load_banks().values())
+            qmap = await responses.question_map(s, bank.tag)
         # Learner questions on the first theme that learners speak to.
         index = model.index()
         by_theme: dict[str, dict[str, list[str]]] = {}

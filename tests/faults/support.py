@@ -31,7 +31,7 @@ from bot import callback
 from conversations import engine as E
 from conversations.banks import load_banks
 from conversations.model import load_model
-from storage import repo
+from storage import responses
 from storage.models import Respondent, Response
 from tests.apptools import TOKEN, WEBHOOK_SECRET
 from tests.bot.fakebot import User
@@ -378,8 +378,8 @@ async def stored_codes(sessionmaker: async_sessionmaker, subject: str) -> tuple[
             return None, {}
         assert len(row) == 1, "more than one response for one person"
         rid, status = row[0]
-        answers = await repo.load_answers(s, rid)
-        comments = await repo.load_comments(s, rid)
+        answers = await responses.load_answers(s, rid)
+        comments = await responses.load_comments(s, rid)
     codes = {qid: "t" for qid in comments}
     for qid, a in answers.items():
         assert qid not in codes, f"{qid} is both an answer and a comment"

@@ -34,7 +34,7 @@ from backend.dashboard import auth
 from backend.dashboard.evidence import evidence_dir, new_stored_name
 from backend.passwords import hash_password
 from conversations.banks import load_banks
-from storage import repo
+from storage import responses, schools
 from tests.apptools import db_url_of, make_settings, running_app
 
 PASSWORD = "correct horse battery"
@@ -108,28 +108,28 @@ async def _respond(
     status: str = "completed",
 ) -> None:
     tag = load_banks()[role].tag
-    r = await repo.get_or_create_respondent(s, secrets.token_hex(32))
-    resp = await repo.get_or_create_response(
+    r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
+    resp = await responses.get_or_create_response(
         s, r.id, cycle_id, role, tag, "1.0.0", language, datetime.now(UTC)
     )
     for qid, value in answers.items():
-        await repo.upsert_answer(s, resp.id, qid, value=value)
+        await responses.upsert_answer(s, resp.id, qid, value=value)
     for qid, text in (comments or {}).items():
-        await repo.upsert_comment(s, resp.id, qid, text)
-    await repo.set_status(s, resp.id, status)
+        await responses.upsert_comment(s, resp.id, qid, text)
+    await responses.set_status(s, resp.id, status)
 
 
 async def _school(client: TestClient, slug: str, name: str, mark: str, data_dir: Any) -> SchoolData:
     sm = client.app[keys.SESSIONMAKER]
     email = f"coord@{slug}.example"
     async with sm.begin() as s:
-        school = await repo.create_school(s, slug, name)
-        user = await repo.create_user(s, school.id, email, password_hash())
-        old = await repo.create_cycle(s, school.id, f"2024/25 {mark}", "1.0.0", status="closed")
-        cycle = await repo.create_cycle(s, school.id, f"2026/27 {mark}", "1.0.0", status="open")
+        school = await schools.create_school(s, slug, name)
+        user = await schools.create_user(s, school.id, email, password_hash())
+        old = await schools.create_cycle(s, school.id, f"2024/25 {mark}", "1.0.0", status="closed")
+        cycle = await schools.create_cycle(s, school.id, f"2026/27 {mark}", "1.0.0", status="open")
         data = SchoolData(slug, school.id, email, user.id, cycle.id, old.id)
         for cid in (cycle.id, old.id):
-            invites = await repo.create_invites(
+            invites = await responses.create_invites(
                 s,
                 cid,
                 "learner",
@@ -140,16 +140,16 @@ async def _school(client: TestClient, slug: str, name: str, mark: str, data_dir:
             )
             data.invite_ids += [i.id for i in invites]
             data.invite_codes += [i.code for i in invites]
-            await repo.upsert_self_rating(
+            await schools.upsert_self_rating(
                 s, cid, "VL-1", SELF_VL1, None, f"self comment {mark}", "submitted", user.id
             )
-            await repo.upsert_self_rating(s, cid, "VL-2", 3, None, None, "draft", user.id)
-            link = await repo.add_evidence(
+            await schools.upsert_self_rating(s, cid, "VL-2", 3, None, None, "draft", user.id)
+            link = await schools.add_evidence(
                 s, cid, "VL-1", "link", url="https://example.org/plan", note=f"note {mark}"
             )
             stored = new_stored_name()
             (evidence_dir(data_dir) / stored).write_bytes(b"%PDF-1.4 " + mark.encode())
-            file = await repo.add_evidence(
+            file = await schools.add_evidence(
                 s,
                 cid,
                 "VL-1",

@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema_rs
 
 from conversations.model import load_model
-from storage import repo
+from storage import schools
 from tests.security.bench import World
 
 OPERATIONS = {
@@ -143,7 +143,7 @@ async def test_response_properties_are_all_required_and_no_others_sent(world: Wo
 
 async def _stored(w: World) -> dict[str, Any]:
     async with w.sm() as s:
-        ratings = await repo.list_self_ratings(s, w.a.cycle_id)
+        ratings = await schools.list_self_ratings(s, w.a.cycle_id)
     return {k: (r.value, r.number, r.comment, r.status) for k, r in ratings.items()}
 
 

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from backend.dashboard.auth import API_TOKEN_PREFIX
-from storage import repo
+from storage import schools
 from tests.security.bench import World, login, session_csrf
 
 
@@ -22,7 +22,7 @@ def _ratings_url(w: World) -> str:
 
 async def _stored(w: World) -> dict[str, Any]:
     async with w.sm() as s:
-        ratings = await repo.list_self_ratings(s, w.a.cycle_id)
+        ratings = await schools.list_self_ratings(s, w.a.cycle_id)
     return {k: (r.value, r.number, r.comment, r.status) for k, r in ratings.items()}
 
 
@@ -112,7 +112,7 @@ async def test_a_nul_in_a_school_slug_is_400_not_500(world: World):
             )
             assert resp.status == 400, (slug, action, resp.status)
     async with w.sm() as s:
-        assert len(await repo.list_cycles(s, w.a.school_id)) == 2
+        assert len(await schools.list_cycles(s, w.a.school_id)) == 2
 
 
 async def test_405_answers_keep_the_allow_header(world: World):

@@ -22,7 +22,7 @@ from sqlalchemy import inspect, select
 
 from backend import keys
 from backend.dashboard import auth
-from storage import repo
+from storage import responses, schools
 from storage.models import Base, Response
 from tests.apptools import db_url_of, make_settings, running_app
 from tests.security.bench import CSRF_FIELD, PASSWORD, password_hash
@@ -53,7 +53,7 @@ class Survey:
 
     async def invites(self, role: str, count: int, max_uses: int | None = 1) -> list[str]:
         async with self.sm.begin() as s:
-            made = await repo.create_invites(
+            made = await responses.create_invites(
                 s, self.cycle_id, role, count=count, max_uses=max_uses, label="Class 3B"
             )
         return [i.code for i in made]
@@ -71,9 +71,9 @@ async def survey(db_engine, tmp_path) -> AsyncIterator[Survey]:
     async with running_app(settings) as client:
         sm = client.app[keys.SESSIONMAKER]
         async with sm.begin() as s:
-            school = await repo.create_school(s, "alpha", "Alpha School")
-            user = await repo.create_user(s, school.id, "coord@alpha.example", password_hash())
-            cycle = await repo.create_cycle(s, school.id, "2026/27", "1.0.0")
+            school = await schools.create_school(s, "alpha", "Alpha School")
+            user = await schools.create_user(s, school.id, "coord@alpha.example", password_hash())
+            cycle = await schools.create_cycle(s, school.id, "2026/27", "1.0.0")
         yield Survey(
             client, cycle.id, user.email, auth.api_token(client.app[keys.SECRET_KEY], user)
         )
@@ -252,7 +252,7 @@ async def test_nothing_stored_joins_an_answer_to_its_code(survey: Survey):
     for code, v in zip(codes, (4, 3, 2, 1, 0), strict=True):
         await answer(survey, code, parent(v))
     async with survey.sm() as s:
-        used = [i for i in await repo.list_invites(s, survey.cycle_id) if i.uses]
+        used = [i for i in await responses.list_invites(s, survey.cycle_id) if i.uses]
         assert len(used) == 5
         tables = await s.run_sync(lambda sync: inspect(sync.connection()).get_table_names())
         links = []

@@ -212,11 +212,11 @@ async def test_every_route_refuses_the_other_schools_ids(world: World):
 async def test_a_peer_of_no_cluster_reads_only_their_school(world: World):
     """A peer reviewer without a shared cluster gets 404 for school B, like a coordinator."""
     from backend.passwords import hash_password
-    from storage import repo
+    from storage import schools
 
     w, client = world, world.client
     async with w.sm.begin() as s:
-        await repo.create_user(
+        await schools.create_user(
             s, w.a.school_id, "peer@alpha.example", hash_password("peer password 123"), "peer"
         )
         n_before = await s.scalar(select(func.count()).select_from(Base.metadata.tables["cycle"]))

@@ -133,7 +133,7 @@ def _upload_form(csrf: str, filename: str, data: bytes, **fields: str) -> FormDa
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_hostile_evidence_uploads(world: World, tmp_path):
-    from storage import repo
+    from storage import schools
 
     w, client = world, world.client
     assert (await login(client, w.a.email)).status == 303
@@ -149,7 +149,7 @@ async def test_hostile_evidence_uploads(world: World, tmp_path):
 
     async def added() -> list[Any]:
         async with w.sm() as s:
-            return await repo.list_evidence(s, w.a.cycle_id, "VL-2")
+            return await schools.list_evidence(s, w.a.cycle_id, "VL-2")
 
     # A traversal name: stored under a random name in the store, shown sanitised.
     name = "../../../" + str(outside.relative_to("/")).replace("evil.pdf", "") + "evil.pdf"

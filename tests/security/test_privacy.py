@@ -19,7 +19,7 @@ from backend.dashboard import auth
 from backend.logs import JsonFormatter
 from backend.passwords import hash_password
 from conversations import engine as E
-from storage import repo
+from storage import schools
 from storage.models import Answer, Response
 from tests.bot.conftest import fake_api, open_bench, storage  # noqa: F401 (fixtures)
 from tests.bot.fakebot import User
@@ -64,7 +64,7 @@ async def test_no_raw_telegram_id_or_username_anywhere(storage, fake_api, caplog
             await answer_everything(user, text="Our careers week helps")
         # The exports of the cycle, fetched by its coordinator.
         async with bench.app_sessionmaker.begin() as s:
-            coord = await repo.create_user(
+            coord = await schools.create_user(
                 s, bench.seeded.school_id, "c@privacy.example", hash_password("pw " * 5)
             )
         token = auth.api_token(bench.app[keys.SECRET_KEY], coord)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from conversations.banks import Bank
 from conversations.identity import subject_hash
-from storage import repo
+from storage import errors, responses, schools
 from storage.models import Answer, Comment, Invite, QuestionMap, Respondent, Response
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -29,59 +29,61 @@ async def _count(sm, model, *where) -> int:
 @pytest.fixture
 async def cycle(sessionmaker):
     async with sessionmaker.begin() as s:
-        school = await repo.create_school(s, "vet-a", "VET School A", languages=["en", "ro"])
-        return await repo.create_cycle(s, school.id, "2026/27", "1.0")
+        school = await schools.create_school(s, "vet-a", "VET School A", languages=["en", "ro"])
+        return await schools.create_cycle(s, school.id, "2026/27", "1.0")
 
 
 async def _response(sm, cycle, n: int = 1, role: str = "learner"):
     async with sm.begin() as s:
-        r = await repo.get_or_create_respondent(s, _hash(n))
-        return await repo.get_or_create_response(
+        r = await responses.get_or_create_respondent(s, _hash(n))
+        return await responses.get_or_create_response(
             s, r.id, cycle.id, role, f"{role}@1", "1.0", "en", NOW
         )
 
 
 async def test_schools_users_and_cycles(sessionmaker) -> None:
     async with sessionmaker.begin() as s:
-        a = await repo.create_school(s, "b-school", "Beta", anonymity_threshold=6)
-        await repo.create_school(s, "a-school", "Alpha")
+        a = await schools.create_school(s, "b-school", "Beta", anonymity_threshold=6)
+        await schools.create_school(s, "a-school", "Alpha")
         with pytest.raises(ValueError):
-            await repo.create_school(s, "x", "X", anonymity_threshold=2)
-        user = await repo.create_user(s, a.id, "  Coord@Example.ORG ", "argon2$...", "coordinator")
+            await schools.create_school(s, "x", "X", anonymity_threshold=2)
+        user = await schools.create_user(
+            s, a.id, "  Coord@Example.ORG ", "argon2$...", "coordinator"
+        )
         with pytest.raises(ValueError):
-            await repo.create_user(s, a.id, "x@y.z", "h", "god")
+            await schools.create_user(s, a.id, "x@y.z", "h", "god")
     async with sessionmaker.begin() as s:
-        assert [x.slug for x in await repo.list_schools(s)] == ["a-school", "b-school"]
-        school = await repo.get_school_by_slug(s, "b-school")
+        assert [x.slug for x in await schools.list_schools(s)] == ["a-school", "b-school"]
+        school = await schools.get_school_by_slug(s, "b-school")
         assert school is not None and school.languages == ["en"]
-        assert await repo.get_school_by_slug(s, "nope") is None
-        found = await repo.get_user_by_email(s, "COORD@example.org")
+        assert await schools.get_school_by_slug(s, "nope") is None
+        found = await schools.get_user_by_email(s, "COORD@example.org")
         assert found is not None and found.id == user.id and found.email == "coord@example.org"
-        await repo.record_login(s, user.id, NOW)
+        await schools.record_login(s, user.id, NOW)
 
-        c1 = await repo.create_cycle(s, school.id, "2025/26", "1.0", targets={"learner": 50})
+        c1 = await schools.create_cycle(s, school.id, "2025/26", "1.0", targets={"learner": 50})
         assert (c1.anonymity_threshold, c1.free_text_threshold) == (6, 10)
         assert c1.targets == {"learner": 50}
-        c2 = await repo.create_cycle(s, school.id, "2026/27", "1.0", 1, 2)
+        c2 = await schools.create_cycle(s, school.id, "2026/27", "1.0", 1, 2)
         assert (c2.anonymity_threshold, c2.free_text_threshold) == (3, 3)  # never below 3
-        assert (await repo.current_cycle(s, school.id)).id == c2.id
-        await repo.set_cycle_status(s, c2.id, "closed")
+        assert (await schools.current_cycle(s, school.id)).id == c2.id
+        await schools.set_cycle_status(s, c2.id, "closed")
     async with sessionmaker.begin() as s:
-        assert (await repo.current_cycle(s, school.id)).id == c1.id
-        assert [c.name for c in await repo.list_cycles(s, school.id)] == ["2026/27", "2025/26"]
-        assert (await repo.get_user(s, user.id)).last_login_at == NOW
-        with pytest.raises(repo.NotFound):
-            await repo.create_cycle(s, 999_999, "x", "1.0")
+        assert (await schools.current_cycle(s, school.id)).id == c1.id
+        assert [c.name for c in await schools.list_cycles(s, school.id)] == ["2026/27", "2025/26"]
+        assert (await schools.get_user(s, user.id)).last_login_at == NOW
+        with pytest.raises(errors.NotFound):
+            await schools.create_cycle(s, 999_999, "x", "1.0")
 
 
 async def test_invite_codes_and_redeem(sessionmaker, cycle) -> None:
     async with sessionmaker.begin() as s:
-        invites = await repo.create_invites(s, cycle.id, "learner", count=3)
-        reusable, expiring, revoked = await repo.create_invites(
+        invites = await responses.create_invites(s, cycle.id, "learner", count=3)
+        reusable, expiring, revoked = await responses.create_invites(
             s, cycle.id, "parent", count=3, max_uses=None, label="class 10B"
         )
         with pytest.raises(ValueError):
-            await repo.create_invites(s, cycle.id, "alien")
+            await responses.create_invites(s, cycle.id, "alien")
     codes = [i.code for i in invites]
     assert len(set(codes)) == 3
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{12,22}", c) for c in codes)
@@ -92,52 +94,52 @@ async def test_invite_codes_and_redeem(sessionmaker, cycle) -> None:
             .where(Invite.id == expiring.id)
             .values(expires_at=NOW - timedelta(seconds=1))
         )
-        assert await repo.revoke_invite(s, revoked.id, NOW)
-        assert not await repo.revoke_invite(s, revoked.id, NOW)
+        assert await responses.revoke_invite(s, revoked.id, NOW)
+        assert not await responses.revoke_invite(s, revoked.id, NOW)
 
     async with sessionmaker.begin() as s:
-        first = await repo.redeem_invite(s, codes[0], NOW)
+        first = await responses.redeem_invite(s, codes[0], NOW)
         assert first.ok and first.invite.uses == 1 and first.cycle.id == cycle.id
     async with sessionmaker.begin() as s:
-        again = await repo.redeem_invite(s, codes[0], NOW)
-        assert again.status is repo.RedeemStatus.USED_UP and not again.ok
-        assert (await repo.redeem_invite(s, "no-such-code", NOW)).status == "unknown"
-        assert (await repo.redeem_invite(s, "bad code!", NOW)).status == "unknown"
-        assert (await repo.redeem_invite(s, expiring.code, NOW)).status == "expired"
-        assert (await repo.redeem_invite(s, revoked.code, NOW)).status == "revoked"
+        again = await responses.redeem_invite(s, codes[0], NOW)
+        assert again.status is responses.RedeemStatus.USED_UP and not again.ok
+        assert (await responses.redeem_invite(s, "no-such-code", NOW)).status == "unknown"
+        assert (await responses.redeem_invite(s, "bad code!", NOW)).status == "unknown"
+        assert (await responses.redeem_invite(s, expiring.code, NOW)).status == "expired"
+        assert (await responses.redeem_invite(s, revoked.code, NOW)).status == "revoked"
         for expected_uses in (1, 2, 3):
-            result = await repo.redeem_invite(s, reusable.code, NOW)
+            result = await responses.redeem_invite(s, reusable.code, NOW)
             assert result.ok and result.invite.uses == expected_uses
     async with sessionmaker.begin() as s:
-        await repo.set_cycle_status(s, cycle.id, "closed")
+        await schools.set_cycle_status(s, cycle.id, "closed")
     async with sessionmaker.begin() as s:
-        assert (await repo.redeem_invite(s, codes[1], NOW)).status == "cycle_closed"
-        listed = await repo.list_invites(s, cycle.id)
+        assert (await responses.redeem_invite(s, codes[1], NOW)).status == "cycle_closed"
+        listed = await responses.list_invites(s, cycle.id)
         assert len(listed) == 6
-        assert [i.code for i in await repo.list_invites(s, cycle.id, "learner")] == codes
-        assert len(await repo.list_invites(s, cycle.id, include_revoked=False)) == 5
-        assert (await repo.get_invite_by_code(s, codes[0])).uses == 1
+        assert [i.code for i in await responses.list_invites(s, cycle.id, "learner")] == codes
+        assert len(await responses.list_invites(s, cycle.id, include_revoked=False)) == 5
+        assert (await responses.get_invite_by_code(s, codes[0])).uses == 1
 
 
 async def test_concurrent_redeem_of_single_use_invite(sessionmaker, cycle) -> None:
     async with sessionmaker.begin() as s:
-        (invite,) = await repo.create_invites(s, cycle.id, "learner", max_uses=1)
+        (invite,) = await responses.create_invites(s, cycle.id, "learner", max_uses=1)
 
-    async def redeem() -> repo.RedeemStatus:
+    async def redeem() -> responses.RedeemStatus:
         async with sessionmaker.begin() as s:
-            return (await repo.redeem_invite(s, invite.code, NOW)).status
+            return (await responses.redeem_invite(s, invite.code, NOW)).status
 
     results = await asyncio.gather(*(redeem() for _ in range(20)))
-    assert results.count(repo.RedeemStatus.OK) == 1
-    assert results.count(repo.RedeemStatus.USED_UP) == 19
+    assert results.count(responses.RedeemStatus.OK) == 1
+    assert results.count(responses.RedeemStatus.USED_UP) == 19
     async with sessionmaker() as s:
-        assert (await repo.get_invite_by_code(s, invite.code)).uses == 1
+        assert (await responses.get_invite_by_code(s, invite.code)).uses == 1
 
 
 async def test_get_or_create_is_race_safe(sessionmaker, cycle) -> None:
     async def respondent() -> int:
         async with sessionmaker.begin() as s:
-            return (await repo.get_or_create_respondent(s, _hash(42))).id
+            return (await responses.get_or_create_respondent(s, _hash(42))).id
 
     ids = await asyncio.gather(*(respondent() for _ in range(10)))
     assert len(set(ids)) == 1
@@ -145,7 +147,7 @@ async def test_get_or_create_is_race_safe(sessionmaker, cycle) -> None:
 
     async def response() -> int:
         async with sessionmaker.begin() as s:
-            r = await repo.get_or_create_response(
+            r = await responses.get_or_create_response(
                 s, ids[0], cycle.id, "learner", "learner@1", "1.0", "en", NOW
             )
             return r.id
@@ -155,35 +157,35 @@ async def test_get_or_create_is_race_safe(sessionmaker, cycle) -> None:
     assert await _count(sessionmaker, Response) == 1
     with pytest.raises(ValueError):
         async with sessionmaker.begin() as s:
-            await repo.get_or_create_respondent(s, "12345")  # a raw id is refused
+            await responses.get_or_create_respondent(s, "12345")  # a raw id is refused
 
 
 async def test_respondent_and_response_lifecycle(sessionmaker, cycle) -> None:
     response = await _response(sessionmaker, cycle)
     assert response.status == "in_progress" and response.consent_at == NOW
     async with sessionmaker.begin() as s:
-        r = await repo.get_respondent(s, _hash(1))
-        await repo.set_language(s, r.id, "ro")
-        await repo.mark_blocked(s, r.id, NOW)
-        active = await repo.find_active_response(s, r.id)
+        r = await responses.get_respondent(s, _hash(1))
+        await responses.set_language(s, r.id, "ro")
+        await responses.mark_blocked(s, r.id, NOW)
+        active = await responses.find_active_response(s, r.id)
         assert active.id == response.id
         # A second call returns the same response unchanged.
-        same = await repo.get_or_create_response(
+        same = await responses.get_or_create_response(
             s, r.id, cycle.id, "parent", "parent@1", "1.0", "ro", NOW
         )
         assert same.id == response.id and same.role == "learner"
-        await repo.set_status(s, response.id, "completed", NOW)
+        await responses.set_status(s, response.id, "completed", NOW)
     async with sessionmaker.begin() as s:
-        r = await repo.get_respondent(s, _hash(1))
+        r = await responses.get_respondent(s, _hash(1))
         assert (r.language, r.blocked_at) == ("ro", NOW)
-        done = await repo.get_response(s, r.id, cycle.id)
+        done = await responses.get_response(s, r.id, cycle.id)
         assert (done.status, done.completed_at) == ("completed", NOW)
-        assert await repo.find_active_response(s, r.id) is None
-        await repo.set_status(s, response.id, "in_progress")
+        assert await responses.find_active_response(s, r.id) is None
+        await responses.set_status(s, response.id, "in_progress")
         with pytest.raises(ValueError):
-            await repo.set_status(s, response.id, "paused")
+            await responses.set_status(s, response.id, "paused")
     async with sessionmaker.begin() as s:
-        again = await repo.get_response_by_id(s, response.id)
+        again = await responses.get_response_by_id(s, response.id)
         assert again.status == "in_progress" and again.completed_at is None
 
 
@@ -193,36 +195,36 @@ async def test_upsert_answer_is_idempotent(sessionmaker, cycle) -> None:
     t1, t2 = NOW, NOW + timedelta(minutes=1)
     for _ in range(2):
         async with sessionmaker.begin() as s:
-            await repo.upsert_answer(s, rid, "l1", value=4, answered_at=t1)
+            await responses.upsert_answer(s, rid, "l1", value=4, answered_at=t1)
     async with sessionmaker.begin() as s:
-        await repo.upsert_answer(s, rid, "l2", na=True, answered_at=t1)
-        await repo.upsert_answer(s, rid, "l3", number=12, answered_at=t1)
-        await repo.upsert_answer(s, rid, "l0", choice="yes", answered_at=t1)
-        await repo.upsert_answer(s, rid, "l4", skipped=True, answered_at=t1)
-        await repo.upsert_answer(s, rid, "l1", value=4, answered_at=t2)  # same answer again
+        await responses.upsert_answer(s, rid, "l2", na=True, answered_at=t1)
+        await responses.upsert_answer(s, rid, "l3", number=12, answered_at=t1)
+        await responses.upsert_answer(s, rid, "l0", choice="yes", answered_at=t1)
+        await responses.upsert_answer(s, rid, "l4", skipped=True, answered_at=t1)
+        await responses.upsert_answer(s, rid, "l1", value=4, answered_at=t2)  # same answer again
     assert await _count(sessionmaker, Answer) == 5
     async with sessionmaker() as s:
-        answers = await repo.load_answers(s, rid)
+        answers = await responses.load_answers(s, rid)
     assert list(answers) == ["l1", "l2", "l3", "l0", "l4"]  # the order answered
-    assert answers["l1"] == repo.AnswerRecord("l1", 4, False, None, None, False, t1)
+    assert answers["l1"] == responses.AnswerRecord("l1", 4, False, None, None, False, t1)
     assert answers["l2"].na and answers["l2"].value is None
     assert answers["l3"].number == 12.0
     assert answers["l0"].choice == "yes" and answers["l4"].skipped
 
     async with sessionmaker.begin() as s:
-        await repo.upsert_answer(s, rid, "l1", value=2, answered_at=t2)  # changed: new time
-        await repo.upsert_answer(s, rid, "l2", value=1, answered_at=t2)  # N/A -> 1
+        await responses.upsert_answer(s, rid, "l1", value=2, answered_at=t2)  # changed: new time
+        await responses.upsert_answer(s, rid, "l2", value=1, answered_at=t2)  # N/A -> 1
     async with sessionmaker.begin() as s:
-        answers = await repo.load_answers(s, rid)
-        assert answers["l1"] == repo.AnswerRecord("l1", 2, False, None, None, False, t2)
+        answers = await responses.load_answers(s, rid)
+        assert answers["l1"] == responses.AnswerRecord("l1", 2, False, None, None, False, t2)
         assert (answers["l2"].value, answers["l2"].na) == (1, False)
-        assert await repo.delete_answer(s, rid, "l3")
-        assert not await repo.delete_answer(s, rid, "l3")
+        assert await responses.delete_answer(s, rid, "l3")
+        assert not await responses.delete_answer(s, rid, "l3")
         for bad in ({}, {"value": 5}, {"value": 1, "na": True}, {"value": -1}):
             with pytest.raises(ValueError):
-                await repo.upsert_answer(s, rid, "l9", **bad)
+                await responses.upsert_answer(s, rid, "l9", **bad)
     async with sessionmaker() as s:
-        assert list(await repo.load_answers(s, rid)) == ["l1", "l2", "l0", "l4"]
+        assert list(await responses.load_answers(s, rid)) == ["l1", "l2", "l0", "l4"]
 
 
 async def test_concurrent_upserts_of_one_answer(sessionmaker, cycle) -> None:
@@ -230,7 +232,7 @@ async def test_concurrent_upserts_of_one_answer(sessionmaker, cycle) -> None:
 
     async def answer(v: int) -> None:
         async with sessionmaker.begin() as s:
-            await repo.upsert_answer(s, response.id, "l1", value=v)
+            await responses.upsert_answer(s, response.id, "l1", value=v)
 
     await asyncio.gather(*(answer(i % 5) for i in range(10)))
     assert await _count(sessionmaker, Answer) == 1
@@ -239,13 +241,13 @@ async def test_concurrent_upserts_of_one_answer(sessionmaker, cycle) -> None:
 async def test_comments(sessionmaker, cycle) -> None:
     response = await _response(sessionmaker, cycle)
     async with sessionmaker.begin() as s:
-        await repo.upsert_comment(s, response.id, "close", " first ")
-        await repo.upsert_comment(s, response.id, "close", "second")
+        await responses.upsert_comment(s, response.id, "close", " first ")
+        await responses.upsert_comment(s, response.id, "close", "second")
         with pytest.raises(ValueError):
-            await repo.upsert_comment(s, response.id, "other", "   ")
+            await responses.upsert_comment(s, response.id, "other", "   ")
     async with sessionmaker.begin() as s:
-        assert await repo.load_comments(s, response.id) == {"close": "second"}
-        assert await repo.delete_comment(s, response.id, "close")
+        assert await responses.load_comments(s, response.id) == {"close": "second"}
+        assert await responses.delete_comment(s, response.id, "close")
     assert await _count(sessionmaker, Comment) == 0
 
 
@@ -253,18 +255,18 @@ async def test_erase_respondent_really_deletes(sessionmaker, cycle) -> None:
     keep = await _response(sessionmaker, cycle, n=2)
     gone = await _response(sessionmaker, cycle, n=1)
     async with sessionmaker.begin() as s:
-        second = await repo.create_cycle(s, cycle.school_id, "2027/28", "1.0")
-        other = await repo.get_or_create_response(
+        second = await schools.create_cycle(s, cycle.school_id, "2027/28", "1.0")
+        other = await responses.get_or_create_response(
             s, gone.respondent_id, second.id, "learner", "learner@1", "1.0", "en", NOW
         )
         for rid in (keep.id, gone.id, other.id):
-            await repo.upsert_answer(s, rid, "l1", value=3)
-            await repo.upsert_comment(s, rid, "close", "text")
+            await responses.upsert_answer(s, rid, "l1", value=3)
+            await responses.upsert_comment(s, rid, "close", "text")
     async with sessionmaker.begin() as s:
-        await repo.get_respondent(s, _hash(1))  # in the identity map before erasure
-        assert await repo.erase_respondent(s, _hash(1)) == 2
-        assert await repo.get_respondent(s, _hash(1)) is None
-        assert await repo.erase_respondent(s, _hash(99)) == 0
+        await responses.get_respondent(s, _hash(1))  # in the identity map before erasure
+        assert await responses.erase_respondent(s, _hash(1)) == 2
+        assert await responses.get_respondent(s, _hash(1)) is None
+        assert await responses.erase_respondent(s, _hash(99)) == 0
     assert await _count(sessionmaker, Respondent) == 1
     assert await _count(sessionmaker, Response) == 1
     assert await _count(sessionmaker, Answer) == 1
@@ -306,10 +308,10 @@ def _bank(version: int = 1, extra: bool = True) -> Bank:
 
 async def test_sync_question_map_is_idempotent(sessionmaker) -> None:
     async with sessionmaker.begin() as s:
-        assert await repo.sync_question_map(s, [_bank()]) == 4
+        assert await responses.sync_question_map(s, [_bank()]) == 4
     async with sessionmaker.begin() as s:
-        assert await repo.sync_question_map(s, [_bank()]) == 0
-        assert await repo.question_map(s, "learner@1") == {
+        assert await responses.sync_question_map(s, [_bank()]) == 0
+        assert await responses.question_map(s, "learner@1") == {
             "l1": ["FL-1"],
             "l2": ["VL-1", "VL-2"],
             "l4": ["WS-1"],
@@ -320,35 +322,35 @@ async def test_sync_question_map_is_idempotent(sessionmaker) -> None:
             ("l2", "VL-1", "EXTENT"),
         ]
         # A second version is kept apart; a changed bank drops its stale rows.
-        assert await repo.sync_question_map(s, [_bank(2, extra=False)]) == 3
-        assert await repo.sync_question_map(s, [_bank(1, extra=False)]) == 0
+        assert await responses.sync_question_map(s, [_bank(2, extra=False)]) == 3
+        assert await responses.sync_question_map(s, [_bank(1, extra=False)]) == 0
     assert await _count(sessionmaker, QuestionMap) == 6
 
 
 async def test_self_ratings_and_evidence(sessionmaker, cycle) -> None:
     async with sessionmaker.begin() as s:
-        user = await repo.create_user(s, cycle.school_id, "c@x.org", "h")
-        first = await repo.upsert_self_rating(s, cycle.id, "FL-1", value=2, user_id=user.id)
+        user = await schools.create_user(s, cycle.school_id, "c@x.org", "h")
+        first = await schools.upsert_self_rating(s, cycle.id, "FL-1", value=2, user_id=user.id)
         assert (first.value, first.status, first.updated_by) == (2, "draft", user.id)
-        await repo.upsert_self_rating(s, cycle.id, "FL-3.1", number=14, comment="visits")
-        again = await repo.upsert_self_rating(
+        await schools.upsert_self_rating(s, cycle.id, "FL-3.1", number=14, comment="visits")
+        again = await schools.upsert_self_rating(
             s, cycle.id, "FL-1", value=3, comment="better", status="submitted"
         )
         assert again.id == first.id and (again.value, again.status) == (3, "submitted")
         for bad in ({"value": 7}, {"status": "final"}, {"value": 1, "number": 2}):
             with pytest.raises(ValueError):
-                await repo.upsert_self_rating(s, cycle.id, "FL-2", **bad)
+                await schools.upsert_self_rating(s, cycle.id, "FL-2", **bad)
     async with sessionmaker.begin() as s:
-        ratings = await repo.list_self_ratings(s, cycle.id)
+        ratings = await schools.list_self_ratings(s, cycle.id)
         assert list(ratings) == ["FL-1", "FL-3.1"]
         assert (ratings["FL-1"].value, ratings["FL-1"].comment) == (3, "better")
         assert ratings["FL-1"].updated_by is None
         assert ratings["FL-3.1"].number == 14.0
 
-        link = await repo.add_evidence(
+        link = await schools.add_evidence(
             s, cycle.id, "FL-1", "link", url="https://example.org/plan", user_id=user.id
         )
-        file = await repo.add_evidence(
+        file = await schools.add_evidence(
             s,
             cycle.id,
             "VL-2",
@@ -359,14 +361,14 @@ async def test_self_ratings_and_evidence(sessionmaker, cycle) -> None:
             size_bytes=1234,
         )
         with pytest.raises(ValueError):
-            await repo.add_evidence(s, cycle.id, "FL-1", "link")
+            await schools.add_evidence(s, cycle.id, "FL-1", "link")
         with pytest.raises(ValueError):
-            await repo.add_evidence(s, cycle.id, "FL-1", "video", url="x")
+            await schools.add_evidence(s, cycle.id, "FL-1", "video", url="x")
     async with sessionmaker.begin() as s:
-        assert [e.id for e in await repo.list_evidence(s, cycle.id)] == [link.id, file.id]
-        assert [e.id for e in await repo.list_evidence(s, cycle.id, "VL-2")] == [file.id]
-        assert await repo.delete_evidence(s, file.id, cycle_id=cycle.id + 1) is None
-        deleted = await repo.delete_evidence(s, file.id, cycle_id=cycle.id)
+        assert [e.id for e in await schools.list_evidence(s, cycle.id)] == [link.id, file.id]
+        assert [e.id for e in await schools.list_evidence(s, cycle.id, "VL-2")] == [file.id]
+        assert await schools.delete_evidence(s, file.id, cycle_id=cycle.id + 1) is None
+        deleted = await schools.delete_evidence(s, file.id, cycle_id=cycle.id)
         assert deleted is not None and deleted.stored_name == "a1b2c3.pdf"
     async with sessionmaker() as s:
-        assert [e.id for e in await repo.list_evidence(s, cycle.id)] == [link.id]
+        assert [e.id for e in await schools.list_evidence(s, cycle.id)] == [link.id]

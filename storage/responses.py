@@ -1,24 +1,22 @@
-"""Repository functions: each takes an `AsyncSession` first; the caller owns the transaction.
+"""Respondents and what they gave: invites (one validity rule, `invite_refusal`), respondents,
+responses, answers and free text, erasure, and the question map the figures join on.
 
-Callers use one `async with sessionmaker.begin() as s:` per use case. Nothing here
-raises web exceptions: a missing row is None (or `NotFound` where a row is required),
-bad input is `ValueError`. Everything is loaded explicitly; relationships are
-`lazy="raise"`. Concurrency-sensitive writes (get-or-create, answers, invite uses)
-are single statements that are safe with concurrent callers on PostgreSQL and SQLite.
+Each function takes an `AsyncSession` first; the caller owns the transaction. The
+concurrency-sensitive writes (get-or-create, answers, invite uses) are single statements,
+safe with concurrent callers on PostgreSQL and SQLite.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, and_, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -28,206 +26,30 @@ from storage.models import (
     Comment,
     Contact,
     Cycle,
-    Evidence,
     Invite,
     QuestionMap,
     ReleaseUnit,
-    ReportSummary,
     Respondent,
     Response,
-    School,
-    SelfRating,
-    User,
     utcnow,
 )
 
 if TYPE_CHECKING:
     from conversations.banks import Bank
+from storage.db import insert_for
 
-MIN_THRESHOLD = 3  # no figure is ever shown for a group smaller than this
-USER_ROLES = frozenset({"coordinator", "admin", "peer"})
-CYCLE_STATUSES = frozenset({"draft", "open", "closed"})
 RESPONSE_STATUSES = frozenset({"in_progress", "completed", "stopped"})
-SELF_RATING_STATUSES = frozenset({"draft", "submitted"})
-EVIDENCE_KINDS = frozenset({"file", "link"})
+
+
 INVITE_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # Telegram's /start payload alphabet
+
+
 INVITE_CODE_BYTES = 12  # 96 random bits -> 16 URL-safe characters
 
 
-class NotFound(LookupError):
-    """A row the operation needs does not exist."""
-
-
-def _insert(s: AsyncSession, table: Table) -> Any:
-    """The dialect's INSERT, which offers ON CONFLICT on PostgreSQL and SQLite alike."""
-    name = s.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"no upsert for dialect {name}")
-
-
-def _check_scale_value(value: int | None) -> None:
+def check_scale_value(value: int | None) -> None:
     if value is not None and not (isinstance(value, int) and 0 <= value <= 4):
         raise ValueError(f"a scale value is 0..4, not {value!r}")
-
-
-# --- schools and users -------------------------------------------------------------------
-
-
-async def create_school(
-    s: AsyncSession,
-    slug: str,
-    name: str,
-    *,
-    timezone: str = "UTC",
-    languages: Sequence[str] = ("en",),
-    anonymity_threshold: int = 5,
-    free_text_threshold: int = 10,
-) -> School:
-    if anonymity_threshold < MIN_THRESHOLD or free_text_threshold < MIN_THRESHOLD:
-        raise ValueError(f"thresholds are never below {MIN_THRESHOLD}")
-    school = School(
-        slug=slug,
-        name=name,
-        timezone=timezone,
-        languages=list(languages),
-        anonymity_threshold=anonymity_threshold,
-        free_text_threshold=free_text_threshold,
-    )
-    s.add(school)
-    await s.flush()
-    return school
-
-
-async def get_school(s: AsyncSession, school_id: int) -> School | None:
-    return await s.get(School, school_id)
-
-
-async def get_school_by_slug(s: AsyncSession, slug: str) -> School | None:
-    return await s.scalar(select(School).where(School.slug == slug))
-
-
-async def list_schools(s: AsyncSession) -> list[School]:
-    return list(await s.scalars(select(School).order_by(School.name, School.id)))
-
-
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
-
-
-async def create_user(
-    s: AsyncSession,
-    school_id: int | None,
-    email: str,
-    password_hash: str,
-    role: str = "coordinator",
-) -> User:
-    if role not in USER_ROLES:
-        raise ValueError(f"unknown user role {role!r}")
-    email = normalise_email(email)
-    if "@" not in email:
-        raise ValueError("not an email address")
-    user = User(school_id=school_id, email=email, password_hash=password_hash, role=role)
-    s.add(user)
-    await s.flush()
-    return user
-
-
-async def get_user(s: AsyncSession, user_id: int) -> User | None:
-    return await s.get(User, user_id)
-
-
-async def get_user_by_email(s: AsyncSession, email: str) -> User | None:
-    return await s.scalar(select(User).where(User.email == normalise_email(email)))
-
-
-async def record_login(s: AsyncSession, user_id: int, now: datetime | None = None) -> None:
-    await s.execute(update(User).where(User.id == user_id).values(last_login_at=now or utcnow()))
-
-
-# --- cycles -------------------------------------------------------------------------------
-
-
-async def create_cycle(
-    s: AsyncSession,
-    school_id: int,
-    name: str,
-    model_version: str,
-    anonymity_threshold: int | None = None,
-    free_text_threshold: int | None = None,
-    targets: dict[str, int] | None = None,
-    *,
-    status: str = "open",
-    opens_at: datetime | None = None,
-    closes_at: datetime | None = None,
-) -> Cycle:
-    """A new cycle; its thresholds are the school's unless given, fixed now, never below 3.
-
-    The free-text threshold is never below the anonymity threshold either.
-    """
-    if status not in CYCLE_STATUSES:
-        raise ValueError(f"unknown cycle status {status!r}")
-    school = await s.get(School, school_id)
-    if school is None:
-        raise NotFound(f"school {school_id}")
-    anon = max(
-        MIN_THRESHOLD,
-        school.anonymity_threshold if anonymity_threshold is None else anonymity_threshold,
-    )
-    free = max(
-        anon, school.free_text_threshold if free_text_threshold is None else free_text_threshold
-    )
-    for role in targets or {}:
-        Role(role)
-    cycle = Cycle(
-        school_id=school_id,
-        name=name,
-        model_version=model_version,
-        status=status,
-        opens_at=opens_at,
-        closes_at=closes_at,
-        anonymity_threshold=anon,
-        free_text_threshold=free,
-        targets=dict(targets or {}),
-    )
-    s.add(cycle)
-    await s.flush()
-    return cycle
-
-
-async def get_cycle(s: AsyncSession, cycle_id: int) -> Cycle | None:
-    return await s.get(Cycle, cycle_id)
-
-
-async def current_cycle(s: AsyncSession, school_id: int) -> Cycle | None:
-    """The school's newest open cycle."""
-    return await s.scalar(
-        select(Cycle)
-        .where(Cycle.school_id == school_id, Cycle.status == "open")
-        .order_by(Cycle.created_at.desc(), Cycle.id.desc())
-        .limit(1)
-    )
-
-
-async def list_cycles(s: AsyncSession, school_id: int) -> list[Cycle]:
-    return list(
-        await s.scalars(
-            select(Cycle)
-            .where(Cycle.school_id == school_id)
-            .order_by(Cycle.created_at.desc(), Cycle.id.desc())
-        )
-    )
-
-
-async def set_cycle_status(s: AsyncSession, cycle_id: int, status: str) -> None:
-    if status not in CYCLE_STATUSES:
-        raise ValueError(f"unknown cycle status {status!r}")
-    await s.execute(update(Cycle).where(Cycle.id == cycle_id).values(status=status))
-
-
-# --- invites ------------------------------------------------------------------------------
 
 
 def new_invite_code() -> str:
@@ -369,9 +191,6 @@ async def list_invites(
     return list(await s.scalars(stmt.order_by(Invite.created_at, Invite.id)))
 
 
-# --- respondents --------------------------------------------------------------------------
-
-
 async def get_respondent(s: AsyncSession, subject_hash: str) -> Respondent | None:
     return await s.scalar(select(Respondent).where(Respondent.subject_hash == subject_hash))
 
@@ -381,7 +200,7 @@ async def get_or_create_respondent(s: AsyncSession, subject_hash: str) -> Respon
     if len(subject_hash) != 64:
         raise ValueError("subject_hash is the 64-hex-char keyed hash, not a raw id")
     await s.execute(
-        _insert(s, Respondent.__table__)
+        insert_for(s, Respondent.__table__)
         .values(subject_hash=subject_hash, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["subject_hash"])
     )
@@ -411,9 +230,6 @@ async def mark_blocked(
     )
 
 
-# --- responses ----------------------------------------------------------------------------
-
-
 async def get_or_create_response(
     s: AsyncSession,
     respondent_id: int,
@@ -433,7 +249,7 @@ async def get_or_create_response(
     role = Role(role).value
     now = utcnow()
     await s.execute(
-        _insert(s, Response.__table__)
+        insert_for(s, Response.__table__)
         .values(
             respondent_id=respondent_id,
             cycle_id=cycle_id,
@@ -515,27 +331,6 @@ async def touch_response(s: AsyncSession, response_id: int) -> None:
     await s.execute(_touch(Response.id == response_id))
 
 
-async def save_report_summary(
-    s: AsyncSession, cycle_id: int, fingerprint: str, summary: dict[str, Any]
-) -> None:
-    """Store (or replace) a cycle's summary for the cluster view; two viewers building the
-    same one at once both succeed (upsert)."""
-    table = ReportSummary.__table__
-    stmt = _insert(s, table).values(
-        cycle_id=cycle_id, fingerprint=fingerprint, summary=summary, computed_at=utcnow()
-    )
-    await s.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[table.c.cycle_id],
-            set_={
-                "fingerprint": stmt.excluded.fingerprint,
-                "summary": stmt.excluded.summary,
-                "computed_at": stmt.excluded.computed_at,
-            },
-        )
-    )
-
-
 async def set_response_language(s: AsyncSession, response_id: int, language: str) -> None:
     await s.execute(
         update(Response)
@@ -543,9 +338,6 @@ async def set_response_language(s: AsyncSession, response_id: int, language: str
         .values(language=language, updated_at=utcnow())
         .execution_options(synchronize_session="fetch")
     )
-
-
-# --- answers and comments -----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,9 +372,9 @@ async def upsert_answer(
     given = [value is not None, na, number is not None, choice is not None, skipped]
     if sum(given) != 1:
         raise ValueError("an answer is exactly one of value, na, number, choice, skipped")
-    _check_scale_value(value)
+    check_scale_value(value)
     table = Answer.__table__
-    stmt = _insert(s, table).values(
+    stmt = insert_for(s, table).values(
         response_id=response_id,
         question_id=question_id,
         value=value,
@@ -652,7 +444,7 @@ async def upsert_comment(s: AsyncSession, response_id: int, question_id: str, te
     text = text.strip()
     if not text:
         raise ValueError("an empty comment is not stored (delete it instead)")
-    stmt = _insert(s, Comment.__table__).values(
+    stmt = insert_for(s, Comment.__table__).values(
         response_id=response_id, question_id=question_id, text=text, created_at=utcnow()
     )
     await s.execute(
@@ -682,9 +474,6 @@ async def delete_comment(s: AsyncSession, response_id: int, question_id: str) ->
     if result.rowcount:
         await touch_response(s, response_id)
     return result.rowcount > 0
-
-
-# --- erasure ------------------------------------------------------------------------------
 
 
 async def erase_respondent(s: AsyncSession, subject_hash: str) -> int:
@@ -723,9 +512,6 @@ async def erase_respondent(s: AsyncSession, subject_hash: str) -> int:
     return len(response_ids)
 
 
-# --- question map -------------------------------------------------------------------------
-
-
 async def sync_question_map(s: AsyncSession, banks: Iterable[Bank]) -> int:
     """Make `question_map` hold exactly the scale questions' indicators of these banks.
 
@@ -761,7 +547,7 @@ async def sync_question_map(s: AsyncSession, banks: Iterable[Bank]) -> int:
             if have.get((qid, ind)) != scale
         ]
         if todo:
-            stmt = _insert(s, table)
+            stmt = insert_for(s, table)
             await s.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["bank_tag", "question_id", "indicator_key"],
@@ -786,128 +572,40 @@ async def question_map(s: AsyncSession, bank_tag: str) -> dict[str, list[str]]:
     return out
 
 
-# --- self-assessment and evidence ---------------------------------------------------------
+async def get_invite(s: AsyncSession, cycle_id: int, invite_id: int) -> Invite | None:
+    return await s.scalar(select(Invite).where(Invite.id == invite_id, Invite.cycle_id == cycle_id))
 
 
-async def upsert_self_rating(
-    s: AsyncSession,
-    cycle_id: int,
-    indicator_key: str,
-    value: int | None = None,
-    number: float | None = None,
-    comment: str | None = None,
-    status: str = "draft",
-    user_id: int | None = None,
-) -> SelfRating:
-    """Set the school's own rating of one indicator in one cycle (replacing any earlier one)."""
-    if status not in SELF_RATING_STATUSES:
-        raise ValueError(f"unknown self-rating status {status!r}")
-    if value is not None and number is not None:
-        raise ValueError("a self-rating is a scale value or a number, not both")
-    _check_scale_value(value)
-    stmt = _insert(s, SelfRating.__table__).values(
-        cycle_id=cycle_id,
-        indicator_key=indicator_key,
-        value=value,
-        number=None if number is None else float(number),
-        comment=comment,
-        status=status,
-        updated_by=user_id,
-        updated_at=utcnow(),
-    )
-    new = stmt.excluded
-    await s.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["cycle_id", "indicator_key"],
-            set_={
-                "value": new.value,
-                "number": new.number,
-                "comment": new.comment,
-                "status": new.status,
-                "updated_by": new.updated_by,
-                "updated_at": new.updated_at,
-            },
+# --- live counts -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RoleCounts:
+    """Live counts of one role's responses in a cycle: who took part, never what they said."""
+
+    started: int
+    completed: int
+    shared: int  # came through a shared code
+    dashboard: int  # from a dashboard-logged-in browser (in no release)
+
+
+async def role_counts(
+    s: AsyncSession, cycle_id: int, roles: Iterable[str] | None = None
+) -> dict[str, RoleCounts]:
+    stmt = (
+        select(
+            Response.role,
+            func.count(Response.id),
+            func.sum(case((Response.status == "completed", 1), else_=0)),
+            func.sum(case((Response.origin == "shared", 1), else_=0)),
+            func.sum(case((Response.origin == "dashboard", 1), else_=0)),
         )
+        .where(Response.cycle_id == cycle_id)
+        .group_by(Response.role)
     )
-    return (
-        await s.execute(
-            select(SelfRating)
-            .where(SelfRating.cycle_id == cycle_id, SelfRating.indicator_key == indicator_key)
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one()
-
-
-async def list_self_ratings(s: AsyncSession, cycle_id: int) -> dict[str, SelfRating]:
-    """indicator key -> the cycle's self-rating."""
-    rows = await s.scalars(
-        select(SelfRating)
-        .where(SelfRating.cycle_id == cycle_id)
-        .order_by(SelfRating.indicator_key)
-        .execution_options(populate_existing=True)
-    )
-    return {r.indicator_key: r for r in rows}
-
-
-async def add_evidence(
-    s: AsyncSession,
-    cycle_id: int,
-    indicator_key: str,
-    kind: str,
-    *,
-    url: str | None = None,
-    filename: str | None = None,
-    stored_name: str | None = None,
-    content_type: str | None = None,
-    size_bytes: int | None = None,
-    note: str | None = None,
-    user_id: int | None = None,
-) -> Evidence:
-    """A link (`url`) or an uploaded file (`stored_name`, the random name on disk)."""
-    if kind not in EVIDENCE_KINDS:
-        raise ValueError(f"evidence kind is file or link, not {kind!r}")
-    if kind == "link" and not url:
-        raise ValueError("link evidence needs a url")
-    if kind == "file" and not stored_name:
-        raise ValueError("file evidence needs its stored_name")
-    item = Evidence(
-        cycle_id=cycle_id,
-        indicator_key=indicator_key,
-        kind=kind,
-        url=url,
-        filename=filename,
-        stored_name=stored_name,
-        content_type=content_type,
-        size_bytes=size_bytes,
-        note=note,
-        uploaded_by=user_id,
-    )
-    s.add(item)
-    await s.flush()
-    return item
-
-
-async def list_evidence(
-    s: AsyncSession, cycle_id: int, indicator_key: str | None = None
-) -> list[Evidence]:
-    stmt = select(Evidence).where(Evidence.cycle_id == cycle_id)
-    if indicator_key is not None:
-        stmt = stmt.where(Evidence.indicator_key == indicator_key)
-    return list(
-        await s.scalars(stmt.order_by(Evidence.indicator_key, Evidence.created_at, Evidence.id))
-    )
-
-
-async def delete_evidence(
-    s: AsyncSession, evidence_id: int, *, cycle_id: int | None = None
-) -> Evidence | None:
-    """Delete one item (only within `cycle_id` if given); returns it, e.g. to remove its file."""
-    conds = [Evidence.id == evidence_id]
-    if cycle_id is not None:
-        conds.append(Evidence.cycle_id == cycle_id)
-    item = await s.scalar(select(Evidence).where(and_(*conds)))
-    if item is None:
-        return None
-    await s.delete(item)
-    await s.flush()
-    return item
+    if roles is not None:
+        stmt = stmt.where(Response.role.in_(sorted(set(roles))))
+    return {
+        role: RoleCounts(int(n), int(done or 0), int(shared or 0), int(dash or 0))
+        for role, n, done, shared, dash in await s.execute(stmt)
+    }
