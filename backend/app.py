@@ -6,6 +6,7 @@ Each resource is opened and closed by its own `cleanup_ctx` entry, in dependency
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import logging
@@ -17,7 +18,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from backend import dashboard, input_guard, keys, reminders, webchat, webhook
+from backend import dashboard, input_guard, keys, webchat, webhook
 from backend.dashboard.auth import request_is_https
 from backend.metrics import Metrics
 from backend.settings import Settings
@@ -113,6 +114,36 @@ async def _survey(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _reminders(app: web.Application) -> AsyncIterator[None]:
+    """The reminder scheduler (`bot.reminders`), after the bot: it queues in the bot's outbox."""
+    from bot.reminders import ReminderScheduler, utc_now
+
+    settings = app[keys.SETTINGS]
+    extra = app[keys.EXTRA]
+    channel = app[keys.BOT]
+    scheduler = ReminderScheduler(
+        sessionmaker=app[keys.SESSIONMAKER],
+        secret_key=app[keys.SECRET_KEY],
+        engine=app[keys.SURVEY_ENGINE],
+        submit=channel.outbox.submit,
+        delays_hours=settings.reminder_delays,
+        quiet=settings.quiet_range,
+        batch=settings.reminder_batch,
+        interval=settings.reminder_interval_seconds,
+        clock=extra.get("clock") or utc_now,
+    )
+    app[keys.SCHEDULER] = scheduler
+    task = None
+    if extra.get("reminder_loop", True):
+        task = asyncio.create_task(scheduler.run(), name="reminder-scheduler")
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
 async def _releases(app: web.Application) -> AsyncIterator[None]:
     """Release new figures in the background, so that they move on when nobody reads."""
     import asyncio
@@ -160,12 +191,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Ready when the database (and Redis, if configured) answer."""
-    from sqlalchemy import text
+    from storage.db import ping
 
     checks: dict[str, str] = {}
     try:
-        async with request.app[keys.DB_ENGINE].connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await ping(request.app[keys.DB_ENGINE])
         checks["database"] = "ok"
     except Exception as exc:  # any failure means not ready
         checks["database"] = f"error: {type(exc).__name__}"
@@ -267,7 +297,9 @@ def create_app(settings: Settings, **overrides: Any) -> web.Application:
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", metrics_view, name="metrics")
     webhook.setup(app)
-    reminders.setup(app)  # after the bot: its scheduler queues in the bot's outbox
+    app[keys.SCHEDULER] = None
+    if settings.telegram_bot_token and settings.reminders_enabled:
+        app.cleanup_ctx.append(_reminders)  # after the bot: it queues in the bot's outbox
     webchat.setup(app)
     dashboard.setup(app)
     app.on_response_prepare.append(_strict_transport_security)

@@ -319,16 +319,11 @@ def invite_create(
 
 
 async def _find_or_open_cycle(s: Any, school: Any, name: str) -> Any:
-    from sqlalchemy import select
-
     from conversations.model import load_model
     from storage import schools
-    from storage.models import Cycle
 
     if name:
-        found = (
-            await s.execute(select(Cycle).where(Cycle.school_id == school.id, Cycle.name == name))
-        ).scalar_one_or_none()
+        found = await schools.cycle_by_name(s, school.id, name)
         if found is None:
             found = await schools.create_cycle(s, school.id, name, load_model().version)
         return found
@@ -344,17 +339,16 @@ async def _find_or_open_cycle(s: Any, school: Any, name: str) -> Any:
 
 async def _school_cycle(s: Any, school: str, cycle: str) -> Any:
     """The school's cycle named `cycle`, or its newest; exits with a message if there is none."""
-    from sqlalchemy import select
-
     from storage import schools
-    from storage.models import Cycle
 
     sch = await schools.get_school_by_slug(s, school)
     if sch is None:
         fail(f"no school with slug {school!r}")
-    q = select(Cycle).where(Cycle.school_id == sch.id)
-    q = q.where(Cycle.name == cycle) if cycle else q.order_by(Cycle.created_at.desc())
-    cyc = (await s.execute(q.limit(1))).scalar_one_or_none()
+    if cycle:
+        cyc = await schools.cycle_by_name(s, sch.id, cycle)
+    else:
+        newest = await schools.list_cycles(s, sch.id)  # newest first
+        cyc = newest[0] if newest else None
     if cyc is None:
         fail(f"school {school!r} has no cycle{' named ' + repr(cycle) if cycle else ''} yet")
     return cyc
@@ -477,7 +471,7 @@ def announce(
     hours respected); a second announcement for the same cycle is refused.
     """
 
-    from backend.reminders import AnnouncementRefused, create_announcement
+    from storage.reminders import AnnouncementRefused, create_announcement
 
     settings = load_settings()
     text = text_file.read()

@@ -26,7 +26,7 @@ from conversations.scales import AnswerKind
 from storage import responses, schools
 from storage.db import create_engine, make_sessionmaker
 from storage.migrate import upgrade
-from storage.models import Answer, Comment, Invite, Respondent, Response
+from storage.responses import PastAnswer
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo College of Crafts and Technology"
@@ -153,16 +153,15 @@ async def seed_demo(s: AsyncSession, secret_key: str, *, seed: int = 2026) -> No
     ):
         await _self_assessment(s, cycle.id, model, truth, rng)
         for role, size in SAMPLE_SIZES.items():
-            invite = Invite(
-                cycle_id=cycle.id,
-                code=responses.new_invite_code(),
-                role=role.value,
-                label=DEMO_LABEL,
+            await responses.create_invites(
+                s,
+                cycle.id,
+                role.value,
+                count=1,
                 max_uses=None,
                 expires_at=cycle.closes_at,
+                label=DEMO_LABEL,
             )
-            s.add(invite)
-            await s.flush()
             for i in range(max(1, round(size * share)) if size else 0):
                 await _respondent(
                     s,
@@ -213,61 +212,53 @@ async def _respondent(
     when: datetime,
     bias: float,
 ) -> None:
-    respondent = Respondent(subject_hash=subject, language="en", created_at=when)
-    s.add(respondent)
-    await s.flush()
     completed = rng.random() < 0.88
-    response = Response(
-        respondent_id=respondent.id,
-        cycle_id=cycle_id,
-        origin="shared",
-        role=bank.role.value,
-        bank_tag=bank.tag,
-        model_version=engine.model_version,
-        language="en",
-        status="completed" if completed else "in_progress",
-        consent_at=when,
-        started_at=when,
-        completed_at=when + timedelta(minutes=rng.randint(3, 9)) if completed else None,
-    )
-    s.add(response)
-    await s.flush()
     codes: dict[str, str] = {}
+    given: list[PastAnswer] = []
     visible = engine.visible(bank, codes)
     limit = len(bank.questions) if completed else rng.randint(2, max(2, len(visible) - 2))
-    answered = 0
-    while answered < limit:
+    while len(given) < limit:
         pending = [q for q in engine.visible(bank, codes) if q.id not in codes]
         if not pending:
             break
         q = pending[0]
-        answered += 1
-        row = Answer(response_id=response.id, question_id=q.id, answered_at=when)
         if q.kind == "choice":
             opt = rng.choice(q.options).id
-            row.choice = opt
+            given.append(PastAnswer(q.id, choice=opt))
             codes[q.id] = "c:" + opt
         elif q.kind == "scale":
             if q.optional and rng.random() < 0.03:
-                row.skipped = True
+                given.append(PastAnswer(q.id, skipped=True))
                 codes[q.id] = "s"
             elif q.allow_na and q.scale == "AGM" and rng.random() < 0.05:
-                row.na = True
+                given.append(PastAnswer(q.id, na=True))
                 codes[q.id] = "na"
             else:
                 centre = sum(truth[k] for k in q.indicators) / len(q.indicators) + bias
-                row.value = max(0, min(4, round(rng.gauss(centre, 0.85))))
-                codes[q.id] = str(row.value)
+                value = max(0, min(4, round(rng.gauss(centre, 0.85))))
+                given.append(PastAnswer(q.id, value=value))
+                codes[q.id] = str(value)
         elif q.kind == "number":
             bounds = q.number
             assert bounds is not None
-            row.number = float(rng.randint(int(bounds.min), int(min(bounds.max, 10))))
+            number = float(rng.randint(int(bounds.min), int(min(bounds.max, 10))))
+            given.append(PastAnswer(q.id, number=number))
             codes[q.id] = "n"
         else:
             if bank.role is Role.LEARNER and rng.random() < 0.6:
-                s.add(Comment(response_id=response.id, question_id=q.id, text=rng.choice(COMMENTS)))
+                given.append(PastAnswer(q.id, text=rng.choice(COMMENTS)))
             else:
-                row.skipped = True
+                given.append(PastAnswer(q.id, skipped=True))
             codes[q.id] = "t"
-        s.add(row)
-    await s.flush()
+    await responses.add_past_response(
+        s,
+        subject=subject,
+        cycle_id=cycle_id,
+        role=bank.role.value,
+        bank_tag=bank.tag,
+        model_version=engine.model_version,
+        origin="shared",
+        when=when,
+        completed_at=when + timedelta(minutes=rng.randint(3, 9)) if completed else None,
+        answers=given,
+    )

@@ -23,4 +23,5 @@ METRICS = web.AppKey("metrics", object)  # Metrics
 SECRET_KEY = web.AppKey("secret_key", str)
 BOT = web.AppKey("bot", object)  # bot.application.BotChannel, or None without a token
 BOT_USERNAME = web.AppKey("bot_username", str)
+SCHEDULER = web.AppKey("reminder_scheduler", object)  # bot.reminders.ReminderScheduler, or None
 EXTRA: web.AppKey[dict[str, Any]] = web.AppKey("extra", dict)

@@ -32,6 +32,10 @@ async def list_clusters(s: AsyncSession, school_id: int | None = None) -> list[C
     return list(await s.scalars(q))
 
 
+async def get_cluster(s: AsyncSession, cluster_id: int) -> Cluster | None:
+    return await s.get(Cluster, cluster_id)
+
+
 async def cluster_schools(s: AsyncSession, cluster_id: int) -> list[School]:
     return list(
         await s.scalars(

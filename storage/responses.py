@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -609,3 +609,74 @@ async def role_counts(
         role: RoleCounts(int(n), int(done or 0), int(shared or 0), int(dash or 0))
         for role, n, done, shared, dash in await s.execute(stmt)
     }
+
+
+# --- answers given in the past (the demo's sample) ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PastAnswer:
+    """One answer of a sample response: a value, "not applicable", a number, a routing
+    choice, skipped, or a free text."""
+
+    question_id: str
+    value: int | None = None
+    na: bool = False
+    number: float | None = None
+    choice: str | None = None
+    skipped: bool = False
+    text: str | None = None
+
+
+async def add_past_response(
+    s: AsyncSession,
+    *,
+    subject: str,
+    cycle_id: int,
+    role: str,
+    bank_tag: str,
+    model_version: str,
+    origin: str,
+    when: datetime,
+    completed_at: datetime | None,
+    answers: Sequence[PastAnswer],
+) -> int:
+    """A respondent and their response as given at `when` (completed at `completed_at`, else
+    in progress): the rows a survey would have left, with their times."""
+    respondent = Respondent(subject_hash=subject, language="en", created_at=when)
+    s.add(respondent)
+    await s.flush()
+    response = Response(
+        respondent_id=respondent.id,
+        cycle_id=cycle_id,
+        origin=origin,
+        role=Role(role).value,
+        bank_tag=bank_tag,
+        model_version=model_version,
+        language="en",
+        status="completed" if completed_at else "in_progress",
+        consent_at=when,
+        started_at=when,
+        completed_at=completed_at,
+    )
+    s.add(response)
+    await s.flush()
+    for a in answers:
+        check_scale_value(a.value)
+        if a.text is not None:
+            s.add(Comment(response_id=response.id, question_id=a.question_id, text=a.text))
+            continue
+        s.add(
+            Answer(
+                response_id=response.id,
+                question_id=a.question_id,
+                value=a.value,
+                na=a.na,
+                number=a.number,
+                choice=a.choice,
+                skipped=a.skipped,
+                answered_at=when,
+            )
+        )
+    await s.flush()
+    return response.id

@@ -113,6 +113,35 @@ async def get_user_by_email(s: AsyncSession, email: str) -> User | None:
     return await s.scalar(select(User).where(User.email == normalise_email(email)))
 
 
+async def set_user_language(s: AsyncSession, user_id: int, language: str | None) -> None:
+    """The dashboard's language of an account (None: from the browser)."""
+    await s.execute(update(User).where(User.id == user_id).values(language=language))
+
+
+async def end_sessions(s: AsyncSession, user_id: int, now: datetime | None = None) -> None:
+    """Every session of the account issued until now ends (copies of the cookie included)."""
+    await s.execute(
+        update(User).where(User.id == user_id).values(sessions_valid_after=now or utcnow())
+    )
+
+
+async def change_password(s: AsyncSession, user_id: int, old_hash: str, new_hash: str) -> bool:
+    """Replace the password hash if it is still `old_hash` (False: changed meanwhile)."""
+    changed = await s.execute(
+        update(User)
+        .where(User.id == user_id, User.password_hash == old_hash)
+        .values(password_hash=new_hash)
+    )
+    return changed.rowcount == 1
+
+
+async def replace_api_token(s: AsyncSession, user_id: int) -> None:
+    """The account's API token changes: the old one stops working at once."""
+    await s.execute(
+        update(User).where(User.id == user_id).values(api_token_version=User.api_token_version + 1)
+    )
+
+
 async def record_login(s: AsyncSession, user_id: int, now: datetime | None = None) -> None:
     await s.execute(update(User).where(User.id == user_id).values(last_login_at=now or utcnow()))
 
@@ -405,3 +434,7 @@ async def add_action(
     s.add(item)
     await s.flush()
     return item
+
+
+async def delete_action(s: AsyncSession, item: ActionItem) -> None:
+    await s.delete(item)

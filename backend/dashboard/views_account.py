@@ -8,12 +8,10 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from sqlalchemy import update
 
 from backend import keys
 from backend.dashboard import auth
@@ -45,7 +43,6 @@ from backend.passwords import (
     verify_password,
 )
 from storage import schools
-from storage.models import User
 from storage.schools import list_users
 
 log = logging.getLogger(__name__)
@@ -205,7 +202,7 @@ async def set_language(request: web.Request) -> web.Response:
     user = request.get(R_USER)
     if user is not None:
         async with sessionmaker(request).begin() as s:
-            await s.execute(update(User).where(User.id == user.id).values(language=lang))
+            await schools.set_user_language(s, user.id, lang)
         user.language = lang
     target = _safe_next(str(form.get("next", "")))
     if target:
@@ -218,11 +215,7 @@ async def logout(request: web.Request) -> web.Response:
     if user is not None:
         # Every session of this user issued until now ends, copies of the cookie included.
         async with sessionmaker(request).begin() as s:
-            await s.execute(
-                update(User)
-                .where(User.id == user.id)
-                .values(sessions_valid_after=datetime.now(UTC))
-            )
+            await schools.end_sessions(s, user.id)
     lang = request[R_SESSION].get("lang") or getattr(user, "language", None)
     request[R_SESSION] = auth.new_session()
     if lang:
@@ -349,12 +342,8 @@ async def password_submit(request: web.Request) -> web.Response:
         return _password_form(request, refusal(request, exc), 400, "new")
     await request.app[LIMITER].succeeded(attempt.account, attempt.address, attempt.device)
     async with sessionmaker(request).begin() as s:
-        changed = await s.execute(
-            update(User)
-            .where(User.id == user.id, User.password_hash == old_hash)
-            .values(password_hash=new_hash)
-        )
-    if changed.rowcount != 1:  # changed meanwhile (another session): this one is stale
+        changed = await schools.change_password(s, user.id, old_hash, new_hash)
+    if not changed:  # changed meanwhile (another session): this one is stale
         raise web.HTTPConflict(
             text=_(request, "Your password was changed meanwhile. Please log in again.")
         )
@@ -384,11 +373,7 @@ async def token_replace(request: web.Request) -> web.Response:
     """A new API token; the old one stops working at once (e.g. after it leaked)."""
     user = user_of(request)
     async with sessionmaker(request).begin() as s:
-        await s.execute(
-            update(User)
-            .where(User.id == user.id)
-            .values(api_token_version=User.api_token_version + 1)
-        )
+        await schools.replace_api_token(s, user.id)
     flash(
         request,
         _(request, "Your API token was replaced: the old one no longer works."),

@@ -26,7 +26,7 @@ from backend.i18n import N_
 from conversations.model import load_model
 from conversations.roles import ROLES
 from storage import schools
-from storage.schools import ACTION_STATUSES, add_action, get_action, list_actions
+from storage.schools import ACTION_STATUSES, add_action, delete_action, get_action, list_actions
 
 ROLE_SLUGS = frozenset(r.value for r in ROLES)
 MAX_TITLE = 300
@@ -151,7 +151,7 @@ async def action_delete(request: web.Request) -> web.Response:
         item = await get_action(s, cycle.id, int(request.match_info["action_id"]))
         if item is None:
             raise web.HTTPNotFound()
-        await s.delete(item)
+        await delete_action(s, item)
     flash(request, _(request, "Action deleted."), "ok")
     return _back(request, form, cycle.id)
 

@@ -37,6 +37,7 @@ from storage.clusters import (
     add_feedback,
     cluster_schools,
     create_cluster,
+    get_cluster,
     list_clusters,
     remove_cluster_member,
 )
@@ -83,7 +84,7 @@ async def admin_cluster_create(request: web.Request) -> web.Response:
 
 async def _admin_cluster_and_school(request: web.Request, s: Any) -> tuple[Cluster, Any]:
     form = await request.post()
-    cluster = await s.get(Cluster, int(request.match_info["cluster_id"]))
+    cluster = await get_cluster(s, int(request.match_info["cluster_id"]))
     school = await schools.get_school_by_slug(s, str(form.get("school", "")))
     if cluster is None:
         raise web.HTTPNotFound()
@@ -176,7 +177,7 @@ async def cluster_page(request: web.Request) -> web.Response:
     except ValueError:
         raise web.HTTPNotFound() from None
     async with sessionmaker(request).begin() as s:
-        cluster = await s.get(Cluster, cid)
+        cluster = await get_cluster(s, cid)
         if cluster is None:
             raise web.HTTPNotFound()
         members = await cluster_schools(s, cluster.id)

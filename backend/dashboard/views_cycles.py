@@ -198,7 +198,7 @@ async def cycle_status(request: web.Request) -> web.Response:
 
 async def cycle_announcement(request: web.Request) -> web.Response:
     """The cycle's one announcement to the respondents who opted in (sent by the scheduler)."""
-    from backend.reminders import AnnouncementRefused, create_announcement
+    from storage.reminders import AnnouncementRefused, create_announcement
 
     form = await request.post()
     text = str(form.get("text", ""))

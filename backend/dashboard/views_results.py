@@ -26,11 +26,11 @@ from backend.dashboard.web import (
     user_of,
 )
 from backend.i18n import Texts
-from backend.reminders import MAX_ANNOUNCEMENT_CHARS, announcement_audience, get_announcement
 from conversations.model import load_model
 from conversations.roles import ROLE_LABELS, ROLES, Role
 from storage import responses, schools
 from storage.clusters import list_feedback
+from storage.reminders import MAX_ANNOUNCEMENT_CHARS, announcement_audience, get_announcement
 from storage.schools import list_actions
 
 

@@ -149,7 +149,7 @@ async def release_figures(request: web.Request) -> None:
     if not raw.isdigit() or int(raw) > MAX_ROW_ID:
         return
     async with sessionmaker(request)() as s:
-        cycle = await s.get(Cycle, int(raw))
+        cycle = await schools.get_cycle(s, int(raw))
     if cycle is not None and access_of(request).reads(cycle.school_id):
         await releases.refresh(sessionmaker(request), [cycle.id])
 

@@ -14,13 +14,15 @@ from sqlalchemy import inspect, select, update
 from typer.testing import CliRunner
 
 from backend import keys
-from backend.reminders import SCHEDULER, AnnouncementRefused, is_quiet, send_announcement
+from backend.keys import SCHEDULER
 from bot import callback
+from bot.reminders import is_quiet
 from conversations import engine as E
 from conversations.banks import load_banks
 from storage import contacts, migrate
 from storage.db import create_engine
 from storage.models import Answer, Comment, Contact, Cycle, Invite, Respondent, Response, School
+from storage.reminders import AnnouncementRefused, send_announcement
 from storage.retention import forget_respondent_keys
 from tests.apptools import make_settings, running_app
 from tests.backend.test_dashboard import login
