@@ -5,15 +5,41 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
+import aiohttp
 import typer
+from aiohttp import web
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from backend.dashboard.passwords import hash_password
+from backend.demo import DEMO_PASSWORD, prepare_demo
+from backend.i18n import dashboard_languages, texts
+from backend.reporting.extras import pdf_extras
+from backend.reporting.releases import release_cycle
+from backend.reporting.report import build_report
+from backend.web.app import create_app
+from backend.web.links import invite_links, public_base
+from backend.web.logs import configure
+from backend.web.settings import Settings
+from conversations.banks import load_banks
+from conversations.coverage import coverage
+from conversations.i18n import available_languages
+from conversations.model import load_model
 from conversations.roles import Role
+from storage import responses, schools
+from storage.db import create_engine, make_sessionmaker
+from storage.migrate import upgrade
+from storage.reminders import AnnouncementRefused, create_announcement
+from storage.retention import forget_respondent_keys, respondents_to_forget
 
 T = TypeVar("T")
 
@@ -47,7 +73,6 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def load_settings() -> Any:
-    from backend.settings import Settings
 
     try:
         return Settings()
@@ -64,7 +89,6 @@ def run(coro_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
 
 
 async def _with_session(settings: Any, fn: Callable[[Any], Awaitable[T]]) -> T:
-    from storage.db import create_engine, make_sessionmaker
 
     engine = create_engine(settings.database_url)
     try:
@@ -75,7 +99,6 @@ async def _with_session(settings: Any, fn: Callable[[Any], Awaitable[T]]) -> T:
 
 
 def _db_error(exc: Exception) -> None:
-    from sqlalchemy.exc import OperationalError, ProgrammingError
 
     if isinstance(exc, OperationalError | ProgrammingError | OSError):
         fail(
@@ -104,7 +127,6 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply the database migrations (creates the schema on an empty database)."""
-    from storage.migrate import upgrade
 
     settings = load_settings()
     try:
@@ -115,7 +137,6 @@ def db_upgrade(
 
 
 def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
 
@@ -139,21 +160,15 @@ def school_create(
     ] = None,
 ) -> None:
     """Create a school (its anonymity thresholds apply to the cycles it opens)."""
-    import re
-
-    from storage import schools
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,62}", slug):
         fail("--slug takes 2-63 lower-case letters, digits and dashes, e.g. ogre-tech")
     if not name.strip():
         fail("--name may not be empty")
     try:
-        from zoneinfo import ZoneInfo
-
         ZoneInfo(timezone)
     except (KeyError, ValueError):
         fail(f"--timezone {timezone!r} is not an IANA time zone (e.g. Europe/Riga)")
-    from conversations.i18n import available_languages
 
     unknown = [
         x for x in languages.split(",") if x.strip() and x.strip() not in available_languages()
@@ -194,8 +209,6 @@ def user_create(
     role: Annotated[str, typer.Option(help="coordinator or peer.")] = "coordinator",
 ) -> None:
     """Create a coordinator account (or an administrator with --admin)."""
-    from backend.passwords import hash_password
-    from storage import schools
 
     if "@" not in email or len(email) > 254:
         fail("--email needs a valid e-mail address")
@@ -203,7 +216,7 @@ def user_create(
         fail("pass the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\n")
     try:
-        pw_hash = hash_password(password, email)  # the rules of backend.passwords
+        pw_hash = hash_password(password, email)  # the rules of backend.dashboard.passwords
     except ValueError as exc:
         fail(str(exc))
     if not admin and not school:
@@ -238,12 +251,10 @@ def user_create(
 
 async def bot_username(settings: Any) -> str:
     """The bot's @username (for t.me links): TELEGRAM_BOT_USERNAME, or getMe with the token."""
-    import os
 
     name = os.environ.get("TELEGRAM_BOT_USERNAME", "").lstrip("@")
     if name or not settings.telegram_bot_token:
         return name
-    import aiohttp
 
     url = f"{settings.telegram_api_base_url.rstrip('/')}{settings.telegram_bot_token}/getMe"
     if not settings.telegram_api_base_url.rstrip("/").endswith("bot"):
@@ -259,20 +270,6 @@ async def bot_username(settings: Any) -> str:
         return ""
 
 
-def public_base(settings: Any) -> str:
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::") else settings.host  # noqa: S104
-    return f"http://{host}:{settings.port}"
-
-
-def invite_links(code: str, *, username: str, base: str) -> dict[str, str | None]:
-    return {
-        "telegram_link": f"https://t.me/{username}?start={code}" if username else None,
-        "web_link": f"{base}/s/{code}",
-    }
-
-
 @invite_app.command("create")
 def invite_create(
     school: Annotated[str, typer.Option(help="The school's slug.")],
@@ -286,7 +283,6 @@ def invite_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """Create invitations: each with a code, a Telegram deep link and a web link."""
-    from storage import responses, schools
 
     settings = load_settings()
 
@@ -319,8 +315,6 @@ def invite_create(
 
 
 async def _find_or_open_cycle(s: Any, school: Any, name: str) -> Any:
-    from conversations.model import load_model
-    from storage import schools
 
     if name:
         found = await schools.cycle_by_name(s, school.id, name)
@@ -339,7 +333,6 @@ async def _find_or_open_cycle(s: Any, school: Any, name: str) -> Any:
 
 async def _school_cycle(s: Any, school: str, cycle: str) -> Any:
     """The school's cycle named `cycle`, or its newest; exits with a message if there is none."""
-    from storage import schools
 
     sch = await schools.get_school_by_slug(s, school)
     if sch is None:
@@ -392,11 +385,6 @@ def report(
     ] = "",
 ) -> None:
     """Print or save the triangulation report (anonymity rules applied)."""
-    from backend.analytics.releases import release_cycle
-    from backend.analytics.report import build_report
-    from backend.i18n import dashboard_languages, texts
-    from conversations.model import load_model
-    from storage import schools
 
     if fmt not in REPORT_FORMATS:
         fail(f"--format takes {', '.join(REPORT_FORMATS)}, not {fmt!r}")
@@ -416,8 +404,6 @@ def report(
             await release_cycle(s, other.id)
         found: dict[str, Any] = {"report": await build_report(s, cyc.id, model)}
         if fmt == "pdf":  # the PDF has the evidence, the change since before, the action plan
-            from backend.analytics.extras import pdf_extras
-
             found.update(await pdf_extras(s, cyc))
         return found
 
@@ -426,7 +412,7 @@ def report(
     if fmt == "json":
         body = (json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n").encode()
     else:
-        from backend import exports
+        from backend.reporting import exports  # fpdf, openpyxl, matplotlib: only when asked
 
         tx = texts(lang)
         if fmt == "csv":
@@ -471,8 +457,6 @@ def announce(
     hours respected); a second announcement for the same cycle is refused.
     """
 
-    from storage.reminders import AnnouncementRefused, create_announcement
-
     settings = load_settings()
     text = text_file.read()
 
@@ -497,9 +481,6 @@ def announce(
 @model_app.command("coverage")
 def model_coverage() -> None:
     """Print which roles' statements evidence each indicator (and what is not covered)."""
-    from conversations.banks import load_banks
-    from conversations.coverage import coverage
-    from conversations.model import load_model
 
     table = coverage(load_model(), load_banks())
     typer.echo(table.format_table())
@@ -511,7 +492,6 @@ def model_coverage() -> None:
 @model_app.command("show")
 def model_show() -> None:
     """Print the model's dimensions, criteria, themes and indicators."""
-    from conversations.model import load_model
 
     m = load_model()
     typer.echo(f"{m.title} (version {m.version})")
@@ -532,9 +512,6 @@ def model_show() -> None:
 
 def _logging(level: str, default_format: str = "json") -> None:
     """JSON lines for servers (LOG_FORMAT=json), plain text for people (LOG_FORMAT=text)."""
-    import os
-
-    from backend.logs import configure
 
     configure(level, json_format=os.environ.get("LOG_FORMAT", default_format) != "text")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -550,7 +527,6 @@ def retention(
     ] = False,
 ) -> None:
     """Forget respondents' keys once all their cycles have closed (answers stay, unlinked)."""
-    from storage.retention import forget_respondent_keys, respondents_to_forget
 
     settings = load_settings()
     grace = timedelta(days=grace_days)
@@ -578,10 +554,6 @@ def serve(
     ] = True,
 ) -> None:
     """Run the server: webhook, web chat, dashboard, API, /healthz, /readyz, /metrics."""
-    from aiohttp import web
-
-    from backend.app import create_app
-    from storage.migrate import upgrade
 
     settings = load_settings()
     _logging(settings.log_level)
@@ -603,10 +575,6 @@ def demo(
     reset: Annotated[bool, typer.Option(help="Start from an empty demo database.")] = False,
 ) -> None:
     """The embedded default: SQLite, in-memory sessions, a demo school with sample answers."""
-    from aiohttp import web
-
-    from backend.app import create_app
-    from backend.demo import DEMO_PASSWORD, prepare_demo
 
     settings = load_settings()
     if port:

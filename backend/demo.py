@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.analytics import releases
-from backend.passwords import hash_password
+from backend.dashboard.passwords import hash_password
+from backend.reporting import releases
 from conversations.banks import Bank, load_banks
 from conversations.engine import Engine
 from conversations.identity import subject_hash

@@ -21,7 +21,16 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+from babel.dates import format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from babel.support import Translations
+from jinja2 import pass_context
+
 from conversations import i18n as conv_i18n
+from conversations.roles import ROLE_LABELS, Role
+from conversations.scales import get_scale
 
 DOMAIN = "dashboard"
 LOCALES = Path(__file__).resolve().parent / "locales"
@@ -142,9 +151,6 @@ def translations(lang: str) -> _gettext.NullTranslations:
     path = po_path(lang)
     if lang == DEFAULT or not path.is_file():
         return _gettext.NullTranslations()
-    from babel.messages.mofile import write_mo
-    from babel.messages.pofile import read_po
-    from babel.support import Translations
 
     with path.open("rb") as fh:
         catalog = read_po(fh, locale=lang, domain=DOMAIN)
@@ -208,7 +214,6 @@ class Texts:
             return "–"
         if digits is not None:
             x = round(float(x), digits)
-            from babel.numbers import format_decimal
 
             return format_decimal(
                 x,
@@ -225,7 +230,6 @@ class Texts:
     def datetime(self, d: datetime | None, format: str = "medium") -> str:
         if d is None:
             return "–"
-        from babel.dates import format_datetime
 
         return format_datetime(d, format=format, locale=conv_i18n._locale(self.lang))
 
@@ -239,14 +243,12 @@ class Texts:
         return conv_i18n.localized_model(self.lang)
 
     def scale_label(self, scale: str, value: int) -> str:
-        from conversations.scales import get_scale
 
         source = {p.value: p.label for p in get_scale(scale).points}.get(value, str(value))
         return self.t(f"scale.{scale}.{value}", default=source)
 
     def role_name(self, role: str) -> str:
         """The model's name of a stakeholder group (conversations.roles.ROLE_LABELS)."""
-        from conversations.roles import ROLE_LABELS, Role
 
         try:
             return self.translations.gettext(ROLE_LABELS[Role(role)])
@@ -282,7 +284,6 @@ ENGLISH = Texts(DEFAULT)
 def install_jinja(env: Any) -> None:
     """`{{ _("…") }}`, `{% trans %}` and the `num`/`date` filters, in the language of the
     `texts` the view puts in the context (English where there is none: the web chat)."""
-    from jinja2 import pass_context
 
     def of(ctx: Any) -> Texts:
         value = ctx.get("texts")

@@ -21,11 +21,13 @@ from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
 
+from babel import Locale
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
 from backend.i18n import DOMAIN, LOCALES, catalog_languages, po_path
+from conversations.roles import ROLE_LABELS
 
 ROOT = Path(__file__).resolve().parent.parent
 POT = LOCALES / f"{DOMAIN}.pot"
@@ -76,7 +78,6 @@ def _extracted() -> Iterator[tuple[str, int, str | tuple[str, ...], list[str], s
 
 def template_catalog() -> Catalog:
     """Every coordinator-facing text of the source, as a .pot catalog."""
-    from conversations.roles import ROLE_LABELS
 
     cat = Catalog(
         project="guidance-survey",
@@ -183,7 +184,6 @@ def problems(lang: str, template: Catalog | None = None, cat: Catalog | None = N
 
 def init(lang: str, template: Catalog) -> Path:
     """A new, empty catalog for `lang` (its plural rule from CLDR), marked for review."""
-    from babel import Locale
 
     path = po_path(lang)
     if path.exists():

@@ -366,7 +366,7 @@ async def telegram_burst(
 
 
 def init_data(uid: int, start_param: str | None, token: str = TOKEN) -> str:
-    from backend.miniapp import sign_init_data
+    from backend.web.miniapp import sign_init_data
 
     fields = {
         "auth_date": str(int(time.time())),

@@ -253,8 +253,8 @@ async def measure(url: str, cycle_id: int, repeat: int, tag: str) -> dict[str, A
     import asyncpg
     from sqlalchemy import select
 
-    from backend.analytics import releases
-    from backend.analytics.report import build_report
+    from backend.reporting import releases
+    from backend.reporting.report import build_report
     from conversations.model import load_model
     from storage import responses
     from storage.db import create_engine, make_sessionmaker
@@ -352,8 +352,8 @@ async def measure_cluster_page(url: str, cycle_ids: list[int], repeat: int) -> d
     (every summary built), with everything stored, and after one new answer at one school."""
     from sqlalchemy import delete, select
 
-    from backend.analytics import releases
-    from backend.analytics.summaries import cycle_summaries
+    from backend.reporting import releases
+    from backend.reporting.summaries import cycle_summaries
     from conversations.model import load_model
     from storage import responses
     from storage.db import create_engine, make_sessionmaker

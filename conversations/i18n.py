@@ -21,6 +21,13 @@ from importlib import resources
 from typing import Any
 
 import yaml
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date as _format_date
+from babel.numbers import format_decimal, get_group_symbol
+
+from conversations.banks import load_banks
+from conversations.model import load_model, model_messages, translate_model
+from conversations.scales import SCALES
 
 DEFAULT_LANGUAGE = "en"
 
@@ -144,9 +151,6 @@ def source_messages() -> dict[str, str | dict]:
     All of en.yaml except `_meta`, plus the keys derived from the banks (title,
     intro, question texts, help, choice option labels) and the scale labels.
     """
-    from conversations.banks import load_banks
-    from conversations.model import load_model, model_messages
-    from conversations.scales import SCALES
 
     out: dict[str, str | dict] = {}
     for key, value in load_catalog(DEFAULT_LANGUAGE).messages.items():
@@ -173,7 +177,6 @@ def source_messages() -> dict[str, str | dict]:
 @cache
 def localized_model(lang: str = DEFAULT_LANGUAGE):
     """The shipped excellence model with its statements in `lang` (English where untranslated)."""
-    from conversations.model import load_model, translate_model
 
     model = load_model()
     if lang == DEFAULT_LANGUAGE:
@@ -258,7 +261,6 @@ def check_catalog(lang: str, messages: Mapping[str, Any] | None = None) -> list[
 
 @cache
 def _locale(lang: str) -> Any:
-    from babel import Locale, UnknownLocaleError
 
     try:
         return Locale.parse(lang.replace("-", "_"))
@@ -270,7 +272,6 @@ def format_number(lang: str, x: float) -> str:
     """`x` as a reader of `lang` writes it: "1,234.5" (en), "1 234,5" (hy, uk).
 
     Whole numbers show no decimals; others keep every digit they have (no rounding)."""
-    from babel.numbers import format_decimal
 
     value: float | int = int(x) if float(x).is_integer() else x
     return format_decimal(value, locale=_locale(lang), decimal_quantization=False)
@@ -278,7 +279,6 @@ def format_number(lang: str, x: float) -> str:
 
 def format_date(lang: str, d: Any, format: str = "long") -> str:
     """A date (or datetime) as `lang` writes it: "March 5, 2026", "5 березня 2026 р."."""
-    from babel.dates import format_date as _format_date
 
     return _format_date(d, format=format, locale=_locale(lang))
 
@@ -294,7 +294,6 @@ def parse_number(lang: str, text: str) -> float | None:
     separators (spaces, no-break spaces, repeated groups of three: "1.234.567",
     "1 234,5"; "1,234" is 1234 where "," groups thousands (en), 1.234 where it is the
     decimal separator (hy, uk)), a trailing "%"."""
-    from babel.numbers import get_group_symbol
 
     group = get_group_symbol(_locale(lang))
     s = text.translate(_SPACES).replace(group, "") if not group.strip() else text.translate(_SPACES)

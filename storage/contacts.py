@@ -11,6 +11,7 @@ retention command once the cycle has closed (`delete_contacts_of_closed_cycles`)
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -34,7 +35,6 @@ def fernet_for(secret_key: str) -> Fernet:
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=_SALT, info=_INFO).derive(
         secret_key.encode()
     )
-    import base64
 
     return Fernet(base64.urlsafe_b64encode(key))
 

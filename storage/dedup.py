@@ -18,6 +18,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from storage.sessions import DEFAULT_PREFIX, KeyBuilder
 
 DEFAULT_TTL = 24 * 3600  # Telegram stops retrying an update well within a day
@@ -139,6 +141,5 @@ def make_deduplicator(
     """Redis when a URL is given, else in-memory (one process only)."""
     if not redis_url:
         return MemoryUpdateDeduplicator(ttl=ttl)
-    import redis.asyncio as aioredis
 
     return RedisUpdateDeduplicator(aioredis.from_url(redis_url), prefix, ttl=ttl, owns_client=True)

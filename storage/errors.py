@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from redis import exceptions as r
 from sqlalchemy import exc as sa_exc
 
 
@@ -96,10 +97,6 @@ def _sqlstate_transient(state: str) -> bool:
 
 
 def _redis(e: BaseException) -> bool | None:
-    try:
-        from redis import exceptions as r
-    except ImportError:  # pragma: no cover - redis is a dependency
-        return None
     if isinstance(e, r.ConnectionError | r.TimeoutError | r.ReadOnlyError | r.TryAgainError):
         return True  # includes BusyLoadingError; ReadOnly: a replica during failover
     if isinstance(e, r.RedisError):

@@ -170,7 +170,7 @@ class Response(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # +1 whenever its answers or its status change (repo.touch_response, repo.set_status):
     # a counter, not a clock, so that the sum over a cycle grows with every change whatever
-    # the order in which concurrent transactions commit (backend.analytics.summaries).
+    # the order in which concurrent transactions commit (backend.reporting.summaries).
     revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
@@ -348,7 +348,7 @@ class ActionItem(Base):
 
 class ReleaseState(Base):
     """The published figure of one question for one group (the answers of one bank version
-    in one cycle), as frozen when it was released (`backend.analytics.anonymity`, the
+    in one cycle), as frozen when it was released (`backend.reporting.anonymity`, the
     release rule). `seq` counts its releases. Scale questions hold counts; a free-text
     question holds only how many wrote (its texts are on `ReleaseUnit`)."""
 
@@ -403,7 +403,7 @@ class ReportSummary(Base):
     """A cycle's report in brief, for the cluster view: each indicator's own rating and the
     groups' shown means, as `build_report` gave them (after the anonymity gate; no free
     text). Valid while the cycle's data has the same `fingerprint`
-    (`backend.analytics.summaries`); erasing a respondent deletes their cycles' rows."""
+    (`backend.reporting.summaries`); erasing a respondent deletes their cycles' rows."""
 
     __tablename__ = "report_summary"
     cycle_id: Mapped[int] = mapped_column(

@@ -1,6 +1,6 @@
 """The statements of the release rule: what could be released, releasing it, reading releases.
 
-The rule itself (when a question may be released) is `backend.analytics.anonymity`; these
+The rule itself (when a question may be released) is `backend.reporting.anonymity`; these
 functions only count, write and read. A *unit* is one respondent's answer to one question
 (`release_unit`, keyed by response and question, never by the answer's content): a new
 release of a question needs enough units that no earlier release of it counted.

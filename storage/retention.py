@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.contacts import delete_contacts_of_closed_cycles
 from storage.models import Cycle, Respondent, Response
 
 FORGOTTEN_PREFIX = "forgotten:"
@@ -54,7 +55,6 @@ async def forget_respondent_keys(
 
     The encrypted chat addresses kept for reminders of those cycles are deleted too.
     """
-    from storage.contacts import delete_contacts_of_closed_cycles
 
     await delete_contacts_of_closed_cycles(s, now, grace)  # reminder/announcement addresses
     ids = await respondents_to_forget(s, now, grace)

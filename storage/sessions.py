@@ -17,6 +17,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import redis.asyncio as aioredis
+from redis.exceptions import LockError
+
 from conversations.ports import SessionKey
 
 log = logging.getLogger(__name__)
@@ -173,7 +176,6 @@ class RedisSessionStore(SessionStore):
 
     @asynccontextmanager
     async def _locked(self, key: SessionKey, wait: float) -> AsyncIterator[None]:
-        from redis.exceptions import LockError
 
         lock = self.client.lock(
             self.keys.lock(key), timeout=self.lock_ttl, sleep=0.02, blocking_timeout=wait
@@ -198,6 +200,5 @@ def make_session_store(redis_url: str, prefix: str = DEFAULT_PREFIX) -> SessionS
     """Redis when a URL is given, else the in-memory store (one process only)."""
     if not redis_url:
         return MemorySessionStore()
-    import redis.asyncio as aioredis
 
     return RedisSessionStore(aioredis.from_url(redis_url), prefix, owns_client=True)

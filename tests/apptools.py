@@ -20,8 +20,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from backend.app import create_app
-from backend.settings import Settings
+from backend.web.app import create_app
+from backend.web.settings import Settings
 from conversations.roles import Role
 from storage.models import Cycle, Invite, School
 

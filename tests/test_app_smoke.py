@@ -1,4 +1,4 @@
-from backend import keys
+from backend.web import keys
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
 
 

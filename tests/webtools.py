@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from backend import webchat
+from backend.web import webchat
 from conversations.i18n import Translator
 
 T = Translator()

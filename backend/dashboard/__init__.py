@@ -11,7 +11,6 @@ from pathlib import Path
 
 from aiohttp import web
 
-from backend import keys
 from backend.dashboard import (
     api,
     auth,
@@ -25,12 +24,10 @@ from backend.dashboard import (
     views_self,
 )
 from backend.dashboard.web import (
-    CODEC,
-    DEVICES,
-    LIMITER,
     error_middleware,
     session_middleware,
 )
+from backend.web import keys
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
 
@@ -38,7 +35,7 @@ STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
 async def _login_limiter(app: web.Application) -> AsyncIterator[None]:
     """The login limiter: in Redis if the app has a client (made by `_stores`), else memory."""
     settings = app[keys.SETTINGS]
-    app[LIMITER] = auth.make_login_limiter(
+    app[keys.LIMITER] = auth.make_login_limiter(
         app[keys.REDIS], app[keys.SECRET_KEY], settings.redis_prefix
     )
     yield  # the Redis client is the app's: `_stores` closes it
@@ -51,8 +48,8 @@ def setup(app: web.Application) -> None:
     after `_stores`, which opens the Redis client the limiter shares.
     """
     app.cleanup_ctx.append(_login_limiter)
-    app[CODEC] = auth.SessionCodec(app[keys.SECRET_KEY])
-    app[DEVICES] = auth.DeviceCodec(app[keys.SECRET_KEY])
+    app[keys.CODEC] = auth.SessionCodec(app[keys.SECRET_KEY])
+    app[keys.DEVICES] = auth.DeviceCodec(app[keys.SECRET_KEY])
     app.middlewares.append(error_middleware)
     app.middlewares.append(session_middleware)
     for module in (

@@ -11,7 +11,6 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from backend.analytics.report import build_report
 from backend.dashboard import api_models as m
 from backend.dashboard.api_models import BodyNotJSON, parse_self_ratings, problems, summary
 from backend.dashboard.rates import response_rates
@@ -26,6 +25,7 @@ from backend.dashboard.web import (
     user_of,
     writable_cycle,
 )
+from backend.reporting.report import build_report
 from conversations.model import load_model
 from storage import schools
 from storage.models import Cycle, SelfRating

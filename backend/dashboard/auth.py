@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from backend import keys
+from backend.web import keys
 from storage.errors import is_transient
 from storage.models import User
 

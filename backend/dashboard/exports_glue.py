@@ -1,4 +1,4 @@
-"""Charts (backend.charts) and exports (backend.exports) of a cycle's report, for its readers.
+"""Charts (backend.reporting.charts) and exports (backend.reporting.exports) of a cycle's report, for its readers.
 
 Both are pure functions of the report from `build_report`, so the anonymity gate has
 already been applied; they run in a worker thread (matplotlib and fpdf are CPU-bound).
@@ -16,10 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
-from backend.analytics.extras import pdf_extras
-from backend.analytics.report import build_report
 from backend.dashboard.web import _, cycle_for, for_reader, release_figures, sessionmaker, texts_of
 from backend.i18n import N_, Texts, dashboard_languages, texts
+from backend.reporting.charts import reading
+from backend.reporting.extras import pdf_extras
+from backend.reporting.report import biggest_gaps, build_report
 from conversations.model import load_model
 from storage import schools
 
@@ -78,9 +79,6 @@ def links(
 
 def _chart_text(report: dict[str, Any], chart: dict[str, Any], tx: Texts) -> dict[str, Any]:
     """alt (the chart function's own) and table {head, rows} of one overview chart."""
-    from backend import charts
-    from backend.analytics.report import biggest_gaps
-
     if chart["kind"] == "gaps":
         gaps = biggest_gaps(report, 10) if report.get("indicators") else []
         head = [
@@ -95,23 +93,23 @@ def _chart_text(report: dict[str, Any], chart: dict[str, Any], tx: Texts) -> dic
         rows = [
             [
                 g["id"],
-                charts.role_label(g["role"], short=False, tx=tx),
-                charts.fmt_value(g["self"], 2, tx),
-                charts.fmt_fixed(g["mean"], 2, tx),
+                reading.role_label(g["role"], short=False, tx=tx),
+                reading.fmt_value(g["self"], 2, tx),
+                reading.fmt_fixed(g["mean"], 2, tx),
                 tx.number(g["n"]),
-                charts.fmt_signed(g["gap"], 2, tx),
+                reading.fmt_signed(g["gap"], 2, tx),
                 tx.label("flag", g["flag"]),
             ]
             for g in gaps
         ]
-        return {"alt": charts.gaps_alt(report, tx=tx), "table": {"head": head, "rows": rows}}
-    data = charts.dimension_data(report, chart["dim"], tx=tx)
+        return {"alt": reading.gaps_alt(report, tx=tx), "table": {"head": head, "rows": rows}}
+    data = reading.dimension_data(report, chart["dim"], tx=tx)
     head = [tx.gettext("Theme"), *[name for name, _colour, _values in data.series]]
     rows = [
         [
             f"{t} {data.titles.get(t, '')}".strip(),
             *[
-                charts.fmt_fixed(vals[i], 2, tx) if vals[i] is not None else "—"
+                reading.fmt_fixed(vals[i], 2, tx) if vals[i] is not None else "—"
                 for _name, _colour, vals in data.series
             ],
         ]
@@ -142,7 +140,7 @@ def _svg(body: bytes, lang: str | None = None) -> web.Response:
 
 
 async def chart_heatmap(request: web.Request) -> web.Response:
-    from backend import charts
+    from backend.reporting import charts  # matplotlib: loaded with the first chart drawn
 
     tx = texts_of(request)
     _cycle, report, _school = await _report(request)
@@ -150,7 +148,7 @@ async def chart_heatmap(request: web.Request) -> web.Response:
 
 
 async def chart_gaps(request: web.Request) -> web.Response:
-    from backend import charts
+    from backend.reporting import charts  # matplotlib: loaded with the first chart drawn
 
     tx = texts_of(request)
     _cycle, report, _school = await _report(request)
@@ -158,7 +156,7 @@ async def chart_gaps(request: web.Request) -> web.Response:
 
 
 async def chart_dimension(request: web.Request) -> web.Response:
-    from backend import charts
+    from backend.reporting import charts  # matplotlib: loaded with the first chart drawn
 
     dim = request.match_info["dim"]
     if dim not in {d.id for d in load_model().dimensions}:
@@ -169,7 +167,7 @@ async def chart_dimension(request: web.Request) -> web.Response:
 
 
 async def chart_indicator(request: web.Request) -> web.Response:
-    from backend import charts
+    from backend.reporting import charts  # matplotlib: loaded with the first chart drawn
 
     key = request.match_info["key"]
     if key not in load_model().index():
@@ -203,7 +201,7 @@ def _filename(school: Any, cycle: Any, ext: str) -> str:
 
 
 async def export(request: web.Request) -> web.Response:
-    from backend import exports
+    from backend.reporting import exports  # fpdf, openpyxl, matplotlib: with the first export
 
     fmt = request.match_info["fmt"]
     if fmt not in EXPORTS:

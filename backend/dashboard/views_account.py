@@ -13,11 +13,18 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from backend import keys
 from backend.dashboard import auth
+from backend.dashboard.passwords import (
+    GUESSABLE,
+    IS_EMAIL,
+    MAX_LENGTH,
+    MIN_LENGTH,
+    TOO_LONG,
+    PasswordRefused,
+    hash_password,
+    verify_password,
+)
 from backend.dashboard.web import (
-    DEVICES,
-    LIMITER,
     R_DIRTY,
     R_SESSION,
     R_USER,
@@ -32,16 +39,7 @@ from backend.dashboard.web import (
     user_of,
 )
 from backend.i18n import N_
-from backend.passwords import (
-    GUESSABLE,
-    IS_EMAIL,
-    MAX_LENGTH,
-    MIN_LENGTH,
-    TOO_LONG,
-    PasswordRefused,
-    hash_password,
-    verify_password,
-)
+from backend.web import keys
 from storage import schools
 from storage.schools import list_users
 
@@ -106,13 +104,13 @@ class LoginTry:
 
 def login_try(request: web.Request, email: str) -> LoginTry:
     account = schools.normalise_email(email)
-    device = request.app[DEVICES].device_for(request.cookies.get(auth.DEVICE_COOKIE), account)
+    device = request.app[keys.DEVICES].device_for(request.cookies.get(auth.DEVICE_COOKIE), account)
     return LoginTry(account, auth.login_address(auth.client_ip(request)), device)
 
 
 async def check_login_limit(request: web.Request, attempt: LoginTry) -> None:
     """429 with Retry-After if this try may not check a password now."""
-    wait = await request.app[LIMITER].blocked(attempt.account, attempt.address, attempt.device)
+    wait = await request.app[keys.LIMITER].blocked(attempt.account, attempt.address, attempt.device)
     if wait is None:
         return
     tx = texts_of(request)
@@ -137,7 +135,7 @@ async def check_login_limit(request: web.Request, attempt: LoginTry) -> None:
 
 def remember_device(request: web.Request, response: web.StreamResponse, account: str) -> None:
     """After a right password: this browser vouches for the account from now on."""
-    value = request.app[DEVICES].after_login(request.cookies.get(auth.DEVICE_COOKIE), account)
+    value = request.app[keys.DEVICES].after_login(request.cookies.get(auth.DEVICE_COOKIE), account)
     response.set_cookie(
         auth.DEVICE_COOKIE,
         value,
@@ -154,7 +152,7 @@ async def login_submit(request: web.Request) -> web.Response:
     email = str(form.get("email", "")).strip()[:254]
     password = str(form.get("password", ""))[:1024]
     nxt = _safe_next(str(form.get("next", ""))) or ""  # a foreign one is not carried on
-    limiter = request.app[LIMITER]
+    limiter = request.app[keys.LIMITER]
     attempt = login_try(request, email)
     await check_login_limit(request, attempt)
     async with sessionmaker(request).begin() as s:
@@ -328,7 +326,7 @@ async def password_submit(request: web.Request) -> web.Response:
     loop = asyncio.get_running_loop()
     old_hash = user.password_hash
     if not await loop.run_in_executor(None, verify_password, old_hash, current):
-        await request.app[LIMITER].failed(attempt.account, attempt.address, attempt.device)
+        await request.app[keys.LIMITER].failed(attempt.account, attempt.address, attempt.device)
         error = _(request, "The current password is not right.")
         return _password_form(request, error, 401, "current")
     if new != repeat:
@@ -340,7 +338,7 @@ async def password_submit(request: web.Request) -> web.Response:
         new_hash = await loop.run_in_executor(None, hash_password, new, user.email)
     except PasswordRefused as exc:
         return _password_form(request, refusal(request, exc), 400, "new")
-    await request.app[LIMITER].succeeded(attempt.account, attempt.address, attempt.device)
+    await request.app[keys.LIMITER].succeeded(attempt.account, attempt.address, attempt.device)
     async with sessionmaker(request).begin() as s:
         changed = await schools.change_password(s, user.id, old_hash, new_hash)
     if not changed:  # changed meanwhile (another session): this one is stale

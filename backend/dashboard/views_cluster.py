@@ -14,9 +14,6 @@ from typing import Any
 
 from aiohttp import web
 
-from backend.analytics import releases
-from backend.analytics.cluster import MIN_SCHOOLS, SELF, cluster_view, school_labels
-from backend.analytics.summaries import cycle_summaries
 from backend.dashboard.views_self import indicator_or_404
 from backend.dashboard.web import (
     _,
@@ -30,6 +27,9 @@ from backend.dashboard.web import (
     texts_of,
     user_of,
 )
+from backend.reporting import releases
+from backend.reporting.cluster import MIN_SCHOOLS, SELF, cluster_view, school_labels
+from backend.reporting.summaries import cycle_summaries
 from conversations.model import load_model
 from storage import schools
 from storage.clusters import (

@@ -11,8 +11,6 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.analytics.compare import compare_reports
-from backend.analytics.report import build_report
 from backend.dashboard.exports_glue import _in_thread, _svg
 from backend.dashboard.web import (
     R_SCHOOL,
@@ -22,6 +20,8 @@ from backend.dashboard.web import (
     sessionmaker,
     texts_of,
 )
+from backend.reporting.compare import compare_reports
+from backend.reporting.report import build_report
 from conversations.model import load_model
 from storage import schools
 from storage.models import Cycle
@@ -87,7 +87,7 @@ async def compare_page(request: web.Request) -> web.Response:
 
 
 async def compare_chart(request: web.Request) -> web.Response:
-    from backend import charts
+    from backend.reporting import charts  # matplotlib: loaded with the first chart drawn
 
     model = load_model()
     await release_figures(request)

@@ -9,8 +9,6 @@ from typing import Any
 import segno
 from aiohttp import web
 
-from backend import keys
-from backend.cli import invite_links, public_base
 from backend.dashboard.rates import response_rates
 from backend.dashboard.web import (
     R_SCHOOL,
@@ -28,11 +26,14 @@ from backend.dashboard.web import (
     writable_cycle,
 )
 from backend.i18n import Texts, dashboard_languages, texts
+from backend.web import keys
+from backend.web.links import invite_links, public_base
 from conversations import i18n as conv_i18n
 from conversations.model import load_model
 from conversations.roles import ROLES, Role
 from storage import responses, schools
 from storage.models import Cycle, Invite
+from storage.reminders import AnnouncementRefused, create_announcement
 from storage.responses import get_invite
 from storage.schools import cycle_by_name
 
@@ -198,7 +199,6 @@ async def cycle_status(request: web.Request) -> web.Response:
 
 async def cycle_announcement(request: web.Request) -> web.Response:
     """The cycle's one announcement to the respondents who opted in (sent by the scheduler)."""
-    from storage.reminders import AnnouncementRefused, create_announcement
 
     form = await request.post()
     text = str(form.get("text", ""))

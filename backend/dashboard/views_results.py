@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from backend.analytics.report import biggest_gaps, build_report
+from backend.dashboard import exports_glue
 from backend.dashboard.auth import may_write
 from backend.dashboard.modeltree import points, tree
 from backend.dashboard.rates import response_rates
@@ -26,6 +26,8 @@ from backend.dashboard.web import (
     user_of,
 )
 from backend.i18n import Texts
+from backend.reporting.charts import reading
+from backend.reporting.report import biggest_gaps, build_report
 from conversations.model import load_model
 from conversations.roles import ROLE_LABELS, ROLES, Role
 from storage import responses, schools
@@ -63,9 +65,7 @@ def cell_style(mean: float | None) -> str:
 
 
 def _distribution_alt(report: dict[str, Any], key: str, tx: Texts) -> str:
-    from backend import charts
-
-    return charts.distribution_alt(report, key, tx=tx)
+    return reading.distribution_alt(report, key, tx=tx)
 
 
 def _heat_rows(report: dict[str, Any], roles: list[str], tx: Texts) -> list[dict[str, Any]]:
@@ -191,7 +191,6 @@ def result_links(
     request: web.Request, cycle_id: int, report: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Links to charts and exports (with alt text and tables from the report)."""
-    from backend.dashboard import exports_glue
 
     return exports_glue.links(request, cycle_id, report)
 

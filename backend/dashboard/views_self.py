@@ -10,7 +10,6 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
-from backend import input_guard, keys
 from backend.dashboard import evidence as ev
 from backend.dashboard.auth import csrf_ok
 from backend.dashboard.modeltree import points, theme_indicators, tree
@@ -29,6 +28,7 @@ from backend.dashboard.web import (
     writable_cycle,
 )
 from backend.i18n import ENGLISH, Texts
+from backend.web import input_guard, keys
 from conversations.model import ExcellenceModel, Indicator, load_model
 from conversations.scales import AnswerKind
 from storage import schools
@@ -235,7 +235,7 @@ async def _read_field(part: Any, limit: int = 8192) -> str:
 
 
 class NulRefused(Exception):
-    """A NUL in a streamed upload's field or file name (see `backend.input_guard`)."""
+    """A NUL in a streamed upload's field or file name (see `backend.web.input_guard`)."""
 
 
 async def evidence_add(request: web.Request) -> web.Response:

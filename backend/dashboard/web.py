@@ -14,11 +14,12 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend import keys
-from backend.analytics import releases
 from backend.dashboard import auth
 from backend.i18n import N_, Texts, dashboard_languages, negotiate, texts
+from backend.reporting import releases
+from backend.web import keys
 from storage import schools
+from storage.clusters import peer_school_ids
 from storage.models import Cycle, School, User
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,6 @@ R_DIRTY = web.RequestKey("dash_dirty", bool)
 R_SCHOOL = web.RequestKey("dash_school_slug", str)  # for the nav
 R_PEERS = web.RequestKey("dash_peer_schools", frozenset)  # a peer's reviewed schools
 R_TEXTS = web.RequestKey("dash_texts", Texts)
-LIMITER = web.AppKey("dashboard_login_limiter", auth.LoginLimiter)
-CODEC = web.AppKey("dashboard_session_codec", auth.SessionCodec)
-DEVICES = web.AppKey("dashboard_device_codec", auth.DeviceCodec)
 
 # Routes whose POST body is multipart: the view checks the CSRF field (the first part).
 MULTIPART_ROUTES = frozenset({"dash:evidence_add"})
@@ -175,7 +173,6 @@ async def _load_peers(request: web.Request, user: User | None) -> None:
     """For a peer: the schools of its clusters, for `readable_schools`."""
     if user is None or user.role != "peer" or user.school_id is None:
         return
-    from storage.clusters import peer_school_ids
 
     async with sessionmaker(request).begin() as s:
         request[R_PEERS] = frozenset(await peer_school_ids(s, user.school_id))
@@ -310,7 +307,7 @@ async def error_middleware(request: web.Request, handler):
 
 
 def _set_cookie(request: web.Request, response: web.StreamResponse) -> None:
-    codec = request.app[CODEC]
+    codec = request.app[keys.CODEC]
     secure = auth.request_is_https(request)
     response.set_cookie(
         auth.COOKIE,
@@ -369,7 +366,7 @@ async def session_middleware(request: web.Request, handler):
     if not name.startswith("dash:") or name == "dash:static":
         return await handler(request)
 
-    codec = request.app[CODEC]
+    codec = request.app[keys.CODEC]
     raw = request.cookies.get(auth.COOKIE)
     sess = codec.loads(raw) if raw else None
     request[R_DIRTY] = sess is None

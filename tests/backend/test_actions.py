@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
-from backend import keys
-from backend.exports import report_pdf
+from backend.reporting.exports import report_pdf
+from backend.web import keys
 from storage import schools
 from storage.models import ActionItem
 from tests.apptools import db_url_of, make_settings, running_app, seed_school

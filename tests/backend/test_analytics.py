@@ -10,11 +10,11 @@ from importlib import resources
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.analytics import Thresholds, biggest_gaps, enforce
-from backend.analytics import build_report as build_released_report
-from backend.analytics.aggregate import aggregate_cycle as aggregate_released
-from backend.analytics.anonymity import ThresholdTooLow
-from backend.analytics.releases import release_cycle
+from backend.reporting import Thresholds, biggest_gaps, enforce
+from backend.reporting import build_report as build_released_report
+from backend.reporting.aggregate import aggregate_cycle as aggregate_released
+from backend.reporting.anonymity import ThresholdTooLow
+from backend.reporting.releases import release_cycle
 from conversations.model import ExcellenceModel, parse_model
 from storage.models import (
     Answer,

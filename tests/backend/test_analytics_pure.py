@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from backend.analytics import triangulation as tri
-from backend.analytics.aggregate import GroupStats, RawAggregates, RoleCounts, TextAnswers
-from backend.analytics.anonymity import SafeAggregates, Thresholds, enforce, may_release
+from backend.reporting import triangulation as tri
+from backend.reporting.aggregate import GroupStats, RawAggregates, RoleCounts, TextAnswers
+from backend.reporting.anonymity import SafeAggregates, Thresholds, enforce, may_release
 from storage.releases import Candidate
 from tests.backend.test_analytics import small_model
 

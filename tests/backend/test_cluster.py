@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from alembic.script import ScriptDirectory
 
-from backend import keys
-from backend.analytics.cluster import cluster_view, median_of, school_labels
+from backend.reporting.cluster import cluster_view, median_of, school_labels
+from backend.web import keys
 from conversations.banks import load_banks
 from conversations.model import load_model
 from storage import migrate, responses, schools

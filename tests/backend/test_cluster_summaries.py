@@ -14,16 +14,16 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
-from backend import keys
-from backend.analytics import releases, summaries
-from backend.analytics.report import build_report
-from backend.analytics.summaries import (
+from backend.reporting import releases, summaries
+from backend.reporting.report import build_report
+from backend.reporting.summaries import (
     cycle_summaries,
     default_cycles,
     fingerprints,
     refresh,
     summarize,
 )
+from backend.web import keys
 from conversations.banks import load_banks
 from conversations.model import load_model
 from storage import responses, schools

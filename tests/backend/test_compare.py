@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import update
 
-from backend import keys
-from backend.analytics.compare import DOWN, SAME, UP, arrow, compare_reports
+from backend.reporting.compare import DOWN, SAME, UP, arrow, compare_reports
+from backend.web import keys
 from conversations.banks import load_banks
 from conversations.model import load_model
 from storage import responses, schools

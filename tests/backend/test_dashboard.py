@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from aiohttp import FormData
 
-from backend import keys
 from backend.dashboard import auth
 from backend.dashboard.evidence import sanitise_filename
-from backend.passwords import hash_password
+from backend.dashboard.passwords import hash_password
+from backend.web import keys
 from conversations.model import load_model
 from storage import responses, schools
 from storage.models import Invite
@@ -627,7 +627,7 @@ async def test_overview_heatmap_gaps_and_drilldown(settings):
     async with running_app(settings) as client:
         ours, _ = await two_schools(client)
         sm = client.app[keys.SESSIONMAKER]
-        from backend.app import create_app  # noqa: F401  (the banks are loaded by the app)
+        from backend.web.app import create_app  # noqa: F401  (the banks are loaded by the app)
         from conversations.banks import load_banks
 
         bank = load_banks()["learner"] if isinstance(load_banks(), dict) else None

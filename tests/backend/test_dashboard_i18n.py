@@ -278,7 +278,7 @@ async def pseudo_world(client: Any) -> dict[str, Any]:
 
 
 async def _hash() -> str:
-    from backend.passwords import hash_password
+    from backend.dashboard.passwords import hash_password
     from tests.backend.test_dashboard import PASSWORD
 
     return hash_password(PASSWORD)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from backend.analytics.report import build_report
 from backend.demo import DEMO_SLUG, prepare_demo
+from backend.reporting.report import build_report
 from conversations.model import load_model
 from storage import schools
 from storage.db import create_engine, make_sessionmaker

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from backend.analytics import biggest_gaps, build_report
-from backend.analytics.releases import release_cycle
-from backend.exports import report_csv, report_json, report_pdf, report_xlsx
-from backend.exports.csv_export import COLUMNS
+from backend.reporting import biggest_gaps, build_report
+from backend.reporting.exports import report_csv, report_json, report_pdf, report_xlsx
+from backend.reporting.exports.csv_export import COLUMNS
+from backend.reporting.releases import release_cycle
 from conversations.model import load_model
 from conversations.scales import AnswerKind
 from storage.models import Answer, Cycle, QuestionMap, Respondent, Response, School, SelfRating

@@ -20,9 +20,9 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from pydantic import ValidationError
 
-from backend import keys
 from backend.dashboard import auth, views_account
-from backend.dashboard.web import LIMITER
+from backend.web import keys
+from backend.web.keys import LIMITER
 from storage import schools
 from tests.apptools import create_schema, make_settings, running_app
 from tests.security.bench import PASSWORD, login

@@ -17,8 +17,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
-from backend import keys
-from backend.miniapp import InitDataError, sign_init_data, validate_init_data
+from backend.web import keys
+from backend.web.miniapp import InitDataError, sign_init_data, validate_init_data
 from conversations import engine as E
 from conversations.i18n import Translator
 from storage.models import Answer, Respondent, Response

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from backend.cli import app as cli
-from backend.logs import JsonFormatter, request_id
+from backend.web.logs import JsonFormatter, request_id
 from storage.models import Answer, Cycle, Respondent, Response
 from storage.retention import FORGOTTEN_PREFIX, forget_respondent_keys
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
@@ -132,7 +132,7 @@ async def _scrape(settings, peer: str, **headers: str):
     from aiohttp import web
     from aiohttp.test_utils import make_mocked_request
 
-    from backend.app import create_app, metrics_view
+    from backend.web.app import create_app, metrics_view
 
     app = create_app(settings)
     request = make_mocked_request(

@@ -16,10 +16,9 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from backend import keys
 from backend.cli import app as cli
 from backend.dashboard import auth
-from backend.passwords import (
+from backend.dashboard.passwords import (
     GUESSABLE,
     IS_EMAIL,
     MAX_LENGTH,
@@ -31,6 +30,7 @@ from backend.passwords import (
     hash_password,
     verify_password,
 )
+from backend.web import keys
 from storage import schools
 from storage.models import User
 from tests.apptools import create_schema, make_settings, running_app

@@ -22,8 +22,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backend.analytics import releases, summaries
-from backend.analytics.report import build_report
+from backend.reporting import releases, summaries
+from backend.reporting.report import build_report
 from conversations.model import load_model
 from storage import responses, schools
 from storage.db import create_engine, make_sessionmaker

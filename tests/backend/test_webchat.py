@@ -14,8 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
-from backend import keys, webchat
-from backend.app import create_app
+from backend.web import keys, webchat
+from backend.web.app import create_app
 from conversations import engine as E
 from conversations.banks import load_banks, parse_bank
 from conversations.i18n import Translator

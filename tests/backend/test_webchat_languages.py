@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from backend import keys, webchat
+from backend.web import keys, webchat
 from conversations import engine as E
 from conversations.i18n import Translator, format_number, language_name
 from conversations.scales import get_scale

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from backend import keys
+from backend.web import keys
 from conversations.survey import Survey
 from tests.apptools import (
     TOKEN,

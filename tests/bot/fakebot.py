@@ -469,6 +469,6 @@ class Telegram:
 
     async def settle(self, user: User | None = None) -> None:
         """Wait until our outbox has delivered everything queued (for one person)."""
-        from backend import keys
+        from backend.web import keys
 
         await self.client.app[keys.BOT].outbox.join(user.id if user else None)

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import inspect, select, update
 from typer.testing import CliRunner
 
-from backend import keys
-from backend.keys import SCHEDULER
+from backend.web import keys
+from backend.web.keys import SCHEDULER
 from bot import callback
 from bot.reminders import is_quiet
 from conversations import engine as E
@@ -566,7 +566,7 @@ async def test_migration_0002_up_and_down(db_url):
 
 async def test_a_coordinator_sends_the_announcement_from_the_dashboard_once(storage, fake_api):
     """The dashboard's form: CSRF-protected, once per cycle, then shown on the overview."""
-    from backend.passwords import hash_password
+    from backend.dashboard.passwords import hash_password
     from storage import schools
     from storage.models import Announcement
 

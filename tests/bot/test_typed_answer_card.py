@@ -18,8 +18,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from backend import keys
-from backend.app import create_app
+from backend.web import keys
+from backend.web.app import create_app
 from bot import callback
 from conversations import engine as E
 from conversations.banks import load_banks, parse_bank

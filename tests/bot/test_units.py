@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from backend.webhook import api_base_urls
+from backend.web.webhook import api_base_urls
 from bot import callback
 from bot.ratelimit import RateLimiter, TokenBucket
 from bot.render import render

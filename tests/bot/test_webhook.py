@@ -9,7 +9,7 @@ import time
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
-from backend import keys
+from backend.web import keys
 from bot import callback
 from storage.models import Answer, Respondent
 from tests.bot.conftest import open_bench

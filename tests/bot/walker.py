@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from backend import keys
+from backend.web import keys
 from bot import callback
 from storage import responses
 from storage.models import Respondent, Response

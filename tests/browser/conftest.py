@@ -21,8 +21,8 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from backend.app import create_app
-from backend.settings import Settings
+from backend.web.app import create_app
+from backend.web.settings import Settings
 from tests.apptools import create_schema, make_settings
 from tests.conftest import unavailable
 

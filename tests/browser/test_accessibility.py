@@ -27,11 +27,11 @@ from aiohttp.test_utils import TestServer
 from axe_playwright_python.async_playwright import Axe
 from sqlalchemy import select
 
-from backend import keys
-from backend.app import create_app
-from backend.miniapp import sign_init_data
-from backend.passwords import hash_password
-from backend.settings import Settings
+from backend.dashboard.passwords import hash_password
+from backend.web import keys
+from backend.web.app import create_app
+from backend.web.miniapp import sign_init_data
+from backend.web.settings import Settings
 from conversations import engine as E
 from conversations.banks import load_banks, parse_bank
 from conversations.model import load_model

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from backend import keys
-from backend.passwords import hash_password
+from backend.dashboard.passwords import hash_password
+from backend.web import keys
 from conversations.banks import load_banks
 from conversations.model import load_model
 from storage import responses, schools

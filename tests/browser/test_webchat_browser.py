@@ -13,8 +13,8 @@ from urllib.parse import quote, urlencode
 import pytest
 from sqlalchemy import func, select
 
-from backend import keys
-from backend.miniapp import sign_init_data
+from backend.web import keys
+from backend.web.miniapp import sign_init_data
 from storage.models import Answer, Comment, Response
 from tests.apptools import TOKEN, WEBHOOK_SECRET, seed_school
 from tests.browser.conftest import fake_bot_api, phone_context, serve_app

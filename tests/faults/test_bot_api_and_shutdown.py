@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from backend import keys
+from backend.web import keys
 from storage.db import make_sessionmaker
 from tests.apptools import db_url_of, seed_school
 from tests.bot.conftest import open_bench

@@ -95,7 +95,9 @@ async def test_postgres_outage_answers_503_and_retries_land_once(
                 rows += await s.scalar(select(func.count()).select_from(Comment))
             assert rows == total
         # The outage was a transient failure, never "an error in our code".
-        assert not [r for r in caplog.records if r.name == "backend.webhook" and r.levelno >= 40]
+        assert not [
+            r for r in caplog.records if r.name == "backend.web.webhook" and r.levelno >= 40
+        ]
         assert [r for r in caplog.records if "transient" in r.getMessage()]
     finally:
         await proxy.close()

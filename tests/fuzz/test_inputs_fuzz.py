@@ -18,8 +18,8 @@ import aiohttp
 import pytest
 from hypothesis import strategies as st
 
-from backend import keys, webchat
-from backend.miniapp import sign_init_data
+from backend.web import keys, webchat
+from backend.web.miniapp import sign_init_data
 from bot import callback
 from tests.apptools import TOKEN, db_url_of
 from tests.bot.conftest import Bench, open_bench

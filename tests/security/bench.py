@@ -29,10 +29,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from backend import keys
 from backend.dashboard import auth
 from backend.dashboard.evidence import evidence_dir, new_stored_name
-from backend.passwords import hash_password
+from backend.dashboard.passwords import hash_password
+from backend.web import keys
 from conversations.banks import load_banks
 from storage import responses, schools
 from tests.apptools import db_url_of, make_settings, running_app

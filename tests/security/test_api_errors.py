@@ -94,7 +94,7 @@ async def test_a_nul_or_a_lone_surrogate_in_a_comment_is_refused_not_a_500(world
 
 
 async def test_a_nul_in_a_school_slug_is_400_not_500(world: World):
-    """No text holds a NUL: refused as bad input (backend.input_guard) before any lookup."""
+    """No text holds a NUL: refused as bad input (backend.web.input_guard) before any lookup."""
     w, client = world, world.client
     for slug in ("%00", "alpha%00", "%00alpha"):
         resp = await client.get(f"/api/schools/{slug}/cycles", headers=w.a.api_headers)

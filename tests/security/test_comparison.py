@@ -20,8 +20,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import inspect, select
 
-from backend import keys
 from backend.dashboard import auth
+from backend.web import keys
 from storage import responses, schools
 from storage.models import Base, Response
 from tests.apptools import db_url_of, make_settings, running_app

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from backend.analytics.releases import refresh
-from backend.analytics.report import build_report
+from backend.reporting.releases import refresh
+from backend.reporting.report import build_report
 from conversations.model import load_model
 from tests.security.bench import (
     B_MARK,

@@ -517,7 +517,7 @@ async def test_a_nul_in_any_form_field_is_refused_and_nothing_is_stored(world: W
 @pytest.mark.parametrize("lang", ["uk", "hy"])
 async def test_the_nul_page_is_in_the_readers_language(world: World, lang: str):
     from backend.i18n import texts
-    from backend.input_guard import MESSAGE
+    from backend.web.input_guard import MESSAGE
 
     w, client = world, world.client
     assert (await login(client, w.a.email)).status == 303

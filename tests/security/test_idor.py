@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
-from backend import keys
+from backend.web import keys
 from storage.models import Base
 from tests.security.bench import B_MARK, World, login, readable, session_csrf
 
@@ -211,7 +211,7 @@ async def test_every_route_refuses_the_other_schools_ids(world: World):
 
 async def test_a_peer_of_no_cluster_reads_only_their_school(world: World):
     """A peer reviewer without a shared cluster gets 404 for school B, like a coordinator."""
-    from backend.passwords import hash_password
+    from backend.dashboard.passwords import hash_password
     from storage import schools
 
     w, client = world, world.client

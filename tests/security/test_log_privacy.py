@@ -24,9 +24,9 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, text
 
-from backend import keys
-from backend.logs import JsonFormatter
-from backend.miniapp import sign_init_data
+from backend.web import keys
+from backend.web.logs import JsonFormatter
+from backend.web.miniapp import sign_init_data
 from conversations import engine as E
 from storage.models import Comment
 from tests.apptools import TOKEN
@@ -135,7 +135,7 @@ async def test_failed_writes_log_no_respondent_text(
 def test_a_database_error_logged_anywhere_shows_no_parameters_or_row():
     """The formatter's and the records' side alone, without the engine's hide_parameters:
     an error raised with the parameters and a failing row, logged by any logger."""
-    from backend.logs import install_redaction
+    from backend.web.logs import install_redaction
 
     install_redaction()  # as create_app and logs.configure do
     mark = "Wq7 free text of a respondent"

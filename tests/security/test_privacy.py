@@ -14,10 +14,10 @@ import logging
 
 from sqlalchemy import func, select
 
-from backend import keys
 from backend.dashboard import auth
-from backend.logs import JsonFormatter
-from backend.passwords import hash_password
+from backend.dashboard.passwords import hash_password
+from backend.web import keys
+from backend.web.logs import JsonFormatter
 from conversations import engine as E
 from storage import schools
 from storage.models import Answer, Response

@@ -2,7 +2,7 @@
 
 - `release_state`, `release_unit`, `release_check`: the published figures of each question
   and group, the answers some release has counted, and when the work was last done
-  (`backend.analytics.anonymity`, the release rule). Existing cycles start with no release:
+  (`backend.reporting.anonymity`, the release rule). Existing cycles start with no release:
   the first read releases what the rule allows.
 - `response.origin` (invite | shared | dashboard) replaces `response.invite_id`: once a
   single-use code is used, nothing stored links the code (or its label) to the answers.

@@ -42,10 +42,10 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     log_level: str = "INFO"
     # How often each server process builds the cluster views' out-of-date school summaries
-    # ahead of the next view (backend.analytics.summaries); 0: only when a view needs one.
+    # ahead of the next view (backend.reporting.summaries); 0: only when a view needs one.
     cluster_refresh_seconds: int = Field(default=300, ge=0)
     # How often each server process releases what the anonymity rule allows of every cycle
-    # whose responses changed (backend.analytics.releases); 0: only when figures are read.
+    # whose responses changed (backend.reporting.releases); 0: only when figures are read.
     release_refresh_seconds: int = Field(default=60, ge=0)
     # New web respondents one network may start through one shared code per window
     # (storage.admission): a bound on answering many times to pad a small group.

@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.analytics import triangulation as tri
-from backend.analytics.aggregate import aggregate_cycle
-from backend.analytics.anonymity import SafeAggregates, ShownGroup, Thresholds, enforce
+from backend.reporting import triangulation as tri
+from backend.reporting.aggregate import aggregate_cycle
+from backend.reporting.anonymity import SafeAggregates, ShownGroup, Thresholds, enforce
 from conversations.model import ExcellenceModel
 from conversations.roles import ROLES
 from conversations.scales import AnswerKind

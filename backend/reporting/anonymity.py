@@ -41,7 +41,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from backend.analytics.aggregate import RawAggregates
+    from backend.reporting.aggregate import RawAggregates
 
 MIN_THRESHOLD = 3
 

@@ -18,15 +18,15 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from backend.analytics.report import biggest_gaps
-from backend.charts import (
+from backend.i18n import ENGLISH, N_, Texts
+from backend.reporting.charts.reading import (
     answered_roles,
     dimensions_of,
     indicator_text,
     role_label,
     unit_titles,
 )
-from backend.i18n import ENGLISH, N_, Texts
+from backend.reporting.report import biggest_gaps
 
 SUPPRESSED = N_("suppressed")
 BOLD = Font(bold=True)

@@ -40,8 +40,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.analytics import releases
-from backend.analytics.report import build_report
+from backend.reporting import aggregate, anonymity, releases, report, triangulation
+from backend.reporting.report import build_report
 from conversations.model import ExcellenceModel
 from storage import releases as release_sql
 from storage import reporting as stored
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 @cache
 def code_digest() -> str:
     """A digest of the source of every module a summary's figures come from."""
-    from backend.analytics import aggregate, anonymity, report, triangulation
 
     h = hashlib.sha256()
     modules = (aggregate, anonymity, releases, release_sql, report, triangulation)

@@ -10,22 +10,38 @@ import asyncio
 import hmac
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
 import jinja2
+import redis.asyncio as aioredis
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError
 
-from backend import dashboard, input_guard, keys, webchat, webhook
+from backend import dashboard
 from backend.dashboard.auth import request_is_https
-from backend.metrics import Metrics
-from backend.settings import Settings
+from backend.dashboard.web import _
+from backend.i18n import install_jinja
+from backend.reporting import releases, summaries
+from backend.web import input_guard, keys, webchat, webhook
+from backend.web.keys import AppOptions
+from backend.web.logs import install_redaction, request_id_middleware
+from backend.web.metrics import Metrics
+from backend.web.settings import Settings
+from bot.reminders import ReminderScheduler, utc_now
 from conversations.banks import load_banks
 from conversations.engine import Engine
 from conversations.model import load_model
-from storage.db import create_engine, make_sessionmaker
+from conversations.survey import Survey
+from storage import responses
+from storage.admission import MemoryAdmissionLimit, RedisAdmissionLimit
+from storage.db import create_engine, make_sessionmaker, ping
+from storage.dedup import MemoryUpdateDeduplicator, RedisUpdateDeduplicator
+from storage.sessions import MemorySessionStore, RedisSessionStore
+from storage.survey import SqlSurveyStore
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +57,6 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _sync_question_map(app: web.Application) -> None:
     """Keep the table analytics join on (bank question -> indicators) in step with the banks."""
-    from sqlalchemy.exc import DBAPIError
-
-    from storage import responses
-
     try:
         async with app[keys.SESSIONMAKER].begin() as s:
             await responses.sync_question_map(s, load_banks().values())
@@ -62,14 +74,9 @@ async def _sync_question_map(app: web.Application) -> None:
 
 async def _stores(app: web.Application) -> AsyncIterator[None]:
     """Session store and update de-duplication: Redis if REDIS_URL is set, else in memory."""
-    from storage.dedup import MemoryUpdateDeduplicator, RedisUpdateDeduplicator
-    from storage.sessions import MemorySessionStore, RedisSessionStore
-
     settings = app[keys.SETTINGS]
     redis_client: Any = None
     if settings.redis_url:
-        import redis.asyncio as aioredis
-
         redis_client = aioredis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=5
         )
@@ -90,10 +97,6 @@ async def _stores(app: web.Application) -> AsyncIterator[None]:
 
 async def _survey(app: web.Application) -> AsyncIterator[None]:
     """The use case, wired to its stores (`conversations.survey.Survey`)."""
-    from conversations.survey import Survey
-    from storage.admission import MemoryAdmissionLimit, RedisAdmissionLimit
-    from storage.survey import SqlSurveyStore
-
     settings = app[keys.SETTINGS]
     limit, window = settings.shared_code_limit, settings.shared_code_window_seconds
     admission = (
@@ -116,10 +119,8 @@ async def _survey(app: web.Application) -> AsyncIterator[None]:
 
 async def _reminders(app: web.Application) -> AsyncIterator[None]:
     """The reminder scheduler (`bot.reminders`), after the bot: it queues in the bot's outbox."""
-    from bot.reminders import ReminderScheduler, utc_now
-
     settings = app[keys.SETTINGS]
-    extra = app[keys.EXTRA]
+    options = app[keys.OPTIONS]
     channel = app[keys.BOT]
     scheduler = ReminderScheduler(
         sessionmaker=app[keys.SESSIONMAKER],
@@ -130,54 +131,54 @@ async def _reminders(app: web.Application) -> AsyncIterator[None]:
         quiet=settings.quiet_range,
         batch=settings.reminder_batch,
         interval=settings.reminder_interval_seconds,
-        clock=extra.get("clock") or utc_now,
+        clock=options.clock or utc_now,
     )
     app[keys.SCHEDULER] = scheduler
-    task = None
-    if extra.get("reminder_loop", True):
-        task = asyncio.create_task(scheduler.run(), name="reminder-scheduler")
+    if not options.reminder_loop:  # tests call `tick` themselves
+        yield
+        return
+    async with _running("reminder-scheduler", scheduler.run()):
+        yield
+
+
+@asynccontextmanager
+async def _running(name: str, coro: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """A background task for as long as the app runs, cancelled at its cleanup."""
+    task = asyncio.create_task(coro, name=name)
     try:
         yield
     finally:
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def _releases(app: web.Application) -> AsyncIterator[None]:
     """Release new figures in the background, so that they move on when nobody reads."""
-    import asyncio
-
-    from backend.analytics.releases import refresh_forever
-
-    task = asyncio.create_task(
-        refresh_forever(app[keys.SESSIONMAKER], app[keys.SETTINGS].release_refresh_seconds),
-        name="releases",
-    )
-    try:
+    interval = app[keys.SETTINGS].release_refresh_seconds
+    async with _running("releases", releases.refresh_forever(app[keys.SESSIONMAKER], interval)):
         yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def _cluster_summaries(app: web.Application) -> AsyncIterator[None]:
     """Keep the cluster views' school summaries up to date in the background."""
-    import asyncio
-
-    from backend.analytics.summaries import refresh_forever
-
-    task = asyncio.create_task(
-        refresh_forever(
-            app[keys.SESSIONMAKER], load_model(), app[keys.SETTINGS].cluster_refresh_seconds
-        ),
-        name="cluster-summaries",
-    )
-    try:
+    interval = app[keys.SETTINGS].cluster_refresh_seconds
+    refresh = summaries.refresh_forever(app[keys.SESSIONMAKER], load_model(), interval)
+    async with _running("cluster-summaries", refresh):
         yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _refuse_bad_input(request: web.Request) -> web.StreamResponse:
+    """The 400 answer to a NUL character (`input_guard`): the area's own, in the reader's
+    language."""
+    name = input_guard.route_name(request)
+    if name.startswith("webchat."):
+        return await webchat.bad_input(request)
+    if name.startswith("api:") or request.path.startswith("/api/"):
+        raise web.HTTPBadRequest(text=input_guard.API_MESSAGE)  # JSON, by the error middleware
+    unmatched = isinstance(request.match_info.http_exception, web.HTTPException)
+    if name.startswith("dash:") or (unmatched and not request.path.startswith("/telegram")):
+        raise web.HTTPBadRequest(text=_(request, input_guard.MESSAGE))  # the dashboard's page
+    return web.Response(status=400, text="400: " + input_guard.API_MESSAGE)
 
 
 async def index(request: web.Request) -> web.Response:
@@ -191,8 +192,6 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Ready when the database (and Redis, if configured) answer."""
-    from storage.db import ping
-
     checks: dict[str, str] = {}
     try:
         await ping(request.app[keys.DB_ENGINE])
@@ -259,10 +258,8 @@ async def metrics_view(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings, **overrides: Any) -> web.Application:
-    """Assemble the application. `overrides` lets tests inject e.g. a bot request class."""
-    from backend.i18n import install_jinja
-    from backend.logs import install_redaction, request_id_middleware
-
+    """Assemble the application; `overrides` are `keys.AppOptions` (what `serve` and `demo`
+    ask for, and what tests tune)."""
     install_redaction()  # no database error's text (respondents' words) in any log line
 
     app = web.Application(
@@ -272,15 +269,15 @@ def create_app(settings: Settings, **overrides: Any) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.SECRET_KEY] = settings.resolved_secret_key()
     app[keys.METRICS] = Metrics()
-    app[keys.EXTRA] = dict(overrides)
+    app[keys.OPTIONS] = options = AppOptions(**overrides)
     model = load_model()
     app[keys.SURVEY_ENGINE] = Engine.from_banks(load_banks().values(), model.version)
     app[keys.BOT] = None
-    app[keys.BOT_USERNAME] = overrides.get("bot_username", "")
+    app[keys.BOT_USERNAME] = options.bot_username
 
     env = aiohttp_jinja2.setup(
         app,
-        loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+        loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
     install_jinja(env)
@@ -305,5 +302,5 @@ def create_app(settings: Settings, **overrides: Any) -> web.Application:
     app.on_response_prepare.append(_strict_transport_security)
     # Last, so innermost: after the dashboard's session (the reader, their language, CSRF),
     # before every view. A NUL in a path, query or form field: 400, nothing stored.
-    app.middlewares.append(input_guard.nul_middleware)
+    app.middlewares.append(input_guard.nul_middleware(_refuse_bad_input))
     return app

@@ -28,6 +28,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from backend.i18n import N_
 
 NUL = "\x00"
+MAX_WEBCHAT_FORM_BYTES = 64 * 1024  # a bigger web-chat form is refused (413) unread
 # Routes whose view reads a multipart body as a stream (reading it here would consume it).
 STREAMED_ROUTES = frozenset({"dash:evidence_add"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -46,7 +47,7 @@ def contains_nul(*texts: object) -> bool:
     return any(isinstance(t, str) and NUL in t for t in texts)
 
 
-def _route_name(request: web.Request) -> str:
+def route_name(request: web.Request) -> str:
     return getattr(request.match_info.route, "name", None) or ""
 
 
@@ -64,13 +65,12 @@ async def in_form(request: web.Request) -> bool:
     ctype = request.content_type
     if ctype not in FORM_TYPES:
         return False
-    name = _route_name(request)
+    name = route_name(request)
     if ctype == "multipart/form-data" and name in STREAMED_ROUTES:
         return False
     if name.startswith("webchat."):
-        from backend.webchat import MAX_FORM_BYTES
-
-        if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+        too_big = request.content_length is not None
+        if too_big and request.content_length > MAX_WEBCHAT_FORM_BYTES:
             return False  # the view refuses it (413) without reading it
     try:
         form = await request.post()  # parsed once: the views get the same (cached) form
@@ -82,30 +82,18 @@ async def in_form(request: web.Request) -> bool:
     return False
 
 
-async def refusal(request: web.Request) -> web.StreamResponse:
-    """The 400 answer of the request's area, in the reader's language."""
-    name = _route_name(request)
-    if name.startswith("webchat."):
-        from backend.webchat import bad_input
-
-        return await bad_input(request)
-    if name.startswith("api:") or request.path.startswith("/api/"):
-        raise web.HTTPBadRequest(text=API_MESSAGE)  # JSON: the dashboard's error middleware
-    unmatched = isinstance(request.match_info.http_exception, web.HTTPException)
-    if name.startswith("dash:") or (unmatched and not request.path.startswith("/telegram")):
-        from backend.dashboard.web import _
-
-        raise web.HTTPBadRequest(text=_(request, MESSAGE))  # the dashboard's error page
-    return web.Response(status=400, text="400: " + API_MESSAGE)
-
-
-@web.middleware
-async def nul_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse (400) a request with a NUL in its path, query string or form fields.
+def nul_middleware(refuse: Handler) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A middleware that refuses (400) a request with a NUL in its path, query string or form
+    fields; `refuse` writes the area's answer (the app factory knows the areas).
 
     Registered last (innermost): the dashboard's session middleware has loaded the reader
     (their language) and checked the form's CSRF token; its error middleware writes the
     page. No view runs for a refused request."""
-    if in_url(request) or await in_form(request):
-        return await refusal(request)
-    return await handler(request)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if in_url(request) or await in_form(request):
+            return await refuse(request)
+        return await handler(request)
+
+    return middleware

@@ -16,8 +16,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from telegram import Update
+from telegram.ext import Application
 
-from backend import keys
+from backend.web import keys
+from bot.channel import WEBHOOK_REPLY, BotChannel
+from bot.ratelimit import RateLimiter
 from storage.errors import is_transient
 
 log = logging.getLogger(__name__)
@@ -42,13 +46,8 @@ def setup(app: web.Application) -> None:
 
 
 async def _bot(app: web.Application) -> AsyncIterator[None]:
-    from telegram.ext import Application
-
-    from bot.channel import BotChannel
-    from bot.ratelimit import RateLimiter
-
     settings = app[keys.SETTINGS]
-    extra = app[keys.EXTRA]
+    options = app[keys.OPTIONS]
     base_url, base_file_url = api_base_urls(settings.telegram_api_base_url)
     application = (
         Application.builder()
@@ -58,7 +57,7 @@ async def _bot(app: web.Application) -> AsyncIterator[None]:
         .updater(None)
         .build()
     )
-    rates = extra.get("bot_rates") or {}
+    rates = options.bot_rates
     channel = BotChannel(
         application,
         app[keys.SURVEY],
@@ -66,12 +65,12 @@ async def _bot(app: web.Application) -> AsyncIterator[None]:
         app[keys.METRICS],
         public_url=settings.public_url,
         limiter=RateLimiter(**rates),
-        backoff=extra.get("bot_backoff", 0.5),
-        poll_timeout=extra.get("poll_timeout", 30),
+        backoff=options.bot_backoff,
+        poll_timeout=options.poll_timeout,
     )
     await channel.start(
-        set_webhook=bool(extra.get("set_webhook")),
-        polling=bool(extra.get("polling")),
+        set_webhook=options.set_webhook,
+        polling=options.polling,
         secret=settings.telegram_webhook_secret,
     )
     app[keys.BOT] = channel
@@ -79,12 +78,10 @@ async def _bot(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await channel.stop(extra.get("drain_timeout", 10.0))
+        await channel.stop(options.drain_timeout)
 
 
 async def telegram_webhook(request: web.Request) -> web.Response:
-    from telegram import Update
-
     app = request.app
     metrics = app[keys.METRICS]
     settings = app[keys.SETTINGS]
@@ -115,8 +112,6 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         return web.Response(status=400, text="a Telegram update (JSON object) expected")
     if channel is None:
         return web.Response(status=503, text="starting")
-
-    from bot.channel import WEBHOOK_REPLY
 
     # The answer to a tap (answerCallbackQuery) goes back in this HTTP answer as a method
     # call, which Telegram executes: one request fewer, and no wait for the Bot API.

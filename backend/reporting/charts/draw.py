@@ -1,7 +1,8 @@
-"""Charts of the triangulation report: pure functions of the (already safe) report dict.
+"""Drawing the charts of the triangulation report: pure functions of the (already safe)
+report dict, read through `reading`.
 
 Nothing here reads the database or raw answers: every figure comes from the
-report that `backend.analytics.build_report` made through the anonymity gate.
+report that `backend.reporting.build_report` made through the anonymity gate.
 A suppressed group has no mean in the report, so no chart can draw one.
 
 Each chart has a `*_chart(...) -> ChartResult` form (SVG or PNG bytes, alt text,
@@ -14,7 +15,6 @@ an `rc_context`, so no global state leaks between calls or threads.
 from __future__ import annotations
 
 import io
-import math
 import re
 import textwrap
 import threading
@@ -38,40 +38,47 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter
 
-from backend.i18n import ENGLISH, LABELS, N_, Texts
-from conversations.model import ExcellenceModel
+from backend.i18n import ENGLISH, Texts
+from backend.reporting.charts.reading import (
+    BLIND_COLOUR,
+    FLAG_MARGIN,
+    HIDDEN_COLOUR,
+    NEUTRAL_COLOUR,
+    NO_DATA,
+    SCALE_MAX,
+    SELF_LABEL,
+    SUPPRESSED_COLOUR,
+    DimensionData,
+    comparison_rows,
+    dimension_data,
+    dimensions_of,
+    distribution_alt,
+    fmt_fixed,
+    fmt_num,
+    fmt_signed,
+    fmt_value,
+    gaps_alt,
+    gaps_title,
+    has_data,
+    hidden_roles,
+    indicator_text,
+    is_scale,
+    model_for,
+    role_label,
+    self_score,
+    series_name,
+    shorten,
+    shown_roles,
+    subtitle,
+    unit_titles,
+)
+from backend.reporting.report import biggest_gaps
 
 Format = Literal["svg", "png"]
-SCALE_MAX = 4
-FLAG_MARGIN = SCALE_MAX / 3
-NO_DATA = N_("No data yet")  # the English source: show it as tx.gettext(NO_DATA)
 
-SELF_LABEL = N_("Self")  # also the key of the school's own series (comparison_rows)
 
-# Colour-blind-safe qualitative colours: Okabe-Ito, then Paul Tol's muted scheme.
-SERIES_COLOURS = (
-    "#0072B2",
-    "#E69F00",
-    "#009E73",
-    "#CC79A7",
-    "#56B4E9",
-    "#D55E00",
-    "#F0E442",
-    "#332288",
-    "#88CCEE",
-    "#117733",
-    "#999933",
-    "#882255",
-    "#44AA99",
-    "#AA4499",
-    "#DDCC77",
-)
-SELF_COLOUR = "#222222"
-BLIND_COLOUR = "#D55E00"  # vermillion: the school rates itself higher than the group does
-HIDDEN_COLOUR = "#0072B2"  # blue: the group rates the school higher than it does itself
-NEUTRAL_COLOUR = "#9A9A9A"
-SUPPRESSED_COLOUR = "#D9D9D9"
 HEAT_CMAP = "cividis"  # sequential, designed for colour-vision deficiency
+
 
 _RC = {
     "svg.fonttype": "none",  # text stays text in the SVG: searchable, accessible, small
@@ -92,6 +99,8 @@ _RC = {
     "text.parse_math": False,
     "text.usetex": False,
 }
+
+
 _LOCK = threading.Lock()  # matplotlib is not thread-safe; rc_context is process-wide
 
 
@@ -103,146 +112,6 @@ class ChartResult:
     mime: str
     title: str
     alt: str
-
-
-# -- report helpers (shared with the exports) ---------------------------------
-
-
-def role_label(role: str, *, short: bool = True, tx: Texts = ENGLISH) -> str:
-    """A group's name in `tx`'s language: short for axes and column heads (the dashboard's
-    own short names, `LABELS["short group"]`), else the model's."""
-    if short and role in LABELS["short group"]:
-        return tx.label("short group", role)
-    return tx.role_name(role)
-
-
-def series_name(series: str, tx: Texts = ENGLISH) -> str:
-    """The name of a series: the school's own ratings (SELF_LABEL) or a group."""
-    return tx.gettext(SELF_LABEL) if series == SELF_LABEL else role_label(series, tx=tx)
-
-
-def model_for(report: dict[str, Any], tx: Texts = ENGLISH) -> ExcellenceModel | None:
-    """The shipped model in `tx`'s language when the report was made with its version
-    (for indicator texts and titles)."""
-    try:
-        model = tx.model
-    except Exception:  # pragma: no cover - a broken install; charts still draw ids
-        return None
-    return model if model.version == report.get("model_version") else None
-
-
-def indicator_text(report: dict[str, Any], key: str, tx: Texts = ENGLISH) -> str | None:
-    model = model_for(report, tx)
-    if model is None:
-        return None
-    placed = model.index().get(key)
-    return placed.indicator.text if placed else None
-
-
-def unit_titles(report: dict[str, Any], tx: Texts = ENGLISH) -> dict[str, str]:
-    """Titles of dimensions, criteria and themes by id (empty without the model)."""
-    model = model_for(report, tx)
-    titles: dict[str, str] = {}
-    if model is None:
-        return titles
-    for d in model.dimensions:
-        titles[d.id] = d.title
-        for c in d.criteria:
-            titles[c.id] = c.title
-            for t in c.themes:
-                titles[t.id] = t.title
-    return titles
-
-
-def dimensions_of(report: dict[str, Any]) -> list[str]:
-    """Dimension ids in report order."""
-    return list(dict.fromkeys(ind["dimension"] for ind in report.get("indicators", [])))
-
-
-def shown_roles(report: dict[str, Any]) -> list[str]:
-    """Roles with at least one shown (non-suppressed) mean, in report order."""
-    roles: list[str] = []
-    for ind in report.get("indicators", []):
-        for role, g in ind["roles"].items():
-            if g["mean"] is not None and role not in roles:
-                roles.append(role)
-    order = list(report.get("roles", {}))
-    return sorted(roles, key=lambda r: order.index(r) if r in order else len(order))
-
-
-def answered_roles(report: dict[str, Any]) -> list[str]:
-    """Roles with any answer (shown or suppressed) on any indicator, in report order."""
-    roles: list[str] = []
-    for ind in report.get("indicators", []):
-        for role, g in ind["roles"].items():
-            if g["n"] and role not in roles:
-                roles.append(role)
-    order = list(report.get("roles", {}))
-    return sorted(roles, key=lambda r: order.index(r) if r in order else len(order))
-
-
-def hidden_roles(report: dict[str, Any]) -> dict[str, int]:
-    """Roles that answered but have no shown mean at all, with their largest n."""
-    shown = set(shown_roles(report))
-    out: dict[str, int] = {}
-    for ind in report.get("indicators", []):
-        for role, g in ind["roles"].items():
-            if role not in shown and g["n"]:
-                out[role] = max(out.get(role, 0), g["n"])
-    return out
-
-
-def is_scale(ind: dict[str, Any]) -> bool:
-    return ind.get("kind") != "NUMBER"
-
-
-def self_score(ind: dict[str, Any]) -> float | None:
-    """The school's 0..4 score (None for count indicators and unrated ones)."""
-    if not is_scale(ind) or ind["self"] is None:
-        return None
-    return float(ind["self"])
-
-
-def has_data(report: dict[str, Any]) -> bool:
-    """True when the report holds any self rating or any answered group."""
-    for ind in report.get("indicators", []):
-        if ind.get("self") is not None:
-            return True
-        if any(g["n"] for g in ind["roles"].values()):
-            return True
-    return False
-
-
-def subtitle(report: dict[str, Any]) -> str:
-    school = (report.get("school") or {}).get("name") or ""
-    cycle = (report.get("cycle") or {}).get("name") or ""
-    return " · ".join(p for p in (school, cycle) if p)
-
-
-def fmt_value(x: float | None, digits: int = 2, tx: Texts = ENGLISH) -> str:
-    """At most `digits` decimals, none when whole ("2.5", "3"), as `tx` writes numbers."""
-    if x is None:
-        return "–"
-    return tx.number(round(float(x), digits))
-
-
-def fmt_fixed(x: float | None, digits: int = 2, tx: Texts = ENGLISH) -> str:
-    """Exactly `digits` decimals ("2.50"), as `tx` writes numbers."""
-    return tx.number(x, digits)
-
-
-def fmt_signed(x: float, digits: int = 2, tx: Texts = ENGLISH) -> str:
-    """With its sign, always ("+0.50", "-1.25"), as `tx` writes numbers."""
-    text = tx.number(x, digits)
-    negative = x < 0 or math.copysign(1.0, x) < 0
-    return text if negative else "+" + text
-
-
-def _short(text: str, width: int) -> str:
-    return textwrap.shorten(text, width=width, placeholder="…")
-
-
-# -- rendering ---------------------------------------------------------------
 
 
 @contextmanager
@@ -319,9 +188,6 @@ def _no_data(
     return _result(draw, (9, 4.5), title, f"{title}: {no_data}. {message}", f, dpi)
 
 
-# -- heatmap -------------------------------------------------------------------
-
-
 def heatmap_chart(
     report: dict[str, Any],
     *,
@@ -376,7 +242,9 @@ def heatmap_chart(
                 name = titles.get(ind["dimension"])
                 label = (
                     tx.gettext(
-                        "Dimension %(dim)s: %(title)s", dim=ind["dimension"], title=_short(name, 70)
+                        "Dimension %(dim)s: %(title)s",
+                        dim=ind["dimension"],
+                        title=shorten(name, 70),
                     )
                     if name
                     else tx.gettext("Dimension %(dim)s", dim=ind["dimension"])
@@ -389,7 +257,7 @@ def heatmap_chart(
                 )
                 continue
             text = texts.get(ind["key"])
-            ylabels.append(f"{ind['id']}  {_short(text, 38)}" if text else ind["key"])
+            ylabels.append(f"{ind['id']}  {shorten(text, 38)}" if text else ind["key"])
             cells: list[tuple[float | None, str | None, bool]] = []
             if is_scale(ind):
                 cells.append((self_score(ind), None, False))
@@ -527,90 +395,10 @@ def heatmap_chart(
     return _result(draw, (width, height), title, alt, fmt, dpi)
 
 
-def fmt_num(x: float | int, tx: Texts = ENGLISH) -> str:
-    return fmt_value(float(x), 1, tx)
-
-
 def heatmap_svg(
     report: dict[str, Any], dimension_id: str | None = None, *, tx: Texts = ENGLISH
 ) -> bytes:
     return heatmap_chart(report, dimension_id=dimension_id, tx=tx).data
-
-
-# -- per dimension -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DimensionData:
-    """What the per-dimension chart shows: for its alt text and its table alternative."""
-
-    title: str
-    dim_title: str | None
-    titles: dict[str, str]
-    themes: list[str]
-    series: list[tuple[str, str, list[float | None]]]  # (name, colour, mean per theme)
-    tx: Texts = ENGLISH
-
-    @property
-    def alt(self) -> str:
-        tx = self.tx
-        parts = []
-        for name, _, values in self.series:
-            known = [
-                f"{t} {fmt_fixed(v, 1, tx)}"
-                for t, v in zip(self.themes, values, strict=True)
-                if v is not None
-            ]
-            figures = ", ".join(known) if known else tx.gettext("no figures")
-            parts.append(f"{name}: {figures}")
-        if not self.themes or all(v is None for _, _, vals in self.series for v in vals):
-            return f"{self.title}: {tx.gettext(NO_DATA)}."
-        title = f"{self.title} ({self.dim_title})" if self.dim_title else self.title
-        how = tx.gettext("Horizontal bars per theme, mean on 0–4.")
-        return f"{title}. {how} " + "; ".join(parts) + "."
-
-
-def dimension_data(
-    report: dict[str, Any], dimension_id: str, *, tx: Texts = ENGLISH
-) -> DimensionData:
-    """Per theme of one dimension: the self mean and each shown group's mean (no drawing)."""
-    titles = unit_titles(report, tx)
-    dim_title = titles.get(dimension_id)
-    title = tx.gettext("Dimension %(dim)s: self vs groups by theme", dim=dimension_id)
-    themes = list(
-        dict.fromkeys(
-            i["theme"] for i in report.get("indicators", []) if i["dimension"] == dimension_id
-        )
-    )
-    # A theme with no own indicators (e.g. alumni 1.3.1) still has a roll-up.
-    for tid in report.get("rollups", {}).get("themes", {}):
-        if tid.startswith(dimension_id + ".") and tid not in themes:
-            themes.append(tid)
-    themes.sort(key=lambda t: [int(p) for p in t.split(".")])
-    rollups = report.get("rollups", {}).get("themes", {})
-    roles = [
-        r
-        for r in shown_roles(report)
-        if any(
-            rollups.get(t, {}).get("roles", {}).get(r, {}).get("mean") is not None for t in themes
-        )
-    ]
-    series: list[tuple[str, str, list[float | None]]] = [
-        (
-            tx.gettext(SELF_LABEL),
-            SELF_COLOUR,
-            [rollups.get(t, {}).get("self", {}).get("mean") for t in themes],
-        )
-    ]
-    for n, r in enumerate(roles):
-        series.append(
-            (
-                role_label(r, tx=tx),
-                SERIES_COLOURS[n % len(SERIES_COLOURS)],
-                [rollups.get(t, {}).get("roles", {}).get(r, {}).get("mean") for t in themes],
-            )
-        )
-    return DimensionData(title, dim_title, titles, themes, series, tx)
 
 
 def dimension_chart(
@@ -670,7 +458,9 @@ def dimension_chart(
         ylabels = []
         for t in themes:
             name = titles.get(t)
-            ylabels.append(f"{t}\n" + "\n".join(textwrap.wrap(_short(name, 80), 34)) if name else t)
+            ylabels.append(
+                f"{t}\n" + "\n".join(textwrap.wrap(shorten(name, 80), 34)) if name else t
+            )
         ax.set_yticks(range(len(themes)), ylabels, fontsize=11)
         ax.set_ylim(len(themes) - 0.5, -0.5)
         ax.set_xlim(0, SCALE_MAX + 0.35)
@@ -686,7 +476,7 @@ def dimension_chart(
             title=tx.gettext("Rated by"),
         )
         if dim_title:
-            ax.set_title(_short(dim_title, 90), fontsize=12, loc="left", color="#444444")
+            ax.set_title(shorten(dim_title, 90), fontsize=12, loc="left", color="#444444")
         _titles(fig, title, report)
 
     height = 2.4 + len(themes) * max(0.9, nser * 0.28)
@@ -695,36 +485,6 @@ def dimension_chart(
 
 def dimension_chart_svg(report: dict[str, Any], dimension_id: str, *, tx: Texts = ENGLISH) -> bytes:
     return dimension_chart(report, dimension_id, tx=tx).data
-
-
-# -- gaps ------------------------------------------------------------------------
-
-
-def _gaps_title(n: int, tx: Texts) -> str:
-    return tx.ngettext(
-        "The %(num)s biggest gap between the school and its stakeholders",
-        "The %(num)s biggest gaps between the school and its stakeholders",
-        n,
-    )
-
-
-def gaps_alt(report: dict[str, Any], limit: int = 10, *, tx: Texts = ENGLISH) -> str:
-    """The gaps chart's alt text, without drawing it."""
-    from backend.analytics.report import biggest_gaps
-
-    gaps = biggest_gaps(report, limit) if report.get("indicators") else []
-    title = _gaps_title(len(gaps) or limit, tx)
-    if not gaps:
-        return f"{title}: {tx.gettext(NO_DATA)}."
-    items = []
-    for g in gaps:
-        flag = tx.label("flag", g["flag"])
-        item = f"{g['id']} {role_label(g['role'], tx=tx)} {fmt_signed(g['gap'], 2, tx)}"
-        items.append(f"{item} ({flag})" if flag else item)
-    how = tx.gettext(
-        "Diverging bars, group mean minus self rating: %(items)s.", items="; ".join(items)
-    )
-    return f"{title}. {how}"
 
 
 def gaps_chart(
@@ -736,16 +496,15 @@ def gaps_chart(
     tx: Texts = ENGLISH,
 ) -> ChartResult:
     """The biggest gaps (group mean minus self) as a diverging bar chart, flags labelled."""
-    from backend.analytics.report import biggest_gaps
 
-    title = _gaps_title(limit, tx)
+    title = gaps_title(limit, tx)
     gaps = biggest_gaps(report, limit) if report.get("indicators") else []
     if not gaps:
         why = tx.gettext(
             "No gaps yet: a gap needs a self rating and a shown group mean on one indicator."
         )
         return _no_data(title, report, fmt, dpi, why if has_data(report) else "", tx)
-    title = _gaps_title(len(gaps), tx)
+    title = gaps_title(len(gaps), tx)
 
     margin = fmt_fixed(FLAG_MARGIN, 2, tx)  # 1.33
 
@@ -835,49 +594,7 @@ def gaps_chart_svg(report: dict[str, Any], limit: int = 10, *, tx: Texts = ENGLI
     return gaps_chart(report, limit, tx=tx).data
 
 
-# -- distribution ------------------------------------------------------------------
-
 _DIST_CMAP = "PuOr"  # diverging, colour-blind safe
-
-
-def distribution_alt(report: dict[str, Any], indicator_key: str, *, tx: Texts = ENGLISH) -> str:
-    """The distribution chart's alt text, without drawing it."""
-    ind = next((i for i in report.get("indicators", []) if i["key"] == indicator_key), None)
-    if ind is None:
-        raise KeyError(f"indicator {indicator_key!r} is not in the report")
-    title = tx.gettext("%(id)s: how each group answered", id=ind["id"])
-    k = report.get("thresholds", {}).get("anonymity", 5)
-    rows = [
-        (r, g)
-        for r, g in ind["roles"].items()
-        if not g["suppressed"] and g["distribution"] is not None
-    ]
-    if not rows:
-        return f"{title}: {tx.gettext(NO_DATA)}."
-    hidden = [role_label(r, tx=tx) for r, g in ind["roles"].items() if g["suppressed"]]
-    parts = []
-    for r, g in rows:
-        counts = ", ".join(f"{v}: {tx.number(g['distribution'].get(str(v), 0))}" for v in range(5))
-        parts.append(
-            tx.gettext(
-                "%(group)s (n=%(n)s) %(counts)s, N/A: %(na)s",
-                group=role_label(r, tx=tx),
-                n=tx.number(g["n"]),
-                counts=counts,
-                na=tx.number(g["na"] or 0),
-            )
-        )
-    how = tx.gettext(
-        "Stacked bars of answers 0–4 and N/A per group. %(groups)s.", groups="; ".join(parts)
-    )
-    alt = f"{title}. {how}"
-    if hidden:
-        alt += " " + tx.gettext(
-            "Not shown (fewer than %(k)s answered): %(groups)s.",
-            k=tx.number(k),
-            groups=", ".join(hidden),
-        )
-    return alt
 
 
 def distribution_chart(
@@ -980,7 +697,7 @@ def distribution_chart(
         if ind["self"] is not None and is_scale(ind):
             own = tx.gettext("School's own rating: %(self)s", self=fmt_value(ind["self"], 2, tx))
         # The indicator's words (up to two lines) and, on a line of its own, the school's rating.
-        wrapped = textwrap.fill(_short(text, 200), width=110) if text else ""
+        wrapped = textwrap.fill(shorten(text, 200), width=110) if text else ""
         caption = "\n".join(p for p in (wrapped, own) if p)
         if caption:
             ax.set_title(caption, fontsize=12, loc="left", color="#444444")
@@ -992,65 +709,6 @@ def distribution_chart(
 
 def distribution_svg(report: dict[str, Any], indicator_key: str, *, tx: Texts = ENGLISH) -> bytes:
     return distribution_chart(report, indicator_key, tx=tx).data
-
-
-# -- comparison of two cycles ---------------------------------------------------------
-
-
-def _series_means(report: dict[str, Any], level: str, uid: str) -> dict[str, float]:
-    ru = report.get("rollups", {}).get(level, {}).get(uid)
-    if not ru:
-        return {}
-    out: dict[str, float] = {}
-    if ru["self"]["mean"] is not None:
-        out[SELF_LABEL] = ru["self"]["mean"]
-    for r, f in ru["roles"].items():
-        if f["mean"] is not None:
-            out[r] = f["mean"]
-    return out
-
-
-def _indicator_means(report: dict[str, Any]) -> dict[tuple[str, str], tuple[str, float]]:
-    out: dict[tuple[str, str], tuple[str, float]] = {}
-    for ind in report.get("indicators", []):
-        s = self_score(ind)
-        if s is not None:
-            out[(ind["key"], SELF_LABEL)] = (ind["id"], s)
-        for r, g in ind["roles"].items():
-            if g["mean"] is not None:
-                out[(ind["key"], r)] = (ind["id"], g["mean"])
-    return out
-
-
-def comparison_rows(
-    report_now: dict[str, Any],
-    report_before: dict[str, Any],
-    limit: int = 12,
-    *,
-    tx: Texts = ENGLISH,
-) -> tuple[list[tuple[str, str, float, float]], list[tuple[str, str, float, float]]]:
-    """(label, series, before, now) per dimension, and the indicator figures that moved most.
-
-    The series is SELF_LABEL or a role (show it with `series_name`); the label is shown."""
-    dims: list[tuple[str, str, float, float]] = []
-    for d in dimensions_of(report_now):
-        now = _series_means(report_now, "dimensions", d)
-        before = _series_means(report_before, "dimensions", d)
-        label = tx.gettext("Dimension %(dim)s", dim=d)
-        for series in [s for s in now if s in before]:
-            dims.append((label, series, before[series], now[series]))
-    now_i, before_i = _indicator_means(report_now), _indicator_means(report_before)
-    moved = [
-        (now_i[k][0], k[1], before_i[k][1], now_i[k][1])
-        for k in now_i
-        if k in before_i and abs(now_i[k][1] - before_i[k][1]) > 1e-9
-    ]
-    moved.sort(key=lambda row: (-abs(row[3] - row[2]), row[0], row[1]))
-    # Self ratings are whole points and move in big steps: keep room for the groups.
-    selfs = [m for m in moved if m[1] == SELF_LABEL][: max(1, limit // 2)]
-    groups = [m for m in moved if m[1] != SELF_LABEL][: limit - len(selfs)]
-    picked = {id(m) for m in selfs + groups}
-    return dims, [m for m in moved if id(m) in picked][:limit]
 
 
 def cycle_comparison_chart(

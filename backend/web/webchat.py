@@ -12,7 +12,7 @@ One answer reads like the bot's handler, with HTML instead of Bot API calls:
   (a keyed hash: the cookie value is never stored). CSRF: an HMAC of the cookie value under
   the app's secret key in every form, plus Origin / Sec-Fetch-Site checks.
 - Mini App (`/app`, only with a bot token): identity from Telegram's signed initData
-  (`backend.miniapp`), the subject is `runner.subject("telegram", user.id)`: the same person,
+  (`backend.web.miniapp`), the subject is `runner.subject("telegram", user.id)`: the same person,
   the same response and position as in the Telegram chat.
 """
 
@@ -33,11 +33,12 @@ import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
 
-from backend import keys
+from backend.dashboard import auth
 from backend.dashboard.auth import request_is_https
 from backend.i18n import negotiate
-from backend.input_guard import contains_nul
-from backend.miniapp import InitDataError, validate_init_data
+from backend.web import keys
+from backend.web.input_guard import MAX_WEBCHAT_FORM_BYTES, contains_nul
+from backend.web.miniapp import InitDataError, validate_init_data
 from conversations import engine as E
 from conversations.i18n import Translator, available_languages, format_number
 from conversations.ports import SessionKey
@@ -46,10 +47,9 @@ from conversations.survey import WebOrigin
 COOKIE = "gs_respondent"
 # The cookie lives WEBCHAT_COOKIE_HOURS (default 72) after the last visit: see the setting.
 FLASH_TTL = 120
-MAX_FORM_BYTES = 64 * 1024
 INIT_DATA_MAX_AGE = 24 * 3600
 INIT_DATA_HEADER = "X-Telegram-Init-Data"
-STATIC_DIR = Path(__file__).parent / "static" / "webchat"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "webchat"
 TELEGRAM_FRAME_ANCESTORS = "https://web.telegram.org https://*.web.telegram.org"
 
 _COOKIE_VALUE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
@@ -340,15 +340,12 @@ def _web_origin(request: web.Request) -> WebOrigin:
     """Where this respondent comes from: their network (for the shared-code limit) and
     whether this browser is logged in to the dashboard (its answers are marked and kept
     out of every figure: a coordinator trying the survey cannot pad a group)."""
-    from backend.dashboard import auth
-    from backend.dashboard.web import CODEC
-
-    dashboard = request.app[CODEC].loads(request.cookies.get(auth.COOKIE, "")) is not None
+    dashboard = request.app[keys.CODEC].loads(request.cookies.get(auth.COOKIE, "")) is not None
     return WebOrigin(network=auth.client_ip(request), dashboard=dashboard)
 
 
 async def bad_input(request: web.Request) -> web.Response:
-    """400 for input no text may hold (a NUL character: `backend.input_guard`), in the
+    """400 for input no text may hold (a NUL character: `backend.web.input_guard`), in the
     respondent's language: an error page, or JSON for the Mini App and fetch."""
     runner = request.app[keys.SURVEY]
     state: Mapping[str, Any] = {}
@@ -472,8 +469,8 @@ async def chat_post(request: web.Request) -> web.StreamResponse:
 
 async def _checked_form(request: web.Request, value: str) -> Any:
     """The posted form, once its size and its CSRF token (bound to the cookie) are right."""
-    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-        raise web.HTTPRequestEntityTooLarge(MAX_FORM_BYTES, request.content_length)
+    if request.content_length is not None and request.content_length > MAX_WEBCHAT_FORM_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_WEBCHAT_FORM_BYTES, request.content_length)
     try:
         form = await request.post()
     except ValueError:  # not UTF-8, a broken multipart body ...
@@ -668,8 +665,8 @@ async def miniapp_state(request: web.Request) -> web.Response:
 async def miniapp_answer(request: web.Request) -> web.Response:
     """`POST /app/api/answer`: one answer or action, JSON in, the next card as JSON out."""
     subject, _ = _miniapp_subject(request)
-    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-        raise web.HTTPRequestEntityTooLarge(MAX_FORM_BYTES, request.content_length)
+    if request.content_length is not None and request.content_length > MAX_WEBCHAT_FORM_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_WEBCHAT_FORM_BYTES, request.content_length)
     try:
         payload = await request.json()
     except (ValueError, RecursionError):  # not JSON, or nested too deep to parse

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.analytics.report import build_report
+from backend.reporting.report import build_report
 from conversations.model import load_model
 from storage import schools
 from storage.models import ActionItem, Cycle

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.analytics.anonymity import Thresholds, may_release
+from backend.reporting.anonymity import Thresholds, may_release
 from storage import releases as store
 
 log = logging.getLogger(__name__)

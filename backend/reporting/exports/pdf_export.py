@@ -23,9 +23,9 @@ from fpdf import FPDF
 from fpdf.enums import Align, TableCellFillMode, XPos, YPos
 from fpdf.fonts import FontFace
 
-from backend import charts
-from backend.analytics.report import biggest_gaps
 from backend.i18n import ENGLISH, Texts
+from backend.reporting import charts
+from backend.reporting.report import biggest_gaps
 
 FONT = "DejaVu"
 _TTF = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
@@ -69,7 +69,7 @@ class _Report(FPDF):
 
     def chart(self, result: charts.ChartResult, *, max_h: float | None = None) -> None:
         """Place a PNG chart at full width, scaled down to fit what is left of the page."""
-        from PIL import Image
+        from PIL import Image  # Pillow (matplotlib's): only when a chart is placed
 
         with Image.open(io.BytesIO(result.data)) as img:
             w_px, h_px = img.size

@@ -5,8 +5,8 @@ Every reader (dashboard, API, exports, the `report` command) goes through
 `anonymity`) and passes them through `anonymity.enforce`.
 """
 
-from backend.analytics.anonymity import Thresholds, enforce, may_release
-from backend.analytics.report import biggest_gaps, build_report
+from backend.reporting.anonymity import Thresholds, enforce, may_release
+from backend.reporting.report import biggest_gaps, build_report
 
 __all__ = [
     "Thresholds",

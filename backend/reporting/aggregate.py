@@ -1,6 +1,6 @@
 """A cycle's figures per indicator and stakeholder role, read from its RELEASES only.
 
-Releases are made by `backend.analytics.releases` under the rule of `anonymity`; nothing
+Releases are made by `backend.reporting.releases` under the rule of `anonymity`; nothing
 here reads a live answer. The figures here are RAW in one sense only: a released group may
 still hold fewer scored answers than a reader's threshold, so every reader passes them
 through `anonymity.enforce`.
@@ -25,7 +25,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.analytics.anonymity import Thresholds
+from backend.reporting.anonymity import Thresholds
 from storage import releases, responses
 from storage.reporting import load_cycle
 
