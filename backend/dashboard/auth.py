@@ -107,8 +107,8 @@ def password_fingerprint(secret: str, user: User) -> str:
     return _b64(hmac.new(key, user.password_hash.encode(), hashlib.sha256).digest()[:12])
 
 
-def csrf_ok(session: dict[str, Any], given: str | None) -> bool:
-    want = session.get("csrf")
+def csrf_ok(sess: dict[str, Any], given: str | None) -> bool:
+    want = sess.get("csrf")
     return bool(want) and bool(given) and same_secret(str(want), str(given))
 
 
