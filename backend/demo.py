@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.dashboard.passwords import hash_password
 from backend.reporting import releases
 from conversations.banks import Bank, load_banks
-from conversations.engine import Engine
+from conversations.engine import Engine, SaveAnswer
 from conversations.identity import subject_hash
 from conversations.model import ExcellenceModel, load_model
 from conversations.roles import Role
@@ -26,7 +26,6 @@ from conversations.scales import AnswerKind
 from storage import responses, schools
 from storage.db import create_engine, make_sessionmaker
 from storage.migrate import upgrade
-from storage.responses import PastAnswer
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo College of Crafts and Technology"
@@ -214,7 +213,7 @@ async def _respondent(
 ) -> None:
     completed = rng.random() < 0.88
     codes: dict[str, str] = {}
-    given: list[PastAnswer] = []
+    given: list[SaveAnswer] = []
     visible = engine.visible(bank, codes)
     limit = len(bank.questions) if completed else rng.randint(2, max(2, len(visible) - 2))
     while len(given) < limit:
@@ -224,31 +223,31 @@ async def _respondent(
         q = pending[0]
         if q.kind == "choice":
             opt = rng.choice(q.options).id
-            given.append(PastAnswer(q.id, choice=opt))
+            given.append(SaveAnswer(q.id, choice=opt))
             codes[q.id] = "c:" + opt
         elif q.kind == "scale":
             if q.optional and rng.random() < 0.03:
-                given.append(PastAnswer(q.id, skipped=True))
+                given.append(SaveAnswer(q.id, skipped=True))
                 codes[q.id] = "s"
             elif q.allow_na and q.scale == "AGM" and rng.random() < 0.05:
-                given.append(PastAnswer(q.id, na=True))
+                given.append(SaveAnswer(q.id, na=True))
                 codes[q.id] = "na"
             else:
                 centre = sum(truth[k] for k in q.indicators) / len(q.indicators) + bias
                 value = max(0, min(4, round(rng.gauss(centre, 0.85))))
-                given.append(PastAnswer(q.id, value=value))
+                given.append(SaveAnswer(q.id, value=value))
                 codes[q.id] = str(value)
         elif q.kind == "number":
             bounds = q.number
             assert bounds is not None
             number = float(rng.randint(int(bounds.min), int(min(bounds.max, 10))))
-            given.append(PastAnswer(q.id, number=number))
+            given.append(SaveAnswer(q.id, number=number))
             codes[q.id] = "n"
         else:
             if bank.role is Role.LEARNER and rng.random() < 0.6:
-                given.append(PastAnswer(q.id, text=rng.choice(COMMENTS)))
+                given.append(SaveAnswer(q.id, text=rng.choice(COMMENTS)))
             else:
-                given.append(PastAnswer(q.id, skipped=True))
+                given.append(SaveAnswer(q.id, skipped=True))
             codes[q.id] = "t"
     await responses.add_past_response(
         s,

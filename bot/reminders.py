@@ -17,7 +17,6 @@ than sending it twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -79,20 +78,9 @@ class ReminderScheduler:
         self.delays = tuple(float(h) for h in delays_hours)[:MAX_REMINDERS]
         self.quiet = quiet
         self.batch = batch
-        self.interval = interval
+        self.interval = interval  # seconds between two looks (the app repeats `tick`)
         self.clock = clock
         self.sent = 0  # messages queued so far (for tests and logs)
-
-    async def run(self) -> None:
-        """Look every `interval` seconds until cancelled; a failing look is logged, not fatal."""
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("reminder scheduler: look failed (%s)", type(exc).__name__)
 
     async def tick(self) -> int:
         """Claim what is due now and queue it; how many messages were queued."""

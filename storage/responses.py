@@ -20,6 +20,7 @@ from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from conversations.engine import SaveAnswer
 from conversations.roles import Role
 from storage.models import (
     Answer,
@@ -614,20 +615,6 @@ async def role_counts(
 # --- answers given in the past (the demo's sample) ---------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class PastAnswer:
-    """One answer of a sample response: a value, "not applicable", a number, a routing
-    choice, skipped, or a free text."""
-
-    question_id: str
-    value: int | None = None
-    na: bool = False
-    number: float | None = None
-    choice: str | None = None
-    skipped: bool = False
-    text: str | None = None
-
-
 async def add_past_response(
     s: AsyncSession,
     *,
@@ -639,10 +626,11 @@ async def add_past_response(
     origin: str,
     when: datetime,
     completed_at: datetime | None,
-    answers: Sequence[PastAnswer],
+    answers: Sequence[SaveAnswer],
 ) -> int:
     """A respondent and their response as given at `when` (completed at `completed_at`, else
-    in progress): the rows a survey would have left, with their times."""
+    in progress): the rows a survey would have left (the engine's `SaveAnswer`s), with their
+    times."""
     respondent = Respondent(subject_hash=subject, language="en", created_at=when)
     s.add(respondent)
     await s.flush()

@@ -41,6 +41,7 @@ from backend.dashboard.web import (
 from backend.i18n import N_
 from backend.web import keys
 from storage import schools
+from storage.models import User
 from storage.schools import list_users
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,19 @@ def remember_device(request: web.Request, response: web.StreamResponse, account:
     )
 
 
+def _fresh_session(request: web.Request, user: User) -> None:
+    """A new session for this browser (new id and CSRF token; the language kept) in which
+    `user` is logged in, with the fingerprint of their password as it is now."""
+    sess = auth.new_session()
+    sess["uid"] = user.id
+    if "lang" in request[R_SESSION]:
+        sess["lang"] = request[R_SESSION]["lang"]
+    sess["pwf"] = auth.password_fingerprint(request.app[keys.SECRET_KEY], user)
+    request[R_SESSION] = sess
+    request[R_USER] = user
+    request[R_DIRTY] = True
+
+
 async def login_submit(request: web.Request) -> web.Response:
     form = await request.post()
     email = str(form.get("email", "")).strip()[:254]
@@ -172,14 +186,7 @@ async def login_submit(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         await schools.record_login(s, user.id)
     # A new session id and CSRF token at login: a session planted before cannot be used.
-    sess = auth.new_session()
-    sess["uid"] = user.id
-    if "lang" in request[R_SESSION]:
-        sess["lang"] = request[R_SESSION]["lang"]
-    sess["pwf"] = auth.password_fingerprint(request.app[keys.SECRET_KEY], user)
-    request[R_SESSION] = sess
-    request[R_USER] = user
-    request[R_DIRTY] = True
+    _fresh_session(request, user)
     if nxt:
         response = web.Response(status=303, headers={"Location": nxt})
     else:
@@ -347,14 +354,7 @@ async def password_submit(request: web.Request) -> web.Response:
         )
     user.password_hash = new_hash
     log.info("password changed", extra={"user_id": user.id})
-    # A fresh session for this browser: new id and CSRF token, the new fingerprint.
-    sess = auth.new_session()
-    sess["uid"] = user.id
-    if "lang" in request[R_SESSION]:
-        sess["lang"] = request[R_SESSION]["lang"]
-    sess["pwf"] = auth.password_fingerprint(request.app[keys.SECRET_KEY], user)
-    request[R_SESSION] = sess
-    request[R_DIRTY] = True
+    _fresh_session(request, user)  # this browser stays in, with the new fingerprint
     flash(
         request,
         _(

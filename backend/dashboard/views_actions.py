@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.dashboard.web import (
     R_SCHOOL,
@@ -26,6 +27,7 @@ from backend.i18n import N_
 from conversations.model import load_model
 from conversations.roles import ROLES
 from storage import schools
+from storage.models import ActionItem, Cycle
 from storage.schools import ACTION_STATUSES, add_action, delete_action, get_action, list_actions
 
 ROLE_SLUGS = frozenset(r.value for r in ROLES)
@@ -120,13 +122,19 @@ async def action_create(request: web.Request) -> web.Response:
     return _back(request, form, cycle.id)
 
 
+async def _action_of(request: web.Request, s: AsyncSession) -> tuple[Cycle, ActionItem]:
+    """The URL's action item of a cycle this reader may change; 404 if there is none."""
+    cycle = await writable_cycle(request, s)
+    item = await get_action(s, cycle.id, int(request.match_info["action_id"]))
+    if item is None:
+        raise web.HTTPNotFound()
+    return cycle, item
+
+
 async def action_update(request: web.Request) -> web.Response:
     form = await request.post()
     async with sessionmaker(request).begin() as s:
-        cycle = await writable_cycle(request, s)
-        item = await get_action(s, cycle.id, int(request.match_info["action_id"]))
-        if item is None:
-            raise web.HTTPNotFound()
+        cycle, item = await _action_of(request, s)
         try:
             if "title" in form:
                 fields = _fields(request, form)
@@ -147,10 +155,7 @@ async def action_update(request: web.Request) -> web.Response:
 async def action_delete(request: web.Request) -> web.Response:
     form = await request.post()
     async with sessionmaker(request).begin() as s:
-        cycle = await writable_cycle(request, s)
-        item = await get_action(s, cycle.id, int(request.match_info["action_id"]))
-        if item is None:
-            raise web.HTTPNotFound()
+        cycle, item = await _action_of(request, s)
         await delete_action(s, item)
     flash(request, _(request, "Action deleted."), "ok")
     return _back(request, form, cycle.id)

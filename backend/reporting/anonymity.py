@@ -37,11 +37,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from backend.reporting.aggregate import RawAggregates
+    from backend.reporting.aggregate import RawAggregates, RoleCounts
 
 MIN_THRESHOLD = 3
 
@@ -108,24 +107,13 @@ class ShownText:
 
 
 @dataclass(frozen=True, slots=True)
-class ShownRole:
-    """Live counts of a role's responses (no answer in them) and its latest release."""
-
-    started: int
-    completed: int
-    shared: int  # came through a shared code
-    dashboard: int  # given from a browser logged in to the dashboard: in no figure
-    released_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
 class SafeAggregates:
     """Figures that passed `enforce`. Only `enforce` can make one."""
 
     cycle_id: int
     thresholds: Thresholds
     groups: Mapping[tuple[str, str], ShownGroup]
-    roles: Mapping[str, ShownRole]
+    roles: Mapping[str, RoleCounts]  # live counts: always shown as they are
     comments: Mapping[str, Mapping[str, ShownText]]
     seal: object
 
@@ -172,21 +160,11 @@ def enforce(raw: RawAggregates, thresholds: Thresholds) -> SafeAggregates:
         }
         for role, by_q in raw.comments.items()
     }
-    roles = {
-        r: ShownRole(
-            started=c.started,
-            completed=c.completed,
-            shared=c.shared,
-            dashboard=c.dashboard,
-            released_at=c.released_at,
-        )
-        for r, c in raw.roles.items()
-    }
     return SafeAggregates(
         cycle_id=raw.cycle_id,
         thresholds=thresholds,
         groups=groups,
-        roles=roles,
+        roles=raw.roles,
         comments=comments,
         seal=_SEAL,
     )

@@ -7,7 +7,7 @@ next release is always measured against everything a reader may have seen.
 
 Who calls `refresh`: every reader of figures before it reads (the dashboard's result
 pages, the API, exports, comparison, the cluster view, the `report` command), and every
-server process in the background (`refresh_forever`), so that figures move on even when
+server process in the background (every RELEASE_REFRESH_SECONDS), so that figures move on even when
 nobody looks. While a cycle's responses are unchanged (the fingerprint of
 `storage.releases.fingerprints`), a refresh costs one query.
 """
@@ -65,19 +65,3 @@ async def refresh(sm: async_sessionmaker, cycle_ids: Iterable[int] | None = None
             released += await release_cycle(s, cycle_id)
         await asyncio.sleep(0)  # requests go first between two cycles
     return released
-
-
-async def refresh_forever(sm: async_sessionmaker, interval: float) -> None:
-    """`refresh` every cycle every `interval` seconds until cancelled; a failing round is
-    logged only (the next one tries again)."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            released = await refresh(sm)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("releases: refresh failed (%s)", type(exc).__name__)
-            continue
-        if released:
-            log.info("releases: %d question states released", released)

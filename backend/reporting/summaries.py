@@ -167,18 +167,3 @@ async def refresh(sm: async_sessionmaker, model: ExcellenceModel) -> int:
                 built += (await cycle_summaries(s, {cycle.school_id: cycle}, model))[1]
         await asyncio.sleep(0)  # requests go first between two reports
     return built
-
-
-async def refresh_forever(sm: async_sessionmaker, model: ExcellenceModel, interval: float) -> None:
-    """`refresh` every `interval` seconds until cancelled; a failing round is logged only."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            built = await refresh(sm, model)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("cluster summaries: refresh failed (%s)", type(exc).__name__)
-            continue
-        if built:
-            log.info("cluster summaries: %d built", built)

@@ -10,7 +10,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -137,14 +137,31 @@ async def _reminders(app: web.Application) -> AsyncIterator[None]:
     if not options.reminder_loop:  # tests call `tick` themselves
         yield
         return
-    async with _running("reminder-scheduler", scheduler.run()):
+    async with _every("reminder scheduler", scheduler.interval, scheduler.tick, "queued"):
         yield
 
 
 @asynccontextmanager
-async def _running(name: str, coro: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
-    """A background task for as long as the app runs, cancelled at its cleanup."""
-    task = asyncio.create_task(coro, name=name)
+async def _every(
+    name: str, interval: float, one_round: Callable[[], Awaitable[int]], counted: str
+) -> AsyncIterator[None]:
+    """`one_round()` every `interval` seconds, in the background for as long as the app runs
+    (cancelled at its cleanup); a failing round is logged only, the next one tries again."""
+
+    async def repeat() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                n = await one_round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("%s: a round failed (%s)", name, type(exc).__name__)
+                continue
+            if n:
+                log.info("%s: %d %s", name, n, counted)
+
+    task = asyncio.create_task(repeat(), name=name)
     try:
         yield
     finally:
@@ -155,15 +172,16 @@ async def _running(name: str, coro: Coroutine[Any, Any, None]) -> AsyncIterator[
 async def _releases(app: web.Application) -> AsyncIterator[None]:
     """Release new figures in the background, so that they move on when nobody reads."""
     interval = app[keys.SETTINGS].release_refresh_seconds
-    async with _running("releases", releases.refresh_forever(app[keys.SESSIONMAKER], interval)):
+    sm = app[keys.SESSIONMAKER]
+    async with _every("releases", interval, lambda: releases.refresh(sm), "question states"):
         yield
 
 
 async def _cluster_summaries(app: web.Application) -> AsyncIterator[None]:
     """Keep the cluster views' school summaries up to date in the background."""
     interval = app[keys.SETTINGS].cluster_refresh_seconds
-    refresh = summaries.refresh_forever(app[keys.SESSIONMAKER], load_model(), interval)
-    async with _running("cluster-summaries", refresh):
+    sm, model = app[keys.SESSIONMAKER], load_model()
+    async with _every("cluster summaries", interval, lambda: summaries.refresh(sm, model), "built"):
         yield
 
 

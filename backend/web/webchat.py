@@ -315,24 +315,33 @@ def _check_origin(request: web.Request) -> None:
         raise _forbidden(request, "web.error.origin")
 
 
-def _forbidden(request: web.Request, key: str) -> web.HTTPException:
-    t = Translator()
-    if _wants_json(request):
-        body = json.dumps({"error": "forbidden", "message": t(key)})
-        return web.HTTPForbidden(text=body, content_type="application/json")
-    html = aiohttp_jinja2.render_string(
+def _error_html(request: web.Request, t: Translator, message: str) -> str:
+    """The web chat's error page, in the language of `t`."""
+    return aiohttp_jinja2.render_string(
         "webchat/error.html",
         request,
         {
             "t": t,
             "lang": t.lang,
             "title": t("web.title"),
-            "message": t(key),
+            "message": message,
             "mode": "web",
             "css_url": _static_url(request, "webchat.css"),
-            "chat_url": "/chat",
+            "chat_url": str(request.app.router["webchat.chat"].url_for()),
         },
     )
+
+
+def _browser_translator(request: web.Request) -> Translator:
+    return Translator(negotiate(request.headers.get("Accept-Language"), available_languages()))
+
+
+def _forbidden(request: web.Request, key: str) -> web.HTTPException:
+    t = _browser_translator(request)
+    if _wants_json(request):
+        body = json.dumps({"error": "forbidden", "message": t(key)})
+        return web.HTTPForbidden(text=body, content_type="application/json")
+    html = _error_html(request, t, t(key))
     return web.HTTPForbidden(text=html, content_type="text/html")
 
 
@@ -355,27 +364,11 @@ async def bad_input(request: web.Request) -> web.Response:
             state = await runner.load_state(runner.subject("web", value))
         except Exception:  # the page is still worth showing, in the browser's language
             state = {}
-    lang = state.get("lang") or negotiate(
-        request.headers.get("Accept-Language"), available_languages()
-    )
-    t = Translator(lang)
+    t = Translator(state["lang"]) if state.get("lang") else _browser_translator(request)
     message = t("web.error.bad_input")
     if request.path.startswith("/app/") or _wants_json(request):
         return web.json_response({"error": "bad_input", "message": message}, status=400)
-    html = aiohttp_jinja2.render_string(
-        "webchat/error.html",
-        request,
-        {
-            "t": t,
-            "lang": t.lang,
-            "title": t("web.title"),
-            "message": message,
-            "mode": "web",
-            "css_url": _static_url(request, "webchat.css"),
-            "chat_url": str(request.app.router["webchat.chat"].url_for()),
-        },
-    )
-    return web.Response(status=400, text=html, content_type="text/html")
+    return web.Response(status=400, text=_error_html(request, t, message), content_type="text/html")
 
 
 def _wants_json(request: web.Request) -> bool:
