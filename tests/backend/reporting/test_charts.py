@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from backend.reporting import charts
-from tests.backend.test_exports import (  # the same realistic report, built on SQLite
+from tests.backend.reporting.test_exports import (  # the same realistic report, built on SQLite
     build_sample_reports,
     suppressed_graduate_keys,
 )
@@ -166,7 +166,7 @@ def test_dollar_signs_in_names_are_drawn_as_they_are(reports):
 
 def test_the_pdf_of_a_cycle_named_in_mathtext(reports, tmp_path):
     from backend.reporting.exports import report_pdf
-    from tests.backend.test_exports import pdf_text
+    from tests.backend.reporting.test_exports import pdf_text
 
     now, before = _math_named(reports)
     data = report_pdf(now, previous=before)

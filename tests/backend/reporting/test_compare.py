@@ -18,7 +18,7 @@ from conversations.model import load_model
 from storage import responses, schools
 from storage.models import Cycle
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
-from tests.backend.test_dashboard import add_user, login, post_form
+from tests.backend.dashboard.test_dashboard import add_user, login, post_form
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from conversations.roles import Role
 from storage import responses, schools
 from storage.models import User
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
-from tests.backend.test_dashboard import add_user, csrf_of, login
+from tests.backend.dashboard.test_dashboard import add_user, csrf_of, login
 from tests.security.bench import _respond, fill_cycle_tables, readable, svg_text
 
 LANGS = ["hy", "uk"]
@@ -279,7 +279,7 @@ async def pseudo_world(client: Any) -> dict[str, Any]:
 
 async def _hash() -> str:
     from backend.dashboard.passwords import hash_password
-    from tests.backend.test_dashboard import PASSWORD
+    from tests.backend.dashboard.test_dashboard import PASSWORD
 
     return hash_password(PASSWORD)
 

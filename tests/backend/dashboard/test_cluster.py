@@ -17,8 +17,8 @@ from conversations.model import load_model
 from storage import migrate, responses, schools
 from storage.clusters import list_clusters, list_feedback
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
-from tests.backend.test_compare import learners_answer, mapped_key
-from tests.backend.test_dashboard import add_user, api_headers, csrf_of, login, post_form
+from tests.backend.dashboard.test_dashboard import add_user, api_headers, csrf_of, login, post_form
+from tests.backend.reporting.test_compare import learners_answer, mapped_key
 from tests.storage.test_migrations import _diff, _drop_everything, _table_names
 
 NEW_TABLES = {"cluster", "cluster_member", "peer_feedback", "action_item"}
