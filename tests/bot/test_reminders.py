@@ -25,7 +25,7 @@ from storage.models import Answer, Comment, Contact, Cycle, Invite, Respondent, 
 from storage.reminders import AnnouncementRefused, send_announcement
 from storage.retention import forget_respondent_keys
 from tests.apptools import make_settings, running_app
-from tests.backend.dashboard.test_dashboard import login
+from tests.backend.dashboard.support import login
 from tests.bot.conftest import FAST_RATES, open_bench
 from tests.bot.walker import button, dump_storage
 

@@ -97,7 +97,7 @@ class World:
         return self.client.app[keys.SESSIONMAKER]
 
 
-async def _respond(
+async def respond(
     s: Any,
     cycle_id: int,
     role: str,
@@ -177,9 +177,9 @@ async def fill_school_b(sm: Any, cycle_id: int) -> None:
 
 async def _fill_a(sm: Any, cycle_id: int) -> None:
     for v in LEARNER_VALUES:
-        await _respond(sm, cycle_id, "learner", {"l01": v})
+        await respond(sm, cycle_id, "learner", {"l01": v})
     for i, v in enumerate(PARENT_VALUES):
-        await _respond(
+        await respond(
             sm,
             cycle_id,
             "parent",
@@ -187,20 +187,20 @@ async def _fill_a(sm: Any, cycle_id: int) -> None:
             comments={"pa18": f"{P_CANARY}{i} quiet lynx"},
             language="uk" if i < 2 else "en",
         )
-    await _respond(sm, cycle_id, "parent", {"pa02": 0}, status="stopped")
+    await respond(sm, cycle_id, "parent", {"pa02": 0}, status="stopped")
     for i in range(10):
-        await _respond(
+        await respond(
             sm, cycle_id, "teacher", {"t03": 3}, comments={"t16": f"Teacher {i} says {PAYLOAD}"}
         )
 
 
 async def _fill_b(sm: Any, cycle_id: int) -> None:
     for i in range(10):
-        await _respond(
+        await respond(
             sm, cycle_id, "teacher", {"t03": 1, "t01": 2}, comments={"t16": f"{B_MARK} words {i}"}
         )
     for v in (4, 4, 4, 4, 4, 4):
-        await _respond(sm, cycle_id, "learner", {"l01": v})
+        await respond(sm, cycle_id, "learner", {"l01": v})
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ from backend.web import keys
 from storage import schools
 from storage.models import ActionItem
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
-from tests.backend.dashboard.test_dashboard import add_user, csrf_of, login, post_form
-from tests.backend.reporting.test_exports import pdf_text
+from tests.backend.dashboard.support import add_user, csrf_of, login, post_form
+from tests.backend.reporting.sample import build_sample_reports
+from tests.backend.reporting.support import learners_answer, mapped_key, pdf_text
 
 
 @pytest.fixture
@@ -173,8 +174,6 @@ async def test_action_items_crud_filters_and_refusals(settings, tmp_path):
 
 
 async def test_overview_offers_to_plan_an_action_for_a_flagged_gap(settings):
-    from tests.backend.reporting.test_compare import learners_answer, mapped_key
-
     async with running_app(settings) as client:
         ours, _ = await setup_two(client)
         sm = client.app[keys.SESSIONMAKER]
@@ -192,8 +191,6 @@ async def test_overview_offers_to_plan_an_action_for_a_flagged_gap(settings):
 
 
 def test_pdf_action_plan_section(tmp_path):
-    from tests.backend.reporting.test_exports import build_sample_reports
-
     report = build_sample_reports(tmp_path)["now"]
     key = report["indicators"][0]["key"]
     actions = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from datetime import UTC, datetime
 
@@ -15,11 +14,18 @@ from backend.web import keys
 from conversations.banks import load_banks
 from conversations.model import load_model
 from storage import migrate, responses, schools
-from storage.clusters import list_clusters, list_feedback
-from tests.apptools import db_url_of, make_settings, running_app, seed_school
-from tests.backend.dashboard.test_dashboard import add_user, api_headers, csrf_of, login, post_form
-from tests.backend.reporting.test_compare import learners_answer, mapped_key
-from tests.storage.test_migrations import _diff, _drop_everything, _table_names
+from storage.clusters import list_feedback
+from tests.apptools import db_url_of, make_settings, running_app
+from tests.backend.dashboard.support import (
+    api_headers,
+    cluster_row,
+    csrf_of,
+    four_schools,
+    login,
+    post_form,
+)
+from tests.backend.reporting.support import learners_answer, mapped_key
+from tests.storage.support import diff, drop_everything, table_names
 
 NEW_TABLES = {"cluster", "cluster_member", "peer_feedback", "action_item"}
 
@@ -34,9 +40,9 @@ def test_migrations_have_a_single_head():
 
 @pytest.fixture
 async def empty_db_url(db_url: str):
-    await _drop_everything(db_url)
+    await drop_everything(db_url)
     yield db_url
-    await _drop_everything(db_url)
+    await drop_everything(db_url)
 
 
 async def test_cluster_migration_up_and_down(empty_db_url: str):
@@ -44,13 +50,13 @@ async def test_cluster_migration_up_and_down(empty_db_url: str):
     script = ScriptDirectory.from_config(migrate.alembic_config())
     ours = next(r for r in script.walk_revisions() if "clusters_actions" in r.path)
     await migrate.upgrade(url)
-    assert await _table_names(url) >= NEW_TABLES
-    assert await _diff(url) == []
+    assert await table_names(url) >= NEW_TABLES
+    assert await diff(url) == []
     await migrate.downgrade(url, ours.down_revision)
-    assert not NEW_TABLES & await _table_names(url)
+    assert not NEW_TABLES & await table_names(url)
     await migrate.upgrade(url)
-    assert await _table_names(url) >= NEW_TABLES
-    assert await _diff(url) == []
+    assert await table_names(url) >= NEW_TABLES
+    assert await diff(url) == []
 
 
 # --- the cluster median (pure) -----------------------------------------------------------
@@ -143,43 +149,6 @@ def test_school_labels_anonymise_unreadable_schools():
 @pytest.fixture
 def settings(db_engine, tmp_path):
     return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
-
-
-def cluster_row(page: str, ind_id: str) -> list[str]:
-    """The cells of one indicator's row of the cluster table, as text."""
-    m = re.search(rf'<span class="ind-id">{re.escape(ind_id)}</span>.*?</th>(.*?)</tr>', page, re.S)
-    assert m, f"no row for {ind_id}"
-    return [
-        re.sub(r"<[^>]+>", "", c).strip()
-        for c in re.findall(r"<td[^>]*>(.*?)</td>", m.group(1), re.S)
-    ]
-
-
-async def four_schools(client):
-    """north, south and east in one cluster (north's peer reviewer), west outside it."""
-    sm = client.app[keys.SESSIONMAKER]
-    seeded = {
-        slug: await seed_school(sm, slug=slug, name=f"{slug.title()} College", roles=["learner"])
-        for slug in ("north", "south", "east", "west")
-    }
-    await add_user(client, "admin@example.org", None, role="admin")
-    await add_user(client, "peer@north.example", seeded["north"].school_id, role="peer")
-    await add_user(client, "coord@south.example", seeded["south"].school_id)
-    await add_user(client, "coord@west.example", seeded["west"].school_id)
-    assert (await login(client, "admin@example.org")).status == 303
-    admin = "/dashboard/admin/clusters"
-    assert (await post_form(client, admin, {"name": "Riverside CoVEs"}, admin)).status == 303
-    async with sm.begin() as s:
-        (cluster,) = await list_clusters(s)
-    for slug in ("north", "south", "east"):
-        resp = await post_form(
-            client, f"{admin}/{cluster.id}/members", {"school": slug}, csrf_page=admin
-        )
-        assert resp.status == 303
-    page = await (await client.get(admin)).text()
-    assert "Riverside CoVEs" in page and "East College" in page
-    await post_form(client, "/logout", {})
-    return seeded, cluster
 
 
 async def test_peer_reads_cluster_schools_without_raw_answers_or_comments(settings):

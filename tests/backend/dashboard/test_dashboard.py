@@ -20,42 +20,19 @@ from conversations.model import load_model
 from storage import responses, schools
 from storage.models import Invite
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
-
-PASSWORD = "correct horse battery"
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+from tests.backend.dashboard.support import (
+    PASSWORD,
+    add_user,
+    api_headers,
+    csrf_of,
+    login,
+    post_form,
+)
 
 
 @pytest.fixture
 def settings(db_engine, tmp_path):
     return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
-
-
-async def add_user(client, email: str, school_id: int | None, role: str = "coordinator") -> int:
-    async with client.app[keys.SESSIONMAKER].begin() as s:
-        user = await schools.create_user(s, school_id, email, hash_password(PASSWORD), role)
-        return user.id
-
-
-async def csrf_of(client, path: str = "/login") -> str:
-    resp = await client.get(path)
-    assert resp.status == 200, path
-    m = CSRF.search(await resp.text())
-    assert m, f"no CSRF token on {path}"
-    return m.group(1)
-
-
-async def login(client, email: str, password: str = PASSWORD) -> Any:
-    token = await csrf_of(client)
-    return await client.post(
-        "/login",
-        data={"csrf": token, "email": email, "password": password},
-        allow_redirects=False,
-    )
-
-
-async def post_form(client, path: str, data: dict[str, Any], csrf_page: str = "/dashboard/account"):
-    token = await csrf_of(client, csrf_page)
-    return await client.post(path, data={"csrf": token, **data}, allow_redirects=False)
 
 
 async def two_schools(client) -> tuple[Any, Any]:
@@ -713,12 +690,6 @@ def test_access_decision():
 
 
 # --- API -------------------------------------------------------------------------------
-
-
-async def api_headers(client, email: str) -> dict[str, str]:
-    async with client.app[keys.SESSIONMAKER].begin() as s:
-        user = await schools.get_user_by_email(s, email)
-    return {"Authorization": f"Bearer {auth.api_token(client.app[keys.SECRET_KEY], user)}"}
 
 
 async def test_api_token_auth_and_endpoints(settings):

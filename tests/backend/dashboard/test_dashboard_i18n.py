@@ -25,8 +25,8 @@ from conversations.roles import Role
 from storage import responses, schools
 from storage.models import User
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
-from tests.backend.dashboard.test_dashboard import add_user, csrf_of, login
-from tests.security.bench import _respond, fill_cycle_tables, readable, svg_text
+from tests.backend.dashboard.support import PASSWORD, add_user, csrf_of, login
+from tests.security.bench import fill_cycle_tables, readable, respond, svg_text
 
 LANGS = ["hy", "uk"]
 
@@ -267,9 +267,9 @@ async def pseudo_world(client: Any) -> dict[str, Any]:
             )
             ids[("evidence_id", cid)] = link.id
             for v in (4, 4, 3, 1, 0, 2):
-                await _respond(s, cid, "learner", {"l01": v, "l02": 3})
+                await respond(s, cid, "learner", {"l01": v, "l02": 3})
             for i in range(10):
-                await _respond(
+                await respond(
                     s, cid, "teacher", {"t03": 3, "t01": 1}, comments={"t16": f"{MARK}{i}"}
                 )
     for cid in ids["cycles"]:
@@ -279,7 +279,6 @@ async def pseudo_world(client: Any) -> dict[str, Any]:
 
 async def _hash() -> str:
     from backend.dashboard.passwords import hash_password
-    from tests.backend.dashboard.test_dashboard import PASSWORD
 
     return hash_password(PASSWORD)
 

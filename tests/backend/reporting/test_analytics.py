@@ -15,7 +15,7 @@ from backend.reporting import build_report as build_released_report
 from backend.reporting.aggregate import aggregate_cycle as aggregate_released
 from backend.reporting.anonymity import ThresholdTooLow
 from backend.reporting.releases import release_cycle
-from conversations.model import ExcellenceModel, parse_model
+from conversations.model import ExcellenceModel
 from storage.models import (
     Answer,
     Comment,
@@ -26,63 +26,7 @@ from storage.models import (
     School,
     SelfRating,
 )
-
-SMALL_MODEL_YAML = """
-model_id: test-model
-version: "t1"
-title: A small test model
-source: tests
-closing_question: {text: "Anything else?"}
-dimensions:
-  - id: "1"
-    title: Dimension one
-    criteria:
-      - id: "1.1"
-        code: FL
-        title: First criterion
-        themes:
-          - id: "1.1.1"
-            title: Theme A
-            indicators:
-              - {key: FL-1, id: FL-1, text: "one", kind: EXTENT, kind_reason: test}
-              - {key: FL-2, id: FL-2, text: "two", kind: EXTENT, kind_reason: test}
-          - id: "1.1.2"
-            title: Theme B
-            indicators:
-              - {key: FL-3, id: FL-3, text: "three", kind: YN, kind_reason: test}
-              - key: FL-3.1
-                id: FL-3.1
-                text: "visits"
-                kind: NUMBER
-                kind_reason: test
-                number: {unit: "visits per year"}
-      - id: "1.2"
-        code: VL
-        title: Second criterion
-        themes:
-          - id: "1.2.1"
-            title: Theme C
-            indicators:
-              - {key: VL-1, id: VL-1, text: "vl one", kind: EXTENT, kind_reason: test}
-            includes: [FL-1]
-  - id: "2"
-    title: Dimension two
-    criteria:
-      - id: "2.1"
-        code: CC
-        title: Third criterion
-        themes:
-          - id: "2.1.1"
-            title: Theme D
-            indicators:
-              - {key: CC-1, id: CC-1, text: "cc one", kind: TIME, kind_reason: test}
-              - {key: CC-1@2.1.1, id: CC-1, text: "cc one again", kind: TIME, kind_reason: t}
-"""
-
-
-def small_model() -> ExcellenceModel:
-    return parse_model(SMALL_MODEL_YAML)
-
+from tests.backend.reporting.support import small_model
 
 BANK = "learner@1"
 _seq = itertools.count(1)

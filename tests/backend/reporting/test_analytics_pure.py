@@ -8,7 +8,7 @@ from backend.reporting import triangulation as tri
 from backend.reporting.aggregate import GroupStats, RawAggregates, RoleCounts, TextAnswers
 from backend.reporting.anonymity import SafeAggregates, Thresholds, enforce, may_release
 from storage.releases import Candidate
-from tests.backend.reporting.test_analytics import small_model
+from tests.backend.reporting.support import small_model
 
 
 @pytest.mark.parametrize(

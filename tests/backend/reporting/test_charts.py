@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from backend.reporting import charts
-from tests.backend.reporting.test_exports import (  # the same realistic report, built on SQLite
+from tests.backend.reporting.sample import (  # the same realistic report, built on SQLite
     build_sample_reports,
     suppressed_graduate_keys,
 )
+from tests.backend.reporting.support import pdf_text
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -166,7 +167,6 @@ def test_dollar_signs_in_names_are_drawn_as_they_are(reports):
 
 def test_the_pdf_of_a_cycle_named_in_mathtext(reports, tmp_path):
     from backend.reporting.exports import report_pdf
-    from tests.backend.reporting.test_exports import pdf_text
 
     now, before = _math_named(reports)
     data = report_pdf(now, previous=before)

@@ -30,9 +30,8 @@ from storage import responses, schools
 from storage.clusters import add_cluster_member, create_cluster
 from storage.models import Cycle, ReportSummary, Response
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
-from tests.backend.dashboard.test_cluster import cluster_row, four_schools
-from tests.backend.dashboard.test_dashboard import login
-from tests.backend.reporting.test_compare import learners_answer, mapped_key
+from tests.backend.dashboard.support import cluster_row, four_schools, login
+from tests.backend.reporting.support import learners_answer, mapped_key
 
 MODEL = load_model()
 

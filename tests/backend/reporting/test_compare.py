@@ -5,7 +5,6 @@ forward to a school's next cycle."""
 from __future__ import annotations
 
 import re
-import secrets
 from datetime import UTC, datetime
 
 import pytest
@@ -13,47 +12,17 @@ from sqlalchemy import update
 
 from backend.reporting.compare import DOWN, SAME, UP, arrow, compare_reports
 from backend.web import keys
-from conversations.banks import load_banks
 from conversations.model import load_model
-from storage import responses, schools
+from storage import schools
 from storage.models import Cycle
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
-from tests.backend.dashboard.test_dashboard import add_user, login, post_form
+from tests.backend.dashboard.support import add_user, login, post_form
+from tests.backend.reporting.support import learners_answer, mapped_key
 
 
 @pytest.fixture
 def settings(db_engine, tmp_path):
     return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
-
-
-# --- helpers shared with the action plan and cluster tests ---------------------------------
-
-
-async def mapped_key(sm) -> tuple[str, str]:
-    """A learner question and a scale indicator it evidences (question map synced)."""
-    bank = load_banks()["learner"]
-    async with sm.begin() as s:
-        await responses.sync_question_map(s, load_banks().values())
-        qmap = await responses.question_map(s, bank.tag)
-    index = load_model().index()
-    for qid, inds in qmap.items():
-        for key in inds:
-            if index[key].indicator.number is None:
-                return qid, key
-    raise AssertionError("no learner question maps to a scale indicator")
-
-
-async def learners_answer(sm, cycle_id: int, qid: str, values: list[int]) -> None:
-    """One completed learner response per value, on the learner bank's tag."""
-    tag = load_banks()["learner"].tag
-    async with sm.begin() as s:
-        for v in values:
-            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await responses.get_or_create_response(
-                s, r.id, cycle_id, "learner", tag, "1.0.0", "en", datetime.now(UTC)
-            )
-            await responses.upsert_answer(s, resp.id, qid, value=v)
-            await responses.set_status(s, resp.id, "completed")
 
 
 # --- pure ------------------------------------------------------------------------------
