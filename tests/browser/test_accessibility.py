@@ -2,8 +2,8 @@
 
 The web chat at phone size (390x844), the dashboard at laptop size (1366x768). Any
 violation of impact "serious" or "critical" fails; a "minor"/"moderate" one fails too unless
-it is listed in ALLOWED with a reason. Then keyboard-only use: a few web-chat answers and a
-dashboard form with Tab/Shift+Tab/Enter/Space alone.
+it is listed in ALLOWED (tests/browser/a11y.py) with a reason. Then keyboard-only use: a few
+web-chat answers and a dashboard form with Tab/Shift+Tab/Enter/Space alone.
 
 Screenshots land in tests/browser/screenshots/a11y-*.png (gitignored) for a human look.
 """
@@ -22,9 +22,6 @@ from urllib.parse import quote, urlencode
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-
-# Not importable? Then this module fails loudly (no skip): pip install -e '.[test]'.
-from axe_playwright_python.async_playwright import Axe
 from sqlalchemy import select
 
 from backend.dashboard.passwords import hash_password
@@ -39,6 +36,7 @@ from conversations.roles import Role
 from storage import responses, schools
 from storage.models import Answer
 from tests.apptools import NUMBER_BANK_YAML, TOKEN, WEBHOOK_SECRET, seed_school
+from tests.browser.a11y import assert_clean, check_a11y
 from tests.browser.conftest import fake_bot_api, phone_context, serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
@@ -47,30 +45,6 @@ LAPTOP = {"width": 1366, "height": 768}
 EMAIL = "coordinator@school.example"
 ADMIN = "admin@school.example"
 PASSWORD = "a long enough password"
-FAILING = ("serious", "critical")
-# rule id -> why a minor/moderate finding of it is acceptable (none so far).
-ALLOWED: dict[str, str] = {}
-
-_AXE = Axe()
-
-
-async def check_a11y(page: Any, state: str, shots, found: list[str]) -> None:
-    """Run axe on the page as it is now; collect readable findings; save a screenshot."""
-    await page.screenshot(path=str(shots / f"a11y-{state}.png"), full_page=True)
-    results = await _AXE.run(page)
-    for v in results.response["violations"]:
-        if v["impact"] not in FAILING and v["id"] in ALLOWED:
-            continue
-        nodes = "\n".join(
-            f"      {', '.join(map(str, n['target']))}: "
-            + " ".join(n.get("failureSummary", "").split())[:300]
-            for n in v["nodes"][:6]
-        )
-        found.append(f"[{state}] {v['impact']} {v['id']}: {v['help']} ({v['helpUrl']})\n{nodes}")
-
-
-def assert_clean(found: list[str]) -> None:
-    assert not found, "axe found accessibility violations:\n" + "\n".join(found)
 
 
 async def title_unique(page: Any, titles: dict[str, str], state: str, found: list[str]) -> None:

@@ -189,7 +189,7 @@ async def test_mini_app_at_phone_size(browser, sqlite_settings, screenshots):
 async def test_a_shared_phone_forgets_the_survey(browser, sqlite_settings, screenshots):
     """The next person at a school computer or a shared phone: "Not you?", and forgetting
     the device after the last answer. Answers stay; the cookie and the server's place go."""
-    from tests.browser.test_accessibility import assert_clean, check_a11y
+    from tests.browser.a11y import assert_clean, check_a11y
 
     found: list[str] = []
     async with serve_app(sqlite_settings) as (base, app):

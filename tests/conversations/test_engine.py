@@ -1,4 +1,5 @@
-"""The survey engine, with plain sync tests and a small bank built here (h11 style)."""
+"""The survey engine, with plain sync tests (h11 style) and a small bank of our own
+(tests/conversations/support.py)."""
 
 from __future__ import annotations
 
@@ -8,28 +9,8 @@ import pytest
 
 from conversations import engine as E
 from conversations.banks import parse_bank
+from tests.conversations.support import BANK, BANK_YAML
 
-BANK_YAML = """
-role: graduate
-version: 1
-model_version: "1.0.0"
-title: Graduates' survey
-intro: A few questions about the guidance you had.
-minutes: 3
-questions:
-  - {id: g01, text: My school helped me find a placement., scale: AGM, indicators: [VL-16]}
-  - {id: g02, text: The school explained job options., scale: EXTENT, indicators: [VL-1], allow_na: false}
-  - id: now
-    kind: choice
-    text: What are you doing now?
-    optional: false
-    options: [{id: work, label: Working}, {id: study, label: Studying}, {id: other, label: Other}]
-  - {id: g03, text: My training prepared me for my job., scale: AGM, indicators: [VL-3], when: {question: now, in: [work]}}
-  - {id: g04, text: "How many job offers did you get?", kind: number, number: {min: 0, max: 50}, indicators: [], when: {question: now, in: [work, study]}}
-  - {id: free, kind: text, text: "One thing to improve?", max_length: 20}
-"""
-
-BANK = parse_bank(BANK_YAML)
 INVITE = E.InviteInfo(
     code="abc123XYZ",
     invite_id=7,

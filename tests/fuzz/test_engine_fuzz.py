@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from conversations import engine as E
 from conversations.banks import load_banks
-from tests.conversations.test_engine import BANK
+from tests.conversations.support import BANK
 from tests.fuzz.support import FUZZ
 
 PARENT = load_banks()["parent"]

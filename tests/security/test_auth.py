@@ -15,7 +15,7 @@ from aiohttp import FormData
 
 from backend.dashboard import auth, views_account
 from tests.security.bench import PASSWORD, World, csrf_of, login, session_cookie, session_csrf
-from tests.security.test_idor import FORM, snapshot
+from tests.security.sweep import FORM, ids_in_table, params, snapshot
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -108,8 +108,6 @@ async def test_a_copied_cookie_is_dead_after_logout(world: World):
 
 
 def _own_path(world: World, route: Any) -> str | None:
-    from tests.security.test_idor import _params
-
     own = {
         "slug": world.a.slug,
         "cycle_id": world.a.cycle_id,
@@ -117,7 +115,7 @@ def _own_path(world: World, route: Any) -> str | None:
         "evidence_id": world.a.evidence_ids[0],
         "key": "VL-1",
     }
-    names = _params(route)
+    names = params(route)
     if any(n not in own for n in names):
         return None
     if not names:
@@ -127,8 +125,6 @@ def _own_path(world: World, route: Any) -> str | None:
 
 async def test_every_post_route_refuses_a_missing_or_forged_csrf_token(world: World):
     """Every dashboard POST route (read from the router), with our own ids: 403, no change."""
-    from tests.security.test_idor import _ids_in_table, _params
-
     client = world.client
     assert (await login(client, world.a.email)).status == 303
     good = session_csrf(client)
@@ -140,7 +136,7 @@ async def test_every_post_route_refuses_a_missing_or_forged_csrf_token(world: Wo
         path = _own_path(world, route)
         if path is None:  # an id we do not fill by name: take one of our school's rows
             parts = {}
-            for n in _params(route):
+            for n in params(route):
                 if n in ("cycle_id",):
                     parts[n] = str(world.a.cycle_id)
                 elif n == "slug":
@@ -148,7 +144,7 @@ async def test_every_post_route_refuses_a_missing_or_forged_csrf_token(world: Wo
                 elif n == "key":
                     parts[n] = "VL-1"
                 else:
-                    ids = await _ids_in_table(world, n, world.a.school_id, [world.a.cycle_id])
+                    ids = await ids_in_table(world, n, world.a.school_id, [world.a.cycle_id])
                     parts[n] = str(ids[0])
             path = route.resource.url_for(**parts).path
         for token in (None, "forged-" + good[7:], ""):

@@ -41,23 +41,8 @@ from tests.security.bench import (
     svg_text,
     visible,
 )
-from tests.security.test_idor import PUBLIC, RESPONDENT, _ids_in_table, _params
+from tests.security.sweep import FILTERS, PUBLIC, RESPONDENT, ids_in_table, params
 
-FILTERS = {
-    "roles": "learner",
-    "role": "learner",
-    "statuses": "completed",
-    "status": "completed",
-    "languages": "uk",
-    "language": "uk",
-    "lang": "uk",
-    "indicator": "VL-1",
-    "key": "VL-1",
-    "from": "2000-01-01",
-    "to": "2100-01-01",
-    "since": "2000-01-01",
-    "until": "2100-01-01",
-}
 SLOW = re.compile(r"(\.pdf|\.svg)$")  # rendered once (with the filters), not twice
 
 
@@ -76,7 +61,7 @@ def shown_numbers(node: Any) -> set[float]:
 
 
 async def own_paths(w: World, route: Any) -> list[str]:
-    names = _params(route)
+    names = params(route)
     if not names:
         return [route.resource.canonical]
     vl1 = load_model().index()["VL-1"]
@@ -91,7 +76,7 @@ async def own_paths(w: World, route: Any) -> list[str]:
     }
     for n in names:
         if n not in own:
-            own[n] = [str(i) for i in await _ids_in_table(w, n, w.a.school_id, [w.a.cycle_id])]
+            own[n] = [str(i) for i in await ids_in_table(w, n, w.a.school_id, [w.a.cycle_id])]
     paths = [route.resource.url_for(**{n: own[n][0] for n in names}).path]
     for n in names:  # each other value of one parameter, the rest at their first
         for v in own[n][1:]:

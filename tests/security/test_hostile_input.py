@@ -9,7 +9,6 @@ into a header of its own (`\\r\\n`).
 from __future__ import annotations
 
 import inspect
-import json
 import re
 from html.parser import HTMLParser
 from typing import Any
@@ -21,6 +20,15 @@ from aiohttp import FormData
 
 from backend.dashboard import views_account
 from tests.security.bench import PASSWORD, World, csrf_of, login, session_csrf
+from tests.security.sweep import (
+    area,
+    ids_in_table,
+    params,
+    refused,
+    route_path,
+    snapshot,
+    sweep_urls,
+)
 
 # Targets that must never be followed: each leads off-site, or is no clean path.
 OFF_SITE = [
@@ -198,48 +206,11 @@ async def test_names_that_look_like_code_stay_text_in_every_chart_and_export(wor
 
 # -- a NUL character anywhere: 400, nothing stored -------------------------------------
 
-NUL_MESSAGE = "null character"  # in the dashboard's English message
-WEB_MESSAGE = "invisible null character"  # in the web chat's English message
 EVIL = "a\x00b"
-
-
-def _area(path: str, name: str) -> str:
-    if path.startswith("/telegram"):
-        return "plain"
-    if path.startswith("/api/"):
-        return "api"
-    if name.startswith("webchat."):
-        return "web"
-    if name.startswith("dash:") or name == "":
-        return "dash"
-    return "plain"
-
-
-async def refused(resp: Any, area: str, *, malformed: bool = False) -> str | None:
-    """What is wrong with the answer to a request carrying a NUL (None: a proper 400).
-    `malformed`: a NUL byte where HTTP allows none (a part header): any 400 page."""
-    body = (await resp.read()).decode("utf-8", "replace")
-    if resp.status != 400:
-        return f"{resp.status}, not 400"
-    if malformed:
-        return None if resp.content_type == "text/html" else resp.content_type
-    if area == "api":
-        if resp.content_type != "application/json" or json.loads(body)["error"]["status"] != 400:
-            return f"not a JSON error: {body[:80]}"
-    elif area == "web" and resp.content_type == "application/json":  # Mini App, fetch
-        if json.loads(body).get("error") != "bad_input":
-            return f"not the web chat's JSON error: {body[:80]}"
-    elif area in ("dash", "web"):
-        words = NUL_MESSAGE if area == "dash" else WEB_MESSAGE
-        if resp.content_type != "text/html" or words not in body:
-            return f"not the {area} error page: {resp.content_type} {body[:80]!r}"
-    return None
 
 
 async def own_ids(w: World) -> dict[str, str]:
     """Our values for every path parameter of the app (school A's)."""
-    from tests.security.test_idor import _ids_in_table, _params
-
     ids = {
         "slug": w.a.slug,
         "cycle_id": str(w.a.cycle_id),
@@ -251,67 +222,14 @@ async def own_ids(w: World) -> dict[str, str]:
         "code": w.a.invite_codes[0],
     }
     for route in w.app.router.routes():
-        for n in _params(route):
+        for n in params(route):
             if n not in ids:
-                found = await _ids_in_table(w, n, w.a.school_id, [w.a.cycle_id])
+                found = await ids_in_table(w, n, w.a.school_id, [w.a.cycle_id])
                 ids[n] = str(found[0])
     return ids
 
 
-def route_path(route: Any, ids: dict[str, str]) -> str:
-    """A concrete path of the route (a real file of a static route)."""
-    from tests.security.test_idor import _params
-
-    info = route.resource.get_info()
-    if "directory" in info:
-        files = sorted(p.name for p in info["directory"].iterdir() if p.is_file())
-        return info["prefix"].rstrip("/") + "/" + files[0]
-    return route.url_for(**{n: ids[n] for n in _params(route)}).path
-
-
-def with_nul(route: Any, path: str) -> list[tuple[str, bool]]:
-    """The path with a percent-encoded NUL in each segment, and in the query string; each
-    with whether the route still matches it (a NUL in a literal segment matches none)."""
-    info = route.resource.get_info()
-    if "directory" in info:  # a static route: every segment but the file name is literal
-        literal = len([p for p in info["prefix"].split("/") if p]) * [True] + [False]
-    else:
-        canonical = route.resource.canonical
-        literal = ["{" not in part for part in canonical.split("/")[1:]]
-    parts = path.split("/")
-    out = []
-    for i in range(1, len(parts)):
-        for where in ("end", "start"):
-            changed = list(parts)
-            changed[i] = changed[i] + "%00" if where == "end" else "%00" + changed[i]
-            out.append(("/".join(changed), not literal[i - 1]))
-    out += [(path + q, True) for q in ("?q=a%00b", "?a%00b=1", "?next=/dashboard%00")]
-    return out
-
-
-async def sweep_urls(client: Any, routes: list[Any], ids: dict[str, str], headers: Any) -> list:
-    """GET (or POST) every route with a NUL in each path segment and in its query."""
-    problems, swept = [], 0
-    for route in routes:
-        if route.method not in ("GET", "POST"):
-            continue
-        for path, matched in with_nul(route, route_path(route, ids)):
-            hdrs = headers(path)
-            if route.method == "GET":
-                resp = await client.get(path, headers=hdrs, allow_redirects=False)
-            else:
-                resp = await client.post(path, data={}, headers=hdrs, allow_redirects=False)
-            swept += 1
-            wrong = await refused(resp, _area(path, route.name or "" if matched else ""))
-            if wrong:
-                problems.append(f"{route.method} {path} ({route.name}): {wrong}")
-    assert swept > 5 * len(routes), swept
-    return problems
-
-
 async def test_a_nul_in_any_path_segment_or_query_string_is_refused(world: World):
-    from tests.security.test_idor import snapshot
-
     w, client = world, world.client
     assert (await login(client, w.a.email)).status == 303
     ids = await own_ids(w)
@@ -430,8 +348,6 @@ async def post_forms(w: World, ids: dict[str, str]) -> dict[str, dict[str, str]]
 async def test_a_nul_in_any_form_field_is_refused_and_nothing_is_stored(world: World):
     """Every POST route, every field it reads (its forms and its view), urlencoded and
     multipart, a NUL in the value (and in a field's name): 400, and no row changes."""
-    from tests.security.test_idor import snapshot
-
     w, client = world, world.client
     assert (await login(client, w.a.email)).status == 303
     ids = await own_ids(w)
@@ -469,7 +385,7 @@ async def test_a_nul_in_any_form_field_is_refused_and_nothing_is_stored(world: W
                     body, hdrs = form, headers
                 resp = await client.post(path, data=body, headers=hdrs, allow_redirects=False)
                 swept += 1
-                wrong = await refused(resp, _area(path, route.name or ""))
+                wrong = await refused(resp, area(path, route.name or ""))
                 if field == "csrf" and resp.status == 403:
                     wrong = None  # the session middleware refuses a forged token first
                 if wrong:

@@ -10,88 +10,21 @@ same afterwards. With our own ids, no response carries school B's data either.
 from __future__ import annotations
 
 import itertools
-import re
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from backend.web import keys
 from storage.models import Base
 from tests.security.bench import B_MARK, World, login, readable, session_csrf
+from tests.security.sweep import FORM, PUBLIC, RESPONDENT, ids_in_table, params, snapshot
 
-# Routes for respondents and operators: public by design, they name no school's ids.
-PUBLIC = {
-    "index",
-    "healthz",
-    "readyz",
-    "metrics",
-    "telegram_webhook",
-    "dash:login",
-    "dash:login_submit",
-    "dash:static",
-    "api:openapi",
-    "dash:logout",  # would end the sweep's session (tested in test_auth)
-    "dash:token_replace",  # replaces only the caller's own token (test_dashboard), ending the sweep's
-}
-# The respondent's side opens a school's survey from its public invite code: that is the
-# point of an invite, not a leak. These routes are swept only for status codes.
-RESPONDENT = re.compile(r"^webchat\.")
 DENIED = {401, 403, 404, 405}
-FORM = {
-    "name": "Hijack",
-    "status": "closed",
-    "role": "learner",
-    "count": "1",
-    "kind": "single",
-    "theme": "1.1.1",
-    "title": "Hijack",
-    "owner": "Mallory",
-    "text": "Hijack",
-    "url": "https://example.org/x",
-    "note": "Hijack",
-    "action": "submit",
-    "indicator_key": "VL-1",
-    "key": "VL-1",
-}
-
-
-def _params(route: Any) -> list[str]:
-    info = route.resource.get_info() if route.resource else {}
-    return re.findall(r"{(\w+)}", info.get("formatter", ""))
-
-
-async def _ids_in_table(w: World, param: str, school_id: int, cycles: list[int]) -> list[int]:
-    """Ids for a path parameter `x_id` that belong to a school: the ids of a table named x
-    (or x_...) with a cycle_id or school_id column, or the `x_id` column of such a table
-    (`cluster_id` of cluster_member)."""
-    stem = param.removesuffix("_id")
-    out: list[int] = []
-    known = False
-    async with w.sm() as s:
-        for t in Base.metadata.sorted_tables:
-            if t.name == stem or t.name.startswith(stem + "_"):
-                col = t.c.id if "id" in t.c and param not in t.c else t.c[param]
-            elif param in t.c:
-                col = t.c[param]
-            else:
-                continue
-            if "cycle_id" in t.c:
-                q = select(col).where(t.c.cycle_id.in_(cycles))
-            elif "school_id" in t.c:
-                q = select(col).where(t.c.school_id == school_id)
-            else:
-                continue
-            known = True
-            out += list((await s.execute(q)).scalars())
-    assert known, f"the IDOR sweep does not know the path parameter {{{param}}}: teach it"
-    out = sorted(set(out))
-    assert out, f"the school has no rows for {{{param}}}: the sweep would prove nothing"
-    return out
 
 
 async def fill(w: World, route: Any) -> list[str]:
     """Paths of the route with school B's ids (and our cycle with B's sub-ids)."""
-    names = _params(route)
+    names = params(route)
     info = route.resource.get_info()
     if not names:
         return [info.get("path") or info.get("prefix", "/")]
@@ -115,7 +48,7 @@ async def fill(w: World, route: Any) -> list[str]:
         elif n == "fmt":
             values[n] = [{"": f} for f in ("csv", "xlsx", "json", "pdf")]
         elif n.endswith("_id"):
-            ids = await _ids_in_table(w, n, b.school_id, [b.cycle_id, b.old_cycle_id])
+            ids = await ids_in_table(w, n, b.school_id, [b.cycle_id, b.old_cycle_id])
             values[n] = [{"b": i} for i in ids]
         else:
             raise AssertionError(f"the IDOR sweep does not know {{{n}}} of {route.name}: teach it")
@@ -135,21 +68,6 @@ def leaks(body: bytes, w: World) -> list[str]:
     return found
 
 
-async def snapshot(w: World) -> dict[str, Any]:
-    """Every row of every table (without timestamps of our own logins)."""
-    out: dict[str, Any] = {}
-    async with w.sm() as s:
-        for table in Base.metadata.sorted_tables:
-            if table.name == "user_account":
-                cols = [c.name for c in table.columns if c.name != "last_login_at"]
-            else:
-                cols = [c.name for c in table.columns]
-            sel = ", ".join(f'"{c}"' for c in cols)
-            rows = (await s.execute(text(f'SELECT {sel} FROM "{table.name}"'))).all()  # noqa: S608
-            out[table.name] = sorted(map(repr, rows))
-    return out
-
-
 async def test_every_route_refuses_the_other_schools_ids(world: World):
     w, client = world, world.client
     assert (await login(client, w.a.email)).status == 303
@@ -162,7 +80,7 @@ async def test_every_route_refuses_the_other_schools_ids(world: World):
             continue
         respondent = bool(RESPONDENT.match(route.name or ""))
         for path in await fill(w, route):
-            path_has_b = bool(_params(route))  # no ids: only check that B's data stays away
+            path_has_b = bool(params(route))  # no ids: only check that B's data stays away
             seen_routes.add(route.name or path)
             csrf = session_csrf(client)
             for creds in ("cookie", "token"):

@@ -14,8 +14,7 @@ import pytest
 from aiohttp import FormData
 
 from tests.security.bench import B_MARK, World, login, session_csrf
-from tests.security.test_content import FILTERS
-from tests.security.test_idor import FORM, PUBLIC, RESPONDENT, _ids_in_table, _params, snapshot
+from tests.security.sweep import FILTERS, FORM, PUBLIC, RESPONDENT, ids_in_table, params, snapshot
 
 SQLI = ["' OR 1=1 --", '1;DROP TABLE answer;" UNION SELECT email FROM user_account --']
 SLOW_SUFFIXES = (".pdf", ".svg", ".png", ".xlsx", "/compare")
@@ -23,7 +22,7 @@ SLOW_SUFFIXES = (".pdf", ".svg", ".png", ".xlsx", "/compare")
 
 async def _paths(w: World, route: Any, payload: str, ids: dict[str, str]) -> list[str]:
     """The route with our ids, and with the payload in each free-text path segment."""
-    names = _params(route)
+    names = params(route)
     own: dict[str, str] = ids | {
         "slug": w.a.slug,
         "cycle_id": str(w.a.cycle_id),
@@ -51,9 +50,9 @@ async def test_sql_injection_everywhere(world: World):
     before = await snapshot(w)
     ids: dict[str, str] = {}  # our rows of other tables, taken before the sweep deletes any
     for route in w.app.router.routes():
-        for n in _params(route):
+        for n in params(route):
             if n.endswith("_id") and n not in ("cycle_id", "invite_id", "evidence_id"):
-                found = await _ids_in_table(w, n, w.a.school_id, [w.a.cycle_id])
+                found = await ids_in_table(w, n, w.a.school_id, [w.a.cycle_id])
                 ids.setdefault(n, str(found[0]))
     problems = []
     for payload in SQLI:

@@ -30,9 +30,9 @@ from backend.web.miniapp import sign_init_data
 from conversations import engine as E
 from storage.models import Comment
 from tests.apptools import TOKEN
-from tests.backend.web.test_webchat import web_user
 from tests.bot.conftest import fake_api, open_bench, storage  # noqa: F401 (fixtures)
 from tests.bot.walker import walk_to_text_question
+from tests.webtools import web_user
 
 MARKS = {
     "telegram": "Qzv-telegram-secret-words",

@@ -23,6 +23,7 @@ from conversations import engine as E
 from conversations.i18n import Translator
 from storage.models import Answer, Respondent, Response
 from tests.apptools import TOKEN, WEBHOOK_SECRET, db_url_of, make_settings, running_app, seed_school
+from tests.security.sweep import sweep_urls
 
 T = Translator()
 NOW = 1_750_000_000.0
@@ -291,8 +292,6 @@ async def test_a_nul_in_the_mini_app_or_at_the_webhook_is_refused(app_client):
     """A NUL in the Mini App's JSON answer: 400 JSON, nothing stored. In a path segment
     or the query string of the Mini App's and the webhook's routes (only registered with
     a token, so not in the security sweep's app): 400 too."""
-    from tests.security.test_hostile_input import sweep_urls
-
     sm = app_client.app[keys.SESSIONMAKER]
     seeded = await seed_school(sm, roles=["learner"])
     data = init_data(auth_date=time.time(), extra={"start_param": seeded.invites["learner"]})
