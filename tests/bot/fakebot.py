@@ -1,8 +1,19 @@
-"""A fake Telegram Bot API (in-process aiohttp on 127.0.0.1) and a "Telegram" driver.
+"""A fake Telegram Bot API (aiohttp on 127.0.0.1) and a "Telegram" driver.
 
-FakeBotAPI records every call (method, params), keeps what each chat shows (messages,
-their text and buttons, edits applied) and can be told to fail: 429 with retry_after,
-400 (e.g. "message is not modified"), 403 blocked, 5xx, or slow answers.
+One fake serves the tests and the benchmark. In the tests it runs in-process
+(`await FakeBotAPI().start()`); the bench runs it as its own process
+(`python -m bench.fake_bot_api`, a thin `main()` around `FakeBotAPI.app()`).
+
+FakeBotAPI records every call (method, params; `record=False` keeps counts only), keeps
+what each chat shows (messages, their text and buttons, edits applied) and can be told to
+fail: 429 with retry_after, 400 (e.g. "message is not modified"), 403 blocked, 5xx, or slow
+answers. With `rate`, message calls (sendMessage, editMessageText) beyond `rate` in any
+sliding second are refused with 429 and `retry_after`, as Telegram does. Beside the Bot API
+it answers, for a load generator in another process:
+    GET /_bench/wait?chat=ID&after=V&timeout=S  -> {"version", "message_id", "data", "text"}
+        (long poll: returns once the chat's card version is above V, or at the timeout)
+    GET /_bench/stats                           -> counts by method and status, 429s, times
+    POST /_bench/reset                          -> forget everything
 
 Telegram builds real Telegram-shaped updates and POSTs them to our webhook with the
 secret header, like Telegram does: retrying non-200 answers, duplicates, bursts; a
@@ -15,6 +26,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,17 +35,30 @@ from aiohttp.test_utils import TestClient
 
 from tests.apptools import TOKEN, WEBHOOK_SECRET
 
-BOT_USER = {
-    "id": int(TOKEN.split(":")[0]),
-    "is_bot": True,
-    "first_name": "Guidance Survey",
-    "username": "guidance_test_bot",
-    "can_join_groups": False,
-    "can_read_all_group_messages": False,
-    "supports_inline_queries": False,
-}
+
+def bot_user(token: str, username: str) -> dict[str, Any]:
+    """What getMe answers: the bot whose id starts the token."""
+    return {
+        "id": int(token.split(":")[0]),
+        "is_bot": True,
+        "first_name": "Guidance Survey",
+        "username": username,
+        "can_join_groups": False,
+        "can_read_all_group_messages": False,
+        "supports_inline_queries": False,
+    }
+
+
+BOT_USER = bot_user(TOKEN, "guidance_test_bot")
+# The calls `rate` limits (the bench runs with `--rate 30`, like Telegram's flood limit).
+MESSAGE_METHODS = ("sendMessage", "editMessageText")
 _JSON_PARAMS = {"reply_markup", "allowed_updates", "commands"}
 _INT_PARAMS = {"chat_id", "message_id", "offset", "timeout", "max_connections", "limit"}
+_NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and "
+    "reply markup are exactly the same as a current content and reply markup "
+    "of the message"
+)
 
 
 @dataclass
@@ -73,24 +98,53 @@ class Shown:
 
 
 @dataclass
+class Card:
+    """What a person taps in a chat, for a load generator: the newest message with buttons,
+    and a version that grows with every send or edit (an info message below the card counts
+    too: the flow moved on)."""
+
+    version: int = 0
+    message_id: int = 0
+    data: list[str] = field(default_factory=list)
+    text: str = ""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
 class FakeBotAPI:
     token: str = TOKEN
+    rate: float | None = None  # message calls per sliding second; beyond: 429, retry_after 1
+    record: bool = True  # keep every call in `calls` (the bench counts only)
+    me: dict[str, Any] = field(default_factory=lambda: dict(BOT_USER))
     calls: list[Call] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     chats: dict[int, dict[int, Shown]] = field(default_factory=dict)
     updates: list[dict[str, Any]] = field(default_factory=list)  # for getUpdates
     webhook: dict[str, Any] = field(default_factory=dict)
     url: str = ""
+    counts: Counter[str] = field(default_factory=Counter)  # "sendMessage 200" -> calls
+    limited: int = 0  # message calls refused by `rate`
+    cards: dict[int, Card] = field(default_factory=dict)
+    first_message_at: float | None = None  # the first and the last message call answered 200
+    last_message_at: float | None = None
+    _window: deque[float] = field(default_factory=deque)
     _runner: web.AppRunner | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
 
     # -- server ----------------------------------------------------------------------
 
-    async def start(self) -> FakeBotAPI:
+    def app(self) -> web.Application:
+        """The Bot API under /bot<token>/<method>, and the load generator's /_bench/ routes."""
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        app.router.add_get("/_bench/wait", self._wait)
+        app.router.add_get("/_bench/stats", self._stats)
+        app.router.add_post("/_bench/reset", self._reset)
+        return app
+
+    async def start(self) -> FakeBotAPI:
+        self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -101,6 +155,18 @@ class FakeBotAPI:
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def reset(self) -> None:
+        """Forget every call, chat, card, count and planned fault."""
+        self.calls.clear()
+        self.faults.clear()
+        self.chats.clear()
+        self.cards.clear()
+        self.counts.clear()
+        self._window.clear()
+        self.limited = 0
+        self.first_message_at = self.last_message_at = None
+        self._ids = itertools.count(1)
 
     # -- programming faults -----------------------------------------------------------
 
@@ -151,6 +217,19 @@ class FakeBotAPI:
         self.updates.append(update)
         self._new_update.set()
 
+    def stats(self) -> dict[str, Any]:
+        span = None
+        if self.first_message_at is not None and self.last_message_at is not None:
+            span = self.last_message_at - self.first_message_at
+        return {
+            "counts": dict(self.counts),
+            "limited_429": self.limited,
+            "message_calls_ok": sum(self.counts[f"{m} 200"] for m in MESSAGE_METHODS),
+            "message_span_s": span,
+            "chats": len(self.cards),
+            "rate": self.rate,
+        }
+
     # -- the API ---------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -159,7 +238,18 @@ class FakeBotAPI:
             return _error(401, "Unauthorized")
         params = await _params(request)
         call = Call(method, params, time.monotonic())
-        self.calls.append(call)
+        if self.record:
+            self.calls.append(call)
+        response = await self._answer(call)
+        self.counts[f"{method} {call.status}"] += 1
+        if method in MESSAGE_METHODS and call.status == 200:
+            now = time.monotonic()
+            self.first_message_at = self.first_message_at or now
+            self.last_message_at = now
+        return response
+
+    async def _answer(self, call: Call) -> web.Response:
+        method, params = call.method, call.params
         fault = self._fault_for(method, params)
         if fault is not None:
             if fault.delay:
@@ -168,6 +258,10 @@ class FakeBotAPI:
                 call.status = fault.status
                 extra = {"retry_after": fault.retry_after} if fault.retry_after else None
                 return _error(fault.status, fault.description or "Error", extra)
+        if self._over_rate(method):
+            self.limited += 1
+            call.status = 429
+            return _error(429, "Too Many Requests: retry after 1", {"retry_after": 1})
         handler = getattr(self, "api_" + method, None)
         if handler is None:
             call.status = 404
@@ -189,8 +283,32 @@ class FakeBotAPI:
                 return fault
         return None
 
+    def _over_rate(self, method: str) -> bool:
+        """A message call beyond `rate` in the last second (a sliding window)."""
+        if not self.rate or method not in MESSAGE_METHODS:
+            return False
+        now = time.monotonic()
+        while self._window and now - self._window[0] >= 1.0:
+            self._window.popleft()
+        if len(self._window) >= self.rate:
+            return True
+        self._window.append(now)
+        return False
+
+    def _message(self, chat_id: int, mid: int, text: str, markup: Any) -> dict[str, Any]:
+        msg: dict[str, Any] = {
+            "message_id": mid,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+            "from": self.me,
+            "text": text,
+        }
+        if markup:
+            msg["reply_markup"] = markup
+        return msg
+
     def api_getMe(self, p: dict[str, Any]) -> Any:
-        return BOT_USER
+        return self.me
 
     def api_setWebhook(self, p: dict[str, Any]) -> Any:
         self.webhook = dict(p)
@@ -210,7 +328,8 @@ class FakeBotAPI:
         chat_id = p["chat_id"]
         mid = next(self._ids)
         self.chats.setdefault(chat_id, {})[mid] = Shown(mid, p["text"], p.get("reply_markup"))
-        return _message(chat_id, mid, p["text"], p.get("reply_markup"))
+        self._show(chat_id, mid, p["text"], p.get("reply_markup"))
+        return self._message(chat_id, mid, p["text"], p.get("reply_markup"))
 
     def api_editMessageText(self, p: dict[str, Any]) -> Any:
         chat_id, mid = p["chat_id"], p["message_id"]
@@ -219,15 +338,11 @@ class FakeBotAPI:
             return _error(400, "Bad Request: message to edit not found")
         markup = p.get("reply_markup")
         if shown.text == p["text"] and shown.reply_markup == markup:
-            return _error(
-                400,
-                "Bad Request: message is not modified: specified new message content and "
-                "reply markup are exactly the same as a current content and reply markup "
-                "of the message",
-            )
+            return _error(400, _NOT_MODIFIED)
         shown.text, shown.reply_markup = p["text"], markup
         shown.edits += 1
-        return _message(chat_id, mid, p["text"], markup)
+        self._show(chat_id, mid, p["text"], markup)
+        return self._message(chat_id, mid, p["text"], markup)
 
     def api_editMessageReplyMarkup(self, p: dict[str, Any]) -> Any:
         """No `reply_markup`: the buttons go, the text stays (as Telegram does)."""
@@ -237,15 +352,15 @@ class FakeBotAPI:
             return _error(400, "Bad Request: message to edit not found")
         markup = p.get("reply_markup") or None
         if (shown.reply_markup or None) == markup:
-            return _error(
-                400,
-                "Bad Request: message is not modified: specified new message content and "
-                "reply markup are exactly the same as a current content and reply markup "
-                "of the message",
-            )
+            return _error(400, _NOT_MODIFIED)
         shown.reply_markup = markup
         shown.edits += 1
-        return _message(chat_id, mid, shown.text, markup)
+        return self._message(chat_id, mid, shown.text, markup)
+
+    def api_deleteMessage(self, p: dict[str, Any]) -> Any:
+        if self.chats.get(p["chat_id"], {}).pop(p["message_id"], None) is None:
+            return _error(400, "Bad Request: message to delete not found")
+        return True
 
     async def api_getUpdates(self, p: dict[str, Any]) -> Any:
         offset = p.get("offset") or 0
@@ -262,6 +377,59 @@ class FakeBotAPI:
             except TimeoutError:
                 pass
 
+    # -- the card a person taps, for a load generator in another process ------------------
+
+    def _show(self, chat_id: int, mid: int, text: str, markup: Any) -> None:
+        data = [
+            b["callback_data"]
+            for row in (markup or {}).get("inline_keyboard", [])
+            for b in row
+            if "callback_data" in b
+        ]
+        card = self.cards.setdefault(chat_id, Card())
+        if data or mid == card.message_id or not card.message_id:
+            card.message_id, card.data, card.text = mid, data, text
+        # else: an info message below the card; the card stays what the person taps.
+        card.version += 1
+        card.changed.set()
+        card.changed = asyncio.Event()
+
+    async def wait_card(self, chat_id: int, after: int, timeout: float) -> Card:  # noqa: ASYNC109
+        """The chat's card once its version is above `after`, or as it is at the timeout."""
+        card = self.cards.setdefault(chat_id, Card())
+        deadline = time.monotonic() + timeout
+        while card.version <= after:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                async with asyncio.timeout(left):
+                    await card.changed.wait()
+            except TimeoutError:
+                break
+        return card
+
+    async def _wait(self, request: web.Request) -> web.Response:
+        chat_id = int(request.query["chat"])
+        after = int(request.query.get("after", "0"))
+        timeout = min(float(request.query.get("timeout", "10")), 120.0)
+        card = await self.wait_card(chat_id, after, timeout)
+        return web.json_response(
+            {
+                "version": card.version,
+                "message_id": card.message_id,
+                "data": card.data,
+                "text": card.text[:200],
+            }
+        )
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"ok": True})
+
 
 async def _params(request: web.Request) -> dict[str, Any]:
     if request.content_type == "application/json":
@@ -276,19 +444,6 @@ async def _params(request: web.Request) -> dict[str, Any]:
             v = int(v) if v.lstrip("-").isdigit() else v
         out[k] = v
     return out
-
-
-def _message(chat_id: int, mid: int, text: str, markup: Any) -> dict[str, Any]:
-    msg: dict[str, Any] = {
-        "message_id": mid,
-        "date": int(time.time()),
-        "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
-        "from": BOT_USER,
-        "text": text,
-    }
-    if markup:
-        msg["reply_markup"] = markup
-    return msg
 
 
 def _error(status: int, description: str, parameters: dict[str, Any] | None = None) -> web.Response:
