@@ -8,10 +8,12 @@ from datetime import date
 
 import pytest
 
+from backend.i18n import LABELS
 from backend.reporting.exports import report_pdf
 from backend.web import keys
 from storage import schools
 from storage.models import ActionItem
+from storage.schools import ACTION_STATUSES
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
 from tests.backend.dashboard.support import add_user, csrf_of, login, post_form
 from tests.backend.reporting.sample import build_sample_reports
@@ -208,3 +210,9 @@ def test_pdf_action_plan_section(tmp_path):
     empty = pdf_text(report_pdf(report, actions=[]), tmp_path)
     assert "No action has been planned yet" in empty
     assert "Action plan" not in pdf_text(report_pdf(report), tmp_path)
+
+
+def test_the_action_statuses_have_words_in_every_order():
+    """storage knows the statuses, the dashboard their words: the same, in the same order."""
+    assert tuple(LABELS["action status"]) == ACTION_STATUSES
+    assert set(LABELS["report action status"]) == set(ACTION_STATUSES)
