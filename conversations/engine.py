@@ -239,6 +239,7 @@ class SaveAnswer:
     choice: str | None = None
     skipped: bool = False
     text: str | None = None
+    free_text: bool = False  # a free-text question (answered with `text`, or skipped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -659,7 +660,7 @@ class Engine:
                 length=format_number(lang, len(text)),
                 max=format_number(lang, q.max_length),
             )
-        return self._advance(st, q, "t", SaveAnswer(q.id, text=text))
+        return self._advance(st, q, "t", SaveAnswer(q.id, text=text, free_text=True))
 
     def _advance(self, st: dict[str, Any], q: Question, code: str, save: SaveAnswer) -> Step:
         bank = self._bank(st["bank"])
@@ -704,7 +705,8 @@ class Engine:
         q = self._bank(st["bank"]).question(st["pos"])
         if not q.optional:
             return self._unchanged(st, "question.not_optional")
-        return self._advance(st, q, "s", SaveAnswer(q.id, skipped=True))
+        skipped = SaveAnswer(q.id, skipped=True, free_text=q.kind == "text")
+        return self._advance(st, q, "s", skipped)
 
     def _on_back(self, st: dict[str, Any], ev: Back) -> Step:
         if st.get("stage") == Stage.DONE and st.get("opened"):

@@ -14,9 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import TextClause, bindparam, case, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -32,6 +33,7 @@ from storage.models import (
     ReleaseUnit,
     Respondent,
     Response,
+    UTCDateTime,
     utcnow,
 )
 
@@ -352,6 +354,39 @@ class AnswerRecord:
     answered_at: datetime
 
 
+_ANSWER_FIELDS = ("value", "na", "number", "choice", "skipped")
+
+
+@cache
+def _upsert_statements(dialect: str) -> tuple[TextClause, TextClause | None]:
+    """The answer upsert, written once per dialect (a hot path: built and compiled once).
+
+    PostgreSQL: one statement that inserts or changes the answer and, if it did, bumps its
+    response's revision (a data-modifying CTE). SQLite: the upsert, then the bump when a
+    row was written."""
+    null_safe = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
+    changed = " OR ".join(f"answer.{c} {null_safe} excluded.{c}" for c in _ANSWER_FIELDS)
+    columns = ", ".join(("response_id", "question_id", *_ANSWER_FIELDS, "answered_at"))
+    upsert = (  # built from this module's own column names only, never from input
+        f"INSERT INTO answer ({columns}) "  # noqa: S608
+        "VALUES (:response_id, :question_id, :value, :na, :number, :choice, :skipped, :answered_at) "
+        "ON CONFLICT (response_id, question_id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in (*_ANSWER_FIELDS, "answered_at"))
+        + f" WHERE {changed}"
+    )
+    touch = "UPDATE response SET updated_at = :now, revision = revision + 1"
+    now = bindparam("now", type_=UTCDateTime())
+    at = bindparam("answered_at", type_=UTCDateTime())
+    if dialect == "postgresql":
+        both = f"WITH saved AS ({upsert} RETURNING response_id) {touch} "
+        both += "WHERE id IN (SELECT response_id FROM saved)"
+        return text(both).bindparams(at, now), None
+    return (
+        text(upsert).bindparams(at),
+        text(f"{touch} WHERE id = :response_id").bindparams(now),
+    )
+
+
 async def upsert_answer(
     s: AsyncSession,
     response_id: int,
@@ -368,49 +403,29 @@ async def upsert_answer(
 
     Idempotent on (response, question): the same input again changes nothing (not even
     `answered_at`); a different answer replaces the old one and takes the new time. A new
-    or changed answer touches its response (`touch_response`).
+    or changed answer touches its response (`touch_response`): on PostgreSQL in the same
+    statement (one round trip on the hot path).
     """
     given = [value is not None, na, number is not None, choice is not None, skipped]
     if sum(given) != 1:
         raise ValueError("an answer is exactly one of value, na, number, choice, skipped")
     check_scale_value(value)
-    table = Answer.__table__
-    stmt = insert_for(s, table).values(
-        response_id=response_id,
-        question_id=question_id,
-        value=value,
-        na=na,
-        number=None if number is None else float(number),
-        choice=choice,
-        skipped=skipped,
-        answered_at=answered_at or utcnow(),
-    )
-    new = stmt.excluded
-    changed = or_(
-        *(
-            table.c[name].is_distinct_from(new[name])
-            for name in ("value", "na", "number", "choice", "skipped")
-        )
-    )
-    upsert = stmt.on_conflict_do_update(
-        index_elements=["response_id", "question_id"],
-        set_={
-            "value": new.value,
-            "na": new.na,
-            "number": new.number,
-            "choice": new.choice,
-            "skipped": new.skipped,
-            "answered_at": new.answered_at,
-        },
-        where=changed,
-    )
-    # Inserted or changed (the same answer again touches nothing): the response's revision
-    # goes up too. On PostgreSQL in the same statement (one round trip on the hot path).
-    if s.get_bind().dialect.name == "postgresql":
-        saved = upsert.returning(table.c.response_id).cte("saved")
-        await s.execute(_touch(Response.id.in_(select(saved.c.response_id))))
-    elif (await s.execute(upsert)).rowcount:
-        await touch_response(s, response_id)
+    conn = await s.connection()
+    upsert, touch = _upsert_statements(conn.dialect.name)
+    params = {
+        "response_id": response_id,
+        "question_id": question_id,
+        "value": value,
+        "na": na,
+        "number": None if number is None else float(number),
+        "choice": choice,
+        "skipped": skipped,
+        "answered_at": answered_at or utcnow(),
+        "now": utcnow(),
+    }
+    written = await conn.execute(upsert, params)
+    if touch is not None and written.rowcount:
+        await conn.execute(touch, params)
 
 
 async def load_answers(s: AsyncSession, response_id: int) -> dict[str, AnswerRecord]:

@@ -170,6 +170,8 @@ class SqlWrites:
             await responses.delete_answer(self.s, response_id, answer.question_id)
             await responses.upsert_comment(self.s, response_id, answer.question_id, answer.text)
             return
+        if answer.free_text:  # a free-text question skipped: no text of it is kept
+            await responses.delete_comment(self.s, response_id, answer.question_id)
         await responses.upsert_answer(
             self.s,
             response_id,
@@ -180,7 +182,6 @@ class SqlWrites:
             choice=answer.choice,
             skipped=answer.skipped,
         )
-        await responses.delete_comment(self.s, response_id, answer.question_id)
 
     async def delete_answers(self, response_id: int, question_ids: tuple[str, ...]) -> None:
         for qid in question_ids:

@@ -82,7 +82,7 @@ def test_happy_path_with_branch_to_completion(eng):
     assert s.answer == E.SaveAnswer("g04", number=12.0)
     assert s.prompts[0].expects == "text"
     s = eng.step(s.state, E.Answer(None, "  more   mentors "))
-    assert s.answer == E.SaveAnswer("free", text="more mentors")
+    assert s.answer == E.SaveAnswer("free", text="more mentors", free_text=True)
     assert E.SetStatus("completed") in s.effects
     assert s.state["stage"] == "done"
     assert s.prompts[0].final

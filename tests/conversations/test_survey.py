@@ -178,3 +178,31 @@ async def test_unknown_and_missing_codes(runner, sessionmaker):
     assert "invitation link" in out.step.prompts[0].text
     out = await runner.start(subject, "x" * 65)
     assert "not valid" in out.step.prompts[0].text
+
+
+async def test_a_free_text_answer_and_its_skip_replace_each_other(runner, sessionmaker):
+    """A free-text question holds either the text or "skipped", never both; the other
+    questions never hold a text (their answers write no comment row to clean up)."""
+    seeded = await seed_school(sessionmaker)
+    subject = runner.subject("telegram", 1002)
+    await runner.start(subject, seeded.invites["learner"])
+    await runner.handle(subject, E.Consent(True))
+    bank = runner.engine.banks[(await runner.load_state(subject))["bank"]]
+    text_q = next(q.id for q in bank.questions if q.kind == "text")
+    step = (await runner.current(subject)).step
+    while step.prompts[-1].question_id != text_q:  # to the free-text question
+        p = step.prompts[-1]
+        choice = "3" if p.choices and p.choices[0].id.isdigit() else p.choices[0].id
+        step = (await runner.handle(subject, E.Answer(p.question_id, choice))).step
+    await runner.handle(subject, E.Answer(text_q, "More visits"))
+    await runner.handle(subject, E.Back())  # from "done" back to the last question
+    await runner.handle(subject, E.Skip(text_q))
+    async with sessionmaker() as s:
+        comments = (await s.execute(select(Comment))).scalars().all()
+        skipped = (await s.execute(select(Answer).where(Answer.question_id == text_q))).scalars()
+        assert comments == [] and [a.skipped for a in skipped] == [True]
+    await runner.handle(subject, E.Back())
+    await runner.handle(subject, E.Answer(text_q, "Mentors, please"))
+    async with sessionmaker() as s:
+        assert [c.text for c in (await s.execute(select(Comment))).scalars()] == ["Mentors, please"]
+        assert not (await s.execute(select(Answer).where(Answer.question_id == text_q))).all()
