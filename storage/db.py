@@ -37,7 +37,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.close()
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No ping before each checkout (a round trip per transaction on the hot path): a dropped
+    # connection fails its statement as a disconnect, SQLAlchemy then discards the pool, and
+    # the update is answered 503 and retried (tests/faults/test_postgres_outage.py).
+    kwargs.setdefault("pool_pre_ping", False)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     return create_async_engine(url, **kwargs)

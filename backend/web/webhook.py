@@ -22,6 +22,7 @@ from telegram.ext import Application
 from backend.web import keys
 from bot.channel import WEBHOOK_REPLY, BotChannel
 from bot.ratelimit import RateLimiter
+from bot.request import AiohttpRequest
 from storage.errors import is_transient
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ async def _bot(app: web.Application) -> AsyncIterator[None]:
         .token(settings.telegram_bot_token)
         .base_url(base_url)
         .base_file_url(base_file_url)
+        .request(AiohttpRequest())  # PTB's calls on aiohttp's client, not httpx (bot/request.py)
+        .get_updates_request(AiohttpRequest(connections=1, read_timeout=options.poll_timeout + 5))
         .updater(None)
         .build()
     )

@@ -331,6 +331,19 @@ class FakeBotAPI:
         self._show(chat_id, mid, p["text"], p.get("reply_markup"))
         return self._message(chat_id, mid, p["text"], p.get("reply_markup"))
 
+    def api_sendDocument(self, p: dict[str, Any]) -> Any:
+        """A file comes as multipart: keep its name and bytes in the call's params."""
+        document = p["document"]
+        if isinstance(document, web.FileField):
+            p["document"] = (document.filename, document.file.read())
+        chat_id = p["chat_id"]
+        mid = next(self._ids)
+        return {
+            "message_id": mid,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private"},
+        }
+
     def api_editMessageText(self, p: dict[str, Any]) -> Any:
         chat_id, mid = p["chat_id"], p["message_id"]
         shown = self.chats.get(chat_id, {}).get(mid)
