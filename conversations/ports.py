@@ -22,6 +22,22 @@ class SessionKey:
     subject: str
 
 
+@dataclass(slots=True)
+class Held:
+    """A session held under its lock (`SessionStore.hold`): the state and the `also` key's
+    value as read with the lock, and what to write back as the lock is let go."""
+
+    state: dict[str, Any] | None
+    also: dict[str, Any] | None = None
+    keep: tuple[dict[str, Any], int] | None = None  # (state, ttl seconds): saved on release
+
+    def save(self, state: dict[str, Any], ttl: int) -> None:
+        """Write `state` back when the block ends without an error (not if it raises)."""
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        self.keep = (state, ttl)
+
+
 class SessionStore(Protocol):
     """Where each respondent stands, with a per-respondent lock (`storage.sessions`)."""
 
@@ -30,6 +46,9 @@ class SessionStore(Protocol):
     async def save(self, key: SessionKey, state: dict[str, Any], ttl: int) -> None: ...
     async def delete(self, key: SessionKey) -> None: ...
     def lock(self, key: SessionKey) -> AbstractAsyncContextManager[None]: ...
+    def hold(
+        self, key: SessionKey, also: SessionKey | None = None
+    ) -> AbstractAsyncContextManager[Held]: ...
 
 
 class Admission(Protocol):
@@ -107,4 +126,6 @@ class SurveyStore(Protocol):
     async def peek_invite(self, code: str, now: datetime) -> InviteFound | str: ...
     async def newest_response(self, subject: str) -> Found | None: ...
     async def set_reachable(self, subject: str, reachable: bool) -> None: ...
-    def writes(self) -> AbstractAsyncContextManager[Writes]: ...
+    def writes(self, only: E.Effect | None = None) -> AbstractAsyncContextManager[Writes]:
+        """One step's writes, all or none; `only`: the block applies just this effect."""
+        ...

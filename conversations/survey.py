@@ -135,25 +135,20 @@ class Survey:
         respondent comes from (marks and bounds new responses; never stored).
         """
         started = time.perf_counter()
-        key = self.key(subject)
-        extra = None
-        async with self.store.lock(key):
-            if also is None:
-                state = await self.load_state(subject)
-            else:
-                state, extra = await self.store.load_many([key, also])
-                if state is None:
-                    state = await self._rebuild(subject)
+        async with self.store.hold(self.key(subject), also) as held:
+            state = held.state
+            if state is None:
+                state = await self._rebuild(subject)
             if callable(event):
                 event = event(state)
             step = self.engine.step(state, event)
             step = await self._apply(subject, state, step, channel, address, web)
             if step.changed:
-                await self.store.save(key, step.state, self.ttl)
+                held.save(step.state, self.ttl)
         if self.metrics is not None:
             seconds = time.perf_counter() - started
             self.metrics.observe_update(channel, seconds, step.answer is not None)
-        return Outcome(step, subject, extra)
+        return Outcome(step, subject, held.also)
 
     async def start(
         self,
@@ -163,16 +158,17 @@ class Survey:
         address: str | int | None = None,
     ) -> Outcome:
         """A respondent opens an invite link (`/start <code>`), or `/start` alone."""
-        key = self.key(subject)
-        async with self.store.lock(key):
-            state = await self.load_state(subject)
+        async with self.store.hold(self.key(subject)) as held:
+            state = held.state
+            if state is None:
+                state = await self._rebuild(subject)
             event = await self._start_event(state, code)
             if isinstance(event, E.Start) and self.reminders and address is not None:
                 event = E.Start(dataclasses.replace(event.invite, can_remind=True))
             step = self.engine.step(state, event)
             step = await self._apply(subject, state, step, channel, address)
             if step.changed:
-                await self.store.save(key, step.state, self.ttl)
+                held.save(step.state, self.ttl)
         return Outcome(step, subject)
 
     async def current(self, subject: str) -> Outcome:
@@ -241,7 +237,8 @@ class Survey:
             return step
         ctx = _Context(subject, step.state, channel, address, web)
         try:
-            async with self.answers.writes() as w:
+            only = step.effects[0] if len(step.effects) == 1 and ctx.ids else None
+            async with self.answers.writes(only) as w:
                 for effect in step.effects:
                     await self._apply_one(w, ctx, effect)
         except Refused as refused:

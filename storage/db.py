@@ -41,7 +41,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # connection fails its statement as a disconnect, SQLAlchemy then discards the pool, and
     # the update is answered 503 and retried (tests/faults/test_postgres_outage.py).
     kwargs.setdefault("pool_pre_ping", False)
-    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("pool_size", 20)  # a closed loop of 32 updates: no overflow churn
     kwargs.setdefault("max_overflow", 10)
     return create_async_engine(url, **kwargs)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
@@ -18,9 +19,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import LockError
 
-from conversations.ports import SessionKey
+from conversations.ports import Held, SessionKey
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,28 @@ class SessionStore(ABC):
     @abstractmethod
     def lock(self, key: SessionKey, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
         """Hold the respondent's lock; raise LockTimeout if not had within `timeout` s."""
+
+    def hold(
+        self, key: SessionKey, also: SessionKey | None = None, timeout: float = 10.0
+    ) -> AbstractAsyncContextManager[Held]:
+        """The lock of `key` with its state (and `also`'s) read; `Held.save` writes the
+        state back as the lock is let go, unless the block raises. A store that can does
+        each end in one round trip (Redis: two scripts)."""
+        return self._held(key, also, timeout)
+
+    @asynccontextmanager
+    async def _held(
+        self, key: SessionKey, also: SessionKey | None, wait: float
+    ) -> AsyncIterator[Held]:
+        async with self.lock(key, wait):
+            if also is None:
+                held = Held(await self.load(key))
+            else:
+                state, extra = await self.load_many([key, also])
+                held = Held(state, extra)
+            yield held
+            if held.keep is not None:
+                await self.save(key, *held.keep)
 
     async def close(self) -> None:  # noqa: B027 - optional for implementations
         """Release resources (a Redis client this store created)."""
@@ -139,8 +161,30 @@ class MemorySessionStore(SessionStore):
         self._data.clear()
 
 
+# The lock is a key holding the holder's random token for `lock_ttl` (then a crashed
+# holder's lock expires), taken with SET NX PX and let go only by its holder, as redis-py's
+# Lock does; here each end is one script, so that the state travels with the lock:
+# KEYS: the lock, then the keys to read. ARGV: token, ttl in ms. Nil: the lock is busy.
+_TAKE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if #KEYS > 1 then return redis.call('MGET', unpack(KEYS, 2)) end
+  return {}
+end
+return false
+"""
+# KEYS: the lock, the session. ARGV: token, the state to keep ('' for none), its ttl in s.
+# The state is kept even when the lock expired meanwhile (the database is the truth; a
+# later holder's step was applied on its own reading); the lock is deleted only if ours.
+_LET_GO = """
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class RedisSessionStore(SessionStore):
-    """Sessions in Redis (JSON with SET EX); the lock is redis-py's Lock, shared by processes."""
+    """Sessions in Redis (JSON with SET EX) and a lock shared by every server process; a
+    held session (`hold`) costs two round trips: take + read, write + let go."""
 
     def __init__(
         self,
@@ -154,6 +198,8 @@ class RedisSessionStore(SessionStore):
         self.keys = KeyBuilder(prefix)
         self.lock_ttl = lock_ttl  # a crashed holder's lock expires after this
         self._owns_client = owns_client
+        self._take_script = client.register_script(_TAKE)
+        self._let_go_script = client.register_script(_LET_GO)
 
     async def load(self, key: SessionKey) -> dict[str, Any] | None:
         raw = await self.client.get(self.keys.session(key))
@@ -174,22 +220,59 @@ class RedisSessionStore(SessionStore):
     def lock(self, key: SessionKey, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
         return self._locked(key, timeout)
 
+    def hold(
+        self, key: SessionKey, also: SessionKey | None = None, timeout: float = 10.0
+    ) -> AbstractAsyncContextManager[Held]:
+        return self._held(key, also, timeout)
+
     @asynccontextmanager
     async def _locked(self, key: SessionKey, wait: float) -> AsyncIterator[None]:
-
-        lock = self.client.lock(
-            self.keys.lock(key), timeout=self.lock_ttl, sleep=0.02, blocking_timeout=wait
-        )
-        if not await lock.acquire():
-            raise LockTimeout(f"lock for {key.channel}:{key.subject[:8]}… busy")
+        token, _ = await self._take(key, [], wait)
         try:
             yield
         finally:
-            try:
-                await lock.release()
-            except LockError:
-                # Held longer than lock_ttl: another holder may have run meanwhile.
-                log.warning("session lock expired before release (lock_ttl=%s)", self.lock_ttl)
+            await self._let_go(key, token, None)
+
+    @asynccontextmanager
+    async def _held(
+        self, key: SessionKey, also: SessionKey | None, wait: float
+    ) -> AsyncIterator[Held]:
+        reads = (
+            [self.keys.session(key)]
+            if also is None
+            else [
+                self.keys.session(key),
+                self.keys.session(also),
+            ]
+        )
+        token, raws = await self._take(key, reads, wait)
+        held = Held(*(None if raw is None else json.loads(raw) for raw in raws))
+        try:
+            yield held
+        except BaseException:
+            await self._let_go(key, token, None)
+            raise
+        await self._let_go(key, token, held.keep)
+
+    async def _take(self, key: SessionKey, reads: list[str], wait: float) -> tuple[str, list]:
+        token = secrets.token_hex(8)
+        keys = [self.keys.lock(key), *reads]
+        args = [token, int(self.lock_ttl * 1000)]
+        give_up = time.monotonic() + wait
+        while (raws := await self._take_script(keys=keys, args=args)) is None:
+            if time.monotonic() >= give_up:
+                raise LockTimeout(f"lock for {key.channel}:{key.subject[:8]}… busy")
+            await asyncio.sleep(0.02)
+        return token, raws
+
+    async def _let_go(
+        self, key: SessionKey, token: str, keep: tuple[dict[str, Any], int] | None
+    ) -> None:
+        keys = [self.keys.lock(key), self.keys.session(key)]
+        args = [token, "", 0] if keep is None else [token, _dumps(keep[0]), keep[1]]
+        if not await self._let_go_script(keys=keys, args=args):
+            # Held longer than lock_ttl: another holder may have run meanwhile.
+            log.warning("session lock expired before release (lock_ttl=%s)", self.lock_ttl)
 
     async def close(self) -> None:
         if self._owns_client:

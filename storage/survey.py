@@ -28,6 +28,12 @@ class SqlSurveyStore:
     def __init__(self, sessionmaker: async_sessionmaker, secret_key: str) -> None:
         self.sessionmaker = sessionmaker
         self.secret_key = secret_key
+        engine = sessionmaker.kw["bind"]
+        self._autocommit: async_sessionmaker | None = None
+        if engine.dialect.name == "postgresql":
+            self._autocommit = async_sessionmaker(
+                engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+            )
 
     async def peek_invite(self, code: str, now: datetime) -> InviteFound | str:
         """An invite that may be used now, without using it up; else why not."""
@@ -105,10 +111,24 @@ class SqlSurveyStore:
                 await responses.mark_blocked(s, respondent.id, blocked=not reachable)
 
     @asynccontextmanager
-    async def writes(self) -> AsyncIterator[SqlWrites]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
+    async def writes(self, only: E.Effect | None = None) -> AsyncIterator[SqlWrites]:
+        """One transaction: committed when the block ends, rolled back if it raises.
+
+        `only`: the block applies just this effect. An answer that is not free text is one
+        statement on PostgreSQL (the upsert and its response's revision in one CTE), atomic
+        by itself: it runs without BEGIN and COMMIT, one round trip instead of three (the
+        most frequent write of all: every tap on a scale)."""
+        if self._autocommit is not None and _one_statement(only):
+            async with self._autocommit() as s:
+                yield SqlWrites(s, self.secret_key)
+            return
         async with self.sessionmaker.begin() as s:
             yield SqlWrites(s, self.secret_key)
+
+
+def _one_statement(effect: E.Effect | None) -> bool:
+    """An effect `SqlWrites` applies in one statement (on PostgreSQL): a scored answer."""
+    return isinstance(effect, E.SaveAnswer) and effect.text is None and not effect.free_text
 
 
 class SqlWrites:

@@ -206,3 +206,37 @@ async def test_a_free_text_answer_and_its_skip_replace_each_other(runner, sessio
     async with sessionmaker() as s:
         assert [c.text for c in (await s.execute(select(Comment))).scalars()] == ["Mentors, please"]
         assert not (await s.execute(select(Answer).where(Answer.question_id == text_q))).all()
+
+
+async def test_a_scored_answer_is_one_statement_without_begin_and_commit(
+    runner, sessionmaker, monkeypatch, request
+):
+    """The most frequent write, a tap on a scale, is one round trip on PostgreSQL (the
+    upsert and its response's revision in one statement, atomic by itself); a step with
+    several writes (the consent: respondent, response, invite) keeps its transaction."""
+    if not request.node.callspec.id.startswith("postgres"):
+        pytest.skip("SQLite keeps every step in a transaction")
+    import asyncpg
+
+    sent: list[str] = []
+    real = asyncpg.Connection.execute
+
+    async def execute(self, query, *args, **kwargs):  # BEGIN, COMMIT, ROLLBACK go here
+        sent.append(query.split()[0].rstrip(";").upper())
+        return await real(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", execute)
+    seeded = await seed_school(sessionmaker)
+    subject = runner.subject("telegram", 1003)
+    await runner.start(subject, seeded.invites["learner"])
+    sent.clear()
+    await runner.handle(subject, E.Consent(True))
+    assert sent[0] == "BEGIN" and "COMMIT" in sent
+    p = (await runner.current(subject)).step.prompts[-1]
+    sent.clear()
+    await runner.handle(subject, E.Answer(p.question_id, p.choices[0].id))
+    assert sent == []
+    async with sessionmaker() as s:
+        (answer,) = (await s.execute(select(Answer))).scalars()
+        response = await s.get(Response, answer.response_id)
+    assert answer.question_id == p.question_id and response.revision >= 1

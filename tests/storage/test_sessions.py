@@ -144,6 +144,50 @@ class TestSessionStoreContract:
         async with harness.store.lock(KEY, timeout=0.5):
             pass
 
+    async def test_hold_reads_with_the_lock_and_saves_as_it_lets_go(self, harness: Harness) -> None:
+        store = harness.store
+        async with store.hold(KEY) as held:
+            assert held.state is None and held.also is None
+            held.save({"q": "l1"}, ttl=60)
+            assert await store.load(KEY) is None  # written when the lock is let go
+            with pytest.raises(LockTimeout):  # the lock is held meanwhile
+                async with store.lock(KEY, timeout=0.05):
+                    pytest.fail("entered a held lock")
+        assert await store.load(KEY) == {"q": "l1"}
+        await store.save(OTHER, {"m": 5}, ttl=60)
+        async with store.hold(KEY, also=OTHER) as held:
+            assert held.state == {"q": "l1"} and held.also == {"m": 5}
+        assert await store.load(KEY) == {"q": "l1"}  # nothing saved: nothing changed
+        async with store.lock(KEY, timeout=0.5):  # let go
+            pass
+        with pytest.raises(ValueError):
+            async with store.hold(KEY) as held:
+                held.save({"q": "x"}, ttl=0)
+
+    async def test_hold_keeps_nothing_when_the_block_raises(self, harness: Harness) -> None:
+        store = harness.store
+        await store.save(KEY, {"q": "l1"}, ttl=60)
+        with pytest.raises(RuntimeError):
+            async with store.hold(KEY) as held:
+                held.save({"q": "l2"}, ttl=60)
+                raise RuntimeError("the database is down")
+        assert await store.load(KEY) == {"q": "l1"}
+        async with store.lock(KEY, timeout=0.5):  # and the lock was let go
+            pass
+
+    async def test_holds_of_one_key_take_turns(self, harness: Harness) -> None:
+        """Each hold sees the state the one before it saved: no step is lost."""
+        store = harness.store
+
+        async def step() -> None:
+            async with store.hold(KEY, timeout=5) as held:
+                n = (held.state or {}).get("n", 0)
+                await asyncio.sleep(0.005)
+                held.save({"n": n + 1}, ttl=60)
+
+        await asyncio.gather(*(step() for _ in range(10)))
+        assert await store.load(KEY) == {"n": 10}
+
     async def test_dedup_claim_release(self, harness: Harness) -> None:
         dedup = harness.dedup
         assert await dedup.claim(101) is True
@@ -242,3 +286,43 @@ async def test_redis_lock_is_shared_by_two_processes(redis_url: str, redis_clien
                     pass
     finally:
         await other_client.aclose()
+
+
+async def test_redis_hold_outlived_by_its_lock(redis_client, redis_prefix, caplog):
+    """A holder slower than lock_ttl: the next holder got the lock; the slow one's state is
+    still written (the database stays the truth) but it does not delete the new holder's
+    lock, and says so in the log."""
+    store = RedisSessionStore(redis_client, redis_prefix, lock_ttl=0.05)
+    lock_key = KeyBuilder(redis_prefix).lock(KEY)
+    async with store.hold(KEY) as held:
+        await asyncio.sleep(0.1)  # the lock expires
+        assert await redis_client.get(lock_key) is None
+        await redis_client.set(lock_key, b"another holder", px=5000)
+        held.save({"q": "late"}, ttl=60)
+    assert await redis_client.get(lock_key) == b"another holder"
+    assert await store.load(KEY) == {"q": "late"}
+    assert "lock expired before release" in caplog.text
+
+
+async def test_redis_hold_is_two_round_trips(redis_client, redis_prefix):
+    """Take + read, write + let go: what the hot path pays in Redis for a step."""
+    store = RedisSessionStore(redis_client, redis_prefix)
+    await redis_client.script_flush()  # a fresh server: the scripts get loaded once
+    async with store.hold(KEY):
+        pass
+    await store.save(KEY, {"q": "l1"}, ttl=60)
+    calls: list[str] = []
+    real = redis_client.execute_command
+
+    async def counted(*args, **kwargs):
+        calls.append(str(args[0]))
+        return await real(*args, **kwargs)
+
+    redis_client.execute_command = counted
+    try:
+        async with store.hold(KEY, also=OTHER) as held:
+            held.save({"q": "l2"}, ttl=60)
+    finally:
+        del redis_client.execute_command
+    assert calls == ["EVALSHA", "EVALSHA"]
+    assert await store.load(KEY) == {"q": "l2"}
