@@ -29,11 +29,13 @@ class SqlSurveyStore:
         self.sessionmaker = sessionmaker
         self.secret_key = secret_key
         engine = sessionmaker.kw["bind"]
-        self._autocommit: async_sessionmaker | None = None
-        if engine.dialect.name == "postgresql":
-            self._autocommit = async_sessionmaker(
-                engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-            )
+        # An engine for single-statement writes, bound per session through the one
+        # sessionmaker (so whatever wraps the sessionmaker sees these writes too).
+        self._autocommit = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else None
+        )
 
     async def peek_invite(self, code: str, now: datetime) -> InviteFound | str:
         """An invite that may be used now, without using it up; else why not."""
@@ -119,7 +121,7 @@ class SqlSurveyStore:
         by itself: it runs without BEGIN and COMMIT, one round trip instead of three (the
         most frequent write of all: every tap on a scale)."""
         if self._autocommit is not None and _one_statement(only):
-            async with self._autocommit() as s:
+            async with self.sessionmaker(bind=self._autocommit) as s:
                 yield SqlWrites(s, self.secret_key)
             return
         async with self.sessionmaker.begin() as s:
