@@ -1,0 +1,147 @@
+"""The dashboard on the demo school (two cycles, twelve groups, some below the threshold), as a
+coordinator meets it: on a 390 px phone and a 1366 px laptop, in English and Armenian.
+
+Screenshots land in tests/browser/screenshots/demo-*.png (gitignored) for a human look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from backend.demo import ADMIN_EMAIL, DEMO_EMAIL, DEMO_PASSWORD, DEMO_SLUG, prepare_demo
+from backend.web import keys
+from backend.web.settings import Settings
+from storage import schools
+from tests.apptools import make_settings
+from tests.browser.a11y import assert_clean, check_a11y
+from tests.browser.conftest import PHONE, serve_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+
+LAPTOP = {"width": 1366, "height": 768}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def demo(tmp_path_factory) -> AsyncIterator[tuple[str, dict[str, int]]]:
+    """The demo school served on a port: (base URL, {"current": id, "previous": id})."""
+    tmp: Path = tmp_path_factory.mktemp("demo")
+    settings: Settings = make_settings(
+        f"sqlite+aiosqlite:///{tmp / 'demo.db'}", data_dir=tmp / "data"
+    )
+    await prepare_demo(settings)
+    async with serve_app(settings) as (base, app):
+        async with app[keys.SESSIONMAKER]() as s:
+            school = await schools.get_school_by_slug(s, DEMO_SLUG)
+            assert school is not None
+            cycles = await schools.list_cycles(s, school.id)
+        ids = {("current" if c.status == "open" else "previous"): c.id for c in cycles}
+        yield base, ids
+
+
+async def login(browser: Any, base: str, viewport: dict[str, int], *, email: str = DEMO_EMAIL):
+    ctx = await browser.new_context(viewport=viewport, locale="en-GB")
+    ctx.set_default_timeout(15000)
+    page = await ctx.new_page()
+    await page.goto(base + "/login")
+    await page.fill("input[name=email]", email)
+    await page.fill("input[name=password]", DEMO_PASSWORD)
+    await page.click("main button[type=submit]")
+    await page.wait_for_url("**/dashboard/**")
+    return ctx, page
+
+
+async def set_language(page: Any, lang: str) -> None:
+    await page.select_option(".lang-picker select", lang)
+    await page.click(".lang-picker button")
+    await page.wait_for_load_state()
+
+
+def coordinator_pages(ids: dict[str, int]) -> list[str]:
+    c = f"/dashboard/cycles/{ids['current']}"
+    return [
+        f"/dashboard/schools/{DEMO_SLUG}",
+        c,
+        c + "/self-assessment",
+        c + "/invites",
+        c + "/invites/print",
+        c + "/actions",
+        c + "/compare",
+        c + "/indicators/VL-14",
+        c + "/indicators/FL-1",
+        "/dashboard/account",
+        "/dashboard/account/password",
+        "/dashboard/clusters",
+    ]
+
+
+async def too_wide(page: Any) -> list[str]:
+    """Elements that reach past the viewport's right edge outside any scroll box."""
+    return await page.evaluate(
+        """() => {
+          const w = window.innerWidth, out = [];
+          const scrolls = e => { for (let p = e.parentElement; p; p = p.parentElement) {
+            const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll') return true; }
+            return false; };
+          for (const e of document.querySelectorAll('body *')) {
+            const r = e.getBoundingClientRect();
+            if (r.right > w + 1 && !scrolls(e)) out.push(e.tagName + '.' + e.className + ' ' + Math.round(r.right));
+          }
+          return out.slice(0, 10);
+        }"""
+    )
+
+
+@pytest.mark.parametrize("lang", ["en", "hy"])
+async def test_every_dashboard_page_fits_a_phone(browser, demo, screenshots, lang):
+    """At 390 px no page is wider than the phone: wide tables scroll inside their own box
+    (the response-rate table reflows), nothing pushes the page sideways."""
+    base, ids = demo
+    ctx, page = await login(browser, base, PHONE)
+    if lang != "en":
+        await set_language(page, lang)
+    wide: dict[str, Any] = {}
+    for path in coordinator_pages(ids):
+        await page.goto(base + path)
+        await page.wait_for_load_state("networkidle")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        if width > PHONE["width"]:
+            wide[path] = (width, await too_wide(page))
+    # The response rates: every group's figures readable without scrolling sideways.
+    await page.goto(f"{base}/dashboard/cycles/{ids['current']}")
+    row = page.locator('table.rates tr[data-role="learner"]')
+    box = await row.locator('[data-f="completed"]').bounding_box()
+    assert box is not None and box["x"] + box["width"] <= PHONE["width"]
+    name = f"demo-phone-overview-{lang}.png"
+    await page.screenshot(path=str(screenshots / name), full_page=True)
+    await ctx.close()
+
+    ctx, page = await login(browser, base, PHONE, email=ADMIN_EMAIL)
+    if lang != "en":
+        await set_language(page, lang)
+    for path in (
+        "/dashboard/admin",
+        "/dashboard/admin/clusters",
+        f"/dashboard/schools/{DEMO_SLUG}",
+    ):
+        await page.goto(base + path)
+        await page.wait_for_load_state("networkidle")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        if width > PHONE["width"]:
+            wide["admin " + path] = (width, await too_wide(page))
+    await ctx.close()
+    assert wide == {}
+
+
+async def test_phone_overview_has_no_serious_violations(browser, demo, screenshots):
+    base, ids = demo
+    ctx, page = await login(browser, base, PHONE)
+    found: list[str] = []
+    await page.goto(f"{base}/dashboard/cycles/{ids['current']}")
+    await check_a11y(page, "demo-phone-overview", screenshots, found)
+    await ctx.close()
+    assert_clean(found)
