@@ -3,8 +3,9 @@
 Dispatch is ours, not PTB's: `Application.process_update` catches every handler
 exception and hands it to error handlers, so a transient database or Redis failure
 would never reach the webhook view (which must answer 503 so that Telegram retries).
-We parse with `Update.de_json(data, bot)` and call `dispatch` directly; PTB gives us
-the typed objects, the Bot (HTTP, errors) and the Application lifecycle. No
+We read the update's few fields ourselves (`bot.updates.parse`: PTB's `Update.de_json`
+builds the whole object tree, a millisecond of CPU a tap) and call `dispatch` directly;
+PTB gives us the Bot (HTTP, errors) and the Application lifecycle. No
 ConversationHandler: the flow lives in `conversations.engine`.
 
 One update, read aloud: who is it (a keyed hash of the Telegram user id, never the id
@@ -34,7 +35,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from telegram import CallbackQuery, Message, Update
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import Application
 
@@ -42,6 +42,7 @@ from bot import callback
 from bot.outbox import BotMetrics, Outbox, Outgoing, retry_after_seconds
 from bot.ratelimit import RateLimiter
 from bot.render import command_menu, render
+from bot.updates import CallbackQuery, Message, Update, parse
 from conversations import engine as E
 from conversations.i18n import DEFAULT_LANGUAGE, Translator, available_languages
 from conversations.ports import SessionKey
@@ -287,7 +288,7 @@ class BotChannel:
         await self._answer(cq, toast)
         if not step.changed and not tapped_card:
             return "tap_stale"  # the toast says it; the live card is further down
-        editable = isinstance(msg, Message)  # not an InaccessibleMessage (too old)
+        editable = msg.accessible  # not an InaccessibleMessage (too old)
         target = msg.message_id if tapped_card and editable else (card or {}).get("m")
         items = self._messages(msg.chat.id, subject, step, edit=target)
         if (
@@ -306,7 +307,7 @@ class BotChannel:
         assert member is not None
         if member.chat.type != "private":
             return "group_ignored"
-        status = member.new_chat_member.status
+        status = member.status
         subject = self.survey.subject(CHANNEL, member.from_user.id)
         if status in ("kicked", "member"):
             await self.survey.set_reachable(subject, status != "kicked")
@@ -465,7 +466,7 @@ class BotChannel:
             delay = 1.0
             for update in updates:
                 try:
-                    outcome = await self.process(update)
+                    outcome = await self.process(parse(update.to_dict()))
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:

@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
-from telegram import Update
 from telegram.ext import Application
 
 from backend.web import keys
 from bot.channel import WEBHOOK_REPLY, BotChannel
 from bot.ratelimit import RateLimiter
 from bot.request import AiohttpRequest
+from bot.updates import parse
 from storage.errors import is_transient
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     reply: dict[str, Any] = {}
     token = WEBHOOK_REPLY.set(reply)
     try:
-        update = Update.de_json(data, channel.bot)
-        outcome = await channel.process(update)
+        outcome = await channel.process(parse(data))
     except Exception as exc:
         if is_transient(exc):
             metrics.updates.labels("transient").inc()

@@ -137,7 +137,30 @@ async def test_duplicate_updates_are_processed_once(bench):
     update = tg.tap_update(user, card, first_choice(card))
     # Five copies at once: one is processed; the others arrive while it is in flight and
     # get 503 (a lease, not a done mark: were the first to die, Telegram's retry must run).
-    statuses = await asyncio.gather(*(tg.post(update) for _ in range(5)))
+    # The one that claimed the update stays in flight until all five have been answered
+    # or have begun (processing is faster than five requests' arrival otherwise).
+    channel = bench.channel
+    dispatch = channel.dispatch
+    refused: list[int] = []
+    all_refused = asyncio.Event()
+
+    async def held_dispatch(u):
+        await all_refused.wait()
+        return await dispatch(u)
+
+    async def post():
+        status = await tg.post(update)
+        if status == 503:
+            refused.append(status)
+            if len(refused) == 4:
+                all_refused.set()
+        return status
+
+    channel.dispatch = held_dispatch
+    try:
+        statuses = await asyncio.wait_for(asyncio.gather(*(post() for _ in range(5))), 10)
+    finally:
+        channel.dispatch = dispatch
     assert sorted(statuses) == [200, 503, 503, 503, 503]
     # Telegram retries those later: by then the update is done, so they are duplicates.
     for _ in range(4):
