@@ -569,6 +569,20 @@ def serve(
     web.run_app(application, host=settings.host, port=settings.port, print=None)
 
 
+def demo_banner_logins(base: str, info: dict[str, Any]) -> str:
+    """Every login of the demo, one line each, with what it shows."""
+    password = info.get("password", DEMO_PASSWORD)
+    rows = [
+        (info["email"], "coordinator of the demo school"),
+        (info["admin_email"], "administrator: schools, accounts, clusters"),
+    ]
+    if info.get("peer_email"):
+        rows.append((info["peer_email"], "peer reviewer from a neighbour school"))
+    lines = [f"  Dashboard:   {base}/login   (password for every login: {password})"]
+    lines += [f"               {email:<26} {what}" for email, what in rows]
+    return "\n".join(lines)
+
+
 @app.command("demo")
 def demo(
     port: Annotated[int, typer.Option(help="Port (default: PORT or 8080).")] = 0,
@@ -583,7 +597,7 @@ def demo(
     info = run(prepare_demo, settings, reset)
     base = public_base(settings)
     typer.secho("\nguidance-survey demo is ready.", fg=typer.colors.GREEN, bold=True)
-    typer.echo(f"  Dashboard:   {base}/login   ({info['email']} / {DEMO_PASSWORD})")
+    typer.echo(demo_banner_logins(base, info))
     typer.echo(f"  Web chat:    {base}/s/{info['codes']['learner']}   (a learner's invite)")
     for role, code in info["codes"].items():
         if role != "learner":

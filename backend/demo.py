@@ -1,4 +1,5 @@
-"""The demo school: an open cycle and a closed one, sample answers from every kind of group.
+"""The demo school: an open cycle and a closed one, sample answers from every kind of group,
+and two neighbour schools that form a cluster with it (so the cluster view has three schools).
 
 Sample answers are generated, reproducibly, from a "true quality" per indicator with a
 bias per group, so the dashboard has agreements, blind spots and hidden strengths to show.
@@ -24,6 +25,7 @@ from conversations.model import ExcellenceModel, load_model
 from conversations.roles import Role
 from conversations.scales import AnswerKind
 from storage import responses, schools
+from storage.clusters import add_cluster_member, create_cluster
 from storage.db import create_engine, make_sessionmaker
 from storage.migrate import upgrade
 
@@ -33,6 +35,13 @@ DEMO_EMAIL = "coordinator@demo.school"
 ADMIN_EMAIL = "admin@demo.school"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - the public demo login, printed by `demo`
 DEMO_LABEL = "Demo shared link"
+PEER_EMAIL = "peer@demo.school"  # a peer reviewer from a neighbour school, reads the demo school
+DEMO_CLUSTER = "Demo cluster"
+# The neighbour schools: slug, name, how kindly the truth treats them, share of the sample.
+NEIGHBOURS = (
+    ("riverside", "Riverside Vocational School", 0.4, 0.5),
+    ("hillcrest", "Hillcrest Technical Lyceum", -0.3, 0.45),
+)
 
 # Respondents per group in the open cycle (the closed one has about 60% of these).
 SAMPLE_SIZES: dict[Role, int] = {
@@ -98,6 +107,9 @@ async def prepare_demo(settings: Any, reset: bool = False) -> dict[str, Any]:
                 await seed_demo(s, settings.resolved_secret_key())
                 school = await schools.get_school_by_slug(s, DEMO_SLUG)
             assert school is not None
+            if await schools.get_school_by_slug(s, NEIGHBOURS[0][0]) is None:
+                # A demo database made before the cluster existed gains it too.
+                await seed_cluster(s, settings.resolved_secret_key(), school.id)
             cycle = await schools.current_cycle(s, school.id)
             codes: dict[str, str] = {}
             if cycle is not None:
@@ -108,7 +120,19 @@ async def prepare_demo(settings: Any, reset: bool = False) -> dict[str, Any]:
     finally:
         await engine.dispose()
     ordered = {r.value: codes[r.value] for r in Role if r.value in codes}
-    return {"email": DEMO_EMAIL, "admin_email": ADMIN_EMAIL, "codes": ordered}
+    return {
+        "email": DEMO_EMAIL,
+        "admin_email": ADMIN_EMAIL,
+        "peer_email": PEER_EMAIL,
+        "password": DEMO_PASSWORD,
+        "codes": ordered,
+    }
+
+
+def _rounds(now: datetime) -> tuple[str, str]:
+    """The names of last year's cycle and this year's ("2025/26", "2026/27")."""
+    year = now.year if now.month >= 8 else now.year - 1
+    return f"{year - 1}/{year % 100:02d}", f"{year}/{(year + 1) % 100:02d}"
 
 
 async def seed_demo(s: AsyncSession, secret_key: str, *, seed: int = 2026) -> None:
@@ -124,11 +148,11 @@ async def seed_demo(s: AsyncSession, secret_key: str, *, seed: int = 2026) -> No
 
     quality = {p.indicator.key: rng.uniform(1.2, 3.5) for p in model.placed()}
     now = datetime.now(UTC)
-    year = now.year if now.month >= 8 else now.year - 1
+    last_round, this_round = _rounds(now)
     previous = await schools.create_cycle(
         s,
         school.id,
-        f"{year - 1}/{year % 100:02d}",
+        last_round,
         model.version,
         status="closed",
         opens_at=now - timedelta(days=400),
@@ -138,7 +162,7 @@ async def seed_demo(s: AsyncSession, secret_key: str, *, seed: int = 2026) -> No
     current = await schools.create_cycle(
         s,
         school.id,
-        f"{year}/{(year + 1) % 100:02d}",
+        this_round,
         model.version,
         opens_at=now - timedelta(days=20),
         closes_at=now + timedelta(days=60),
@@ -150,29 +174,78 @@ async def seed_demo(s: AsyncSession, secret_key: str, *, seed: int = 2026) -> No
         (previous, earlier, 0.6, now - timedelta(days=330)),
         (current, quality, 1.0, now - timedelta(days=5)),
     ):
-        await _self_assessment(s, cycle.id, model, truth, rng)
-        for role, size in SAMPLE_SIZES.items():
-            await responses.create_invites(
-                s,
-                cycle.id,
-                role.value,
-                count=1,
-                max_uses=None,
-                expires_at=cycle.closes_at,
-                label=DEMO_LABEL,
+        await _sample_cycle(s, secret_key, engine, banks, model, cycle, truth, share, stamp, rng)
+
+
+async def seed_cluster(
+    s: AsyncSession, secret_key: str, demo_school_id: int, *, seed: int = 2027
+) -> None:
+    """Two neighbour schools, each with this year's cycle and sample answers, in one cluster
+    with the demo school; a peer reviewer of the first one reads the other two."""
+    rng = random.Random(seed)
+    model = load_model()
+    banks = load_banks()
+    engine = Engine.from_banks(banks.values(), model.version)
+    now = datetime.now(UTC)
+    cluster = await create_cluster(s, DEMO_CLUSTER)
+    await add_cluster_member(s, cluster.id, demo_school_id)
+    for i, (slug, name, shift, share) in enumerate(NEIGHBOURS):
+        school = await schools.create_school(s, slug, name, languages=["en", "hy", "uk"])
+        await add_cluster_member(s, cluster.id, school.id)
+        if i == 0:
+            await schools.create_user(
+                s, school.id, PEER_EMAIL, hash_password(DEMO_PASSWORD), "peer"
             )
-            for i in range(max(1, round(size * share)) if size else 0):
-                await _respondent(
-                    s,
-                    engine,
-                    banks[role],
-                    truth,
-                    rng,
-                    subject=subject_hash(secret_key, "demo", f"{cycle.id}-{role.value}-{i}"),
-                    cycle_id=cycle.id,
-                    when=stamp - timedelta(minutes=rng.randint(0, 60 * 24 * 10)),
-                    bias=ROLE_BIAS.get(role, 0.0),
-                )
+        truth = {p.indicator.key: rng.uniform(1.2, 3.5) + shift for p in model.placed()}
+        cycle = await schools.create_cycle(
+            s,
+            school.id,
+            _rounds(now)[1],
+            model.version,
+            opens_at=now - timedelta(days=25),
+            closes_at=now + timedelta(days=50),
+            targets={r.value: n + 10 for r, n in SAMPLE_SIZES.items()},
+        )
+        stamp = now - timedelta(days=6)
+        await _sample_cycle(s, secret_key, engine, banks, model, cycle, truth, share, stamp, rng)
+
+
+async def _sample_cycle(
+    s: AsyncSession,
+    secret_key: str,
+    engine: Engine,
+    banks: dict[Role, Bank],
+    model: ExcellenceModel,
+    cycle: Any,
+    truth: dict[str, float],
+    share: float,
+    stamp: datetime,
+    rng: random.Random,
+) -> None:
+    """A cycle's self-assessment, its shared invites and `share` of the sample answers."""
+    await _self_assessment(s, cycle.id, model, truth, rng)
+    for role, size in SAMPLE_SIZES.items():
+        await responses.create_invites(
+            s,
+            cycle.id,
+            role.value,
+            count=1,
+            max_uses=None,
+            expires_at=cycle.closes_at,
+            label=DEMO_LABEL,
+        )
+        for i in range(max(1, round(size * share)) if size else 0):
+            await _respondent(
+                s,
+                engine,
+                banks[role],
+                truth,
+                rng,
+                subject=subject_hash(secret_key, "demo", f"{cycle.id}-{role.value}-{i}"),
+                cycle_id=cycle.id,
+                when=stamp - timedelta(minutes=rng.randint(0, 60 * 24 * 10)),
+                bias=ROLE_BIAS.get(role, 0.0),
+            )
 
 
 async def _self_assessment(

@@ -222,6 +222,25 @@ class Texts:
             )
         return conv_i18n.format_number(self.lang, x)
 
+    def filesize(self, n: int | None) -> str:
+        """A file's size for people: "37 bytes", "1.2 kB", "340 kB", "2.5 MB" (SI units)."""
+        if n is None:
+            return "–"
+        n = max(0, int(n))
+        if n < 1000:
+            return self.ngettext("%(num)s byte", "%(num)s bytes", n)
+        for unit, scale in (("kB", 1000), ("MB", 1000**2), ("GB", 1000**3)):
+            value = n / scale
+            if value < 999.5 or unit == "GB":
+                digits = 1 if value < 9.95 else 0
+                size = self.number(value, digits)
+                if unit == "kB":
+                    return self.gettext("%(size)s kB", size=size)
+                if unit == "MB":
+                    return self.gettext("%(size)s MB", size=size)
+                return self.gettext("%(size)s GB", size=size)
+        raise AssertionError("unreachable")
+
     def date(self, d: date | datetime | None, format: str = "medium") -> str:
         if d is None:
             return "–"
@@ -326,7 +345,12 @@ def install_jinja(env: Any) -> None:
     def role_filter(ctx: Any, role: str) -> str:
         return of(ctx).role_name(role)
 
+    @pass_context
+    def filesize(ctx: Any, n: Any) -> str:
+        return of(ctx).filesize(n)
+
     env.filters["num"] = num
+    env.filters["filesize"] = filesize
     env.filters["date"] = date_filter
     env.filters["datetime"] = datetime_filter
     env.filters["role"] = role_filter

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from backend.demo import DEMO_SLUG, prepare_demo
+import re
+from pathlib import Path
+
+from backend.cli import demo_banner_logins
+from backend.demo import (
+    ADMIN_EMAIL,
+    DEMO_EMAIL,
+    DEMO_NAME,
+    DEMO_PASSWORD,
+    DEMO_SLUG,
+    PEER_EMAIL,
+    prepare_demo,
+)
 from backend.reporting.report import build_report
+from backend.web import keys
 from conversations.model import load_model
 from storage import schools
+from storage.clusters import cluster_schools, list_clusters
 from storage.db import create_engine, make_sessionmaker
-from tests.apptools import make_settings
+from tests.apptools import make_settings, running_app
+from tests.backend.dashboard.support import cluster_row, login, post_form
 
 
 async def test_demo_is_seeded_once_and_shows_gaps_and_suppression(tmp_path):
@@ -42,3 +57,52 @@ async def test_demo_reset_starts_from_an_empty_database(tmp_path):
     first = await prepare_demo(settings)
     second = await prepare_demo(settings, reset=True)
     assert first["codes"] != second["codes"]
+
+
+async def test_demo_seeds_a_cluster_of_three_schools_and_a_peer_reviewer(tmp_path):
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}", data_dir=tmp_path / "data"
+    )
+    info = await prepare_demo(settings)
+    async with running_app(settings) as client:
+        sm = client.app[keys.SESSIONMAKER]
+        async with sm() as s:
+            (cluster,) = await list_clusters(s)
+            members = await cluster_schools(s, cluster.id)
+        assert len(members) == 3 and DEMO_SLUG in {m.slug for m in members}
+        # The coordinator sees the three schools side by side, with cluster medians.
+        assert (await login(client, info["email"], info["password"])).status == 303
+        page = await (await client.get(f"/dashboard/clusters/{cluster.id}")).text()
+        assert "School A" in page and "School B" in page  # the others, anonymous to it
+        cells = cluster_row(page, "FL-1")  # three schools' ratings, the median, the difference
+        assert all(re.fullmatch(r"[0-9.,]+", c) for c in cells[:4]), cells
+        await post_form(client, "/logout", {})
+        # The peer reviewer (from a neighbour school) reads the demo school.
+        assert (await login(client, info["peer_email"], info["password"])).status == 303
+        page = await (await client.get("/dashboard/clusters")).text()
+        assert DEMO_NAME in page
+        await post_form(client, "/logout", {})
+        # And the admin login works.
+        assert (await login(client, info["admin_email"], info["password"])).status == 303
+
+
+def test_demo_banner_prints_every_login():
+    info = {
+        "email": DEMO_EMAIL,
+        "admin_email": ADMIN_EMAIL,
+        "peer_email": PEER_EMAIL,
+        "password": DEMO_PASSWORD,
+        "codes": {},
+    }
+    banner = demo_banner_logins("http://127.0.0.1:8080", info)
+    for needle in (DEMO_EMAIL, ADMIN_EMAIL, PEER_EMAIL, DEMO_PASSWORD, "/login"):
+        assert needle in banner
+
+
+def test_make_demo_installs_only_the_product():
+    """`make demo` needs install-app (pip install -e .), not the test toolchain."""
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    rules = dict(re.findall(r"^([\w$()\-. ]+):([^\n=]*)$", makefile, re.M))
+    assert rules["demo"].split() == ["install-app"]
+    app_recipe = re.search(r"^\$\(APP_STAMP\):.*?\n((?:\t.*\n)+)", makefile, re.M).group(1)
+    assert "[test" not in app_recipe and "-e ." in app_recipe

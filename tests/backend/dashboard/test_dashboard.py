@@ -351,6 +351,9 @@ async def test_evidence_uploads_links_downloads_and_refusals(settings):
         assert resp.headers["Content-Disposition"].startswith('attachment; filename="passwd.pdf"')
         assert resp.headers["Content-Type"] == "application/pdf"
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        # Its size for people: a 15-byte file is not "0 KB".
+        page = await (await client.get(f"/dashboard/cycles/{ours.cycle_id}/indicators/FL-1")).text()
+        assert "15 bytes" in page and "0 KB" not in page
         # A docx (zip with word/), a csv.
         assert (
             await upload(client, ours.cycle_id, "FL-1", "plan.docx", docx_bytes())

@@ -115,6 +115,21 @@ def test_numbers_and_dates_in_the_readers_writing():
     assert texts("en").date(d) == "Mar 5, 2026"
 
 
+def test_file_sizes_for_people():
+    en = texts("en")
+    assert [en.filesize(n) for n in (1, 37, 999, 1234, 999_499, 999_500, 2_500_000)] == [
+        "1 byte",
+        "37 bytes",
+        "999 bytes",
+        "1.2 kB",
+        "999 kB",
+        "1.0 MB",
+        "2.5 MB",
+    ]
+    assert texts("uk").filesize(1234) == "1,2 кБ"
+    assert texts("hy").filesize(37) != "37 bytes"  # translated, not English
+
+
 def test_plural_forms_follow_the_language():
     uk = texts("uk")
     template = i18n_catalogs.template_catalog()

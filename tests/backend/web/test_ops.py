@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -92,6 +93,10 @@ async def test_request_id_echoed_and_query_strings_not_logged(db_engine, caplog)
         assert len(r.headers["X-Request-Id"]) == 16
     assert "SECRETCODE" not in caplog.text
     assert any(getattr(rec, "route", None) == "/healthz" for rec in caplog.records)
+    # One concise access line per request, readable as plain text: method, path, status, time.
+    lines = [r.getMessage() for r in caplog.records if r.name == "backend.http"]
+    assert len(lines) == 2
+    assert all(re.fullmatch(r"GET /healthz 200 \d+\.\d ms", line) for line in lines), lines
 
 
 def test_cli_reports_bad_configuration_clearly(monkeypatch):
