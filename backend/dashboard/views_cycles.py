@@ -181,6 +181,28 @@ async def cycle_create(request: web.Request) -> web.Response:
     return redirect(request, "dash:cycle", cycle_id=cycle.id)
 
 
+async def cycle_close_page(request: web.Request) -> web.Response:
+    """Closing a cycle asks first: what it ends (invites, unfinished surveys) and that it can
+    be undone. A page, so that it works without JavaScript."""
+    async with sessionmaker(request).begin() as s:
+        cycle = await writable_cycle(request, s)
+        school = await schools.get_school(s, cycle.school_id)
+        rates = await response_rates(s, cycle)
+    if cycle.status != "open":
+        return redirect(request, "dash:cycle", cycle_id=cycle.id)
+    request[R_SCHOOL] = school.slug
+    return render(
+        request,
+        "dashboard/cycle_close.html",
+        {
+            "school": school,
+            "cycle": cycle,
+            "unfinished": sum(r.started - r.completed for r in rates),
+            "completed": sum(r.completed for r in rates),
+        },
+    )
+
+
 async def cycle_status(request: web.Request) -> web.Response:
     form = await request.post()
     status = str(form.get("status", ""))
@@ -188,6 +210,9 @@ async def cycle_status(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=_(request, "status is open or closed"))
     async with sessionmaker(request).begin() as s:
         cycle = await writable_cycle(request, s)
+        if status == "closed" and form.get("confirm") != "yes":
+            # Not from the confirmation page: ask there first.
+            return redirect(request, "dash:cycle_close", cycle_id=cycle.id)
         await schools.set_cycle_status(s, cycle.id, status)
     if status == "open":
         done = _(request, "Cycle %(name)s is open now.", name=cycle.name)
@@ -423,6 +448,7 @@ def routes() -> list[tuple[str, str, Any, str]]:
         ("POST", "/dashboard/schools/{slug}/cycles", cycle_create, "dash:cycle_create"),
         ("POST", "/dashboard/schools/{slug}/languages", school_languages, "dash:school_languages"),
         ("POST", c + "/status", cycle_status, "dash:cycle_status"),
+        ("GET", c + "/close", cycle_close_page, "dash:cycle_close"),
         ("POST", c + "/announcement", cycle_announcement, "dash:cycle_announcement"),
         ("GET", c + "/invites", invites_page, "dash:invites"),
         ("POST", c + "/invites", invites_create, "dash:invites_create"),

@@ -494,10 +494,26 @@ async def test_create_cycle_open_close_and_invites_with_qr(settings):
             assert (await s.get(Invite, invites[0].id)).revoked_at is not None
         sheet = await (await client.get(f"{url}/print")).text()
         assert sheet.count('class="card"') == 3
-        # Close.
-        resp = await post_form(client, f"/dashboard/cycles/{cycle.id}/status", {"status": "closed"})
+        # Close: the overview's button leads to a confirmation page; closing without it asks.
+        status_url = f"/dashboard/cycles/{cycle.id}/status"
+        overview = await (await client.get(f"/dashboard/cycles/{cycle.id}")).text()
+        assert f'href="/dashboard/cycles/{cycle.id}/close"' in overview
+        assert f'action="{status_url}"' not in overview  # no one-click close
+        resp = await post_form(client, status_url, {"status": "closed"})
+        assert resp.status == 303
+        assert resp.headers["Location"] == f"/dashboard/cycles/{cycle.id}/close"
+        async with sm.begin() as s:
+            assert (await schools.get_cycle(s, cycle.id)).status == "open"
+        confirm = await (await client.get(f"/dashboard/cycles/{cycle.id}/close")).text()
+        assert "Close the cycle" in confirm and "No, keep it open" in confirm
+        assert 'name="confirm" value="yes"' in confirm
+        resp = await post_form(client, status_url, {"status": "closed", "confirm": "yes"})
+        assert resp.headers["Location"] == f"/dashboard/cycles/{cycle.id}"
         async with sm.begin() as s:
             assert (await schools.get_cycle(s, cycle.id)).status == "closed"
+        # A closed cycle has nothing to confirm: its page leads back to the overview.
+        resp = await client.get(f"/dashboard/cycles/{cycle.id}/close", allow_redirects=False)
+        assert resp.status == 303
 
 
 async def add_responses(
