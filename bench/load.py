@@ -156,10 +156,21 @@ def _session(limit: int, timeout: float = 30.0) -> aiohttp.ClientSession:
 
 
 async def closed_loop(
-    base: str, code: str, *, users: int, seconds: float, uid_base: int, warmup: float = 2.0
+    base: str | list[str],
+    code: str,
+    *,
+    users: int,
+    seconds: float,
+    uid_base: int,
+    warmup: float = 2.0,
 ) -> dict[str, Any]:
-    """N users back to back for `seconds` (after `warmup`); updates/s answered 200."""
-    url = base + "/telegram/webhook"
+    """N users back to back for `seconds` (after `warmup`); updates/s answered 200.
+
+    `base`: one server, or several taken in turn for every request (round robin), so
+    that one respondent's updates alternate between processes."""
+    bases = [base] if isinstance(base, str) else base
+    answered_all = [0]  # question taps answered 200, warm-up included
+    urls = itertools.cycle([b + "/telegram/webhook" for b in bases])
     tag, script = bank_tag(), learner_script()
     uids = itertools.count(uid_base)
     tally = Tally()
@@ -173,7 +184,9 @@ async def closed_loop(
                     return
                 body = json.dumps(upd).encode()
                 t0 = time.perf_counter()
-                status = await _post(session, url, body)
+                status = await _post(session, next(urls), body)
+                if status == 200 and is_answer:
+                    answered_all[0] += 1
                 if measuring.is_set():
                     tally.add(status, time.perf_counter() - t0, is_answer)
             if measuring.is_set():
@@ -194,6 +207,8 @@ async def closed_loop(
         "seconds": round(elapsed, 2),
         "updates_ok": tally.updates_ok,
         "updates_per_s": round(tally.updates_ok / elapsed, 1),
+        "answers_ok": tally.answers_ok,
+        "answers_ok_all": answered_all[0],
         "statuses": tally.statuses,
         "latency": latency_summary(tally.latencies),
         "uids_used": next(uids) - uid_base,
@@ -439,7 +454,7 @@ async def miniapp_burst(
             tally.add(status, secs, kind == "question")
 
     t0 = time.monotonic()
-    async with _session(100) as session:
+    async with _session(users) as session:  # a crowd: one connection per phone
         tasks = [asyncio.create_task(person(session, j)) for j in range(users)]
         await asyncio.wait(tasks, timeout=deadline_s + 30)
         for t in tasks:
@@ -450,6 +465,7 @@ async def miniapp_burst(
         "finished": finished,
         "answers_ok": tally.answers_ok,
         "duration_s": round(time.monotonic() - t0, 1),
+        "answers_per_s": round(tally.answers_ok / max(time.monotonic() - t0, 1e-9), 1),
         "statuses": tally.statuses,
         "latency": latency_summary(tally.latencies),
     }

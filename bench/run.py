@@ -7,14 +7,15 @@ Sizes come from environment variables (defaults: full / quick):
     BENCH_SECONDS        closed-loop measuring time (s)          15 / 6
     BENCH_RATE           open-loop offered updates/s             200 / 200
     BENCH_OPEN_SECONDS   open-loop length (s)                    36 / 12
-    BENCH_SESSIONS       sessions opened for the memory figure   5000 / 300
+    BENCH_SESSIONS       sessions opened for the memory figure   5000 / 5000
     BENCH_BURST_USERS    respondents of the outbound burst       300 / 20
-    BENCH_MINIAPP_USERS  respondents through the Mini App        300 / 50
-    BENCH_THINK          Mini App think time per answer (s)      1.5 / 1.0
-    BENCH_BURST_DEADLINE outbound burst time limit (s)           240 / 60
+    BENCH_MINIAPP_USERS  respondents through the Mini App        1000 / 300
+    BENCH_THINK          Mini App think time per answer (s, ±50%) 2.0 / 2.0
+    BENCH_BURST_DEADLINE outbound burst time limit (s)           420 / 60
     BENCH_SEED_SCHOOLS / BENCH_SEED_RESPONDENTS / BENCH_SEED_ANSWERS   100,1000,20 / 20,500,20
     BENCH_PROFILE=1      py-spy (if installed) records ours during the closed loop
-    BENCH_ONLY=a,b       run only some parts: ceiling, reference, ours, outbound, miniapp, seed
+    BENCH_ONLY=a,b       run only some parts: ceiling, reference, ours, two, outbound, miniapp,
+                         seed ("two": the closed loop over two `serve` processes, round robin)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 
 from bench import common as C
 from bench import load as L
+from bot.ratelimit import CHAT_BURST, CHAT_RATE
 
 
 def config() -> dict[str, Any]:
@@ -43,11 +45,11 @@ def config() -> dict[str, Any]:
         "seconds": C.env_float("BENCH_SECONDS", 6 if q else 15),
         "rate": C.env_float("BENCH_RATE", 200),
         "open_seconds": C.env_float("BENCH_OPEN_SECONDS", 12 if q else 36),
-        "sessions": C.env_int("BENCH_SESSIONS", 300 if q else 5000),
+        "sessions": C.env_int("BENCH_SESSIONS", 5000),
         "burst_users": C.env_int("BENCH_BURST_USERS", 20 if q else 300),
-        "miniapp_users": C.env_int("BENCH_MINIAPP_USERS", 50 if q else 300),
-        "think": C.env_float("BENCH_THINK", 1.0 if q else 1.5),
-        "burst_deadline": C.env_float("BENCH_BURST_DEADLINE", 60 if q else 240),
+        "miniapp_users": C.env_int("BENCH_MINIAPP_USERS", 300 if q else 1000),
+        "think": C.env_float("BENCH_THINK", 2.0),
+        "burst_deadline": C.env_float("BENCH_BURST_DEADLINE", 60 if q else 420),
         "seed_schools": C.env_int("BENCH_SEED_SCHOOLS", 20 if q else 100),
         "seed_respondents": C.env_int("BENCH_SEED_RESPONDENTS", 500 if q else 1000),
         "seed_answers": C.env_int("BENCH_SEED_ANSWERS", 20),
@@ -108,6 +110,7 @@ class Bench:
                     "ceiling",
                     "burst",
                     "miniapp",
+                    "two",
                     "profile",
                 ):
                     cycle = await schools.create_cycle(s, school.id, phase, load_model().version)
@@ -206,6 +209,42 @@ class Bench:
         res["machine_cpu_s_per_1000"] = round(1000 * busy / max(total, 1), 2)
         res["rss_mb"] = round(C.rss_bytes(proc.pid) / 2**20, 1)
         return res
+
+    async def two_processes(self, fake: C.Proc) -> dict[str, Any]:
+        """The closed loop over two `serve` processes on one PostgreSQL and Redis, each
+        request to the next process in turn (a respondent's updates alternate)."""
+        procs = [await self.ours(fake, f"ours_two_{i}") for i in (1, 2)]
+        cpu0 = [C.cpu_seconds(p.pid) for p in procs]
+        res = await L.closed_loop(
+            [p.url for p in procs],
+            self.invites["two"],
+            users=self.cfg["users"],
+            seconds=self.cfg["seconds"],
+            uid_base=self.uids(10**6),
+            warmup=1.0,
+        )
+        res["server_cpu_s"] = [
+            round(C.cpu_seconds(p.pid) - c, 2) for p, c in zip(procs, cpu0, strict=True)
+        ]
+        for p in procs:
+            self.stop(p)
+        res["answers_in_db"] = await self.answers_in_db("two")
+        res["answers_doubled"] = await self.answers_doubled("two")
+        return res
+
+    async def answers_doubled(self, phase: str) -> int:
+        """Answers stored twice for one response and question (0, or the state is shared wrong)."""
+        import asyncpg
+
+        conn = await asyncpg.connect(C.asyncpg_url(self.db_url))
+        try:
+            return await conn.fetchval(
+                "SELECT count(*) - count(DISTINCT (a.response_id, a.question_id)) FROM answer a "
+                "JOIN response r ON r.id = a.response_id WHERE r.cycle_id = $1",
+                self.cycle_ids[phase],
+            )
+        finally:
+            await conn.close()
 
     async def opened(self, proc: C.Proc, code_key: str) -> dict[str, Any]:
         cpu0 = C.cpu_seconds(proc.pid)
@@ -392,6 +431,9 @@ async def run_all(cfg: dict[str, Any]) -> dict[str, Any]:
             ours["sessions"] = sess
             ours["rss_mb_start"] = round(rss_start / 2**20, 1)
             out["ours"] = ours
+        if wanted(cfg, "two"):
+            print("== two serve processes, round robin", flush=True)
+            out["two"] = await b.two_processes(fake)
         b.stop(fake)
 
         if wanted(cfg, "outbound") or wanted(cfg, "miniapp"):
@@ -423,10 +465,18 @@ async def run_all(cfg: dict[str, Any]) -> dict[str, Any]:
                 res["message_calls_per_answer_after_consent"] = round(
                     (calls - 2 * res["finished"]) / max(answered, 1), 3
                 )
-                res["physical_limit_s"] = round(calls / 30, 1)
+                # The physical limit: Telegram's 30 message calls/s for the bot, and the
+                # pacing of one chat (bot.ratelimit: CHAT_BURST at once, then CHAT_RATE/s),
+                # which the busiest chat cannot beat however idle the bot is.
+                busiest = st["busiest_chat_calls"]
+                res["limit_global_s"] = round(calls / 30, 1)
+                res["limit_chat_s"] = round(max(busiest - CHAT_BURST, 0) / CHAT_RATE, 1)
+                res["busiest_chat_calls"] = busiest
+                limit = max(calls / 30, max(busiest - CHAT_BURST, 0) / CHAT_RATE)
+                res["physical_limit_s"] = round(limit, 1)
                 span = st["message_span_s"] or 0
                 res["message_span_s"] = round(span, 1)
-                res["over_physical_limit"] = round(span / max(calls / 30, 1e-9) - 1, 3)
+                res["over_physical_limit"] = round(span / max(limit, 1e-9) - 1, 3)
                 out["outbound"] = res
             if wanted(cfg, "miniapp"):
                 print("== Mini App", flush=True)
@@ -515,13 +565,18 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
         ct,
         rt,
         ot,
-        ">= 40% of ceiling",
-        _f(bool(ot and ct and ot >= 0.4 * ct)) if ot and ct else "–",
+        ">= 10% of ceiling, >= 3x reference",
+        _f(bool(ot and ct and rt and ot >= 0.1 * ct and ot >= 3 * rt)) if ot and ct and rt else "–",
     )
     for p in ("p50_ms", "p95_ms", "p99_ms"):
         vals = [_g(x, "open", "latency", p) for x in (c, r, o)]
         tgt, met = (
-            ("< 50 ms", _f(bool(vals[2] is not None and vals[2] < 50)))
+            (
+                "< 50 ms and below the reference",
+                _f(bool(vals[2] < 50 and (vals[1] is None or vals[2] < vals[1])))
+                if vals[2] is not None
+                else "–",
+            )
             if p == "p99_ms"
             else ("", "")
         )
@@ -533,9 +588,12 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
         "",
         ratios=False,
     )
+    ocpu = _g(o, "closed", "cpu_s_per_1000")
     row(
-        "server CPU s per 1,000 updates (closed loop)",
+        "server CPU s per 1,000 updates = ms per update (closed loop)",
         *[_g(x, "closed", "cpu_s_per_1000") for x in (c, r, o)],
+        "<= 2.0",
+        _f(bool(ocpu is not None and ocpu <= 2.0)) if ocpu is not None else "–",
         nd=2,
     )
     row(
@@ -590,6 +648,18 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
             _f(bool(s.get("rss_mb") and s["rss_mb"] < 250)),
             ratios=False,
         )
+    tw = res.get("two")
+    if tw:
+        lines += [
+            "",
+            "| two `serve` processes, one PostgreSQL and Redis, round robin per request | value | target | met |",
+            "|---|---|---|---|",
+            f"| sustained updates/s (closed loop, {tw['users']} users) | {_f(tw['updates_per_s'])} | | |",
+            f"| server CPU s of each process | {' / '.join(_f(x, 2) for x in tw['server_cpu_s'])} | both busy | {_f(all(x > 0.5 for x in tw['server_cpu_s']))} |",
+            f"| answers in PostgreSQL / question taps answered 200 (warm-up included) | {tw['answers_in_db']} / {tw['answers_ok_all']} | >= (none lost) | {_f(tw['answers_in_db'] >= tw['answers_ok_all'])} |",
+            f"| answers stored twice | {tw['answers_doubled']} | 0 | {_f(tw['answers_doubled'] == 0)} |",
+            f"| statuses | {tw['statuses']} | | |",
+        ]
     ob = res.get("outbound")
     if ob:
         lines += [
@@ -605,10 +675,10 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
         )
         lines.append(f"| 429 answers received | {ob['calls_429']} | | |")
         lines.append(
-            f"| Bot API message calls per answered question (all / after the consent card) | {ob['message_calls_per_answer']} / {ob['message_calls_per_answer_after_consent']} | <= 1.05 | {_f(ob['message_calls_per_answer'] <= 1.05)} |"
+            f"| Bot API message calls per answered question (all / after the consent card) | {ob['message_calls_per_answer']} / {ob['message_calls_per_answer_after_consent']} | <= 1.02 | {_f(ob['message_calls_per_answer'] <= 1.02)} |"
         )
         lines.append(
-            f"| burst duration (first to last message call) vs physical limit | {ob['message_span_s']} s vs {ob['physical_limit_s']} s ({ob['over_physical_limit'] * 100:+.1f}%) | within 15% | {_f(abs(ob['over_physical_limit']) <= 0.15)} |"
+            f"| burst duration (first to last message call) vs physical limit = max(message calls / 30 = {ob['limit_global_s']} s, busiest chat's {ob['busiest_chat_calls']} calls at {CHAT_RATE:g}/s after a burst of {CHAT_BURST} = {ob['limit_chat_s']} s) | {ob['message_span_s']} s vs {ob['physical_limit_s']} s ({ob['over_physical_limit'] * 100:+.1f}%) | within 10% | {_f(ob['over_physical_limit'] <= 0.10)} |"
         )
         lines.append(
             f"| tap -> card shown p50 / p99 (ms) | {_f(ob['tap_to_card']['p50_ms'])} / {_f(ob['tap_to_card']['p99_ms'])} | | |"
@@ -627,11 +697,15 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
         lines.append(
             f"| answers stored / answered 200 | {ma['answers_in_db']} / {ma['answers_ok']} | equal | {_f(ma['answers_in_db'] == ma['answers_ok'])} |"
         )
+        p99 = ma["latency"]["p99_ms"]
         lines.append(
-            f"| latency per answer p50 / p95 / p99 (ms) | {_f(ma['latency']['p50_ms'])} / {_f(ma['latency']['p95_ms'])} / {_f(ma['latency']['p99_ms'])} | | |"
+            f"| latency per answer p50 / p95 / p99 (ms), {ma['users']} respondents | {_f(ma['latency']['p50_ms'])} / {_f(ma['latency']['p95_ms'])} / {_f(p99)} | p99 < 100 ms with 1,000 | {_f(bool(ma['users'] >= 1000 and p99 is not None and p99 < 100)) if ma['users'] >= 1000 else '– (fewer than 1,000)'} |"
         )
         lines.append(
-            f"| whole burst duration (s), think time {cfg['think']} s per answer | {ma['duration_s']} | as fast as they tap | |"
+            f"| answers/s one process carried (answers answered 200 / whole burst) | {_f(ma.get('answers_per_s'))} | | |"
+        )
+        lines.append(
+            f"| whole burst duration (s), think time {cfg['think']} s ±50% per answer | {ma['duration_s']} | as fast as they tap | |"
         )
     sd = res.get("seed")
     if sd:

@@ -124,6 +124,7 @@ class FakeBotAPI:
     url: str = ""
     counts: Counter[str] = field(default_factory=Counter)  # "sendMessage 200" -> calls
     limited: int = 0  # message calls refused by `rate`
+    chat_calls: Counter[Any] = field(default_factory=Counter)  # message calls answered 200
     cards: dict[int, Card] = field(default_factory=dict)
     first_message_at: float | None = None  # the first and the last message call answered 200
     last_message_at: float | None = None
@@ -163,6 +164,7 @@ class FakeBotAPI:
         self.chats.clear()
         self.cards.clear()
         self.counts.clear()
+        self.chat_calls.clear()
         self._window.clear()
         self.limited = 0
         self.first_message_at = self.last_message_at = None
@@ -226,6 +228,7 @@ class FakeBotAPI:
             "limited_429": self.limited,
             "message_calls_ok": sum(self.counts[f"{m} 200"] for m in MESSAGE_METHODS),
             "message_span_s": span,
+            "busiest_chat_calls": max(self.chat_calls.values(), default=0),
             "chats": len(self.cards),
             "rate": self.rate,
         }
@@ -246,6 +249,9 @@ class FakeBotAPI:
             now = time.monotonic()
             self.first_message_at = self.first_message_at or now
             self.last_message_at = now
+            chat = params.get("chat_id")
+            if chat is not None:
+                self.chat_calls[chat] += 1
         return response
 
     async def _answer(self, call: Call) -> web.Response:
