@@ -4,7 +4,9 @@ Each bank is `data/banks/<role>.yaml`. A question is one of:
 - `scale`: an AGM or EXTENT statement mapped to one or more model indicators;
 - `choice`: a routing question (not scored) whose answer other questions' `when` reads;
 - `number`: a typed number within bounds;
-- `text`: an optional free-text answer (the model's closing question).
+- `text`: an optional free-text answer (the model's closing question); its `indicators`
+  name what its answers are evidence of (shown beside the comments, never scored: only
+  scale questions enter the question map and the figures).
 Question ids are short and stable (they travel in Telegram callback data).
 """
 
@@ -84,6 +86,8 @@ class Question(_Strict):
                     raise ValueError(f"{self.id}: option id {o.id!r} is not 1-8 of a-z0-9_")
         elif self.options:
             raise ValueError(f"{self.id}: only choice questions have options")
+        if self.kind in ("choice", "number") and self.indicators:
+            raise ValueError(f"{self.id}: only scale and text questions name indicators")
         if self.kind == "number" and self.number is None:
             raise ValueError(f"{self.id}: a number question needs `number` bounds")
         return self

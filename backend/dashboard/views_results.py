@@ -27,6 +27,7 @@ from backend.dashboard.web import (
 )
 from backend.i18n import Texts
 from backend.reporting.charts import reading
+from backend.reporting.comments import comment_sections
 from backend.reporting.report import biggest_gaps, build_report
 from conversations.model import load_model
 from conversations.roles import ROLE_LABELS, ROLES, Role
@@ -260,6 +261,12 @@ async def indicator_page(request: web.Request) -> web.Response:
             "feedback": feedback,
             "can_feedback": user.role == "peer" and user.school_id != cycle.school_id,
             "hide_comments": hides_raw(request, cycle.school_id),
+            "comment_sections": (
+                []
+                if hides_raw(request, cycle.school_id)
+                else comment_sections(report, tx, indicator=key)
+            ),
+            "free_text": report["thresholds"]["free_text"],
         },
     )
 
