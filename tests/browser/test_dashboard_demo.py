@@ -71,6 +71,8 @@ def coordinator_pages(ids: dict[str, int]) -> list[str]:
         c + "/invites/print",
         c + "/actions",
         c + "/compare",
+        c + "/comments",
+        c + "/indicators/ME-5",
         c + "/indicators/VL-14",
         c + "/indicators/FL-1",
         "/dashboard/account",
