@@ -86,6 +86,35 @@ LABELS: dict[str, dict[str, tuple[str | None, str]]] = {
         "coordinator": NP_("user role", "coordinator"),
         "admin": NP_("user role", "admin"),
         "peer": NP_("user role", "peer"),
+        "board": NP_("user role", "board member"),
+        "assessor": NP_("user role", "assessor"),
+    },
+    # Certification and accreditation (backend.certification).
+    "round kind": {
+        "certification": NP_("round kind", "certification"),
+        "accreditation": NP_("round kind", "accreditation"),
+    },
+    "round status": {
+        "open": NP_("round status", "open"),
+        "closed": NP_("round status", "closed"),
+    },
+    "school status": {
+        "not_started": NP_("school status", "not started"),
+        "overdue": NP_("school status", "overdue"),
+        "submitted": NP_("school status", "submitted"),
+        "under_review": NP_("school status", "under review"),
+        "decided": NP_("school status", "decided"),
+    },
+    "outcome": {
+        "certified": NP_("outcome", "certified"),
+        "conditions": NP_("outcome", "certified with conditions"),
+        "not_yet": NP_("outcome", "not yet"),
+    },
+    "certificate state": {
+        "valid": NP_("certificate state", "valid"),
+        "expired": NP_("certificate state", "expired"),
+        "revoked": NP_("certificate state", "revoked"),
+        "not_certified": NP_("certificate state", "not certified"),
     },
     # The answer kind of an indicator, in words.
     "scale": {

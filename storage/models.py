@@ -412,3 +412,162 @@ class ReportSummary(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     summary: Mapped[dict[str, Any]]
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- certification and accreditation (the model's modes of use b and c) --------------------
+
+
+class Agency(Base):
+    """An organisation above schools (a VET or quality-assurance agency) that runs rounds of
+    certification or accreditation with its board and assessors."""
+
+    __tablename__ = "agency"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AgencyMember(Base):
+    """A board member or an assessor of one agency (a user of role `board` or `assessor`).
+    `home_school_id`: the school the person works at, if any (an assessor is never assigned
+    to it, nor to its cluster's schools where the round says so)."""
+
+    __tablename__ = "agency_member"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), unique=True
+    )
+    role: Mapped[str] = mapped_column(String(10))  # board|assessor
+    home_school_id: Mapped[int | None] = mapped_column(ForeignKey("school.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CertRound(Base):
+    """A round of certification (schools apply) or accreditation (every listed school must
+    submit by the deadline)."""
+
+    __tablename__ = "cert_round"
+    __table_args__ = (UniqueConstraint("agency_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # certification|accreditation
+    deadline: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(10), default="open")  # open|closed
+    exclude_cluster: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RoundSchool(Base):
+    """A school on an accreditation round's list (it must submit by the deadline)."""
+
+    __tablename__ = "round_school"
+    __table_args__ = (UniqueConstraint("round_id", "school_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("cert_round.id", ondelete="CASCADE"))
+    school_id: Mapped[int] = mapped_column(ForeignKey("school.id", ondelete="CASCADE"), index=True)
+
+
+class Submission(Base):
+    """A school's cycle as submitted to a round, frozen: `snapshot` is the JSON text the
+    assessors read (only figures that passed the anonymity gate), `content_hash` its
+    SHA-256. A new submission is a new version; the old ones are kept."""
+
+    __tablename__ = "submission"
+    __table_args__ = (UniqueConstraint("round_id", "school_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("cert_round.id", ondelete="CASCADE"))
+    school_id: Mapped[int] = mapped_column(ForeignKey("school.id", ondelete="CASCADE"), index=True)
+    cycle_id: Mapped[int | None] = mapped_column(ForeignKey("cycle.id", ondelete="SET NULL"))
+    version: Mapped[int] = mapped_column(Integer)
+    snapshot: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    submitted_by: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Assignment(Base):
+    """An assessor assigned to review one school in one round."""
+
+    __tablename__ = "assignment"
+    __table_args__ = (UniqueConstraint("round_id", "school_id", "assessor_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("cert_round.id", ondelete="CASCADE"))
+    school_id: Mapped[int] = mapped_column(ForeignKey("school.id", ondelete="CASCADE"))
+    assessor_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReviewRating(Base):
+    """An assessor's view of one indicator: agrees with the school's rating, or proposes
+    another with a reason (the latest; every change is in the audit trail)."""
+
+    __tablename__ = "review_rating"
+    __table_args__ = (UniqueConstraint("assignment_id", "indicator_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignment.id", ondelete="CASCADE"))
+    indicator_key: Mapped[str] = mapped_column(String(20))
+    agrees: Mapped[bool] = mapped_column(Boolean)
+    value: Mapped[int | None]  # the proposed rating 0..4 (None when agreeing)
+    reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class EvidenceRequest(Base):
+    """An assessor asks a school for more evidence on one indicator; the school answers."""
+
+    __tablename__ = "evidence_request"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("cert_round.id", ondelete="CASCADE"))
+    school_id: Mapped[int] = mapped_column(ForeignKey("school.id", ondelete="CASCADE"), index=True)
+    indicator_key: Mapped[str] = mapped_column(String(20))
+    question: Mapped[str] = mapped_column(Text)
+    asked_by: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    asked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answer: Mapped[str | None] = mapped_column(Text)
+    answered_by: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    answered_at: Mapped[datetime | None]
+
+
+class Decision(Base):
+    """The board's decision on one school in one round (a new decision is a new row; the
+    newest counts). `token` is the certificate's public verification token."""
+
+    __tablename__ = "decision"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("cert_round.id", ondelete="CASCADE"))
+    school_id: Mapped[int] = mapped_column(ForeignKey("school.id", ondelete="CASCADE"), index=True)
+    outcome: Mapped[str] = mapped_column(String(12))  # certified|conditions|not_yet
+    conditions: Mapped[str | None] = mapped_column(Text)
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    token: Mapped[str] = mapped_column(String(43), unique=True)
+    decided_by: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """The audit trail of an agency's rounds: who did what when. Rows are only ever added
+    (storage offers no update or delete; on PostgreSQL a trigger refuses both)."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_round", "round_id", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(Integer)
+    round_id: Mapped[int | None] = mapped_column(Integer)
+    school_id: Mapped[int | None] = mapped_column(Integer)
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(254))  # the e-mail at the time
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -34,7 +34,7 @@ from storage.responses import check_scale_value
 MIN_THRESHOLD = 3  # no figure is ever shown for a group smaller than this
 
 
-USER_ROLES = frozenset({"coordinator", "admin", "peer"})
+USER_ROLES = frozenset({"coordinator", "admin", "peer", "board", "assessor"})
 
 
 CYCLE_STATUSES = frozenset({"draft", "open", "closed"})

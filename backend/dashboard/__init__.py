@@ -17,11 +17,13 @@ from backend.dashboard import (
     exports_glue,
     views_account,
     views_actions,
+    views_agency,
     views_cluster,
     views_comments,
     views_compare,
     views_cycles,
     views_results,
+    views_review,
     views_self,
 )
 from backend.dashboard.web import (
@@ -62,6 +64,8 @@ def setup(app: web.Application) -> None:
         views_actions,
         views_compare,
         views_cluster,
+        views_agency,
+        views_review,
         exports_glue,
         api,
     ):

@@ -235,6 +235,8 @@ async def home(request: web.Request) -> web.Response:
     user = user_of(request)
     if user.role == "admin":
         return redirect(request, "dash:admin")
+    if user.role in ("board", "assessor"):
+        return redirect(request, "dash:certification")
     async with sessionmaker(request).begin() as s:
         school = await schools.get_school(s, user.school_id) if user.school_id else None
     if school is None:

@@ -34,7 +34,14 @@ R_TEXTS = web.RequestKey("dash_texts", Texts)
 # Routes whose POST body is multipart: the view checks the CSRF field (the first part).
 MULTIPART_ROUTES = frozenset({"dash:evidence_add"})
 PUBLIC_ROUTES = frozenset(
-    {"dash:login", "dash:login_submit", "dash:language", "dash:static", "api:openapi"}
+    {
+        "dash:login",
+        "dash:login_submit",
+        "dash:language",
+        "dash:static",
+        "dash:verify",
+        "api:openapi",
+    }
 )
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "

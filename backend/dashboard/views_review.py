@@ -1,0 +1,441 @@
+"""A school in a round: the assessor's review, the board's side by side and decision, the
+audit trail; the school's own side (submit, answer evidence requests, see the decision);
+the certificate and its public verification page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from backend.certification import service
+from backend.certification.service import Refused
+from backend.dashboard.views_agency import (
+    _date,
+    _int,
+    _reader,
+    _refused_http,
+    _round,
+    table_download,
+)
+from backend.dashboard.web import (
+    CSP,
+    _,
+    flash,
+    redirect,
+    render,
+    school_for,
+    sessionmaker,
+    texts_of,
+    user_of,
+)
+from backend.i18n import texts
+from backend.reporting import releases
+from backend.web import keys
+from conversations.model import load_model
+from storage import certification as store
+from storage import schools
+from storage.models import CertRound
+
+
+async def _school_in_round(request: web.Request, s: Any, who: service.Reader, rnd: CertRound):
+    sid = _int(request.match_info.get("school_id"))
+    if sid is None or not await service.reviewable(s, who, rnd, sid):
+        raise web.HTTPNotFound()
+    return await schools.get_school(s, sid)
+
+
+def _flash_refusal(request: web.Request, exc: Refused) -> None:
+    if exc.kind != "invalid":
+        raise _refused_http(request, exc)
+    flash(request, _(request, exc.message, **exc.params), "error")
+
+
+# --- the review page -----------------------------------------------------------------------
+
+
+async def review_page(request: web.Request) -> web.Response:
+    async with sessionmaker(request).begin() as s:
+        who = await _reader(request, s)
+        rnd = await _round(request, s, who)
+        school = await _school_in_round(request, s, who, rnd)
+        is_board = who.boards(rnd.agency_id)
+        versions = await store.list_submissions(s, rnd.id, school.id)
+        assignments = await store.list_assignments(s, rnd.id, school.id)
+        if not is_board:
+            assignments = [(a, u) for a, u in assignments if a.assessor_id == who.user.id]
+        ratings = await store.review_ratings(s, [a.id for a, _u in assignments])
+        requests = await store.list_requests(s, rnd.id, school.id)
+        decisions = [
+            d for d in await store.decisions_of_school(s, school.id) if d.round_id == rnd.id
+        ]
+    snap = service.load_snapshot(versions[0]) if versions else None
+    tx = texts_of(request)
+    statements = {p.indicator.key: p.indicator.text for p in tx.model.placed()}
+    mine = ratings[assignments[0][0].id] if (assignments and not is_board) else {}
+    pair = None
+    if is_board and snap and len(assignments) >= 2:
+        (a1, u1), (a2, u2) = assignments[0], assignments[1]
+        rows, kappa, n = service.side_by_side(snap, ratings[a1.id], ratings[a2.id])
+        pair = {"a": u1.email, "b": u2.email, "rows": rows, "kappa": kappa, "n": n}
+    evidence: dict[str, list[dict[str, Any]]] = {}
+    for e in (snap or {}).get("evidence", []):
+        evidence.setdefault(e["indicator_key"], []).append(e)
+    by_key: dict[str, list[Any]] = {}
+    for r in requests:
+        by_key.setdefault(r.indicator_key, []).append(r)
+    report = snap["report"] if snap else None
+    shown_roles = []
+    if report:
+        shown_roles = [
+            role
+            for role in report["roles"]
+            if any(i["roles"][role]["mean"] is not None for i in report["indicators"])
+        ]
+    return render(
+        request,
+        "dashboard/review.html",
+        {
+            "round": rnd,
+            "school_": school,
+            "is_board": is_board,
+            "versions": versions,
+            "snap": snap,
+            "indicators": service.rateable(snap) if snap else [],
+            "numbers": [i for i in report["indicators"] if i["kind"] == "NUMBER"] if report else [],
+            "statements": statements,
+            "mine": mine,
+            "assignments": assignments,
+            "progress": [(u.email, *service.progress(snap, ratings[a.id])) for a, u in assignments]
+            if snap
+            else [],
+            "pair": pair,
+            "evidence": evidence,
+            "requests": by_key,
+            "all_requests": requests,
+            "decisions": decisions,
+            "shown_roles": shown_roles,
+            "today": datetime.now(UTC).date(),
+        },
+    )
+
+
+async def _latest_snapshot(s: Any, rnd: CertRound, school_id: int) -> dict[str, Any]:
+    versions = await store.list_submissions(s, rnd.id, school_id)
+    if not versions:
+        raise web.HTTPNotFound()
+    return service.load_snapshot(versions[0])
+
+
+async def review_rate(request: web.Request) -> web.Response:
+    form = await request.post()
+    key = request.match_info["key"]
+    async with sessionmaker(request).begin() as s:
+        who = await _reader(request, s)
+        rnd = await _round(request, s, who)
+        school = await _school_in_round(request, s, who, rnd)
+        snap = await _latest_snapshot(s, rnd, school.id)
+        verdict = str(form.get("verdict", ""))
+        try:
+            await service.rate(
+                s,
+                who,
+                rnd,
+                school.id,
+                snap,
+                key,
+                verdict == "agree",
+                _int(form.get("value")),
+                str(form.get("reason", "")),
+            )
+        except Refused as exc:
+            _flash_refusal(request, exc)
+        else:
+            flash(request, _(request, "Your review of %(id)s is saved.", id=key), "ok")
+    return redirect(
+        request, "dash:review", anchor=f"#ind-{key}", round_id=rnd.id, school_id=school.id
+    )
+
+
+async def review_ask(request: web.Request) -> web.Response:
+    form = await request.post()
+    key = request.match_info["key"]
+    async with sessionmaker(request).begin() as s:
+        who = await _reader(request, s)
+        rnd = await _round(request, s, who)
+        school = await _school_in_round(request, s, who, rnd)
+        snap = await _latest_snapshot(s, rnd, school.id)
+        if key not in {i["key"] for i in snap["report"]["indicators"]}:
+            raise web.HTTPNotFound()
+        try:
+            await service.ask(s, who, rnd, school.id, key, str(form.get("question", "")))
+        except Refused as exc:
+            _flash_refusal(request, exc)
+        else:
+            flash(request, _(request, "Your request is sent to the school."), "ok")
+    return redirect(
+        request, "dash:review", anchor=f"#ind-{key}", round_id=rnd.id, school_id=school.id
+    )
+
+
+async def review_decide(request: web.Request) -> web.Response:
+    form = await request.post()
+    async with sessionmaker(request).begin() as s:
+        who = await _reader(request, s)
+        rnd = await _round(request, s, who)
+        school = await _school_in_round(request, s, who, rnd)
+        try:
+            await service.decide(
+                s,
+                who,
+                rnd,
+                school.id,
+                str(form.get("outcome", "")),
+                str(form.get("conditions", "")),
+                _date(form.get("valid_from")),
+                _date(form.get("valid_until")),
+            )
+        except Refused as exc:
+            _flash_refusal(request, exc)
+        else:
+            flash(request, _(request, "The decision is recorded; the school sees it."), "ok")
+    return redirect(
+        request, "dash:review", anchor="#decision", round_id=rnd.id, school_id=school.id
+    )
+
+
+# --- the audit trail -------------------------------------------------------------------------
+
+
+def _audit_rows(request: web.Request, events: list[Any], names: dict[int, Any]) -> list[list[Any]]:
+    head = [
+        _(request, "When"),
+        _(request, "Who"),
+        _(request, "What"),
+        _(request, "School"),
+        _(request, "Details"),
+    ]
+    rows: list[list[Any]] = [head]
+    for e in events:
+        school = names.get(e.school_id)
+        detail = "; ".join(f"{k}: {v}" for k, v in sorted(e.detail.items()) if v is not None)
+        rows.append(
+            [
+                e.at.isoformat(timespec="seconds"),
+                e.actor,
+                e.action,
+                school.name if school else "",
+                detail,
+            ]
+        )
+    return rows
+
+
+async def audit_page(request: web.Request) -> web.Response:
+    fmt = request.match_info.get("fmt")
+    async with sessionmaker(request).begin() as s:
+        who = await _reader(request, s)
+        rnd = await _round(request, s, who)
+        if not who.boards(rnd.agency_id):
+            raise web.HTTPNotFound()
+        events = await store.audit_events(s, rnd.agency_id, rnd.id)
+        names = await store.schools_by_id(s, sorted({e.school_id for e in events if e.school_id}))
+    if fmt:
+        rows = _audit_rows(request, events, names)
+        return await table_download(
+            request, f"round-{rnd.id}-audit", fmt, _(request, "Audit trail"), rows
+        )
+    return render(request, "dashboard/audit.html", {"round": rnd, "events": events, "names": names})
+
+
+# --- the school's side ---------------------------------------------------------------------
+
+
+async def school_certification(request: web.Request) -> web.Response:
+    async with sessionmaker(request).begin() as s:
+        school = await school_for(request, s, request.match_info["slug"])
+        who = await _reader(request, s)
+        can_write = who.coordinates(school.id)
+        open_rounds = await store.open_rounds_for_school(s, school.id)
+        rounds = await store.rounds_of_school(s, school.id)
+        seen = {r.id for r in rounds}
+        rounds += [r for r in open_rounds if r.id not in seen]
+        agencies = {a.id: a for a in await store.list_agencies(s)}
+        cycles = await schools.list_cycles(s, school.id)
+        versions = {r.id: await store.list_submissions(s, r.id, school.id) for r in rounds}
+        requests = await store.list_requests(s, school_id=school.id)
+        decisions = await store.decisions_of_school(s, school.id)
+    latest = {}
+    for d in reversed(decisions):
+        latest[d.round_id] = d
+    return render(
+        request,
+        "dashboard/school_certification.html",
+        {
+            "school": school,
+            "school_slug": school.slug,
+            "can_write": can_write,
+            "rounds": rounds,
+            "open_ids": {r.id for r in open_rounds},
+            "agencies": agencies,
+            "cycles": cycles,
+            "versions": versions,
+            "requests": requests,
+            "decisions": latest,
+            "states": {rid: service.certificate_state(d) for rid, d in latest.items()},
+        },
+    )
+
+
+async def school_submit(request: web.Request) -> web.Response:
+    form = await request.post()
+    slug = request.match_info["slug"]
+    round_id = _int(form.get("round_id"))
+    cycle_id = _int(form.get("cycle_id"))
+    async with sessionmaker(request).begin() as s:
+        school = await school_for(request, s, slug)
+        cycle = await schools.get_cycle(s, cycle_id) if cycle_id is not None else None
+        rnd = await store.get_round(s, round_id) if round_id is not None else None
+    if cycle is None or cycle.school_id != school.id or rnd is None:
+        flash(request, _(request, "Choose a round and one of the school's cycles."), "error")
+        return redirect(request, "dash:school_certification", slug=slug)
+    # The figures as the newest release gives them, like every other reader's.
+    await releases.refresh(sessionmaker(request), [cycle.id])
+    async with sessionmaker(request).begin() as s:
+        who = await _reader(request, s)
+        try:
+            sub = await service.submit(s, who, rnd, cycle, load_model())
+        except Refused as exc:
+            _flash_refusal(request, exc)
+            return redirect(request, "dash:school_certification", slug=slug)
+    flash(
+        request,
+        _(
+            request,
+            "Submitted to %(round)s as version %(version)s. It is frozen: a change needs a new submission.",
+            round=rnd.name,
+            version=sub.version,
+        ),
+        "ok",
+    )
+    return redirect(request, "dash:school_certification", slug=slug)
+
+
+async def school_answer(request: web.Request) -> web.Response:
+    form = await request.post()
+    slug = request.match_info["slug"]
+    async with sessionmaker(request).begin() as s:
+        school = await school_for(request, s, slug)
+        rid = _int(request.match_info.get("request_id"))
+        req = await store.get_request(s, rid) if rid is not None else None
+        if req is None or req.school_id != school.id:
+            raise web.HTTPNotFound()
+        who = await _reader(request, s)
+        try:
+            await service.answer(s, who, req, str(form.get("answer", "")))
+        except Refused as exc:
+            _flash_refusal(request, exc)
+        else:
+            flash(request, _(request, "Your answer is sent to the assessors."), "ok")
+    return redirect(request, "dash:school_certification", anchor=f"#request-{rid}", slug=slug)
+
+
+# --- the certificate -------------------------------------------------------------------------
+
+
+def verify_url(request: web.Request, token: str) -> str:
+    path = str(request.app.router["dash:verify"].url_for(token=token))
+    settings = request.app[keys.SETTINGS]
+    base = settings.public_url or f"{request.scheme}://{request.host}"
+    return base.rstrip("/") + path
+
+
+async def certificate_pdf(request: web.Request) -> web.Response:
+    async with sessionmaker(request).begin() as s:
+        user = user_of(request)
+        who = await _reader(request, s)
+        rid = _int(request.match_info.get("round_id"))
+        sid = _int(request.match_info.get("school_id"))
+        rnd = await store.get_round(s, rid) if rid is not None else None
+        if rnd is None or sid is None:
+            raise web.HTTPNotFound()
+        if not (
+            who.boards(rnd.agency_id) or (user.role == "coordinator" and user.school_id == sid)
+        ):
+            raise web.HTTPNotFound()
+        decision = (await store.latest_decisions(s, rnd.id)).get(sid)
+        if decision is None or decision.outcome == "not_yet":
+            raise web.HTTPNotFound()
+        school = await schools.get_school(s, sid)
+        agency = await store.get_agency(s, rnd.agency_id)
+    from backend.reporting.exports.certificate import certificate_pdf as make  # fpdf, segno
+
+    langs = [lang for lang in dict.fromkeys([*(school.languages or []), "en"])][:2]
+    body = make(
+        [texts(lang) for lang in langs],
+        school=school.name,
+        agency=agency.name,
+        round_name=rnd.name,
+        kind=rnd.kind,
+        outcome=decision.outcome,
+        conditions=decision.conditions,
+        valid_from=decision.valid_from,
+        valid_until=decision.valid_until,
+        url=verify_url(request, decision.token),
+    )
+    return web.Response(
+        body=body,
+        headers={
+            "Content-Type": "application/pdf",
+            "Content-Disposition": f'inline; filename="certificate-{school.slug}.pdf"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+async def verify_page(request: web.Request) -> web.Response:
+    """Public: the school, the level, the validity and the round of a certificate; nothing
+    else."""
+    token = request.match_info["token"]
+    found = None
+    if 20 <= len(token) <= 43 and token.isascii():
+        async with sessionmaker(request).begin() as s:
+            decision = await store.decision_by_token(s, token)
+            if decision is not None:
+                school = await schools.get_school(s, decision.school_id)
+                rnd = await store.get_round(s, decision.round_id)
+                found = {
+                    "school": school.name if school else "",
+                    "outcome": decision.outcome,
+                    "valid_from": decision.valid_from,
+                    "valid_until": decision.valid_until,
+                    "round": rnd.name if rnd else "",
+                    "kind": rnd.kind if rnd else "",
+                    "state": service.certificate_state(decision),
+                }
+    response = render(
+        request, "dashboard/verify.html", {"found": found}, status=200 if found else 404
+    )
+    response.headers["Content-Security-Policy"] = CSP
+    return response
+
+
+def routes() -> list[tuple[str, str, Any, str]]:
+    r = "/dashboard/rounds/{round_id:\\d+}"
+    sch = r + "/schools/{school_id:\\d+}"
+    c = "/dashboard/schools/{slug}/certification"
+    return [
+        ("GET", sch, review_page, "dash:review"),
+        ("POST", sch + "/indicators/{key}/rating", review_rate, "dash:review_rate"),
+        ("POST", sch + "/indicators/{key}/request", review_ask, "dash:review_ask"),
+        ("POST", sch + "/decision", review_decide, "dash:review_decide"),
+        ("GET", sch + "/certificate.pdf", certificate_pdf, "dash:certificate"),
+        ("GET", r + "/audit", audit_page, "dash:audit"),
+        ("GET", r + "/audit.{fmt:csv|xlsx}", audit_page, "dash:audit_export"),
+        ("GET", c, school_certification, "dash:school_certification"),
+        ("POST", c + "/submit", school_submit, "dash:school_submit"),
+        ("POST", c + "/requests/{request_id:\\d+}/answer", school_answer, "dash:school_answer"),
+        ("GET", "/verify/{token}", verify_page, "dash:verify"),
+    ]

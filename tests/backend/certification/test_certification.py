@@ -1,0 +1,412 @@
+"""Certification and accreditation: the migration, the pure rules (kappa, statuses), and a
+whole round on the app with each reader's reach."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from datetime import date, timedelta
+
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from backend.certification.kappa import weighted_kappa
+from backend.certification.service import certificate_state, school_status
+from backend.web import keys
+from storage import certification as store
+from storage import migrate
+from storage.db import create_engine
+from storage.models import Decision
+from tests.apptools import db_url_of, make_settings, running_app
+from tests.backend.certification.support import (
+    SECRET_REMARK,
+    SECRET_SELF,
+    latest,
+    logout,
+    set_up_round,
+    submit,
+)
+from tests.backend.dashboard.support import login, post_form
+from tests.storage.support import diff, drop_everything, table_names
+
+NEW_TABLES = {
+    "agency",
+    "agency_member",
+    "cert_round",
+    "round_school",
+    "submission",
+    "assignment",
+    "review_rating",
+    "evidence_request",
+    "decision",
+    "audit_event",
+}
+
+
+# --- pure -------------------------------------------------------------------------------
+
+
+def test_weighted_kappa_known_values():
+    # Perfect agreement, and a constant shift that quadratic weights penalise.
+    assert weighted_kappa([0, 1, 2, 3, 4], [0, 1, 2, 3, 4]) == pytest.approx(1.0)
+    # Worked by hand: a = [0,1,2,3], b = [1,2,3,4] (k = 5, weights (i-j)^2/16).
+    # Observed disagreement: 4 pairs x 1/16 = 0.25. Expected: sum over i in 0..3, j in 1..4
+    # of (i-j)^2/16 * 1/4 (each a_i with each b_j once) = 56/64 = 0.875.
+    # Kappa = 1 - 0.25/0.875 = 5/7.
+    assert weighted_kappa([0, 1, 2, 3], [1, 2, 3, 4]) == pytest.approx(5 / 7)
+    # Independent raters: kappa 0.
+    assert weighted_kappa([0, 0, 1, 1], [0, 1, 0, 1]) == pytest.approx(0.0)
+
+
+def test_weighted_kappa_matches_the_moment_formula():
+    """Quadratic weighted kappa = 2 cov(a, b) / (var a + var b + (mean a - mean b)^2)."""
+    a = [4, 3, 3, 2, 1, 0, 2, 4, 3, 1]
+    b = [4, 2, 3, 2, 2, 1, 2, 3, 3, 0]
+    n = len(a)
+    ma, mb = sum(a) / n, sum(b) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True)) / n
+    va = sum((x - ma) ** 2 for x in a) / n
+    vb = sum((y - mb) ** 2 for y in b) / n
+    assert weighted_kappa(a, b) == pytest.approx(2 * cov / (va + vb + (ma - mb) ** 2))
+
+
+def test_weighted_kappa_undefined_and_refused():
+    assert weighted_kappa([], []) is None
+    assert weighted_kappa([2, 2], [2, 2]) is None  # no variation at all: undefined
+    with pytest.raises(ValueError):
+        weighted_kappa([1], [1, 2])
+    with pytest.raises(ValueError):
+        weighted_kappa([5], [1])
+
+
+def test_school_status():
+    d, today = date(2027, 3, 1), date(2027, 2, 1)
+    late = d + timedelta(days=1)
+    kw = {"assigned": False, "decided": False, "deadline": d}
+    assert school_status(submitted=False, today=today, **kw) == "not_started"
+    assert school_status(submitted=False, today=late, **kw) == "overdue"
+    assert school_status(submitted=True, today=late, **kw) == "submitted"
+    kw["assigned"] = True
+    assert school_status(submitted=True, today=today, **kw) == "under_review"
+    kw["decided"] = True
+    assert school_status(submitted=True, today=today, **kw) == "decided"
+
+
+def test_certificate_state():
+    d = Decision(outcome="certified", valid_from=date(2027, 1, 1), valid_until=date(2029, 1, 1))
+    assert certificate_state(d, date(2028, 1, 1)) == "valid"
+    assert certificate_state(d, date(2029, 1, 2)) == "expired"
+    d.revoked_at = d.valid_from
+    assert certificate_state(d, date(2028, 1, 1)) == "revoked"
+    assert certificate_state(Decision(outcome="not_yet"), date(2028, 1, 1)) == "not_certified"
+
+
+# --- the migration -------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def empty_db_url(db_url: str):
+    await drop_everything(db_url)
+    yield db_url
+    await drop_everything(db_url)
+
+
+async def test_certification_migration_up_and_down(empty_db_url: str):
+    url = empty_db_url
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    ours = next(r for r in script.walk_revisions() if "certification" in r.path)
+    await migrate.upgrade(url)
+    assert await table_names(url) >= NEW_TABLES
+    assert await diff(url) == []
+    await migrate.downgrade(url, ours.down_revision)
+    assert not NEW_TABLES & await table_names(url)
+    await migrate.upgrade(url)
+    assert await diff(url) == []
+    if url.startswith("postgresql"):  # the trail is append-only in the database itself
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO audit_event (agency_id, actor, action, detail, at) "
+                        "VALUES (1, 'x', 'y', '{}', now())"
+                    )
+                )
+            for statement in ("UPDATE audit_event SET actor = 'z'", "DELETE FROM audit_event"):
+                with pytest.raises(DBAPIError, match="append-only"):
+                    async with engine.begin() as conn:
+                        await conn.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+
+# --- a round on the app ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(db_engine, tmp_path):
+    return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
+
+
+async def test_submission_is_frozen_gated_versioned_and_hashed(settings):
+    async with running_app(settings) as client:
+        sm = client.app[keys.SESSIONMAKER]
+        rnd = await set_up_round(client, sm)
+        assert (await login(client, "coord@south.example")).status == 303
+        page = await (await client.get("/dashboard/schools/south/certification")).text()
+        assert "Certification 2027" in page and "Other certification" in page
+        await submit(client, rnd)
+        (v1,) = await latest(sm, rnd.round_id, rnd.south.school_id)
+        assert v1.version == 1
+        assert v1.content_hash == hashlib.sha256(v1.snapshot.encode()).hexdigest()
+        snap = json.loads(v1.snapshot)
+        # Only what passed the gate: figures, no respondents' free text, no self notes.
+        assert SECRET_REMARK not in v1.snapshot and SECRET_SELF not in v1.snapshot
+        assert "comments" not in snap["report"]
+        ind = next(i for i in snap["report"]["indicators"] if i["key"] == rnd.key)
+        assert ind["self"] == 3 and ind["roles"]["learner"]["n"] == 5
+        assert ind["roles"]["learner"]["mean"] == pytest.approx(2.2)
+        assert snap["evidence"][0]["url"] == "https://example.org/plan"
+        # A new submission is a new version; the old one stays as it was.
+        await submit(client, rnd)
+        v2, old = await latest(sm, rnd.round_id, rnd.south.school_id)
+        assert (v2.version, old.version) == (2, 1)
+        assert old.snapshot == v1.snapshot and old.content_hash == v1.content_hash
+        page = await (await client.get("/dashboard/schools/south/certification")).text()
+        assert "version 2" in page and v1.content_hash[:16] in page
+        # Another school's coordinator cannot submit south's cycle.
+        await logout(client)
+        assert (await login(client, "coord@west.example")).status == 303
+        resp = await post_form(
+            client,
+            "/dashboard/schools/south/certification/submit",
+            {"round_id": rnd.round_id, "cycle_id": rnd.south.cycle_id},
+        )
+        assert resp.status == 404
+        assert len(await latest(sm, rnd.round_id, rnd.south.school_id)) == 2
+
+
+async def test_a_whole_round(settings):
+    async with running_app(settings) as client:
+        sm = client.app[keys.SESSIONMAKER]
+        rnd = await set_up_round(client, sm)
+        assert (await login(client, "coord@south.example")).status == 303
+        await submit(client, rnd)
+        await logout(client)
+
+        r = f"/dashboard/rounds/{rnd.round_id}"
+        review = f"{r}/schools/{rnd.south.school_id}"
+        assert (await login(client, "board@agency.example")).status == 303
+        page = await (await client.get(r)).text()
+        assert "South College" in page and "submitted" in page
+        async with sm.begin() as s:
+            ids = {u.email: u.id for _m, u in await store.list_members(s, rnd.agency_id)}
+        # Conflict: near@ works at north, in south's cluster (the round excludes it).
+        resp = await post_form(
+            client,
+            r + "/assign",
+            {"school_id": rnd.south.school_id, "assessor_id": ids["near@agency.example"]},
+            r,
+        )
+        assert resp.status == 303
+        assert "cluster" in await (await client.get(r)).text()
+        for email in ("a1@agency.example", "a2@agency.example"):
+            resp = await post_form(
+                client,
+                r + "/assign",
+                {"school_id": rnd.south.school_id, "assessor_id": ids[email]},
+                r,
+            )
+            assert resp.status == 303
+        async with sm.begin() as s:
+            assigned = {u.email for _a, u in await store.list_assignments(s, rnd.round_id)}
+        assert assigned == {"a1@agency.example", "a2@agency.example"}
+        await logout(client)
+
+        # Assessor 1 agrees; assessor 2 proposes 1 with a reason and asks for evidence.
+        assert (await login(client, "a1@agency.example")).status == 303
+        page = await (await client.get(review)).text()
+        assert "https://example.org/plan" in page and SECRET_REMARK not in page
+        assert SECRET_SELF not in page
+        resp = await post_form(
+            client, f"{review}/indicators/{rnd.key}/rating", {"verdict": "agree"}, review
+        )
+        assert resp.status == 303
+        await logout(client)
+        assert (await login(client, "a2@agency.example")).status == 303
+        no_reason = await post_form(
+            client,
+            f"{review}/indicators/{rnd.key}/rating",
+            {"verdict": "other", "value": "1"},
+            review,
+        )
+        assert no_reason.status == 303
+        assert "Give a reason" in await (await client.get(review)).text()
+        await post_form(
+            client,
+            f"{review}/indicators/{rnd.key}/rating",
+            {"verdict": "other", "value": "1", "reason": "Only one workshop found"},
+            review,
+        )
+        await post_form(
+            client,
+            f"{review}/indicators/{rnd.key}/request",
+            {"question": "Please add the workshop attendance lists"},
+            review,
+        )
+        await logout(client)
+
+        # The coordinator answers in the product.
+        assert (await login(client, "coord@south.example")).status == 303
+        page = await (await client.get("/dashboard/schools/south/certification")).text()
+        assert "Please add the workshop attendance lists" in page
+        async with sm.begin() as s:
+            (req,) = await store.list_requests(s, rnd.round_id, rnd.south.school_id)
+        answer = f"/dashboard/schools/south/certification/requests/{req.id}/answer"
+        resp = await post_form(
+            client,
+            answer,
+            {"answer": "Added to the portfolio under VL-1"},
+            "/dashboard/schools/south/certification",
+        )
+        assert resp.status == 303
+        await logout(client)
+
+        # The board: both side by side with their kappa, the request and its answer.
+        assert (await login(client, "board@agency.example")).status == 303
+        page = await (await client.get(review)).text()
+        assert "Weighted kappa" in page or "No agreement figure yet" in page
+        assert "Added to the portfolio under VL-1" in page
+        resp = await post_form(
+            client,
+            f"{review}/decision",
+            {
+                "outcome": "conditions",
+                "conditions": "Document the workshops",
+                "valid_from": "2027-01-01",
+                "valid_until": "2030-01-01",
+            },
+            review,
+        )
+        assert resp.status == 303
+        async with sm.begin() as s:
+            decision = (await store.latest_decisions(s, rnd.round_id))[rnd.south.school_id]
+        assert decision.outcome == "conditions"
+        assert "decided" in await (await client.get(r)).text()
+        # The overview and the audit trail, exported.
+        overview = await client.get(r + "/overview.csv")
+        assert overview.status == 200
+        rows = list(csv.reader(io.StringIO((await overview.read()).decode("utf-8-sig"))))
+        assert rows[1][0] == "South College" and rows[1][1] == "decided"
+        assert (await client.get(r + "/overview.xlsx")).status == 200
+        audit = await client.get(r + "/audit.csv")
+        text = (await audit.read()).decode("utf-8-sig")
+        actions = [row[2] for row in csv.reader(io.StringIO(text))][1:]
+        for action in (
+            "submission",
+            "assignment",
+            "rating",
+            "evidence_request",
+            "evidence_answer",
+            "decision",
+        ):
+            assert action in actions, action
+        assert "Only one workshop found" in text and "Added to the portfolio under VL-1" in text
+        await logout(client)
+
+        # The school sees the decision; the certificate and its verification page.
+        assert (await login(client, "coord@south.example")).status == 303
+        page = await (await client.get("/dashboard/schools/south/certification")).text()
+        assert "certified with conditions" in page and "Document the workshops" in page
+        pdf = await client.get(f"{review}/certificate.pdf")
+        assert pdf.status == 200 and (await pdf.read()).startswith(b"%PDF")
+        await logout(client)
+        verify = await (await client.get(f"/verify/{decision.token}")).text()
+        assert "South College" in verify and "Certification 2027" in verify
+        assert "Document the workshops" not in verify  # the public page shows no more
+        assert (await client.get("/verify/" + "x" * 32)).status == 404
+
+
+async def test_each_reader_reaches_only_what_its_role_may(settings):
+    async with running_app(settings) as client:
+        sm = client.app[keys.SESSIONMAKER]
+        rnd = await set_up_round(client, sm)
+        assert (await login(client, "coord@south.example")).status == 303
+        await submit(client, rnd)
+        await submit(client, rnd, rnd.other_round_id)
+        await logout(client)
+        assert (await login(client, "coord@west.example")).status == 303
+        await submit(client, rnd, slug="west")
+        await logout(client)
+        assert (await login(client, "board@agency.example")).status == 303
+        async with sm.begin() as s:
+            ids = {u.email: u.id for _m, u in await store.list_members(s, rnd.agency_id)}
+        r = f"/dashboard/rounds/{rnd.round_id}"
+        await post_form(
+            client,
+            r + "/assign",
+            {"school_id": rnd.south.school_id, "assessor_id": ids["a1@agency.example"]},
+            r,
+        )
+        await logout(client)
+
+        assert (await login(client, "a1@agency.example")).status == 303
+        c = f"/dashboard/cycles/{rnd.south.cycle_id}"
+        # No raw answers, no free text: none of the school's own pages or exports.
+        for path in (
+            c,
+            c + "/self-assessment",
+            c + f"/indicators/{rnd.key}",
+            c + "/export.json",
+            c + "/export.csv",
+            "/dashboard/schools/south",
+            "/dashboard/schools/south/certification",
+            f"/api/v1/cycles/{rnd.south.cycle_id}/report",
+        ):
+            assert (await client.get(path)).status in (401, 404), path
+        # Not another school of the same round (west: not assigned), not the board's pages.
+        assert (await client.get(f"{r}/schools/{rnd.west.school_id}")).status == 404
+        assert (await client.get(r + "/audit")).status == 404
+        assert (await client.get(r + "/overview.csv")).status == 404
+        assert (await client.get(f"/dashboard/agencies/{rnd.agency_id}")).status == 404
+        page = await (await client.get(r)).text()
+        assert "South College" in page and "West College" not in page
+        # Not another agency's round, school or page.
+        o = f"/dashboard/rounds/{rnd.other_round_id}"
+        for path in (
+            o,
+            f"{o}/schools/{rnd.south.school_id}",
+            f"/dashboard/agencies/{rnd.other_agency_id}",
+        ):
+            assert (await client.get(path)).status == 404, path
+        # Its own review page: figures, but no free text and no self notes.
+        page = await (await client.get(f"{r}/schools/{rnd.south.school_id}")).text()
+        assert SECRET_REMARK not in page and SECRET_SELF not in page
+        # It cannot decide nor assign.
+        resp = await post_form(
+            client,
+            f"{r}/schools/{rnd.south.school_id}/decision",
+            {"outcome": "certified", "valid_from": "2027-01-01", "valid_until": "2028-01-01"},
+            r,
+        )
+        assert resp.status == 403
+        resp = await post_form(
+            client,
+            r + "/assign",
+            {"school_id": rnd.west.school_id, "assessor_id": ids["a1@agency.example"]},
+            r,
+        )
+        assert resp.status == 403
+        await logout(client)
+        # The other agency's board does not see this agency's round.
+        assert (await login(client, "other-board@agency.example")).status == 303
+        assert (await client.get(r)).status == 404
+        assert (await client.get(f"{r}/schools/{rnd.south.school_id}")).status == 404
+        # A coordinator reaches no round page.
+        await logout(client)
+        assert (await login(client, "coord@south.example")).status == 303
+        assert (await client.get(r)).status == 404
