@@ -34,7 +34,7 @@ from backend.dashboard.evidence import evidence_dir, new_stored_name
 from backend.dashboard.passwords import hash_password
 from backend.web import keys
 from conversations.banks import load_banks
-from storage import responses, schools
+from storage import certification, responses, schools
 from tests.apptools import db_url_of, make_settings, running_app
 
 PASSWORD = "correct horse battery"
@@ -221,6 +221,7 @@ async def world(settings) -> AsyncIterator[World]:
             for cid in (data.cycle_id, data.old_cycle_id):
                 await fill_cycle_tables(sm, cid, mark)
             await own_cluster(sm, data.school_id, f"{data.slug} cluster {mark}")
+            await own_round(sm, data, mark)
         yield World(client, settings, a, b)
 
 
@@ -239,6 +240,49 @@ async def own_cluster(sm: Any, school_id: int, name: str) -> None:
         ).inserted_primary_key[0]
         await s.execute(
             insert(tables["cluster_member"]).values(cluster_id=cid, school_id=school_id)
+        )
+
+
+async def own_round(sm: Any, data: SchoolData, mark: str) -> None:
+    """An agency of the school's own with an accreditation round listing the school alone,
+    its submission, an evidence request and a decision (every text carries the mark)."""
+    async with sm.begin() as s:
+        agency = await certification.create_agency(s, f"Agency {data.slug} {mark}"[:200])
+        rnd = await certification.create_round(
+            s,
+            agency.id,
+            f"Round {mark}"[:200],
+            "accreditation",
+            datetime.now(UTC).date() + timedelta(days=30),
+            True,
+            [data.school_id],
+        )
+        snapshot = f'{{"school": "{data.slug} {mark}"}}'
+        await certification.add_submission(
+            s, rnd.id, data.school_id, data.cycle_id, snapshot, "0" * 64, data.user_id
+        )
+        await certification.ask_evidence(
+            s, rnd.id, data.school_id, "VL-1", f"question {mark}", data.user_id
+        )
+        await certification.add_decision(
+            s,
+            rnd.id,
+            data.school_id,
+            "conditions",
+            f"conditions {mark}",
+            datetime.now(UTC).date(),
+            datetime.now(UTC).date() + timedelta(days=365),
+            secrets.token_urlsafe(24),
+            data.user_id,
+        )
+        await certification.audit(
+            s,
+            agency.id,
+            None,
+            "submission",
+            round_id=rnd.id,
+            school_id=data.school_id,
+            detail={"note": mark},
         )
 
 

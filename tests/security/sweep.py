@@ -31,6 +31,7 @@ PUBLIC = {
     "api:openapi",
     "dash:logout",  # would end the sweep's session (tested in test_auth)
     "dash:token_replace",  # replaces only the caller's own token (test_dashboard), ending the sweep's
+    "dash:verify",  # a certificate's public page, found by its unguessable token
 }
 # The respondent's side opens a school's survey from its public invite code: that is the
 # point of an invite, not a leak. These routes are swept only for status codes.
@@ -74,6 +75,10 @@ FILTERS = {
 # --- routes, their parameters, a school's ids, every row ----------------------------------
 
 
+# A path parameter named apart from its table.
+ALIASES = {"request_id": "evidence_request", "round_id": "cert_round"}
+
+
 def params(route: Any) -> list[str]:
     info = route.resource.get_info() if route.resource else {}
     return re.findall(r"{(\w+)}", info.get("formatter", ""))
@@ -83,10 +88,23 @@ async def ids_in_table(w: World, param: str, school_id: int, cycles: list[int]) 
     """Ids for a path parameter `x_id` that belong to a school: the ids of a table named x
     (or x_...) with a cycle_id or school_id column, or the `x_id` column of such a table
     (`cluster_id` of cluster_member)."""
-    stem = param.removesuffix("_id")
+    stem = ALIASES.get(param, param.removesuffix("_id"))
     out: list[int] = []
     known = False
     async with w.sm() as s:
+        if param == "agency_id":  # above schools: the agencies whose rounds list the school
+            known = True
+            out += list(
+                (
+                    await s.execute(
+                        text(
+                            "SELECT r.agency_id FROM cert_round r JOIN round_school rs "
+                            "ON rs.round_id = r.id WHERE rs.school_id = :school"
+                        ),
+                        {"school": school_id},
+                    )
+                ).scalars()
+            )
         for t in Base.metadata.sorted_tables:
             if t.name == stem or t.name.startswith(stem + "_"):
                 col = t.c.id if "id" in t.c and param not in t.c else t.c[param]
