@@ -571,3 +571,15 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(40))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FormSubmission(Base):
+    """A dashboard form's one-time token, recorded when the form is first sent: a second POST
+    with the same token is answered with `location`, where the first one led (None while the
+    first is still being handled). `backend.dashboard.once` reads and writes it."""
+
+    __tablename__ = "form_submission"
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    location: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

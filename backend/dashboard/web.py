@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.dashboard import auth
+from backend.dashboard import auth, once
 from backend.i18n import N_, Texts, dashboard_languages, negotiate, texts
 from backend.reporting import releases
 from backend.web import keys
@@ -128,6 +128,10 @@ def render(
         "languages": [(code, tx.language_name(code)) for code in dashboard_languages()],
         "user": user,
         "csrf": sess.get("csrf", ""),
+        # {{ form_token() }}: the CSRF field and a one-time token (`once`), in every form
+        # that changes something.
+        "form_token": lambda: once.form_fields(sess.get("csrf", "")),
+        "submission_token": once.new_token,  # a multipart form's, in its action's query
         "flashes": flashes,
         "school_slug": request.get(R_SCHOOL),
         "here": route_name(request),
@@ -361,6 +365,21 @@ async def _api_user(request: web.Request) -> User:
     return user
 
 
+def _error_flashes(request: web.Request) -> int:
+    return sum(1 for category, _msg in session_of(request).get("flash", []) if category == "error")
+
+
+def _resent(request: web.Request, done: bool) -> None:
+    """Tell the reader that a form they sent again was not done twice."""
+    if done:
+        flash(request, _(request, "This form had been sent already: nothing was done twice."))
+    else:
+        flash(
+            request,
+            _(request, "This form is still being handled: reload the page in a moment."),
+        )
+
+
 @web.middleware
 async def session_middleware(request: web.Request, handler):
     """Load the signed session, check CSRF on POST, require a login where needed."""
@@ -388,6 +407,7 @@ async def session_middleware(request: web.Request, handler):
     request[R_USER] = user
     await _load_peers(request, user)
 
+    form: Any = None
     try:
         if request.method == "POST":
             if name in MULTIPART_ROUTES and request.content_type.startswith("multipart/"):
@@ -413,6 +433,23 @@ async def session_middleware(request: web.Request, handler):
                 login = login.with_query(next=target)
             response: web.StreamResponse = web.Response(
                 status=303, headers={"Location": str(login)}
+            )
+        elif (
+            request.method == "POST"
+            and user is not None
+            and name not in PUBLIC_ROUTES
+            and (token := once.token_of(request, form))
+        ):
+            # A form with a one-time token: done once, a resent one answered with the result.
+            errors = _error_flashes(request)
+            response = await once.run_once(
+                request,
+                handler,
+                sessionmaker(request),
+                user.id,
+                token,
+                _resent,
+                lambda r: _error_flashes(r) > errors,
             )
         else:
             response = await handler(request)
