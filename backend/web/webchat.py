@@ -141,7 +141,7 @@ def prompt_from_dict(d: Mapping[str, Any]) -> E.Prompt:
 
 
 def _prompt_view(
-    engine: E.Engine, state: Mapping[str, Any], p: E.Prompt, t: Translator
+    engine: E.Engine, state: Mapping[str, Any], p: E.Prompt, t: Translator, draft: str = ""
 ) -> dict[str, Any]:
     cur = p.current
     view: dict[str, Any] = {
@@ -192,11 +192,29 @@ def _prompt_view(
             low, high = format_number(t.lang, b.min), format_number(t.lang, b.max)
             view["hint"] = t("number.range", min=low, max=high)
     elif p.expects == "text":
+        # No maxlength on the box: a longer paste is kept whole, the counter says how much
+        # too long it is, and a refused answer comes back in the box (`draft`).
         max_length = question.max_length if question is not None else 1000
+        shown_max = format_number(t.lang, max_length)
         view["input_label"] = t("question.type_text")
         view["max_length"] = max_length
-        view["counter"] = t("web.chars", count=0, max=max_length)
-        view["counter_template"] = t("web.chars", count="{count}", max=max_length)
+        view["value"] = draft
+        over = len(draft) - max_length
+        if over > 0:
+            view["counter"] = t(
+                "web.chars_over",
+                count=format_number(t.lang, len(draft)),
+                max=shown_max,
+                over=format_number(t.lang, over),
+            )
+        else:
+            view["counter"] = t("web.chars", count=format_number(t.lang, len(draft)), max=shown_max)
+        view["counter_over"] = over > 0
+        view["counter_template"] = t("web.chars", count="{count}", max=shown_max)
+        view["counter_over_template"] = t(
+            "web.chars_over", count="{count}", max=shown_max, over="{over}"
+        )
+        view["too_long_template"] = t("text.too_long", length="{count}", max=shown_max)
     return view
 
 
@@ -207,13 +225,18 @@ def _page_context(
     *,
     mode: str,
     cookie_value: str = "",
+    draft: str = "",
 ) -> dict[str, Any]:
+    """The page's context; `draft`: text the last post sent that was refused (shown again in
+    the box of the card that asks for it, so that nothing typed is lost)."""
     engine: E.Engine = request.app[keys.SURVEY_ENGINE]
     t = engine.t(state)
     if not state.get("stage") and (not prompts or prompts[-1].text == t("start.no_code")):
         # A visitor with no invite behind them (the engine's text speaks of t.me links).
         prompts = (*prompts[:-1], E.Prompt("info", t("web.no_survey"), final=True))
-    views = [_prompt_view(engine, state, p, t) for p in prompts]
+    views = [_prompt_view(engine, state, p, t) for p in prompts[:-1]]
+    if prompts:
+        views.append(_prompt_view(engine, state, prompts[-1], t, draft))
     stage = state.get("stage")
     langs = (state.get("inv") or {}).get("langs") or []
     return {
@@ -382,21 +405,41 @@ def _flash_key(subject: str) -> SessionKey:
     return SessionKey("webflash", subject)
 
 
-async def _flash_save(request: web.Request, subject: str, prompts: tuple[E.Prompt, ...]) -> None:
+async def _flash_save(
+    request: web.Request, subject: str, prompts: tuple[E.Prompt, ...], draft: str = ""
+) -> None:
     store = request.app[keys.SESSION_STORE]
-    await store.save(_flash_key(subject), {"p": [prompt_to_dict(p) for p in prompts]}, FLASH_TTL)
+    data: dict[str, Any] = {"p": [prompt_to_dict(p) for p in prompts]}
+    if draft:
+        data["d"] = draft  # refused text, back in the box after the redirect (FLASH_TTL)
+    await store.save(_flash_key(subject), data, FLASH_TTL)
 
 
-async def _flash_pop(request: web.Request, subject: str) -> tuple[E.Prompt, ...] | None:
+async def _flash_pop(request: web.Request, subject: str) -> tuple[tuple[E.Prompt, ...] | None, str]:
+    """The flashed prompts (None: nothing flashed) and the refused text that rode along."""
     store = request.app[keys.SESSION_STORE]
     data = await store.load(_flash_key(subject))
     if data is None:
-        return None
+        return None, ""
     await store.delete(_flash_key(subject))
+    draft = data.get("d") if isinstance(data.get("d"), str) else ""
     try:
-        return tuple(prompt_from_dict(d) for d in data.get("p", ())) or None
+        return tuple(prompt_from_dict(d) for d in data.get("p", ())) or None, draft
     except (KeyError, TypeError):
-        return None
+        return None, ""
+
+
+def refused_text(fields: Mapping[str, str], step: E.Step) -> str:
+    """The typed text of a post the engine refused (too long, say): the card asks the same
+    question again with a notice, and the box gets the text back instead of coming back empty."""
+    text = fields.get("text")
+    if not text or step.changed or not step.prompts:
+        return ""
+    card = step.prompts[-1]
+    asked = (fields.get("question_id") or "").strip()
+    if card.expects != "text" or not card.notice or (asked and asked != card.question_id):
+        return ""
+    return text
 
 
 # -- web views -----------------------------------------------------------------------
@@ -423,10 +466,10 @@ async def chat_view(request: web.Request) -> web.StreamResponse:
         ctx = _page_context(request, {}, (), mode="web", cookie_value=value)
     else:
         subject = runner.subject("web", value)
-        flashed = await _flash_pop(request, subject)
+        flashed, draft = await _flash_pop(request, subject)
         state = await runner.load_state(subject)
         prompts = flashed or runner.engine.render(state).prompts
-        ctx = _page_context(request, state, prompts, mode="web", cookie_value=value)
+        ctx = _page_context(request, state, prompts, mode="web", cookie_value=value, draft=draft)
     response = aiohttp_jinja2.render_template("webchat/chat.html", request, ctx)
     _set_cookie(request, response, value)
     return response
@@ -447,14 +490,20 @@ async def chat_post(request: web.Request) -> web.StreamResponse:
         outcome = await runner.current(subject)
     else:
         outcome = await runner.handle(subject, event, channel="web", web=_web_origin(request))
+    draft = refused_text(fields, outcome.step)
     if _wants_json(request):
         ctx = _page_context(
-            request, outcome.step.state, outcome.step.prompts, mode="web", cookie_value=value
+            request,
+            outcome.step.state,
+            outcome.step.prompts,
+            mode="web",
+            cookie_value=value,
+            draft=draft,
         )
         response = web.json_response(_render_fragment(request, ctx))
         _set_cookie(request, response, value)  # every answer renews the place
         return response
-    await _flash_save(request, subject, outcome.step.prompts)
+    await _flash_save(request, subject, outcome.step.prompts, draft)
     redirect = web.HTTPSeeOther(str(request.app.router["webchat.chat"].url_for()))
     _set_cookie(request, redirect, value)
     raise redirect
@@ -635,9 +684,12 @@ def _miniapp_subject(request: web.Request) -> tuple[str, dict[str, Any]]:
 
 
 async def _miniapp_json(
-    request: web.Request, state: Mapping[str, Any], prompts: tuple[E.Prompt, ...]
+    request: web.Request,
+    state: Mapping[str, Any],
+    prompts: tuple[E.Prompt, ...],
+    draft: str = "",
 ) -> web.Response:
-    ctx = _page_context(request, state, prompts, mode="app")
+    ctx = _page_context(request, state, prompts, mode="app", draft=draft)
     body = _render_fragment(request, ctx)
     body["prompts"] = [prompt_to_dict(p) for p in prompts]
     return web.json_response(body)
@@ -677,7 +729,8 @@ async def miniapp_answer(request: web.Request) -> web.Response:
         outcome = await runner.current(subject)
     else:
         outcome = await runner.handle(subject, event, channel="miniapp")
-    return await _miniapp_json(request, outcome.step.state, outcome.step.prompts)
+    draft = refused_text(fields, outcome.step)
+    return await _miniapp_json(request, outcome.step.state, outcome.step.prompts, draft)
 
 
 # -- headers and setup ------------------------------------------------------------------

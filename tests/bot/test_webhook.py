@@ -480,3 +480,27 @@ async def test_a_nul_in_a_typed_answer_is_dropped_not_an_error(bench):
     assert given.get(qid) == "More visits"
     state = await bench.survey.load_state(bench.subject(user))
     assert state.get("pos") != qid
+
+
+async def test_a_too_long_message_gets_a_clear_reply_and_nothing_is_taken(bench):
+    """A message longer than the answer may be (Telegram takes 4,096 characters in one
+    message): a reply says it was not saved, the limit and what to do; the card comes back
+    below it, at the same question; nothing is stored. A shorter one then goes through."""
+    tg, fake = bench.tg, bench.fake
+    user, qid = await walk_to_text_question(bench)
+    long_text = ("Work placements in real companies, please. " * 100)[:4_095] + "!"
+    assert await tg.send(user, long_text) == [200]
+    await tg.settle(user)
+    reply = fake.last(user.id).text
+    assert reply.startswith(
+        "⚠️ Not saved: your answer has 4,096 characters, and this question takes at most "
+        "1,000. Please shorten it and send it again."
+    )
+    state = await bench.survey.load_state(bench.subject(user))
+    assert state["pos"] == qid and qid not in state["ans"]
+    _status, given = await stored(bench, user)
+    assert qid not in given
+    assert await tg.send(user, long_text[:900]) == [200]
+    await tg.settle(user)
+    _status, given = await stored(bench, user)
+    assert given.get(qid) == long_text[:900].strip()

@@ -66,7 +66,7 @@ async def take_survey(page: Any, shots, prefix: str, *, js: bool) -> int:
             await page.locator("textarea").fill(COMMENT)
             if js:  # the character counter follows the typing
                 assert (
-                    f"{len(COMMENT)} of 1000" in await page.locator("#answer-counter").inner_text()
+                    f"{len(COMMENT)} of 1,000" in await page.locator("#answer-counter").inner_text()
                 )
             await page.screenshot(path=shots / f"{prefix}-4-comment.png")
             await page.get_by_role("button", name="Send").click()
@@ -242,4 +242,63 @@ async def test_a_shared_phone_forgets_the_survey(browser, sqlite_settings, scree
             statuses = (await s.execute(select(Response.status))).scalars().all()
         assert sorted(statuses) == ["completed", "in_progress"]  # both people's answers kept
         await ctx.close()
+    assert_clean(found)
+
+
+async def _to_the_comment(page: Any) -> None:
+    for _ in range(60):
+        if await page.locator("#card textarea").count():
+            return
+        label = await page.locator("#progress-label").inner_text()
+        await page.locator("#card form.choices button").first.click()
+        await page.locator("#progress-label", has_text=label).wait_for(state="detached")
+    raise AssertionError("no free-text question")
+
+
+async def test_a_long_paste_is_kept_whole_and_the_limit_said(browser, sqlite_settings, screenshots):
+    """10,000 characters pasted into the comment box: nothing is cut; the counter says how
+    many too many; Send says why it cannot be taken and leaves the text in the box. Without
+    JavaScript the server refuses it and the page comes back with the text in the box."""
+    from tests.browser.a11y import assert_clean, check_a11y
+
+    found: list[str] = []
+    long_text = ("We need more visits to companies and real projects. " * 200)[:9_999] + "!"
+    async with serve_app(sqlite_settings) as (base, app):
+        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
+        for js in (True, False):
+            ctx = await phone_context(browser, js=js)
+            page = await ctx.new_page()
+            watch = Watch(page, base)
+            await page.goto(f"{base}/s/{seeded.invites['learner']}")
+            await page.get_by_role("button", name="Yes, I agree").click()
+            await page.locator("#card progress").wait_for()
+            await _to_the_comment(page)
+            box = page.locator("#answer")
+            await box.fill(long_text)  # as a paste: the whole value at once
+            assert await box.input_value() == long_text  # not cut to 1,000
+            if js:
+                counter = page.locator("#answer-counter")
+                assert await counter.inner_text() == "10,000 of 1,000 characters: 9,000 too many"
+            await page.get_by_role("button", name="Send").click()
+            notice = page.get_by_role("alert")
+            await notice.wait_for()
+            assert "Not saved" in await notice.inner_text()
+            assert "at most 1,000" in await notice.inner_text()
+            assert await page.locator("#answer").input_value() == long_text
+            assert await page.locator("#answer").get_attribute("aria-invalid") == "true"
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, width
+            name = "js" if js else "nojs"
+            await page.screenshot(path=screenshots / f"long-text-{name}.png")
+            if js:  # axe runs as a script: not in a page without JavaScript
+                await check_a11y(page, "chat-long-text", screenshots, found)
+            async with app[keys.SESSIONMAKER]() as s:
+                comments = (await s.execute(select(func.count()).select_from(Comment))).scalar_one()
+            assert comments == (0 if js else 1)  # only the first person's shortened answer
+            # Shortened in the box, it goes through.
+            await page.locator("#answer").fill(long_text[:800])
+            await page.get_by_role("button", name="Send").click()
+            await page.get_by_text("Thank you! Your answers are saved.").wait_for()
+            watch.check()
+            await ctx.close()
     assert_clean(found)

@@ -23,18 +23,54 @@
     }
   }
 
+  function formatCount(n) {
+    try {
+      return n.toLocaleString(document.documentElement.lang || undefined);
+    } catch (e) {
+      return String(n);
+    }
+  }
+
+  // The box takes any length (no maxlength: a paste is never cut); the counter says how
+  // many characters there are, and how many too many.
+  function counterText(counter, length) {
+    var max = parseInt(counter.getAttribute("data-max"), 10) || 0;
+    var over = max ? length - max : 0;
+    var template = over > 0 ? counter.getAttribute("data-over-template") : null;
+    template = template || counter.getAttribute("data-template") || "{count}";
+    counter.classList.toggle("is-over", over > 0);
+    return template.replace("{count}", formatCount(length)).replace("{over}", formatCount(over));
+  }
+
   function setupCounters() {
     var areas = root.querySelectorAll("textarea[data-counter]");
     Array.prototype.forEach.call(areas, function (area) {
       var counter = document.getElementById(area.getAttribute("data-counter"));
       if (!counter) { return; }
-      var template = counter.getAttribute("data-template") || "{count}";
       var update = function () {
-        counter.textContent = template.replace("{count}", String(area.value.length));
+        counter.textContent = counterText(counter, area.value.length);
       };
       area.addEventListener("input", update);
       update();
     });
+  }
+
+  // Too long to be taken: say so here and send nothing (the text stays in the box).
+  function refuseTooLong(form) {
+    var area = form.querySelector("textarea[data-counter]");
+    var counter = area && document.getElementById(area.getAttribute("data-counter"));
+    if (!counter) { return false; }
+    var max = parseInt(counter.getAttribute("data-max"), 10) || 0;
+    if (!max || area.value.trim().length <= max) { return false; }
+    var template = counter.getAttribute("data-too-long") || "";
+    showError(template.replace("{count}", formatCount(area.value.trim().length)));
+    area.setAttribute("aria-invalid", "true");
+    var describedBy = area.getAttribute("aria-describedby") || "";
+    if (describedBy.indexOf("card-notice") < 0) {
+      area.setAttribute("aria-describedby", ("card-notice " + describedBy).trim());
+    }
+    area.focus();
+    return true;
   }
 
   function swap(data, focus) {
@@ -67,6 +103,7 @@
     }
     var p = document.createElement("p");
     p.className = "notice";
+    p.id = "card-notice";
     p.setAttribute("role", "alert");
     p.textContent = message;
     area.innerHTML = "";
@@ -123,6 +160,7 @@
     event.preventDefault();
     if (busy) { return; }
     var submitter = event.submitter || null;
+    if (form.classList.contains("typed") && refuseTooLong(form)) { return; }
     var request;
     if (mode === "app") {
       var fields = {};

@@ -607,3 +607,52 @@ async def test_a_nul_in_an_answer_is_refused_in_the_respondents_language(app_cli
         await user.get("/chat")
         assert user.question_id() == qid
     assert await count(sm, Comment) == 0
+
+
+async def _to_the_comment(user) -> str:
+    """Tap through to the free-text question; its id."""
+    for _ in range(60):
+        if user.has_typed_input():
+            return user.question_id()
+        await user.tap(first_choice(user))
+    raise AssertionError("no free-text question")
+
+
+async def test_a_too_long_answer_comes_back_in_the_box_with_the_limit(app_client):
+    """10,000 characters pasted into a 1,000-character answer: the box does not cut it
+    (no maxlength), the server refuses it with a notice that says the limit, and the text
+    is back in the box (without JavaScript across the redirect, and in the fetch answer):
+    nothing typed is thrown away. Nothing is stored until it fits."""
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner"])
+    long_text = ("Career days with employers, please. " * 300)[:9_999] + "!"
+    async with web_user(app_client) as user:
+        await user.get(f"/s/{seeded.invites['learner']}")
+        await user.tap(E.YES)
+        qid = await _to_the_comment(user)
+        assert "maxlength" not in user.html  # a paste is never cut in the box
+        assert "0 of 1,000 characters" in user.text()
+        await user.type(long_text)
+        assert user.status == 200 and user.question_id() == qid
+        notice = T("text.too_long", length="10,000", max="1,000")
+        assert notice.startswith("Not saved") and notice in user.text()
+        area = re.search(r"<textarea[^>]*>\n?(.*?)</textarea>", user.html, re.S)
+        assert area is not None and area.group(1) == long_text
+        assert "10,000 of 1,000 characters: 9,000 too many" in user.text()
+        assert await count(sm, Comment) == 0
+        # A reload later: the box is empty again (the refused text rode one redirect only).
+        await user.get("/chat")
+        assert re.search(r"<textarea[^>]*>\n?</textarea>", user.html)
+        # The same through fetch (JSON): the card that comes back holds the text.
+        form = next(f for f in user.forms() if f.typed)
+        async with user.session.post(
+            user.client.make_url("/chat"),
+            data={**form.hidden, "text": long_text},
+            headers={"Accept": "application/json"},
+        ) as r:
+            html = (await r.json())["html"]
+        assert notice in html and long_text in html
+        await user.type(long_text[:900])
+        assert T("done.text").split("\n")[0] in user.html.replace("&#39;", "'")
+    async with sm() as s:
+        assert (await s.execute(select(Comment.text))).scalar_one() == long_text[:900].strip()
