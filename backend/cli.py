@@ -578,6 +578,10 @@ def demo_banner_logins(base: str, info: dict[str, Any]) -> str:
     ]
     if info.get("peer_email"):
         rows.append((info["peer_email"], "peer reviewer from a neighbour school"))
+    if info.get("board_email"):
+        rows.append((info["board_email"], "certification board: the round, decisions, audit"))
+    for email in info.get("assessor_emails", []):
+        rows.append((email, "assessor: reviews the demo school's submission"))
     lines = [f"  Dashboard:   {base}/login   (password for every login: {password})"]
     lines += [f"               {email:<26} {what}" for email, what in rows]
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.certification import service
 from backend.dashboard.passwords import hash_password
 from backend.reporting import releases
 from conversations.banks import Bank, load_banks
@@ -24,7 +25,7 @@ from conversations.identity import subject_hash
 from conversations.model import ExcellenceModel, load_model
 from conversations.roles import Role
 from conversations.scales import AnswerKind
-from storage import responses, schools
+from storage import certification, responses, schools
 from storage.clusters import add_cluster_member, create_cluster
 from storage.db import create_engine, make_sessionmaker
 from storage.migrate import upgrade
@@ -37,6 +38,11 @@ DEMO_PASSWORD = "demo-password"  # noqa: S105 - the public demo login, printed b
 DEMO_LABEL = "Demo shared link"
 PEER_EMAIL = "peer@demo.school"  # a peer reviewer from a neighbour school, reads the demo school
 DEMO_CLUSTER = "Demo cluster"
+# Certification (the model's mode of use b): an agency, its board and two assessors, and an
+# open round to which the demo school has submitted its current cycle.
+DEMO_AGENCY = "National Career Guidance Quality Agency"
+BOARD_EMAIL = "board@demo.agency"
+ASSESSOR_EMAILS = ("assessor1@demo.agency", "assessor2@demo.agency")
 # The neighbour schools: slug, name, how kindly the truth treats them, share of the sample.
 NEIGHBOURS = (
     ("riverside", "Riverside Vocational School", 0.4, 0.5),
@@ -117,6 +123,10 @@ async def prepare_demo(settings: Any, reset: bool = False) -> dict[str, Any]:
                     if inv.label == DEMO_LABEL and inv.revoked_at is None:
                         codes.setdefault(inv.role, inv.code)
         await releases.refresh(sm)  # the sample answers' figures, as the rule releases them
+        async with sm.begin() as s:
+            # After the release: the submission freezes the figures the gate lets through.
+            if await certification.agency_by_name(s, DEMO_AGENCY) is None:
+                await seed_agency(s, school.id)
     finally:
         await engine.dispose()
     ordered = {r.value: codes[r.value] for r in Role if r.value in codes}
@@ -124,6 +134,8 @@ async def prepare_demo(settings: Any, reset: bool = False) -> dict[str, Any]:
         "email": DEMO_EMAIL,
         "admin_email": ADMIN_EMAIL,
         "peer_email": PEER_EMAIL,
+        "board_email": BOARD_EMAIL,
+        "assessor_emails": list(ASSESSOR_EMAILS),
         "password": DEMO_PASSWORD,
         "codes": ordered,
     }
@@ -208,6 +220,37 @@ async def seed_cluster(
         )
         stamp = now - timedelta(days=6)
         await _sample_cycle(s, secret_key, engine, banks, model, cycle, truth, share, stamp, rng)
+
+
+async def seed_agency(s: AsyncSession, demo_school_id: int) -> None:
+    """The agency with its board member and two assessors, an open certification round
+    (no assessor from the school's cluster), the demo school's submission of its current
+    cycle and both assessors assigned to it: the assessor's and the board's side to see."""
+    pw = hash_password(DEMO_PASSWORD)
+    agency = await certification.create_agency(s, DEMO_AGENCY)
+    board = await schools.create_user(s, None, BOARD_EMAIL, pw, "board")
+    await certification.add_member(s, agency.id, board.id, "board", None)
+    assessors = []
+    for email in ASSESSOR_EMAILS:
+        user = await schools.create_user(s, None, email, pw, "assessor")
+        await certification.add_member(s, agency.id, user.id, "assessor", None)
+        assessors.append(user)
+    now = datetime.now(UTC)
+    rnd = await certification.create_round(
+        s,
+        agency.id,
+        f"Certification {_rounds(now)[1]}",
+        "certification",
+        (now + timedelta(days=60)).date(),
+        True,
+    )
+    coordinator = await schools.get_user_by_email(s, DEMO_EMAIL)
+    cycle = await schools.current_cycle(s, demo_school_id)
+    assert coordinator is not None and cycle is not None
+    await service.submit(s, await service.reader(s, coordinator), rnd, cycle, load_model())
+    who = await service.reader(s, board)
+    for user in assessors:
+        await service.assign(s, who, rnd, demo_school_id, user.id)
 
 
 async def _sample_cycle(

@@ -31,7 +31,7 @@ from backend.web.links import invite_links, public_base
 from conversations import i18n as conv_i18n
 from conversations.model import load_model
 from conversations.roles import ROLES, Role
-from storage import responses, schools
+from storage import certification, responses, schools
 from storage.models import Cycle, Invite
 from storage.reminders import AnnouncementRefused, create_announcement
 from storage.responses import get_invite
@@ -85,6 +85,11 @@ async def school_page(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         school = await school_for(request, s, request.match_info["slug"])
         cycles = await schools.list_cycles(s, school.id)
+        # The board's newest decision per round: the school is told here, on its dashboard.
+        decided: dict[int, Any] = {}
+        for d in await certification.decisions_of_school(s, school.id):
+            decided.setdefault(d.round_id, d)
+        rounds = {r.id: r for r in await certification.rounds_of_school(s, school.id)}
     request[R_SCHOOL] = school.slug
     versions = model_versions(cycles)
     return render(
@@ -93,6 +98,7 @@ async def school_page(request: web.Request) -> web.Response:
         {
             "school": school,
             "cycles": cycles,
+            "decisions": [(rounds[rid], d) for rid, d in decided.items() if rid in rounds],
             "roles": _roles(texts_of(request)),
             "model_version": versions[0],
             "model_versions": versions,

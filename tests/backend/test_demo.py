@@ -8,6 +8,9 @@ from pathlib import Path
 from backend.cli import demo_banner_logins
 from backend.demo import (
     ADMIN_EMAIL,
+    ASSESSOR_EMAILS,
+    BOARD_EMAIL,
+    DEMO_AGENCY,
     DEMO_EMAIL,
     DEMO_NAME,
     DEMO_PASSWORD,
@@ -18,7 +21,7 @@ from backend.demo import (
 from backend.reporting.report import build_report
 from backend.web import keys
 from conversations.model import load_model
-from storage import schools
+from storage import certification, schools
 from storage.clusters import cluster_schools, list_clusters
 from storage.db import create_engine, make_sessionmaker
 from tests.apptools import make_settings, running_app
@@ -84,6 +87,26 @@ async def test_demo_seeds_a_cluster_of_three_schools_and_a_peer_reviewer(tmp_pat
         await post_form(client, "/logout", {})
         # And the admin login works.
         assert (await login(client, info["admin_email"], info["password"])).status == 303
+        await post_form(client, "/logout", {})
+        # Certification: the board sees the open round with the demo school submitted and
+        # under review; an assessor sees the school's submission to review.
+        async with sm() as s:
+            (agency,) = await certification.list_agencies(s)
+            (rnd,) = await certification.list_rounds(s, agency.id)
+            (sub,) = (await certification.latest_submissions(s, rnd.id)).values()
+        assert agency.name == DEMO_AGENCY and rnd.status == "open" and rnd.exclude_cluster
+        assert (await login(client, info["board_email"], info["password"])).status == 303
+        resp = await client.get("/dashboard", allow_redirects=True)
+        assert rnd.name in await resp.text()
+        page = await (await client.get(f"/dashboard/rounds/{rnd.id}")).text()
+        assert DEMO_NAME in page and "under review" in page
+        await post_form(client, "/logout", {})
+        assessor = info["assessor_emails"][0]
+        assert (await login(client, assessor, info["password"])).status == 303
+        page = await (
+            await client.get(f"/dashboard/rounds/{rnd.id}/schools/{sub.school_id}")
+        ).text()
+        assert "I agree with the school's rating" in page
 
 
 def test_demo_banner_prints_every_login():
@@ -91,11 +114,21 @@ def test_demo_banner_prints_every_login():
         "email": DEMO_EMAIL,
         "admin_email": ADMIN_EMAIL,
         "peer_email": PEER_EMAIL,
+        "board_email": BOARD_EMAIL,
+        "assessor_emails": list(ASSESSOR_EMAILS),
         "password": DEMO_PASSWORD,
         "codes": {},
     }
     banner = demo_banner_logins("http://127.0.0.1:8080", info)
-    for needle in (DEMO_EMAIL, ADMIN_EMAIL, PEER_EMAIL, DEMO_PASSWORD, "/login"):
+    for needle in (
+        DEMO_EMAIL,
+        ADMIN_EMAIL,
+        PEER_EMAIL,
+        BOARD_EMAIL,
+        *ASSESSOR_EMAILS,
+        DEMO_PASSWORD,
+        "/login",
+    ):
         assert needle in banner
 
 

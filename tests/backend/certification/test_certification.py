@@ -322,6 +322,8 @@ async def test_a_whole_round(settings):
         assert (await login(client, "coord@south.example")).status == 303
         page = await (await client.get("/dashboard/schools/south/certification")).text()
         assert "certified with conditions" in page and "Document the workshops" in page
+        home = await (await client.get("/dashboard/schools/south")).text()
+        assert "Certification 2027: certified with conditions." in home
         pdf = await client.get(f"{review}/certificate.pdf")
         assert pdf.status == 200 and (await pdf.read()).startswith(b"%PDF")
         await logout(client)
