@@ -378,6 +378,31 @@ async def question_indicators(
     return out
 
 
+async def released_people(s: AsyncSession, cycle_id: int) -> dict[tuple[str, str], int]:
+    """(indicator key, role) -> how many people the released units of the indicator's scale
+    questions come from (one person answering two of its questions counts once)."""
+    return {
+        (key, role): int(n)
+        for key, role, n in await s.execute(
+            select(
+                QuestionMap.indicator_key,
+                Response.role,
+                func.count(func.distinct(ReleaseUnit.response_id)),
+            )
+            .join(Response, Response.id == ReleaseUnit.response_id)
+            .join(
+                QuestionMap,
+                and_(
+                    QuestionMap.bank_tag == Response.bank_tag,
+                    QuestionMap.question_id == ReleaseUnit.question_id,
+                ),
+            )
+            .where(ReleaseUnit.cycle_id == cycle_id)
+            .group_by(QuestionMap.indicator_key, Response.role)
+        )
+    }
+
+
 async def released_texts(s: AsyncSession, cycle_id: int) -> dict[tuple[str, str], list[str]]:
     """(role, question) -> the free texts the current releases show (an erased respondent's
     text has left with their response)."""

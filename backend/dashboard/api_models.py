@@ -343,11 +343,16 @@ class Group(_Output):
     """One group's released answers to one indicator, as the anonymity rules let them be shown."""
 
     n: int = Field(description="Scored answers released (the distribution's total).")
+    respondents: int = Field(
+        description="People behind the released answers, each once (two questions: n may be"
+        " up to twice this)."
+    )
+    questions: int = Field(description="How many of the group's questions the answers are to.")
     mean: float | None = Field(description="Null below the anonymity threshold.")
     distribution: dict[str, int] | None = Field(description="Answers per scale point.")
     na: int | None = Field(description="'Not applicable' answers, counted apart.")
     skipped: int | None
-    suppressed: bool = Field(description="Released, but too few scored answers to show.")
+    suppressed: bool = Field(description="Released, but too few scored answers or people to show.")
 
 
 class Agreement(_Output):

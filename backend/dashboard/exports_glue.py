@@ -86,7 +86,7 @@ def _chart_text(report: dict[str, Any], chart: dict[str, Any], tx: Texts) -> dic
             tx.gettext("Group"),
             tx.gettext("Self"),
             tx.gettext("Group mean"),
-            tx.gettext("n"),
+            tx.gettext("Respondents"),
             tx.gettext("Gap"),
             tx.gettext("Reading"),
         ]
@@ -96,7 +96,7 @@ def _chart_text(report: dict[str, Any], chart: dict[str, Any], tx: Texts) -> dic
                 reading.role_label(g["role"], short=False, tx=tx),
                 reading.fmt_value(g["self"], 2, tx),
                 reading.fmt_fixed(g["mean"], 2, tx),
-                tx.number(g["n"]),
+                tx.number(g["respondents"]),
                 reading.fmt_signed(g["gap"], 2, tx),
                 tx.label("flag", g["flag"]),
             ]

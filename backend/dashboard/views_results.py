@@ -82,6 +82,7 @@ def _heat_rows(report: dict[str, Any], roles: list[str], tx: Texts) -> list[dict
         for r in roles:
             g = ind["roles"][r]
             group = tx.label("short group", r)
+            counts = reading.group_counts(g, tx) if g["n"] or g.get("respondents") else ""
             if g["n"] == 0:
                 cells.append(
                     {"kind": "empty", "title": tx.gettext("%(group)s: no answers", group=group)}
@@ -90,27 +91,30 @@ def _heat_rows(report: dict[str, Any], roles: list[str], tx: Texts) -> list[dict
                 cells.append(
                     {
                         "kind": "suppressed",
-                        "n": g["n"],
+                        "n": g.get("respondents") or g["n"],
                         "title": tx.gettext(
-                            "%(group)s: n=%(n)s, below the anonymity threshold of %(threshold)s",
+                            "%(group)s: %(counts)s, below the anonymity threshold of %(threshold)s",
                             group=group,
-                            n=tx.number(g["n"]),
+                            counts=counts,
                             threshold=threshold,
                         ),
                     }
                 )
             else:
-                mean, n, gap = tx.number(g["mean"], 2), tx.number(g["n"]), ind["gap"][r]
+                mean, gap = tx.number(g["mean"], 2), ind["gap"][r]
                 if gap is None:
                     title = tx.gettext(
-                        "%(group)s: mean %(mean)s of 4, n=%(n)s", group=group, mean=mean, n=n
+                        "%(group)s: mean %(mean)s of 4 (%(counts)s)",
+                        group=group,
+                        mean=mean,
+                        counts=counts,
                     )
                 else:
                     title = tx.gettext(
-                        "%(group)s: mean %(mean)s of 4, n=%(n)s, gap %(gap)s",
+                        "%(group)s: mean %(mean)s of 4 (%(counts)s), gap %(gap)s",
                         group=group,
                         mean=mean,
-                        n=n,
+                        counts=counts,
                         gap=signed(tx, gap),
                     )
                 cells.append(
@@ -123,8 +127,30 @@ def _heat_rows(report: dict[str, Any], roles: list[str], tx: Texts) -> list[dict
                         "title": title,
                     }
                 )
-        rows.append({"ind": ind, "cells": cells, "self_style": cell_style(_num(ind))})
+        rows.append(
+            {
+                "ind": ind,
+                "cells": cells,
+                "self": _num(ind),
+                "self_style": cell_style(_num(ind)),
+                "self_title": _self_title(ind, tx),
+            }
+        )
     return rows
+
+
+def _self_title(ind: dict[str, Any], tx: Texts) -> str:
+    """What the heatmap's Self cell says on hover: the 0-4 rating, or why there is none."""
+    if ind["kind"] == "NUMBER":
+        if ind["self"] is None:
+            return tx.gettext("A count, not a 0–4 rating: not given yet")
+        return tx.gettext(
+            "A count, not a 0–4 rating: %(number)s (on the indicator's page)",
+            number=tx.number(ind["self"]),
+        )
+    if ind["self"] is None:
+        return tx.gettext("Not rated yet")
+    return tx.gettext("The school's own rating: %(value)s of 4", value=tx.number(ind["self"]))
 
 
 def _release_rows(report: dict[str, Any], roles: list[str]) -> list[dict[str, Any]]:
@@ -223,6 +249,7 @@ async def indicator_page(request: web.Request) -> web.Response:
                 "role": role,
                 "label": tx.role_name(role),
                 "g": g,
+                "counts": reading.group_counts(g, tx),
                 "gap": row["gap"][role],
                 "flag": row["flag"][role],
                 "bars": [

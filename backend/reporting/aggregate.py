@@ -15,6 +15,8 @@ How released answers count (release_state JOIN question_map):
   mean, `distribution` counts them by value. Where a group is asked one statement per
   indicator (the usual case) answers and people are the same; where it is asked two, a
   person counts twice, and the distribution, `n` and the mean say the same thing.
+  `respondents` counts the people behind them (each once) and `questions` the statements:
+  a figure says "35 respondents, 64 answers to 2 questions", never one count for the other.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class GroupStats:
     distribution: dict[int, int] = field(default_factory=lambda: dict.fromkeys(SCORES, 0))
     na: int = 0  # answers "Not applicable"
     skipped: int = 0  # answers skipped ("prefer not to say")
+    respondents: int = 0  # people behind the released answers, each once (0: not known)
+    questions: set[str] = field(default_factory=set)  # the statements the answers are to
 
     @property
     def mean(self) -> float | None:
@@ -100,6 +104,13 @@ async def aggregate_cycle(
                 g.total += value * count
             g.na += q.na
             g.skipped += q.skipped
+            g.questions.add(q.question_id)
+            # At least as many people as answered any one of its questions (an erased
+            # respondent leaves the units before the next release updates the states).
+            g.respondents = max(g.respondents, q.respondents)
+    for gkey, people in (await releases.released_people(s, cycle_id)).items():
+        if gkey in groups:
+            groups[gkey].respondents = max(groups[gkey].respondents, people)
 
     texts = await releases.released_texts(s, cycle_id)
     comments: dict[str, dict[str, TextAnswers]] = {}

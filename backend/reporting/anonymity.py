@@ -97,7 +97,9 @@ class ShownGroup:
     distribution: dict[int, int] | None
     na: int | None
     skipped: int | None
-    suppressed: bool  # released, but fewer than k scored answers: figures withheld
+    suppressed: bool  # released, but fewer than k scored answers or people: figures withheld
+    respondents: int = 0  # the people behind the answers, each once
+    questions: int = 0  # how many statements the answers are to
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +141,9 @@ def enforce(raw: RawAggregates, thresholds: Thresholds) -> SafeAggregates:
 
     groups: dict[tuple[str, str], ShownGroup] = {}
     for gkey, g in raw.groups.items():
-        if g.n >= k:
+        people = g.respondents or g.n  # two questions' answers may come from fewer people
+        counts = {"respondents": g.respondents or g.n, "questions": len(g.questions)}
+        if g.n >= k and people >= k:
             groups[gkey] = ShownGroup(
                 n=g.n,
                 mean=g.mean,
@@ -147,10 +151,17 @@ def enforce(raw: RawAggregates, thresholds: Thresholds) -> SafeAggregates:
                 na=g.na,
                 skipped=g.skipped,
                 suppressed=False,
+                **counts,
             )
         else:
             groups[gkey] = ShownGroup(
-                n=g.n, mean=None, distribution=None, na=None, skipped=None, suppressed=True
+                n=g.n,
+                mean=None,
+                distribution=None,
+                na=None,
+                skipped=None,
+                suppressed=True,
+                **counts,
             )
 
     comments = {

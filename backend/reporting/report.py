@@ -31,6 +31,8 @@ def _r(x: float | None) -> float | None:
 def _group_json(g: ShownGroup) -> dict[str, Any]:
     return {
         "n": g.n,
+        "respondents": g.respondents,
+        "questions": g.questions,
         "mean": _r(g.mean),
         "distribution": (
             None if g.distribution is None else {str(v): c for v, c in g.distribution.items()}
@@ -178,6 +180,8 @@ def biggest_gaps(report: dict[str, Any], limit: int = 10) -> list[dict[str, Any]
                         "self": ind["self"],
                         "mean": ind["roles"][role]["mean"],
                         "n": ind["roles"][role]["n"],
+                        "respondents": ind["roles"][role].get("respondents")
+                        or ind["roles"][role]["n"],
                         "gap": g,
                         "flag": ind["flag"][role],
                     },

@@ -59,6 +59,7 @@ __all__ = [
     "gaps_alt",
     "gaps_chart",
     "gaps_chart_svg",
+    "group_counts",
     "has_data",
     "heatmap_chart",
     "heatmap_svg",

@@ -59,6 +59,7 @@ from backend.reporting.charts.reading import (
     fmt_value,
     gaps_alt,
     gaps_title,
+    group_counts,
     has_data,
     hidden_roles,
     indicator_text,
@@ -522,11 +523,11 @@ def gaps_chart(
         ax.barh(list(ys), [g["gap"] for g in gaps], color=colours, height=0.7)
         for y, g in zip(ys, gaps, strict=True):
             note = tx.gettext(
-                "%(gap)s  (self %(self)s, group %(mean)s, n=%(n)s)",
+                "%(gap)s  (self %(self)s, group %(mean)s, %(people)s)",
                 gap=fmt_signed(g["gap"], 2, tx),
                 self=fmt_value(g["self"], 2, tx),
                 mean=fmt_fixed(g["mean"], 2, tx),
-                n=tx.number(g["n"]),
+                people=tx.ngettext("%(num)s respondent", "%(num)s respondents", g["respondents"]),
             )
             flag = tx.label("flag", g["flag"])
             if flag:
@@ -662,13 +663,13 @@ def distribution_chart(
             range(len(rows)),
             [
                 tx.gettext(
-                    "%(group)s\n(n=%(n)s, mean %(mean)s)",
+                    "%(group)s, mean %(mean)s\n%(counts)s",
                     group=role_label(r, tx=tx),
-                    n=tx.number(g["n"]),
+                    counts=group_counts(g, tx),
                     mean=fmt_fixed(g["mean"], 2, tx),
                 )
                 if g["mean"] is not None
-                else f"{role_label(r, tx=tx)}\n(n={tx.number(g['n'])})"
+                else f"{role_label(r, tx=tx)}\n{group_counts(g, tx)}"
                 for r, g in rows
             ],
         )

@@ -143,7 +143,7 @@ def hidden_roles(report: dict[str, Any]) -> dict[str, int]:
     for ind in report.get("indicators", []):
         for role, g in ind["roles"].items():
             if role not in shown and g["n"]:
-                out[role] = max(out.get(role, 0), g["n"])
+                out[role] = max(out.get(role, 0), g.get("respondents") or g["n"])
     return out
 
 
@@ -199,6 +199,28 @@ def shorten(text: str, width: int) -> str:
 
 def fmt_num(x: float | int, tx: Texts = ENGLISH) -> str:
     return fmt_value(float(x), 1, tx)
+
+
+def group_counts(g: dict[str, Any], tx: Texts = ENGLISH) -> str:
+    """What a group's figure counts, in words: "35 respondents, 64 answers to 2 questions".
+
+    People and answers are told apart: a group asked two statements of one indicator gives
+    up to two answers per person (the distribution and the mean count answers)."""
+    people = g.get("respondents") or g["n"]
+    who = tx.ngettext("%(num)s respondent", "%(num)s respondents", people)
+    answers = tx.ngettext("%(num)s answer", "%(num)s answers", g["n"])
+    questions = g.get("questions") or 0
+    if questions > 1:
+        # Translators: %(people)s is "35 respondents", %(answers)s "64 answers".
+        return tx.ngettext(
+            "%(people)s, %(answers)s to %(num)s question",
+            "%(people)s, %(answers)s to %(num)s questions",
+            questions,
+            people=who,
+            answers=answers,
+        )
+    # Translators: %(people)s is "35 respondents", %(answers)s "33 answers".
+    return tx.gettext("%(people)s, %(answers)s", people=who, answers=answers)
 
 
 @dataclass(frozen=True)
@@ -320,9 +342,9 @@ def distribution_alt(report: dict[str, Any], indicator_key: str, *, tx: Texts = 
         counts = ", ".join(f"{v}: {tx.number(g['distribution'].get(str(v), 0))}" for v in range(5))
         parts.append(
             tx.gettext(
-                "%(group)s (n=%(n)s) %(counts)s, N/A: %(na)s",
+                "%(group)s (%(who)s) %(counts)s, N/A: %(na)s",
                 group=role_label(r, tx=tx),
-                n=tx.number(g["n"]),
+                who=group_counts(g, tx),
                 counts=counts,
                 na=tx.number(g["na"] or 0),
             )

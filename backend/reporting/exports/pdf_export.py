@@ -271,7 +271,7 @@ def _gaps(pdf: _Report, report: dict[str, Any]) -> None:
             tx.gettext("Group"),
             tx.gettext("Self"),
             tx.gettext("Group mean"),
-            tx.gettext("n"),
+            tx.gettext("Respondents"),
             tx.gettext("Gap"),
             tx.gettext("Flag"),
         ]
@@ -284,7 +284,7 @@ def _gaps(pdf: _Report, report: dict[str, Any]) -> None:
                 charts.role_label(g["role"], tx=tx),
                 _fmt(g["self"], tx),
                 _fmt(g["mean"], tx),
-                tx.number(g["n"]),
+                tx.number(g["respondents"]),
                 charts.fmt_signed(g["gap"], 2, tx),
                 tx.label("flag", g["flag"]),
             ]
@@ -293,7 +293,7 @@ def _gaps(pdf: _Report, report: dict[str, Any]) -> None:
             fills.append((r, 6, (244, 165, 130)))
         elif g["flag"] == "hidden_strength":
             fills.append((r, 6, (146, 197, 222)))
-    _table(pdf, rows, col_widths=(22, 38, 14, 22, 12, 16, 32), align_right_from=2, fills=fills)
+    _table(pdf, rows, col_widths=(22, 34, 14, 22, 24, 16, 30), align_right_from=2, fills=fills)
 
 
 def _indicator_table(pdf: _Report, report: dict[str, Any]) -> None:
@@ -333,13 +333,14 @@ def _indicator_table(pdf: _Report, report: dict[str, Any]) -> None:
         for c, r in enumerate(roles, 3):
             g = ind["roles"][r]
             if g["suppressed"]:
-                row.append(f"<{tx.number(k)} ({tx.number(g['n'])})")
+                row.append(f"<{tx.number(k)} ({tx.number(g.get('respondents') or g['n'])})")
                 fills.append((len(rows), c, (217, 217, 217)))
             elif g["mean"] is None:
                 row.append("–")
             else:
                 mark = {"blind_spot": " ▼", "hidden_strength": " ▲"}.get(ind["flag"][r] or "", "")
-                row.append(f"{charts.fmt_fixed(g['mean'], 2, tx)} ({tx.number(g['n'])}){mark}")
+                people = tx.number(g.get("respondents") or g["n"])
+                row.append(f"{charts.fmt_fixed(g['mean'], 2, tx)} ({people}){mark}")
                 if mark:
                     rgb = (244, 165, 130) if "▼" in mark else (146, 197, 222)
                     fills.append((len(rows), c, rgb))

@@ -156,7 +156,7 @@ def _dimension_sheet(
         name = role_label(r, tx=tx)
         head += [
             tx.gettext("%(group)s mean", group=name),
-            tx.gettext("%(group)s n", group=name),
+            tx.gettext("%(group)s respondents", group=name),
             tx.gettext("%(group)s gap", group=name),
         ]
     head.append(tx.gettext("Flags"))
@@ -184,7 +184,7 @@ def _dimension_sheet(
         for i, r in enumerate(roles):
             g = ind["roles"][r]
             mcol = mean_cols[i]
-            _put(ws, row, mcol + 1, g["n"])
+            _put(ws, row, mcol + 1, g.get("respondents") or g["n"])
             if g["suppressed"]:
                 for col in (mcol, mcol + 2):
                     cell = _put(ws, row, col, suppressed)
@@ -230,7 +230,7 @@ def _gaps_sheet(wb: Workbook, report: dict[str, Any], tx: Texts) -> None:
             tx.gettext("Group"),
             tx.gettext("Self"),
             tx.gettext("Group mean"),
-            tx.gettext("n"),
+            tx.gettext("Respondents"),
             tx.gettext("Gap"),
             tx.gettext("Flag"),
         ],
@@ -245,7 +245,7 @@ def _gaps_sheet(wb: Workbook, report: dict[str, Any], tx: Texts) -> None:
             role_label(g["role"], tx=tx),
             g["self"],
             g["mean"],
-            g["n"],
+            g["respondents"],
             g["gap"],
             tx.label("flag", g["flag"]) or None,
         ]

@@ -375,6 +375,8 @@ async def test_report_lists_every_indicator_with_nulls(sessionmaker):
     assert cc["self"] is None and cc["self_status"] is None
     assert cc["roles"]["learner"] == {
         "n": 0,
+        "respondents": 0,
+        "questions": 0,
         "mean": None,
         "distribution": None,
         "na": None,

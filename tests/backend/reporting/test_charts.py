@@ -105,9 +105,9 @@ def test_heatmap_columns_are_shown_groups_and_self(reports, svgs):
     for label in ("Self", "Learners", "Parents", "Teachers", "Employers"):
         assert label in text
     assert "<5" in text  # suppressed cells are marked
-    # Graduates (4 scored answers released) have no shown figure: no column, only the note;
-    # the board (2, never released) has no figure at all.
-    assert "Graduates (at most 4)" in text and "Board" not in text
+    # Graduates (6 respondents, 4 scored answers released) have no shown figure: no column,
+    # only the note, which counts people; the board (2, never released) has no figure at all.
+    assert "Graduates (at most 6)" in text and "Board" not in text
     assert charts.shown_roles(now) == ["teacher", "learner", "parent", "employer"]
 
 

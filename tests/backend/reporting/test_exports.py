@@ -157,7 +157,7 @@ def test_xlsx_sheets_values_and_marks(reports):
         assert row["Self"] == i["self"]
         for role, label in (("learner", "Learners"), ("graduate", "Graduates")):
             g = i["roles"][role]
-            assert row[f"{label} n"] == g["n"]
+            assert row[f"{label} respondents"] == (g["respondents"] or g["n"])
             if g["suppressed"]:
                 assert row[f"{label} mean"] == "suppressed"
             else:
