@@ -577,7 +577,7 @@ class Engine:
         if st.get("stage") != Stage.CONSENT:
             return Step(st, (self._prompt_for(st),), changed=False)
         if not ev.given:
-            new = {"v": STATE_VERSION, "stage": Stage.DECLINED, "lang": st.get("lang", "en")}
+            new = _rest(st, Stage.DECLINED)
             return Step(new, (self._prompt_for(new),))
         bank = self._bank(st["bank"])
         new = dict(st, opened=True)
@@ -759,7 +759,7 @@ class Engine:
     def _on_stop(self, st: dict[str, Any], ev: Stop) -> Step:
         if st.get("stage") not in (Stage.QUESTION, Stage.OPTIN) or not st.get("opened"):
             if st.get("stage") in BEFORE_CONSENT:
-                new = {"v": STATE_VERSION, "stage": Stage.DECLINED, "lang": st.get("lang", "en")}
+                new = _rest(st, Stage.DECLINED)
                 return Step(new, (self._prompt_for(new),))
             return Step(st, (self._info(st, "resume.nothing"),), changed=False)
         new = dict(st, stage=Stage.STOPPED)
@@ -804,7 +804,7 @@ class Engine:
         if st.get("stage") != Stage.CONFIRM_DELETE:
             return Step(st, (self._prompt_for(st),), changed=False)
         if ev.confirmed:
-            new = {"v": STATE_VERSION, "stage": Stage.ERASED, "lang": st.get("lang", "en")}
+            new = _rest(st, Stage.ERASED)
             return Step(new, (Prompt("info", self.t(new)("delete.done"), final=True),), (Erase(),))
         new = dict(st)
         back = new.pop("after", None)
@@ -839,6 +839,16 @@ _HANDLERS = {
 
 
 # -- small pure helpers ----------------------------------------------------------
+
+
+def _rest(st: Mapping[str, Any], stage: Stage) -> dict[str, Any]:
+    """A state that keeps nothing of the person (declined, erased): the stage, the language
+    they read, and the name of the school whose survey it was (its pages keep their header)."""
+    new: dict[str, Any] = {"v": STATE_VERSION, "stage": stage, "lang": st.get("lang", "en")}
+    school = (st.get("inv") or {}).get("school")
+    if school:
+        new["inv"] = {"school": school}
+    return new
 
 
 def _has_question(bank: Bank, qid: str) -> bool:

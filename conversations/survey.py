@@ -156,13 +156,21 @@ class Survey:
         code: str | None,
         channel: str = "telegram",
         address: str | int | None = None,
+        *,
+        lang: str | None = None,
     ) -> Outcome:
-        """A respondent opens an invite link (`/start <code>`), or `/start` alone."""
+        """A respondent opens an invite link (`/start <code>`), or `/start` alone.
+
+        `lang`: the language the channel knows this person reads (a browser's
+        Accept-Language), for a refusal (an unknown or withdrawn link) to someone whose
+        state has no language yet; a valid link starts in the school's languages as ever."""
         async with self.store.hold(self.key(subject)) as held:
             state = held.state
             if state is None:
                 state = await self._rebuild(subject)
             event = await self._start_event(state, code)
+            if isinstance(event, E.InviteRejected) and lang and not state.get("lang"):
+                state = {**state, "lang": lang}  # for the refusal's text only: not saved
             if isinstance(event, E.Start) and self.reminders and address is not None:
                 event = E.Start(dataclasses.replace(event.invite, can_remind=True))
             step = self.engine.step(state, event)

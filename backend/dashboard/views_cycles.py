@@ -378,12 +378,14 @@ async def invites_print(request: web.Request) -> web.Response:
             for r in await _invite_rows(request, s, cycle, include_revoked=False)
             if r["state"] == "active" and (role is None or r["invite"].role == role)
         ]
-    # The cards are for respondents: in one of the school's languages (`?lang=`, else its
-    # first), not necessarily the coordinator's.
+    # The cards are for respondents: in one of the school's languages (`?lang=`, else the
+    # one the coordinator reads the dashboard in if the school offers it, else its first).
+    reader = texts_of(request).lang
     offered = [lang for lang in school.languages or [] if lang in dashboard_languages()]
-    offered = offered or [texts_of(request).lang]
+    offered = offered or [reader]
     lang = request.query.get("lang")
-    lang = lang if lang in offered else offered[0]
+    if lang not in offered:
+        lang = reader if reader in offered else offered[0]
     tx = texts(lang)
     return render(
         request,

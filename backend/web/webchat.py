@@ -230,10 +230,20 @@ def _page_context(
     """The page's context; `draft`: text the last post sent that was refused (shown again in
     the box of the card that asks for it, so that nothing typed is lost)."""
     engine: E.Engine = request.app[keys.SURVEY_ENGINE]
-    t = engine.t(state)
-    if not state.get("stage") and (not prompts or prompts[-1].text == t("start.no_code")):
+    # Nobody's language known yet (no survey here): the browser's.
+    t = engine.t(state) if state.get("lang") else _browser_translator(request)
+    if not state.get("stage") and (
+        not prompts or prompts[-1].text == engine.t(state)("start.no_code")
+    ):
         # A visitor with no invite behind them (the engine's text speaks of t.me links).
         prompts = (*prompts[:-1], E.Prompt("info", t("web.no_survey"), final=True))
+    elif state.get("stage") == E.Stage.STOPPED and prompts and prompts[-1].text == t("stop.text"):
+        # Paused: the page's own words ("tap Continue"), not the chat's ("send /resume").
+        last = prompts[-1]
+        prompts = (
+            *prompts[:-1],
+            E.Prompt("info", t("web.stop_text"), notice=last.notice, final=True),
+        )
     views = [_prompt_view(engine, state, p, t) for p in prompts[:-1]]
     if prompts:
         views.append(_prompt_view(engine, state, prompts[-1], t, draft))
@@ -450,7 +460,8 @@ async def start_view(request: web.Request) -> web.StreamResponse:
     runner = request.app[keys.SURVEY]
     value = _cookie_value(request) or secrets.token_urlsafe(32)
     subject = runner.subject("web", value)
-    outcome = await runner.start(subject, request.match_info["code"], channel="web")
+    lang = _browser_translator(request).lang
+    outcome = await runner.start(subject, request.match_info["code"], channel="web", lang=lang)
     await _flash_save(request, subject, outcome.step.prompts)
     response = web.HTTPSeeOther(str(request.app.router["webchat.chat"].url_for()))
     _set_cookie(request, response, value)
@@ -568,7 +579,8 @@ async def forget_view(request: web.Request) -> web.StreamResponse:
             school=(state.get("inv") or {}).get("school") or "",
         )
     else:  # nothing kept here (any more): after forgetting, or never
-        t = Translator(request.query.get("lang", "en"))
+        lang = request.query.get("lang")
+        t = Translator(lang) if lang else _browser_translator(request)
         done = "done" in request.query
         ctx = _forget_page(request, t, text=t("web.forget.done" if done else "web.no_survey"))
     response = aiohttp_jinja2.render_template("webchat/forget.html", request, ctx)

@@ -302,3 +302,52 @@ async def test_a_long_paste_is_kept_whole_and_the_limit_said(browser, sqlite_set
             watch.check()
             await ctx.close()
     assert_clean(found)
+
+
+async def test_the_phones_back_button_goes_to_the_previous_question(
+    browser, sqlite_settings, screenshots
+):
+    """Back (the phone's, the browser's) inside the survey: the previous question, in place;
+    at the first question it says the survey starts here and that the answers are kept, and
+    a second Back leaves."""
+    async with serve_app(sqlite_settings) as (base, app):
+        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
+        ctx = await phone_context(browser, js=True)
+        page = await ctx.new_page()
+        watch = Watch(page, base)
+        await page.goto(f"{base}/privacy")  # where the person came from
+        await page.goto(f"{base}/s/{seeded.invites['learner']}")
+        await page.evaluate("window.__noReload = 1")
+        await page.get_by_role("button", name="Yes, I agree").click()
+        for n in (1, 2):
+            await page.locator("#progress-label", has_text=f"Question {n} of").wait_for()
+            await page.locator("#card form.choices button").first.click()
+        await page.locator("#progress-label", has_text="Question 3 of").wait_for()
+        await page.evaluate("history.back()")
+        await page.locator("#progress-label", has_text="Question 2 of").wait_for()
+        assert await page.locator("button.is-current").count() == 1  # its answer shown
+        await page.evaluate("history.back()")
+        await page.locator("#progress-label", has_text="Question 1 of").wait_for()
+        await page.evaluate("history.back()")
+        alert = page.get_by_role("alert")
+        await alert.wait_for()
+        assert "Your answers so far are kept" in await alert.inner_text()
+        await page.screenshot(path=screenshots / "back-1-first-question.png")
+        assert page.url == f"{base}/chat"
+        assert await page.evaluate("window.__noReload") == 1  # all in place
+        # Answering goes on where it was (the next open question), and Back works again.
+        await page.locator("#card form.choices button").first.click()
+        await page.locator("#progress-label", has_text="Question 3 of").wait_for()
+        await page.evaluate("history.back()")
+        await page.locator("#progress-label", has_text="Question 2 of").wait_for()
+        await page.locator("#card form.nav button", has_text="Back").click()
+        await page.locator("#progress-label", has_text="Question 1 of").wait_for()
+        await page.evaluate("history.back()")
+        await alert.wait_for()
+        await page.evaluate("history.back()")  # the second Back leaves
+        await page.wait_for_url(f"{base}/privacy")
+        async with app[keys.SESSIONMAKER]() as s:
+            n = (await s.execute(select(func.count()).select_from(Answer))).scalar_one()
+        assert n == 2  # nothing lost on the way back
+        watch.check()
+        await ctx.close()

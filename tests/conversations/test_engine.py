@@ -45,7 +45,7 @@ def test_decline_stores_nothing_and_forgets_invite(eng):
     s2 = eng.step(s1.state, E.Consent(False))
     assert s2.effects == ()
     assert s2.state["stage"] == "declined"
-    assert "inv" not in s2.state
+    assert s2.state["inv"] == {"school": "Ogre Tech"}  # the code is forgotten, the header kept
 
 
 def test_consent_opens_response_and_shows_first_question(eng):
@@ -232,7 +232,8 @@ def test_delete_flow_confirm_and_cancel(eng):
     assert cancel.prompts[0].notice == "Nothing was erased."
     yes = eng.step(s.state, E.DeleteConfirm(True))
     assert yes.effects == (E.Erase(),)
-    assert yes.state == {"v": 1, "stage": "erased", "lang": "en"}
+    # Nothing of the person is kept; the school's name stays for the page's header.
+    assert yes.state == {"v": 1, "stage": "erased", "lang": "en", "inv": {"school": "Ogre Tech"}}
     # a tapped button after /delete: nothing happens to storage
     after = eng.step(yes.state, E.Answer("g02", "3"))
     assert after.effects == () and not after.changed

@@ -81,6 +81,7 @@
     var notMe = document.querySelector(".not-me");
     if (notMe) { notMe.hidden = !data.forget; }  // nothing left to forget: no "Not you?"
     setupCounters();
+    armBack();
     var card = document.getElementById("card");
     if (card && card.getAttribute("data-title")) { document.title = card.getAttribute("data-title"); }
     if (card && focus) {
@@ -91,6 +92,37 @@
       target.focus({ preventScroll: true });
       window.scrollTo(0, 0);
     }
+  }
+
+  // The phone's Back button: one history entry above the page while a question is open, so
+  // that Back goes to the previous question (the card's own Back), and on the first one asks
+  // before leaving (a second Back leaves). Armed only after a tap or a key (browsers skip
+  // entries that a page adds without one).
+  var guarded = false;
+
+  function openCard() {
+    var card = document.getElementById("card");
+    return card && !card.classList.contains("is-final") ? card : null;
+  }
+
+  function armBack() {
+    if (mode !== "web" || guarded || !window.history || !history.pushState) { return; }
+    if (!openCard()) { return; }
+    history.pushState({ gsCard: 1 }, "", window.location.href);
+    guarded = true;
+  }
+
+  function onPopState() {
+    if (!guarded) { return; }  // not our entry: let the browser go
+    guarded = false;
+    var card = openCard();
+    if (!card) { history.back(); return; }
+    var back = card.querySelector('form.nav button[name="choice"][value="back"]');
+    if (back && !busy) {
+      back.click();  // posts Back; the next card arms the entry again
+      return;
+    }
+    showError(body.getAttribute("data-leave") || "");
   }
 
   function showError(message) {
@@ -213,6 +245,11 @@
   }
 
   root.addEventListener("submit", onSubmit);
+  if (mode === "web") {
+    window.addEventListener("popstate", onPopState);
+    document.addEventListener("pointerdown", armBack, true);
+    document.addEventListener("keydown", armBack, true);
+  }
   setupCounters();
   if (mode === "app") { startMiniApp(); }
 }());

@@ -502,10 +502,11 @@ async def test_the_xlsx_and_pdf_reports_in_the_readers_language(settings, lang):
         assert resp.status == 400
 
 
-async def test_invite_cards_are_in_the_schools_languages(settings):
-    """The printable cards are for respondents: in the school's first language by default,
-    another of its languages on request, whatever the coordinator reads."""
-    uk = texts("uk")
+async def test_invite_cards_are_in_the_readers_language_if_the_school_offers_it(settings):
+    """The printable cards are for respondents: in one of the school's languages. By default
+    the one the coordinator reads the dashboard in (an Armenian reader prints Armenian
+    cards), else the school's first; another of its languages on request."""
+    uk, hy = texts("uk"), texts("hy")
     instruction = (
         "Scan the code with your phone's camera and answer a few short questions about "
         "career guidance at our school (about 5 minutes, anonymous)."
@@ -515,19 +516,33 @@ async def test_invite_cards_are_in_the_schools_languages(settings):
         seeded = await seed_school(sm)
         async with sm.begin() as s:
             school = await schools.get_school(s, seeded.school_id)
-            school.languages = ["uk", "en"]
+            school.languages = ["uk", "en", "hy"]
         await add_user(client, "coord@example.org", seeded.school_id)
         assert (await login(client, "coord@example.org")).status == 303
         url = f"/dashboard/cycles/{seeded.cycle_id}/invites/print"
         import html
 
-        page = html.unescape(await (await client.get(url)).text())
+        async def sheet(query: str = "", reads: str = "en") -> str:
+            resp = await client.get(url + query, headers={"Accept-Language": reads})
+            return html.unescape(await resp.text())
+
+        page = await sheet(reads="hy")  # the dashboard in Armenian: Armenian cards
+        assert '<html lang="hy">' in page and hy.gettext(instruction) in page
+        assert hy.role_name("learner") in page
+        page = await sheet()  # in English: English cards
+        assert '<html lang="en">' in page and instruction in page
+        page = await sheet("?lang=uk", reads="hy")  # another of the school's, on request
         assert '<html lang="uk">' in page and uk.gettext(instruction) in page
         assert uk.role_name("learner") in page
-        page = html.unescape(await (await client.get(url + "?lang=en")).text())
-        assert '<html lang="en">' in page and instruction in page
-        page = html.unescape(await (await client.get(url + "?lang=hy")).text())
+        async with sm.begin() as s:
+            school = await schools.get_school(s, seeded.school_id)
+            school.languages = ["uk", "en"]
+        page = await sheet(reads="hy")  # the reader's language is not the school's
+        assert '<html lang="uk">' in page
+        page = await sheet("?lang=hy", reads="hy")
         assert '<html lang="uk">' in page  # not one of the school's languages
+        page = await sheet("?lang=hy")
+        assert '<html lang="en">' in page  # nor is it taken over the reader's
         # the coordinator's own pages stay in the coordinator's language
         page = await (await client.get(f"/dashboard/cycles/{seeded.cycle_id}/invites")).text()
         assert '<html lang="en">' in page

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import html
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from backend.web import keys, webchat
 from conversations import engine as E
 from conversations.i18n import Translator, format_number, language_name
 from conversations.scales import get_scale
-from storage.models import Answer, Comment, Response
+from storage.models import Answer, Comment, Invite, Response
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
 from tests.langcheck import assert_not_english, language_names, values
 from tests.webtools import WebUser, web_user
@@ -51,7 +52,7 @@ class Page:
         user = self.user
         assert user.status == 200
         assert f'<html lang="{self.lang}">' in user.html
-        assert_not_english([user.text()], allowed=[SCHOOL])
+        assert_not_english([user.text()], allowed=[SCHOOL, "cookie"])  # kept as the word
         catalog = values(self.lang) | language_names()
         for f in user.forms():
             for _, _, label in f.buttons:
@@ -184,3 +185,67 @@ async def test_whole_learner_and_graduate_surveys_in_the_language(client, lang):
         assert [c.text for c in comments] == [TYPED[lang]]
         if role == "graduate":
             assert {"now", "g09", "g10"} <= set(given) and "g11" not in given
+
+
+@pytest.mark.parametrize("lang", ["hy", "uk"])
+async def test_a_refused_link_and_an_empty_page_speak_the_browsers_language(client, lang):
+    """Nobody's language is known before a survey starts: a link that is unknown, expired
+    or withdrawn, and the page with no survey, are in the browser's (Accept-Language)."""
+    sm = client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, slug="lang-school", name=SCHOOL, languages=list(LANGS))
+    async with sm.begin() as s:
+        await s.execute(
+            update(Invite)
+            .where(Invite.code == seeded.invites["parent"])
+            .values(revoked_at=datetime.now(UTC))
+        )
+    async with web_user(client) as user:
+        user.headers = {"Accept-Language": f"{lang},en;q=0.5"}
+        page = Page(user, lang)
+        await user.get("/s/no-such-code")
+        page.check()
+        assert page.has(page.t("invite.unknown"))
+        await user.get(f"/s/{seeded.invites['parent']}")
+        page.check()
+        assert page.has(page.t("invite.revoked"))
+        await user.get("/chat")
+        page.check()
+        assert page.has(page.t("web.no_survey"))
+        await user.get("/chat/forget")
+        page.check()
+        # A valid link still starts with the choice of language.
+        await user.get(f"/s/{seeded.invites['learner']}")
+        assert user.choices() == [E.LANG_PREFIX + code for code in LANGS]
+
+
+@pytest.mark.parametrize("lang", ["hy", "uk"])
+async def test_pause_says_the_pages_buttons_and_erasing_keeps_the_schools_name(client, lang):
+    """The web chat's pause names its own button ("Continue"), not Telegram's /resume; the
+    page after erasing (or declining) keeps the school's name in its header."""
+    sm = client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, slug="lang-school", name=SCHOOL, languages=list(LANGS))
+    t = Translator(lang)
+    async with web_user(client) as user:
+        page = Page(user, lang)
+        await user.get(f"/s/{seeded.invites['learner']}")
+        await user.tap(E.LANG_PREFIX + lang)
+        await user.tap(E.YES)
+        await user.tap("4")
+        await user.tap("stop", name="action")
+        text = page.check()
+        assert norm(t("web.stop_text")) in text and "/resume" not in user.html
+        assert norm(t("web.resume")) in text and norm(t("web.erase")) in text
+        await user.get("/chat")  # and so after a reload
+        assert norm(t("web.stop_text")) in page.check()
+        await user.tap("delete", name="action")
+        await user.tap(E.YES)
+        assert norm(t("delete.done")) in page.check()
+        assert f'<p class="brand">{SCHOOL}</p>' in user.html
+        await user.get("/chat")
+        assert f'<p class="brand">{SCHOOL}</p>' in user.html
+    async with web_user(client) as user:
+        await user.get(f"/s/{seeded.invites['learner']}")
+        await user.tap(E.LANG_PREFIX + lang)
+        await user.tap(E.NO)
+        assert norm(t("consent.declined")) in Page(user, lang).check()
+        assert f'<p class="brand">{SCHOOL}</p>' in user.html
