@@ -38,6 +38,7 @@ from storage.models import (
 SNAPSHOT_FORMAT = 1
 MAX_TEXT = 4000
 STATUSES = ("not_started", "overdue", "submitted", "under_review", "decided")
+MIN_PAIRS = 5  # a kappa over fewer indicators rated by both says nothing
 
 
 class Refused(Exception):
@@ -431,17 +432,21 @@ def progress(snapshot: Mapping[str, Any], ratings: Mapping[str, Any]) -> tuple[i
 def side_by_side(
     snapshot: Mapping[str, Any], first: Mapping[str, Any], second: Mapping[str, Any]
 ) -> tuple[list[dict[str, Any]], float | None, int]:
-    """Per indicator the school's rating and both assessors' held ratings; the quadratic
-    weighted kappa over the indicators both rated, and how many those are."""
+    """The indicators either assessor rated, each with the school's rating and both held
+    ratings; the quadratic weighted kappa over the indicators both rated (None below
+    MIN_PAIRS of them), and how many those are."""
     rows, a, b = [], [], []
     for ind in rateable(snapshot):
         x = held_rating(ind, first.get(ind["key"]))
         y = held_rating(ind, second.get(ind["key"]))
+        if x is None and y is None:
+            continue
         rows.append({"key": ind["key"], "id": ind["id"], "self": ind["self"], "a": x, "b": y})
         if x is not None and y is not None:
             a.append(x)
             b.append(y)
-    return rows, weighted_kappa(a, b), len(a)
+    kappa = weighted_kappa(a, b) if len(a) >= MIN_PAIRS else None
+    return rows, kappa, len(a)
 
 
 def certificate_state(decision: Decision | None, today: date | None = None) -> str:

@@ -116,6 +116,7 @@ async def review_page(request: web.Request) -> web.Response:
             "all_requests": requests,
             "decisions": decisions,
             "shown_roles": shown_roles,
+            "min_pairs": service.MIN_PAIRS,
             "today": datetime.now(UTC).date(),
         },
     )

@@ -7,15 +7,25 @@ import csv
 import hashlib
 import io
 import json
+import shutil
+import subprocess
 from datetime import date, timedelta
+from types import SimpleNamespace
 
 import pytest
+import segno
 from alembic.script import ScriptDirectory
+from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from backend.certification.kappa import weighted_kappa
-from backend.certification.service import certificate_state, school_status
+from backend.certification.service import (
+    MIN_PAIRS,
+    certificate_state,
+    school_status,
+    side_by_side,
+)
 from backend.web import keys
 from storage import certification as store
 from storage import migrate
@@ -31,6 +41,8 @@ from tests.backend.certification.support import (
     submit,
 )
 from tests.backend.dashboard.support import login, post_form
+from tests.backend.reporting.support import pdf_text
+from tests.conftest import unavailable
 from tests.storage.support import diff, drop_everything, table_names
 
 NEW_TABLES = {
@@ -81,6 +93,30 @@ def test_weighted_kappa_undefined_and_refused():
         weighted_kappa([1], [1, 2])
     with pytest.raises(ValueError):
         weighted_kappa([5], [1])
+
+
+def test_side_by_side_shows_rated_rows_and_needs_enough_pairs():
+    inds = [{"key": f"K{i}", "id": f"K-{i}", "kind": "EXTENT", "self": i % 5} for i in range(8)] + [
+        {"key": "N", "id": "N", "kind": "NUMBER", "self": 12}
+    ]
+    snap = {"report": {"indicators": inds}}
+    agree = SimpleNamespace(agrees=True, value=None)
+
+    def other(v):
+        return SimpleNamespace(agrees=False, value=v)
+
+    first = {f"K{i}": agree for i in range(4)}
+    second = {"K0": agree, "K1": other(0), "K2": agree, "K3": agree, "K7": other(2)}
+    rows, kappa, n = side_by_side(snap, first, second)
+    assert [r["key"] for r in rows] == ["K0", "K1", "K2", "K3", "K7"]  # rated by someone
+    assert rows[1] == {"key": "K1", "id": "K-1", "self": 1, "a": 1, "b": 0}
+    assert n == 4 and kappa is None  # fewer than MIN_PAIRS indicators rated by both
+    first["K4"] = agree
+    second["K4"] = agree
+    rows, kappa, n = side_by_side(snap, first, second)
+    assert n == MIN_PAIRS == 5
+    # a = school's 0,1,2,3,4; b = 0,0,2,3,4.
+    assert kappa == pytest.approx(weighted_kappa([0, 1, 2, 3, 4], [0, 0, 2, 3, 4]))
 
 
 def test_school_status():
@@ -144,7 +180,28 @@ async def test_certification_migration_up_and_down(empty_db_url: str):
             await engine.dispose()
 
 
-# --- a round on the app ----------------------------------------------------------------------
+# --- a round on the app -----------------------------------------------------------------
+
+
+def qr_modules(url: str) -> list[list[bool]]:
+    """The dark modules of the QR code the certificate draws for `url`."""
+    return [[bool(v) for v in row] for row in segno.make(url, error="m").matrix]
+
+
+def qr_in_pdf(body: bytes, tmp_path) -> list[list[bool]]:
+    """The QR image embedded in the PDF, read back module by module (8 px a module, 2 of
+    quiet zone, as drawn)."""
+    if shutil.which("pdfimages") is None:
+        unavailable("pdfimages", "is not installed (`make system-deps` installs poppler-utils)")
+    path = tmp_path / "certificate.pdf"
+    path.write_bytes(body)
+    subprocess.run(["pdfimages", "-png", str(path), str(tmp_path / "img")], check=True, timeout=60)
+    image = Image.open(sorted(tmp_path.glob("img-*.png"))[0]).convert("L")
+    size = image.width // 8 - 4
+    return [
+        [image.getpixel((8 * (x + 2) + 4, 8 * (y + 2) + 4)) < 128 for x in range(size)]
+        for y in range(size)
+    ]
 
 
 @pytest.fixture
@@ -190,7 +247,7 @@ async def test_submission_is_frozen_gated_versioned_and_hashed(settings):
         assert len(await latest(sm, rnd.round_id, rnd.south.school_id)) == 2
 
 
-async def test_a_whole_round(settings):
+async def test_a_whole_round(settings, tmp_path):
     async with running_app(settings) as client:
         sm = client.app[keys.SESSIONMAKER]
         rnd = await set_up_round(client, sm)
@@ -325,7 +382,11 @@ async def test_a_whole_round(settings):
         home = await (await client.get("/dashboard/schools/south")).text()
         assert "Certification 2027: certified with conditions." in home
         pdf = await client.get(f"{review}/certificate.pdf")
-        assert pdf.status == 200 and (await pdf.read()).startswith(b"%PDF")
+        body = await pdf.read()
+        assert pdf.status == 200 and body.startswith(b"%PDF")
+        url = f"http://{client.host}:{client.port}/verify/{decision.token}"
+        assert qr_in_pdf(body, tmp_path) == qr_modules(url)  # the QR code is of the link
+        assert url in pdf_text(body, tmp_path).replace("\n", "")
         await logout(client)
         verify = await (await client.get(f"/verify/{decision.token}")).text()
         assert "South College" in verify and "Certification 2027" in verify
