@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
 from bot import callback
-from conversations.engine import Prompt
+from conversations.engine import Prompt, progress_label
 from conversations.i18n import Translator
 
 MAX_TEXT = 4096
@@ -41,8 +41,7 @@ def render(
     if notice and prompt.notice:
         parts.append(f"⚠️ {prompt.notice}")
     if prompt.progress:
-        index, total = prompt.progress
-        parts.append(t("question.progress", index=index, total=total))
+        parts.append(progress_label(t, prompt))
     parts.append(prompt.text)
     if current_label:
         parts.append(t("question.current", answer=current_label))

@@ -13,6 +13,7 @@ Question ids are short and stable (they travel in Telegram callback data).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Annotated, Literal
@@ -137,6 +138,40 @@ class Bank(_Strict):
             for k in q.indicators:
                 if k not in keys:
                     raise ValueError(f"{self.role}/{q.id} maps to unknown indicator {k}")
+
+
+def visible_questions(bank: Bank, answers: Mapping[str, str]) -> list[Question]:
+    """The questions asked given the answers so far (a `when` reads a routing answer)."""
+    out = []
+    for q in bank.questions:
+        if q.when is not None:
+            got = answers.get(q.when.question, "")
+            if not got.startswith("c:") or got[2:] not in q.when.in_:
+                continue
+        out.append(q)
+    return out
+
+
+def question_range(bank: Bank, answers: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """The fewest and the most questions the bank asks over every route still open after
+    `answers` (each unanswered routing question taken every way, and skipped if it may be):
+    equal when routing does not change the length (or is already answered)."""
+
+    def walk(given: Mapping[str, str]) -> tuple[int, int]:
+        shown = visible_questions(bank, given)
+        for q in shown:
+            if q.kind == "choice" and q.id not in given:
+                ways = ["c:" + o.id for o in q.options] + (["s"] if q.optional else [])
+                counts = [walk({**given, q.id: way}) for way in ways]
+                return min(c[0] for c in counts), max(c[1] for c in counts)
+        return len(shown), len(shown)
+
+    return walk(dict(answers or {}))
+
+
+def count_text(low: int, high: int) -> str:
+    """ "14" or "14–15": a number of questions, a range where routing changes it."""
+    return str(low) if low == high else f"{low}\u2013{high}"
 
 
 def parse_bank(text: str) -> Bank:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from conversations.banks import Bank, Question
+from conversations.banks import Bank, Question, count_text, question_range, visible_questions
 from conversations.i18n import (
     Translator,
     available_languages,
@@ -213,7 +213,8 @@ class Prompt:
     nav: tuple[Choice, ...] = ()  # Back / Skip / Not applicable row
     expects: str | None = None  # "number" | "text": typed input is due
     question_id: str | None = None
-    progress: tuple[int, int] | None = None
+    progress: tuple[int, int] | None = None  # (index, total; the fewest if routing is open)
+    progress_upto: int | None = None  # the most questions the open routes could make
     notice: str | None = None  # why the same prompt is shown again, or a short note
     current: str | None = None  # the answer code already given to this question
     final: bool = False  # nothing more is expected from the respondent
@@ -373,14 +374,7 @@ class Engine:
             raise EngineError(f"unknown question bank {tag!r}") from None
 
     def visible(self, bank: Bank, answers: Mapping[str, str]) -> list[Question]:
-        out = []
-        for q in bank.questions:
-            if q.when is not None:
-                got = answers.get(q.when.question, "")
-                if not got.startswith("c:") or got[2:] not in q.when.in_:
-                    continue
-            out.append(q)
-        return out
+        return visible_questions(bank, answers)
 
     def _first_open(self, bank: Bank, answers: Mapping[str, str]) -> str | None:
         for q in self.visible(bank, answers):
@@ -445,7 +439,7 @@ class Engine:
             title=t(f"bank.{role}.title", default=bank.title),
             intro=t(f"bank.{role}.intro", default=bank.intro),
             minutes=bank.minutes,
-            count=len(self.visible(bank, {})),
+            count=count_text(*question_range(bank)),
             threshold=inv.get("thr", 5),
             free_text_threshold=inv.get("ftt", 10),
         )
@@ -464,6 +458,8 @@ class Engine:
         q = bank.question(st["pos"])
         visible = self.visible(bank, st["ans"])
         index = next(i for i, v in enumerate(visible) if v.id == q.id) + 1
+        # Of how many: a range while a routing answer still to come changes the length.
+        fewest, most = question_range(bank, st["ans"])
         text = t(f"bank.{bank.role.value}.{q.id}", default=q.text)
         help_text = q.help and t(f"bank.{bank.role.value}.{q.id}.help", default=q.help)
         if help_text:
@@ -497,7 +493,8 @@ class Engine:
             nav=tuple(nav),
             expects=expects,
             question_id=q.id,
-            progress=(index, len(visible)),
+            progress=(index, fewest),
+            progress_upto=most if most != fewest else None,
             notice=notice,
             current=st["ans"].get(q.id),
         )
@@ -879,6 +876,16 @@ def answer_code(
     if number is not None:
         return f"n:{_fmt(number)}"
     return "t"
+
+
+def progress_label(t: Translator, prompt: Prompt) -> str:
+    """ "Question 2 of 15", or "Question 1 of 14–15" while routing may still change it."""
+    if not prompt.progress:
+        return ""
+    index, total = prompt.progress
+    if prompt.progress_upto and prompt.progress_upto != total:
+        return t("question.progress_range", index=index, low=total, high=prompt.progress_upto)
+    return t("question.progress", index=index, total=total)
 
 
 def answer_label(engine: Engine, state: Mapping[str, Any], qid: str) -> str | None:

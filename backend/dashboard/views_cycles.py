@@ -29,6 +29,7 @@ from backend.i18n import Texts, dashboard_languages, texts
 from backend.web import keys
 from backend.web.links import invite_links, public_base
 from conversations import i18n as conv_i18n
+from conversations.banks import count_text, question_range
 from conversations.model import load_model
 from conversations.roles import ROLES, Role
 from storage import certification, responses, schools
@@ -272,6 +273,15 @@ async def _invites_cycle(request: web.Request, s: Any) -> Cycle:
     return cycle
 
 
+def survey_lengths(request: web.Request) -> dict[str, dict[str, Any]]:
+    """Per group, what its own survey asks of a person: the bank's time estimate in minutes
+    and its number of questions ("14–15" where routing changes it), as the consent card says."""
+    return {
+        bank.role.value: {"minutes": bank.minutes, "questions": count_text(*question_range(bank))}
+        for bank in request.app[keys.SURVEY_ENGINE].banks.values()
+    }
+
+
 def _invite_state(invite: Invite, now: datetime) -> str:
     if invite.revoked_at is not None:
         return "revoked"
@@ -311,6 +321,7 @@ async def invites_page(request: web.Request) -> web.Response:
             "cycle": cycle,
             "rows": rows,
             "roles": _roles(texts_of(request)),
+            "lengths": survey_lengths(request),
         },
     )
 
@@ -398,6 +409,7 @@ async def invites_print(request: web.Request) -> web.Response:
             "lang": tx.lang,
             "card_languages": [(code, tx.language_name(code)) for code in offered],
             "role_filter": role,
+            "lengths": survey_lengths(request),
         },
     )
 

@@ -116,6 +116,7 @@ def prompt_to_dict(p: E.Prompt) -> dict[str, Any]:
         "expects": p.expects,
         "question_id": p.question_id,
         "progress": list(p.progress) if p.progress else None,
+        "progress_upto": p.progress_upto,
         "notice": p.notice,
         "current": p.current,
         "final": p.final,
@@ -131,6 +132,7 @@ def prompt_from_dict(d: Mapping[str, Any]) -> E.Prompt:
         expects=d.get("expects"),
         question_id=d.get("question_id"),
         progress=tuple(d["progress"]) if d.get("progress") else None,  # type: ignore[arg-type]
+        progress_upto=d.get("progress_upto"),
         notice=d.get("notice"),
         current=d.get("current"),
         final=bool(d.get("final")),
@@ -167,8 +169,8 @@ def _prompt_view(
         index, total = p.progress
         view["progress"] = {
             "index": index,
-            "total": total,
-            "label": t("question.progress", index=index, total=total),
+            "total": p.progress_upto or total,
+            "label": E.progress_label(t, p),
         }
     question = None
     bank = engine.bank_for(state) if state.get("bank") else None

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from bot import callback
 from conversations import engine as E
+from conversations.banks import question_range
 from conversations.i18n import Translator, format_number, language_name
 from conversations.scales import get_scale
 from storage.models import Answer, Comment, Respondent, Response
@@ -126,7 +127,11 @@ async def _take_survey(bench, seeded, user, lang: str, role: str) -> list[str]:
         visible = engine.visible(bank, state["ans"])
         index = [v.id for v in visible].index(q.id) + 1
         card = fake.card(user.id) if q.kind != "text" else fake.last(user.id)
-        assert t("question.progress", index=index, total=len(visible)) in card.text
+        low, high = question_range(bank, state["ans"])
+        if low == high:
+            assert t("question.progress", index=index, total=low) in card.text
+        else:
+            assert t("question.progress_range", index=index, low=low, high=high) in card.text
         assert t(f"bank.{role}.{q.id}") in card.text
         labels = _labels(card)
         nav = {t("nav.back"), t("nav.skip"), t("nav.na")}

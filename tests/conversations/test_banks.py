@@ -6,7 +6,15 @@ import re
 
 import pytest
 
-from conversations.banks import QUESTION_ID, Bank, load_banks, parse_bank
+from conversations.banks import (
+    QUESTION_ID,
+    Bank,
+    count_text,
+    load_banks,
+    parse_bank,
+    question_range,
+    visible_questions,
+)
 from conversations.coverage import OBSERVABLE_EXEMPT, REQUIRED_DIMENSIONS, ROLE_ABBR, coverage
 from conversations.model import load_model
 from conversations.roles import ROLES, Role
@@ -364,3 +372,43 @@ def test_unknown_indicator_key_is_rejected_against_the_model(model):
     bank = parse_bank(_bank("  - {id: q1, text: S, scale: AGM, indicators: [VL-14@1.2.2]}\n"))
     with pytest.raises(ValueError, match="unknown indicator"):
         bank.check_against(model)
+
+
+def test_question_range_counts_every_route_of_the_shipped_banks():
+    """The length a group is told: fewest..most over the routes (each routing answer taken
+    every way, skipped too where it may be); one number where routing changes nothing."""
+    banks = {role.value: bank for role, bank in load_banks().items()}
+    assert question_range(banks["learner"]) == (22, 22)
+    assert question_range(banks["parent"]) == (14, 15)  # current: 15, future: 14
+    assert question_range(banks["graduate"]) == (12, 14)  # other: 12, the rest: 14
+    # Once the routing answer is given, the length is settled.
+    assert question_range(banks["parent"], {"child": "c:current"}) == (15, 15)
+    assert question_range(banks["parent"], {"child": "c:future"}) == (14, 14)
+    for bank in banks.values():
+        low, high = question_range(bank)
+        assert len(visible_questions(bank, {})) <= low <= high <= len(bank.questions)
+    assert count_text(14, 15) == "14–15" and count_text(22, 22) == "22"
+
+
+def test_an_optional_routing_question_may_be_skipped_the_shortest_route():
+    bank = parse_bank(
+        """
+role: graduate
+version: 1
+model_version: "1.0.0"
+title: T
+intro: I
+minutes: 2
+questions:
+  - {id: a, text: A., scale: AGM, indicators: [VL-16]}
+  - id: now
+    kind: choice
+    text: Now?
+    options: [{id: x, label: X}, {id: y, label: Y}]
+  - {id: b, text: B., scale: AGM, indicators: [VL-3], when: {question: now, in: [x]}}
+  - {id: c, text: C., scale: AGM, indicators: [VL-3], when: {question: now, in: [x, y]}}
+"""
+    )
+    assert question_range(bank) == (2, 4)  # skipped: a, now; x: a, now, b, c
+    assert question_range(bank, {"now": "s"}) == (2, 2)
+    assert question_range(bank, {"now": "c:y"}) == (3, 3)

@@ -54,7 +54,9 @@ def test_consent_opens_response_and_shows_first_question(eng):
     assert s2.effects == (E.OpenResponse("abc123XYZ", 3, "graduate", "graduate@1", "en"),)
     p = s2.prompts[0]
     assert p.kind == "question" and p.question_id == "g01"
-    assert p.progress == (1, 4)  # branch questions hidden until the choice is made
+    # Routing still to come: 4 to 6 questions (other: 4, study: 5, work: 6).
+    assert p.progress == (1, 4) and p.progress_upto == 6
+    assert E.progress_label(E.Translator("en"), p) == "Question 1 of 4–6"
     assert [c.label for c in p.choices] == [
         "Strongly agree",
         "Agree",
@@ -75,7 +77,8 @@ def test_happy_path_with_branch_to_completion(eng):
     s = eng.step(s.state, E.Answer("now", "c:work"))
     assert s.answer == E.SaveAnswer("now", choice="work")
     assert s.prompts[0].question_id == "g03"
-    assert s.prompts[0].progress == (4, 6)
+    assert s.prompts[0].progress == (4, 6) and s.prompts[0].progress_upto is None  # settled
+    assert E.progress_label(E.Translator("en"), s.prompts[0]) == "Question 4 of 6"
     s = eng.step(s.state, E.Answer("g03", "na"))
     assert s.answer == E.SaveAnswer("g03", na=True)
     s = eng.step(s.state, E.Answer(None, "12"))
@@ -313,3 +316,10 @@ def test_not_applicable_only_on_scales_that_have_it():
     st = eng.step(consented(eng), E.Answer("g01", "4")).state
     assert [c.id for c in eng.render(st).prompts[0].nav] == ["back", "skip"]
     assert not eng.step(st, E.Answer("g02", "na")).changed
+
+
+def test_the_consent_card_says_the_range_of_questions(eng):
+    """Routing changes the length: the consent card says "4–6", not the 4 asked before the
+    routing answer (the progress then counts within it)."""
+    p = eng.step({}, E.Start(INVITE)).prompts[0]
+    assert "About 3 minutes, 4–6 short questions." in p.text

@@ -506,11 +506,16 @@ async def test_invite_cards_are_in_the_readers_language_if_the_school_offers_it(
     """The printable cards are for respondents: in one of the school's languages. By default
     the one the coordinator reads the dashboard in (an Armenian reader prints Armenian
     cards), else the school's first; another of its languages on request."""
-    uk, hy = texts("uk"), texts("hy")
-    instruction = (
-        "Scan the code with your phone's camera and answer a few short questions about "
-        "career guidance at our school (about 5 minutes, anonymous)."
+    source = (
+        "Scan the code with your phone's camera and answer %(questions)s short questions "
+        "about career guidance at our school (about %(minutes)s minutes, anonymous)."
     )
+
+    def card(lang: str) -> str:  # the learners' card: their own 22 questions, 7 minutes
+        return texts(lang).gettext(source, questions="22", minutes="7")
+
+    instruction = card("en")
+    assert "answer 22 short questions" in instruction and "about 7 minutes" in instruction
     async with running_app(settings) as client:
         sm = client.app[dashweb.keys.SESSIONMAKER]
         seeded = await seed_school(sm)
@@ -527,13 +532,13 @@ async def test_invite_cards_are_in_the_readers_language_if_the_school_offers_it(
             return html.unescape(await resp.text())
 
         page = await sheet(reads="hy")  # the dashboard in Armenian: Armenian cards
-        assert '<html lang="hy">' in page and hy.gettext(instruction) in page
-        assert hy.role_name("learner") in page
+        assert '<html lang="hy">' in page and card("hy") in page
+        assert texts("hy").role_name("learner") in page
         page = await sheet()  # in English: English cards
         assert '<html lang="en">' in page and instruction in page
         page = await sheet("?lang=uk", reads="hy")  # another of the school's, on request
-        assert '<html lang="uk">' in page and uk.gettext(instruction) in page
-        assert uk.role_name("learner") in page
+        assert '<html lang="uk">' in page and card("uk") in page
+        assert texts("uk").role_name("learner") in page
         async with sm.begin() as s:
             school = await schools.get_school(s, seeded.school_id)
             school.languages = ["uk", "en"]
@@ -590,3 +595,38 @@ async def test_a_school_picks_its_survey_languages(settings):
         resp = await client.post(url, data={"csrf": token, "lang": ["en"], "first": "en"})
         assert resp.status == 403
         assert await languages() == ["uk", "en"]
+
+
+async def test_each_groups_card_says_its_own_time_and_questions(settings):
+    """Not "about 5 minutes" for everyone: each card and each row of the invites page says
+    its group's own estimate and number of questions (a range where routing changes it)."""
+    async with running_app(settings) as client:
+        sm = client.app[dashweb.keys.SESSIONMAKER]
+        seeded = await seed_school(
+            sm, roles=["learner", "parent", "graduate"], languages=["en", "hy"]
+        )
+        await add_user(client, "coord@example.org", seeded.school_id)
+        assert (await login(client, "coord@example.org")).status == 303
+        import html
+
+        base = f"/dashboard/cycles/{seeded.cycle_id}/invites"
+        sheet = html.unescape(await (await client.get(base + "/print")).text())
+        cards = re.findall(r'<article class="card">(.*?)</article>', sheet, re.S)
+        said = {
+            re.search(r"<h2>(.*?)</h2>", c).group(1): re.search(
+                r"answer (\S+) short questions .*?\(about (\d+) minutes", c, re.S
+            ).groups()
+            for c in cards
+        }
+        tx = texts("en")
+        assert said == {
+            tx.role_name("learner"): ("22", "7"),
+            tx.role_name("parent"): ("14–15", "6"),
+            tx.role_name("graduate"): ("12–14", "5"),
+        }
+        page = html.unescape(await (await client.get(base)).text())
+        assert "about 6 min, 14–15 questions" in page and "about 7 min, 22 questions" in page
+        hy = html.unescape(
+            await (await client.get(base + "/print", headers={"Accept-Language": "hy"})).text()
+        )
+        assert "14–15 կարճ հարցի" in hy and "մոտ 6 րոպե" in hy

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 
 from backend.web import keys, webchat
 from conversations import engine as E
+from conversations.banks import question_range
 from conversations.i18n import Translator, format_number, language_name
 from conversations.scales import get_scale
 from storage.models import Answer, Comment, Invite, Response
@@ -114,7 +115,11 @@ async def _take_survey(client, code: str, lang: str, role: str) -> list[str]:
             assert user.question_id() == q.id
             visible = engine.visible(bank, state["ans"])
             index = [v.id for v in visible].index(q.id) + 1
-            assert page.has(t("question.progress", index=index, total=len(visible)))
+            low, high = question_range(bank, state["ans"])
+            if low == high:
+                assert page.has(t("question.progress", index=index, total=low))
+            else:
+                assert page.has(t("question.progress_range", index=index, low=low, high=high))
             assert page.has(t(f"bank.{role}.{q.id}"))
             if q.kind == "scale":
                 for p in get_scale(q.scale).points:
