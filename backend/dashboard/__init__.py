@@ -22,6 +22,7 @@ from backend.dashboard import (
     views_comments,
     views_compare,
     views_cycles,
+    views_home,
     views_results,
     views_review,
     views_self,
@@ -56,6 +57,7 @@ def setup(app: web.Application) -> None:
     app.middlewares.append(error_middleware)
     app.middlewares.append(session_middleware)
     for module in (
+        views_home,
         views_account,
         views_cycles,
         views_self,

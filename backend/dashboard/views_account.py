@@ -1,4 +1,4 @@
-"""Login, logout, the home redirect, the account page (API token) and the admin page."""
+"""Login, logout, the account page (API token) and the admin page."""
 
 from __future__ import annotations
 
@@ -231,28 +231,6 @@ async def logout(request: web.Request) -> web.Response:
     return redirect(request, "dash:login")
 
 
-async def home(request: web.Request) -> web.Response:
-    user = user_of(request)
-    if user.role == "admin":
-        return redirect(request, "dash:admin")
-    if user.role in ("board", "assessor"):
-        return redirect(request, "dash:certification")
-    async with sessionmaker(request).begin() as s:
-        school = await schools.get_school(s, user.school_id) if user.school_id else None
-    if school is None:
-        return render(
-            request,
-            "dashboard/error.html",
-            {
-                "status": 403,
-                "title": _(request, "No school"),
-                "message": _(request, "Your account has no school yet."),
-            },
-            status=403,
-        )
-    return redirect(request, "dash:school", slug=school.slug)
-
-
 async def account(request: web.Request) -> web.Response:
     user = user_of(request)
     token = auth.api_token(request.app[keys.SECRET_KEY], user)
@@ -454,7 +432,6 @@ def routes() -> list[tuple[str, str, Any, str]]:
         ("POST", "/login", login_submit, "dash:login_submit"),
         ("POST", "/logout", logout, "dash:logout"),
         ("POST", "/language", set_language, "dash:language"),
-        ("GET", "/dashboard", home, "dash:home"),
         ("GET", "/dashboard/account", account, "dash:account"),
         ("POST", "/dashboard/account/token", token_replace, "dash:token_replace"),
         ("GET", "/dashboard/account/password", password_page, "dash:password"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -82,6 +83,21 @@ def model_versions(cycles: list[Cycle]) -> list[str]:
     return list(dict.fromkeys([carried, current]))
 
 
+def next_cycle_name(cycles: list[Cycle], now: datetime) -> str:
+    """A name for the next cycle, never one in use: the round after the newest "2026/27",
+    else this school year's."""
+    names = {c.name for c in cycles}
+    year = now.year if now.month >= 8 else now.year - 1
+    for c in cycles:
+        m = re.fullmatch(r"(\d{4})/(\d{2})", c.name.strip())
+        if m:
+            year = max(year, int(m.group(1)) + 1)
+            break
+    while f"{year}/{(year + 1) % 100:02d}" in names:
+        year += 1
+    return f"{year}/{(year + 1) % 100:02d}"
+
+
 async def school_page(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         school = await school_for(request, s, request.match_info["slug"])
@@ -103,6 +119,7 @@ async def school_page(request: web.Request) -> web.Response:
             "roles": _roles(texts_of(request)),
             "model_version": versions[0],
             "model_versions": versions,
+            "name_hint": next_cycle_name(cycles, datetime.now(UTC)),
             "survey_languages": [
                 (code, conv_i18n.language_name(code)) for code in conv_i18n.available_languages()
             ],
