@@ -95,6 +95,26 @@ async def reader(s: AsyncSession, user: User) -> Reader:
     return Reader(user, await store.membership(s, user.id))
 
 
+async def rounds_for(s: AsyncSession, who: Reader) -> list[CertRound]:
+    """Every round the reader reaches: admin all; board its agency's; assessor those with a
+    school assigned to it; a school's user those its school is listed in, submitted to, or
+    may submit to."""
+    if who.is_admin:
+        return await store.list_rounds(s)
+    if who.member is not None and who.member.role == "board" and who.user.role == "board":
+        return await store.list_rounds(s, who.member.agency_id)
+    if who.assesses_for(who.member.agency_id if who.member else -1):
+        mine = set(await store.assessor_round_ids(s, who.user.id))
+        return [r for r in await store.list_rounds(s, who.member.agency_id) if r.id in mine]
+    if who.user.school_id is None or who.user.role not in ("coordinator", "peer"):
+        return []
+    found = await store.rounds_of_school(s, who.user.school_id)
+    known = {r.id for r in found}
+    return found + [
+        r for r in await store.open_rounds_for_school(s, who.user.school_id) if r.id not in known
+    ]
+
+
 async def round_for(s: AsyncSession, who: Reader, round_id: int) -> CertRound:
     """The round if the reader is its agency's board or assessor; else not found."""
     rnd = await store.get_round(s, round_id)
@@ -390,6 +410,26 @@ async def decide(
             "valid_from": valid_from.isoformat() if valid_from else None,
             "valid_until": valid_until.isoformat() if valid_until else None,
         },
+    )
+    return decision
+
+
+async def revoke(s: AsyncSession, who: Reader, rnd: CertRound, school_id: int) -> Decision:
+    """The board withdraws the school's certificate: its verification page says so."""
+    require_board(who, rnd)
+    decision = (await store.latest_decisions(s, rnd.id)).get(school_id)
+    if decision is None or decision.outcome == "not_yet":
+        raise Refused("invalid", N_("There is no certificate to revoke."))
+    if not await store.revoke_decision(s, decision.id):
+        raise Refused("invalid", N_("This certificate is revoked already."))
+    await store.audit(
+        s,
+        rnd.agency_id,
+        who.user,
+        "revocation",
+        round_id=rnd.id,
+        school_id=school_id,
+        detail={"outcome": decision.outcome},
     )
     return decision
 

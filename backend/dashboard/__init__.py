@@ -13,6 +13,7 @@ from aiohttp import web
 
 from backend.dashboard import (
     api,
+    api_rounds,
     auth,
     exports_glue,
     views_account,
@@ -70,6 +71,7 @@ def setup(app: web.Application) -> None:
         views_review,
         exports_glue,
         api,
+        api_rounds,
     ):
         for method, path, handler, name in module.routes():
             app.router.add_route(method, path, handler, name=name)

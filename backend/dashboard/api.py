@@ -223,18 +223,72 @@ _CYCLE_ID = {
 }
 
 
+def _id_param(name: str, what: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID},
+        "description": what,
+    }
+
+
+def _round_paths() -> dict[str, Any]:
+    """Certification and accreditation: rounds, their schools, one school in a round."""
+    round_id = _id_param("round_id", "The round's id (404 unless your account reaches it).")
+    school_id = _id_param("school_id", "The school's id (404 unless you may read it there).")
+    return {
+        "/api/rounds": {
+            "get": {
+                "summary": "The certification and accreditation rounds your account reaches",
+                "description": (
+                    "A board member: the agency's rounds; an assessor: the rounds with a "
+                    "school assigned to it; a school's user: the rounds its school is in or "
+                    "may submit to."
+                ),
+                "operationId": "listRounds",
+                "responses": {"200": _ok(m.Rounds, "The rounds"), **_errors("401")},
+            }
+        },
+        "/api/rounds/{round_id}": {
+            "get": {
+                "summary": "A round's schools: status, newest submission, assessors, decision",
+                "operationId": "getRound",
+                "parameters": [round_id],
+                "responses": {"200": _ok(m.RoundDetail, "The round"), **_errors("401", "404")},
+            }
+        },
+        "/api/rounds/{round_id}/schools/{school_id}": {
+            "get": {
+                "summary": "One school in a round: submissions, snapshot, reviews, decision",
+                "description": (
+                    "The snapshot is what the school submitted, frozen: figures that passed "
+                    "the anonymity gate, never an answer or free text."
+                ),
+                "operationId": "getRoundSchool",
+                "parameters": [round_id, school_id],
+                "responses": {
+                    "200": _ok(m.SchoolInRound, "The school in the round"),
+                    **_errors("401", "404"),
+                },
+            }
+        },
+    }
+
+
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document: every body's schema is its pydantic model's."""
     cycle_ops = ("getReport", "getRates", "getSelfRatings", "postSelfRatings")
-    return {
+    doc = {
         "openapi": "3.1.0",
         "info": {
             "title": "guidance-survey API",
             "version": "1.1.0",
             "description": (
                 "Cycles, response rates, the triangulation report and the self-assessment of "
-                "the schools your account may read. Authenticate with `Authorization: Bearer "
+                "the schools your account may read; certification and accreditation rounds, "
+                "their submissions, reviews and decisions. Authenticate with `Authorization: Bearer "
                 "<token>`; the token is on your account page in the dashboard and changes when "
                 "your password does. Every figure in the report has passed the anonymity gate. "
                 'Errors answer `{"error": {"status": ..., "message": ...}}`.'
@@ -371,6 +425,8 @@ def openapi_document() -> dict[str, Any]:
             "schemas": m.component_schemas(),
         },
     }
+    doc["paths"].update(_round_paths())
+    return doc
 
 
 def routes() -> list[tuple[str, str, Any, str]]:

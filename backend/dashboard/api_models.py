@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -249,7 +249,7 @@ class Invalid(_Output):
 class User(_Output):
     id: int
     email: str
-    role: Literal["coordinator", "admin", "peer"]
+    role: Literal["coordinator", "admin", "peer", "board", "assessor"]
     school_id: int | None = Field(description="Null for an admin of no school.")
 
 
@@ -410,6 +410,117 @@ class Report(_Output):
     )
 
 
+# --- certification and accreditation (backend.certification) ----------------------------
+
+
+class AgencyRef(_Output):
+    id: int
+    name: str
+
+
+class Round(_Output):
+    id: int
+    name: str
+    kind: Literal["certification", "accreditation"]
+    status: Literal["open", "closed"]
+    deadline: date
+    exclude_cluster: bool = Field(description="No assessor from the school's cluster.")
+    agency: AgencyRef
+
+
+class Rounds(_Output):
+    rounds: list[Round] = Field(description="The rounds your account reaches, newest first.")
+
+
+class RoundSchoolRef(_Output):
+    id: int
+    slug: str
+    name: str
+
+
+class SubmissionRef(_Output):
+    version: int
+    submitted_at: datetime
+    sha256: str = Field(description="SHA-256 of the frozen snapshot's JSON text.")
+
+
+class AssessorProgress(_Output):
+    email: str
+    done: int = Field(description="Indicators reviewed.")
+    total: int = Field(description="Indicators to review.")
+
+
+class Decision(_Output):
+    outcome: Literal["certified", "conditions", "not_yet"]
+    conditions: str | None
+    valid_from: date | None
+    valid_until: date | None
+    decided_at: datetime
+    state: Literal["valid", "expired", "revoked", "not_certified"]
+    verify_path: str = Field(description="The certificate's public verification page.")
+
+
+class RoundSchoolRow(_Output):
+    school: RoundSchoolRef
+    status: Literal["not_started", "overdue", "submitted", "under_review", "decided"]
+    submission: SubmissionRef | None = Field(description="The newest version, if any.")
+    assessors: list[AssessorProgress] = Field(description="Empty for a coordinator.")
+    decision: Decision | None
+
+
+class RoundDetail(_Output):
+    round: Round
+    schools: list[RoundSchoolRow] = Field(
+        description="Board: every school; assessor: those assigned; coordinator: its own."
+    )
+
+
+class ReviewRating(_Output):
+    key: str
+    agrees: bool
+    value: Annotated[int, Field(ge=0, le=4)] | None = Field(description="Proposed rating.")
+    reason: str | None
+
+
+class Review(_Output):
+    assessor: str
+    ratings: list[ReviewRating]
+
+
+class Agreement2(_Output):
+    first: str
+    second: str
+    kappa: float | None = Field(
+        description="Quadratic weighted kappa; null below 5 indicators rated by both."
+    )
+    pairs: int = Field(description="Indicators both rated.")
+
+
+class EvidenceRequest(_Output):
+    id: int
+    key: str
+    question: str
+    asked_at: datetime
+    answer: str | None
+    answered_at: datetime | None
+
+
+class SchoolInRound(_Output):
+    round: Round
+    school: RoundSchoolRef
+    submissions: list[SubmissionRef] = Field(description="Every version, newest first.")
+    snapshot: dict[str, Any] | None = Field(
+        description=(
+            "The newest version as frozen: `report` (the report's schema, without "
+            "`comments`: no free text), `evidence`, `actions`, `round`, `school`, `cycle`."
+        )
+    )
+    reviews: list[Review] = Field(description="Board: every assessor; assessor: its own.")
+    agreement: Agreement2 | None = Field(description="For the board: the first two assessors.")
+    requests: list[EvidenceRequest]
+    decision: Decision | None
+
+
 RESPONSES: tuple[type[BaseModel], ...] = (
     Error,
     Invalid,
@@ -419,6 +530,9 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     SelfRatings,
     SavedSelfRatings,
     Report,
+    Rounds,
+    RoundDetail,
+    SchoolInRound,
 )
 
 

@@ -279,9 +279,12 @@ async def _round_rows(s: Any, who: service.Reader, rnd: CertRound) -> list[dict[
     subs = await store.latest_submissions(s, rnd.id)
     decisions = await store.latest_decisions(s, rnd.id)
     assignments = await store.list_assignments(s, rnd.id)
-    if not who.boards(rnd.agency_id):
+    if who.assesses_for(rnd.agency_id):
         assignments = [(a, u) for a, u in assignments if a.assessor_id == who.user.id]
         ids = [i for i in ids if any(a.school_id == i for a, _u in assignments)]
+    elif not who.boards(rnd.agency_id):  # a school's user (the API): its own row, no assessors
+        assignments = []
+        ids = [i for i in ids if i == who.user.school_id]
     names = await store.schools_by_id(s, ids)
     ratings = await store.review_ratings(s, [a.id for a, _u in assignments])
     listed = set(await store.listed_school_ids(s, rnd.id))

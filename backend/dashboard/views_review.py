@@ -206,6 +206,26 @@ async def review_decide(request: web.Request) -> web.Response:
     )
 
 
+async def review_revoke(request: web.Request) -> web.Response:
+    async with sessionmaker(request).begin() as s:
+        who = await _reader(request, s)
+        rnd = await _round(request, s, who)
+        school = await _school_in_round(request, s, who, rnd)
+        try:
+            await service.revoke(s, who, rnd, school.id)
+        except Refused as exc:
+            _flash_refusal(request, exc)
+        else:
+            flash(
+                request,
+                _(request, "The certificate is revoked: its verification page says so."),
+                "ok",
+            )
+    return redirect(
+        request, "dash:review", anchor="#decision", round_id=rnd.id, school_id=school.id
+    )
+
+
 # --- the audit trail -------------------------------------------------------------------------
 
 
@@ -432,6 +452,7 @@ def routes() -> list[tuple[str, str, Any, str]]:
         ("POST", sch + "/indicators/{key}/rating", review_rate, "dash:review_rate"),
         ("POST", sch + "/indicators/{key}/request", review_ask, "dash:review_ask"),
         ("POST", sch + "/decision", review_decide, "dash:review_decide"),
+        ("POST", sch + "/revoke", review_revoke, "dash:review_revoke"),
         ("GET", sch + "/certificate.pdf", certificate_pdf, "dash:certificate"),
         ("GET", r + "/audit", audit_page, "dash:audit"),
         ("GET", r + "/audit.{fmt:csv|xlsx}", audit_page, "dash:audit_export"),

@@ -24,6 +24,9 @@ OPERATIONS = {
     ("get", "/api/cycles/{id}/rates"),
     ("get", "/api/cycles/{id}/self-ratings"),
     ("post", "/api/cycles/{id}/self-ratings"),
+    ("get", "/api/rounds"),
+    ("get", "/api/rounds/{round_id}"),
+    ("get", "/api/rounds/{round_id}/schools/{school_id}"),
 }
 JSON = {"Content-Type": "application/json"}
 
@@ -227,6 +230,12 @@ async def test_the_real_answers_fit_the_documented_schemas(world: World):
         ("/api/cycles/{id}/report", f"/api/cycles/{c}/report"),
         ("/api/cycles/{id}/rates", f"/api/cycles/{c}/rates"),
         ("/api/cycles/{id}/self-ratings", f"/api/cycles/{c}/self-ratings"),
+        ("/api/rounds", "/api/rounds"),
+        ("/api/rounds/{round_id}", f"/api/rounds/{w.a.round_id}"),
+        (
+            "/api/rounds/{round_id}/schools/{school_id}",
+            f"/api/rounds/{w.a.round_id}/schools/{w.a.school_id}",
+        ),
     ):
         resp = await w.client.get(url, headers=w.a.api_headers)
         assert resp.status == 200, url

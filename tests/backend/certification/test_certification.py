@@ -40,7 +40,7 @@ from tests.backend.certification.support import (
     set_up_round,
     submit,
 )
-from tests.backend.dashboard.support import login, post_form
+from tests.backend.dashboard.support import api_headers, login, post_form
 from tests.backend.reporting.support import pdf_text
 from tests.conftest import unavailable
 from tests.storage.support import diff, drop_everything, table_names
@@ -392,6 +392,13 @@ async def test_a_whole_round(settings, tmp_path):
         assert "South College" in verify and "Certification 2027" in verify
         assert "Document the workshops" not in verify  # the public page shows no more
         assert (await client.get("/verify/" + "x" * 32)).status == 404
+        # The board revokes it: the verification page says so, and the trail has it.
+        assert (await login(client, "board@agency.example")).status == 303
+        assert (await post_form(client, f"{review}/revoke", {}, review)).status == 303
+        verify = await (await client.get(f"/verify/{decision.token}")).text()
+        assert "revoked" in verify and "South College" in verify
+        audit = (await (await client.get(r + "/audit.csv")).read()).decode("utf-8-sig")
+        assert "revocation" in audit
 
 
 async def test_each_reader_reaches_only_what_its_role_may(settings):
@@ -473,3 +480,76 @@ async def test_each_reader_reaches_only_what_its_role_may(settings):
         await logout(client)
         assert (await login(client, "coord@south.example")).status == 303
         assert (await client.get(r)).status == 404
+
+
+async def test_the_api_gives_each_reader_what_its_pages_give(settings):
+    async with running_app(settings) as client:
+        sm = client.app[keys.SESSIONMAKER]
+        rnd = await set_up_round(client, sm)
+        for slug, rid in (
+            ("south", rnd.round_id),
+            ("south", rnd.other_round_id),
+            ("west", rnd.round_id),
+        ):
+            assert (await login(client, f"coord@{slug}.example")).status == 303
+            await submit(client, rnd, rid, slug=slug)
+            await logout(client)
+        async with sm.begin() as s:
+            ids = {u.email: u.id for _m, u in await store.list_members(s, rnd.agency_id)}
+        assert (await login(client, "board@agency.example")).status == 303
+        r = f"/dashboard/rounds/{rnd.round_id}"
+        for email in ("a1@agency.example", "a2@agency.example"):
+            await post_form(
+                client,
+                r + "/assign",
+                {"school_id": rnd.south.school_id, "assessor_id": ids[email]},
+                r,
+            )
+        await logout(client)
+        api = f"/api/rounds/{rnd.round_id}"
+        south = f"{api}/schools/{rnd.south.school_id}"
+        west = f"{api}/schools/{rnd.west.school_id}"
+
+        async def get(email: str, path: str):
+            resp = await client.get(path, headers=await api_headers(client, email))
+            return resp.status, (await resp.json())
+
+        # The board: every school, both assessors, the agreement.
+        status, body = await get("board@agency.example", api)
+        assert status == 200
+        assert {row["school"]["slug"] for row in body["schools"]} == {"south", "west"}
+        status, body = await get("board@agency.example", south)
+        assert status == 200 and [rv["assessor"] for rv in body["reviews"]] == [
+            "a1@agency.example",
+            "a2@agency.example",
+        ]
+        assert body["agreement"]["pairs"] == 0 and body["submissions"][0]["version"] == 1
+        # An assessor: its school only, its own review, the snapshot without free text.
+        status, body = await get("a1@agency.example", "/api/rounds")
+        assert [x["id"] for x in body["rounds"]] == [rnd.round_id]
+        status, body = await get("a1@agency.example", api)
+        assert [row["school"]["slug"] for row in body["schools"]] == ["south"]
+        status, body = await get("a1@agency.example", south)
+        assert status == 200 and body["agreement"] is None
+        assert [rv["assessor"] for rv in body["reviews"]] == ["a1@agency.example"]
+        text = json.dumps(body)
+        assert SECRET_REMARK not in text and SECRET_SELF not in text
+        assert "comments" not in body["snapshot"]["report"]
+        for path in (
+            west,
+            f"/api/rounds/{rnd.other_round_id}",
+            f"/api/rounds/{rnd.other_round_id}/schools/{rnd.south.school_id}",
+            f"/api/cycles/{rnd.south.cycle_id}/report",
+        ):
+            assert (await get("a1@agency.example", path))[0] == 404, path
+        # Another agency's board; a school's coordinator: its own row only, no reviews.
+        assert (await get("other-board@agency.example", api))[0] == 404
+        status, body = await get("coord@west.example", api)
+        assert status == 200 and [row["school"]["slug"] for row in body["schools"]] == ["west"]
+        assert body["schools"][0]["assessors"] == []
+        assert (await get("coord@west.example", south))[0] == 404
+        status, body = await get("coord@west.example", west)
+        assert status == 200 and body["reviews"] == [] and body["agreement"] is None
+        # /api/me names the new roles.
+        status, body = await get("a1@agency.example", "/api/me")
+        assert body["role"] == "assessor"
