@@ -43,10 +43,15 @@ def links(
     tx = texts_of(request)
     charts = [
         {
+            "url": str(router["dash:chart_profile"].url_for(cycle_id=cid)),
+            "label": tx.gettext("Profiles: each group against the school's own rating"),
+            "kind": "profile",
+        },
+        {
             "url": str(router["dash:chart_gaps"].url_for(cycle_id=cid)),
             "label": tx.gettext("Biggest gaps between the school's view and the groups'"),
             "kind": "gaps",
-        }
+        },
     ] + [
         {
             "url": str(router["dash:chart_dimension"].url_for(cycle_id=cid, dim=d.id)),
@@ -103,6 +108,24 @@ def _chart_text(report: dict[str, Any], chart: dict[str, Any], tx: Texts) -> dic
             for g in gaps
         ]
         return {"alt": reading.gaps_alt(report, tx=tx), "table": {"head": head, "rows": rows}}
+    if chart["kind"] == "profile":
+        prof = reading.profile_data(report, tx=tx)
+        head = [tx.gettext("Criterion"), tx.gettext(reading.SELF_LABEL)]
+        head += [name for _r, name, _c, _v in prof.groups]
+        rows = [
+            [
+                f"{c} {prof.titles.get(c, '')}".strip(),
+                reading.fmt_fixed(prof.self_values[i], 2, tx)
+                if prof.self_values[i] is not None
+                else "—",
+                *[
+                    reading.fmt_fixed(vals[i], 2, tx) if vals[i] is not None else "—"
+                    for _r, _n, _c, vals in prof.groups
+                ],
+            ]
+            for i, c in enumerate(prof.criteria)
+        ]
+        return {"alt": prof.alt, "table": {"head": head, "rows": rows}}
     data = reading.dimension_data(report, chart["dim"], tx=tx)
     head = [tx.gettext("Theme"), *[name for name, _colour, _values in data.series]]
     rows = [
@@ -153,6 +176,14 @@ async def chart_gaps(request: web.Request) -> web.Response:
     tx = texts_of(request)
     _cycle, report, _school = await _report(request)
     return _svg(await _in_thread(charts.gaps_chart_svg, report, tx=tx), tx.lang)
+
+
+async def chart_profile(request: web.Request) -> web.Response:
+    from backend.reporting import charts  # matplotlib: loaded with the first chart drawn
+
+    tx = texts_of(request)
+    _cycle, report, _school = await _report(request)
+    return _svg(await _in_thread(charts.profile_svg, report, tx=tx), tx.lang)
 
 
 async def chart_dimension(request: web.Request) -> web.Response:
@@ -239,6 +270,7 @@ def routes() -> list[tuple[str, str, Any, str]]:
     return [
         ("GET", c + "/charts/heatmap.svg", chart_heatmap, "dash:chart_heatmap"),
         ("GET", c + "/charts/gaps.svg", chart_gaps, "dash:chart_gaps"),
+        ("GET", c + "/charts/profile.svg", chart_profile, "dash:chart_profile"),
         ("GET", c + "/charts/dimension-{dim:\\d+}.svg", chart_dimension, "dash:chart_dimension"),
         ("GET", c + "/charts/indicator/{key}.svg", chart_indicator, "dash:chart_indicator"),
         ("GET", c + "/export.{fmt:[a-z]+}", export, "dash:export"),

@@ -24,6 +24,8 @@ from backend.dashboard.web import (
     writable_cycle,
 )
 from backend.i18n import N_
+from backend.reporting.charts import reading
+from backend.reporting.charts.reading import shorten
 from conversations.model import load_model
 from conversations.roles import ROLES
 from storage import schools
@@ -73,6 +75,7 @@ async def actions_page(request: web.Request) -> web.Response:
     tx = texts_of(request)
     model = tx.model
     index = model.index()
+    labels = reading.indicator_labels(model)
     preset = request.query.get("indicator", "")
     if preset not in index:
         preset = ""
@@ -96,7 +99,11 @@ async def actions_page(request: web.Request) -> web.Response:
             "statuses": ACTION_STATUSES,
             "counts": counts,
             "total": len(everything),
-            "indicators": [(p.indicator.key, p.indicator.id) for p in model.placed()],
+            "indicators": [
+                (p.indicator.key, f"{labels[p.indicator.key]} · {shorten(p.indicator.text, 70)}")
+                for p in model.placed()
+            ],
+            "ind_labels": labels,
             "indicator_texts": {k: p.indicator.text for k, p in index.items()},
             "preset": preset,
             "preset_role": role_text,

@@ -56,13 +56,11 @@ def signed(tx: Texts, x: float, digits: int = 2) -> str:
 
 
 def cell_style(mean: float | None) -> str:
-    """A background from orange (0) through a pale neutral (2) to blue (4): a diverging
-    orange/blue scale that colour-blind readers tell apart (no red/green), dark text on it."""
+    """The background of a 0..4 figure: the one scale of every chart (orange, a warm grey,
+    blue: colour-blind readers tell them apart), black text on each."""
     if mean is None:
         return ""
-    x = max(0.0, min(4.0, float(mean))) / 4 * 2 - 1  # -1 .. 1
-    hue = 30 if x < 0 else 210
-    return f"background: hsl({hue}, {70 * abs(x):.0f}%, {90 - 16 * abs(x):.0f}%)"
+    return f"background: {reading.scale_colour(mean)}"
 
 
 def _distribution_alt(report: dict[str, Any], key: str, tx: Texts) -> str:
@@ -71,6 +69,8 @@ def _distribution_alt(report: dict[str, Any], key: str, tx: Texts) -> str:
 
 def _heat_rows(report: dict[str, Any], roles: list[str], tx: Texts) -> list[dict[str, Any]]:
     titles = {d.id: d.title for d in tree(tx.model)}
+    labels = reading.indicator_labels(tx.model)
+    texts = {p.indicator.key: p.indicator.text for p in tx.model.placed()}
     threshold = tx.number(report["thresholds"]["anonymity"])
     rows: list[dict[str, Any]] = []
     last_dim = None
@@ -130,6 +130,8 @@ def _heat_rows(report: dict[str, Any], roles: list[str], tx: Texts) -> list[dict
         rows.append(
             {
                 "ind": ind,
+                "label": labels.get(ind["key"], ind["id"]),
+                "text": texts.get(ind["key"], ""),
                 "cells": cells,
                 "self": _num(ind),
                 "self_style": cell_style(_num(ind)),
@@ -202,6 +204,7 @@ async def cycle_overview(request: web.Request) -> web.Response:
             "rows": _heat_rows(report, roles, tx),
             "release_rows": _release_rows(report, roles),
             "gaps": biggest_gaps(report, limit=10),
+            "ind_labels": reading.indicator_labels(tx.model),
             "invite_count": len(invites),
             "started": sum(r.started for r in rates),
             "completed": sum(r.completed for r in rates),

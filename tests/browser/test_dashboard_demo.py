@@ -6,6 +6,7 @@ Screenshots land in tests/browser/screenshots/demo-*.png (gitignored) for a huma
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -43,22 +44,27 @@ async def demo(tmp_path_factory) -> AsyncIterator[tuple[str, dict[str, int]]]:
         yield base, ids
 
 
-async def login(browser: Any, base: str, viewport: dict[str, int], *, email: str = DEMO_EMAIL):
+async def login(
+    browser: Any, base: str, viewport: dict[str, int], *, email: str = DEMO_EMAIL, lang: str = "en"
+):
+    """A logged-in page in `lang` (chosen every time: the account keeps the last choice)."""
     ctx = await browser.new_context(viewport=viewport, locale="en-GB")
-    ctx.set_default_timeout(15000)
+    ctx.set_default_timeout(30000)
     page = await ctx.new_page()
     await page.goto(base + "/login")
     await page.fill("input[name=email]", email)
     await page.fill("input[name=password]", DEMO_PASSWORD)
     await page.click("main button[type=submit]")
     await page.wait_for_url("**/dashboard/**")
+    await set_language(page, lang)
     return ctx, page
 
 
 async def set_language(page: Any, lang: str) -> None:
     await page.select_option(".lang-picker select", lang)
-    await page.click(".lang-picker button")
-    await page.wait_for_load_state()
+    async with page.expect_navigation(wait_until="domcontentloaded"):
+        await page.click(".lang-picker button")
+    assert await page.get_attribute("html", "lang") == lang
 
 
 def coordinator_pages(ids: dict[str, int]) -> list[str]:
@@ -103,18 +109,15 @@ async def test_every_dashboard_page_fits_a_phone(browser, demo, screenshots, lan
     """At 390 px no page is wider than the phone: wide tables scroll inside their own box
     (the response-rate table reflows), nothing pushes the page sideways."""
     base, ids = demo
-    ctx, page = await login(browser, base, PHONE)
-    if lang != "en":
-        await set_language(page, lang)
+    ctx, page = await login(browser, base, PHONE, lang=lang)
     wide: dict[str, Any] = {}
     for path in coordinator_pages(ids):
-        await page.goto(base + path)
-        await page.wait_for_load_state("networkidle")
+        await page.goto(base + path, wait_until="domcontentloaded")
         width = await page.evaluate("document.documentElement.scrollWidth")
         if width > PHONE["width"]:
             wide[path] = (width, await too_wide(page))
     # The response rates: every group's figures readable without scrolling sideways.
-    await page.goto(f"{base}/dashboard/cycles/{ids['current']}")
+    await page.goto(f"{base}/dashboard/cycles/{ids['current']}", wait_until="domcontentloaded")
     row = page.locator('table.rates tr[data-role="learner"]')
     box = await row.locator('[data-f="completed"]').bounding_box()
     assert box is not None and box["x"] + box["width"] <= PHONE["width"]
@@ -122,16 +125,13 @@ async def test_every_dashboard_page_fits_a_phone(browser, demo, screenshots, lan
     await page.screenshot(path=str(screenshots / name), full_page=True)
     await ctx.close()
 
-    ctx, page = await login(browser, base, PHONE, email=ADMIN_EMAIL)
-    if lang != "en":
-        await set_language(page, lang)
+    ctx, page = await login(browser, base, PHONE, email=ADMIN_EMAIL, lang=lang)
     for path in (
         "/dashboard/admin",
         "/dashboard/admin/clusters",
         f"/dashboard/schools/{DEMO_SLUG}",
     ):
-        await page.goto(base + path)
-        await page.wait_for_load_state("networkidle")
+        await page.goto(base + path, wait_until="domcontentloaded")
         width = await page.evaluate("document.documentElement.scrollWidth")
         if width > PHONE["width"]:
             wide["admin " + path] = (width, await too_wide(page))
@@ -143,7 +143,57 @@ async def test_phone_overview_has_no_serious_violations(browser, demo, screensho
     base, ids = demo
     ctx, page = await login(browser, base, PHONE)
     found: list[str] = []
-    await page.goto(f"{base}/dashboard/cycles/{ids['current']}")
+    await page.goto(f"{base}/dashboard/cycles/{ids['current']}", wait_until="domcontentloaded")
     await check_a11y(page, "demo-phone-overview", screenshots, found)
     await ctx.close()
     assert_clean(found)
+
+
+SVG_FONT = re.compile(r"font-size:\s*([\d.]+)px")
+
+
+@pytest.mark.parametrize(
+    ("lang", "viewport"),
+    [("en", LAPTOP), ("hy", LAPTOP), ("en", PHONE), ("hy", PHONE)],
+    ids=["en-1366", "hy-1366", "en-390", "hy-390"],
+)
+async def test_charts_are_readable_at_laptop_and_phone_width(
+    browser, demo, screenshots, lang, viewport
+):
+    """Every chart on the overview (the profiles first) and on an indicator page is drawn
+    with text of 11 px or more at the size the page shows it, the page stays as wide as
+    the screen (a phone scrolls a chart in its own box), and the screenshots are kept."""
+    base, ids = demo
+    ctx, page = await login(browser, base, viewport, lang=lang)
+    c = f"/dashboard/cycles/{ids['current']}"
+    for path, least in ((c, 5), (c + "/indicators/VL-1", 1)):
+        await page.goto(base + path, wait_until="domcontentloaded")
+        await page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        imgs = page.locator(".chart-scroll img")
+        assert await imgs.count() >= least, path
+        if least > 1:
+            assert "/charts/profile.svg" in (await imgs.first.get_attribute("src") or "")
+        for i in range(await imgs.count()):
+            img = imgs.nth(i)
+            await img.scroll_into_view_if_needed()
+            await page.wait_for_function(
+                "i => i.complete && i.naturalWidth > 0",
+                arg=await img.element_handle(),
+                timeout=90000,  # each chart is drawn on request; the machine may be busy
+            )
+            src, width = await img.evaluate(
+                "i => [i.getAttribute('src'), i.getBoundingClientRect().width]"
+            )
+            body = await (await page.request.get(base + src)).text()
+            units = float(re.search(r'viewBox="0 0 ([\d.]+)', body).group(1))
+            smallest = min(float(x) for x in SVG_FONT.findall(body)) * width / units
+            assert smallest >= 11, (path, src, round(smallest, 1))
+        scroll = await page.evaluate("document.documentElement.scrollWidth")
+        assert scroll <= viewport["width"], (path, scroll)
+        name = "overview" if path == c else "indicator"
+        await page.evaluate("window.scrollTo(0, 0)")
+        await page.screenshot(
+            path=str(screenshots / f"demo-charts-{name}-{lang}-{viewport['width']}.png"),
+            full_page=True,
+        )
+    await ctx.close()

@@ -15,6 +15,7 @@ an `rc_context`, so no global state leaks between calls or threads.
 from __future__ import annotations
 
 import io
+import math
 import re
 import textwrap
 import threading
@@ -28,10 +29,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display, ever; we only draw on FigureCanvasAgg below
 
-from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize, to_rgba
+from matplotlib.colors import LinearSegmentedColormap, Normalize, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
@@ -46,6 +46,8 @@ from backend.reporting.charts.reading import (
     NEUTRAL_COLOUR,
     NO_DATA,
     SCALE_MAX,
+    SCALE_STOPS,
+    SELF_COLOUR,
     SELF_LABEL,
     SUPPRESSED_COLOUR,
     DimensionData,
@@ -54,7 +56,6 @@ from backend.reporting.charts.reading import (
     dimensions_of,
     distribution_alt,
     fmt_fixed,
-    fmt_num,
     fmt_signed,
     fmt_value,
     gaps_alt,
@@ -62,9 +63,11 @@ from backend.reporting.charts.reading import (
     group_counts,
     has_data,
     hidden_roles,
+    indicator_label,
     indicator_text,
     is_scale,
     model_for,
+    profile_data,
     role_label,
     self_score,
     series_name,
@@ -78,7 +81,8 @@ from backend.reporting.report import biggest_gaps
 Format = Literal["svg", "png"]
 
 
-HEAT_CMAP = "cividis"  # sequential, designed for colour-vision deficiency
+# The one 0..4 scale of the pages and every chart (reading.SCALE_STOPS), as a colour map.
+HEAT_CMAP = LinearSegmentedColormap.from_list("guidance-0-4", SCALE_STOPS)
 
 
 _RC = {
@@ -162,9 +166,35 @@ def _result(
     return ChartResult(data=data, mime=mime, title=title, alt=alt)
 
 
+CHART_WIDTH = 10.0  # inches: 960 px at 1:1 on a page; the pages never show one narrower
+# than 720 px (a phone scrolls it sideways in its box), so an 11 pt text is 11 px or more.
+
+
+def _legend_below(fig: Figure, handles_labels: tuple[list[Any], list[str]], title: str | None):
+    """The legend under the plot, inside the figure (constrained layout makes room for it):
+    never cut, however long the words of the reader's language are."""
+    handles, labels = handles_labels
+    longest = max((min(40, len(lbl)) for lbl in labels), default=1)
+    ncol = max(1, min(len(labels), int(CHART_WIDTH * 9 / max(8, longest + 4))))
+    leg = fig.legend(
+        handles,
+        [textwrap.fill(lbl, 40) for lbl in labels],
+        loc="outside lower center",
+        ncol=ncol,
+        frameon=False,
+        title=title,
+        fontsize=11.5,
+        title_fontsize=11.5,
+    )
+    leg.set_in_layout(True)
+    return leg
+
+
 def _titles(fig: Figure, title: str, report: dict[str, Any]) -> None:
     sub = subtitle(report)
-    fig.suptitle(title + (f"\n{sub}" if sub else ""), fontsize=16, fontweight="bold")
+    width = fig.get_figwidth()
+    lines = textwrap.wrap(title, int(width * 6.2)) + textwrap.wrap(sub, int(width * 6.2))
+    fig.suptitle("\n".join(lines), fontsize=16, fontweight="bold")
 
 
 def _no_data(
@@ -199,8 +229,8 @@ def heatmap_chart(
 ) -> ChartResult:
     """Indicators (rows, grouped by dimension) x Self and the shown groups, coloured by mean.
 
-    Suppressed cells are grey, hatched and marked "<k"; count indicators show the
-    school's number ("#12") uncoloured, as it is not on the 0..4 scale.
+    Suppressed cells are grey, hatched and marked "<k". The Self column holds 0..4 ratings
+    only: a count indicator's number is not on the scale (it is on the indicator's page).
     """
     titles = unit_titles(report, tx)
     title = tx.gettext("Ratings by indicator and group (0–4)")
@@ -228,7 +258,7 @@ def heatmap_chart(
             rows.append(("dim", ind))
         rows.append(("ind", ind))
     nrows = len(rows)
-    cmap = colormaps[HEAT_CMAP]
+    cmap = HEAT_CMAP
     norm = Normalize(0, SCALE_MAX)
 
     def cell_text(ax, col: int, row: int, text: str, colour: str, size: float = 11) -> None:
@@ -258,24 +288,19 @@ def heatmap_chart(
                 )
                 continue
             text = texts.get(ind["key"])
-            ylabels.append(f"{ind['id']}  {shorten(text, 38)}" if text else ind["key"])
+            label = indicator_label(report, ind)
+            ylabels.append(f"{label}  {shorten(text, 46)}" if text else label)
             cells: list[tuple[float | None, str | None, bool]] = []
-            if is_scale(ind):
-                cells.append((self_score(ind), None, False))
-            elif ind["self"] is not None:
-                cells.append((None, f"#{fmt_num(ind['self'], tx)}", False))
-            else:
-                cells.append((None, None, False))
+            cells.append((self_score(ind), None, False))  # counts are not on the 0..4 scale
             for r in roles:
                 g = ind["roles"][r]
                 cells.append((g["mean"], None, bool(g["suppressed"])))
             for col, (value, label, suppressed) in enumerate(cells):
                 if value is not None:
-                    face = cmap(norm(value))
-                    lum = 0.299 * face[0] + 0.587 * face[1] + 0.114 * face[2]
+                    face = cmap(norm(value))  # black text reads on every colour of the scale
                     ax.add_patch(Rectangle((col, row), 1, 1, facecolor=face, edgecolor="white"))
-                    shown = fmt_fixed(value, 1, tx)
-                    cell_text(ax, col, row, shown, "black" if lum > 0.5 else "white")
+                    shown = fmt_value(value, 0, tx) if col == 0 else fmt_fixed(value, 1, tx)
+                    cell_text(ax, col, row, shown, "black")
                 elif suppressed:
                     ax.add_patch(
                         Rectangle(
@@ -287,25 +312,28 @@ def heatmap_chart(
                             hatch="//",
                         )
                     )
-                    cell_text(ax, col, row, f"<{tx.number(k)}", "#333333", 10)
+                    cell_text(ax, col, row, f"<{tx.number(k)}", "#333333", 11)
                 else:
                     ax.add_patch(
                         Rectangle((col, row), 1, 1, facecolor="white", edgecolor="#EEEEEE")
                     )
                     if label:
-                        cell_text(ax, col, row, label, "#333333", 10)
+                        cell_text(ax, col, row, label, "#333333", 11)
         ax.set_xlim(0, ncols)
         ax.set_ylim(nrows, 0)
-        ax.set_xticks([c + 0.5 for c in range(ncols)], cols, rotation=30, ha="left")
+        heads = ["\n".join(textwrap.wrap(c, 10, break_long_words=True)[:3]) or c for c in cols]
+        ax.set_xticks([c + 0.5 for c in range(ncols)], heads, fontsize=11, ha="center")
         ax.xaxis.tick_top()
         ax.xaxis.set_label_position("top")
-        ax.set_yticks([r + 0.5 for r in range(nrows)], ylabels, fontsize=11)
+        ax.set_yticks([r + 0.5 for r in range(nrows)], ylabels, fontsize=11.5)
         ax.tick_params(length=0)
         for side in ("top", "right", "bottom", "left"):
             ax.spines[side].set_visible(False)
         ax.axvline(1, color="black", linewidth=2, zorder=2)  # Self apart from the groups
         ax.set_ylabel(tx.gettext("Indicator"))
-        ax.set_xlabel(tx.gettext("Self-assessment and stakeholder groups (mean, 0–4)"))
+        ax.set_xlabel(
+            textwrap.fill(tx.gettext("Self-assessment and stakeholder groups (mean, 0–4)"), 45)
+        )
         cbar = fig.colorbar(
             ScalarMappable(norm=norm, cmap=cmap),
             ax=ax,
@@ -315,7 +343,11 @@ def heatmap_chart(
             pad=0.01,
         )
         cbar.set_label(
-            tx.gettext("Mean: 0 = not at all / strongly disagree … 4 = fully / strongly agree")
+            textwrap.fill(
+                tx.gettext("Mean: 0 = not at all / strongly disagree … 4 = fully / strongly agree"),
+                int(width * 7),
+            ),
+            fontsize=11.5,
         )
         if tx.lang != ENGLISH.lang:  # the reader's decimal separator ("2,5")
             cbar.ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: tx.number(v, 1)))
@@ -338,10 +370,13 @@ def heatmap_chart(
                 tx.gettext("%(group)s (at most %(n)s)", group=role_label(r, tx=tx), n=tx.number(n))
                 for r, n in hidden.items()
             )
-            notes = tx.gettext(
-                "Not shown (fewer than %(k)s on every indicator): %(groups)s",
-                k=tx.number(k),
-                groups=groups,
+            notes = textwrap.fill(
+                tx.gettext(
+                    "Not shown (fewer than %(k)s on every indicator): %(groups)s",
+                    k=tx.number(k),
+                    groups=groups,
+                ),
+                int(width * 8),
             )
         leg = fig.legend(
             handles=handles,
@@ -355,8 +390,8 @@ def heatmap_chart(
         leg.set_in_layout(True)
         _titles(fig, title, report)
 
-    width = 6.5 + 1.05 * ncols
-    height = 4.2 + 0.36 * nrows
+    width = max(CHART_WIDTH, 5.6 + 0.95 * ncols)
+    height = 4.6 + 0.34 * nrows
     n_shown = sum(1 for i in inds for r in roles if i["roles"][r]["mean"] is not None)
     suppressed_total = sum(1 for i in inds for r in roles if i["roles"][r]["suppressed"])
     indicators = tx.ngettext("%(num)s indicator", "%(num)s indicators", len(inds))
@@ -418,70 +453,69 @@ def dimension_chart(
         return _no_data(title, report, fmt, dpi, tx=tx)
 
     nser = len(series)
-    bar_h = min(0.8 / nser, 0.3)
-    label_values = nser <= 6
+    # Each theme shows the series that have a figure on it, packed (no empty slots): a bar
+    # is 1 unit high, a theme's band is its bars plus a gap; a theme without figures says so.
+    bands: list[tuple[float, float, list[tuple[int, float]]]] = []  # (top, centre, bars)
+    y = 0.0
+    for t in range(len(themes)):
+        present = [(i, vals[t]) for i, (_n, _c, vals) in enumerate(series) if vals[t] is not None]
+        size = max(1.4, float(len(present)))
+        bands.append((y, y + size / 2, present))
+        y += size + 0.9
+    total = y - 0.9
 
     def draw(fig: Figure) -> None:
         ax = fig.add_subplot()
-        for s, (name, colour, values) in enumerate(series):
-            ys = [t + (s - (nser - 1) / 2) * bar_h for t in range(len(themes))]
-            widths = [v if v is not None else 0 for v in values]
-            bars = ax.barh(
-                ys,
-                widths,
-                height=bar_h * 0.92,
-                color=colour,
-                label=name,
-                edgecolor="white" if s else "black",
-                linewidth=0.5,
-            )
-            if label_values:
-                for bar, v in zip(bars, values, strict=True):
-                    if v is None:
-                        continue
-                    ax.text(
-                        bar.get_width() + 0.04,
-                        bar.get_y() + bar.get_height() / 2,
-                        fmt_fixed(v, 1, tx),
-                        va="center",
-                        fontsize=10,
-                    )
-        for t in range(len(themes)):
-            if all(vals[t] is None for _, _, vals in series):
+        for top, centre, present in bands:
+            if not present:
                 ax.text(
                     0.05,
-                    t,
+                    centre,
                     tx.gettext("no figures yet"),
                     va="center",
                     fontsize=11,
-                    color="#777777",
+                    color="#666666",
                 )
+            for j, (i, v) in enumerate(present):
+                ax.barh(
+                    top + j + 0.5,
+                    v,
+                    height=0.86,
+                    color=series[i][1],
+                    edgecolor="black" if i == 0 else "white",
+                    linewidth=0.6,
+                )
+                # The value and whose it is: readable without matching colours.
+                label = f"{fmt_fixed(v, 1, tx)}  {shorten(series[i][0], 22)}"
+                ax.text(v + 0.04, top + j + 0.5, label, va="center", fontsize=11)
         ylabels = []
         for t in themes:
             name = titles.get(t)
             ylabels.append(
-                f"{t}\n" + "\n".join(textwrap.wrap(shorten(name, 80), 34)) if name else t
+                f"{t}\n" + "\n".join(textwrap.wrap(shorten(name, 90), 30)) if name else t
             )
-        ax.set_yticks(range(len(themes)), ylabels, fontsize=11)
-        ax.set_ylim(len(themes) - 0.5, -0.5)
-        ax.set_xlim(0, SCALE_MAX + 0.35)
+        ax.set_yticks([centre for _top, centre, _bars in bands], ylabels, fontsize=11.5)
+        ax.set_ylim(total + 0.2, -0.2)
+        ax.set_xlim(0, SCALE_MAX + 1.7)  # room for the labels right of a full bar
         ax.set_xticks(range(SCALE_MAX + 1))
         ax.grid(axis="x", color="#DDDDDD", linewidth=0.8)
         ax.set_axisbelow(True)
-        ax.set_xlabel(tx.gettext("Mean rating of the theme's indicators (0–4)"))
+        ax.set_xlabel(textwrap.fill(tx.gettext("Mean rating of the theme's indicators (0–4)"), 45))
         ax.set_ylabel(tx.gettext("Theme"))
-        ax.legend(
-            loc="upper left",
-            bbox_to_anchor=(1.01, 1),
-            frameon=False,
-            title=tx.gettext("Rated by"),
-        )
+        handles = [
+            Patch(facecolor=c, edgecolor="black" if i == 0 else c)
+            for i, (_n, c, _v) in enumerate(series)
+        ]
+        _legend_below(fig, (handles, [n for n, _c, _v in series]), tx.gettext("Rated by"))
         if dim_title:
-            ax.set_title(shorten(dim_title, 90), fontsize=12, loc="left", color="#444444")
+            ax.set_title(
+                textwrap.fill(shorten(dim_title, 160), 80), fontsize=12, loc="left", color="#444444"
+            )
         _titles(fig, title, report)
 
-    height = 2.4 + len(themes) * max(0.9, nser * 0.28)
-    return _result(draw, (12, height), title, data.alt, fmt, dpi)
+    rows_of_legend = -(-nser // 4)
+    height = 2.8 + 0.3 * rows_of_legend + 0.26 * total
+    return _result(draw, (CHART_WIDTH, height), title, data.alt, fmt, dpi)
 
 
 def dimension_chart_svg(report: dict[str, Any], dimension_id: str, *, tx: Texts = ENGLISH) -> bytes:
@@ -529,9 +563,10 @@ def gaps_chart(
                 mean=fmt_fixed(g["mean"], 2, tx),
                 people=tx.ngettext("%(num)s respondent", "%(num)s respondents", g["respondents"]),
             )
+            note = textwrap.fill(note, 30)
             flag = tx.label("flag", g["flag"])
             if flag:
-                note = f"{flag.upper()}  {note}"
+                note = f"{flag.upper()}\n{note}"
             right = g["gap"] < 0  # the note goes on the empty side of the zero line
             ax.text(
                 0.08 if right else -0.08,
@@ -539,10 +574,18 @@ def gaps_chart(
                 note,
                 ha="left" if right else "right",
                 va="center",
-                fontsize=10.5,
+                fontsize=11,
                 fontweight="bold" if flag else "normal",
             )
-        ax.set_yticks(list(ys), [f"{g['id']} · {role_label(g['role'], tx=tx)}" for g in gaps])
+        ylabels = []
+        for g in gaps:
+            ind = next(i for i in report["indicators"] if i["key"] == g["key"])
+            head = f"{indicator_label(report, ind)} · {role_label(g['role'], tx=tx)}"
+            text = indicator_text(report, g["key"], tx)
+            ylabels.append(
+                head + ("\n" + "\n".join(textwrap.wrap(shorten(text, 66), 34)) if text else "")
+            )
+        ax.set_yticks(list(ys), ylabels, fontsize=11.5)
         ax.set_ylim(len(gaps) - 0.5, -0.5)
         ax.set_xlim(-4.6, 4.6)
         ax.axvline(0, color="black", linewidth=1.2)
@@ -551,51 +594,42 @@ def gaps_chart(
         ax.set_xticks(range(-4, 5))
         ax.grid(axis="x", color="#EEEEEE")
         ax.set_axisbelow(True)
-        ax.set_xlabel(tx.gettext("Gap = group mean − self rating (scale points)"))
+        ax.set_xlabel(
+            textwrap.fill(tx.gettext("Gap = group mean − self rating (scale points)"), 45)
+        )
         ax.set_ylabel(tx.gettext("Indicator · group"))
-        ax.text(
-            -4.5,
-            -0.9,
-            tx.gettext("← school rates itself higher"),
-            fontsize=10.5,
+        ax.set_title(
+            textwrap.fill(tx.gettext("← school rates itself higher"), 26),
+            loc="left",
+            fontsize=11.5,
             color=BLIND_COLOUR,
         )
-        ax.text(
-            4.5,
-            -0.9,
-            tx.gettext("group rates the school higher →"),
-            fontsize=10.5,
-            ha="right",
+        ax.set_title(
+            textwrap.fill(tx.gettext("group rates the school higher →"), 26),
+            loc="right",
+            fontsize=11.5,
             color=HIDDEN_COLOUR,
         )
-        ax.legend(
-            handles=[
-                Patch(
-                    color=BLIND_COLOUR,
-                    label=tx.gettext("blind spot (gap ≤ %(limit)s)", limit="−" + margin),
-                ),
-                Patch(
-                    color=HIDDEN_COLOUR,
-                    label=tx.gettext("hidden strength (gap ≥ %(limit)s)", limit="+" + margin),
-                ),
-                Patch(color=NEUTRAL_COLOUR, label=tx.gettext("within a third of the scale")),
-            ],
-            loc="upper center",
-            bbox_to_anchor=(0.5, -0.12),
-            ncol=3,
-            frameon=False,
-        )
+        handles = [
+            Patch(
+                color=BLIND_COLOUR,
+                label=tx.gettext("blind spot (gap ≤ %(limit)s)", limit="−" + margin),
+            ),
+            Patch(
+                color=HIDDEN_COLOUR,
+                label=tx.gettext("hidden strength (gap ≥ %(limit)s)", limit="+" + margin),
+            ),
+            Patch(color=NEUTRAL_COLOUR, label=tx.gettext("within a third of the scale")),
+        ]
+        _legend_below(fig, (handles, [h.get_label() for h in handles]), None)
         _titles(fig, title, report)
 
     alt = gaps_alt(report, limit, tx=tx)
-    return _result(draw, (13, 2.8 + 0.5 * len(gaps)), title, alt, fmt, dpi)
+    return _result(draw, (CHART_WIDTH, 3.4 + 0.74 * len(gaps)), title, alt, fmt, dpi)
 
 
 def gaps_chart_svg(report: dict[str, Any], limit: int = 10, *, tx: Texts = ENGLISH) -> bytes:
     return gaps_chart(report, limit, tx=tx).data
-
-
-_DIST_CMAP = "PuOr"  # diverging, colour-blind safe
 
 
 def distribution_chart(
@@ -611,7 +645,7 @@ def distribution_chart(
     if ind is None:
         raise KeyError(f"indicator {indicator_key!r} is not in the report")
     text = indicator_text(report, indicator_key, tx)
-    title = tx.gettext("%(id)s: how each group answered", id=ind["id"])
+    title = tx.gettext("%(id)s: how each group answered", id=indicator_label(report, ind))
     rows = [
         (r, g)
         for r, g in ind["roles"].items()
@@ -620,9 +654,7 @@ def distribution_chart(
     if not rows:
         why = tx.gettext("No group has enough answers on this indicator to show yet.")
         return _no_data(title, report, fmt, dpi, why, tx)
-    cmap = colormaps[_DIST_CMAP]
-    point_colours = [cmap(x) for x in (0.08, 0.3, 0.5, 0.7, 0.92)]
-    point_colours[2] = to_rgba("#E3DDCF")  # PuOr's centre is near-white: give it a body
+    point_colours = [to_rgba(c) for c in SCALE_STOPS]  # the pages' and the heatmap's scale
     na_colour = to_rgba("#FFFFFF")  # N/A: white, dotted, grey edge
 
     def draw(fig: Figure) -> None:
@@ -647,8 +679,7 @@ def distribution_chart(
                     hatch=".." if na else None,
                     height=0.7,
                 )
-                if share >= 6:
-                    lum = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
+                if share >= 4:  # black reads on every colour of the scale
                     ax.text(
                         left + share / 2,
                         y,
@@ -656,7 +687,7 @@ def distribution_chart(
                         ha="center",
                         va="center",
                         fontsize=11,
-                        color="black" if v > SCALE_MAX or lum > 0.5 else "white",
+                        color="black",
                     )
                 left += share
         ax.set_yticks(
@@ -675,7 +706,11 @@ def distribution_chart(
         )
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.set_xlim(0, 100)
-        ax.set_xlabel(tx.gettext("Share of the group's answers (%); numbers in bars are answers"))
+        ax.set_xlabel(
+            textwrap.fill(
+                tx.gettext("Share of the group's answers (%); numbers in bars are answers"), 45
+            )
+        )
         ax.set_ylabel(tx.gettext("Group"))
         labels = [tx.gettext("0 (lowest)"), "1", "2", "3", tx.gettext("4 (highest)")]
         handles = [Patch(color=c, label=lbl) for c, lbl in zip(point_colours, labels, strict=True)]
@@ -687,29 +722,101 @@ def distribution_chart(
                 label=tx.gettext("Not applicable"),
             )
         )
-        ax.legend(
-            handles=handles,
-            loc="upper center",
-            bbox_to_anchor=(0.5, -0.16),
-            ncol=6,
-            frameon=False,
-        )
+        _legend_below(fig, (handles, [h.get_label() for h in handles]), None)
         own = ""
         if ind["self"] is not None and is_scale(ind):
             own = tx.gettext("School's own rating: %(self)s", self=fmt_value(ind["self"], 2, tx))
         # The indicator's words (up to two lines) and, on a line of its own, the school's rating.
-        wrapped = textwrap.fill(shorten(text, 200), width=110) if text else ""
+        wrapped = textwrap.fill(shorten(text, 240), width=90) if text else ""
         caption = "\n".join(p for p in (wrapped, own) if p)
         if caption:
             ax.set_title(caption, fontsize=12, loc="left", color="#444444")
         _titles(fig, title, report)
 
     alt = distribution_alt(report, indicator_key, tx=tx)
-    return _result(draw, (12, 2.6 + 0.75 * len(rows)), title, alt, fmt, dpi)
+    return _result(draw, (CHART_WIDTH, 3.6 + 0.8 * len(rows)), title, alt, fmt, dpi)
 
 
 def distribution_svg(report: dict[str, Any], indicator_key: str, *, tx: Texts = ENGLISH) -> bytes:
     return distribution_chart(report, indicator_key, tx=tx).data
+
+
+def profile_chart(
+    report: dict[str, Any],
+    *,
+    fmt: Format = "svg",
+    dpi: int = 150,
+    tx: Texts = ENGLISH,
+) -> ChartResult:
+    """One small radar per shown group: its mean per criterion (solid, labelled) against the
+    school's own mean rating of the criterion (dashed, the same in every radar)."""
+    data = profile_data(report, tx=tx)
+    title = tx.gettext("Profiles: each group against the school's own rating, by criterion")
+    if not data.groups:
+        why = tx.gettext("No group has enough answers on any criterion to draw a profile yet.")
+        return _no_data(title, report, fmt, dpi, why if has_data(report) else "", tx)
+    n = len(data.groups)
+    ncols = min(3, n)
+    nrows = -(-n // ncols)
+    m = len(data.criteria)
+    angles = [2 * math.pi * i / m for i in range(m)]
+    ring = angles + angles[:1]
+
+    def closed(values: list[float | None]) -> list[float]:
+        out = [math.nan if v is None else float(v) for v in values]
+        return out + out[:1]
+
+    def draw(fig: Figure) -> None:
+        axes = fig.subplots(nrows, ncols, squeeze=False, subplot_kw={"projection": "polar"})
+        for idx, ax in enumerate(axes.flat):
+            if idx >= n:
+                ax.set_axis_off()
+                continue
+            _role, name, colour, values = data.groups[idx]
+            ax.set_theta_offset(math.pi / 2)
+            ax.set_theta_direction(-1)
+            ax.set_ylim(0, SCALE_MAX + 0.6)
+            ax.set_yticks(range(1, SCALE_MAX + 1), [""] * SCALE_MAX)
+            ax.set_xticks(angles, data.criteria, fontsize=11.5)
+            ax.tick_params(axis="x", pad=2)
+            ax.grid(color="#D5D5D5", linewidth=0.8)
+            ax.spines["polar"].set_color("#BBBBBB")
+            ax.plot(ring, closed(data.self_values), color=SELF_COLOUR, linestyle="--", lw=1.6)
+            ax.plot(ring, closed(values), color=colour, lw=2.4, marker="o", markersize=4)
+            if all(v is not None for v in values):
+                ax.fill(ring, closed(values), color=colour, alpha=0.18)
+            for a, v in zip(angles, values, strict=True):
+                if v is not None:
+                    ax.text(
+                        a,
+                        min(float(v) + 0.75, SCALE_MAX + 0.45),
+                        fmt_fixed(v, 1, tx),
+                        ha="center",
+                        va="center",
+                        fontsize=11,
+                        color="#111111",
+                    )
+            ax.set_title(textwrap.fill(name, 28), fontsize=13, pad=22, color="#111111")
+        key = [
+            Line2D([], [], color=SELF_COLOUR, linestyle="--", lw=1.6),
+            Line2D([], [], color="#555555", lw=2.4, marker="o", markersize=4),
+        ]
+        labels = [
+            tx.gettext("the school's own rating (self)"),
+            tx.gettext("the group's mean (the numbers)"),
+        ]
+        for c in data.criteria:
+            key.append(Line2D([], [], linestyle=""))
+            labels.append(f"{c} {shorten(data.titles.get(c, ''), 60)}".strip())
+        _legend_below(fig, (key, labels), tx.gettext("Criteria, mean on 0–4 (rings at 1 to 4)"))
+        _titles(fig, title, report)
+
+    height = 2.0 + 3.9 * nrows + 0.5 * (-(-(m + 2) // 2))
+    return _result(draw, (CHART_WIDTH, height), title, data.alt, fmt, dpi)
+
+
+def profile_svg(report: dict[str, Any], *, tx: Texts = ENGLISH) -> bytes:
+    return profile_chart(report, tx=tx).data
 
 
 def cycle_comparison_chart(
@@ -781,7 +888,7 @@ def cycle_comparison_chart(
                     y,
                     change(before, now),
                     va="center",
-                    fontsize=10.5,
+                    fontsize=11,
                 )
             ax.set_yticks(
                 range(len(rows)), [f"{label} · {series_name(s, tx)}" for label, s, _, _ in rows]
@@ -792,18 +899,13 @@ def cycle_comparison_chart(
             ax.grid(axis="x", color="#E5E5E5")
             ax.set_axisbelow(True)
             ax.set_title(panel_title, loc="left", fontsize=13)
-            ax.set_xlabel(tx.gettext("Mean rating (0–4)"))
-        axes[0].legend(
-            handles=[
-                Line2D([], [], marker="o", color="#AAAAAA", linestyle="", label=before_name),
-                Patch(color=HIDDEN_COLOUR, label=tx.gettext("%(now)s: higher", now=now_name)),
-                Patch(color=BLIND_COLOUR, label=tx.gettext("%(now)s: lower", now=now_name)),
-            ],
-            loc="lower left",
-            bbox_to_anchor=(0, 1.06),
-            ncol=3,
-            frameon=False,
-        )
+            ax.set_xlabel(textwrap.fill(tx.gettext("Mean rating (0–4)"), 45))
+        handles = [
+            Line2D([], [], marker="o", color="#AAAAAA", linestyle="", label=before_name),
+            Patch(color=HIDDEN_COLOUR, label=tx.gettext("%(now)s: higher", now=now_name)),
+            Patch(color=BLIND_COLOUR, label=tx.gettext("%(now)s: lower", now=now_name)),
+        ]
+        _legend_below(fig, (handles, [h.get_label() for h in handles]), None)
         _titles(fig, title, report_now)
 
     nrows = sum(len(r) for _, r in panels)
@@ -821,7 +923,8 @@ def cycle_comparison_chart(
         "Arrows from the earlier to the later mean (0–4): %(changes)s.", changes="; ".join(parts)
     )
     alt = f"{title}. {how}"
-    return _result(draw, (12, 2.8 + 0.42 * nrows + 0.8 * len(panels)), title, alt, fmt, dpi)
+    size = (CHART_WIDTH, 3.4 + 0.42 * nrows + 0.8 * len(panels))
+    return _result(draw, size, title, alt, fmt, dpi)
 
 
 def cycle_comparison_svg(
@@ -847,5 +950,7 @@ __all__ = [
     "gaps_chart_svg",
     "heatmap_chart",
     "heatmap_svg",
+    "profile_chart",
+    "profile_svg",
     "series_name",
 ]

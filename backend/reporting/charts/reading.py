@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,6 @@ SERIES_COLOURS = (
     "#CC79A7",
     "#56B4E9",
     "#D55E00",
-    "#F0E442",
     "#332288",
     "#88CCEE",
     "#117733",
@@ -45,10 +45,27 @@ SERIES_COLOURS = (
     "#44AA99",
     "#AA4499",
     "#DDCC77",
+    "#F0E442",  # yellow last: the faintest on white
 )
 
 
 SELF_COLOUR = "#222222"
+
+
+# One diverging scale for the 0..4 ratings everywhere (the pages' heatmap and bars, every
+# chart, the exports): orange (low) through a warm grey (2) to blue (high). Orange and blue
+# stay apart with every common colour-vision deficiency, and black text reads on each stop
+# (contrast 6.7:1 or more).
+SCALE_STOPS = ("#E08A3C", "#F5C594", "#ECE8DF", "#A9CBEA", "#5B96D0")
+
+
+def scale_colour(x: float) -> str:
+    """The colour of a rating or a mean on 0..4, between the scale's stops ("#RRGGBB")."""
+    x = max(0.0, min(float(SCALE_MAX), float(x)))
+    i = min(int(x), SCALE_MAX - 1)
+    f = x - i
+    a, b = (tuple(int(c[k : k + 2], 16) for k in (1, 3, 5)) for c in SCALE_STOPS[i : i + 2])
+    return "#" + "".join(f"{round(p + (q - p) * f):02X}" for p, q in zip(a, b, strict=True))
 
 
 BLIND_COLOUR = "#D55E00"  # vermillion: the school rates itself higher than the group does
@@ -107,6 +124,26 @@ def unit_titles(report: dict[str, Any], tx: Texts = ENGLISH) -> dict[str, str]:
             for t in c.themes:
                 titles[t.id] = t.title
     return titles
+
+
+def indicator_labels(model: ExcellenceModel) -> dict[str, str]:
+    """key -> the indicator's id as readers see it. The ETF model numbers a few indicators
+    twice (VL-14 in themes 1.2.2 and 1.2.3, CC-5 and CC-6 in 2.1.1 and 2.1.2): such an id
+    carries its theme ("VL-14 (1.2.3)"), so two different indicators never look the same."""
+    placed = model.placed()
+    seen = Counter(p.indicator.id for p in placed)
+    return {
+        p.indicator.key: (
+            f"{p.indicator.id} ({p.theme_id})" if seen[p.indicator.id] > 1 else p.indicator.id
+        )
+        for p in placed
+    }
+
+
+def indicator_label(report: dict[str, Any], ind: dict[str, Any]) -> str:
+    """A report indicator's id as readers see it (see `indicator_labels`)."""
+    seen = Counter(i["id"] for i in report.get("indicators", []))
+    return f"{ind['id']} ({ind['theme']})" if seen[ind["id"]] > 1 else ind["id"]
 
 
 def dimensions_of(report: dict[str, Any]) -> list[str]:
@@ -285,15 +322,70 @@ def dimension_data(
             [rollups.get(t, {}).get("self", {}).get("mean") for t in themes],
         )
     ]
-    for n, r in enumerate(roles):
+    colours = role_colours(report)
+    for r in roles:
         series.append(
             (
                 role_label(r, tx=tx),
-                SERIES_COLOURS[n % len(SERIES_COLOURS)],
+                colours[r],
                 [rollups.get(t, {}).get("roles", {}).get(r, {}).get("mean") for t in themes],
             )
         )
     return DimensionData(title, dim_title, titles, themes, series, tx)
+
+
+def role_colours(report: dict[str, Any]) -> dict[str, str]:
+    """Each shown group's colour, the same in every chart of the report."""
+    return {r: SERIES_COLOURS[n % len(SERIES_COLOURS)] for n, r in enumerate(shown_roles(report))}
+
+
+@dataclass(frozen=True)
+class ProfileData:
+    """Per criterion of the model: the school's own mean rating and each shown group's mean
+    (the profile chart: one small radar per group against the school's own rating)."""
+
+    criteria: list[str]
+    titles: dict[str, str]
+    self_values: list[float | None]
+    groups: list[tuple[str, str, str, list[float | None]]]  # (role, name, colour, means)
+    tx: Texts = ENGLISH
+
+    @property
+    def alt(self) -> str:
+        tx = self.tx
+        title = tx.gettext("Profiles: each group against the school's own rating, by criterion")
+        if not self.groups:
+            return f"{title}: {tx.gettext(NO_DATA)}."
+        parts = []
+        for _role, name, _colour, values in self.groups:
+            known = [
+                tx.gettext(
+                    "%(criterion)s %(group)s, self %(self)s",
+                    criterion=c,
+                    group=fmt_fixed(v, 1, tx),
+                    self=fmt_fixed(s, 1, tx) if s is not None else "–",
+                )
+                for c, v, s in zip(self.criteria, values, self.self_values, strict=True)
+                if v is not None
+            ]
+            parts.append(f"{name}: " + ", ".join(known))
+        how = tx.gettext("One radar per group, mean on 0–4 per criterion.")
+        return f"{title}. {how} " + "; ".join(parts) + "."
+
+
+def profile_data(report: dict[str, Any], *, tx: Texts = ENGLISH) -> ProfileData:
+    """The profile chart's data: criteria in model order, the self means, the shown groups'."""
+    titles = unit_titles(report, tx)
+    crits = report.get("rollups", {}).get("criteria", {})
+    criteria = sorted(crits, key=lambda c: [int(p) for p in c.split(".")])
+    self_values = [crits[c]["self"]["mean"] for c in criteria]
+    colours = role_colours(report)
+    groups = []
+    for r in shown_roles(report):
+        values = [crits[c]["roles"].get(r, {}).get("mean") for c in criteria]
+        if any(v is not None for v in values):
+            groups.append((r, role_label(r, tx=tx), colours[r], values))
+    return ProfileData(criteria, titles, self_values, groups, tx)
 
 
 def gaps_title(n: int, tx: Texts) -> str:

@@ -130,7 +130,8 @@ async def test_pages_say_what_they_count(settings):
         overview = await (await client.get(f"/dashboard/cycles/{cycle_id}")).text()
         selfs = dict(
             re.findall(
-                r'key=[^>]*>([\w.@-]+)</a></th>\s*<td class="self[^"]*"[^>]*>([^<]*)</td>',
+                r'key=[^>]*>([\w.@() -]+)</a>(?:<span class="statement"[^>]*>[^<]*</span>)?</th>'
+                r'\s*<td class="self[^"]*"[^>]*>([^<]*)',
                 overview.replace(f"/dashboard/cycles/{cycle_id}/indicators/", "key="),
             )
         )
