@@ -70,6 +70,7 @@ async def set_language(page: Any, lang: str) -> None:
 def coordinator_pages(ids: dict[str, int]) -> list[str]:
     c = f"/dashboard/cycles/{ids['current']}"
     return [
+        "/dashboard/home",
         f"/dashboard/schools/{DEMO_SLUG}",
         c,
         c + "/self-assessment",
