@@ -656,19 +656,44 @@ async def privacy_view(request: web.Request) -> web.StreamResponse:
 # -- Mini App --------------------------------------------------------------------------
 
 
+_START_PARAM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
 async def miniapp_view(request: web.Request) -> web.StreamResponse:
-    """`GET /app`: the shell; the script reads initData and loads the card from the API."""
-    t = Translator()
+    """`GET /app`: the Mini App's shell; the script reads initData and loads the card.
+
+    Opened outside Telegram (or with no bot configured), the page says so in the browser's
+    language and offers the web chat: the invite's web link when the address carries its code
+    (`?startapp=`, as a t.me Mini App link passes it), the survey this browser has started,
+    or how to get a link."""
+    t = _browser_translator(request)
+    router = request.app.router
+    has_bot = "webchat.app_state" in router
+    code = request.query.get("startapp") or request.query.get("tgWebAppStartParam") or ""
+    web_link = ""
+    if _START_PARAM.match(code):
+        web_link = str(router["webchat.start"].url_for(code=code))
+    resume_url = ""
+    value = _cookie_value(request)
+    if not web_link and value is not None:
+        runner = request.app[keys.SURVEY]
+        state = await runner.load_state(runner.subject("web", value))
+        if state.get("stage") in E.ACTIVE:
+            resume_url = str(router["webchat.chat"].url_for())
+            t = runner.engine.t(state)
     ctx = {
         "t": t,
         "lang": t.lang,
         "mode": "app",
         "title": t("web.title"),
         "school": "",
+        "has_bot": has_bot,
+        "web_link": web_link,
+        "resume_url": resume_url,
         "css_url": _static_url(request, "webchat.css"),
-        "js_url": _static_url(request, "webchat.js"),
-        "state_url": str(request.app.router["webchat.app_state"].url_for()),
-        "answer_url": str(request.app.router["webchat.app_answer"].url_for()),
+        "js_url": _static_url(request, "webchat.js") if has_bot else "",
+        "state_url": str(router["webchat.app_state"].url_for()) if has_bot else "",
+        "answer_url": str(router["webchat.app_answer"].url_for()) if has_bot else "",
     }
     return aiohttp_jinja2.render_template("webchat/app.html", request, ctx)
 
@@ -814,8 +839,9 @@ def setup(app: web.Application) -> None:
     r.add_post("/chat/forget", forget_post, name="webchat.forget_post")
     r.add_get("/privacy", privacy_view, name="webchat.privacy")
     r.add_static("/static/webchat", STATIC_DIR, name="webchat.static", append_version=True)
+    # /app always answers: outside Telegram (or with no bot) it explains and offers the web chat.
+    r.add_get("/app", miniapp_view, name="webchat.app")
     if app[keys.SETTINGS].telegram_bot_token:
-        r.add_get("/app", miniapp_view, name="webchat.app")
         r.add_post("/app/api/state", miniapp_state, name="webchat.app_state")
         r.add_post("/app/api/answer", miniapp_answer, name="webchat.app_answer")
     app.on_response_prepare.append(_security_headers)

@@ -17,7 +17,7 @@ from backend.web import keys
 from backend.web.miniapp import sign_init_data
 from storage.models import Answer, Comment, Response
 from tests.apptools import TOKEN, WEBHOOK_SECRET, seed_school
-from tests.browser.conftest import fake_bot_api, phone_context, serve_app
+from tests.browser.conftest import PHONE, fake_bot_api, phone_context, serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -159,9 +159,12 @@ async def test_mini_app_at_phone_size(browser, sqlite_settings, screenshots):
             ctx = await phone_context(browser, js=True)
             page = await ctx.new_page()
             watch = Watch(page, base)
-            # Outside Telegram: the page explains where to open it.
-            await page.goto(f"{base}/app")
-            await page.get_by_text("Please open this page from the survey bot").wait_for()
+            # Outside Telegram: the page explains what it is and offers the browser instead.
+            await page.goto(f"{base}/app?startapp={seeded.invites['graduate']}")
+            await page.get_by_text("It works only when opened from the survey bot").wait_for()
+            await page.get_by_role("link", name="Answer in the browser").click()
+            await page.get_by_role("button", name="Yes, I agree").wait_for()
+            assert page.url == f"{base}/chat"
             # Inside Telegram the client passes initData in the URL fragment.
             fields = {
                 "user": json.dumps({"id": 5150, "first_name": "Ana"}),
@@ -351,3 +354,37 @@ async def test_the_phones_back_button_goes_to_the_previous_question(
         assert n == 2  # nothing lost on the way back
         watch.check()
         await ctx.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "hy", "uk"])
+async def test_the_app_page_outside_telegram_explains_itself(
+    browser, sqlite_settings, screenshots, lang
+):
+    """/app with no bot configured, on a phone: no dashboard 404 with the coordinators' bar,
+    but the survey's own page, in the browser's language, saying how to answer instead."""
+    from conversations.i18n import Translator
+    from tests.browser.a11y import assert_clean, check_a11y
+
+    t = Translator(lang)
+    found: list[str] = []
+    async with serve_app(sqlite_settings) as (base, _app):
+        ctx = await browser.new_context(  # a phone whose browser reads `lang`
+            viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale=lang
+        )
+        ctx.set_default_timeout(8000)
+        page = await ctx.new_page()
+        watch = Watch(page, base)
+        response = await page.goto(f"{base}/app")
+        assert response.status == 200
+        assert await page.evaluate("document.documentElement.lang") == lang
+        await page.get_by_role("heading", name=t("web.miniapp.browser_heading")).wait_for()
+        await page.get_by_text(t("web.miniapp.no_telegram")).wait_for()
+        await page.get_by_text(t("web.miniapp.get_link")).wait_for()
+        assert await page.locator("nav, .topbar, a[href^='/dashboard']").count() == 0
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, width
+        await page.screenshot(path=screenshots / f"app-outside-{lang}.png", full_page=True)
+        await check_a11y(page, f"app-outside-{lang}", screenshots, found)
+        watch.check()
+        await ctx.close()
+    assert_clean(found)

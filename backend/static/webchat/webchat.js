@@ -227,7 +227,10 @@
       if (tg.expand) { tg.expand(); }
     }
     initData = readInitData();
-    if (!initData) { return; } // the page already explains to open it from Telegram
+    // Outside Telegram (or no bot here): the page already explains and offers the web chat.
+    if (!initData || !body.getAttribute("data-state-url")) { return; }
+    var outside = root.querySelector(".outside");
+    if (outside) { outside.hidden = true; }
     var title = document.getElementById("card-text");
     if (title && title.getAttribute("data-loading")) {
       title.textContent = title.getAttribute("data-loading");

@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from html import unescape
 from urllib.parse import urlencode
 
 import pytest
@@ -24,6 +25,7 @@ from conversations.i18n import Translator
 from storage.models import Answer, Respondent, Response
 from tests.apptools import TOKEN, WEBHOOK_SECRET, db_url_of, make_settings, running_app, seed_school
 from tests.security.sweep import sweep_urls
+from tests.webtools import web_user
 
 T = Translator()
 NOW = 1_750_000_000.0
@@ -181,7 +183,8 @@ async def test_miniapp_page_loads_no_external_script_and_may_be_framed_by_telegr
     html = await r.text()
     assert r.status == 200
     assert "telegram-web-app.js" not in html and "https://" not in html
-    assert "Please open this page from the survey bot in Telegram" in html
+    # Outside Telegram it says what it is and how to answer in the browser instead.
+    assert T("web.miniapp.heading") in html and T("web.miniapp.get_link") in html
     csp = r.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "frame-ancestors https://web.telegram.org" in csp
     assert "X-Frame-Options" not in r.headers
@@ -282,10 +285,40 @@ async def test_miniapp_starts_from_start_param(app_client):
     assert response.role == "graduate"
 
 
-async def test_miniapp_routes_exist_only_with_a_token(db_engine):
+async def test_without_a_bot_the_app_page_offers_the_web_chat(db_engine):
+    """No bot token: no Mini App API, but /app is no 404 of the dashboard: it says the survey
+    is not offered in Telegram here, in the browser's language, and offers the web chat (the
+    invite's web link when the address names it, else how to get a link)."""
     async with running_app(make_settings(db_url_of(db_engine))) as client:
-        assert (await client.get("/app")).status == 404
         assert (await client.post("/app/api/state")).status == 404
+        r = await client.get("/app")
+        html = unescape(await r.text())
+        assert r.status == 200 and '<html lang="en">' in html
+        assert T("web.miniapp.no_telegram") in html and T("web.miniapp.get_link") in html
+        assert "dashboard" not in html and "<script" not in html
+        hy = Translator("hy")
+        r = await client.get("/app?startapp=abc_123", headers={"Accept-Language": "hy-AM,hy"})
+        html = unescape(await r.text())
+        assert '<html lang="hy">' in html and hy("web.miniapp.no_telegram") in html
+        assert f'href="/s/abc_123">{hy("web.miniapp.answer_in_browser")}<' in html
+        r = await client.get("/app?startapp=%3Cscript%3E")  # not a code: not a link
+        assert "/s/" not in await r.text()
+
+
+async def test_outside_telegram_the_app_page_links_to_the_invite_or_the_started_survey(
+    app_client,
+):
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["learner"])
+    code = seeded.invites["learner"]
+    html = unescape(await (await app_client.get(f"/app?startapp={code}")).text())
+    assert T("web.miniapp.outside") in html
+    assert f'href="/s/{code}">{T("web.miniapp.answer_in_browser")}<' in html
+    async with web_user(app_client) as user:  # someone who started in this browser
+        await user.get(f"/s/{code}")
+        await user.get("/app")
+        html = unescape(user.html)
+        assert f'href="/chat">{T("web.miniapp.continue_in_browser")}<' in html
 
 
 async def test_a_nul_in_the_mini_app_or_at_the_webhook_is_refused(app_client):
