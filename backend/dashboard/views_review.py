@@ -229,6 +229,18 @@ async def review_revoke(request: web.Request) -> web.Response:
 # --- the audit trail -------------------------------------------------------------------------
 
 
+def audit_value(tx: Any, key: str, value: Any) -> str:
+    """One detail of an audit row in the reader's words (as the audit page shows it)."""
+    if isinstance(value, bool):
+        return tx.label("yes no", str(value))
+    kinds = {"outcome": "outcome", "kind": "round kind", "role": "user role"}
+    if key in kinds:
+        return tx.label(kinds[key], value)
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
 def _audit_rows(request: web.Request, events: list[Any], names: dict[int, Any]) -> list[list[Any]]:
     head = [
         _(request, "When"),
@@ -240,12 +252,17 @@ def _audit_rows(request: web.Request, events: list[Any], names: dict[int, Any]) 
     rows: list[list[Any]] = [head]
     for e in events:
         school = names.get(e.school_id)
-        detail = "; ".join(f"{k}: {v}" for k, v in sorted(e.detail.items()) if v is not None)
+        tx = texts_of(request)
+        detail = "; ".join(
+            f"{tx.label('audit field', k)}: {audit_value(tx, k, v)}"
+            for k, v in sorted(e.detail.items())
+            if v is not None
+        )
         rows.append(
             [
                 e.at.isoformat(timespec="seconds"),
                 e.actor,
-                e.action,
+                tx.label("audit action", e.action),
                 school.name if school else "",
                 detail,
             ]

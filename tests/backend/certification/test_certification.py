@@ -365,10 +365,10 @@ async def test_a_whole_round(settings, tmp_path):
         actions = [row[2] for row in csv.reader(io.StringIO(text))][1:]
         for action in (
             "submission",
-            "assignment",
+            "assessor assigned",
             "rating",
-            "evidence_request",
-            "evidence_answer",
+            "evidence requested",
+            "evidence request answered",
             "decision",
         ):
             assert action in actions, action
@@ -398,7 +398,7 @@ async def test_a_whole_round(settings, tmp_path):
         verify = await (await client.get(f"/verify/{decision.token}")).text()
         assert "revoked" in verify and "South College" in verify
         audit = (await (await client.get(r + "/audit.csv")).read()).decode("utf-8-sig")
-        assert "revocation" in audit
+        assert "certificate revoked" in audit
 
 
 async def test_each_reader_reaches_only_what_its_role_may(settings):

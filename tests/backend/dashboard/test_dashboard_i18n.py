@@ -16,13 +16,14 @@ from babel.messages.catalog import Catalog
 from sqlalchemy import select
 
 from backend import i18n_catalogs
-from backend.dashboard import views_cycles
+from backend.certification import service
+from backend.dashboard import views_cycles, views_review
 from backend.dashboard import web as dashweb
 from backend.i18n import Texts, dashboard_languages, negotiate, texts
 from conversations.i18n import Translator, localized_model
 from conversations.model import load_model, translate_model
 from conversations.roles import Role
-from storage import responses, schools
+from storage import certification, responses, schools
 from storage.models import User
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
 from tests.backend.dashboard.support import PASSWORD, add_user, csrf_of, login
@@ -236,6 +237,7 @@ def untranslated(text: str) -> list[str]:
     text = re.sub(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\b", " ", text)
     text = re.sub(r"\b(AM|PM)\b", " ", text)
     text = re.sub(r"https?://\S+", " ", text)
+    text = re.sub(r"\b[0-9a-f]{16,}\b", " ", text)  # SHA-256 digests (or their start)
     text = re.sub(r"\b[A-Z]{2}-\d+(\.\d+)?(@[\d.]+)?", " ", text)  # FL-1, VL-14@1.2.3
     words = re.findall(r"(?<![^\W\d_])[A-Za-z][A-Za-z'’]+(?![^\W\d_])", text)
     return sorted({w for w in words if w.lower() not in ALLOWED})
@@ -289,7 +291,50 @@ async def pseudo_world(client: Any) -> dict[str, Any]:
                 )
     for cid in ids["cycles"]:
         await fill_cycle_tables(sm, cid, MARK)
+    await certification_world(sm, ids)
     return ids
+
+
+async def certification_world(sm: Any, ids: dict[str, Any]) -> None:
+    """An agency (board@zeta, assessor@zeta) with a round the school submitted to, reviewed,
+    asked about, answered and decided: every certification page has all it can show."""
+    pw = await _hash()
+    async with sm.begin() as s:
+        coord = await schools.get_user(s, ids["user_id"])
+        cycle = await schools.get_cycle(s, ids["cycles"][0])
+        agency = await certification.create_agency(s, f"{MARK}agency")
+        board = await schools.create_user(s, None, "board@zeta.example", pw, "board")
+        assessor = await schools.create_user(s, None, "assessor@zeta.example", pw, "assessor")
+        await certification.add_member(s, agency.id, board.id, "board", None)
+        await certification.add_member(s, agency.id, assessor.id, "assessor", None)
+        rnd = await certification.create_round(
+            s,
+            agency.id,
+            f"{MARK}3",
+            "accreditation",
+            datetime.now(UTC).date(),
+            True,
+            [ids["school_id"]],
+        )
+        sub = await service.submit(s, await service.reader(s, coord), rnd, cycle, load_model())
+        who_board = await service.reader(s, board)
+        who_assessor = await service.reader(s, assessor)
+        await service.assign(s, who_board, rnd, ids["school_id"], assessor.id)
+        snap = service.load_snapshot(sub)
+        await service.rate(s, who_assessor, rnd, ids["school_id"], snap, "VL-1", False, 1, MARK)
+        req = await service.ask(s, who_assessor, rnd, ids["school_id"], "VL-1", MARK)
+        await service.answer(s, await service.reader(s, coord), req, MARK)
+        decision = await service.decide(
+            s,
+            who_board,
+            rnd,
+            ids["school_id"],
+            "conditions",
+            MARK,
+            datetime.now(UTC).date(),
+            datetime.now(UTC).date() + timedelta(days=365),
+        )
+        ids.update(round_id=rnd.id, agency_id=agency.id, request_id=req.id, token=decision.token)
 
 
 async def _hash() -> str:
@@ -317,6 +362,8 @@ def _fill(route: Any, ids: dict[str, Any], cycle_id: int) -> str | None:
             parts[n] = "1"
         elif n == "fmt":
             parts[n] = "xlsx"
+        elif n in ("round_id", "agency_id", "request_id", "token", "school_id"):
+            parts[n] = str(ids[n])
         elif n == "filename":
             return None
         else:
@@ -330,6 +377,7 @@ async def test_every_page_text_goes_through_the_catalogs(settings, monkeypatch):
     pseudo = pseudo_texts()
     monkeypatch.setattr(dashweb, "texts", lambda lang: pseudo)
     monkeypatch.setattr(views_cycles, "texts", lambda lang: pseudo)  # the invite cards
+    monkeypatch.setattr(views_review, "texts", lambda lang: pseudo)  # the certificate
     async with running_app(settings) as client:
         ids = await pseudo_world(client)
         resp = await client.get("/login")
@@ -340,11 +388,38 @@ async def test_every_page_text_goes_through_the_catalogs(settings, monkeypatch):
             client.session.cookie_jar.clear()
             assert (await login(client, who)).status == 303
             swept += await _sweep(client, ids, found, admin=who.startswith("admin"))
+        # The agency's board and assessor: the certification pages only (the others are
+        # a school's, which they do not reach).
+        for who, pages in (
+            ("board@zeta.example", AGENCY_PAGES),
+            ("assessor@zeta.example", {"dash:certification", "dash:round", "dash:review"}),
+        ):
+            client.session.cookie_jar.clear()
+            assert (await login(client, who)).status == 303
+            swept += await _sweep(client, ids, found, admin=False, only=pages)
         assert swept >= 25
         assert found == {}, "\n".join(f"{p}: {words}" for p, words in found.items())
 
 
-async def _sweep(client: Any, ids: dict[str, Any], found: dict[str, list[str]], admin: bool) -> int:
+AGENCY_PAGES = {
+    "dash:certification",
+    "dash:agency",
+    "dash:round",
+    "dash:round_export",
+    "dash:review",
+    "dash:audit",
+    "dash:audit_export",
+    "dash:certificate",
+}
+
+
+async def _sweep(
+    client: Any,
+    ids: dict[str, Any],
+    found: dict[str, list[str]],
+    admin: bool,
+    only: set[str] | None = None,
+) -> int:
     swept = 0
     for route in client.app.router.routes():
         name = route.name or ""
@@ -359,6 +434,8 @@ async def _sweep(client: Any, ids: dict[str, Any], found: dict[str, list[str]], 
         ):
             continue
         if name.startswith("dash:admin") != admin:
+            continue
+        if (name not in only) if only is not None else (name in AGENCY_PAGES):
             continue
         for cycle_id in ids["cycles"]:
             path = _fill(route, ids, cycle_id)
