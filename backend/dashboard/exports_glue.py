@@ -99,7 +99,7 @@ def _chart_text(report: dict[str, Any], chart: dict[str, Any], tx: Texts) -> dic
             [
                 g["id"],
                 reading.role_label(g["role"], short=False, tx=tx),
-                reading.fmt_value(g["self"], 2, tx),
+                reading.self_text(g["self"], g.get("self_status"), tx),
                 reading.fmt_fixed(g["mean"], 2, tx),
                 tx.number(g["respondents"]),
                 reading.fmt_signed(g["gap"], 2, tx),

@@ -152,6 +152,11 @@ def _self_title(ind: dict[str, Any], tx: Texts) -> str:
         )
     if ind["self"] is None:
         return tx.gettext("Not rated yet")
+    if ind.get("self_status") == "draft":
+        return tx.gettext(
+            "The school's own rating: %(value)s of 4, a draft (not submitted yet)",
+            value=tx.number(ind["self"]),
+        )
     return tx.gettext("The school's own rating: %(value)s of 4", value=tx.number(ind["self"]))
 
 

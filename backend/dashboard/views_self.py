@@ -68,10 +68,13 @@ async def self_page(request: web.Request) -> web.Response:
             }
         )
     request[R_SCHOOL] = school.slug
+    saved = request.query.get("saved", "")
+    themes = {t.id for d in dims for c in d.criteria for t in c.themes}
     return render(
         request,
         "dashboard/self.html",
         {
+            "inline_theme": saved if saved in themes else None,
             "school": school,
             "cycle": cycle,
             "dims": dims,
@@ -148,7 +151,7 @@ async def self_save(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=_(request, "unknown theme"))
     status = "submitted" if form.get("action") == "submit" else "draft"
     user = user_of(request)
-    saved, errors = 0, []
+    saved, errors, changed = 0, [], []
     async with sessionmaker(request).begin() as s:
         cycle = await writable_cycle(request, s)
         existing = await schools.list_self_ratings(s, cycle.id)
@@ -165,14 +168,26 @@ async def self_save(request: web.Request) -> web.Response:
             except ValueError as exc:
                 errors.append(str(exc))
                 continue
-            comment = str(form.get(f"c:{ind.key}", "")).strip()[:MAX_COMMENT] or None
-            if value is None and number is None and comment is None and ind.key not in existing:
+            old = existing.get(ind.key)
+            if f"c:{ind.key}" in form:
+                comment = str(form.get(f"c:{ind.key}", "")).strip()[:MAX_COMMENT] or None
+            else:  # comments hidden from this reader: keep the one there is
+                comment = old.comment if old else None
+            if value is None and number is None and comment is None and old is None:
                 continue
+            same = old is not None and (old.value, old.number, old.comment or None) == (
+                value,
+                number,
+                comment,
+            )
+            if same and (status == "draft" or old.status == "submitted"):
+                continue  # a draft is per indicator: what was not changed keeps its status
             st = status if (value is not None or number is not None) else "draft"
             await schools.upsert_self_rating(
                 s, cycle.id, ind.key, value, number, comment, st, user.id
             )
             saved += 1
+            changed.append(ind.id)
     if errors:
         flash(request, _(request, "Not saved: %(problems)s", problems="; ".join(errors)), "error")
     if status == "submitted":
@@ -182,15 +197,23 @@ async def self_save(request: web.Request) -> web.Response:
             saved,
             theme=theme_id,
         )
-    else:
+    elif saved:
         done = tx.ngettext(
-            "Theme %(theme)s: %(num)s indicator saved as a draft.",
-            "Theme %(theme)s: %(num)s indicators saved as a draft.",
+            "Theme %(theme)s: %(num)s indicator saved as a draft (%(ids)s); the others keep"
+            " their status.",
+            "Theme %(theme)s: %(num)s indicators saved as drafts (%(ids)s); the others keep"
+            " their status.",
             saved,
             theme=theme_id,
+            ids=", ".join(changed),
         )
+    else:
+        done = tx.gettext("Theme %(theme)s: nothing changed, nothing saved.", theme=theme_id)
     flash(request, done, "ok")
-    return redirect(request, "dash:self", anchor=f"#theme-{theme_id}", cycle_id=cycle.id)
+    # The message shows at the top of the theme's form, which the page scrolls to.
+    url = request.app.router["dash:self"].url_for(cycle_id=str(cycle.id))
+    url = url.with_query(saved=theme_id)
+    return web.Response(status=303, headers={"Location": f"{url}#theme-{theme_id}"})
 
 
 async def self_submit(request: web.Request) -> web.Response:

@@ -178,6 +178,7 @@ def biggest_gaps(report: dict[str, Any], limit: int = 10) -> list[dict[str, Any]
                         "id": ind["id"],
                         "role": role,
                         "self": ind["self"],
+                        "self_status": ind["self_status"],
                         "mean": ind["roles"][role]["mean"],
                         "n": ind["roles"][role]["n"],
                         "respondents": ind["roles"][role].get("respondents")

@@ -198,3 +198,29 @@ async def test_charts_are_readable_at_laptop_and_phone_width(
             full_page=True,
         )
     await ctx.close()
+
+
+async def test_a_saved_draft_says_so_where_the_coordinator_looks(browser, demo, screenshots):
+    """Changing one indicator and saving its theme as a draft: the message is at the top of
+    that theme's form, in view, and names the one indicator drafted (issue 15.3)."""
+    base, ids = demo
+    for lang, viewport in (("en", LAPTOP), ("hy", PHONE)):
+        ctx, page = await login(browser, base, viewport, lang=lang)
+        url = f"{base}/dashboard/cycles/{ids['current']}/self-assessment"
+        await page.goto(url, wait_until="domcontentloaded")
+        form = page.locator('form[id="theme-1.2.3"]')
+        name = "v:VL-14@1.2.3"
+        now = await form.locator(f'input[name="{name}"]:checked').get_attribute("value")
+        other = "1" if now != "1" else "2"
+        await form.locator(f'input[name="{name}"][value="{other}"]').check()
+        async with page.expect_navigation(wait_until="domcontentloaded"):
+            await form.locator("button[value=draft]").click()
+        message = page.locator('form[id="theme-1.2.3"] .flash-ok')
+        await message.wait_for()
+        assert "VL-14" in await message.inner_text()
+        assert await page.locator("main > .flash").count() == 0  # not at the top of the page
+        await page.wait_for_timeout(300)  # the jump to the anchor
+        box = await message.bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"]
+        await page.screenshot(path=str(screenshots / f"demo-self-draft-{lang}.png"))
+        await ctx.close()

@@ -55,6 +55,7 @@ from backend.reporting.charts.reading import (
     dimension_data,
     dimensions_of,
     distribution_alt,
+    drafts_in,
     fmt_fixed,
     fmt_signed,
     fmt_value,
@@ -70,6 +71,7 @@ from backend.reporting.charts.reading import (
     profile_data,
     role_label,
     self_score,
+    self_text,
     series_name,
     shorten,
     shown_roles,
@@ -300,6 +302,19 @@ def heatmap_chart(
                     face = cmap(norm(value))  # black text reads on every colour of the scale
                     ax.add_patch(Rectangle((col, row), 1, 1, facecolor=face, edgecolor="white"))
                     shown = fmt_value(value, 0, tx) if col == 0 else fmt_fixed(value, 1, tx)
+                    if col == 0 and ind.get("self_status") == "draft":  # hatched, starred
+                        ax.add_patch(
+                            Rectangle(
+                                (col, row),
+                                1,
+                                1,
+                                facecolor="none",
+                                edgecolor="#555555",
+                                hatch="///",
+                                linewidth=0,
+                            )
+                        )
+                        shown += "*"
                     cell_text(ax, col, row, shown, "black")
                 elif suppressed:
                     ax.add_patch(
@@ -363,6 +378,15 @@ def heatmap_chart(
                 label=tx.gettext("no answers / not rated"),
             ),
         ]
+        if any(i.get("self_status") == "draft" and self_score(i) is not None for i in inds):
+            handles.append(
+                Patch(
+                    facecolor="white",
+                    edgecolor="#555555",
+                    hatch="///",
+                    label=tx.gettext("2* hatched: the school's draft rating, not submitted"),
+                )
+            )
         hidden = hidden_roles(report)
         notes = None
         if hidden:
@@ -559,7 +583,7 @@ def gaps_chart(
             note = tx.gettext(
                 "%(gap)s  (self %(self)s, group %(mean)s, %(people)s)",
                 gap=fmt_signed(g["gap"], 2, tx),
-                self=fmt_value(g["self"], 2, tx),
+                self=self_text(g["self"], g.get("self_status"), tx),
                 mean=fmt_fixed(g["mean"], 2, tx),
                 people=tx.ngettext("%(num)s respondent", "%(num)s respondents", g["respondents"]),
             )
@@ -725,7 +749,10 @@ def distribution_chart(
         _legend_below(fig, (handles, [h.get_label() for h in handles]), None)
         own = ""
         if ind["self"] is not None and is_scale(ind):
-            own = tx.gettext("School's own rating: %(self)s", self=fmt_value(ind["self"], 2, tx))
+            own = tx.gettext(
+                "School's own rating: %(self)s",
+                self=self_text(ind["self"], ind.get("self_status"), tx),
+            )
         # The indicator's words (up to two lines) and, on a line of its own, the school's rating.
         wrapped = textwrap.fill(shorten(text, 240), width=90) if text else ""
         caption = "\n".join(p for p in (wrapped, own) if p)
@@ -802,7 +829,12 @@ def profile_chart(
             Line2D([], [], color="#555555", lw=2.4, marker="o", markersize=4),
         ]
         labels = [
-            tx.gettext("the school's own rating (self)"),
+            tx.gettext("the school's own rating (self)")
+            + (
+                " · " + tx.ngettext("%(num)s draft", "%(num)s drafts", drafts_in(report))
+                if drafts_in(report)
+                else ""
+            ),
             tx.gettext("the group's mean (the numbers)"),
         ]
         for c in data.criteria:

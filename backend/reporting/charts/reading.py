@@ -211,6 +211,37 @@ def subtitle(report: dict[str, Any]) -> str:
     return " · ".join(p for p in (school, cycle) if p)
 
 
+DRAFT = N_("draft")  # a self rating saved but not submitted
+
+
+def self_text(value: float | None, status: str | None, tx: Texts = ENGLISH) -> str:
+    """The school's own rating as readers see it: "2", or "2 (draft)" until it is submitted."""
+    text = fmt_value(value, 2, tx)
+    if value is None or status != "draft":
+        return text
+    return tx.gettext("%(value)s (draft)", value=text)
+
+
+def drafts_in(report: dict[str, Any], dimension_id: str | None = None) -> int:
+    """How many rated 0-4 indicators (of one dimension, or all) hold a draft self rating."""
+    return sum(
+        1
+        for i in report.get("indicators", [])
+        if (dimension_id is None or i["dimension"] == dimension_id)
+        and self_score(i) is not None
+        and i.get("self_status") == "draft"
+    )
+
+
+def self_series_name(report: dict[str, Any], tx: Texts, dimension_id: str | None = None) -> str:
+    """The self series' name in a chart, saying how many of its ratings are drafts."""
+    n = drafts_in(report, dimension_id)
+    name = tx.gettext(SELF_LABEL)
+    if not n:
+        return name
+    return tx.ngettext("%(name)s (%(num)s draft)", "%(name)s (%(num)s drafts)", n, name=name)
+
+
 def fmt_value(x: float | None, digits: int = 2, tx: Texts = ENGLISH) -> str:
     """At most `digits` decimals, none when whole ("2.5", "3"), as `tx` writes numbers."""
     if x is None:
@@ -317,7 +348,7 @@ def dimension_data(
     ]
     series: list[tuple[str, str, list[float | None]]] = [
         (
-            tx.gettext(SELF_LABEL),
+            self_series_name(report, tx, dimension_id),
             SELF_COLOUR,
             [rollups.get(t, {}).get("self", {}).get("mean") for t in themes],
         )

@@ -22,6 +22,7 @@ COLUMNS = (
     "mean",
     "na",
     "self",
+    "self_status",
     "gap",
     "flag",
 )
@@ -65,6 +66,7 @@ def report_csv(report: dict[str, Any]) -> bytes:
                     SUPPRESSED if hidden else _cell(g["mean"]),
                     SUPPRESSED if hidden else _cell(g["na"]),
                     _cell(ind["self"]),
+                    _cell(ind.get("self_status")),
                     SUPPRESSED if hidden else _cell(ind["gap"].get(role)),
                     SUPPRESSED if hidden else _cell(ind["flag"].get(role)),
                 ]

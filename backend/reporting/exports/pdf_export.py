@@ -282,7 +282,7 @@ def _gaps(pdf: _Report, report: dict[str, Any]) -> None:
             [
                 g["id"],
                 charts.role_label(g["role"], tx=tx),
-                _fmt(g["self"], tx),
+                charts.self_text(g["self"], g.get("self_status"), tx),
                 _fmt(g["mean"], tx),
                 tx.number(g["respondents"]),
                 charts.fmt_signed(g["gap"], 2, tx),
@@ -326,6 +326,8 @@ def _indicator_table(pdf: _Report, report: dict[str, Any]) -> None:
     fills = []
     for ind in report.get("indicators", []):
         self_text = _fmt(ind["self"], tx)
+        if ind.get("kind") != "NUMBER" and ind.get("self_status") == "draft":
+            self_text = charts.self_text(ind["self"], "draft", tx)
         if ind.get("kind") == "NUMBER" and ind["self"] is not None:
             self_text = f"#{self_text}"
         text = charts.indicator_text(report, ind["key"], tx) or ""

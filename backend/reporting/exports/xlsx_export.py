@@ -20,6 +20,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from backend.i18n import ENGLISH, N_, Texts
 from backend.reporting.charts.reading import (
+    DRAFT,
     answered_roles,
     dimensions_of,
     indicator_text,
@@ -177,7 +178,11 @@ def _dimension_sheet(
         for col, value in enumerate(values, 1):
             _put(ws, row, col, value)
         ws.cell(row=row, column=5).alignment = Alignment(wrap_text=True, vertical="top")
-        _put(ws, row, self_col, ind["self"])
+        self_cell = _put(ws, row, self_col, ind["self"])
+        if ind.get("kind") != "NUMBER" and ind.get("self_status") == "draft":
+            # Still a number (2), shown as "2 (draft)": the school has not submitted it.
+            word = tx.gettext(DRAFT).replace('"', "")
+            self_cell.number_format = f'0" ({word})"'
         if ind.get("kind") != "NUMBER":
             scale_self_cells.append(f"{get_column_letter(self_col)}{row}")
         flags = []
