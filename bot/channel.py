@@ -64,6 +64,10 @@ COMMANDS: dict[str, type[E.Event]] = {
     "privacy": E.Privacy,
     "delete": E.DeleteRequest,
 }
+# Messages queued for Telegram beyond which a question card also offers the Mini App:
+# three seconds of the bot's 30 messages/s (a classroom tapping at once).
+BUSY_QUEUE = 90
+
 # A tap the engine must refuse with "that button belongs to another question" (an old
 # card, another bank version, data we cannot read): an empty answer to no question.
 STALE = E.Answer(question_id="\x00stale", value="")
@@ -345,6 +349,7 @@ class BotChannel:
         t = engine.t(step.state)
         erased = _leaves_nothing(step)
         bank = step.state.get("bank")
+        busy = self.outbox.depth >= BUSY_QUEUE
         items: list[Outgoing] = []
         for i, prompt in enumerate(step.prompts):
             label = None
@@ -357,6 +362,7 @@ class BotChannel:
                 current_label=label,
                 notice=not (i == 0 and edit is not None),  # a tap's notice is the toast
                 web_app_url=self.web_app_url,
+                busy=busy,
             )
             target = edit if i == 0 else None
             # A card stays the card; the message a tap edited into an info stops being it.

@@ -113,6 +113,7 @@ class Outbox:
         self._queues: dict[int, deque[Outgoing]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._closed = False
+        self.depth = 0  # messages queued, all chats (the gauge's value, read on the hot path)
 
     # -- public ------------------------------------------------------------------
 
@@ -124,7 +125,7 @@ class Outbox:
             return
         for item in items:
             self._queues.setdefault(item.chat_id, deque()).append(item)
-            self.metrics.outbound_queue.inc()
+            self._queued(1)
             if item.chat_id not in self._workers:
                 self._workers[item.chat_id] = asyncio.create_task(self._work(item.chat_id))
 
@@ -154,6 +155,10 @@ class Outbox:
                 task.cancel()
             await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
 
+    def _queued(self, change: int) -> None:
+        self.depth += change
+        self.metrics.outbound_queue.inc(change)
+
     # -- workers -----------------------------------------------------------------
 
     async def _work(self, chat_id: int) -> None:
@@ -170,15 +175,15 @@ class Outbox:
                     self._gave_up(item, "error")
                     keep_going = True
                 queue.popleft()
-                self.metrics.outbound_queue.dec()
+                self._queued(-1)
                 if not keep_going:
                     while queue:
                         self._gave_up(queue.popleft(), "blocked")
-                        self.metrics.outbound_queue.dec()
+                        self._queued(-1)
         except asyncio.CancelledError:
             while queue:
                 self._gave_up(queue.popleft(), "cancelled")
-                self.metrics.outbound_queue.dec()
+                self._queued(-1)
             raise
         finally:
             self._workers.pop(chat_id, None)

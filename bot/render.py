@@ -35,8 +35,13 @@ def render(
     current_label: str | None = None,
     notice: bool = True,
     web_app_url: str | None = None,
+    busy: bool = False,
 ) -> Rendered:
-    """`notice`: put the prompt's notice above the text (typed input; a tap shows it as a toast)."""
+    """`notice`: put the prompt's notice above the text (typed input; a tap shows it as a toast).
+
+    `web_app_url`: the consent card offers the Mini App; so does a question card when
+    `busy` (the bot's outbound queue holds seconds of Telegram's 30 messages/s: in a
+    crowd, the Mini App answers at once instead of waiting for the chat's turn)."""
     parts: list[str] = []
     if notice and prompt.notice:
         parts.append(f"⚠️ {prompt.notice}")
@@ -66,8 +71,8 @@ def render(
         ]
         if nav:
             rows.append(nav)
-    if prompt.kind == "consent" and web_app_url:
-        label = t("miniapp.button")
+    if web_app_url and (prompt.kind == "consent" or (busy and prompt.kind == "question")):
+        label = t("miniapp.button" if prompt.kind == "consent" else "miniapp.busy")
         rows.append([InlineKeyboardButton(label, web_app=WebAppInfo(web_app_url))])
     markup = InlineKeyboardMarkup(rows) if rows else None
     return Rendered(text, markup, prompt.kind in CARD_KINDS)

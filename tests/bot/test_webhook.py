@@ -504,3 +504,34 @@ async def test_a_too_long_message_gets_a_clear_reply_and_nothing_is_taken(bench)
     await tg.settle(user)
     _status, given = await stored(bench, user)
     assert given.get(qid) == long_text[:900].strip()
+
+
+async def test_a_crowd_is_offered_the_mini_app_on_the_question_card(storage, fake_api):
+    """When the bot's outbound queue holds seconds of Telegram's 30 messages/s (a classroom
+    tapping at once), the next question card also offers the Mini App; once it drains, not."""
+    from bot.channel import BUSY_QUEUE
+    from bot.outbox import Outgoing
+
+    settings = {"public_url": "https://survey.example.org"}
+    busy_button = {
+        "text": "Many are answering now: quicker in one screen",
+        "web_app": {"url": "https://survey.example.org/app"},
+    }
+    async with open_bench(storage, fake_api, settings=settings) as bench:
+        tg, outbox = bench.tg, bench.channel.outbox
+        user = await consented(bench)
+        assert busy_button not in fake_api.card(user.id).buttons()
+        # Other people's messages, each delivered slowly: the queue stays deep for a while.
+        fake_api.slow("sendMessage", 1.0, times=BUSY_QUEUE)
+        outbox.submit([Outgoing(-5000 - i, f"message {i}") for i in range(BUSY_QUEUE)])
+        assert outbox.depth >= BUSY_QUEUE
+        card = fake_api.card(user.id)
+        assert await tg.tap(user, card, first_choice(card)) == [200]
+        await tg.settle(user)
+        assert busy_button in fake_api.card(user.id).buttons()
+        await outbox.join()
+        assert outbox.depth == 0
+        card = fake_api.card(user.id)
+        assert await tg.tap(user, card, first_choice(card)) == [200]
+        await tg.settle(user)
+        assert busy_button not in fake_api.card(user.id).buttons()
