@@ -337,6 +337,10 @@ class RoleCounts(_Output):
     released_at: datetime | None = Field(
         description="When the group's figures were last released (null: nothing released yet)."
     )
+    target: int | None = Field(description="The cycle's target of completed responses, or null.")
+    response_rate: float | None = Field(
+        description="Completed / target (may exceed 1); null without a target."
+    )
 
 
 class Group(_Output):
@@ -353,6 +357,15 @@ class Group(_Output):
     na: int | None = Field(description="'Not applicable' answers, counted apart.")
     skipped: int | None
     suppressed: bool = Field(description="Released, but too few scored answers or people to show.")
+    ci95: list[float] | None = Field(
+        description="95% t-interval of the mean [low, high] to one decimal, clipped to 0..4; null when the "
+        "mean is not shown or rests on fewer than 2 answers.",
+        min_length=2,
+        max_length=2,
+    )
+    ci_note: Literal["same_answers"] | None = Field(
+        description="'same_answers': every answer has one value, so the interval has no width."
+    )
 
 
 class Agreement(_Output):
@@ -374,6 +387,12 @@ class ReportIndicator(_Output):
     roles: dict[str, Group]
     gap: dict[str, float | None] = Field(description="Group mean minus self, per role.")
     flag: dict[str, Literal["blind_spot", "hidden_strength"] | None]
+    gap_ci95: dict[str, list[float] | None] = Field(
+        description="95% interval of the gap per role (the mean's interval minus self)."
+    )
+    gap_clear: dict[str, bool | None] = Field(
+        description="Whether the gap's interval excludes zero (true: not noise); null without one."
+    )
     agreement: Agreement
 
 

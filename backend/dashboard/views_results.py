@@ -260,6 +260,8 @@ async def indicator_page(request: web.Request) -> web.Response:
                 "counts": reading.group_counts(g, tx),
                 "gap": row["gap"][role],
                 "flag": row["flag"][role],
+                "ci": g.get("ci95"),
+                "clear": row["gap_clear"][role],
                 "bars": [
                     {
                         "value": v,

@@ -8,12 +8,13 @@ decimals in the output only; all computation keeps full precision.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.reporting import intervals
 from backend.reporting import triangulation as tri
 from backend.reporting.aggregate import aggregate_cycle
 from backend.reporting.anonymity import SafeAggregates, ShownGroup, Thresholds, enforce
@@ -28,12 +29,20 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 2)
 
 
-def _group_json(g: ShownGroup) -> dict[str, Any]:
+def _iv(iv: intervals.Interval | None) -> list[float] | None:
+    """An interval's ends to one decimal: they are not known better than that."""
+    return None if iv is None else [round(iv.low, 1), round(iv.high, 1)]
+
+
+def _group_json(g: ShownGroup, ci: intervals.Interval | None) -> dict[str, Any]:
     return {
         "n": g.n,
         "respondents": g.respondents,
         "questions": g.questions,
         "mean": _r(g.mean),
+        # 95% t-interval of the mean (backend/reporting/intervals.py); None below 2 answers
+        "ci95": _iv(ci),
+        "ci_note": intervals.width_note(g.distribution) if ci is not None else None,
         "distribution": (
             None if g.distribution is None else {str(v): c for v, c in g.distribution.items()}
         ),
@@ -43,17 +52,21 @@ def _group_json(g: ShownGroup) -> dict[str, Any]:
     }
 
 
-def _role_json(safe: SafeAggregates, role: str) -> dict[str, Any]:
-    """Live counts of the role's responses, and when its figures were last released."""
+def _role_json(safe: SafeAggregates, role: str, targets: Mapping[str, Any]) -> dict[str, Any]:
+    """Live counts of the role's responses, when its figures were last released, and its
+    response rate against the cycle's target (completed / target; None without a target)."""
     r = safe.roles.get(role)
-    if r is None:
-        return {"started": 0, "completed": 0, "shared": 0, "dashboard": 0, "released_at": None}
+    target = targets.get(role)
+    target = target if isinstance(target, int) and target > 0 else None
+    completed = r.completed if r is not None else 0
     return {
-        "started": r.started,
-        "completed": r.completed,
-        "shared": r.shared,
-        "dashboard": r.dashboard,
-        "released_at": None if r.released_at is None else r.released_at.isoformat(),
+        "started": r.started if r is not None else 0,
+        "completed": completed,
+        "shared": r.shared if r is not None else 0,
+        "dashboard": r.dashboard if r is not None else 0,
+        "released_at": None if r is None or r.released_at is None else r.released_at.isoformat(),
+        "target": target,
+        "response_rate": None if target is None else _r(completed / target),
     }
 
 
@@ -99,6 +112,13 @@ async def build_report(
 
         groups = {r: safe.group(ind.key, r) for r in role_list}
         gaps = {r: tri.gap(g.mean, self_score) for r, g in groups.items()}
+        cis = {
+            r: intervals.mean_interval(g.distribution, g.respondents or None)
+            if g.mean is not None
+            else None
+            for r, g in groups.items()
+        }
+        gap_cis = {r: intervals.gap_interval(cis[r], self_score) for r in groups}
         for r, g in groups.items():
             role_means[r][ind.key] = g.mean
         agree = tri.agreement(g.mean for g in groups.values())
@@ -112,9 +132,12 @@ async def build_report(
                 "kind": str(ind.kind),
                 "self": self_value,
                 "self_status": rating.status if rating else None,
-                "roles": {r: _group_json(g) for r, g in groups.items()},
+                "roles": {r: _group_json(g, cis[r]) for r, g in groups.items()},
                 "gap": {r: _r(v) for r, v in gaps.items()},
                 "flag": {r: tri.flag(v) for r, v in gaps.items()},
+                # the gap's 95% interval, and whether it excludes zero (not noise)
+                "gap_ci95": {r: _iv(v) for r, v in gap_cis.items()},
+                "gap_clear": {r: intervals.gap_is_clear(v) for r, v in gap_cis.items()},
                 "agreement": {
                     "groups": agree.groups,
                     "range": _r(agree.range),
@@ -148,7 +171,7 @@ async def build_report(
         "generated_at": (now or datetime.now(UTC)).isoformat(),
         "filter": {"roles": list(roles) if roles is not None else None},
         "thresholds": {"anonymity": thresholds.anonymity, "free_text": thresholds.free_text},
-        "roles": {r: _role_json(safe, r) for r in role_list},
+        "roles": {r: _role_json(safe, r, cycle.targets or {}) for r in role_list},
         "indicators": indicators,
         "rollups": rollups,
         "comments": {
@@ -185,6 +208,8 @@ def biggest_gaps(report: dict[str, Any], limit: int = 10) -> list[dict[str, Any]
                         or ind["roles"][role]["n"],
                         "gap": g,
                         "flag": ind["flag"][role],
+                        "gap_ci95": ind["gap_ci95"][role],
+                        "gap_clear": ind["gap_clear"][role],
                     },
                 )
             )

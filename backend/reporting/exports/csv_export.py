@@ -25,6 +25,10 @@ COLUMNS = (
     "self_status",
     "gap",
     "flag",
+    # 95% t-interval of the mean, and whether the gap's interval excludes zero
+    "ci95_low",
+    "ci95_high",
+    "gap_clear",
 )
 SUPPRESSED = "suppressed"
 
@@ -69,6 +73,14 @@ def report_csv(report: dict[str, Any]) -> bytes:
                     _cell(ind.get("self_status")),
                     SUPPRESSED if hidden else _cell(ind["gap"].get(role)),
                     SUPPRESSED if hidden else _cell(ind["flag"].get(role)),
+                    *(
+                        [SUPPRESSED] * 3
+                        if hidden
+                        else [
+                            *(_cell(x) for x in g.get("ci95") or (None, None)),
+                            _cell(ind["gap_clear"].get(role)),
+                        ]
+                    ),
                 ]
             )
     return ("\ufeff" + buf.getvalue()).encode("utf-8")

@@ -238,6 +238,9 @@ def _gaps_sheet(wb: Workbook, report: dict[str, Any], tx: Texts) -> None:
             tx.gettext("Respondents"),
             tx.gettext("Gap"),
             tx.gettext("Flag"),
+            tx.gettext("Gap, lower bound (95%)"),
+            tx.gettext("Gap, upper bound (95%)"),
+            tx.gettext("Clear (the interval excludes 0)"),
         ],
     )
     ws.freeze_panes = "A2"
@@ -253,12 +256,18 @@ def _gaps_sheet(wb: Workbook, report: dict[str, Any], tx: Texts) -> None:
             g["respondents"],
             g["gap"],
             tx.label("flag", g["flag"]) or None,
+            *(g["gap_ci95"] or (None, None)),
+            None
+            if g["gap_clear"] is None
+            else tx.gettext("yes")
+            if g["gap_clear"]
+            else tx.gettext("no: may be noise"),
         ]
         for col, value in enumerate(values, 1):
             cell = _put(ws, row, col, value)
             if g["flag"]:
                 cell.fill = FLAG_FILLS[g["flag"]]
-    _widths(ws, {1: 14, 2: 9, 3: 22, 4: 18, 5: 8, 6: 12, 7: 7, 8: 9, 9: 18})
+    _widths(ws, {1: 14, 2: 9, 3: 22, 4: 18, 5: 8, 6: 12, 7: 7, 8: 9, 9: 18, 10: 12, 11: 12, 12: 20})
 
 
 def report_xlsx(report: dict[str, Any], *, tx: Texts = ENGLISH) -> bytes:

@@ -382,8 +382,11 @@ async def test_report_lists_every_indicator_with_nulls(sessionmaker):
         "na": None,
         "skipped": None,
         "suppressed": False,
+        "ci95": None,
+        "ci_note": None,
     }
     assert set(cc["gap"].values()) == {None}
+    assert set(cc["gap_ci95"].values()) == {None} and set(cc["gap_clear"].values()) == {None}
     assert cc["agreement"] == {"groups": 0, "range": None, "sd": None, "label": None}
 
     visits = ind(report, "FL-3.1")
@@ -469,3 +472,50 @@ async def test_report_on_the_real_model(sessionmaker):
             assert set(i["gap"].values()) == {None}
     assert set(report["rollups"]) == {"themes", "criteria", "dimensions"}
     json.dumps(report)
+
+
+# -- how sure a figure is (backend/reporting/intervals.py) ----------------------------
+
+
+async def test_the_report_says_how_sure_each_gap_is(sessionmaker):
+    """Two groups both flagged as a blind spot (gap <= -4/3): ten learners who agree give
+    a clear gap; five parents who disagree among themselves give one that may be noise."""
+    async with sessionmaker.begin() as s:
+        cycle = await make_cycle(s)
+        cycle.targets = {"learner": 20, "parent": 5}
+        await map_question(s, "q1", "FL-1")
+        await map_question(s, "q1", "FL-1", bank="parent@1")
+        for v in (2, 2, 2, 2, 2, 3, 2, 2, 2, 3):
+            await respond(s, cycle, "learner", {"q1": v})
+        for v in (0, 4, 4, 0, 4):
+            await respond(s, cycle, "parent", {"q1": v}, bank="parent@1")
+        await rate(s, cycle, "FL-1", 4)
+        report = await build_report(s, cycle.id, MODEL)
+
+    fl1 = ind(report, "FL-1")
+    assert fl1["flag"] == dict(fl1["flag"], learner="blind_spot", parent="blind_spot")
+    lo, hi = fl1["roles"]["learner"]["ci95"]
+    assert lo < 2.2 < hi < 2.6  # mean 2.2
+    assert fl1["gap_clear"]["learner"] is True and fl1["gap_ci95"]["learner"][1] < 0
+    lo, hi = fl1["roles"]["parent"]["ci95"]
+    assert (lo, hi) == (0.0, 4.0)  # mean 2.4, sd 2.19, t(4): wider than the scale
+    assert fl1["gap_clear"]["parent"] is False
+    assert fl1["gap_ci95"]["parent"] == [-4.0, 0.0]
+    assert fl1["gap_clear"]["employer"] is None  # no answers, no interval
+    roles = report["roles"]
+    assert (roles["learner"]["target"], roles["learner"]["response_rate"]) == (20, 0.5)
+    assert (roles["parent"]["target"], roles["parent"]["response_rate"]) == (5, 1.0)
+    assert (roles["employer"]["target"], roles["employer"]["response_rate"]) == (None, None)
+
+
+async def test_a_suppressed_group_has_no_interval(sessionmaker):
+    async with sessionmaker.begin() as s:
+        cycle = await make_cycle(s)
+        await map_question(s, "q1", "FL-1")
+        for v in (0, 4, 2):
+            await respond(s, cycle, "learner", {"q1": v})
+        await rate(s, cycle, "FL-1", 4)
+        report = await build_report(s, cycle.id, MODEL)
+    learner = ind(report, "FL-1")["roles"]["learner"]
+    assert learner["mean"] is None and learner["ci95"] is None
+    assert ind(report, "FL-1")["gap_clear"]["learner"] is None
