@@ -71,7 +71,7 @@ SAME_SITE = [
     "/dashboard/schools/alpha#cycles",
     "/dashboard/%2F%2Fevil.example",
 ]
-HOME = "/dashboard"
+HOME = "/dashboard/home"  # where a coordinator lands after login
 
 
 @pytest.fixture
