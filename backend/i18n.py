@@ -193,6 +193,25 @@ LABELS: dict[str, dict[str, tuple[str | None, str]]] = {
         "international_partner": NP_("short group name", "Intl partners"),
         "prospective_learner": NP_("short group name", "Future learners"),
     },
+    # Two or three letters for a table head too narrow for a group's short name (the PDF's
+    # indicator table, with a legend that spells each one out).
+    "group abbreviation": {
+        "teacher": NP_("group abbreviation", "TE"),
+        "staff": NP_("group abbreviation", "ST"),
+        "board": NP_("group abbreviation", "BO"),
+        "learner": NP_("group abbreviation", "LE"),
+        "graduate": NP_("group abbreviation", "GR"),
+        "parent": NP_("group abbreviation", "PA"),
+        "employer": NP_("group abbreviation", "EM"),
+        "employer_sme": NP_("group abbreviation", "SME"),
+        "union": NP_("group abbreviation", "TU"),
+        "education_provider": NP_("group abbreviation", "EP"),
+        "local_government": NP_("group abbreviation", "LG"),
+        "national_government": NP_("group abbreviation", "NG"),
+        "research": NP_("group abbreviation", "RO"),
+        "international_partner": NP_("group abbreviation", "IP"),
+        "prospective_learner": NP_("group abbreviation", "PL"),
+    },
 }
 
 

@@ -16,7 +16,15 @@ from typing import Any
 
 from aiohttp import web
 
-from backend.dashboard.web import _, cycle_for, for_reader, release_figures, sessionmaker, texts_of
+from backend.dashboard.web import (
+    _,
+    cycle_for,
+    for_reader,
+    hides_raw,
+    release_figures,
+    sessionmaker,
+    texts_of,
+)
 from backend.i18n import N_, Texts, dashboard_languages, texts
 from backend.reporting.charts import reading
 from backend.reporting.extras import pdf_extras
@@ -239,10 +247,11 @@ async def export(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     tx = export_texts(request)
     cycle, report, school = await _report(request)
+    with_comments = not hides_raw(request, cycle.school_id)  # a peer reads no respondent's words
     if fmt == "csv":
         body = await _in_thread(exports.report_csv, report)
     elif fmt == "xlsx":
-        body = await _in_thread(exports.report_xlsx, report, tx=tx)
+        body = await _in_thread(exports.report_xlsx, report, tx=tx, comments=with_comments)
     elif fmt == "json":
         body = exports.report_json(report)
     else:
@@ -253,6 +262,7 @@ async def export(request: web.Request) -> web.Response:
             report,
             **extras,
             tx=tx,
+            comments=with_comments,
         )
     headers = {
         "Content-Type": EXPORTS[fmt][1],

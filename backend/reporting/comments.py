@@ -121,29 +121,38 @@ def comment_sections(
     return sorted(sections, key=lambda q: (group_order(q.groups[0].role), q.text))
 
 
-def comment_rows(report: dict[str, Any], tx: Texts = ENGLISH) -> list[list[str]]:
-    """Every readable text as a row [group, question, indicators, text], for the exports;
-    a withheld group as one row saying how many wrote."""
+@dataclass(frozen=True, slots=True)
+class CommentRow:
+    role: str
+    group: str  # the group's name in the reader's language
+    question: str
+    evidence: str  # "ME-5 Collects feedback ...; CC-2 ..."
+    text: str  # a text, or (withheld) how many wrote and why nothing is shown
+    withheld: bool
+
+
+def withheld_note(answered: int, free_text: int, tx: Texts = ENGLISH) -> str:
+    """Why a group's texts are not shown (fewer writers than the free-text threshold)."""
+    return tx.ngettext(
+        "(%(num)s person wrote: fewer than %(t)s, so the texts are not shown)",
+        "(%(num)s people wrote: fewer than %(t)s, so the texts are not shown)",
+        answered,
+        t=tx.number(free_text),
+    )
+
+
+def comment_rows(report: dict[str, Any], tx: Texts = ENGLISH) -> list[CommentRow]:
+    """Every readable text as one row, for the exports; a withheld group as one row saying
+    how many wrote."""
     t = (report.get("thresholds") or {}).get("free_text", 10)
-    rows: list[list[str]] = []
+    rows: list[CommentRow] = []
     for q in comment_sections(report, tx):
         evidence = "; ".join(f"{i.id} {i.text}".strip() for i in q.indicators)
         for g in q.groups:
             name = tx.role_name(g.role)
             if g.texts is None:
-                rows.append(
-                    [
-                        name,
-                        q.text,
-                        evidence,
-                        tx.ngettext(
-                            "(%(num)s person wrote: fewer than %(t)s, so the texts are not shown)",
-                            "(%(num)s people wrote: fewer than %(t)s, so the texts are not shown)",
-                            g.answered,
-                            t=tx.number(t),
-                        ),
-                    ]
-                )
+                note = withheld_note(g.answered, t, tx)
+                rows.append(CommentRow(g.role, name, q.text, evidence, note, True))
                 continue
-            rows.extend([name, q.text, evidence, text] for text in g.texts)
+            rows.extend(CommentRow(g.role, name, q.text, evidence, x, False) for x in g.texts)
     return rows

@@ -2,7 +2,8 @@
 
 Title page, summary (responses per group, thresholds, the anonymity rule),
 heatmaps and theme charts per dimension, the biggest gaps, a per-indicator
-table, the evidence list, the change since the previous cycle and the action plan
+table (full statements, group heads that never break inside a word), what respondents
+wrote, the evidence list, the change since the previous cycle and the action plan
 when given.
 Text is set in DejaVu Sans, shipped with matplotlib, which covers Latin,
 Cyrillic and Armenian. Only the (already safe) report is read. Every text, number
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import io
 import os
-import textwrap
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -25,6 +25,7 @@ from fpdf.fonts import FontFace
 
 from backend.i18n import ENGLISH, Texts
 from backend.reporting import charts
+from backend.reporting.comments import comment_sections, withheld_note
 from backend.reporting.report import biggest_gaps
 
 FONT = "DejaVu"
@@ -296,10 +297,38 @@ def _gaps(pdf: _Report, report: dict[str, Any]) -> None:
     _table(pdf, rows, col_widths=(22, 34, 14, 22, 24, 16, 30), align_right_from=2, fills=fills)
 
 
+PAD = 0.8  # a table cell's padding (mm), each side
+
+
+def _widest_word(pdf: _Report, text: str, size: float, style: str = "") -> float:
+    """The width (mm) of the longest word of `text`: a column narrower than it would break
+    that word (fpdf breaks at spaces first, inside a word only when one does not fit)."""
+    pdf.set_font(FONT, style, size)
+    return max((pdf.get_string_width(w) for w in text.split()), default=0.0)
+
+
+def _fits(pdf: _Report, text: str, width: float, size: float, style: str = "") -> bool:
+    return _widest_word(pdf, text, size, style) <= width - 2 * PAD - 0.4
+
+
+def _role_heads(
+    pdf: _Report, roles: list[str], width: float, size: float
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The role columns' heads and a legend: the groups' short names where every word fits
+    the column, else everybody's abbreviation, spelt out in the legend."""
+    tx = pdf.tx
+    names = [charts.role_label(r, tx=tx) for r in roles]
+    if all(_fits(pdf, name, width, size, "B") for name in names):
+        return names, []
+    abbrs = [tx.label("group abbreviation", r) or r for r in roles]
+    return abbrs, [(a, tx.role_name(r)) for a, r in zip(abbrs, roles, strict=True)]
+
+
 def _indicator_table(pdf: _Report, report: dict[str, Any]) -> None:
     tx = pdf.tx
     roles = charts.answered_roles(report)
     k = (report.get("thresholds") or {}).get("anonymity", 5)
+    size = 8
     pdf.add_page(orientation="L")
     pdf.heading(tx.gettext("Indicators: self-assessment and groups"))
     pdf.para(
@@ -311,27 +340,37 @@ def _indicator_table(pdf: _Report, report: dict[str, Any]) -> None:
         ),
         size=9,
     )
+    indicators = report.get("indicators", [])
     avail = pdf.epw
-    first, self_w = 18.0, 13.0
-    each = min(26.0, (avail - first - self_w - 50) / max(1, len(roles)))
+    fixed = [tx.gettext("ID"), tx.gettext("Indicator"), tx.gettext("Self")]
+    first = (
+        2 * PAD
+        + 0.6
+        + max(
+            [_widest_word(pdf, fixed[0], size, "B")]
+            + [_widest_word(pdf, i["id"], size) for i in indicators]
+        )
+    )
+    self_w = max(13.0, 2 * PAD + 0.6 + _widest_word(pdf, fixed[2], size, "B"))
+    text_min = 70.0
+    each = min(26.0, (avail - first - self_w - text_min) / max(1, len(roles)))
+    heads, legend = _role_heads(pdf, roles, each, size)
+    if legend:
+        pdf.para(
+            tx.gettext("Groups: %(legend)s", legend="; ".join(f"{a} {n}" for a, n in legend)),
+            size=9,
+        )
     text_w = avail - first - self_w - each * len(roles)
-    text_chars = int(text_w / 1.55)  # about 1.55 mm per character at 8 pt
-    head = [
-        tx.gettext("ID"),
-        tx.gettext("Indicator"),
-        tx.gettext("Self"),
-        *(charts.role_label(r, tx=tx) for r in roles),
-    ]
-    rows = [head]
+    rows = [[*fixed, *heads]]
     fills = []
-    for ind in report.get("indicators", []):
+    for ind in indicators:
         self_text = _fmt(ind["self"], tx)
         if ind.get("kind") != "NUMBER" and ind.get("self_status") == "draft":
             self_text = charts.self_text(ind["self"], "draft", tx)
         if ind.get("kind") == "NUMBER" and ind["self"] is not None:
             self_text = f"#{self_text}"
         text = charts.indicator_text(report, ind["key"], tx) or ""
-        row = [ind["id"], textwrap.shorten(text, text_chars, placeholder="…"), self_text]
+        row = [ind["id"], text, self_text]
         for c, r in enumerate(roles, 3):
             g = ind["roles"][r]
             if g["suppressed"]:
@@ -352,9 +391,60 @@ def _indicator_table(pdf: _Report, report: dict[str, Any]) -> None:
         rows,
         col_widths=(first, text_w, self_w, *([each] * len(roles))),
         align_right_from=2,
-        size=8,
+        size=size,
         fills=fills,
     )
+
+
+def _comments(pdf: _Report, report: dict[str, Any]) -> None:
+    """What respondents wrote: the report's released texts by question and group (groups
+    below the free-text threshold say only how many wrote)."""
+    tx = pdf.tx
+    t = (report.get("thresholds") or {}).get("free_text", 10)
+    pdf.add_page(orientation="P")
+    pdf.heading(tx.gettext("What respondents wrote"))
+    sections = comment_sections(report, tx)
+    if not sections:
+        pdf.para(
+            tx.gettext(
+                "No free-text answer has been released yet. A group's texts are released once"
+                " at least %(t)s of its respondents have written one.",
+                t=tx.number(t),
+            )
+        )
+        return
+    pdf.para(
+        tx.gettext(
+            "The free-text answers of this cycle, by question and group, with the indicators"
+            " each question gives evidence for. A group's texts appear once at least %(t)s of"
+            " its people have written; they are listed in alphabetical order, so the order"
+            " says nothing about who wrote when.",
+            t=tx.number(t),
+        ),
+        size=9,
+        style="I",
+    )
+    for q in sections:
+        pdf.ln(2)
+        pdf.heading(q.text, 12)
+        if q.indicators:
+            evidence = "; ".join(f"{i.id} {i.text}".strip() for i in q.indicators)
+            label = tx.ngettext(
+                "Evidence for the indicator", "Evidence for the indicators", len(q.indicators)
+            )
+            pdf.para(f"{label}: {evidence}", size=9)
+        for g in q.groups:
+            wrote = tx.ngettext("%(num)s person wrote", "%(num)s people wrote", g.answered)
+            pdf.para(f"{tx.role_name(g.role)} — {wrote}", size=10, style="B")
+            if g.texts is None:
+                pdf.para(withheld_note(g.answered, t, tx), size=9, style="I")
+                continue
+            for text in g.texts:
+                pdf.set_x(pdf.l_margin + 4)
+                pdf.set_font(FONT, "", 9.5)
+                pdf.multi_cell(pdf.epw - 4, 4.8, f"“{text}”", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+                pdf.ln(1.2)
+            pdf.set_font(FONT, size=10)
 
 
 def _evidence(pdf: _Report, report: dict[str, Any], evidence: list[dict[str, Any]]) -> None:
@@ -464,12 +554,14 @@ def report_pdf(
     previous: dict[str, Any] | None = None,
     actions: list[dict[str, Any]] | None = None,
     tx: Texts = ENGLISH,
+    comments: bool = True,
 ) -> bytes:
     """The board / portfolio PDF. `evidence`: dicts with indicator_key (or key), title
     (or filename / url), kind, note, date (or created_at). `previous`: the report of
     the previous cycle, for the comparison section. `actions`: the action plan, dicts
     with indicator_key, title, owner, due_date and status (open|in_progress|done).
-    `tx`: the reader's language (texts, numbers, dates, the charts and the model)."""
+    `tx`: the reader's language (texts, numbers, dates, the charts and the model).
+    `comments`: a section of what respondents wrote (not for a reader who may not read it)."""
     school = (report.get("school") or {}).get("name") or ""
     cycle = (report.get("cycle") or {}).get("name") or ""
     named = " · ".join(p for p in (school, cycle) if p)
@@ -488,6 +580,8 @@ def report_pdf(
         _charts(pdf, report)
         _gaps(pdf, report)
         _indicator_table(pdf, report)
+    if comments:
+        _comments(pdf, report)
     if evidence is not None:
         _evidence(pdf, report, evidence)
     if previous is not None:

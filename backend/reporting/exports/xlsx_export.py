@@ -1,4 +1,5 @@
-"""The report as an Excel workbook (openpyxl): summary, one sheet per dimension, gaps.
+"""The report as an Excel workbook (openpyxl): summary, one sheet per dimension, gaps,
+what respondents wrote.
 
 Numbers are written as numbers. A suppressed group's cells read "suppressed"
 (grey, italic): the report holds no figure for them, so none can be written.
@@ -27,6 +28,7 @@ from backend.reporting.charts.reading import (
     role_label,
     unit_titles,
 )
+from backend.reporting.comments import comment_rows
 from backend.reporting.report import biggest_gaps
 
 SUPPRESSED = N_("suppressed")
@@ -270,14 +272,56 @@ def _gaps_sheet(wb: Workbook, report: dict[str, Any], tx: Texts) -> None:
     _widths(ws, {1: 14, 2: 9, 3: 22, 4: 18, 5: 8, 6: 12, 7: 7, 8: 9, 9: 18, 10: 12, 11: 12, 12: 20})
 
 
-def report_xlsx(report: dict[str, Any], *, tx: Texts = ENGLISH) -> bytes:
-    """The workbook, its labels in `tx`'s language (numbers stay numbers)."""
+def _comments_sheet(wb: Workbook, report: dict[str, Any], tx: Texts) -> None:
+    """What respondents wrote: one row per released text (the report's, already past the
+    free-text threshold), with its group, question and the indicators it evidences."""
+    ws = wb.create_sheet(_sheet_title(tx.gettext("Comments")))
+    _header(
+        ws,
+        1,
+        [
+            tx.gettext("Role"),
+            tx.gettext("Group"),
+            tx.gettext("Question"),
+            tx.gettext("Evidence for"),
+            tx.gettext("Comment"),
+        ],
+    )
+    ws.freeze_panes = "A2"
+    rows = comment_rows(report, tx)
+    if not rows:
+        t = (report.get("thresholds") or {}).get("free_text", 10)
+        _put(
+            ws,
+            2,
+            1,
+            tx.gettext(
+                "No free-text answer has been released yet. A group's texts are released once"
+                " at least %(t)s of its respondents have written one.",
+                t=tx.number(t),
+            ),
+        ).font = Font(italic=True)
+    wrap = Alignment(wrap_text=True, vertical="top")
+    for n, r in enumerate(rows, 2):
+        for col, value in enumerate((r.role, r.group, r.question, r.evidence, r.text), 1):
+            cell = _put(ws, n, col, value)
+            cell.alignment = wrap
+        if r.withheld:
+            ws.cell(row=n, column=5).font = GREY_FONT
+    _widths(ws, {1: 14, 2: 20, 3: 40, 4: 40, 5: 70})
+
+
+def report_xlsx(report: dict[str, Any], *, tx: Texts = ENGLISH, comments: bool = True) -> bytes:
+    """The workbook, its labels in `tx`'s language (numbers stay numbers); `comments`: a
+    sheet of what respondents wrote (not for a reader who may not read it)."""
     wb = Workbook()
     _summary(wb.active, report, tx)
     roles = answered_roles(report)
     for dim in dimensions_of(report):
         _dimension_sheet(wb, report, dim, roles, tx)
     _gaps_sheet(wb, report, tx)
+    if comments:
+        _comments_sheet(wb, report, tx)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

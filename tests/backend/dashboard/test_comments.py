@@ -7,11 +7,13 @@ texts (and that they wrote) appear nowhere.
 
 from __future__ import annotations
 
+import io
 import re
 import secrets
 from datetime import UTC, datetime
 
 import pytest
+from openpyxl import load_workbook
 
 from backend.web import keys
 from conversations.banks import load_banks
@@ -19,6 +21,7 @@ from conversations.roles import Role
 from storage import clusters, responses
 from tests.apptools import db_url_of, make_settings, running_app, seed_school
 from tests.backend.dashboard.support import add_user, login
+from tests.backend.reporting.support import pdf_text
 
 LEARNER_TEXTS = [f"The internship fair number {i} helped me" for i in range(10)] + [
     "Our careers teacher listened to me",
@@ -130,7 +133,7 @@ async def test_below_the_threshold_nothing_is_shown(settings):
         assert len(quoted(page)) == 10
 
 
-async def test_another_schools_cycle_is_404_and_a_peer_reviewer_is_refused(settings):
+async def test_another_schools_cycle_is_404_and_a_peer_reviewer_is_refused(settings, tmp_path):
     async with running_app(settings) as client:
         ours, theirs = await school_with_comments(client)
         sm = client.app[keys.SESSIONMAKER]
@@ -161,6 +164,14 @@ async def test_another_schools_cycle_is_404_and_a_peer_reviewer_is_refused(setti
         assert "never what its respondents wrote" in body and "internship" not in body
         ind = await (await client.get(base + "/indicators/ME-5")).text()
         assert "internship" not in ind and "What respondents wrote" not in ind
+        # Nor in the exports the peer may download.
+        xlsx = await client.get(base + "/export.xlsx")
+        assert xlsx.status == 200
+        assert "Comments" not in load_workbook(io.BytesIO(await xlsx.read())).sheetnames
+        pdf = await client.get(base + "/export.pdf")
+        assert pdf.status == 200
+        text = pdf_text(await pdf.read(), tmp_path)
+        assert "What respondents wrote" not in text and "Our careers teacher" not in text
 
 
 async def test_indicator_pages_of_the_evidenced_indicators_show_the_comments(settings):
@@ -188,3 +199,24 @@ async def test_free_text_questions_are_evidence_never_scored(settings):
             await responses.sync_question_map(s, load_banks().values())
             qmap = await responses.question_map(s, learner.tag)
         assert "l22" not in qmap and qmap  # the statements are there, the text question not
+
+
+async def test_the_exports_carry_the_comments(settings, tmp_path):
+    """The coordinator's XLSX has a Comments sheet and the PDF a section with the texts."""
+    async with running_app(settings) as client:
+        ours, _ = await school_with_comments(client)
+        await add_user(client, "coord@ours.example", ours.school_id)
+        assert (await login(client, "coord@ours.example")).status == 303
+        base = f"/dashboard/cycles/{ours.cycle_id}"
+        xlsx = await client.get(base + "/export.xlsx")
+        ws = load_workbook(io.BytesIO(await xlsx.read()))["Comments"]
+        rows = list(ws.iter_rows(values_only=True))
+        assert rows[0] == ("Role", "Group", "Question", "Evidence for", "Comment")
+        assert sorted(r[4] for r in rows[1:]) == sorted(LEARNER_TEXTS)
+        assert {r[1] for r in rows[1:]} == {"Learners"}
+        assert not any(text in str(r) for r in rows for text in PARENT_TEXTS)
+        pdf = await client.get(base + "/export.pdf")
+        text = " ".join(pdf_text(await pdf.read(), tmp_path).split())
+        assert "What respondents wrote" in text
+        assert "“Our careers teacher listened to me”" in text
+        assert "secret remark" not in text

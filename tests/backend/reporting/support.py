@@ -4,9 +4,12 @@ as text (pdftotext, pdfinfo)."""
 
 from __future__ import annotations
 
+import html
+import re
 import secrets
 import shutil
 import subprocess
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -114,6 +117,39 @@ def pdf_text(data: bytes, tmp_path: Path) -> str:
         ["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, timeout=60
     )
     return out.stdout.decode("utf-8")
+
+
+@dataclass(frozen=True)
+class Word:
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    text: str
+
+
+def pdf_words(data: bytes, tmp_path: Path) -> list[list[Word]]:
+    """Every page's words with their boxes (pdftotext -bbox), page by page."""
+    if shutil.which("pdftotext") is None:
+        unavailable("pdftotext", "is not installed (`make system-deps` installs poppler-utils)")
+    path = tmp_path / "words.pdf"
+    path.write_bytes(data)
+    out = subprocess.run(
+        ["pdftotext", "-bbox", str(path), "-"], check=True, capture_output=True, timeout=60
+    ).stdout.decode("utf-8")
+    pages = []
+    for page in out.split("<page ")[1:]:
+        pages.append(
+            [
+                Word(float(a), float(b), float(c), float(d), html.unescape(w))
+                for a, b, c, d, w in re.findall(
+                    r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">'
+                    r"(.*?)</word>",
+                    page,
+                )
+            ]
+        )
+    return pages
 
 
 def pdf_pages(data: bytes, tmp_path: Path) -> int:

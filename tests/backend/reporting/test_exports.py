@@ -16,9 +16,12 @@ from typing import Any
 
 import pytest
 
+from backend.i18n import texts
 from backend.reporting import biggest_gaps
+from backend.reporting.charts.reading import answered_roles
 from backend.reporting.exports import report_csv, report_json, report_pdf, report_xlsx
 from backend.reporting.exports.csv_export import COLUMNS
+from conversations.roles import ROLES
 from tests.backend.reporting.sample import (
     ARMENIAN,
     GRADUATE_ANSWERS,
@@ -27,7 +30,7 @@ from tests.backend.reporting.sample import (
     build_sample_reports,
     suppressed_graduate_keys,
 )
-from tests.backend.reporting.support import pdf_pages, pdf_text
+from tests.backend.reporting.support import Word, pdf_pages, pdf_text, pdf_words
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +140,14 @@ def _sheet_rows(ws) -> list[dict[str, Any]]:
 def test_xlsx_sheets_values_and_marks(reports):
     now = reports["now"]
     wb = _workbook(report_xlsx(now))
-    assert wb.sheetnames == ["Summary", "Dimension 1", "Dimension 2", "Dimension 3", "Gaps"]
+    assert wb.sheetnames == [
+        "Summary",
+        "Dimension 1",
+        "Dimension 2",
+        "Dimension 3",
+        "Gaps",
+        "Comments",
+    ]
 
     summary = {row[0]: row[1] for row in wb["Summary"].iter_rows(values_only=True) if row[0]}
     assert summary["School"] == ARMENIAN
@@ -327,3 +337,140 @@ def test_no_suppressed_mean_in_any_export(reports, full_pdf, tmp_path):
         elif isinstance(value, str):
             assert needle not in value
     assert needle not in pdf_text(full_pdf, tmp_path)
+
+
+# -- what respondents wrote (the report's released texts) ----------------------------------
+
+WRITTEN = ["Mock interviews were really useful.", "The internship fair was crowded but worth it."]
+
+
+def with_comments(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with released learner texts, and parents' withheld (as a reader with a
+    higher free-text threshold than the writers would see them)."""
+    return {
+        **report,
+        "comments": {
+            "learner": {"l22": {"answered": 12, "texts": list(WRITTEN)}},
+            "parent": {"pa18": {"answered": 4, "texts": None}},
+        },
+    }
+
+
+def test_xlsx_comments_sheet(reports):
+    now = with_comments(reports["now"])
+    rows = _sheet_rows(_workbook(report_xlsx(now))["Comments"])
+    learner = [r for r in rows if r["Role"] == "learner"]
+    assert [r["Comment"] for r in learner] == WRITTEN
+    for r in learner:
+        assert r["Group"] == "Learners"
+        assert r["Question"].startswith("Something great your school did")
+        assert r["Evidence for"].startswith("ME-5 Collects feedback on services")
+    (parent,) = [r for r in rows if r["Role"] == "parent"]
+    assert parent["Comment"] == "(4 people wrote: fewer than 10, so the texts are not shown)"
+
+    hy = texts("hy")
+    wb = _workbook(report_xlsx(now, tx=hy))
+    sheet = _sheet_rows(wb[hy.gettext("Comments")])
+    assert [
+        r[hy.gettext("Comment")] for r in sheet if r[hy.gettext("Role")] == "learner"
+    ] == WRITTEN
+    assert hy.role_name("learner") in {r[hy.gettext("Group")] for r in sheet}
+
+    # Not for a reader who may not read them (a peer reviewer of another school).
+    assert "Comments" not in _workbook(report_xlsx(now, comments=False)).sheetnames
+    empty = _workbook(report_xlsx(reports["empty"]))["Comments"]
+    assert "No free-text answer has been released yet" in empty.cell(row=2, column=1).value
+
+
+def test_pdf_comments_section(reports, tmp_path):
+    now = with_comments(reports["now"])
+    text = " ".join(pdf_text(report_pdf(now), tmp_path).split())
+    assert "What respondents wrote" in text
+    for written in WRITTEN:
+        assert f"“{written}”" in text
+    assert "Something great your school did to help you plan your future" in text
+    assert "Evidence for the indicator: ME-5 Collects feedback on services" in text
+    assert "(4 people wrote: fewer than 10, so the texts are not shown)" in text
+    peer = " ".join(pdf_text(report_pdf(now, comments=False), tmp_path).split())
+    assert "What respondents wrote" not in peer
+    assert not any(written in peer for written in WRITTEN)
+
+
+# -- the PDF's indicator table: whole words in the heads, whole statements ----------------
+
+
+def many_groups(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with every group answering (those that did not, as the learners did)."""
+    out = copy.deepcopy(report)
+    extra = [r.value for r in ROLES if r.value not in answered_roles(report)]
+    for i in out["indicators"]:
+        for r in extra:
+            i["roles"][r] = copy.deepcopy(i["roles"]["learner"])
+            i["gap"][r], i["flag"][r] = i["gap"]["learner"], i["flag"]["learner"]
+    for r in extra:
+        out["roles"][r] = copy.deepcopy(out["roles"]["learner"])
+    assert len(answered_roles(out)) == len(ROLES)
+    return out
+
+
+def _table_pages(pages: list[list[Word]], tx) -> list[tuple[list[Word], list[Word]]]:
+    """(head words, Indicator-column words) of every page of the indicator table."""
+    found = []
+    first_word = {name: tx.gettext(name).split()[0] for name in ("Indicator", "Self")}
+    for words in pages:
+        for w in words:
+            if w.text != tx.gettext("ID"):
+                continue
+            row = [v for v in words if abs(v.y0 - w.y0) < 1 and v.x0 > w.x0]
+            ind = next((v for v in row if v.text == first_word["Indicator"]), None)
+            own = next((v for v in row if v.text == first_word["Self"]), None)
+            if ind is None or own is None:
+                continue
+            column = sorted(
+                (v for v in words if ind.x0 - 1 <= v.x0 < own.x0 - 1 and v.y0 < 540),
+                key=lambda v: (round(v.y0), v.x0),
+            )
+            data_top = min(v.y0 for v in column if v.y0 > ind.y1)
+            heads = [v for v in words if w.y0 - 1 <= v.y0 and v.y1 <= data_top + 0.1]
+            found.append((heads, [v for v in column if v.y0 > ind.y1]))
+    return found
+
+
+@pytest.mark.parametrize("lang", ["en", "hy", "uk"])
+@pytest.mark.parametrize("groups", ["five", "all"])
+def test_pdf_indicator_table_heads_and_statements(reports, tmp_path, lang, groups):
+    """No head of the table breaks inside a word (with many groups the heads are abbreviations
+    spelt out in a legend), and every statement is printed whole: FL-6 and FL-7, which begin
+    alike, read differently and completely."""
+    tx = texts(lang)
+    report = reports["now"] if groups == "five" else many_groups(reports["now"])
+    roles = answered_roles(report)
+    data = report_pdf(report, tx=tx)
+    allowed = {
+        word
+        for head in [
+            tx.gettext("ID"),
+            tx.gettext("Indicator"),
+            tx.gettext("Self"),
+            *(tx.label("short group", r) for r in roles),
+            *(tx.label("group abbreviation", r) for r in roles),
+        ]
+        for word in head.split()
+    }
+    pages = _table_pages(pdf_words(data, tmp_path), tx)
+    assert pages
+    column: list[str] = []
+    for heads, words in pages:
+        split = sorted({h.text for h in heads} - allowed)
+        assert not split, f"heads broken inside a word: {split}"
+        column += [w.text for w in words]
+    statements = " ".join(column)
+    model = texts(lang).model
+    for key in ("FL-6", "FL-7", "FL-2", "VL-1"):
+        whole = " ".join(model.indicator(key).text.split())
+        assert whole in statements, key
+    assert model.indicator("FL-6").text != model.indicator("FL-7").text
+    if groups == "all":
+        legend = " ".join(pdf_text(data, tmp_path).split())
+        for r in roles:
+            assert f"{tx.label('group abbreviation', r)} {tx.role_name(r)}" in legend, r
