@@ -208,6 +208,46 @@ def _summary(pdf: _Report, report: dict[str, Any]) -> None:
     _table(pdf, rows, col_widths=(110, 30, 30), align_right_from=1)
 
 
+PAD = 0.8  # a table cell's padding (mm), each side
+WORD_CAP = 40.0  # mm: a longer word in a cell (a link) may break rather than widen its column
+
+
+def _widest_word(pdf: _Report, text: str, size: float, style: str = "") -> float:
+    """The width (mm) of the longest word of `text`: a column narrower than it would break
+    that word (fpdf breaks at spaces first, inside a word only when one does not fit)."""
+    pdf.set_font(FONT, style, size)
+    return max((pdf.get_string_width(w) for w in text.split()), default=0.0)
+
+
+def _fits(pdf: _Report, text: str, width: float, size: float, style: str = "") -> bool:
+    return _widest_word(pdf, text, size, style) <= width - 2 * PAD - 0.4
+
+
+def _fit_words(
+    pdf: _Report, rows: Sequence[Sequence[str]], widths: Sequence[float], size: float
+) -> list[float]:
+    """Column widths in which no head breaks inside a word, nor a cell's word up to
+    WORD_CAP mm long (a long link may still break): a column narrower than its longest word
+    is widened, taking the width from columns with room to spare, and the table grows (up
+    to the page's width) for the rest."""
+    need = [2 * PAD + 0.6 + _widest_word(pdf, h, size, "B") for h in rows[0]]
+    for row in rows[1:]:
+        for c, value in enumerate(row):
+            word = min(WORD_CAP, _widest_word(pdf, str(value), size))
+            need[c] = max(need[c], 2 * PAD + 0.6 + word)
+    out = [max(w, n) for w, n in zip(widths, need, strict=True)]
+    short = sum(out) - sum(widths)
+    if short <= 0:
+        return list(widths)
+    spare = [max(0.0, w - n) for w, n in zip(widths, need, strict=True)]
+    take = min(short, sum(spare))
+    if take:
+        out = [o - take * sp / sum(spare) for o, sp in zip(out, spare, strict=True)]
+    if sum(out) > pdf.epw:  # not even the page is wide enough: shrink all alike
+        out = [o * pdf.epw / sum(out) for o in out]
+    return out
+
+
 def _table(
     pdf: _Report,
     rows: Sequence[Sequence[str]],
@@ -217,8 +257,11 @@ def _table(
     size: float = 9,
     fills: Iterable[tuple[int, int, tuple[int, int, int]]] = (),
 ) -> None:
-    """A table with a heading row repeated on every page; `fills`: (row, col, rgb)."""
+    """A table with a heading row repeated on every page, its heads never broken inside a word
+    (`_fit_words`); `fills`: (row, col, rgb)."""
     fill_at = {(r, c): rgb for r, c, rgb in fills}
+    if rows:
+        col_widths = _fit_words(pdf, rows, col_widths, size)
     pdf.set_font(FONT, size=size)
     with pdf.table(
         col_widths=tuple(col_widths),
@@ -228,7 +271,7 @@ def _table(
         text_align="LEFT",
         align="LEFT",
         cell_fill_mode=TableCellFillMode.NONE,
-        padding=0.8,
+        padding=PAD,
     ) as table:
         for r, values in enumerate(rows):
             row = table.row()
@@ -295,20 +338,6 @@ def _gaps(pdf: _Report, report: dict[str, Any]) -> None:
         elif g["flag"] == "hidden_strength":
             fills.append((r, 6, (146, 197, 222)))
     _table(pdf, rows, col_widths=(22, 34, 14, 22, 24, 16, 30), align_right_from=2, fills=fills)
-
-
-PAD = 0.8  # a table cell's padding (mm), each side
-
-
-def _widest_word(pdf: _Report, text: str, size: float, style: str = "") -> float:
-    """The width (mm) of the longest word of `text`: a column narrower than it would break
-    that word (fpdf breaks at spaces first, inside a word only when one does not fit)."""
-    pdf.set_font(FONT, style, size)
-    return max((pdf.get_string_width(w) for w in text.split()), default=0.0)
-
-
-def _fits(pdf: _Report, text: str, width: float, size: float, style: str = "") -> bool:
-    return _widest_word(pdf, text, size, style) <= width - 2 * PAD - 0.4
 
 
 def _role_heads(

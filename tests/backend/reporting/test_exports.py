@@ -474,3 +474,63 @@ def test_pdf_indicator_table_heads_and_statements(reports, tmp_path, lang, group
         legend = " ".join(pdf_text(data, tmp_path).split())
         for r in roles:
             assert f"{tx.label('group abbreviation', r)} {tx.role_name(r)}" in legend, r
+
+
+ACTIONS = [
+    {
+        "indicator_key": "FL-6",
+        "title": "Use the regional skills forecast in the guidance plan",
+        "owner": "Head of guidance",
+        "due_date": "2026-06-30",
+        "status": "in_progress",
+    }
+]
+
+
+def broken_words(text: str, heads: list[str]) -> list[str]:
+    """Head words that pdftotext shows broken across lines: a token (three letters or more)
+    that starts a head word, and on one of the next two lines a token that continues it."""
+    lines = [line.split() for line in text.splitlines()]
+    words = {w for head in heads for w in head.split() if len(w) > 2}
+    found = []
+    for n, line in enumerate(lines):
+        below = [t for later in lines[n + 1 : n + 3] for t in later]
+        for token in line:
+            for w in words:
+                if len(token) < 3 or token == w or not w.startswith(token):
+                    continue  # (a one- or two-letter token is a word of its own: "з", "a")
+                if any(w.startswith(token + t) for t in below):
+                    found.append(f"{token}|{w}")
+    return sorted(set(found))
+
+
+@pytest.mark.parametrize("lang", ["en", "hy", "uk"])
+def test_pdf_no_table_head_breaks_inside_a_word(reports, tmp_path, lang):
+    """Every table of the PDF (responses, gaps, indicators, comparison, evidence, action plan)
+    sets its heads in whole words, in each language."""
+    tx = texts(lang)
+    data = report_pdf(
+        many_groups(reports["now"]),
+        evidence=EVIDENCE,
+        previous=reports["before"],
+        actions=ACTIONS,
+        tx=tx,
+    )
+    heads = [
+        tx.gettext(h)
+        for h in (
+            "Group", "Started", "Completed", "Indicator", "Self", "Group mean", "Respondents",
+            "Gap", "Flag", "ID", "Dimension", "Rated by", "now", "Change", "Action", "Owner",
+            "Due", "Status", "Title", "Kind", "Note", "Date",
+        )
+    ]  # fmt: skip
+    heads += [tx.label("short group", r.value) for r in ROLES]
+    assert broken_words(pdf_text(data, tmp_path), heads) == []
+
+
+def test_broken_words_finds_a_head_set_in_pieces():
+    assert broken_words("Self   Respondent  Gap\n          s\nWS-4", ["Respondents"]) == [
+        "Respondent|Respondents"
+    ]
+    assert broken_words("Ինքնա\nգնահա\nտական", ["Ինքնագնահատական"]) == ["Ինքնա|Ինքնագնահատական"]
+    assert broken_words("Respondents Gap\n s", ["Respondents"]) == []
