@@ -28,6 +28,7 @@ from backend.dashboard.web import (
     writable_cycle,
 )
 from backend.i18n import ENGLISH, Texts
+from backend.reporting.charts import reading
 from backend.web import input_guard, keys
 from conversations.model import ExcellenceModel, Indicator, load_model
 from conversations.scales import AnswerKind
@@ -152,6 +153,7 @@ async def self_save(request: web.Request) -> web.Response:
     status = "submitted" if form.get("action") == "submit" else "draft"
     user = user_of(request)
     saved, errors, changed = 0, [], []
+    labels = reading.indicator_labels(tx.model)  # "VL-14 (1.2.3)": the model numbers it twice
     async with sessionmaker(request).begin() as s:
         cycle = await writable_cycle(request, s)
         existing = await schools.list_self_ratings(s, cycle.id)
@@ -187,7 +189,7 @@ async def self_save(request: web.Request) -> web.Response:
                 s, cycle.id, ind.key, value, number, comment, st, user.id
             )
             saved += 1
-            changed.append(ind.id)
+            changed.append(labels.get(ind.key, ind.id))
     if errors:
         flash(request, _(request, "Not saved: %(problems)s", problems="; ".join(errors)), "error")
     if status == "submitted":

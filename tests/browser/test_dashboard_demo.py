@@ -217,7 +217,7 @@ async def test_a_saved_draft_says_so_where_the_coordinator_looks(browser, demo, 
             await form.locator("button[value=draft]").click()
         message = page.locator('form[id="theme-1.2.3"] .flash-ok')
         await message.wait_for()
-        assert "VL-14" in await message.inner_text()
+        assert "(VL-14 (1.2.3))" in await message.inner_text()  # which VL-14: the model has two
         assert await page.locator("main > .flash").count() == 0  # not at the top of the page
         await page.wait_for_timeout(300)  # the jump to the anchor
         box = await message.bounding_box()
