@@ -79,7 +79,8 @@ async def seed(url: str, schools: int, respondents: int, answers: int, rng: rand
 
     from conversations.banks import load_banks
     from conversations.model import load_model
-    from storage import responses, schools
+    from storage import responses
+    from storage import schools as school_store
     from storage.db import create_engine, make_sessionmaker
     from storage.migrate import upgrade
 
@@ -94,8 +95,10 @@ async def seed(url: str, schools: int, respondents: int, answers: int, rng: rand
     async with sm.begin() as s:
         await responses.sync_question_map(s, banks.values())
         for i in range(schools):
-            school = await schools.create_school(s, f"school-{i:03d}", f"Vocational School {i:03d}")
-            cycle = await schools.create_cycle(
+            school = await school_store.create_school(
+                s, f"school-{i:03d}", f"Vocational School {i:03d}"
+            )
+            cycle = await school_store.create_cycle(
                 s, school.id, "2026/27", model.version, opens_at=now - timedelta(days=30)
             )
             cycle_ids.append(cycle.id)
