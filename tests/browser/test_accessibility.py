@@ -174,7 +174,7 @@ async def test_mini_app_has_no_serious_violations(browser, sqlite_settings, scre
             ctx = await phone_context(browser, js=True)
             page = await ctx.new_page()
             await page.goto(f"{base}/app")
-            await page.get_by_text("Please open this page from the survey bot").wait_for()
+            await page.get_by_text("It works only when opened from the survey bot").wait_for()
             await check_a11y(page, "app-outside-telegram", screenshots, found)
             fields = {
                 "user": json.dumps({"id": 5150, "first_name": "Ana"}),
