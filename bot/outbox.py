@@ -131,7 +131,7 @@ class Outbox:
 
     @property
     def pending(self) -> int:
-        return sum(len(q) for q in self._queues.values()) + len(self._workers)
+        return self.depth + len(self._workers)
 
     async def join(self, chat_id: int | None = None) -> None:
         """Wait until every queued message (of one chat) was delivered or given up."""
