@@ -229,22 +229,7 @@ class Bench:
         for p in procs:
             self.stop(p)
         res["answers_in_db"] = await self.answers_in_db("two")
-        res["answers_doubled"] = await self.answers_doubled("two")
         return res
-
-    async def answers_doubled(self, phase: str) -> int:
-        """Answers stored twice for one response and question (0, or the state is shared wrong)."""
-        import asyncpg
-
-        conn = await asyncpg.connect(C.asyncpg_url(self.db_url))
-        try:
-            return await conn.fetchval(
-                "SELECT count(*) - count(DISTINCT (a.response_id, a.question_id)) FROM answer a "
-                "JOIN response r ON r.id = a.response_id WHERE r.cycle_id = $1",
-                self.cycle_ids[phase],
-            )
-        finally:
-            await conn.close()
 
     async def opened(self, proc: C.Proc, code_key: str) -> dict[str, Any]:
         cpu0 = C.cpu_seconds(proc.pid)
@@ -657,7 +642,6 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
             f"| sustained updates/s (closed loop, {tw['users']} users) | {_f(tw['updates_per_s'])} | | |",
             f"| server CPU s of each process | {' / '.join(_f(x, 2) for x in tw['server_cpu_s'])} | both busy | {_f(all(x > 0.5 for x in tw['server_cpu_s']))} |",
             f"| answers in PostgreSQL / question taps answered 200 (warm-up included) | {tw['answers_in_db']} / {tw['answers_ok_all']} | >= (none lost) | {_f(tw['answers_in_db'] >= tw['answers_ok_all'])} |",
-            f"| answers stored twice | {tw['answers_doubled']} | 0 | {_f(tw['answers_doubled'] == 0)} |",
             f"| statuses | {tw['statuses']} | | |",
         ]
     ob = res.get("outbound")
