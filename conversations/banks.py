@@ -16,30 +16,25 @@ import re
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
-from typing import Annotated, Literal
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from conversations.model import ExcellenceModel, load_model
+from conversations.model import ExcellenceModel, NonEmpty, Strict, load_model
 from conversations.roles import Role
 from conversations.scales import ScaleId
 
 QUESTION_ID = re.compile(r"^[a-z][a-z0-9_]{0,11}$")
 OPTION_ID = re.compile(r"^[a-z0-9_]{1,8}$")
-NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Option(_Strict):
+class Option(Strict):
     id: NonEmpty
     label: NonEmpty
 
 
-class When(_Strict):
+class When(Strict):
     """Ask this question only if an earlier choice question was answered with one of `in_`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -47,14 +42,14 @@ class When(_Strict):
     in_: list[NonEmpty] = Field(alias="in", min_length=1)
 
 
-class NumberBounds(_Strict):
+class NumberBounds(Strict):
     min: float = 0
     max: float = 100000
     integer: bool = True
     unit: str | None = None
 
 
-class Question(_Strict):
+class Question(Strict):
     id: NonEmpty
     kind: Literal["scale", "choice", "number", "text"] = "scale"
     text: NonEmpty
@@ -94,7 +89,7 @@ class Question(_Strict):
         return self
 
 
-class Bank(_Strict):
+class Bank(Strict):
     role: Role
     version: int = Field(ge=1)
     model_version: NonEmpty

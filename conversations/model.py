@@ -27,11 +27,13 @@ INDICATOR_KEY = re.compile(r"^[A-Z]{2}-\d+(\.\d+)?(@\d\.\d\.\d)?$")
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """The base of every schema read from data/: no unknown field, frozen once read."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class NumberSpec(_Strict):
+class NumberSpec(Strict):
     """What a count or rate indicator takes: a number with a unit and bounds."""
 
     unit: NonEmpty  # e.g. "visits per year", "%"
@@ -50,7 +52,7 @@ class NumberSpec(_Strict):
         return self
 
 
-class Indicator(_Strict):
+class Indicator(Strict):
     key: NonEmpty
     id: NonEmpty
     text: NonEmpty
@@ -71,7 +73,7 @@ class Indicator(_Strict):
         return self
 
 
-class Theme(_Strict):
+class Theme(Strict):
     id: NonEmpty  # "1.2.3"
     title: NonEmpty
     indicators: list[Indicator] = Field(default_factory=list)
@@ -81,25 +83,25 @@ class Theme(_Strict):
     note: str | None = None
 
 
-class Criterion(_Strict):
+class Criterion(Strict):
     id: NonEmpty  # "1.2"
     code: str | None = None  # "VL"; alumni (1.3) have none
     title: NonEmpty
     themes: list[Theme]
 
 
-class Dimension(_Strict):
+class Dimension(Strict):
     id: NonEmpty  # "1"
     title: NonEmpty
     criteria: list[Criterion]
 
 
-class ClosingQuestion(_Strict):
+class ClosingQuestion(Strict):
     text: NonEmpty
     help: str | None = None
 
 
-class ExcellenceModel(_Strict):
+class ExcellenceModel(Strict):
     model_id: NonEmpty
     version: NonEmpty
     title: NonEmpty
