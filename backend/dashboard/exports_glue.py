@@ -96,11 +96,7 @@ def _chart_text(report: dict[str, Any], chart: dict[str, Any], tx: Texts) -> dic
         gaps = biggest_gaps(report, 10) if report.get("indicators") else []
         head = [
             tx.gettext("Indicator"),
-            tx.gettext("Group"),
-            tx.gettext("Self"),
-            tx.gettext("Group mean"),
-            tx.gettext("Respondents"),
-            tx.gettext("Gap"),
+            *reading.gap_heads(tx),
             tx.gettext("Reading"),
         ]
         rows = [

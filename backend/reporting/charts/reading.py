@@ -427,6 +427,17 @@ def gaps_title(n: int, tx: Texts) -> str:
     )
 
 
+def gap_heads(tx: Texts = ENGLISH) -> list[str]:
+    """The heads of a gap's figures, in the order every gaps table shows them (page, PDF, xlsx)."""
+    return [
+        tx.gettext("Group"),
+        tx.gettext("Self"),
+        tx.gettext("Group mean"),
+        tx.gettext("Respondents"),
+        tx.gettext("Gap"),
+    ]
+
+
 def gaps_alt(report: dict[str, Any], limit: int = 10, *, tx: Texts = ENGLISH) -> str:
     """The gaps chart's alt text, without drawing it."""
 

@@ -25,6 +25,7 @@ from fpdf.fonts import FontFace
 
 from backend.i18n import ENGLISH, Texts
 from backend.reporting import charts
+from backend.reporting.charts.reading import gap_heads
 from backend.reporting.comments import comment_sections, withheld_note
 from backend.reporting.report import biggest_gaps
 
@@ -312,11 +313,7 @@ def _gaps(pdf: _Report, report: dict[str, Any]) -> None:
     rows = [
         [
             tx.gettext("Indicator"),
-            tx.gettext("Group"),
-            tx.gettext("Self"),
-            tx.gettext("Group mean"),
-            tx.gettext("Respondents"),
-            tx.gettext("Gap"),
+            *gap_heads(tx),
             tx.gettext("Flag"),
         ]
     ]
