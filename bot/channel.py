@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import hashlib
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -41,7 +39,7 @@ from telegram.ext import Application
 from bot import callback
 from bot.outbox import BotMetrics, Outbox, Outgoing, retry_after_seconds
 from bot.ratelimit import RateLimiter
-from bot.render import command_menu, render
+from bot.render import card_hash, command_menu, render
 from bot.updates import CallbackQuery, Message, Update, parse
 from conversations import engine as E
 from conversations.i18n import DEFAULT_LANGUAGE, Translator, available_languages
@@ -82,11 +80,6 @@ WEBHOOK_REPLY: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Conte
 
 class UpdateInProgress(TimeoutError):
     """A duplicate of an update whose processing has not finished (transient: retry later)."""
-
-
-def card_hash(text: str, markup: Any) -> str:
-    raw = text + "\x00" + (json.dumps(markup.to_dict(), sort_keys=True) if markup else "")
-    return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
 class BotChannel:

@@ -13,6 +13,13 @@ Every failure is handled here, none is dropped silently:
 - 400 on an edit (message too old, deleted): send the card as a new message instead;
 - 400 on a keyboard strip (not modified, not found, too old): nothing to strip, fine.
 `close()` drains what is pending at shutdown (with a time limit).
+
+The calls go through `Bot.do_api_request` with plain JSON parameters: PTB's request layer
+and its errors (RetryAfter, Forbidden, BadRequest, NetworkError) as `bot.edit_message_text`
+has them, without PTB objects for the keyboard or for Telegram's answer (a whole Message
+parsed per edit, of which we need the id). Per card that was ~0.2 ms of CPU of the
+~2 ms an answer costs (bench/README.md, "The third hot-path pass"). PTB warns that the
+methods have wrappers of their own; for these three that is the point, so it is silenced.
 """
 
 from __future__ import annotations
@@ -27,13 +34,20 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge
-from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.warnings import PTBDeprecationWarning
+from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.ratelimit import RateLimiter
+from bot.render import Markup
 
 log = logging.getLogger(__name__)
+
+# (pyproject.toml's pytest filterwarnings repeats it: pytest puts its own filters first)
+warnings.filterwarnings(
+    "ignore",
+    message=r"Please use 'Bot\.(sendMessage|editMessageText|editMessageReplyMarkup)'",
+    category=PTBUserWarning,
+)
 
 
 class BotMetrics(Protocol):
@@ -53,7 +67,7 @@ MAX_RETRY_AFTER_ROUNDS = 10
 class Outgoing:
     chat_id: int
     text: str
-    markup: InlineKeyboardMarkup | None = None
+    markup: Markup | None = None
     edit_message_id: int | None = None  # edit this message instead of sending a new one
     subject: str | None = None  # the respondent (keyed hash), for card ids and blocking
     card: bool = False  # the survey card: remember its message id
@@ -67,6 +81,17 @@ class Outgoing:
     def strip_keyboard(cls, chat_id: int, message_id: int, subject: str | None = None) -> Outgoing:
         """editMessageReplyMarkup without a markup: the old card's buttons go, its text stays."""
         return cls(chat_id, "", None, edit_message_id=message_id, subject=subject, strip=True)
+
+    def params(self) -> dict[str, Any]:
+        """The Bot API call's parameters (JSON values) for `method`."""
+        params: dict[str, Any] = {"chat_id": self.chat_id}
+        if self.edit_message_id is not None:
+            params["message_id"] = self.edit_message_id
+        if not self.strip:  # a strip sends no markup: the buttons go
+            params["text"] = self.text
+            if self.markup is not None:
+                params["reply_markup"] = self.markup
+        return params
 
     @property
     def method(self) -> str:
@@ -203,24 +228,10 @@ class Outbox:
             await self.limiter.acquire(item.chat_id)
             method = item.method
             try:
-                if item.strip:
-                    await self.bot.edit_message_reply_markup(
-                        chat_id=item.chat_id, message_id=item.edit_message_id, reply_markup=None
-                    )
-                    message_id = item.edit_message_id
-                elif item.edit_message_id is not None:
-                    await self.bot.edit_message_text(
-                        item.text,
-                        chat_id=item.chat_id,
-                        message_id=item.edit_message_id,
-                        reply_markup=item.markup,
-                    )
-                    message_id = item.edit_message_id
-                else:
-                    sent = await self.bot.send_message(
-                        item.chat_id, item.text, reply_markup=item.markup
-                    )
-                    message_id = sent.message_id
+                sent = await self.bot.do_api_request(method, api_kwargs=item.params())
+                message_id = (
+                    item.edit_message_id if item.edit_message_id is not None else sent["message_id"]
+                )
             except RetryAfter as exc:
                 wait = retry_after_seconds(exc)
                 self.metrics.rate_limited.inc()

@@ -23,11 +23,10 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import callback
-from bot.channel import card_hash
 from bot.outbox import Outgoing
+from bot.render import button, card_hash, keyboard
 from conversations.engine import Engine
 from storage import reminders as stored
 from storage.contacts import decrypt_address
@@ -113,22 +112,18 @@ class ReminderScheduler:
             text = t("announce.text", school=due.school, text=due.text)
             return Outgoing(chat_id, text, None, subject=due.subject)
         text = t("reminders.text", school=due.school, number=due.number, total=len(self.delays))
-        markup = InlineKeyboardMarkup(
+        markup = keyboard(
             [
                 [
-                    InlineKeyboardButton(
+                    button(
                         t("reminders.continue"),
-                        callback_data=callback.encode(
-                            due.bank_tag, callback.REMIND, callback.REMIND_GO
-                        ),
+                        callback.encode(due.bank_tag, callback.REMIND, callback.REMIND_GO),
                     )
                 ],
                 [
-                    InlineKeyboardButton(
+                    button(
                         t("reminders.stop_button"),
-                        callback_data=callback.encode(
-                            due.bank_tag, callback.REMIND, callback.REMIND_OFF
-                        ),
+                        callback.encode(due.bank_tag, callback.REMIND, callback.REMIND_OFF),
                     )
                 ],
             ]
