@@ -42,14 +42,23 @@ MIN_PAIRS = 5  # a kappa over fewer indicators rated by both says nothing
 
 
 class Refused(Exception):
-    """A step the rules do not allow. `kind`: not_found | forbidden | invalid; `message`:
-    an English text marked for translation (the view translates it)."""
+    """A step the rules do not allow. `kind`: not_found | forbidden | invalid (what was given
+    does not do: `field` names it) | conflict (what was given is fine, but the round's or
+    the school's state does not allow the step now); `message`: an English text marked for
+    translation (the view translates it). A page shows invalid and conflict as a message;
+    the API answers 404, 403, 422 and 409."""
 
-    def __init__(self, kind: str, message: str, **params: Any) -> None:
+    def __init__(self, kind: str, message: str, *, field: str = "", **params: Any) -> None:
         super().__init__(message % params if params else message)
         self.kind = kind
         self.message = message
+        self.field = field
         self.params = params
+
+    @property
+    def shown(self) -> bool:
+        """A refusal the page shows as a message (not a 404 or 403)."""
+        return self.kind in ("invalid", "conflict")
 
 
 # --- who may do what ---------------------------------------------------------------------
@@ -212,7 +221,7 @@ async def submit(
     if not who.coordinates(cycle.school_id):
         raise Refused("forbidden", N_("Only the school's coordinator may submit its cycle."))
     if not await may_submit_to(s, rnd, cycle.school_id):
-        raise Refused("invalid", N_("This round does not take a submission from this school."))
+        raise Refused("conflict", N_("This round does not take a submission from this school."))
     snap = await snapshot_of(s, cycle, rnd, model)
     text = canonical(snap)
     digest = content_hash(text)
@@ -248,13 +257,13 @@ async def assign(
 ) -> bool:
     require_board(who, rnd)
     if school_id not in await store.round_school_ids(s, rnd.id):
-        raise Refused("invalid", N_("This school is not in the round."))
+        raise Refused("invalid", N_("This school is not in the round."), field="school_id")
     member = await store.membership(s, assessor_id)
     if member is None or member.role != "assessor" or member.agency_id != rnd.agency_id:
-        raise Refused("invalid", N_("Choose one of the agency's assessors."))
+        raise Refused("invalid", N_("Choose one of the agency's assessors."), field="assessor_id")
     why = await conflict(s, rnd, school_id, member)
     if why:
-        raise Refused("invalid", why)
+        raise Refused("conflict", why)
     added = await store.assign(s, rnd.id, school_id, assessor_id)
     if added:
         assessor = await schools.get_user(s, assessor_id)
@@ -292,24 +301,26 @@ async def rate(
     with a reason."""
     assignment = await my_assignment(s, who, rnd, school_id)
     if rnd.status != "open":
-        raise Refused("invalid", N_("The round is closed."))
+        raise Refused("conflict", N_("The round is closed."))
     ind = next((i for i in rateable(snapshot) if i["key"] == key), None)
     if ind is None:
         raise Refused("not_found", N_("Not found"))
     reason = reason.strip()
     if len(reason) > MAX_TEXT:
-        raise Refused("invalid", N_("A reason may have at most 4000 characters."))
+        raise Refused("invalid", N_("A reason may have at most 4000 characters."), field="reason")
     if agrees:
         if ind["self"] is None:
             raise Refused(
-                "invalid", N_("The school did not rate this indicator: propose a rating.")
+                "conflict", N_("The school did not rate this indicator: propose a rating.")
             )
         value = None
     else:
         if value is None or not 0 <= value <= 4:
-            raise Refused("invalid", N_("Choose the rating you propose."))
+            raise Refused("invalid", N_("Choose the rating you propose."), field="value")
         if not reason:
-            raise Refused("invalid", N_("Give a reason for the rating you propose."))
+            raise Refused(
+                "invalid", N_("Give a reason for the rating you propose."), field="reason"
+            )
     await store.set_review_rating(s, assignment.id, key, agrees, value, reason or None)
     await store.audit(
         s,
@@ -328,7 +339,11 @@ async def ask(
     await my_assignment(s, who, rnd, school_id)
     question = question.strip()
     if not question or len(question) > MAX_TEXT:
-        raise Refused("invalid", N_("Write what evidence you need (up to 4000 characters)."))
+        raise Refused(
+            "invalid",
+            N_("Write what evidence you need (up to 4000 characters)."),
+            field="question",
+        )
     req = await store.ask_evidence(s, rnd.id, school_id, key, question, who.user.id)
     await store.audit(
         s,
@@ -347,9 +362,9 @@ async def answer(s: AsyncSession, who: Reader, req: EvidenceRequest, text: str) 
         raise Refused("forbidden", N_("Only the school's coordinator may answer."))
     text = text.strip()
     if not text or len(text) > MAX_TEXT:
-        raise Refused("invalid", N_("Write your answer (up to 4000 characters)."))
+        raise Refused("invalid", N_("Write your answer (up to 4000 characters)."), field="answer")
     if not await store.answer_request(s, req.id, text, who.user.id):
-        raise Refused("invalid", N_("This request has been answered already."))
+        raise Refused("conflict", N_("This request has been answered already."))
     rnd = await store.get_round(s, req.round_id)
     await store.audit(
         s,
@@ -374,18 +389,22 @@ async def decide(
 ) -> Decision:
     require_board(who, rnd)
     if school_id not in (await store.latest_submissions(s, rnd.id)):
-        raise Refused("invalid", N_("The school has not submitted to this round."))
+        raise Refused("conflict", N_("The school has not submitted to this round."))
     if outcome not in store.OUTCOMES:
-        raise Refused("invalid", N_("Choose a decision."))
+        raise Refused("invalid", N_("Choose a decision."), field="outcome")
     conditions = conditions.strip()
     if outcome == "conditions" and not conditions:
-        raise Refused("invalid", N_("Write the conditions."))
+        raise Refused("invalid", N_("Write the conditions."), field="conditions")
     if len(conditions) > MAX_TEXT:
-        raise Refused("invalid", N_("Conditions may have at most 4000 characters."))
+        raise Refused(
+            "invalid", N_("Conditions may have at most 4000 characters."), field="conditions"
+        )
     if outcome == "not_yet":
         valid_from = valid_until = None
     elif valid_from is None or valid_until is None or valid_until <= valid_from:
-        raise Refused("invalid", N_("Give a validity period that ends after it starts."))
+        raise Refused(
+            "invalid", N_("Give a validity period that ends after it starts."), field="valid_until"
+        )
     decision = await store.add_decision(
         s,
         rnd.id,
@@ -419,9 +438,9 @@ async def revoke(s: AsyncSession, who: Reader, rnd: CertRound, school_id: int) -
     require_board(who, rnd)
     decision = (await store.latest_decisions(s, rnd.id)).get(school_id)
     if decision is None or decision.outcome == "not_yet":
-        raise Refused("invalid", N_("There is no certificate to revoke."))
+        raise Refused("conflict", N_("There is no certificate to revoke."))
     if not await store.revoke_decision(s, decision.id):
-        raise Refused("invalid", N_("This certificate is revoked already."))
+        raise Refused("conflict", N_("This certificate is revoked already."))
     await store.audit(
         s,
         rnd.agency_id,

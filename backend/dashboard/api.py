@@ -191,7 +191,12 @@ _ERROR_ANSWERS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
         "Error",
         {"WWW-Authenticate": {"required": True, "schema": {"type": "string", "const": "Bearer"}}},
     ),
-    "403": ("Forbidden", "The account may read this school but not change it.", "Error", {}),
+    "403": (
+        "Forbidden",
+        "The account may read this school (or round) but not take this step.",
+        "Error",
+        {},
+    ),
     "404": ("NotFound", "No such resource among the schools you may read.", "Error", {}),
     "405": (
         "MethodNotAllowed",
@@ -199,11 +204,21 @@ _ERROR_ANSWERS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
         "Error",
         {"Allow": {"required": True, "schema": {"type": "string"}}},
     ),
+    "409": (
+        "Conflict",
+        "The body is fine, but the round's or the school's state does not allow the step now "
+        "(a closed round, nothing submitted yet, a request answered or a certificate revoked "
+        "already, an assessor with a conflict of interest). Nothing is stored.",
+        "Error",
+        {},
+    ),
     "413": ("TooLarge", "The body is larger than the server takes.", "Error", {}),
     "422": (
         "Invalid",
         "The body is JSON but does not fit the schema (e.g. an unknown indicator key, a value "
-        "off the scale): every problem is named by field. Nothing is stored.",
+        "off the scale), or a field the schema cannot judge alone does not do (a cycle of "
+        "another school, a validity that ends before it starts, a user who is not one of the "
+        "agency's assessors): every problem is named by field. Nothing is stored.",
         "Invalid",
         {},
     ),
@@ -231,6 +246,41 @@ def _id_param(name: str, what: str) -> dict[str, Any]:
         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID},
         "description": what,
     }
+
+
+def _write(
+    summary: str,
+    description: str,
+    operation_id: str,
+    params: list[dict[str, Any]],
+    body: type | None,
+    answers: dict[str, tuple[type, str]],
+    errors: tuple[str, ...],
+) -> dict[str, Any]:
+    """A certification step: its body's schema, its answers, its errors."""
+    back = {
+        "getRoundSchool": {
+            "operationId": "getRoundSchool",
+            "parameters": {
+                "round_id": "$response.body#/round_id",
+                "school_id": "$response.body#/school_id",
+            },
+            "description": "The school in the round, with this step's result",
+        }
+    }
+    op: dict[str, Any] = {
+        "summary": summary,
+        "description": description,
+        "operationId": operation_id,
+        "parameters": params,
+        "responses": {
+            **{status: _ok(model, text, back) for status, (model, text) in answers.items()},
+            **_errors("401", "404", *errors),
+        },
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": _json(_ref(body.__name__))}
+    return {"post": op}
 
 
 def _round_paths() -> dict[str, Any]:
@@ -273,6 +323,97 @@ def _round_paths() -> dict[str, Any]:
                 },
             }
         },
+        **_round_steps(round_id, school_id),
+    }
+
+
+def _round_steps(round_id: dict[str, Any], school_id: dict[str, Any]) -> dict[str, Any]:
+    """The steps of a round, each the page's use case (`backend.certification.service`)."""
+    sch = "/api/rounds/{round_id}/schools/{school_id}"
+    both = [round_id, school_id]
+    body = ("400", "413", "422")
+    request_id = _id_param("request_id", "The evidence request's id (in this round and school).")
+    return {
+        sch + "/submissions": _write(
+            "Submit one of the school's cycles to the round (the school's coordinator)",
+            "Freezes the cycle as a new version of the school's submission (the earlier "
+            "ones are kept) with the SHA-256 of its snapshot: the figures that passed the "
+            "anonymity gate, the evidence portfolio and the action plan, never an answer or "
+            "free text. 409: the round is closed, or (accreditation) does not list the school.",
+            "postSubmission",
+            both,
+            m.SubmissionInput,
+            {"201": (m.Submitted, "The new version")},
+            ("403", "409", *body),
+        ),
+        sch + "/ratings": _write(
+            "Rate an indicator (an assessor assigned to the school)",
+            "Agree with the school's own rating, or propose another (0..4) with a reason; "
+            "a new rating of the indicator replaces the assessor's last. 409: the round is "
+            "closed, the submitted version does not rate the indicator, or the school did "
+            "not rate it (agreeing needs a rating to agree with).",
+            "postReviewRating",
+            both,
+            m.review_rating_input(),
+            {"200": (m.RatingSaved, "The rating as stored")},
+            ("403", "409", *body),
+        ),
+        sch + "/requests": _write(
+            "Ask the school for more evidence on an indicator (an assigned assessor)",
+            "The school sees the request on its certification page and answers it once; "
+            "the request and the answer are kept. 409: nothing submitted yet, or the "
+            "submitted version has no such indicator.",
+            "postEvidenceRequest",
+            both,
+            m.evidence_request_input(),
+            {"201": (m.RequestSaved, "The request")},
+            ("403", "409", *body),
+        ),
+        sch + "/requests/{request_id}/answer": _write(
+            "Answer an evidence request (the school's coordinator)",
+            "An answer is given once and kept as given. 409: answered already.",
+            "postEvidenceAnswer",
+            [*both, request_id],
+            m.EvidenceAnswerInput,
+            {"200": (m.RequestSaved, "The request with its answer")},
+            ("403", "409", *body),
+        ),
+        sch + "/decision": _write(
+            "Record the board's decision on the school (a board member)",
+            "Certified, certified with conditions (required), or not yet; a certificate "
+            "has a validity period (`valid_until` after `valid_from`). A new decision "
+            "replaces the last; the school sees it in the dashboard. 409: the school has "
+            "not submitted to the round.",
+            "postDecision",
+            both,
+            m.DecisionInput,
+            {"201": (m.DecisionSaved, "The decision, with its verification page")},
+            ("403", "409", *body),
+        ),
+        sch + "/decision/revoke": _write(
+            "Revoke the school's certificate (a board member)",
+            "The certificate's public verification page says it is revoked. No body. "
+            "409: no certificate, or revoked already.",
+            "postRevocation",
+            both,
+            None,
+            {"200": (m.DecisionSaved, "The revoked decision")},
+            ("403", "409"),
+        ),
+        sch + "/assessors": _write(
+            "Assign one of the agency's assessors to the school (a board member)",
+            "The conflict-of-interest rule of the pages: not an assessor who works at the "
+            "school, nor (when the round excludes the cluster) at a school of its cluster "
+            "(409). 201: assigned; 200: assigned already, nothing done.",
+            "postAssignment",
+            both,
+            m.AssignmentInput,
+            {
+                "201": (m.Assigned, "Assigned"),
+                "200": (m.Assigned, "Assigned already: nothing done"),
+            },
+            ("403", "409", *body),
+        ),
     }
 
 
@@ -284,12 +425,15 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "guidance-survey API",
-            "version": "1.1.0",
+            "version": "1.2.0",
             "description": (
                 "Cycles, response rates, the triangulation report and the self-assessment of "
                 "the schools your account may read; certification and accreditation rounds, "
-                "their submissions, reviews and decisions. Authenticate with `Authorization: Bearer "
-                "<token>`; the token is on your account page in the dashboard and changes when "
+                "their submissions, reviews and decisions, and the steps of a round (submit, "
+                "rate, ask for evidence, answer, decide, revoke, assign) under the pages' "
+                "rules, each recorded in the round's audit trail. Authenticate with "
+                "`Authorization: Bearer <token>` (no cookie, so no CSRF token either); the "
+                "token is on your account page in the dashboard and changes when "
                 "your password does. Every figure in the report has passed the anonymity gate. "
                 'Errors answer `{"error": {"status": ..., "message": ...}}`.'
             ),

@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    RootModel,
     StrictFloat,
     StrictInt,
     StringConstraints,
@@ -29,7 +30,9 @@ from pydantic import (
 )
 from pydantic.json_schema import models_json_schema
 
+from backend.certification.service import MAX_TEXT
 from backend.dashboard.views_self import MAX_COMMENT
+from backend.dashboard.web import MAX_ROW_ID
 from conversations.model import ExcellenceModel, load_model
 from conversations.scales import AnswerKind
 
@@ -540,6 +543,219 @@ class SchoolInRound(_Output):
     decision: Decision | None
 
 
+# --- certification: what an agency's or a school's system sends ------------------------
+
+# Python's whitespace (what `str.strip` removes), spelled out: the same class in Rust's regex
+# (pydantic), ECMA's (the document's readers) and Python's (the generators).
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Text the service keeps: no NUL, something besides whitespace, at most MAX_TEXT characters.
+Text = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=MAX_TEXT, pattern=rf"^[{_SPACE}]*[^\x00{_SPACE}][^\x00]*$"
+    ),
+]
+OptionalText = Annotated[str, StringConstraints(max_length=MAX_TEXT, pattern=r"^[^\x00]*$")]
+RowId = _whole_number(1, MAX_ROW_ID)
+
+
+class _CertInput(BaseModel):
+    """A certification request body: strict types (no string for a number, no number for a
+    date), unknown properties ignored."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, strict=True)
+
+
+class SubmissionInput(_CertInput):
+    """Submit one of the school's cycles to the round: frozen as a new version."""
+
+    cycle_id: RowId = Field(description="One of the school's cycles.")
+
+
+@functools.cache
+def _keys(scale_only: bool) -> tuple[str, ...]:
+    return tuple(
+        key
+        for key, placed in load_model().index().items()
+        if not (scale_only and placed.indicator.kind == AnswerKind.NUMBER)
+    )
+
+
+@functools.cache
+def review_rating_input() -> type[BaseModel]:
+    """The body of an assessor's rating: agree with the school's rating, or propose one."""
+    key = (Literal[_keys(True)], Field(description="An indicator on a scale (0..4)."))
+    agree = create_model(
+        "AgreeInput",
+        __base__=_CertInput,
+        __doc__="Agree with the school's own rating of the indicator (it must have one).",
+        verdict=(Literal["agree"], Field(description="`agree`.")),
+        key=key,
+        reason=(OptionalText, Field(default="", description="Optional.")),
+    )
+    propose = create_model(
+        "ProposeInput",
+        __base__=_CertInput,
+        __doc__="Propose another rating of the indicator, with the reason.",
+        verdict=(Literal["propose"], Field(description="`propose`.")),
+        key=key,
+        value=(ScalePoint, Field(description="The rating proposed, 0..4.")),
+        reason=(Text, Field(description="Why (required).")),
+    )
+    return create_model(
+        "ReviewRatingInput",
+        __base__=RootModel,
+        root=(Annotated[agree | propose, Field(discriminator="verdict")], ...),
+    )
+
+
+@functools.cache
+def evidence_request_input() -> type[BaseModel]:
+    return create_model(
+        "EvidenceRequestInput",
+        __base__=_CertInput,
+        __doc__="Ask the school for more evidence on an indicator.",
+        key=(Literal[_keys(False)], Field(description="The indicator.")),
+        question=(Text, Field(description="What evidence is needed.")),
+    )
+
+
+class EvidenceAnswerInput(_CertInput):
+    """The school's answer to an evidence request (given once, kept as given)."""
+
+    answer: Text
+
+
+class CertifiedInput(_CertInput):
+    """Certified, for the validity period."""
+
+    outcome: Literal["certified"]
+    conditions: OptionalText = Field(default="", description="Optional remarks.")
+    valid_from: date
+    valid_until: date = Field(description="After `valid_from` (else 422).")
+
+
+class ConditionsInput(_CertInput):
+    """Certified with conditions, for the validity period."""
+
+    outcome: Literal["conditions"]
+    conditions: Text = Field(description="The conditions (required).")
+    valid_from: date
+    valid_until: date = Field(description="After `valid_from` (else 422).")
+
+
+class NotYetInput(_CertInput):
+    """Not yet: no certificate (a validity given is ignored)."""
+
+    outcome: Literal["not_yet"]
+    conditions: OptionalText = Field(default="", description="Optional: what is missing.")
+    valid_from: date | None = Field(default=None, description="Ignored.")
+    valid_until: date | None = Field(default=None, description="Ignored.")
+
+
+class DecisionInput(RootModel):
+    """The board's decision on the school in the round (a new decision replaces the last)."""
+
+    root: Annotated[CertifiedInput | ConditionsInput | NotYetInput, Field(discriminator="outcome")]
+
+
+class AssignmentInput(_CertInput):
+    """Assign one of the agency's assessors to the school (conflict-of-interest rule: not
+    from the school, nor from its cluster when the round says so)."""
+
+    assessor_id: RowId = Field(description="The assessor's user id (see GET /api/rounds/{id}).")
+
+
+REQUESTS: tuple[type[BaseModel], ...] = (
+    SubmissionInput,
+    EvidenceAnswerInput,
+    DecisionInput,
+    AssignmentInput,
+)
+
+
+def parse_body(model: type[BaseModel], raw: bytes) -> dict[str, Any]:
+    """A body as its model validates it; BodyNotJSON, or a ValidationError (see `problems`)."""
+    try:
+        body = model.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        if first["type"] == "json_invalid":
+            msg = str(first["msg"]).removeprefix("Invalid JSON: ")
+            msg = msg.replace("recursion limit exceeded", "nested too deeply")
+            raise BodyNotJSON(f"the body is not valid JSON: {msg}") from None
+        raise
+    return body.model_dump()
+
+
+_TAGS = frozenset({"agree", "propose", "certified", "conditions", "not_yet"})
+
+
+def cert_problems(exc: ValidationError) -> list[Problem]:
+    """The problems of a refused certification body, each naming its field (`reason`)."""
+    out = []
+    for err in exc.errors(include_url=False, include_context=True):
+        loc = [str(p) for p in err["loc"]]
+        if len(loc) > 1 and loc[0] in _TAGS:  # the union's branch, not a field
+            loc = loc[1:]
+        field, kind = ".".join(loc), err["type"]
+        if kind == "union_tag_invalid":
+            tag = err.get("ctx", {}).get("discriminator", "").strip("'")
+            field = tag
+            message = f"one of {err.get('ctx', {}).get('expected_tags', '')}"
+        elif kind == "union_tag_not_found":
+            field = err.get("ctx", {}).get("discriminator", "").strip("'")
+            message = "missing"
+        elif kind == "model_type" or (not field and kind in ("model_attributes_type", "dict_type")):
+            message = "the body is a JSON object"
+        elif kind == "string_pattern_mismatch":
+            message = "give some text (not only spaces), without a NUL character"
+        else:
+            message = str(err["msg"])
+        out.append(Problem(field=field, message=message))
+    return out
+
+
+# --- certification: what the API answers to a write ---------------------------------------
+
+
+class Submitted(_Output):
+    round_id: int
+    school_id: int
+    cycle_id: int
+    submission: SubmissionRef
+
+
+class RatingSaved(_Output):
+    round_id: int
+    school_id: int
+    rating: ReviewRating = Field(description="The assessor's rating as stored.")
+
+
+class RequestSaved(_Output):
+    round_id: int
+    school_id: int
+    request: EvidenceRequest
+
+
+class DecisionSaved(_Output):
+    round_id: int
+    school_id: int
+    decision: Decision
+
+
+class AssessorRef(_Output):
+    id: int
+    email: str
+
+
+class Assigned(_Output):
+    round_id: int
+    school_id: int
+    assessor: AssessorRef
+    added: bool = Field(description="False: the assessor was assigned already (nothing done).")
+
+
 RESPONSES: tuple[type[BaseModel], ...] = (
     Error,
     Invalid,
@@ -552,6 +768,11 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     Rounds,
     RoundDetail,
     SchoolInRound,
+    Submitted,
+    RatingSaved,
+    RequestSaved,
+    DecisionSaved,
+    Assigned,
 )
 
 
@@ -559,6 +780,9 @@ def component_schemas() -> dict[str, Any]:
     """`components/schemas` of the OpenAPI document: requests as validated, responses as sent."""
     pairs: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
         (self_ratings_input(), "validation"),
+        (review_rating_input(), "validation"),
+        (evidence_request_input(), "validation"),
+        *((m, "validation") for m in REQUESTS),
         *((m, "serialization") for m in RESPONSES),
     ]
     _, defs = models_json_schema(pairs, ref_template=REF_TEMPLATE)

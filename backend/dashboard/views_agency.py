@@ -360,7 +360,7 @@ async def round_assign(request: web.Request) -> web.Response:
         try:
             added = await service.assign(s, who, rnd, school_id, assessor_id)
         except Refused as exc:
-            if exc.kind != "invalid":
+            if not exc.shown:
                 raise _refused_http(request, exc) from None
             flash(request, _(request, exc.message, **exc.params), "error")
             return redirect(request, "dash:round", round_id=rnd.id)

@@ -47,7 +47,7 @@ async def _school_in_round(request: web.Request, s: Any, who: service.Reader, rn
 
 
 def _flash_refusal(request: web.Request, exc: Refused) -> None:
-    if exc.kind != "invalid":
+    if not exc.shown:
         raise _refused_http(request, exc)
     flash(request, _(request, exc.message, **exc.params), "error")
 

@@ -28,6 +28,17 @@ OPERATIONS = {
     ("get", "/api/rounds/{round_id}"),
     ("get", "/api/rounds/{round_id}/schools/{school_id}"),
 }
+# The steps of a round: their success answers (each also answers 409).
+STEPS = {
+    "/submissions": {"201"},
+    "/ratings": {"200"},
+    "/requests": {"201"},
+    "/requests/{request_id}/answer": {"200"},
+    "/decision": {"201"},
+    "/decision/revoke": {"200"},
+    "/assessors": {"200", "201"},
+}
+OPERATIONS |= {("post", "/api/rounds/{round_id}/schools/{school_id}" + p) for p in STEPS}
 JSON = {"Content-Type": "application/json"}
 
 
@@ -88,11 +99,14 @@ async def test_every_operation_lists_the_answers_it_can_give(world: World):
         op = doc["paths"][path][method]
         statuses = set(op["responses"])
         public = op.get("security") == []
-        want = {"200", "405"} | (set() if public else {"401"})
+        step = path.removeprefix("/api/rounds/{round_id}/schools/{school_id}")
+        want = STEPS.get(step, {"200"}) | {"405"} | (set() if public else {"401"})
         if "{" in path:
             want.add("404")
         if method == "post":
-            want |= {"400", "403", "413", "422"}
+            want |= {"403"} if step == "/decision/revoke" else {"400", "403", "413", "422"}
+        if step in STEPS:
+            want.add("409")
         assert statuses == want, (method, path, sorted(statuses))
         for status, answer in op["responses"].items():
             answer = _deref(doc, answer)
