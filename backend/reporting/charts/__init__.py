@@ -29,6 +29,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BLIND_COLOUR",
+    "CI_COLOUR",
     "FLAG_MARGIN",
     "HEAT_CMAP",
     "HIDDEN_COLOUR",
@@ -43,6 +44,7 @@ __all__ = [
     "ChartResult",
     "DimensionData",
     "answered_roles",
+    "ci_text",
     "comparison_rows",
     "cycle_comparison_chart",
     "cycle_comparison_svg",
@@ -57,6 +59,7 @@ __all__ = [
     "fmt_num",
     "fmt_signed",
     "fmt_value",
+    "gap_certainty",
     "gaps_alt",
     "gaps_chart",
     "gaps_chart_svg",

@@ -41,8 +41,10 @@ from matplotlib.ticker import FuncFormatter
 from backend.i18n import ENGLISH, Texts
 from backend.reporting.charts.reading import (
     BLIND_COLOUR,
+    CI_COLOUR,
     FLAG_MARGIN,
     HIDDEN_COLOUR,
+    MAY_BE_NOISE,
     NEUTRAL_COLOUR,
     NO_DATA,
     SCALE_MAX,
@@ -51,6 +53,7 @@ from backend.reporting.charts.reading import (
     SELF_LABEL,
     SUPPRESSED_COLOUR,
     DimensionData,
+    ci_text,
     comparison_rows,
     dimension_data,
     dimensions_of,
@@ -85,6 +88,10 @@ Format = Literal["svg", "png"]
 
 # The one 0..4 scale of the pages and every chart (reading.SCALE_STOPS), as a colour map.
 HEAT_CMAP = LinearSegmentedColormap.from_list("guidance-0-4", SCALE_STOPS)
+
+
+NOISE_ALPHA = 0.35  # a gap whose 95% interval includes 0: lighter ...
+NOISE_HATCH = "///"  # ... and hatched, so it does not read as firm as the others
 
 
 _RC = {
@@ -566,6 +573,28 @@ def gaps_chart(
     title = gaps_title(len(gaps), tx)
 
     margin = fmt_fixed(FLAG_MARGIN, 2, tx)  # 1.33
+    noisy = [g.get("gap_clear") is False for g in gaps]  # the interval includes 0
+
+    def gap_note(g: dict[str, Any], noise: bool) -> tuple[str, bool]:
+        """The words beside a bar: the flag (and "may be noise"), the gap and its figures,
+        the 95% interval. Bold when flagged."""
+        note = tx.gettext(
+            "%(gap)s  (self %(self)s, group %(mean)s, %(people)s)",
+            gap=fmt_signed(g["gap"], 2, tx),
+            self=self_text(g["self"], g.get("self_status"), tx),
+            mean=fmt_fixed(g["mean"], 2, tx),
+            people=tx.ngettext("%(num)s respondent", "%(num)s respondents", g["respondents"]),
+        )
+        note = textwrap.fill(note, 30)
+        if g.get("gap_ci95"):
+            note += "\n" + ci_text(g["gap_ci95"], tx)
+        head = [tx.label("flag", g["flag"]).upper()] if g["flag"] else []
+        if noise:
+            head.append(tx.gettext(MAY_BE_NOISE).upper())
+        return "\n".join([*(textwrap.fill(h, 30) for h in head), note]), bool(g["flag"])
+
+    notes = [gap_note(g, noise) for g, noise in zip(gaps, noisy, strict=True)]
+    row = max(0.74, 0.2 + 0.185 * max(n.count("\n") + 1 for n, _ in notes))
 
     def draw(fig: Figure) -> None:
         ax = fig.add_subplot()
@@ -578,28 +607,51 @@ def gaps_chart(
             else NEUTRAL_COLOUR
             for g in gaps
         ]
-        ax.barh(list(ys), [g["gap"] for g in gaps], color=colours, height=0.7)
-        for y, g in zip(ys, gaps, strict=True):
-            note = tx.gettext(
-                "%(gap)s  (self %(self)s, group %(mean)s, %(people)s)",
-                gap=fmt_signed(g["gap"], 2, tx),
-                self=self_text(g["self"], g.get("self_status"), tx),
-                mean=fmt_fixed(g["mean"], 2, tx),
-                people=tx.ngettext("%(num)s respondent", "%(num)s respondents", g["respondents"]),
+        for y, g, colour, noise in zip(ys, gaps, colours, noisy, strict=True):
+            # A gap whose interval includes 0 may be noise: lighter and hatched.
+            (bar,) = ax.barh(
+                y,
+                g["gap"],
+                color=to_rgba(colour, NOISE_ALPHA) if noise else colour,
+                edgecolor=colour,
+                hatch=NOISE_HATCH if noise else None,
+                linewidth=1.0 if noise else 0,
+                height=0.7,
             )
-            note = textwrap.fill(note, 30)
-            flag = tx.label("flag", g["flag"])
-            if flag:
-                note = f"{flag.upper()}\n{note}"
-            right = g["gap"] < 0  # the note goes on the empty side of the zero line
+            state = "noise" if noise else "clear" if g.get("gap_clear") else "unknown"
+            bar.set_gid(f"gap-{y}-{state}")
+            ci = g.get("gap_ci95")
+            if ci:  # the gap's 95% interval: a black bar with caps
+                low, high = min(ci[0], g["gap"]), max(ci[1], g["gap"])
+                bars = ax.errorbar(
+                    [g["gap"]],
+                    [y],
+                    xerr=[[g["gap"] - low], [high - g["gap"]]],
+                    fmt="none",
+                    ecolor=CI_COLOUR,
+                    elinewidth=1.6,
+                    capsize=5,
+                    capthick=1.6,
+                    zorder=4,
+                )
+                bars.lines[2][0].set_gid(f"gap-ci-{y}")
+        for y, g, (note, bold) in zip(ys, gaps, notes, strict=True):
+            ci = g.get("gap_ci95")
+            # The note goes on the empty side of the zero line, clear of the interval's end.
+            right = g["gap"] < 0
+            if right:
+                x = max(0.0, ci[1] if ci else 0.0) + 0.15
+            else:
+                x = min(0.0, ci[0] if ci else 0.0) - 0.15
             ax.text(
-                0.08 if right else -0.08,
+                x,
                 y,
                 note,
                 ha="left" if right else "right",
                 va="center",
                 fontsize=11,
-                fontweight="bold" if flag else "normal",
+                fontweight="bold" if bold else "normal",
+                linespacing=1.15,
             )
         ylabels = []
         for g in gaps:
@@ -634,7 +686,7 @@ def gaps_chart(
             fontsize=11.5,
             color=HIDDEN_COLOUR,
         )
-        handles = [
+        handles: list[Any] = [
             Patch(
                 color=BLIND_COLOUR,
                 label=tx.gettext("blind spot (gap ≤ %(limit)s)", limit="−" + margin),
@@ -645,11 +697,33 @@ def gaps_chart(
             ),
             Patch(color=NEUTRAL_COLOUR, label=tx.gettext("within a third of the scale")),
         ]
+        if any(g.get("gap_ci95") for g in gaps):
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=CI_COLOUR,
+                    lw=1.6,
+                    marker="|",
+                    markersize=10,
+                    markeredgewidth=1.6,
+                    label=tx.gettext("black line: the gap's interval (95%)"),
+                )
+            )
+        if any(noisy):
+            handles.append(
+                Patch(
+                    facecolor=to_rgba(NEUTRAL_COLOUR, NOISE_ALPHA),
+                    edgecolor=NEUTRAL_COLOUR,
+                    hatch=NOISE_HATCH,
+                    label=tx.gettext("light, hatched: the interval includes 0, may be noise"),
+                )
+            )
         _legend_below(fig, (handles, [h.get_label() for h in handles]), None)
         _titles(fig, title, report)
 
     alt = gaps_alt(report, limit, tx=tx)
-    return _result(draw, (CHART_WIDTH, 3.4 + 0.74 * len(gaps)), title, alt, fmt, dpi)
+    return _result(draw, (CHART_WIDTH, 3.4 + row * len(gaps)), title, alt, fmt, dpi)
 
 
 def gaps_chart_svg(report: dict[str, Any], limit: int = 10, *, tx: Texts = ENGLISH) -> bytes:
@@ -681,8 +755,12 @@ def distribution_chart(
     point_colours = [to_rgba(c) for c in SCALE_STOPS]  # the pages' and the heatmap's scale
     na_colour = to_rgba("#FFFFFF")  # N/A: white, dotted, grey edge
 
+    own_rating = self_score(ind)  # a 0..4 rating (not a count), else None
+
     def draw(fig: Figure) -> None:
-        ax = fig.add_subplot()
+        # Left: the shares of the answers; right: each group's mean with its 95% interval.
+        ax, mx = fig.subplots(1, 2, sharey=True, width_ratios=[3.1, 1.25])
+        fig.get_layout_engine().set(wspace=0.06)
         for y, (_role, g) in enumerate(rows):
             counts = [g["distribution"].get(str(v), 0) for v in range(SCALE_MAX + 1)]
             na = g["na"] or 0
@@ -736,8 +814,48 @@ def distribution_chart(
             )
         )
         ax.set_ylabel(tx.gettext("Group"))
+        for y, (role, g) in enumerate(rows):
+            if g["mean"] is None:
+                continue
+            ci = g.get("ci95")
+            if ci:
+                low, high = min(ci[0], g["mean"]), max(ci[1], g["mean"])
+                bars = mx.errorbar(
+                    [g["mean"]],
+                    [y],
+                    xerr=[[g["mean"] - low], [high - g["mean"]]],
+                    fmt="none",
+                    ecolor=CI_COLOUR,
+                    elinewidth=1.6,
+                    capsize=5,
+                    capthick=1.6,
+                    zorder=3,
+                )
+                bars.lines[2][0].set_gid(f"mean-ci-{role}")
+                mx.text(
+                    (low + high) / 2,
+                    y - 0.2,
+                    f"{fmt_fixed(ci[0], 1, tx)}–{fmt_fixed(ci[1], 1, tx)}",
+                    ha="center",
+                    va="bottom",
+                    fontsize=11,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
+                    zorder=5,
+                )
+            (point,) = mx.plot([g["mean"]], [y], "D", color=CI_COLOUR, markersize=7, zorder=4)
+            point.set_gid(f"mean-{role}")
+        if own_rating is not None:
+            mx.axvline(own_rating, color=SELF_COLOUR, linestyle="--", linewidth=1.2, zorder=2)
+        mx.set_xlim(-0.25, SCALE_MAX + 0.25)
+        mx.set_xticks(range(SCALE_MAX + 1))
+        mx.grid(axis="x", color="#E5E5E5")
+        mx.set_axisbelow(True)
+        mx.tick_params(axis="y", left=False)
+        mx.set_xlabel(textwrap.fill(tx.gettext("Mean (0–4) and its interval (95%)"), 22))
         labels = [tx.gettext("0 (lowest)"), "1", "2", "3", tx.gettext("4 (highest)")]
-        handles = [Patch(color=c, label=lbl) for c, lbl in zip(point_colours, labels, strict=True)]
+        handles: list[Any] = [
+            Patch(color=c, label=lbl) for c, lbl in zip(point_colours, labels, strict=True)
+        ]
         handles.append(
             Patch(
                 facecolor=na_colour,
@@ -746,6 +864,28 @@ def distribution_chart(
                 label=tx.gettext("Not applicable"),
             )
         )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=CI_COLOUR,
+                marker="D",
+                markersize=7,
+                lw=1.6,
+                label=tx.gettext("the group's mean and its interval (95%)"),
+            )
+        )
+        if own_rating is not None:
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=SELF_COLOUR,
+                    linestyle="--",
+                    lw=1.2,
+                    label=tx.gettext("dashed: the school's own rating"),
+                )
+            )
         _legend_below(fig, (handles, [h.get_label() for h in handles]), None)
         own = ""
         if ind["self"] is not None and is_scale(ind):
@@ -754,14 +894,14 @@ def distribution_chart(
                 self=self_text(ind["self"], ind.get("self_status"), tx),
             )
         # The indicator's words (up to two lines) and, on a line of its own, the school's rating.
-        wrapped = textwrap.fill(shorten(text, 240), width=90) if text else ""
+        wrapped = textwrap.fill(shorten(text, 240), width=64) if text else ""
         caption = "\n".join(p for p in (wrapped, own) if p)
         if caption:
             ax.set_title(caption, fontsize=12, loc="left", color="#444444")
         _titles(fig, title, report)
 
     alt = distribution_alt(report, indicator_key, tx=tx)
-    return _result(draw, (CHART_WIDTH, 3.6 + 0.8 * len(rows)), title, alt, fmt, dpi)
+    return _result(draw, (CHART_WIDTH, 4.2 + 0.8 * len(rows)), title, alt, fmt, dpi)
 
 
 def distribution_svg(report: dict[str, Any], indicator_key: str, *, tx: Texts = ENGLISH) -> bytes:

@@ -80,6 +80,16 @@ NEUTRAL_COLOUR = "#9A9A9A"
 SUPPRESSED_COLOUR = "#D9D9D9"
 
 
+CI_COLOUR = "#111111"  # the 95% intervals' lines: black reads on every bar and on white
+
+
+# A gap whose 95% interval includes 0 (`gap_clear` False): the same words as the indicator page.
+NOISE_NOTE = N_("may be noise: the interval includes 0")
+CLEAR_NOTE = N_("clear: the interval excludes 0")
+NO_INTERVAL = N_("no interval (too few answers)")
+MAY_BE_NOISE = N_("may be noise")  # beside the flag on the gaps chart
+
+
 def role_label(role: str, *, short: bool = True, tx: Texts = ENGLISH) -> str:
     """A group's name in `tx`'s language: short for axes and column heads (the dashboard's
     own short names, `LABELS["short group"]`), else the model's."""
@@ -419,6 +429,21 @@ def profile_data(report: dict[str, Any], *, tx: Texts = ENGLISH) -> ProfileData:
     return ProfileData(criteria, titles, self_values, groups, tx)
 
 
+def ci_text(ci: list[float] | tuple[float, float], tx: Texts = ENGLISH, signed: bool = True) -> str:
+    """A 95% interval in words: "95% interval: −2.5 to −0.4" (ends to one decimal, as the
+    report gives them; signed for gaps)."""
+    low, high = (fmt_signed(v, 1, tx) if signed else fmt_fixed(v, 1, tx) for v in ci)
+    return tx.gettext("95%% interval: %(low)s to %(high)s", low=low, high=high)
+
+
+def gap_certainty(g: dict[str, Any], tx: Texts = ENGLISH) -> str:
+    """Whether a gap's 95% interval excludes 0, with the interval: for alt texts."""
+    ci, clear = g.get("gap_ci95"), g.get("gap_clear")
+    if not ci or clear is None:
+        return tx.gettext(NO_INTERVAL)
+    return f"{ci_text(ci, tx)}, {tx.gettext(CLEAR_NOTE if clear else NOISE_NOTE)}"
+
+
 def gaps_title(n: int, tx: Texts) -> str:
     return tx.ngettext(
         "The %(num)s biggest gap between the school and its stakeholders",
@@ -449,7 +474,9 @@ def gaps_alt(report: dict[str, Any], limit: int = 10, *, tx: Texts = ENGLISH) ->
     for g in gaps:
         flag = tx.label("flag", g["flag"])
         item = f"{g['id']} {role_label(g['role'], tx=tx)} {fmt_signed(g['gap'], 2, tx)}"
-        items.append(f"{item} ({flag})" if flag else item)
+        notes = [flag] if flag else []
+        notes.append(gap_certainty(g, tx))
+        items.append(f"{item} ({'; '.join(notes)})")
     how = tx.gettext(
         "Diverging bars, group mean minus self rating: %(items)s.", items="; ".join(items)
     )
@@ -483,6 +510,12 @@ def distribution_alt(report: dict[str, Any], indicator_key: str, *, tx: Texts = 
                 na=tx.number(g["na"] or 0),
             )
         )
+        if g["mean"] is not None:  # the mean beside the bars, with its 95% interval
+            ci = g.get("ci95")
+            mean = tx.gettext("mean %(mean)s", mean=fmt_fixed(g["mean"], 2, tx))
+            parts[-1] += f", {mean}, " + (
+                ci_text(ci, tx, signed=False) if ci else tx.gettext(NO_INTERVAL)
+            )
     how = tx.gettext(
         "Stacked bars of answers 0–4 and N/A per group. %(groups)s.", groups="; ".join(parts)
     )

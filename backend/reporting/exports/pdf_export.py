@@ -306,7 +306,7 @@ def _gaps(pdf: _Report, report: dict[str, Any]) -> None:
     tx = pdf.tx
     pdf.add_page()
     pdf.heading(tx.gettext("The biggest gaps"))
-    pdf.chart(charts.gaps_chart(report, 10, fmt="png", dpi=DPI, tx=tx), max_h=120)
+    pdf.chart(charts.gaps_chart(report, 10, fmt="png", dpi=DPI, tx=tx), max_h=200)
     gaps = biggest_gaps(report, 20)
     if not gaps:
         return
