@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import asyncpg
 from redis import exceptions as r
 from sqlalchemy import exc as sa_exc
 
@@ -74,6 +75,8 @@ def _classify(e: BaseException) -> bool | None:
         return False  # e.g. NoResultFound, InvalidRequestError: our code
     if isinstance(e, sqlite3.Error):
         return _sqlite_transient(e)
+    if isinstance(e, asyncpg.InterfaceError) and not isinstance(e, asyncpg.DataError):
+        return True  # "connection is closed" (asyncpg's own, on the one-statement write)
     state = getattr(e, "sqlstate", None)  # asyncpg.PostgresError and its SQLAlchemy adapter
     if isinstance(state, str) and state:
         return _sqlstate_transient(state)

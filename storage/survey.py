@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from conversations import engine as E
 from conversations.ports import Found, InviteFound, Redeemed
@@ -29,9 +29,8 @@ class SqlSurveyStore:
         self.sessionmaker = sessionmaker
         self.secret_key = secret_key
         engine = sessionmaker.kw["bind"]
-        # An engine for single-statement writes, bound per session through the one
-        # sessionmaker (so whatever wraps the sessionmaker sees these writes too).
-        self._autocommit = (
+        # The pool's connections in AUTOCOMMIT, for the one-statement write (`OneAnswer`).
+        self.autocommit: AsyncEngine | None = (
             engine.execution_options(isolation_level="AUTOCOMMIT")
             if engine.dialect.name == "postgresql"
             else None
@@ -113,16 +112,15 @@ class SqlSurveyStore:
                 await responses.mark_blocked(s, respondent.id, blocked=not reachable)
 
     @asynccontextmanager
-    async def writes(self, only: E.Effect | None = None) -> AsyncIterator[SqlWrites]:
+    async def writes(self, only: E.Effect | None = None) -> AsyncIterator[SqlWrites | OneAnswer]:
         """One transaction: committed when the block ends, rolled back if it raises.
 
         `only`: the block applies just this effect. An answer that is not free text is one
         statement on PostgreSQL (the upsert and its response's revision in one CTE), atomic
-        by itself: it runs without BEGIN and COMMIT, one round trip instead of three (the
-        most frequent write of all: every tap on a scale)."""
-        if self._autocommit is not None and _one_statement(only):
-            async with self.sessionmaker(bind=self._autocommit) as s:
-                yield SqlWrites(s, self.secret_key)
+        by itself: it runs without BEGIN and COMMIT and without a session, one round trip
+        instead of three (the most frequent write of all: every tap on a scale)."""
+        if self.autocommit is not None and _one_statement(only):
+            yield OneAnswer(self.autocommit)
             return
         async with self.sessionmaker.begin() as s:
             yield SqlWrites(s, self.secret_key)
@@ -131,6 +129,28 @@ class SqlSurveyStore:
 def _one_statement(effect: E.Effect | None) -> bool:
     """An effect `SqlWrites` applies in one statement (on PostgreSQL): a scored answer."""
     return isinstance(effect, E.SaveAnswer) and effect.text is None and not effect.free_text
+
+
+class OneAnswer:
+    """The `Writes` of a block that applies one scored answer on PostgreSQL: one statement,
+    autocommit, on the pool's connection without a session (`responses.upsert_answer_autocommit`)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def save_answer(self, response_id: int, answer: E.SaveAnswer) -> None:
+        assert _one_statement(answer), "only a scored answer is one statement"
+        async with self.engine.connect() as conn:
+            await responses.upsert_answer_autocommit(
+                conn,
+                response_id,
+                answer.question_id,
+                value=answer.value,
+                na=answer.na,
+                number=answer.number,
+                choice=answer.choice,
+                skipped=answer.skipped,
+            )
 
 
 class SqlWrites:

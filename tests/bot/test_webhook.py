@@ -175,15 +175,16 @@ async def test_duplicate_updates_are_processed_once(bench):
 
 
 class FailOnce:
-    """The runner's sessionmaker, failing its next use with a transient database error."""
+    """The use case store's sessionmaker and its autocommit engine (one scored answer),
+    failing their next use, together, with a transient database error."""
 
-    def __init__(self, real):
+    def __init__(self, real, left: list[int]):
         self.real = real
-        self.left = 1
+        self.left = left  # shared by both wrappers: one failure in all
 
     def _maybe_fail(self):
-        if self.left:
-            self.left -= 1
+        if self.left[0]:
+            self.left[0] -= 1
             raise sa_exc.OperationalError("INSERT", {}, ConnectionRefusedError("db down"))
 
     def __call__(self, *args, **kwargs):
@@ -194,18 +195,26 @@ class FailOnce:
         self._maybe_fail()
         return self.real.begin()
 
+    def connect(self):
+        self._maybe_fail()
+        return self.real.connect()
+
 
 async def test_transient_failure_answers_503_and_the_retry_lands_once(bench):
     tg, fake = bench.tg, bench.fake
     user = await consented(bench)
     store = bench.survey.answers  # the use case's SQL store
-    real = store.sessionmaker
-    store.sessionmaker = FailOnce(real)
+    real, real_autocommit = store.sessionmaker, store.autocommit
+    left = [1]
+    store.sessionmaker = FailOnce(real, left)
+    if real_autocommit is not None:
+        store.autocommit = FailOnce(real_autocommit, left)
     try:
         card = fake.card(user.id)
         assert await tg.tap(user, card, first_choice(card)) == [503, 200]
+        assert left == [0]
     finally:
-        store.sessionmaker = real
+        store.sessionmaker, store.autocommit = real, real_autocommit
     await tg.settle(user)
     _, answers = await stored(bench, user)
     assert len(answers) == 1

@@ -235,8 +235,48 @@ async def test_a_scored_answer_is_one_statement_without_begin_and_commit(
     p = (await runner.current(subject)).step.prompts[-1]
     sent.clear()
     await runner.handle(subject, E.Answer(p.question_id, p.choices[0].id))
-    assert sent == []
+    assert sent == ["WITH"]  # the upsert and the revision: one statement, nothing around it
     async with sessionmaker() as s:
         (answer,) = (await s.execute(select(Answer))).scalars()
         response = await s.get(Response, answer.response_id)
     assert answer.question_id == p.question_id and response.revision >= 1
+
+
+async def test_a_scored_answer_on_a_dropped_connection_fails_transient_and_lands_on_retry(
+    runner, sessionmaker, request
+):
+    """The one-statement write runs on the pool's connection without SQLAlchemy's execution
+    layer: a connection the server dropped fails the answer as transient (503, Telegram
+    retries), is taken out of the pool, and a retry lands the answer once."""
+    if not request.node.callspec.id.startswith("postgres"):
+        pytest.skip("only PostgreSQL writes a scored answer outside a session")
+    import asyncpg
+
+    from storage.errors import is_transient
+
+    seeded = await seed_school(sessionmaker)
+    subject = runner.subject("telegram", 1004)
+    await runner.start(subject, seeded.invites["learner"])
+    await runner.handle(subject, E.Consent(True))
+    p = (await runner.current(subject)).step.prompts[-1]
+    url = sessionmaker.kw["bind"].url
+    admin = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+    try:  # every other connection to the test database goes, as in a server restart
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    failures = []
+    for _ in range(30):  # each pooled connection that was dropped fails once
+        try:
+            await runner.handle(subject, E.Answer(p.question_id, p.choices[0].id))
+            break
+        except Exception as exc:
+            failures.append(exc)
+    assert failures and all(is_transient(e) for e in failures)
+    assert len(failures) < 30
+    async with sessionmaker() as s:
+        answers = (await s.execute(select(Answer))).scalars().all()
+    assert [a.question_id for a in answers] == [p.question_id]
