@@ -126,7 +126,7 @@ async def prepare_demo(settings: Any, reset: bool = False) -> dict[str, Any]:
         async with sm.begin() as s:
             # After the release: the submission freezes the figures the gate lets through.
             if await certification.agency_by_name(s, DEMO_AGENCY) is None:
-                await seed_agency(s, school.id)
+                await seed_agency(s, school.id, settings.data_dir)
     finally:
         await engine.dispose()
     ordered = {r.value: codes[r.value] for r in Role if r.value in codes}
@@ -222,7 +222,7 @@ async def seed_cluster(
         await _sample_cycle(s, secret_key, engine, banks, model, cycle, truth, share, stamp, rng)
 
 
-async def seed_agency(s: AsyncSession, demo_school_id: int) -> None:
+async def seed_agency(s: AsyncSession, demo_school_id: int, data_dir: Path | None = None) -> None:
     """The agency with its board member and two assessors, an open certification round
     (no assessor from the school's cluster), the demo school's submission of its current
     cycle and both assessors assigned to it: the assessor's and the board's side to see."""
@@ -247,7 +247,9 @@ async def seed_agency(s: AsyncSession, demo_school_id: int) -> None:
     coordinator = await schools.get_user_by_email(s, DEMO_EMAIL)
     cycle = await schools.current_cycle(s, demo_school_id)
     assert coordinator is not None and cycle is not None
-    await service.submit(s, await service.reader(s, coordinator), rnd, cycle, load_model())
+    await service.submit(
+        s, await service.reader(s, coordinator), rnd, cycle, load_model(), data_dir
+    )
     who = await service.reader(s, board)
     for user in assessors:
         await service.assign(s, who, rnd, demo_school_id, user.id)

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +24,7 @@ from backend.reporting.extras import actions_for_export
 from backend.reporting.report import build_report
 from conversations.model import ExcellenceModel
 from storage import certification as store
-from storage import schools
+from storage import evidence_files, schools
 from storage.models import (
     AgencyMember,
     Assignment,
@@ -35,7 +36,9 @@ from storage.models import (
     User,
 )
 
-SNAPSHOT_FORMAT = 1
+# 2: a file of the evidence portfolio is frozen with the submission (`sha256`, `size`,
+# `filename`, `content_type` in its entry; the bytes in `storage.evidence_files`).
+SNAPSHOT_FORMAT = 2
 MAX_TEXT = 4000
 STATUSES = ("not_started", "overdue", "submitted", "under_review", "decided")
 MIN_PAIRS = 5  # a kappa over fewer indicators rated by both says nothing
@@ -142,6 +145,13 @@ async def reviewable(s: AsyncSession, who: Reader, rnd: CertRound, school_id: in
     return False
 
 
+async def reads_submission(s: AsyncSession, who: Reader, rnd: CertRound, school_id: int) -> bool:
+    """Whether the reader may read what the school submitted to the round (its snapshot and
+    the evidence files frozen with it): the school's own coordinator, the round agency's
+    board, an assessor assigned to the school in the round."""
+    return who.coordinates(school_id) or await reviewable(s, who, rnd, school_id)
+
+
 def require_board(who: Reader, rnd: CertRound) -> None:
     if not who.boards(rnd.agency_id):
         raise Refused("forbidden", N_("Only the agency's board may do this."))
@@ -159,13 +169,33 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _frozen_entry(e: Any, data_dir: Path | None) -> dict[str, Any]:
+    """A file of the portfolio as the snapshot keeps it: frozen (its bytes copied aside and
+    named by their SHA-256, which the submission's hash then covers)."""
+    if e.kind != "file" or not e.stored_name:
+        return {}
+    if data_dir is None:
+        raise ValueError("a submission with evidence files needs the data directory")
+    frozen = evidence_files.freeze(data_dir, e.stored_name)
+    return {
+        "filename": e.filename,
+        "content_type": e.content_type,
+        "sha256": frozen[0] if frozen else None,  # None: the upload was not on disk
+        "size": frozen[1] if frozen else None,
+    }
+
+
 async def snapshot_of(
-    s: AsyncSession, cycle: Cycle, rnd: CertRound, model: ExcellenceModel
+    s: AsyncSession,
+    cycle: Cycle,
+    rnd: CertRound,
+    model: ExcellenceModel,
+    data_dir: Path | None = None,
 ) -> dict[str, Any]:
     """What the assessors may see of a cycle: the report as the anonymity gate lets it
     through (`build_report`), without any respondent's free text; the school's ratings
-    without its private notes; the evidence portfolio (titles, links, notes); the action
-    plan. Never an answer."""
+    without its private notes; the evidence portfolio (titles, links, notes, and each file
+    frozen under `data_dir` with its SHA-256); the action plan. Never an answer."""
     report = dict(await build_report(s, cycle.id, model))
     report.pop("comments", None)  # free text stays with the school, whatever its size
     school = await schools.get_school(s, cycle.school_id)
@@ -189,6 +219,7 @@ async def snapshot_of(
                 "url": e.url,
                 "note": e.note,
                 "created_at": e.created_at.isoformat(),
+                **_frozen_entry(e, data_dir),
             }
             for e in await schools.list_evidence(s, cycle.id)
         ],
@@ -198,6 +229,16 @@ async def snapshot_of(
 
 def load_snapshot(sub: Submission) -> dict[str, Any]:
     return json.loads(sub.snapshot)
+
+
+def frozen_file(versions: Sequence[Submission], evidence_id: int) -> dict[str, Any] | None:
+    """The evidence file `evidence_id` as frozen with the newest version that holds it
+    (an item's file never changes: a new file is a new item), if it was frozen."""
+    for sub in versions:
+        for e in load_snapshot(sub).get("evidence", []):
+            if e.get("id") == evidence_id and e.get("kind") == "file" and e.get("sha256"):
+                return e
+    return None
 
 
 def rateable(snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -215,14 +256,21 @@ async def may_submit_to(s: AsyncSession, rnd: CertRound, school_id: int) -> bool
 
 
 async def submit(
-    s: AsyncSession, who: Reader, rnd: CertRound, cycle: Cycle, model: ExcellenceModel
+    s: AsyncSession,
+    who: Reader,
+    rnd: CertRound,
+    cycle: Cycle,
+    model: ExcellenceModel,
+    data_dir: Path | None = None,
 ) -> Submission:
-    """Freeze the cycle as a new version of the school's submission to the round."""
+    """Freeze the cycle as a new version of the school's submission to the round, its
+    evidence files with it (under `data_dir`, needed when the portfolio holds a file): the
+    content hash covers the snapshot, which holds each file's SHA-256."""
     if not who.coordinates(cycle.school_id):
         raise Refused("forbidden", N_("Only the school's coordinator may submit its cycle."))
     if not await may_submit_to(s, rnd, cycle.school_id):
         raise Refused("conflict", N_("This round does not take a submission from this school."))
-    snap = await snapshot_of(s, cycle, rnd, model)
+    snap = await snapshot_of(s, cycle, rnd, model, data_dir)
     text = canonical(snap)
     digest = content_hash(text)
     sub = await store.add_submission(

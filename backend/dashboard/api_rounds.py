@@ -28,6 +28,7 @@ from backend.dashboard import api_models as m
 from backend.dashboard.views_agency import _int, _round_rows
 from backend.dashboard.web import sessionmaker, user_of
 from backend.reporting import releases
+from backend.web import keys
 from conversations.model import load_model
 from storage import certification as store
 from storage import schools
@@ -132,8 +133,7 @@ async def _in_round(request: web.Request, s: Any) -> tuple[service.Reader, CertR
     who = await service.reader(s, user_of(request))
     rnd = await _reachable(request, s, who)
     sid = _int(request.match_info.get("school_id"))
-    own = who.user.role == "coordinator" and who.user.school_id == sid
-    if sid is None or not (own or await service.reviewable(s, who, rnd, sid)):
+    if sid is None or not await service.reads_submission(s, who, rnd, sid):
         raise web.HTTPNotFound()
     return who, rnd, sid
 
@@ -252,7 +252,8 @@ async def post_submission(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         who = await service.reader(s, user_of(request))
         try:
-            sub = await service.submit(s, who, rnd, cycle, load_model())
+            data_dir = request.app[keys.SETTINGS].data_dir
+            sub = await service.submit(s, who, rnd, cycle, load_model(), data_dir)
         except Refused as exc:
             raise _refused(exc) from None
         out = {**_ids(rnd, sid), "cycle_id": cycle.id, "submission": _submission_json(sub)}

@@ -1,4 +1,6 @@
-"""Evidence files: the type allow-list (extension AND magic bytes), safe names, storage on disk.
+"""Evidence files: the type allow-list (extension AND magic bytes), safe names, how a file
+is served. Where they live on disk (and the copies frozen with a submission):
+`storage.evidence_files`.
 
 Files live under `settings.data_dir / "evidence"` (outside any web root) with random
 names; the original name is kept, sanitised, only for the download's filename.
@@ -7,12 +9,13 @@ names; the original name is kept, sanitised, only for the download's filename.
 from __future__ import annotations
 
 import re
-import secrets
 import unicodedata
 import zipfile
 from pathlib import Path
+from urllib.parse import quote
 
 from backend.i18n import ENGLISH, N_, Texts
+from storage.evidence_files import evidence_dir, new_stored_name, stored_path
 
 MAX_BYTES = 10 * 1024 * 1024
 
@@ -33,6 +36,20 @@ NOT_ALLOWED = N_(
     "this file type is not accepted (allowed: pdf, png, jpg, docx, xlsx, pptx, txt, csv)"
 )
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ ()-]+")
+
+__all__ = [
+    "ALLOWED",
+    "MAX_BYTES",
+    "NOT_ALLOWED",
+    "EvidenceRejected",
+    "check_type",
+    "download_headers",
+    "evidence_dir",
+    "extension",
+    "new_stored_name",
+    "sanitise_filename",
+    "stored_path",
+]
 
 
 class EvidenceRejected(ValueError):
@@ -55,21 +72,20 @@ def extension(name: str) -> str:
     return name.rpartition(".")[2].lower() if "." in name else ""
 
 
-def evidence_dir(data_dir: Path) -> Path:
-    path = data_dir / "evidence"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
-
-
-def new_stored_name() -> str:
-    return secrets.token_hex(16)
-
-
-def stored_path(data_dir: Path, stored_name: str) -> Path:
-    """The file of a stored name (which is ours: 32 hex digits, never a user's text)."""
-    if not re.fullmatch(r"[0-9a-f]{32}", stored_name):
-        raise ValueError("not a stored evidence name")
-    return evidence_dir(data_dir) / stored_name
+def download_headers(filename: str | None, content_type: str | None) -> dict[str, str]:
+    """How an evidence file is served (the school's own and the frozen copy an assessor
+    reads): as an attachment under its sanitised name, never sniffed, never rendered."""
+    name = filename or "evidence"
+    ascii_name = name.encode("ascii", "ignore").decode().replace('"', "") or "evidence"
+    return {
+        "Content-Type": content_type or "application/octet-stream",
+        "Content-Disposition": (
+            f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    }
 
 
 def _is_text(head: bytes) -> bool:

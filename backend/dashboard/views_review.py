@@ -11,6 +11,7 @@ from aiohttp import web
 
 from backend.certification import service
 from backend.certification.service import Refused
+from backend.dashboard import evidence as ev
 from backend.dashboard.views_agency import (
     _date,
     _int,
@@ -35,7 +36,7 @@ from backend.reporting import releases
 from backend.web import keys
 from conversations.model import load_model
 from storage import certification as store
-from storage import schools
+from storage import evidence_files, schools
 from storage.models import CertRound
 
 
@@ -119,6 +120,34 @@ async def review_page(request: web.Request) -> web.Response:
             "min_pairs": service.MIN_PAIRS,
             "today": datetime.now(UTC).date(),
         },
+    )
+
+
+async def review_evidence(request: web.Request) -> web.Response:
+    """An evidence file as it was frozen with the school's submission to the round, for the
+    round agency's board, an assessor assigned to the school and the school's coordinator
+    (`service.reads_submission`); not found for anyone else. The bytes are the submitted
+    ones (checked against the SHA-256 the submission's hash covers), whatever the school
+    did to the item since."""
+    rid = _int(request.match_info.get("round_id"))
+    sid = _int(request.match_info.get("school_id"))
+    eid = _int(request.match_info.get("evidence_id"))
+    async with sessionmaker(request).begin() as s:
+        who = await _reader(request, s)
+        rnd = await store.get_round(s, rid) if rid is not None else None
+        if rnd is None or sid is None or eid is None:
+            raise web.HTTPNotFound()
+        if not await service.reads_submission(s, who, rnd, sid):
+            raise web.HTTPNotFound()
+        versions = await store.list_submissions(s, rnd.id, sid)
+    entry = service.frozen_file(versions, eid)
+    if entry is None:
+        raise web.HTTPNotFound()
+    body = evidence_files.read_frozen(request.app[keys.SETTINGS].data_dir, entry["sha256"])
+    if body is None:
+        raise web.HTTPNotFound(text=_(request, "The file is missing from the evidence store."))
+    return web.Response(
+        body=body, headers=ev.download_headers(entry.get("filename"), entry.get("content_type"))
     )
 
 
@@ -343,7 +372,8 @@ async def school_submit(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         who = await _reader(request, s)
         try:
-            sub = await service.submit(s, who, rnd, cycle, load_model())
+            data_dir = request.app[keys.SETTINGS].data_dir
+            sub = await service.submit(s, who, rnd, cycle, load_model(), data_dir)
         except Refused as exc:
             _flash_refusal(request, exc)
             return redirect(request, "dash:school_certification", slug=slug)
@@ -471,6 +501,7 @@ def routes() -> list[tuple[str, str, Any, str]]:
         ("POST", sch + "/decision", review_decide, "dash:review_decide"),
         ("POST", sch + "/revoke", review_revoke, "dash:review_revoke"),
         ("GET", sch + "/certificate.pdf", certificate_pdf, "dash:certificate"),
+        ("GET", sch + "/evidence/{evidence_id:\\d+}", review_evidence, "dash:review_evidence"),
         ("GET", r + "/audit", audit_page, "dash:audit"),
         ("GET", r + "/audit.{fmt:csv|xlsx}", audit_page, "dash:audit_export"),
         ("GET", c, school_certification, "dash:school_certification"),

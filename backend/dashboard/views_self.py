@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -376,19 +376,8 @@ async def evidence_file(request: web.Request) -> web.Response:
     path = ev.stored_path(request.app[keys.SETTINGS].data_dir, item.stored_name)
     if not path.is_file():
         raise web.HTTPNotFound(text=_(request, "The file is missing from the evidence store."))
-    name = item.filename or "evidence"
-    ascii_name = name.encode("ascii", "ignore").decode().replace('"', "") or "evidence"
     return web.Response(
-        body=path.read_bytes(),
-        headers={
-            "Content-Type": item.content_type or "application/octet-stream",
-            "Content-Disposition": (
-                f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
-            ),
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-        },
+        body=path.read_bytes(), headers=ev.download_headers(item.filename, item.content_type)
     )
 
 

@@ -430,6 +430,7 @@ async def _sweep(
             in (
                 "dash:static",
                 "dash:evidence_file",
+                "dash:review_evidence",  # a school's file, as it uploaded it
             )
         ):
             continue
