@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -20,20 +21,22 @@ from backend.dashboard.passwords import hash_password
 from backend.web import keys
 from conversations.banks import load_banks
 from storage import certification as store
-from storage import responses, schools
+from storage import evidence_files, responses, schools
 from tests.browser.a11y import assert_clean, check_a11y
 from tests.browser.conftest import serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 PASSWORD = "a long enough password"
+PLAN_PDF = b"%PDF-1.7\n% the careers plan\n%%EOF\n"
 REMARK = "hidden learner remark"
 SELF_NOTE = "SECRET self note"
 
 
-async def seed(sm) -> dict:
-    """South (with figures, free text and evidence) and North; an agency with a board and two
-    assessors, an open certification round; another agency with its own round."""
+async def seed(sm, data_dir: Path | None = None) -> dict:
+    """South (with figures, free text and evidence: a link, and a file when `data_dir` is
+    given) and North; an agency with a board and two assessors, an open certification round;
+    another agency with its own round."""
     pw = hash_password(PASSWORD)
     bank = load_banks()["learner"]
     scale_q = next(q for q in bank.questions if q.indicators and str(q.kind) != "text")
@@ -50,6 +53,19 @@ async def seed(sm) -> dict:
         await schools.add_evidence(
             s, cycle.id, key, kind="link", url="https://example.org/plan", note="Plan"
         )
+        if data_dir is not None:
+            stored = evidence_files.new_stored_name()
+            evidence_files.stored_path(data_dir, stored).write_bytes(PLAN_PDF)
+            await schools.add_evidence(
+                s,
+                cycle.id,
+                key,
+                kind="file",
+                filename="careers-plan.pdf",
+                stored_name=stored,
+                content_type="application/pdf",
+                size_bytes=len(PLAN_PDF),
+            )
         for i in range(10):
             r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
             resp = await responses.get_or_create_response(
@@ -113,7 +129,7 @@ async def look(page, name: str, width: int, shots, found: list[str]) -> None:
 async def test_a_whole_round_in_the_browser(browser, sqlite_settings, screenshots, width):
     found: list[str] = []
     async with serve_app(sqlite_settings) as (base, app):
-        ids = await seed(app[keys.SESSIONMAKER])
+        ids = await seed(app[keys.SESSIONMAKER], sqlite_settings.data_dir)
         r = f"{base}/dashboard/rounds/{ids['round']}"
         review = f"{r}/schools/{ids['south']}"
         key = ids["key"]
@@ -146,6 +162,13 @@ async def test_a_whole_round_in_the_browser(browser, sqlite_settings, screenshot
             assert REMARK not in text and SELF_NOTE not in text
             block = page.locator(f"#ind-{key}")
             if verdict == "agree":
+                # The evidence file opens as the school submitted it.
+                async with page.expect_download() as info:
+                    await block.get_by_role("link", name="careers-plan.pdf").click()
+                download = await info.value
+                assert download.suggested_filename == "careers-plan.pdf"
+                saved = Path(await download.path())
+                assert saved.read_bytes() == PLAN_PDF  # noqa: ASYNC240 - a small local file
                 await block.get_by_label("I agree with the school's rating").check()
             else:
                 await block.get_by_label("I propose another rating").check()
