@@ -77,6 +77,12 @@ def _classify(e: BaseException) -> bool | None:
         return _sqlite_transient(e)
     if isinstance(e, asyncpg.InterfaceError) and not isinstance(e, asyncpg.DataError):
         return True  # "connection is closed" (asyncpg's own, on the one-statement write)
+    if isinstance(e, asyncpg.InternalClientError):
+        # A connection the server dropped while it sat in the pool can meet the next
+        # statement in a state asyncpg does not expect ("cannot switch to state ...");
+        # the connection is invalidated (`responses.upsert_answer_autocommit`): a retry
+        # runs on a new one.
+        return True
     state = getattr(e, "sqlstate", None)  # asyncpg.PostgresError and its SQLAlchemy adapter
     if isinstance(state, str) and state:
         return _sqlstate_transient(state)

@@ -145,10 +145,18 @@ async def redeem_invite(s: AsyncSession, code: str, now: datetime) -> RedeemResu
     redeemers of the last use exactly one succeeds (PostgreSQL re-checks the WHERE
     on the row it waited for; SQLite serialises writers).
     """
-    invite = await get_invite_by_code(s, code)
-    if invite is None:
+    if not INVITE_CODE.match(code):
         return RedeemResult(RedeemStatus.UNKNOWN)
-    cycle = await s.get(Cycle, invite.cycle_id)
+    row = (
+        await s.execute(
+            select(Invite, Cycle)
+            .join(Cycle, Cycle.id == Invite.cycle_id)
+            .where(Invite.code == code)
+        )
+    ).first()  # the invite with its cycle: one round trip
+    if row is None:
+        return RedeemResult(RedeemStatus.UNKNOWN)
+    invite, cycle = row
     refused = invite_refusal(invite, cycle, now)
     if refused is not None:
         return RedeemResult(refused, invite, cycle)
@@ -217,6 +225,20 @@ async def get_or_create_respondent(s: AsyncSession, subject_hash: str) -> Respon
     ).scalar_one()
 
 
+async def respondent_id(s: AsyncSession, subject_hash: str) -> int:
+    """`get_or_create_respondent`'s id in one statement: the upsert returns the row's id
+    whether it made it or found it (a no-op update on conflict), no row loaded."""
+    if len(subject_hash) != 64:
+        raise ValueError("subject_hash is the 64-hex-char keyed hash, not a raw id")
+    stmt = insert_for(s, Respondent.__table__).values(
+        subject_hash=subject_hash, created_at=utcnow()
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["subject_hash"], set_={"subject_hash": stmt.excluded.subject_hash}
+    )
+    return int((await s.execute(stmt.returning(Respondent.id))).scalar_one())
+
+
 async def set_language(s: AsyncSession, respondent_id: int, language: str) -> None:
     await s.execute(
         update(Respondent).where(Respondent.id == respondent_id).values(language=language)
@@ -231,6 +253,38 @@ async def mark_blocked(
         update(Respondent)
         .where(Respondent.id == respondent_id)
         .values(blocked_at=(now or utcnow()) if blocked else None)
+    )
+
+
+def _new_response(
+    s: AsyncSession,
+    respondent_id: int,
+    cycle_id: int,
+    role: str,
+    bank_tag: str,
+    model_version: str,
+    language: str,
+    consent_at: datetime,
+    origin: str,
+) -> Any:
+    """INSERT the respondent's response in this cycle unless there is one (race-safe)."""
+    now = utcnow()
+    return (
+        insert_for(s, Response.__table__)
+        .values(
+            respondent_id=respondent_id,
+            cycle_id=cycle_id,
+            origin=origin,
+            role=Role(role).value,
+            bank_tag=bank_tag,
+            model_version=model_version,
+            language=language,
+            status="in_progress",
+            consent_at=consent_at,
+            started_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["respondent_id", "cycle_id"])
     )
 
 
@@ -250,28 +304,48 @@ async def get_or_create_response(
     An existing response is returned unchanged (role, bank and origin stay as first set).
     `origin`: invite | shared | dashboard; no link to the invite itself is kept.
     """
-    role = Role(role).value
-    now = utcnow()
     await s.execute(
-        insert_for(s, Response.__table__)
-        .values(
-            respondent_id=respondent_id,
-            cycle_id=cycle_id,
-            origin=origin,
-            role=role,
-            bank_tag=bank_tag,
-            model_version=model_version,
-            language=language,
-            status="in_progress",
-            consent_at=consent_at,
-            started_at=now,
-            updated_at=now,
+        _new_response(
+            s, respondent_id, cycle_id, role, bank_tag, model_version, language, consent_at, origin
         )
-        .on_conflict_do_nothing(index_elements=["respondent_id", "cycle_id"])
     )
     response = await get_response(s, respondent_id, cycle_id)
     assert response is not None
     return response
+
+
+async def open_response_id(
+    s: AsyncSession,
+    respondent_id: int,
+    cycle_id: int,
+    role: str,
+    bank_tag: str,
+    model_version: str,
+    language: str,
+    consent_at: datetime,
+    origin: str = "invite",
+) -> int:
+    """`get_or_create_response`'s id, in one round trip when the response is new (the
+    consent: the insert returns it), without loading the row."""
+    new = await s.scalar(
+        _new_response(
+            s, respondent_id, cycle_id, role, bank_tag, model_version, language, consent_at, origin
+        ).returning(Response.id)
+    )
+    if new is not None:
+        return int(new)
+    found = await response_id_of(s, respondent_id, cycle_id)
+    assert found is not None
+    return found
+
+
+async def response_id_of(s: AsyncSession, respondent_id: int, cycle_id: int) -> int | None:
+    """The id of the respondent's response in this cycle, if any (no row loaded)."""
+    return await s.scalar(
+        select(Response.id).where(
+            Response.respondent_id == respondent_id, Response.cycle_id == cycle_id
+        )
+    )
 
 
 async def get_response(s: AsyncSession, respondent_id: int, cycle_id: int) -> Response | None:

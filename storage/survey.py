@@ -161,11 +161,10 @@ class SqlWrites:
         self.secret_key = secret_key
 
     async def respondent(self, subject: str) -> int:
-        return (await responses.get_or_create_respondent(self.s, subject)).id
+        return await responses.respondent_id(self.s, subject)
 
     async def response_of(self, respondent_id: int, cycle_id: int) -> int | None:
-        response = await responses.get_response(self.s, respondent_id, cycle_id)
-        return None if response is None else response.id
+        return await responses.response_id_of(self.s, respondent_id, cycle_id)
 
     async def find_response(self, subject: str, cycle_id: int) -> tuple[int, int] | None:
         row = (
@@ -187,7 +186,7 @@ class SqlWrites:
     async def open_response(
         self, respondent_id: int, effect: E.OpenResponse, origin: str, model_version: str
     ) -> int:
-        response = await responses.get_or_create_response(
+        return await responses.open_response_id(
             self.s,
             respondent_id=respondent_id,
             cycle_id=effect.cycle_id,
@@ -198,7 +197,6 @@ class SqlWrites:
             language=effect.lang,
             consent_at=utcnow(),
         )
-        return response.id
 
     async def set_respondent_language(self, respondent_id: int, lang: str) -> None:
         await responses.set_language(self.s, respondent_id, lang)

@@ -53,6 +53,7 @@ class _PgError(Exception):
         asyncpg.exceptions.CannotConnectNowError("starting up"),
         asyncpg.exceptions.DeadlockDetectedError("deadlock"),
         asyncpg.exceptions.InterfaceError("connection is closed"),
+        asyncpg.exceptions.InternalClientError("cannot switch to state 11"),
         rexc.ConnectionError("refused"),
         rexc.TimeoutError("slow"),
         rexc.BusyLoadingError("loading"),

@@ -160,6 +160,40 @@ async def test_get_or_create_is_race_safe(sessionmaker, cycle) -> None:
             await responses.get_or_create_respondent(s, "12345")  # a raw id is refused
 
 
+async def test_the_consents_id_only_writes_are_race_safe_too(sessionmaker, cycle) -> None:
+    """The consent's statements (`respondent_id`, `open_response_id`, `response_id_of`):
+    the same rows as get_or_create_*, made once under concurrency, first values kept."""
+
+    async def respondent() -> int:
+        async with sessionmaker.begin() as s:
+            return await responses.respondent_id(s, _hash(43))
+
+    ids = await asyncio.gather(*(respondent() for _ in range(10)))
+    assert len(set(ids)) == 1
+    async with sessionmaker.begin() as s:
+        assert (await responses.get_or_create_respondent(s, _hash(43))).id == ids[0]
+        assert await responses.response_id_of(s, ids[0], cycle.id) is None
+
+    async def response(role: str) -> int:
+        async with sessionmaker.begin() as s:
+            return await responses.open_response_id(
+                s, ids[0], cycle.id, role, f"{role}@1", "1.0", "en", NOW, origin="shared"
+            )
+
+    response_ids = await asyncio.gather(*(response("learner") for _ in range(10)))
+    assert len(set(response_ids)) == 1
+    assert await response("parent") == response_ids[0]  # an existing response is kept as is
+    async with sessionmaker() as s:
+        (row,) = (
+            await s.execute(select(Response).where(Response.respondent_id == ids[0]))
+        ).scalars()
+        assert await responses.response_id_of(s, ids[0], cycle.id) == row.id == response_ids[0]
+    assert (row.role, row.origin, row.status) == ("learner", "shared", "in_progress")
+    with pytest.raises(ValueError):
+        async with sessionmaker.begin() as s:
+            await responses.respondent_id(s, "12345")
+
+
 async def test_respondent_and_response_lifecycle(sessionmaker, cycle) -> None:
     response = await _response(sessionmaker, cycle)
     assert response.status == "in_progress" and response.consent_at == NOW
