@@ -36,11 +36,19 @@ class SqlSurveyStore:
             else None
         )
 
+    def _reading(self) -> AsyncSession:
+        """A session for the reads of a /start (the invite, the newest response): on
+        PostgreSQL in autocommit, so no BEGIN and ROLLBACK round trips around them (the
+        person's own writes wait for the lock this caller holds)."""
+        if self.autocommit is not None:
+            return self.sessionmaker(bind=self.autocommit)
+        return self.sessionmaker()
+
     async def peek_invite(self, code: str, now: datetime) -> InviteFound | str:
         """An invite that may be used now, without using it up; else why not."""
         if not responses.INVITE_CODE.match(code):
             return responses.RedeemStatus.UNKNOWN.value
-        async with self.sessionmaker() as s:
+        async with self._reading() as s:
             row = (
                 await s.execute(
                     select(Invite, Cycle, School)
@@ -66,7 +74,7 @@ class SqlSurveyStore:
         )
 
     async def newest_response(self, subject: str) -> Found | None:
-        async with self.sessionmaker() as s:
+        async with self._reading() as s:
             row = (
                 await s.execute(
                     select(Response, Cycle, School)

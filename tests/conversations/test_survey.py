@@ -228,7 +228,9 @@ async def test_a_scored_answer_is_one_statement_without_begin_and_commit(
     monkeypatch.setattr(asyncpg.Connection, "execute", execute)
     seeded = await seed_school(sessionmaker)
     subject = runner.subject("telegram", 1003)
+    sent.clear()
     await runner.start(subject, seeded.invites["learner"])
+    assert "BEGIN" not in sent and "ROLLBACK" not in sent  # the /start only reads
     sent.clear()
     await runner.handle(subject, E.Consent(True))
     assert sent[0] == "BEGIN" and "COMMIT" in sent
