@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from backend.certification.notices import Notifier, mail_config
 from backend.dashboard.passwords import hash_password
 from backend.demo import DEMO_PASSWORD, prepare_demo
 from backend.i18n import dashboard_languages, texts
@@ -473,6 +474,49 @@ def announce(
         f"Announcement for cycle {name} saved: {n} opted-in respondent(s) will get it "
         "from the running server (outside quiet hours)."
     )
+
+
+# -- mail -----------------------------------------------------------------------------
+
+
+@app.command("mail")
+def mail() -> None:
+    """Send the coordinators' e-mail about certification rounds once (deadlines, decisions).
+
+    Queues the deadline reminders due today (DEADLINE_REMINDER_DAYS before a deadline, each
+    once) and sends what is pending (the board's decisions, mail that failed before).
+
+    The running server does the same every MAIL_INTERVAL_SECONDS; this is for a server
+    that is not running, or a cron job. Needs SMTP_HOST and MAIL_FROM.
+    """
+
+    settings = load_settings()
+    _logging(settings.log_level, "text")
+    config = mail_config(settings)
+    if config is None:
+        fail("SMTP_HOST is not set: no mail is sent (the dashboard shows deadlines and decisions)")
+
+    async def go() -> tuple[int, int]:
+        engine = create_engine(settings.database_url)
+        try:
+            notifier = Notifier(
+                make_sessionmaker(engine),
+                config,
+                public_base(settings),
+                days=settings.deadline_days,
+            )
+            return await notifier.queue_deadlines(), await notifier.send_due()
+        finally:
+            await engine.dispose()
+
+    try:
+        queued, sent = run(go)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _db_error(exc)
+        raise
+    typer.echo(f"{queued} deadline reminder(s) queued; {sent} message(s) sent.")
 
 
 # -- model ---------------------------------------------------------------------------

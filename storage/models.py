@@ -583,3 +583,31 @@ class FormSubmission(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
     location: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class CoordinatorMail(Base):
+    """One e-mail to a school's coordinators about a round (`storage.mail`, sent by
+    `backend.certification.notices`): the board's decision or revocation, or a reminder
+    `days_before` the deadline. A row is queued in the transaction that makes it due and
+    sent after the commit, tried again later if the mail server fails. A deadline reminder
+    is one row per (round, school, days_before): the unique constraint keeps a restarted or
+    second process from queueing it twice (a decision's row has days_before NULL, which the
+    constraint never matches). Nothing of a respondent is stored or sent."""
+
+    __tablename__ = "coordinator_mail"
+    __table_args__ = (
+        UniqueConstraint("round_id", "school_id", "kind", "days_before"),
+        Index("ix_coordinator_mail_due", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("cert_round.id", ondelete="CASCADE"))
+    school_id: Mapped[int] = mapped_column(ForeignKey("school.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(12))  # decision|revocation|deadline
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decision.id", ondelete="CASCADE"))
+    days_before: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(8), default="pending")  # |sent|failed|skipped
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(String(200))  # the last failure's kind
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,11 +10,12 @@ nothing here decides it again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
+from backend.certification import notices
 from backend.dashboard.auth import may_write
 from backend.dashboard.rates import RoleRate, response_rates
 from backend.dashboard.web import (
@@ -29,7 +30,9 @@ from backend.dashboard.web import (
 from backend.reporting import releases
 from backend.reporting.charts.reading import shown_roles
 from backend.reporting.report import build_report
+from backend.web import keys
 from conversations.model import load_model
+from storage import certification as cert_store
 from storage import responses, schools
 from storage.models import Cycle
 
@@ -162,6 +165,7 @@ async def home(request: web.Request) -> web.Response:
         if school is not None:
             cycles = await schools.list_cycles(s, school.id)
             cycle = await schools.current_cycle(s, school.id)
+            told = await school_notices(request, s, school.id)
     if school is None:
         return render(
             request,
@@ -175,7 +179,7 @@ async def home(request: web.Request) -> web.Response:
         )
     request[R_SCHOOL] = school.slug
     writer = may_write(user, school.id)
-    ctx: dict[str, Any] = {"school": school, "cycles": cycles, "open_cycle": cycle}
+    ctx: dict[str, Any] = {"school": school, "cycles": cycles, "open_cycle": cycle, **told}
     if cycle is None:
         draft = next((c for c in cycles if c.status == "draft"), None)
         if draft is not None and writer:
@@ -230,6 +234,30 @@ async def home(request: web.Request) -> web.Response:
             "writer": writer,
         },
     )
+
+
+RECENT_DECISIONS = timedelta(days=30)
+
+
+async def school_notices(request: web.Request, s: Any, school_id: int) -> dict[str, Any]:
+    """What the home tells about the school's rounds: deadlines coming or passed without a
+    submission, and the board's decisions (or revocations) of the last 30 days."""
+    now = datetime.now(UTC)
+    horizon = max(request.app[keys.SETTINGS].deadline_days, default=14)
+    recent = [
+        d
+        for d in await cert_store.decisions_of_school(s, school_id)
+        if max(d.decided_at, d.revoked_at or d.decided_at) >= now - RECENT_DECISIONS
+    ]
+    latest = {}
+    for d in recent:  # newest first: one notice per round
+        latest.setdefault(d.round_id, d)
+    rounds = {rid: await cert_store.get_round(s, rid) for rid in latest}
+    return {
+        "deadline_notices": await notices.deadline_notices(s, school_id, now.date(), horizon),
+        "recent_decisions": [d for d in latest.values() if rounds[d.round_id] is not None],
+        "decision_rounds": rounds,
+    }
 
 
 async def my_certification(request: web.Request) -> web.Response:

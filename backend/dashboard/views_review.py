@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from backend.certification import service
+from backend.certification import notices, service
 from backend.certification.service import Refused
 from backend.dashboard import evidence as ev
 from backend.dashboard.views_agency import (
@@ -211,12 +211,13 @@ async def review_ask(request: web.Request) -> web.Response:
 
 async def review_decide(request: web.Request) -> web.Response:
     form = await request.post()
+    notifier = request.app[keys.NOTIFIER]
     async with sessionmaker(request).begin() as s:
         who = await _reader(request, s)
         rnd = await _round(request, s, who)
         school = await _school_in_round(request, s, who, rnd)
         try:
-            await service.decide(
+            decision = await service.decide(
                 s,
                 who,
                 rnd,
@@ -229,27 +230,32 @@ async def review_decide(request: web.Request) -> web.Response:
         except Refused as exc:
             _flash_refusal(request, exc)
         else:
+            await notifier.queue_decision(s, rnd.id, school.id, decision.id)
             flash(request, _(request, "The decision is recorded; the school sees it."), "ok")
+    notifier.kick()  # after the commit, in the background: the mail server never holds it up
     return redirect(
         request, "dash:review", anchor="#decision", round_id=rnd.id, school_id=school.id
     )
 
 
 async def review_revoke(request: web.Request) -> web.Response:
+    notifier = request.app[keys.NOTIFIER]
     async with sessionmaker(request).begin() as s:
         who = await _reader(request, s)
         rnd = await _round(request, s, who)
         school = await _school_in_round(request, s, who, rnd)
         try:
-            await service.revoke(s, who, rnd, school.id)
+            decision = await service.revoke(s, who, rnd, school.id)
         except Refused as exc:
             _flash_refusal(request, exc)
         else:
+            await notifier.queue_decision(s, rnd.id, school.id, decision.id, "revocation")
             flash(
                 request,
                 _(request, "The certificate is revoked: its verification page says so."),
                 "ok",
             )
+    notifier.kick()
     return redirect(
         request, "dash:review", anchor="#decision", round_id=rnd.id, school_id=school.id
     )
@@ -333,6 +339,9 @@ async def school_certification(request: web.Request) -> web.Response:
         versions = {r.id: await store.list_submissions(s, r.id, school.id) for r in rounds}
         requests = await store.list_requests(s, school_id=school.id)
         decisions = await store.decisions_of_school(s, school.id)
+        deadline_notices = await notices.deadline_notices(
+            s, school.id, datetime.now(UTC).date(), notice_horizon(request)
+        )
     latest = {}
     for d in reversed(decisions):
         latest[d.round_id] = d
@@ -351,8 +360,15 @@ async def school_certification(request: web.Request) -> web.Response:
             "requests": requests,
             "decisions": latest,
             "states": {rid: service.certificate_state(d) for rid, d in latest.items()},
+            "deadline_notices": deadline_notices,
         },
     )
+
+
+def notice_horizon(request: web.Request) -> int:
+    """How many days before a deadline the school's pages start to count them down: from
+    the first reminder (DEADLINE_REMINDER_DAYS), 14 without reminders."""
+    return max(request.app[keys.SETTINGS].deadline_days, default=14)
 
 
 async def school_submit(request: web.Request) -> web.Response:

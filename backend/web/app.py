@@ -22,12 +22,14 @@ from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
 from backend import dashboard
+from backend.certification.notices import Notifier, mail_config
 from backend.dashboard.auth import request_is_https
 from backend.dashboard.web import _
 from backend.i18n import install_jinja
 from backend.reporting import releases, summaries
 from backend.web import input_guard, keys, webchat, webhook
 from backend.web.keys import AppOptions
+from backend.web.links import public_base
 from backend.web.logs import install_redaction, request_id_middleware
 from backend.web.metrics import Metrics
 from backend.web.settings import Settings
@@ -169,6 +171,30 @@ async def _every(
         await asyncio.gather(task, return_exceptions=True)
 
 
+async def _coordinator_mail(app: web.Application) -> AsyncIterator[None]:
+    """The coordinators' e-mail (`backend.certification.notices`): deadline reminders and
+    the queued decisions, every MAIL_INTERVAL_SECONDS, when SMTP_HOST is set."""
+    settings = app[keys.SETTINGS]
+    options = app[keys.OPTIONS]
+    notifier = Notifier(
+        app[keys.SESSIONMAKER],
+        mail_config(settings),
+        public_base(settings),
+        days=settings.deadline_days,
+        interval=settings.mail_interval_seconds,
+        clock=options.clock or utc_now,
+    )
+    app[keys.NOTIFIER] = notifier
+    try:
+        if not (notifier.enabled and options.mail_loop):
+            yield
+            return
+        async with _every("coordinator mail", notifier.interval, notifier.tick, "sent"):
+            yield
+    finally:
+        await notifier.idle()
+
+
 async def _releases(app: web.Application) -> AsyncIterator[None]:
     """Release new figures in the background, so that they move on when nobody reads."""
     interval = app[keys.SETTINGS].release_refresh_seconds
@@ -302,6 +328,7 @@ def create_app(settings: Settings, **overrides: Any) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_stores)
     app.cleanup_ctx.append(_survey)
+    app.cleanup_ctx.append(_coordinator_mail)
     if settings.release_refresh_seconds:
         app.cleanup_ctx.append(_releases)
     if settings.cluster_refresh_seconds:

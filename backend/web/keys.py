@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+    from backend.certification.notices import Notifier
     from backend.dashboard.auth import DeviceCodec, LoginLimiter, SessionCodec
     from backend.web.metrics import Metrics
     from backend.web.settings import Settings
@@ -42,6 +43,7 @@ class AppOptions:
     drain_timeout: float = 10.0  # seconds the outbox may take to empty at shutdown
     clock: Callable[[], datetime] | None = None  # the reminders' clock (tests)
     reminder_loop: bool = True  # False: the tests call the scheduler's `tick` themselves
+    mail_loop: bool = True  # False: the tests call the coordinators' notifier's `tick`
 
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -58,6 +60,8 @@ SURVEY: web.AppKey[Survey] = web.AppKey("survey")  # the use case: one responden
 BOT: web.AppKey[BotChannel | None] = web.AppKey("bot")  # None without a token
 BOT_USERNAME: web.AppKey[str] = web.AppKey("bot_username")
 SCHEDULER: web.AppKey[ReminderScheduler | None] = web.AppKey("reminder_scheduler")
+# The coordinators' e-mail about rounds (it does nothing without SMTP_HOST).
+NOTIFIER: web.AppKey[Notifier] = web.AppKey("coordinator_notifier")
 # The dashboard's login limiter, session cookie codec and device cookie codec.
 LIMITER: web.AppKey[LoginLimiter] = web.AppKey("dashboard_login_limiter")
 CODEC: web.AppKey[SessionCodec] = web.AppKey("dashboard_session_codec")

@@ -57,6 +57,20 @@ class Settings(BaseSettings):
     quiet_hours: str = "20-8"  # local hours of the school's time zone; empty: none
     reminder_interval_seconds: int = Field(default=60, ge=1)  # how often the scheduler looks
     reminder_batch: int = Field(default=20, ge=1, le=1000)  # most messages one look sends
+    # E-mail to school coordinators about certification rounds (the board's decisions, deadline
+    # reminders): off while SMTP_HOST is empty (the dashboard still shows everything).
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = True  # upgrade a plain connection (port 587); off for a local relay
+    smtp_ssl: bool = False  # TLS from the first byte (port 465); then STARTTLS is not used
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    mail_from: str = ""  # the From address; required with SMTP_HOST
+    mail_interval_seconds: int = Field(default=60, ge=1)  # how often queued mail is looked at
+    # Reminders to coordinators of schools that have not submitted to a round with a deadline,
+    # this many days before it (each once); empty: none.
+    deadline_reminder_days: str = "14,7,1"
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: a comma-separated
     # list of addresses or networks (CIDR). Empty: nobody's (the TCP peer is the client).
     trusted_proxies: str = ""
@@ -111,6 +125,28 @@ class Settings(BaseSettings):
             ):
                 raise ValueError("QUIET_HOURS is START-END in whole local hours, e.g. 20-8")
         return v
+
+    @field_validator("deadline_reminder_days")
+    @classmethod
+    def _deadline_days(cls, v: str) -> str:
+        try:
+            days = [int(x) for x in v.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(
+                "DEADLINE_REMINDER_DAYS is a list of whole days, e.g. 14,7,1"
+            ) from None
+        if any(d < 0 or d > 366 for d in days) or len(days) != len(set(days)):
+            raise ValueError("DEADLINE_REMINDER_DAYS: distinct whole days from 0 to 366")
+        return v
+
+    @property
+    def deadline_days(self) -> tuple[int, ...]:
+        """DEADLINE_REMINDER_DAYS, largest first, e.g. (14, 7, 1)."""
+        return tuple(
+            sorted(
+                {int(x) for x in self.deadline_reminder_days.split(",") if x.strip()}, reverse=True
+            )
+        )
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -169,6 +205,8 @@ class Settings(BaseSettings):
     def _token_needs_secret(self) -> Settings:
         if self.telegram_bot_token and not self.telegram_webhook_secret:
             raise ValueError("TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_BOT_TOKEN is set")
+        if self.smtp_host and "@" not in self.mail_from:
+            raise ValueError("MAIL_FROM (an e-mail address) is required when SMTP_HOST is set")
         if self.free_text_threshold < self.anonymity_threshold:
             raise ValueError("FREE_TEXT_THRESHOLD may not be below ANONYMITY_THRESHOLD")
         return self

@@ -178,3 +178,20 @@ def test_school_thresholds_languages_and_time_zone(env):
     assert school.anonymity_threshold == 7
     assert school.free_text_threshold == 10
     assert school.languages == ["hy", "en"] and school.timezone == "Asia/Yerevan"
+
+
+def test_mail_needs_smtp_and_runs_one_round(env, monkeypatch):
+    """`guidance-survey mail`: what the server's loop does, once (nothing due here)."""
+    monkeypatch.delenv("SMTP_HOST", raising=False)
+    r = invoke(env, "mail")
+    assert r.exit_code == 1 and "SMTP_HOST is not set" in r.output
+    monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
+    r = invoke(env, "mail")
+    assert r.exit_code == 2 and "MAIL_FROM" in r.output
+    monkeypatch.setenv("MAIL_FROM", "rounds@survey.example.org")
+    r = invoke(env, "mail")
+    assert r.exit_code == 1 and "db upgrade" in r.output
+    assert invoke(env, "db", "upgrade").exit_code == 0
+    r = invoke(env, "mail")
+    assert r.exit_code == 0, r.output
+    assert "0 deadline reminder(s) queued; 0 message(s) sent." in r.output
