@@ -142,17 +142,33 @@ async def claim(
         )
         if result.rowcount != 1:
             continue
+        if row.kind == "deadline" and await _submitted(s, row.round_id, row.school_id):
+            await _close(s, row.id, "skipped", "submitted")  # submitted since it was queued
+            continue
         due = await _describe(s, row, k + 1)
         if due is None:  # the school, round or decision is gone: nothing to say
-            await s.execute(
-                update(CoordinatorMail)
-                .where(CoordinatorMail.id == row.id)
-                .values(status="failed", error="gone")
-                .execution_options(synchronize_session=False)
-            )
+            await _close(s, row.id, "failed", "gone")
             continue
         claimed.append(due)
     return claimed
+
+
+async def _submitted(s: AsyncSession, round_id: int, school_id: int) -> bool:
+    found = await s.scalar(
+        select(Submission.id)
+        .where(Submission.round_id == round_id, Submission.school_id == school_id)
+        .limit(1)
+    )
+    return found is not None
+
+
+async def _close(s: AsyncSession, mail_id: int, status: str, error: str) -> None:
+    await s.execute(
+        update(CoordinatorMail)
+        .where(CoordinatorMail.id == mail_id)
+        .values(status=status, error=error)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _describe(s: AsyncSession, row: CoordinatorMail, attempt: int) -> DueMail | None:

@@ -415,3 +415,13 @@ class Notifier:
         """Wait for the background sending started by `kick` (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self, grace: float = 10.0) -> None:
+        """At shutdown: let the background sending finish for `grace` seconds, then cancel
+        it (what was not sent stays pending and is sent after the restart)."""
+        try:
+            await asyncio.wait_for(self.idle(), grace)
+        except TimeoutError:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -192,7 +192,7 @@ async def _coordinator_mail(app: web.Application) -> AsyncIterator[None]:
         async with _every("coordinator mail", notifier.interval, notifier.tick, "sent"):
             yield
     finally:
-        await notifier.idle()
+        await notifier.close()
 
 
 async def _releases(app: web.Application) -> AsyncIterator[None]:

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import update
 
-from backend.certification.notices import backoff
+from backend.certification.notices import MAX_ATTEMPTS, backoff
 from backend.web import keys
 from storage import certification as store
 from storage import mail as mail_store
@@ -173,6 +173,22 @@ async def test_a_failing_mail_server_fails_no_decision_and_is_tried_again(
         async with sm.begin() as s:
             (row,) = await mail_store.list_mail(s)
         assert (row.status, row.attempts) == ("sent", 2)
+        # A server that stays down: the revocation's mail is tried MAX_ATTEMPTS times, then
+        # given up with an error in the log; the revocation stands.
+        with caplog.at_level(logging.WARNING, logger="backend.certification.notices"):
+            assert (await post_form(client, f"{review}/revoke", {}, review)).status == 303
+            await notifier.idle()
+            for attempt in range(1, MAX_ATTEMPTS):
+                clock.now += timedelta(seconds=backoff(attempt) + 1)
+                assert await notifier.send_due() == 0
+        async with sm.begin() as s:
+            _first, row = await mail_store.list_mail(s)
+            decision = (await store.latest_decisions(s, rnd.round_id))[rnd.south.school_id]
+        assert decision.revoked_at is not None
+        assert (row.kind, row.status, row.attempts) == ("revocation", "failed", MAX_ATTEMPTS)
+        assert f"attempt {MAX_ATTEMPTS} failed (SMTPConnectError); giving up" in caplog.text
+        clock.now += timedelta(days=1)
+        assert await notifier.send_due() == 0
 
 
 # --- deadline reminders ------------------------------------------------------------------
