@@ -334,6 +334,7 @@ async def post_answer(request: web.Request) -> web.Response:
 @_answers
 async def post_decision(request: web.Request) -> web.Response:
     """The board records its decision on the school (a new one replaces the last)."""
+    notifier = request.app[keys.NOTIFIER]
     async with sessionmaker(request).begin() as s:
         who, rnd, sid = await _in_round(request, s)
         try:
@@ -351,20 +352,25 @@ async def post_decision(request: web.Request) -> web.Response:
             )
         except Refused as exc:
             raise _refused(exc) from None
+        await notifier.queue_decision(s, rnd.id, sid, decision.id)  # the school's mail
         out = {**_ids(rnd, sid), "decision": _decision_json(request, decision)}
+    notifier.kick()  # after the commit, in the background
     return web.json_response(out, status=201)
 
 
 @_answers
 async def post_revocation(request: web.Request) -> web.Response:
     """The board revokes the school's certificate: its verification page says so."""
+    notifier = request.app[keys.NOTIFIER]
     async with sessionmaker(request).begin() as s:
         who, rnd, sid = await _in_round(request, s)
         try:
             decision = await service.revoke(s, who, rnd, sid)
         except Refused as exc:
             raise _refused(exc) from None
+        await notifier.queue_decision(s, rnd.id, sid, decision.id, "revocation")
         out = {**_ids(rnd, sid), "decision": _decision_json(request, decision)}
+    notifier.kick()
     return web.json_response(out)
 
 

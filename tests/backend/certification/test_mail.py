@@ -24,7 +24,7 @@ from tests.backend.certification.support import (
     set_up_round,
     submit,
 )
-from tests.backend.dashboard.support import add_user, login, post_form
+from tests.backend.dashboard.support import add_user, api_headers, login, post_form
 from tests.mailtools import mail_settings, smtp_sink
 
 DECISION = {
@@ -309,3 +309,33 @@ async def test_the_dashboard_counts_the_deadlines_down(db_engine, tmp_path):
         page = await (await client.get("/dashboard/home")).text()
         assert "Accreditation 2027" in page and "days left" not in page
         assert "մնացել է 10 օր" in page and "ուշանում է 1 օրով" in page  # 10 left; 1 overdue
+
+
+async def test_a_decision_through_the_api_mails_the_coordinators_too(db_engine, tmp_path):
+    async with smtp_sink() as sink:
+        settings = make_settings(
+            db_url_of(db_engine), data_dir=tmp_path / "data", **mail_settings(sink.port)
+        )
+        async with running_app(settings, mail_loop=False) as client:
+            sm = client.app[keys.SESSIONMAKER]
+            rnd = await submitted_round(client, sm)
+            await set_language(sm, "second@south.example", "uk")
+            base = f"/api/rounds/{rnd.round_id}/schools/{rnd.south.school_id}"
+            headers = await api_headers(client, "board@agency.example")
+            resp = await client.post(base + "/decision", json=DECISION, headers=headers)
+            assert resp.status == 201, await resp.text()
+            await client.app[keys.NOTIFIER].idle()
+            resp = await client.post(base + "/decision/revoke", headers=headers)
+            assert resp.status == 200, await resp.text()
+            await client.app[keys.NOTIFIER].idle()
+            await sink.wait_for(4)
+            got = sorted((m["Content-Language"], m["To"]) for m in sink.messages)
+            assert got == [
+                ("hy", "coord@south.example"),
+                ("hy", "coord@south.example"),
+                ("uk", "second@south.example"),
+                ("uk", "second@south.example"),
+            ]
+            uk = [m for m in sink.messages if m["Content-Language"] == "uk"]
+            assert uk[0]["Subject"].startswith("Рішення щодо South College")
+            assert "відкликано" in uk[1]["Subject"]
