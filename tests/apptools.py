@@ -17,13 +17,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from backend.web import keys
 from backend.web.app import create_app
 from backend.web.settings import Settings
+from conversations import engine as E
+from conversations.banks import load_banks
 from conversations.roles import Role
-from storage.models import Cycle, Invite, School
+from storage import responses
+from storage.models import Answer, Comment, Cycle, Invite, Response, School
+from tests.conversations.support import number_bank
 
 TOKEN = "123456:TEST-token_for-the-fake-bot-api"
 WEBHOOK_SECRET = "test-webhook-secret_1"
@@ -59,7 +66,13 @@ async def create_schema(url: str) -> None:
 
 @asynccontextmanager
 async def running_app(settings: Settings, **overrides: Any) -> AsyncIterator[TestClient]:
-    app = create_app(settings, **overrides)
+    async with client_of(create_app(settings, **overrides)) as client:
+        yield client
+
+
+@asynccontextmanager
+async def client_of(app: web.Application) -> AsyncIterator[TestClient]:
+    """A test client of `app` (made and adjusted by the caller)."""
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
@@ -125,21 +138,59 @@ async def seed_school(
     return seeded
 
 
-# No shipped bank asks for a number: tests of number questions swap the employer bank for this.
-NUMBER_BANK_YAML = """
-role: employer
-version: 9
-model_version: "1.0.0"
-title: "Numbers"
-intro: "A test bank."
-minutes: 1
-questions:
-  - id: n1
-    kind: number
-    text: "How many learners did you take on as interns this year?"
-    number: {min: 0, max: 500}
-  - id: e1
-    text: "The school keeps in touch with us."
-    scale: AGM
-    indicators: [CC-2]
-"""
+async def add_response(
+    s: AsyncSession,
+    cycle_id: int,
+    role: str,
+    tag: str,
+    *,
+    answers: dict[str, int] | None = None,
+    comment: tuple[str, str] | None = None,
+    completed: bool = True,
+) -> Response:
+    """One new respondent's response, stored as the use case would: its scale answers, an
+    optional free text (question id, text), then completed."""
+    person = await responses.get_or_create_respondent(s, secrets.token_hex(32))
+    resp = await responses.get_or_create_response(
+        s, person.id, cycle_id, role, tag, "1.0.0", "en", datetime.now(UTC)
+    )
+    for qid, value in (answers or {}).items():
+        await responses.upsert_answer(s, resp.id, qid, value=value)
+    if comment is not None:
+        await responses.upsert_comment(s, resp.id, *comment)
+    if completed:
+        await responses.set_status(s, resp.id, "completed")
+    return resp
+
+
+async def answers_and_comments(
+    s: AsyncSession, response_id: int
+) -> tuple[list[Answer], list[Comment]]:
+    """The rows a response's answers and free texts were stored in."""
+    answers = await s.scalars(select(Answer).where(Answer.response_id == response_id))
+    comments = await s.scalars(select(Comment).where(Comment.response_id == response_id))
+    return list(answers), list(comments)
+
+
+async def add_responses(
+    sm: async_sessionmaker,
+    cycle_id: int,
+    role: str,
+    tag: str,
+    n: int,
+    answers: dict[str, int],
+    *,
+    completed: bool = True,
+) -> None:
+    """n respondents of `role` giving the same answers."""
+    async with sm.begin() as s:
+        for _ in range(n):
+            await add_response(s, cycle_id, role, tag, answers=answers, completed=completed)
+
+
+def with_number_bank(app: web.Application) -> web.Application:
+    """`app` with its employer bank swapped for `number_bank()` (a number question first)."""
+    bank = number_bank()
+    banks = [b for role, b in load_banks().items() if role != bank.role] + [bank]
+    app[keys.SURVEY_ENGINE] = E.Engine.from_banks(banks, "1.0.0")
+    return app

@@ -123,6 +123,17 @@ async def db_engine(db_url: str) -> AsyncIterator[object]:
 
 
 @pytest.fixture
+async def empty_db_url(db_url: str) -> AsyncIterator[str]:
+    """`db_url` with no tables before and after (the PostgreSQL database is shared per run):
+    for the tests of the migrations."""
+    from tests.storage.support import drop_everything
+
+    await drop_everything(db_url)
+    yield db_url
+    await drop_everything(db_url)
+
+
+@pytest.fixture
 def sessionmaker(db_engine):
     from storage.db import make_sessionmaker
 

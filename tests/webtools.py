@@ -15,8 +15,9 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from backend.web import webchat
+from backend.web import keys, webchat
 from conversations.i18n import Translator
+from tests.apptools import Seeded, seed_school
 
 T = Translator()
 
@@ -109,6 +110,11 @@ class WebUser:
                 return f
         raise AssertionError(f"no button {name}={value} on the page:\n{self.html}")
 
+    async def start(self, code: str) -> None:
+        """Open the invite link `code` and consent."""
+        await self.get(f"/s/{code}")
+        await self.tap("yes")
+
     async def tap(self, value: str, name: str = "choice") -> str:
         f = self.form_with(name, value)
         return await self.post({**f.hidden, name: value})
@@ -142,6 +148,15 @@ async def web_user(client: TestClient) -> AsyncIterator[WebUser]:
         await user.close()
 
 
+@asynccontextmanager
+async def consented(client: TestClient, role: str) -> AsyncIterator[tuple[WebUser, Seeded]]:
+    """A school with an invite for `role`, and a web respondent who opened it and consented."""
+    seeded = await seed_school(client.app[keys.SESSIONMAKER], roles=[role])
+    async with web_user(client) as user:
+        await user.start(seeded.invites[role])
+        yield user, seeded
+
+
 async def count(sessionmaker, model, *where) -> int:
     async with sessionmaker() as s:
         q = select(func.count()).select_from(model)
@@ -150,8 +165,11 @@ async def count(sessionmaker, model, *where) -> int:
         return (await s.execute(q)).scalar_one()
 
 
-async def answer_everything(user: WebUser, *, text: str = "More company visits") -> list[str]:
-    """Answer every question with the first choice (typed text for text questions)."""
+async def answer_all(
+    user: WebUser, pick: Callable[[str, list[str]], str], *, text: str = "Fine"
+) -> list[str]:
+    """Answer every question until the survey ends: `pick(question id, the choices on the
+    card)` says which; text questions get `text`. The questions seen."""
     seen: list[str] = []
     for _ in range(60):
         if T("done.text").split("\n")[0] in user.html.replace("&#39;", "'"):
@@ -162,10 +180,18 @@ async def answer_everything(user: WebUser, *, text: str = "More company visits")
         if user.has_typed_input():
             await user.type(text)
         else:
-            scale_or_choice = [b for b in user.form_with("choice", first_choice(user)).buttons]
-            await user.tap(scale_or_choice[0][1])
+            await user.tap(pick(qid, user.choices()))
         assert user.status == 200
     raise AssertionError("the survey did not end")
+
+
+async def answer_everything(user: WebUser, *, text: str = "More company visits") -> list[str]:
+    """Answer every question with the first choice (typed text for text questions)."""
+
+    def first(_qid: str, _choices: list[str]) -> str:
+        return user.form_with("choice", first_choice(user)).buttons[0][1]
+
+    return await answer_all(user, first, text=text)
 
 
 def first_choice(user: WebUser) -> str:
@@ -180,18 +206,5 @@ async def take_survey(
 ) -> list[str]:
     """Open an invite link, consent, and answer every question: `pick(question id, the
     choices on the card)` says which; text questions get `text`. The questions seen."""
-    await user.get(f"/s/{code}")
-    await user.tap("yes")
-    seen: list[str] = []
-    for _ in range(60):
-        if T("done.text").split("\n")[0] in user.html.replace("&#39;", "'"):
-            return seen
-        qid = user.question_id()
-        assert qid, user.html
-        seen.append(qid)
-        if user.has_typed_input():
-            await user.type(text)
-        else:
-            await user.tap(pick(qid, user.choices()))
-        assert user.status == 200
-    raise AssertionError("the survey did not end")
+    await user.start(code)
+    return await answer_all(user, pick, text=text)

@@ -39,6 +39,12 @@ def invoke(runner: CliRunner, *args: str, input: str | None = None):
     return result
 
 
+def create_user(runner: CliRunner, school: str, email: str, password: str):
+    """`user create`, the password on stdin."""
+    args = ("user", "create", "--school", school, "--email", email, "--password-stdin")
+    return invoke(runner, *args, input=password + "\n")
+
+
 def test_the_whole_setup_from_the_command_line(env, monkeypatch):
     assert invoke(env, "db", "upgrade").exit_code == 0
     r = invoke(env, "school", "create", "--slug", "ogre-tech", "--name", "Ogre Technical School")
@@ -48,41 +54,11 @@ def test_the_whole_setup_from_the_command_line(env, monkeypatch):
     r = invoke(env, "school", "create", "--slug", "Bad Slug!", "--name", "x")
     assert r.exit_code == 1 and "--slug" in r.output
 
-    r = invoke(
-        env,
-        "user",
-        "create",
-        "--school",
-        "ogre-tech",
-        "--email",
-        "Me@School.lv",
-        "--password-stdin",
-        input="correct horse battery\n",
-    )
+    r = create_user(env, "ogre-tech", "Me@School.lv", "correct horse battery")
     assert r.exit_code == 0, r.output
-    r = invoke(
-        env,
-        "user",
-        "create",
-        "--school",
-        "ogre-tech",
-        "--email",
-        "x@school.lv",
-        "--password-stdin",
-        input="short\n",
-    )
+    r = create_user(env, "ogre-tech", "x@school.lv", "short")
     assert r.exit_code == 1 and "at least 10" in r.output
-    r = invoke(
-        env,
-        "user",
-        "create",
-        "--school",
-        "nope",
-        "--email",
-        "y@school.lv",
-        "--password-stdin",
-        input="long enough password\n",
-    )
+    r = create_user(env, "nope", "y@school.lv", "long enough password")
     assert r.exit_code == 1 and "no school" in r.output
 
     monkeypatch.setenv("TELEGRAM_BOT_USERNAME", "ogre_guidance_bot")

@@ -33,11 +33,8 @@ FAST_RATES = {"global_rate": 10_000.0, "chat_rate": 10_000.0, "chat_burst": 100}
 
 @pytest.fixture
 async def fake_api() -> AsyncIterator[FakeBotAPI]:
-    fake = await FakeBotAPI().start()
-    try:
+    async with FakeBotAPI() as fake:
         yield fake
-    finally:
-        await fake.close()
 
 
 @pytest.fixture

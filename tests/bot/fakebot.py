@@ -1,7 +1,7 @@
 """A fake Telegram Bot API (aiohttp on 127.0.0.1) and a "Telegram" driver.
 
 One fake serves the tests and the benchmark. In the tests it runs in-process
-(`await FakeBotAPI().start()`); the bench runs it as its own process
+(`async with FakeBotAPI() as fake`, or `start()` and `close()`); the bench runs it as its own process
 (`python -m bench.fake_bot_api`, a thin `main()` around `FakeBotAPI.app()`).
 
 FakeBotAPI records every call (method, params; `record=False` keeps counts only), keeps
@@ -156,6 +156,12 @@ class FakeBotAPI:
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def __aenter__(self) -> FakeBotAPI:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     def reset(self) -> None:
         """Forget every call, chat, card, count and planned fault."""

@@ -16,7 +16,7 @@ from conversations.banks import question_range
 from conversations.i18n import Translator, format_number, language_name
 from conversations.scales import get_scale
 from storage.models import Answer, Comment, Respondent, Response
-from tests.apptools import seed_school
+from tests.apptools import answers_and_comments, seed_school
 from tests.bot.conftest import open_bench
 from tests.bot.walker import button
 from tests.langcheck import assert_not_english, language_names, values
@@ -205,17 +205,8 @@ async def _stored(bench, user) -> tuple[Response, list[Answer], list[Comment]]:
                 .where(Respondent.subject_hash == bench.subject(user))
             )
         ).scalar_one()
-        answers = (
-            (await s.execute(select(Answer).where(Answer.response_id == response.id)))
-            .scalars()
-            .all()
-        )
-        comments = (
-            (await s.execute(select(Comment).where(Comment.response_id == response.id)))
-            .scalars()
-            .all()
-        )
-    return response, list(answers), list(comments)
+        answers, comments = await answers_and_comments(s, response.id)
+    return response, answers, comments
 
 
 @pytest.mark.parametrize("lang", ["hy", "uk"])

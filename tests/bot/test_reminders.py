@@ -10,24 +10,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, select, update
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from backend.web import keys
 from backend.web.keys import SCHEDULER
-from bot import callback
 from bot.reminders import is_quiet
 from conversations import engine as E
 from conversations.banks import load_banks
 from storage import contacts, migrate
-from storage.db import create_engine
 from storage.models import Answer, Comment, Contact, Cycle, Invite, Respondent, Response, School
 from storage.reminders import AnnouncementRefused, send_announcement
 from storage.retention import forget_respondent_keys
 from tests.apptools import make_settings, running_app
 from tests.backend.dashboard.support import login
 from tests.bot.conftest import FAST_RATES, open_bench
-from tests.bot.walker import button, dump_storage
+from tests.bot.walker import button, dump_storage, first_choice, start_and_consent
+from tests.storage.support import table_names
 
 T0 = datetime(2030, 1, 7, 10, 0, tzinfo=UTC)  # a Monday, 10:00 UTC: when they stopped
 REMIND = {"reminders_enabled": True, "quiet_hours": ""}
@@ -56,22 +55,10 @@ async def reminding(storage, fake, clock, **settings: Any) -> AsyncIterator[Any]
 # -- people ---------------------------------------------------------------------------------
 
 
-def first_choice(card) -> str:
-    for data in card.callback_data():
-        tap = callback.decode(data)
-        if tap and tap.question_id and tap.choice not in ("back", "skip"):
-            return data
-    raise AssertionError(card.callback_data())
-
-
 async def started(bench, *, opt_in: bool | None = True, answers: int = 2, role: str = "learner"):
     """/start, consent, the opt-in card (yes / no / not shown), then `answers` taps."""
     tg, fake = bench.tg, bench.fake
-    user = tg.user()
-    assert await tg.send(user, f"/start {bench.seeded.invites[role]}") == [200]
-    await tg.settle(user)
-    assert await tg.tap(user, fake.card(user.id), button(fake.card(user.id), "!c", "yes")) == [200]
-    await tg.settle(user)
+    user = await start_and_consent(bench, role)
     if opt_in is not None:
         card = fake.card(user.id)
         assert card.text.startswith("One more question"), card.text
@@ -526,42 +513,18 @@ def test_announce_from_the_command_line_once_per_cycle(monkeypatch, tmp_path):
 # -- the migration ----------------------------------------------------------------------------------
 
 
-async def test_migration_0002_up_and_down(db_url):
-    from sqlalchemy import text
-
-    from storage.models import Base
-
-    async def tables() -> set[str]:
-        engine = create_engine(db_url)
-        try:
-            async with engine.connect() as conn:
-                return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
-        finally:
-            await engine.dispose()
-
-    async def drop() -> None:
-        engine = create_engine(db_url)
-        try:
-            async with engine.begin() as conn:
-                await conn.run_sync(Base.metadata.drop_all)
-                await conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        finally:
-            await engine.dispose()
-
-    await drop()
-    try:
-        await migrate.upgrade(db_url, "0002")
-        assert {"contact", "announcement", "response"} <= await tables()
-        await migrate.downgrade(db_url, "0001")
-        assert await migrate.current(db_url) == "0001"
-        have = await tables()
-        assert "contact" not in have and "announcement" not in have and "response" in have
-        await migrate.upgrade(db_url, "0002")
-        assert {"contact", "announcement"} <= await tables()
-        await migrate.downgrade(db_url, "base")
-        assert await tables() <= {"alembic_version"}
-    finally:
-        await drop()
+async def test_migration_0002_up_and_down(empty_db_url):
+    db_url = empty_db_url
+    await migrate.upgrade(db_url, "0002")
+    assert {"contact", "announcement", "response"} <= await table_names(db_url)
+    await migrate.downgrade(db_url, "0001")
+    assert await migrate.current(db_url) == "0001"
+    have = await table_names(db_url)
+    assert "contact" not in have and "announcement" not in have and "response" in have
+    await migrate.upgrade(db_url, "0002")
+    assert {"contact", "announcement"} <= await table_names(db_url)
+    await migrate.downgrade(db_url, "base")
+    assert await table_names(db_url) <= {"alembic_version"}
 
 
 async def test_a_coordinator_sends_the_announcement_from_the_dashboard_once(storage, fake_api):

@@ -15,17 +15,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from backend.web import keys
 from backend.web.app import create_app
 from bot import callback
-from conversations import engine as E
-from conversations.banks import load_banks, parse_bank
 from conversations.i18n import Translator
 from storage.models import Answer
-from tests.apptools import NUMBER_BANK_YAML, TOKEN, WEBHOOK_SECRET, make_settings, seed_school
+from tests.apptools import (
+    TOKEN,
+    WEBHOOK_SECRET,
+    client_of,
+    make_settings,
+    seed_school,
+    with_number_bank,
+)
 from tests.bot.conftest import FAST_RATES, Bench
 from tests.bot.fakebot import Call, FakeBotAPI, Telegram, User
 from tests.bot.walker import button, walk_survey
@@ -45,16 +49,9 @@ async def number_bench(storage: dict[str, Any], fake: FakeBotAPI) -> AsyncIterat
     )
     db_url = values.pop("database_url")
     app = create_app(make_settings(db_url, **values), bot_rates=FAST_RATES, bot_backoff=0.01)
-    bank = parse_bank(NUMBER_BANK_YAML)
-    banks = [b for role, b in load_banks().items() if role != bank.role] + [bank]
-    app[keys.SURVEY_ENGINE] = E.Engine.from_banks(banks, "1.0.0")
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
+    async with client_of(with_number_bank(app)) as client:
         seeded = await seed_school(app[keys.SESSIONMAKER], roles=["employer"])
         yield Bench(client, fake, Telegram(client, fake), seeded)
-    finally:
-        await client.close()
 
 
 async def at_number_question(bench: Bench) -> User:

@@ -8,6 +8,7 @@ import pytest
 from telegram import Update as PTBUpdate
 
 from bot.updates import MalformedUpdate, parse
+from tests.fuzz.support import replaced
 
 USER = {"id": 42, "is_bot": False, "first_name": "A", "language_code": "hy"}
 CHAT = {"id": 42, "type": "private", "first_name": "A"}
@@ -99,15 +100,6 @@ def test_kinds_the_channel_does_not_read_have_no_payload(kind):
     assert (u.message, u.callback_query, u.my_chat_member) == (None, None, None)
 
 
-def _with(path, value):
-    data = copy.deepcopy(TAP)
-    target = data
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
-    return data
-
-
 @pytest.mark.parametrize(
     "data",
     [
@@ -120,10 +112,10 @@ def _with(path, value):
         {"update_id": 1, "message": dict(MESSAGE, date=None)},
         {"update_id": 1, "message": dict(MESSAGE, **{"from": {"id": 1.5, "is_bot": False}})},
         {"update_id": 1, "message": dict(MESSAGE, **{"from": {"id": 1, "is_bot": "no"}})},
-        _with(["callback_query", "from"], None),
-        _with(["callback_query", "id"], 4382),
-        _with(["callback_query", "data"], 5),
-        _with(["callback_query", "message", "message_id"], None),
+        replaced(TAP, ["callback_query", "from"], None),
+        replaced(TAP, ["callback_query", "id"], 4382),
+        replaced(TAP, ["callback_query", "data"], 5),
+        replaced(TAP, ["callback_query", "message", "message_id"], None),
         {"update_id": 1, "my_chat_member": dict(MEMBER["my_chat_member"], new_chat_member={})},
     ],
 )

@@ -13,26 +13,14 @@ from backend.web import keys
 from bot import callback
 from storage.models import Answer, Respondent
 from tests.bot.conftest import open_bench
-from tests.bot.walker import button, count_rows, stored, walk_to_text_question
-
-
-async def consented(bench, role: str = "learner"):
-    """A person who opened the invite and agreed: the first question's card is shown."""
-    tg, fake = bench.tg, bench.fake
-    user = tg.user()
-    assert await tg.send(user, f"/start {bench.seeded.invites[role]}") == [200]
-    await tg.settle(user)
-    assert await tg.tap(user, fake.card(user.id), button(fake.card(user.id), "!c", "yes")) == [200]
-    await tg.settle(user)
-    return user
-
-
-def first_choice(card) -> str:
-    for data in card.callback_data():
-        tap = callback.decode(data)
-        if tap and tap.question_id and tap.choice not in ("back", "skip"):
-            return data
-    raise AssertionError(card.callback_data())
+from tests.bot.walker import (
+    button,
+    count_rows,
+    first_choice,
+    start_and_consent,
+    stored,
+    walk_to_text_question,
+)
 
 
 def metric(bench, name: str, **labels: str) -> float:
@@ -132,7 +120,7 @@ async def test_groups_get_one_short_refusal(bench):
 
 async def test_duplicate_updates_are_processed_once(bench):
     tg, fake = bench.tg, bench.fake
-    user = await consented(bench)
+    user = await start_and_consent(bench, "learner")
     card = fake.card(user.id)
     update = tg.tap_update(user, card, first_choice(card))
     # Five copies at once: one is processed; the others arrive while it is in flight and
@@ -202,7 +190,7 @@ class FailOnce:
 
 async def test_transient_failure_answers_503_and_the_retry_lands_once(bench):
     tg, fake = bench.tg, bench.fake
-    user = await consented(bench)
+    user = await start_and_consent(bench, "learner")
     store = bench.survey.answers  # the use case's SQL store
     real, real_autocommit = store.sessionmaker, store.autocommit
     left = [1]
@@ -226,7 +214,7 @@ async def test_transient_failure_answers_503_and_the_retry_lands_once(bench):
 async def test_two_interleaved_taps_of_one_person(bench):
     """Two taps on the same card at once: one answers, the other is told it is stale."""
     tg, fake = bench.tg, bench.fake
-    user = await consented(bench)
+    user = await start_and_consent(bench, "learner")
     card = fake.card(user.id)
     datas = [d for d in card.callback_data() if callback.decode(d).choice in ("4", "0")]
     statuses = await asyncio.gather(*(tg.tap(user, card, d) for d in datas))
@@ -245,7 +233,7 @@ async def test_two_interleaved_taps_of_one_person(bench):
 
 async def test_taps_from_old_or_foreign_messages_are_refused_gracefully(bench):
     tg, fake = bench.tg, bench.fake
-    user = await consented(bench)
+    user = await start_and_consent(bench, "learner")
     first = fake.card(user.id)
     old_data = first_choice(first)
     assert await tg.tap(user, first, old_data) == [200]
@@ -272,7 +260,7 @@ async def test_taps_from_old_or_foreign_messages_are_refused_gracefully(bench):
 
 async def test_delete_erases_and_a_later_tap_changes_nothing(bench):
     tg, fake = bench.tg, bench.fake
-    user = await consented(bench)
+    user = await start_and_consent(bench, "learner")
     card = fake.card(user.id)
     assert await tg.tap(user, card, first_choice(card)) == [200]
     await tg.settle(user)
@@ -302,7 +290,7 @@ async def test_delete_erases_and_a_later_tap_changes_nothing(bench):
 
 async def test_429_is_honoured(bench):
     tg, fake = bench.tg, bench.fake
-    user = await consented(bench)
+    user = await start_and_consent(bench, "learner")
     fake.fail("editMessageText", 429, "Too Many Requests: retry after 1", retry_after=1)
     card = fake.card(user.id)
     assert await tg.tap(user, card, first_choice(card)) == [200]
@@ -328,7 +316,7 @@ async def test_server_errors_are_retried_with_backoff(bench):
 
 async def test_403_marks_the_respondent_and_is_not_retried(bench):
     tg, fake = bench.tg, bench.fake
-    user = await consented(bench)
+    user = await start_and_consent(bench, "learner")
     fake.fail("sendMessage", 403, "Forbidden: bot was blocked by the user", chat_id=user.id)
     sent_before = len(fake.called("sendMessage", user.id, status=None))
     assert await tg.send(user, "/help") == [200]  # help text + the card: two messages
@@ -344,7 +332,7 @@ async def test_403_marks_the_respondent_and_is_not_retried(bench):
 
 async def test_message_not_modified_is_tolerated(bench):
     tg, fake = bench.tg, bench.fake
-    user = await consented(bench)
+    user = await start_and_consent(bench, "learner")
     fake.fail("editMessageText", 400, "Bad Request: message is not modified: same content")
     card = fake.card(user.id)
     assert await tg.tap(user, card, first_choice(card)) == [200]
@@ -359,7 +347,7 @@ async def test_message_not_modified_is_tolerated(bench):
 
 async def test_a_slow_bot_api_does_not_hold_the_webhook(bench):
     tg, fake = bench.tg, bench.fake
-    user = await consented(bench)
+    user = await start_and_consent(bench, "learner")
     fake.slow("editMessageText", 1.0)
     card = fake.card(user.id)
     started = time.monotonic()
@@ -426,7 +414,7 @@ async def test_shutdown_drains_pending_sends(storage, fake_api):
 
 async def test_commands_at_any_point_and_blocking_via_member_updates(bench):
     tg, fake = bench.tg, bench.fake
-    user = await consented(bench)
+    user = await start_and_consent(bench, "learner")
     for command in (
         "/help",
         "/privacy",
@@ -528,7 +516,7 @@ async def test_a_crowd_is_offered_the_mini_app_on_the_question_card(storage, fak
     }
     async with open_bench(storage, fake_api, settings=settings) as bench:
         tg, outbox = bench.tg, bench.channel.outbox
-        user = await consented(bench)
+        user = await start_and_consent(bench, "learner")
         assert busy_button not in fake_api.card(user.id).buttons()
         # Other people's messages, each delivered slowly: the queue stays deep for a while.
         fake_api.slow("sendMessage", 1.0, times=BUSY_QUEUE)

@@ -31,6 +31,27 @@ def button(card: Shown, target: str, choice: str | None = None) -> str:
     raise AssertionError(f"no button {target}/{choice} on the card: {card.callback_data()}")
 
 
+def first_choice(card: Shown) -> str:
+    """The callback data of the card's first answer button (not Back, not Skip)."""
+    for data in card.callback_data():
+        tap = callback.decode(data)
+        if tap and tap.question_id and tap.choice not in ("back", "skip"):
+            return data
+    raise AssertionError(card.callback_data())
+
+
+async def start_and_consent(bench, role: str) -> User:
+    """A new Telegram user who opened `role`'s invite and tapped "yes" to consent."""
+    tg, fake = bench.tg, bench.fake
+    user = tg.user()
+    assert await tg.send(user, f"/start {bench.seeded.invites[role]}") == [200]
+    await tg.settle(user)
+    card = fake.card(user.id)
+    assert await tg.tap(user, card, button(card, callback.CONSENT, "yes")) == [200]
+    await tg.settle(user)
+    return user
+
+
 async def walk_survey(bench, user: User, role: str, *, seed: int = 0) -> Walk:
     """/start <code>, consent, then answer every question until done."""
     tg, fake = bench.tg, bench.fake
@@ -76,11 +97,7 @@ async def walk_survey(bench, user: User, role: str, *, seed: int = 0) -> Walk:
 async def walk_to_text_question(bench, role: str = "learner") -> tuple[User, str]:
     """A Telegram user who consented and answered (first choices) up to a text question."""
     tg, fake = bench.tg, bench.fake
-    user = tg.user()
-    assert await tg.send(user, f"/start {bench.seeded.invites[role]}") == [200]
-    await tg.settle(user)
-    card = fake.card(user.id)
-    assert await tg.tap(user, card, button(card, callback.CONSENT, "yes")) == [200]
+    user = await start_and_consent(bench, role)
     engine = bench.survey.engine
     for _ in range(100):
         await tg.settle(user)

@@ -21,9 +21,13 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from backend.demo import DEMO_SLUG, prepare_demo
+from backend.web import keys
 from backend.web.app import create_app
 from backend.web.settings import Settings
-from tests.apptools import create_schema, make_settings
+from storage import schools
+from storage.models import School
+from tests.apptools import TOKEN, WEBHOOK_SECRET, create_schema, make_settings
 from tests.conftest import unavailable
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -47,6 +51,12 @@ async def browser() -> AsyncIterator[Any]:
             yield b
         finally:
             await b.close()
+
+
+async def phone_page(browser: Any, *, js: bool = True, **kw: Any) -> tuple[Any, Any]:
+    """A page in a new phone-sized context: (context, page)."""
+    ctx = await phone_context(browser, js=js, **kw)
+    return ctx, await ctx.new_page()
 
 
 async def phone_context(browser: Any, *, js: bool = True, **kw: Any) -> Any:
@@ -76,13 +86,49 @@ async def serve_app(
     settings: Settings, **overrides: Any
 ) -> AsyncIterator[tuple[str, web.Application]]:
     """The real app on a real port of 127.0.0.1: (base URL without a trailing slash, app)."""
-    app = create_app(settings, **overrides)
+    async with serve(create_app(settings, **overrides)) as served:
+        yield served
+
+
+@asynccontextmanager
+async def serve_demo(tmp: Path) -> AsyncIterator[tuple[str, web.Application, School]]:
+    """The demo (`prepare_demo`, SQLite under `tmp`) on a port: (base URL, app, its school)."""
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp / 'demo.db'}", data_dir=tmp / "data")
+    await prepare_demo(settings)
+    async with serve_app(settings) as (base, app):
+        async with app[keys.SESSIONMAKER]() as s:
+            school = await schools.get_school_by_slug(s, DEMO_SLUG)
+        assert school is not None
+        yield base, app, school
+
+
+@asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[tuple[str, web.Application]]:
+    """`app` (made and adjusted by the caller) on a real port of 127.0.0.1."""
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
         yield str(server.make_url("")).rstrip("/"), app
     finally:
         await server.close()
+
+
+@asynccontextmanager
+async def serve_mini_app(settings: Settings) -> AsyncIterator[tuple[str, web.Application]]:
+    """The app with a bot token and a minimal Bot API behind it, as the Mini App needs."""
+    api = await fake_bot_api()
+    bot = settings.model_copy(
+        update={
+            "telegram_bot_token": TOKEN,
+            "telegram_webhook_secret": WEBHOOK_SECRET,
+            "telegram_api_base_url": str(api.make_url("/bot")),
+        }
+    )
+    try:
+        async with serve_app(bot) as served:
+            yield served
+    finally:
+        await api.close()
 
 
 @pytest.fixture(scope="session")

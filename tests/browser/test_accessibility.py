@@ -10,34 +10,26 @@ Screenshots land in tests/browser/screenshots/a11y-*.png (gitignored) for a huma
 
 from __future__ import annotations
 
-import json
-import secrets
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from backend.dashboard.passwords import hash_password
 from backend.web import keys
 from backend.web.app import create_app
-from backend.web.miniapp import sign_init_data
 from backend.web.settings import Settings
-from conversations import engine as E
-from conversations.banks import load_banks, parse_bank
+from conversations.banks import load_banks
 from conversations.model import load_model
-from conversations.roles import Role
 from storage import responses, schools
 from storage.models import Answer
-from tests.apptools import NUMBER_BANK_YAML, TOKEN, WEBHOOK_SECRET, seed_school
+from tests.apptools import add_responses, seed_school, with_number_bank
 from tests.browser.a11y import assert_clean, check_a11y
-from tests.browser.conftest import fake_bot_api, phone_context, serve_app
+from tests.browser.conftest import phone_page, serve, serve_app, serve_mini_app
+from tests.browser.support import log_in, mini_app_fragment, to_the_comment
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -61,17 +53,8 @@ async def title_unique(page: Any, titles: dict[str, str], state: str, found: lis
 @asynccontextmanager
 async def serve_number_app(settings: Settings) -> AsyncIterator[tuple[str, web.Application]]:
     """The app whose employer bank asks a number question first (no shipped bank does)."""
-    app = create_app(settings)
-    banks = [b for r, b in load_banks().items() if r != Role.EMPLOYER] + [
-        parse_bank(NUMBER_BANK_YAML)
-    ]
-    app[keys.SURVEY_ENGINE] = E.Engine.from_banks(banks, "1.0.0")
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/"), app
-    finally:
-        await server.close()
+    async with serve(with_number_bank(create_app(settings))) as served:
+        yield served
 
 
 async def test_web_chat_has_no_serious_violations(browser, sqlite_settings, screenshots):
@@ -81,8 +64,7 @@ async def test_web_chat_has_no_serious_violations(browser, sqlite_settings, scre
         seeded = await seed_school(
             app[keys.SESSIONMAKER], roles=["learner"], languages=["en", "hy", "uk"]
         )
-        ctx = await phone_context(browser, js=True)
-        page = await ctx.new_page()
+        ctx, page = await phone_page(browser, js=True)
         await page.goto(f"{base}/s/{seeded.invites['learner']}")
         await check_a11y(page, "chat-language-first", screenshots, found)
         await page.get_by_role("button", name="English").click()
@@ -109,12 +91,7 @@ async def test_web_chat_has_no_serious_violations(browser, sqlite_settings, scre
         await page.locator("#progress-label", has_text="Question 1 of").wait_for()
         assert await page.evaluate("document.documentElement.lang") == "en"
         # Answer through to the comment (a text question).
-        for _ in range(60):
-            if await page.locator("#card textarea").count():
-                break
-            label = await page.locator("#progress-label").inner_text()
-            await page.locator("#card form.choices button").first.click()
-            await page.locator("#progress-label", has_text=label).wait_for(state="detached")
+        await to_the_comment(page)
         await page.locator("#card textarea").fill("More company visits")
         await check_a11y(page, "chat-text-question", screenshots, found)
         await page.get_by_role("button", name="Send").click()
@@ -138,8 +115,7 @@ async def test_web_chat_number_question_and_notice(browser, sqlite_settings, scr
     found: list[str] = []
     async with serve_number_app(sqlite_settings) as (base, app):
         seeded = await seed_school(app[keys.SESSIONMAKER], roles=["employer"])
-        ctx = await phone_context(browser, js=True)
-        page = await ctx.new_page()
+        ctx, page = await phone_page(browser, js=True)
         await page.goto(f"{base}/s/{seeded.invites['employer']}")
         await page.get_by_role("button", name="Yes, I agree").click()
         await page.get_by_label("Type a number").wait_for()
@@ -160,39 +136,21 @@ async def test_web_chat_number_question_and_notice(browser, sqlite_settings, scr
 
 async def test_mini_app_has_no_serious_violations(browser, sqlite_settings, screenshots):
     found: list[str] = []
-    api = await fake_bot_api()
-    settings = sqlite_settings.model_copy(
-        update={
-            "telegram_bot_token": TOKEN,
-            "telegram_webhook_secret": WEBHOOK_SECRET,
-            "telegram_api_base_url": str(api.make_url("/bot")),
-        }
-    )
-    try:
-        async with serve_app(settings) as (base, app):
-            seeded = await seed_school(app[keys.SESSIONMAKER], roles=["graduate"])
-            ctx = await phone_context(browser, js=True)
-            page = await ctx.new_page()
-            await page.goto(f"{base}/app")
-            await page.get_by_text("It works only when opened from the survey bot").wait_for()
-            await check_a11y(page, "app-outside-telegram", screenshots, found)
-            fields = {
-                "user": json.dumps({"id": 5150, "first_name": "Ana"}),
-                "auth_date": str(int(time.time())),
-                "start_param": seeded.invites["graduate"],
-            }
-            fields["hash"] = sign_init_data(fields, TOKEN)
-            fragment = "tgWebAppData=" + quote(urlencode(fields)) + "&tgWebAppVersion=8.0"
-            page = await ctx.new_page()
-            await page.goto(f"{base}/app#{fragment}")
-            await page.get_by_role("button", name="Yes, I agree").wait_for()
-            await check_a11y(page, "app-consent", screenshots, found)
-            await page.get_by_role("button", name="Yes, I agree").click()
-            await page.locator("#progress-label").wait_for()
-            await check_a11y(page, "app-question", screenshots, found)
-            await ctx.close()
-    finally:
-        await api.close()
+    async with serve_mini_app(sqlite_settings) as (base, app):
+        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["graduate"])
+        ctx, page = await phone_page(browser, js=True)
+        await page.goto(f"{base}/app")
+        await page.get_by_text("It works only when opened from the survey bot").wait_for()
+        await check_a11y(page, "app-outside-telegram", screenshots, found)
+        fragment = mini_app_fragment(seeded.invites["graduate"])
+        page = await ctx.new_page()
+        await page.goto(f"{base}/app#{fragment}")
+        await page.get_by_role("button", name="Yes, I agree").wait_for()
+        await check_a11y(page, "app-consent", screenshots, found)
+        await page.get_by_role("button", name="Yes, I agree").click()
+        await page.locator("#progress-label").wait_for()
+        await check_a11y(page, "app-question", screenshots, found)
+        await ctx.close()
     assert_clean(found)
 
 
@@ -200,8 +158,7 @@ async def test_web_chat_by_keyboard_only(browser, sqlite_settings, screenshots):
     """Consent and three answers with Tab/Shift+Tab/Enter/Space; focus lands on each new card."""
     async with serve_app(sqlite_settings) as (base, app):
         seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
-        ctx = await phone_context(browser, js=True)
-        page = await ctx.new_page()
+        ctx, page = await phone_page(browser, js=True)
         await page.goto(f"{base}/s/{seeded.invites['learner']}")
         # The first Tab reaches the skip link; Enter on it moves on to the card.
         await page.keyboard.press("Tab")
@@ -253,18 +210,6 @@ async def test_web_chat_by_keyboard_only(browser, sqlite_settings, screenshots):
 # -- the dashboard -------------------------------------------------------------------------
 
 
-async def _answers(sm, cycle_id: int, role: str, tag: str, n: int, answers: dict[str, int]):
-    async with sm.begin() as s:
-        for _ in range(n):
-            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await responses.get_or_create_response(
-                s, r.id, cycle_id, role, tag, "1.0.0", "en", datetime.now(UTC)
-            )
-            for qid, value in answers.items():
-                await responses.upsert_answer(s, resp.id, qid, value=value)
-            await responses.set_status(s, resp.id, "completed")
-
-
 async def _dashboard_data(sm) -> tuple[int, str]:
     """A school with a coordinator and an admin, an open cycle with invites, self ratings and
     answers that make blind spots, hidden strengths and a suppressed group. -> (cycle, key)"""
@@ -291,10 +236,10 @@ async def _dashboard_data(sm) -> tuple[int, str]:
                 value = 4 if k in low else 0
                 await schools.upsert_self_rating(s, cycle.id, k, value=value, status="submitted")
     learner = {q: (1 if any(k in low for k in inds) else 4) for q, inds in qmap.items()}
-    await _answers(sm, cycle.id, "learner", banks["learner"].tag, 7, learner)
-    await _answers(sm, cycle.id, "learner", banks["learner"].tag, 1, {})  # started only
+    await add_responses(sm, cycle.id, "learner", banks["learner"].tag, 7, learner)
+    await add_responses(sm, cycle.id, "learner", banks["learner"].tag, 1, {})  # started only
     pq = await _parent_questions(sm, banks)
-    await _answers(sm, cycle.id, "parent", banks["parent"].tag, 2, pq)  # below the threshold
+    await add_responses(sm, cycle.id, "parent", banks["parent"].tag, 2, pq)  # below the threshold
     flagged = sorted(low)[0]
     return cycle.id, flagged
 
@@ -303,14 +248,6 @@ async def _parent_questions(sm, banks) -> dict[str, int]:
     async with sm() as s:
         qmap = await responses.question_map(s, banks["parent"].tag)
     return {q: 3 for q in qmap}
-
-
-async def _login(page: Any, base: str, email: str) -> None:
-    await page.goto(base + "/login")
-    await page.fill("input[name=email]", email)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("main button[type=submit]")
-    await page.wait_for_url("**/dashboard/**")
 
 
 async def _laptop(browser) -> Any:
@@ -335,7 +272,7 @@ async def test_dashboard_has_no_serious_violations(browser, sqlite_settings, scr
         await page.click("main button[type=submit]")
         await page.locator(".flash-error").wait_for()
         await check_a11y(page, "dash-login-error", screenshots, found)
-        await _login(page, base, EMAIL)
+        await log_in(page, base, EMAIL, PASSWORD)
         await page.goto(f"{base}/dashboard/schools/ogre-tech")
         await check_a11y(page, "dash-school", screenshots, found)
         await title_unique(page, titles, "school", found)
@@ -388,7 +325,7 @@ async def test_dashboard_has_no_serious_violations(browser, sqlite_settings, scr
         # The administrator's page.
         ctx = await _laptop(browser)
         page = await ctx.new_page()
-        await _login(page, base, ADMIN)
+        await log_in(page, base, ADMIN, PASSWORD)
         await page.goto(f"{base}/dashboard/admin")
         await check_a11y(page, "dash-admin", screenshots, found)
         await title_unique(page, titles, "admin", found)
@@ -428,7 +365,7 @@ async def test_dashboard_charts_have_alt_text_and_tables(browser, sqlite_setting
         cycle_id, flagged = await _dashboard_data(app[keys.SESSIONMAKER])
         ctx = await _laptop(browser)
         page = await ctx.new_page()
-        await _login(page, base, EMAIL)
+        await log_in(page, base, EMAIL, PASSWORD)
         c = f"{base}/dashboard/cycles/{cycle_id}"
         for url in (c, f"{c}/indicators/{flagged}"):
             await page.goto(url)
@@ -527,7 +464,7 @@ async def test_dashboard_in_armenian_and_ukrainian(browser, sqlite_settings, scr
         assert await page.get_attribute("html", "lang") == "hy"
         await page.get_by_role("heading", name=texts("hy").gettext("Log in")).wait_for()
         await check_a11y(page, "dash-hy-login", screenshots, found)
-        await _login(page, base, EMAIL)
+        await log_in(page, base, EMAIL, PASSWORD)
         await page.goto(f"{c}/self-assessment")
         hy_model = localized_model("hy")
         await page.get_by_text(hy_model.indicator("FL-1").text).first.wait_for()

@@ -11,8 +11,7 @@ Screenshots: tests/browser/screenshots/cert-<page>-<width>.png (gitignored).
 from __future__ import annotations
 
 import re
-import secrets
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,8 +21,10 @@ from backend.web import keys
 from conversations.banks import load_banks
 from storage import certification as store
 from storage import evidence_files, responses, schools
+from tests.apptools import add_response
 from tests.browser.a11y import assert_clean, check_a11y
 from tests.browser.conftest import serve_app
+from tests.browser.support import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -67,13 +68,14 @@ async def seed(sm, data_dir: Path | None = None) -> dict:
                 size_bytes=len(PLAN_PDF),
             )
         for i in range(10):
-            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await responses.get_or_create_response(
-                s, r.id, cycle.id, "learner", bank.tag, "1.0.0", "en", datetime.now(UTC)
+            await add_response(
+                s,
+                cycle.id,
+                "learner",
+                bank.tag,
+                answers={scale_q.id: 1 + i % 4},
+                comment=(text_q, f"{REMARK} {i}"),
             )
-            await responses.upsert_answer(s, resp.id, scale_q.id, value=1 + i % 4)
-            await responses.upsert_comment(s, resp.id, text_q, f"{REMARK} {i}")
-            await responses.set_status(s, resp.id, "completed")
         agency = await store.create_agency(s, "National QA Agency")
         other = await store.create_agency(s, "Other Agency")
         for aid, email, role in (
@@ -112,11 +114,7 @@ async def session(browser, base: str, email: str, width: int):
     )
     ctx.set_default_timeout(15000)
     page = await ctx.new_page()
-    await page.goto(base + "/login")
-    await page.fill("input[name=email]", email)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("main button[type=submit]")
-    await page.wait_for_url("**/dashboard/**")
+    await log_in(page, base, email, PASSWORD)
     return ctx, page
 
 

@@ -8,9 +8,6 @@ indicator-comments-<lang>-<width>.png (gitignored) for a human look.
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime
-
 import pytest
 
 from backend.dashboard.passwords import hash_password
@@ -18,9 +15,11 @@ from backend.demo import COMMENTS
 from backend.i18n import texts
 from backend.web import keys
 from conversations.model import load_model
-from storage import responses, schools
+from storage import schools
+from tests.apptools import add_response
 from tests.browser.a11y import assert_clean, check_a11y
 from tests.browser.conftest import serve_app
+from tests.browser.support import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -39,12 +38,7 @@ async def seed(sm) -> int:
         await schools.create_user(s, school.id, EMAIL, hash_password(PASSWORD))
         cycle = await schools.create_cycle(s, school.id, "2026/27", load_model().version)
         for text in [*COMMENTS, LONG]:
-            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await responses.get_or_create_response(
-                s, r.id, cycle.id, "learner", "learner@1", "1.0.0", "en", datetime.now(UTC)
-            )
-            await responses.upsert_comment(s, resp.id, "l22", text)
-            await responses.set_status(s, resp.id, "completed")
+            await add_response(s, cycle.id, "learner", "learner@1", comment=("l22", text))
     return cycle.id
 
 
@@ -64,11 +58,7 @@ async def test_comments_page_reads_well_everywhere(browser, sqlite_settings, scr
             )
             ctx.set_default_timeout(15000)
             page = await ctx.new_page()
-            await page.goto(base + "/login")
-            await page.fill("input[name=email]", EMAIL)
-            await page.fill("input[name=password]", PASSWORD)
-            await page.click("main button[type=submit]")
-            await page.wait_for_url("**/dashboard/**")
+            await log_in(page, base, EMAIL, PASSWORD)
             await page.goto(c)
             # From the cycle's navigation to the page.
             await page.locator(".subnav").get_by_role("link", name=tx.gettext("Comments")).click()

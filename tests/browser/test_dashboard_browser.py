@@ -7,8 +7,6 @@ watch the overview fill as answers arrive. Screenshots land in tests/browser/scr
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,30 +16,15 @@ from backend.web import keys
 from conversations.banks import load_banks
 from conversations.model import load_model
 from storage import responses, schools
+from tests.apptools import add_responses
 from tests.browser.conftest import serve_app
+from tests.browser.support import Watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 LAPTOP = {"width": 1366, "height": 768}
 EMAIL = "coordinator@school.example"
 PASSWORD = "a long enough password"
-
-
-class Watch:
-    """Console errors and requests leaving the app's origin (there must be none)."""
-
-    def __init__(self, page: Any, base: str) -> None:
-        self.base = base
-        self.foreign: list[str] = []
-        self.errors: list[str] = []
-        page.on(
-            "request",
-            lambda r: (
-                None if r.url.startswith((base, "data:", "about:")) else self.foreign.append(r.url)
-            ),
-        )
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
 
 
 async def wait_images(page: Any, selector: str) -> None:
@@ -54,19 +37,6 @@ async def wait_images(page: Any, selector: str) -> None:
     )
     ok = await page.eval_on_selector_all(selector, "imgs => imgs.map(i => i.naturalWidth > 0)")
     assert ok and all(ok), (selector, ok)
-
-
-async def answer(sm, cycle_id: int, tag: str, n: int, answers: dict[str, int]) -> None:
-    """n learners who completed the survey (as the runner would store them)."""
-    async with sm.begin() as s:
-        for _ in range(n):
-            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await responses.get_or_create_response(
-                s, r.id, cycle_id, "learner", tag, "1.0.0", "en", datetime.now(UTC)
-            )
-            for qid, value in answers.items():
-                await responses.upsert_answer(s, resp.id, qid, value=value)
-            await responses.set_status(s, resp.id, "completed")
 
 
 async def test_coordinator_runs_a_cycle(browser, sqlite_settings, screenshots):
@@ -169,7 +139,7 @@ async def test_coordinator_runs_a_cycle(browser, sqlite_settings, screenshots):
         assert (await row.locator('[data-f="completed"]').inner_text()) == "0"
 
         # Answers arrive: the rates update by themselves, then the results on refresh.
-        await answer(sm, cycle_id, bank.tag, 7, {qid: 1 for qid in questions})
+        await add_responses(sm, cycle_id, "learner", bank.tag, 7, {qid: 1 for qid in questions})
         await page.wait_for_function(
             """() => document.querySelector('tr[data-role="learner"] [data-f="completed"]')
                        .textContent === '7'""",
@@ -196,6 +166,5 @@ async def test_coordinator_runs_a_cycle(browser, sqlite_settings, screenshots):
         await wait_images(page, "figure.chart img")
         await page.screenshot(path=str(screenshots / "dashboard-08-indicator.png"), full_page=True)
 
-        assert watch.foreign == []
-        assert watch.errors == []
+        watch.check()
         await ctx.close()

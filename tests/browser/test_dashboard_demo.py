@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from backend.demo import ADMIN_EMAIL, DEMO_EMAIL, DEMO_PASSWORD, DEMO_SLUG, prepare_demo
+from backend.demo import ADMIN_EMAIL, DEMO_EMAIL, DEMO_PASSWORD, DEMO_SLUG
 from backend.web import keys
-from backend.web.settings import Settings
 from storage import schools
-from tests.apptools import make_settings
 from tests.browser.a11y import assert_clean, check_a11y
-from tests.browser.conftest import PHONE, serve_app
+from tests.browser.conftest import PHONE, serve_demo
+from tests.browser.support import log_in, too_wide
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -30,15 +28,8 @@ LAPTOP = {"width": 1366, "height": 768}
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def demo(tmp_path_factory) -> AsyncIterator[tuple[str, dict[str, int]]]:
     """The demo school served on a port: (base URL, {"current": id, "previous": id})."""
-    tmp: Path = tmp_path_factory.mktemp("demo")
-    settings: Settings = make_settings(
-        f"sqlite+aiosqlite:///{tmp / 'demo.db'}", data_dir=tmp / "data"
-    )
-    await prepare_demo(settings)
-    async with serve_app(settings) as (base, app):
+    async with serve_demo(tmp_path_factory.mktemp("demo")) as (base, app, school):
         async with app[keys.SESSIONMAKER]() as s:
-            school = await schools.get_school_by_slug(s, DEMO_SLUG)
-            assert school is not None
             cycles = await schools.list_cycles(s, school.id)
         ids = {("current" if c.status == "open" else "previous"): c.id for c in cycles}
         yield base, ids
@@ -51,11 +42,7 @@ async def login(
     ctx = await browser.new_context(viewport=viewport, locale="en-GB")
     ctx.set_default_timeout(30000)
     page = await ctx.new_page()
-    await page.goto(base + "/login")
-    await page.fill("input[name=email]", email)
-    await page.fill("input[name=password]", DEMO_PASSWORD)
-    await page.click("main button[type=submit]")
-    await page.wait_for_url("**/dashboard/**")
+    await log_in(page, base, email, DEMO_PASSWORD)
     await set_language(page, lang)
     return ctx, page
 
@@ -86,23 +73,6 @@ def coordinator_pages(ids: dict[str, int]) -> list[str]:
         "/dashboard/account/password",
         "/dashboard/clusters",
     ]
-
-
-async def too_wide(page: Any) -> list[str]:
-    """Elements that reach past the viewport's right edge outside any scroll box."""
-    return await page.evaluate(
-        """() => {
-          const w = window.innerWidth, out = [];
-          const scrolls = e => { for (let p = e.parentElement; p; p = p.parentElement) {
-            const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll') return true; }
-            return false; };
-          for (const e of document.querySelectorAll('body *')) {
-            const r = e.getBoundingClientRect();
-            if (r.right > w + 1 && !scrolls(e)) out.push(e.tagName + '.' + e.className + ' ' + Math.round(r.right));
-          }
-          return out.slice(0, 10);
-        }"""
-    )
 
 
 @pytest.mark.parametrize("lang", ["en", "hy"])

@@ -7,18 +7,17 @@ Screenshots land in tests/browser/screenshots/home-*.png (gitignored) for a huma
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from backend.demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SLUG, prepare_demo
+from backend.demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SLUG
 from backend.web import keys
 from storage import responses, schools
-from tests.apptools import make_settings
 from tests.browser.a11y import assert_clean, check_a11y
-from tests.browser.conftest import PHONE, serve_app
+from tests.browser.conftest import PHONE, serve_demo
+from tests.browser.support import too_wide
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -29,13 +28,8 @@ APP: dict[str, Any] = {}
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def demo(tmp_path_factory) -> AsyncIterator[tuple[str, int]]:
     """The demo school served on a port: (base URL, the open cycle's id); the app in APP."""
-    tmp: Path = tmp_path_factory.mktemp("home")
-    settings = make_settings(f"sqlite+aiosqlite:///{tmp / 'demo.db'}", data_dir=tmp / "data")
-    await prepare_demo(settings)
-    async with serve_app(settings) as (base, app):
+    async with serve_demo(tmp_path_factory.mktemp("home")) as (base, app, school):
         async with app[keys.SESSIONMAKER]() as s:
-            school = await schools.get_school_by_slug(s, DEMO_SLUG)
-            assert school is not None
             cycle = await schools.current_cycle(s, school.id)
         assert cycle is not None
         APP["app"] = app
@@ -56,26 +50,6 @@ async def login(browser: Any, base: str, viewport: dict[str, int], lang: str) ->
     await page.click("main button[type=submit]")
     await page.wait_for_url("**/dashboard/home")
     return ctx, page
-
-
-async def too_wide(page: Any) -> list[str]:
-    """The page's width beyond the viewport, and the elements that reach past its right edge
-    outside any scroll box (none: no page is wider than the screen)."""
-    return await page.evaluate(
-        """() => {
-          const w = document.documentElement.clientWidth, out = [];
-          if (document.documentElement.scrollWidth > w)
-            out.push('page ' + document.documentElement.scrollWidth + ' > ' + w);
-          const scrolls = e => { for (let p = e.parentElement; p; p = p.parentElement) {
-            const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll') return true; }
-            return false; };
-          for (const e of document.querySelectorAll('body *')) {
-            const r = e.getBoundingClientRect();
-            if (r.right > w + 1 && !scrolls(e)) out.push(e.tagName + '.' + e.className + ' ' + Math.round(r.right));
-          }
-          return out.slice(0, 10);
-        }"""
-    )
 
 
 @pytest.mark.parametrize("lang", ["en", "hy"])

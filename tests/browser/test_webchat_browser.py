@@ -5,43 +5,20 @@ Screenshots land in tests/browser/screenshots/ (gitignored) for a human look.
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import pytest
 from sqlalchemy import func, select
 
 from backend.web import keys
-from backend.web.miniapp import sign_init_data
 from storage.models import Answer, Comment, Response
-from tests.apptools import TOKEN, WEBHOOK_SECRET, seed_school
-from tests.browser.conftest import PHONE, fake_bot_api, phone_context, serve_app
+from tests.apptools import seed_school
+from tests.browser.conftest import PHONE, phone_page, serve_app, serve_mini_app
+from tests.browser.support import Watch, mini_app_fragment, to_the_comment
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 COMMENT = "More company visits, please <b>not</b> only in May"
-
-
-class Watch:
-    """Requests and console errors of one page: nothing may leave the app's origin."""
-
-    def __init__(self, page: Any, base: str) -> None:
-        self.base = base
-        self.foreign: list[str] = []
-        self.errors: list[str] = []
-        page.on("request", self._request)
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-
-    def _request(self, req: Any) -> None:
-        if not req.url.startswith(self.base) and not req.url.startswith("data:"):
-            self.foreign.append(req.url)
-
-    def check(self) -> None:
-        assert not self.foreign, self.foreign
-        assert not self.errors, self.errors
 
 
 async def db_counts(app) -> tuple[int, int, str]:
@@ -92,8 +69,7 @@ async def take_survey(page: Any, shots, prefix: str, *, js: bool) -> int:
 async def test_phone_survey_with_javascript(browser, sqlite_settings, screenshots):
     async with serve_app(sqlite_settings) as (base, app):
         seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
-        ctx = await phone_context(browser, js=True)
-        page = await ctx.new_page()
+        ctx, page = await phone_page(browser, js=True)
         watch = Watch(page, base)
         await page.goto(f"{base}/s/{seeded.invites['learner']}")
         assert page.url == f"{base}/chat"
@@ -129,8 +105,7 @@ async def test_phone_survey_with_javascript(browser, sqlite_settings, screenshot
 async def test_phone_survey_without_javascript(browser, sqlite_settings, screenshots):
     async with serve_app(sqlite_settings) as (base, app):
         seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
-        ctx = await phone_context(browser, js=False)
-        page = await ctx.new_page()
+        ctx, page = await phone_page(browser, js=False)
         watch = Watch(page, base)
         await page.goto(f"{base}/s/{seeded.invites['learner']}")
         await page.screenshot(path=screenshots / "nojs-1-consent.png", full_page=True)
@@ -145,48 +120,30 @@ async def test_phone_survey_without_javascript(browser, sqlite_settings, screens
 
 
 async def test_mini_app_at_phone_size(browser, sqlite_settings, screenshots):
-    api = await fake_bot_api()
-    settings = sqlite_settings.model_copy(
-        update={
-            "telegram_bot_token": TOKEN,
-            "telegram_webhook_secret": WEBHOOK_SECRET,
-            "telegram_api_base_url": str(api.make_url("/bot")),
-        }
-    )
-    try:
-        async with serve_app(settings) as (base, app):
-            seeded = await seed_school(app[keys.SESSIONMAKER], roles=["graduate"])
-            ctx = await phone_context(browser, js=True)
-            page = await ctx.new_page()
-            watch = Watch(page, base)
-            # Outside Telegram: the page explains what it is and offers the browser instead.
-            await page.goto(f"{base}/app?startapp={seeded.invites['graduate']}")
-            await page.get_by_text("It works only when opened from the survey bot").wait_for()
-            await page.get_by_role("link", name="Answer in the browser").click()
-            await page.get_by_role("button", name="Yes, I agree").wait_for()
-            assert page.url == f"{base}/chat"
-            # Inside Telegram the client passes initData in the URL fragment.
-            fields = {
-                "user": json.dumps({"id": 5150, "first_name": "Ana"}),
-                "auth_date": str(int(time.time())),
-                "start_param": seeded.invites["graduate"],
-            }
-            fields["hash"] = sign_init_data(fields, TOKEN)
-            fragment = "tgWebAppData=" + quote(urlencode(fields)) + "&tgWebAppVersion=8.0"
-            page = await ctx.new_page()  # a fresh load (a new fragment alone would not reload)
-            watch = Watch(page, base)
-            await page.goto(f"{base}/app#{fragment}")
-            await page.get_by_role("button", name="Yes, I agree").click()
-            await page.get_by_role("button", name="Working").click()
-            await page.locator("#progress-label", has_text="Question 2 of").wait_for()
-            await page.screenshot(path=screenshots / "app-1-question.png")
-            watch.check()
-            runner = app[keys.SURVEY]
-            state = await runner.load_state(runner.subject("telegram", 5150))
-            assert state["ans"] == {"now": "c:working"}
-            await ctx.close()
-    finally:
-        await api.close()
+    async with serve_mini_app(sqlite_settings) as (base, app):
+        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["graduate"])
+        ctx, page = await phone_page(browser, js=True)
+        watch = Watch(page, base)
+        # Outside Telegram: the page explains what it is and offers the browser instead.
+        await page.goto(f"{base}/app?startapp={seeded.invites['graduate']}")
+        await page.get_by_text("It works only when opened from the survey bot").wait_for()
+        await page.get_by_role("link", name="Answer in the browser").click()
+        await page.get_by_role("button", name="Yes, I agree").wait_for()
+        assert page.url == f"{base}/chat"
+        # Inside Telegram the client passes initData in the URL fragment.
+        fragment = mini_app_fragment(seeded.invites["graduate"])
+        page = await ctx.new_page()  # a fresh load (a new fragment alone would not reload)
+        watch = Watch(page, base)
+        await page.goto(f"{base}/app#{fragment}")
+        await page.get_by_role("button", name="Yes, I agree").click()
+        await page.get_by_role("button", name="Working").click()
+        await page.locator("#progress-label", has_text="Question 2 of").wait_for()
+        await page.screenshot(path=screenshots / "app-1-question.png")
+        watch.check()
+        runner = app[keys.SURVEY]
+        state = await runner.load_state(runner.subject("telegram", 5150))
+        assert state["ans"] == {"now": "c:working"}
+        await ctx.close()
 
 
 async def test_a_shared_phone_forgets_the_survey(browser, sqlite_settings, screenshots):
@@ -197,8 +154,7 @@ async def test_a_shared_phone_forgets_the_survey(browser, sqlite_settings, scree
     found: list[str] = []
     async with serve_app(sqlite_settings) as (base, app):
         seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
-        ctx = await phone_context(browser, js=True)
-        page = await ctx.new_page()
+        ctx, page = await phone_page(browser, js=True)
         watch = Watch(page, base)
         # Someone answers two questions and walks away.
         await page.goto(f"{base}/s/{seeded.invites['learner']}")
@@ -248,16 +204,6 @@ async def test_a_shared_phone_forgets_the_survey(browser, sqlite_settings, scree
     assert_clean(found)
 
 
-async def _to_the_comment(page: Any) -> None:
-    for _ in range(60):
-        if await page.locator("#card textarea").count():
-            return
-        label = await page.locator("#progress-label").inner_text()
-        await page.locator("#card form.choices button").first.click()
-        await page.locator("#progress-label", has_text=label).wait_for(state="detached")
-    raise AssertionError("no free-text question")
-
-
 async def test_a_long_paste_is_kept_whole_and_the_limit_said(browser, sqlite_settings, screenshots):
     """10,000 characters pasted into the comment box: nothing is cut; the counter says how
     many too many; Send says why it cannot be taken and leaves the text in the box. Without
@@ -269,13 +215,12 @@ async def test_a_long_paste_is_kept_whole_and_the_limit_said(browser, sqlite_set
     async with serve_app(sqlite_settings) as (base, app):
         seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
         for js in (True, False):
-            ctx = await phone_context(browser, js=js)
-            page = await ctx.new_page()
+            ctx, page = await phone_page(browser, js=js)
             watch = Watch(page, base)
             await page.goto(f"{base}/s/{seeded.invites['learner']}")
             await page.get_by_role("button", name="Yes, I agree").click()
             await page.locator("#card progress").wait_for()
-            await _to_the_comment(page)
+            await to_the_comment(page)
             box = page.locator("#answer")
             await box.fill(long_text)  # as a paste: the whole value at once
             assert await box.input_value() == long_text  # not cut to 1,000
@@ -315,8 +260,7 @@ async def test_the_phones_back_button_goes_to_the_previous_question(
     a second Back leaves."""
     async with serve_app(sqlite_settings) as (base, app):
         seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
-        ctx = await phone_context(browser, js=True)
-        page = await ctx.new_page()
+        ctx, page = await phone_page(browser, js=True)
         watch = Watch(page, base)
         await page.goto(f"{base}/privacy")  # where the person came from
         await page.goto(f"{base}/s/{seeded.invites['learner']}")

@@ -4,7 +4,7 @@ a branch, a number and a short free text. For the engine's own tests and its fuz
 
 from __future__ import annotations
 
-from conversations.banks import parse_bank
+from conversations.banks import Bank, parse_bank
 
 BANK_YAML = """
 role: graduate
@@ -27,3 +27,30 @@ questions:
 """
 
 BANK = parse_bank(BANK_YAML)
+
+
+def number_bank(
+    text: str = "How many learners did you take on as interns this year?",
+    number: str = "{min: 0, max: 500}",
+) -> Bank:
+    """An employer bank that asks a number first, then one scale: no shipped bank asks for
+    a number, so the tests of number questions swap the employer bank for this one."""
+    return parse_bank(
+        f"""
+role: employer
+version: 9
+model_version: "1.0.0"
+title: "Numbers"
+intro: "A test bank."
+minutes: 1
+questions:
+  - id: n1
+    kind: number
+    text: "{text}"
+    number: {number}
+  - id: e1
+    text: "The school keeps in touch with us."
+    scale: AGM
+    indicators: [CC-2]
+"""
+    )

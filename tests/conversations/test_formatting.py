@@ -7,8 +7,8 @@ from datetime import date, datetime
 import pytest
 
 from conversations import engine as E
-from conversations.banks import parse_bank
 from conversations.i18n import Translator, format_date, format_number, parse_number
+from tests.conversations.support import number_bank
 
 NBSP = "\u00a0"
 
@@ -88,25 +88,7 @@ def test_every_formatted_number_reads_back():
             assert parse_number(lang, format_number(lang, x)) == x, (lang, x)
 
 
-BANK = parse_bank(
-    """
-role: employer
-version: 9
-model_version: "1.0.0"
-title: "Numbers"
-intro: "A test bank."
-minutes: 1
-questions:
-  - id: n1
-    kind: number
-    text: "How many hours a week?"
-    number: {min: 0, max: 1500, integer: false}
-  - id: e1
-    text: "The school keeps in touch with us."
-    scale: AGM
-    indicators: [CC-2]
-"""
-)
+BANK = number_bank("How many hours a week?", "{min: 0, max: 1500, integer: false}")
 INVITE = E.InviteInfo(
     code="c0de",
     invite_id=1,

@@ -44,11 +44,8 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def fake_api() -> AsyncIterator[FakeBotAPI]:
-    fake = await FakeBotAPI().start()
-    try:
+    async with FakeBotAPI() as fake:
         yield fake
-    finally:
-        await fake.close()
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@ and every run tries the same inputs (`settings.get_profile("fuzz")`)."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Phase, given, settings
@@ -50,3 +52,13 @@ JSON = st.recursive(
     ),
     max_leaves=12,
 )
+
+
+def replaced(obj: Any, path: Sequence[Any], value: Any) -> Any:
+    """A deep copy of a JSON-like `obj` with the value at `path` (keys and indexes) replaced."""
+    new = copy.deepcopy(obj)
+    target = new
+    for p in path[:-1]:
+        target = target[p]
+    target[path[-1]] = value
+    return new

@@ -7,7 +7,6 @@ up front with the fixed "fuzz" profile and posted one by one.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
@@ -24,8 +23,8 @@ from bot import callback
 from tests.apptools import TOKEN, db_url_of
 from tests.bot.conftest import Bench, open_bench
 from tests.bot.fakebot import FakeBotAPI
-from tests.bot.walker import button, dump_storage
-from tests.fuzz.support import JSON, examples
+from tests.bot.walker import dump_storage, start_and_consent
+from tests.fuzz.support import JSON, examples, replaced
 
 OK = {200, 400, 403, 413, 415}
 
@@ -38,13 +37,12 @@ def db_url(tmp_path: Any) -> str:
 
 @pytest.fixture
 async def bench(db_engine: Any) -> AsyncIterator[Bench]:
-    fake = await FakeBotAPI().start()
     storage = {"database_url": db_url_of(db_engine)}
-    try:
-        async with open_bench(storage, fake, settings={"public_url": "https://x.example"}) as b:
-            yield b
-    finally:
-        await fake.close()
+    async with (
+        FakeBotAPI() as fake,
+        open_bench(storage, fake, settings={"public_url": "https://x.example"}) as b,
+    ):
+        yield b
 
 
 @pytest.fixture
@@ -70,17 +68,6 @@ def unhandled(records: Any) -> list[str]:
     ]
 
 
-async def consented(bench: Bench, role: str = "graduate") -> Any:
-    tg, fake = bench.tg, bench.fake
-    user = tg.user()
-    assert await tg.send(user, f"/start {bench.seeded.invites[role]}") == [200]
-    await tg.settle(user)
-    card = fake.card(user.id)
-    assert await tg.tap(user, card, button(card, callback.CONSENT, "yes")) == [200]
-    await tg.settle(user)
-    return user
-
-
 # -- the webhook --------------------------------------------------------------------------
 
 
@@ -95,18 +82,9 @@ def paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
-def replaced(obj: Any, path: tuple[Any, ...], value: Any) -> Any:
-    new = copy.deepcopy(obj)
-    target = new
-    for p in path[:-1]:
-        target = target[p]
-    target[path[-1]] = value
-    return new
-
-
 async def test_webhook_arbitrary_json_and_wrong_types(bench: Bench, errors: Any) -> None:
     tg = bench.tg
-    user = await consented(bench)
+    user = await start_and_consent(bench, "graduate")
     templates = [
         tg.message(user, "hello"),
         tg.message(user, "/start abc"),
@@ -132,7 +110,7 @@ def caplog_records(errors: Any) -> list[logging.LogRecord]:
 
 async def test_webhook_unicode_huge_and_deep(bench: Bench, errors: Any) -> None:
     tg = bench.tg
-    user = await consented(bench)
+    user = await start_and_consent(bench, "graduate")
     texts = examples(st.text(min_size=1, max_size=300), 40)
     texts += ["\u0000", "\ud800 lone surrogate", "🙂" * 2000, "a" * 5000, "\u202e RTL", "x\r\ny"]
     for text in texts:
@@ -152,7 +130,7 @@ async def test_webhook_unicode_huge_and_deep(bench: Bench, errors: Any) -> None:
 async def test_forged_callback_data_changes_nothing(bench: Bench, errors: Any) -> None:
     """Another question's id, another bank, another person's card, overlong, garbage."""
     tg = bench.tg
-    victim = await consented(bench, "graduate")
+    victim = await start_and_consent(bench, "graduate")
     stranger = tg.user()  # never started: has nothing to answer
     state = await bench.survey.load_state(bench.subject(victim))
     bank, pos = state["bank"], state["pos"]

@@ -79,6 +79,20 @@ FILTERS = {
 ALIASES = {"request_id": "evidence_request", "round_id": "cert_round"}
 
 
+def a_path_values(w: World) -> dict[str, str]:
+    """School A's value for each common path parameter (a route's others: `ids_in_table`)."""
+    return {
+        "slug": w.a.slug,
+        "cycle_id": str(w.a.cycle_id),
+        "invite_id": str(w.a.invite_ids[0]),
+        "evidence_id": str(w.a.evidence_ids[0]),
+        "key": "VL-1",
+        "dim": "1",
+        "fmt": "csv",
+        "code": w.a.invite_codes[0],
+    }
+
+
 def params(route: Any) -> list[str]:
     info = route.resource.get_info() if route.resource else {}
     return re.findall(r"{(\w+)}", info.get("formatter", ""))

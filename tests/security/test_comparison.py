@@ -204,8 +204,7 @@ async def test_many_new_respondents_from_one_network_wait(survey: Survey, fake_i
             await take_survey(pad, shared, parent(4))
     async with web_user(survey.client) as pad:  # the next one from that network waits ...
         pad.headers["X-Test-Ip"] = "203.0.113.9"
-        await pad.get(f"/s/{shared}")
-        await pad.tap("yes")
+        await pad.start(shared)
         assert T("invite.busy") in pad.text()
         assert pad.question_id() is None
     async with web_user(survey.client) as other:  # ... another network does not

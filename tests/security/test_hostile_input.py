@@ -21,6 +21,7 @@ from aiohttp import FormData
 from backend.dashboard import views_account
 from tests.security.bench import PASSWORD, World, csrf_of, login, session_csrf
 from tests.security.sweep import (
+    a_path_values,
     area,
     ids_in_table,
     params,
@@ -212,16 +213,7 @@ EVIL = "a\x00b"
 
 async def own_ids(w: World) -> dict[str, str]:
     """Our values for every path parameter of the app (school A's)."""
-    ids = {
-        "slug": w.a.slug,
-        "cycle_id": str(w.a.cycle_id),
-        "invite_id": str(w.a.invite_ids[0]),
-        "evidence_id": str(w.a.evidence_ids[0]),
-        "key": "VL-1",
-        "dim": "1",
-        "fmt": "csv",
-        "code": w.a.invite_codes[0],
-    }
+    ids = a_path_values(w)
     for route in w.app.router.routes():
         for n in params(route):
             if n not in ids:

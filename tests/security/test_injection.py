@@ -14,7 +14,16 @@ import pytest
 from aiohttp import FormData
 
 from tests.security.bench import B_MARK, World, login, session_csrf
-from tests.security.sweep import FILTERS, FORM, PUBLIC, RESPONDENT, ids_in_table, params, snapshot
+from tests.security.sweep import (
+    FILTERS,
+    FORM,
+    PUBLIC,
+    RESPONDENT,
+    a_path_values,
+    ids_in_table,
+    params,
+    snapshot,
+)
 
 SQLI = ["' OR 1=1 --", '1;DROP TABLE answer;" UNION SELECT email FROM user_account --']
 SLOW_SUFFIXES = (".pdf", ".svg", ".png", ".xlsx", "/compare")
@@ -23,16 +32,7 @@ SLOW_SUFFIXES = (".pdf", ".svg", ".png", ".xlsx", "/compare")
 async def _paths(w: World, route: Any, payload: str, ids: dict[str, str]) -> list[str]:
     """The route with our ids, and with the payload in each free-text path segment."""
     names = params(route)
-    own: dict[str, str] = ids | {
-        "slug": w.a.slug,
-        "cycle_id": str(w.a.cycle_id),
-        "invite_id": str(w.a.invite_ids[0]),
-        "evidence_id": str(w.a.evidence_ids[0]),
-        "key": "VL-1",
-        "dim": "1",
-        "fmt": "csv",
-        "code": w.a.invite_codes[0],
-    }
+    own = ids | a_path_values(w)
     if not names:
         return [route.resource.canonical]
     paths = [route.resource.url_for(**{n: own[n] for n in names}).path]

@@ -105,8 +105,7 @@ async def test_failed_writes_log_no_respondent_text(
         telegram_user, _qid = await walk_to_text_question(bench)
         app_user, app_qid = await walk_to_text_question(bench, role="parent")
         async with web_user(bench.client) as web:
-            await web.get(f"/s/{bench.seeded.invites['learner']}")
-            await web.tap(E.YES)
+            await web.start(bench.seeded.invites["learner"])
             while not web.has_typed_input():
                 await web.tap(E.SKIP if "skip" in web.choices() else "4")
             await refuse_comments(bench, errcode)

@@ -18,7 +18,6 @@ from backend.dashboard import auth
 from backend.dashboard.passwords import hash_password
 from backend.web import keys
 from backend.web.logs import JsonFormatter
-from conversations import engine as E
 from storage import schools
 from storage.models import Answer, Response
 from tests.bot.conftest import fake_api, open_bench, storage  # noqa: F401 (fixtures)
@@ -59,8 +58,7 @@ async def test_no_raw_telegram_id_or_username_anywhere(storage, fake_api, caplog
         assert card is not None
         # One more through the web chat.
         async with web_user(bench.client) as user:
-            await user.get(f"/s/{bench.seeded.invites['teacher']}")
-            await user.tap(E.YES)
+            await user.start(bench.seeded.invites["teacher"])
             await answer_everything(user, text="Our careers week helps")
         # The exports of the cycle, fetched by its coordinator.
         async with bench.app_sessionmaker.begin() as s:

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import inspect, text
 
 from storage import migrate
 from storage.db import create_engine
 from storage.models import Base
-from tests.storage.support import diff, drop_everything, table_names
-
-
-@pytest.fixture
-async def empty_db_url(db_url: str):
-    """`db_url` with no tables before and after (the PostgreSQL database is shared per run)."""
-    await drop_everything(db_url)
-    yield db_url
-    await drop_everything(db_url)
+from tests.storage.support import diff, table_names
 
 
 async def test_upgrade_matches_models_and_downgrade_undoes_it(empty_db_url: str) -> None:

@@ -6,15 +6,14 @@ Shared by the certification tests (HTTP and browser)."""
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from conversations.banks import load_banks
 from storage import certification as store
-from storage import responses, schools
+from storage import schools
 from storage.clusters import add_cluster_member, create_cluster
-from tests.apptools import Seeded, seed_school
+from tests.apptools import Seeded, add_response, seed_school
 from tests.backend.dashboard.support import add_user, login, post_form
 from tests.backend.reporting.support import learners_answer, mapped_key
 
@@ -40,12 +39,9 @@ async def learners_write(sm, cycle_id: int, n: int) -> None:
     text_q = next(q.id for q in bank.questions if str(q.kind) == "text")
     async with sm.begin() as s:
         for i in range(n):
-            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await responses.get_or_create_response(
-                s, r.id, cycle_id, "learner", bank.tag, "1.0.0", "en", datetime.now(UTC)
+            await add_response(
+                s, cycle_id, "learner", bank.tag, comment=(text_q, f"{SECRET_REMARK} {i}")
             )
-            await responses.upsert_comment(s, resp.id, text_q, f"{SECRET_REMARK} {i}")
-            await responses.set_status(s, resp.id, "completed")
 
 
 def round_id_in(location: str) -> int:

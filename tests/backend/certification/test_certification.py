@@ -14,7 +14,6 @@ from types import SimpleNamespace
 
 import pytest
 import segno
-from alembic.script import ScriptDirectory
 from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -28,10 +27,9 @@ from backend.certification.service import (
 )
 from backend.web import keys
 from storage import certification as store
-from storage import migrate
 from storage.db import create_engine
 from storage.models import Decision
-from tests.apptools import db_url_of, make_settings, running_app
+from tests.apptools import running_app
 from tests.backend.certification.support import (
     SECRET_REMARK,
     SECRET_SELF,
@@ -43,7 +41,7 @@ from tests.backend.certification.support import (
 from tests.backend.dashboard.support import api_headers, login, post_form
 from tests.backend.reporting.support import pdf_text
 from tests.conftest import unavailable
-from tests.storage.support import diff, drop_everything, table_names
+from tests.storage.support import migration_up_and_down
 
 NEW_TABLES = {
     "agency",
@@ -144,24 +142,9 @@ def test_certificate_state():
 # --- the migration -------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def empty_db_url(db_url: str):
-    await drop_everything(db_url)
-    yield db_url
-    await drop_everything(db_url)
-
-
 async def test_certification_migration_up_and_down(empty_db_url: str):
     url = empty_db_url
-    script = ScriptDirectory.from_config(migrate.alembic_config())
-    ours = next(r for r in script.walk_revisions() if "certification" in r.path)
-    await migrate.upgrade(url)
-    assert await table_names(url) >= NEW_TABLES
-    assert await diff(url) == []
-    await migrate.downgrade(url, ours.down_revision)
-    assert not NEW_TABLES & await table_names(url)
-    await migrate.upgrade(url)
-    assert await diff(url) == []
+    await migration_up_and_down(url, "certification", NEW_TABLES)
     if url.startswith("postgresql"):  # the trail is append-only in the database itself
         engine = create_engine(url)
         try:
@@ -202,11 +185,6 @@ def qr_in_pdf(body: bytes, tmp_path) -> list[list[bool]]:
         [image.getpixel((8 * (x + 2) + 4, 8 * (y + 2) + 4)) < 128 for x in range(size)]
         for y in range(size)
     ]
-
-
-@pytest.fixture
-def settings(db_engine, tmp_path):
-    return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
 
 
 async def test_submission_is_frozen_gated_versioned_and_hashed(settings):

@@ -6,23 +6,16 @@ from __future__ import annotations
 import re
 from datetime import date
 
-import pytest
-
 from backend.i18n import LABELS
 from backend.reporting.exports import report_pdf
 from backend.web import keys
 from storage import schools
 from storage.models import ActionItem
 from storage.schools import ACTION_STATUSES
-from tests.apptools import db_url_of, make_settings, running_app, seed_school
+from tests.apptools import running_app, seed_school
 from tests.backend.dashboard.support import add_user, csrf_of, login, post_form
 from tests.backend.reporting.sample import build_sample_reports
 from tests.backend.reporting.support import learners_answer, mapped_key, pdf_text
-
-
-@pytest.fixture
-def settings(db_engine, tmp_path):
-    return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
 
 
 async def setup_two(client):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
-from datetime import UTC, datetime
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -15,7 +13,7 @@ from conversations.banks import load_banks
 from conversations.model import load_model
 from storage import migrate, responses, schools
 from storage.clusters import list_feedback
-from tests.apptools import db_url_of, make_settings, running_app
+from tests.apptools import add_response, running_app
 from tests.backend.dashboard.support import (
     api_headers,
     cluster_row,
@@ -25,7 +23,7 @@ from tests.backend.dashboard.support import (
     post_form,
 )
 from tests.backend.reporting.support import learners_answer, mapped_key
-from tests.storage.support import diff, drop_everything, table_names
+from tests.storage.support import migration_up_and_down
 
 NEW_TABLES = {"cluster", "cluster_member", "peer_feedback", "action_item"}
 
@@ -38,25 +36,8 @@ def test_migrations_have_a_single_head():
     assert len(heads) == 1, heads
 
 
-@pytest.fixture
-async def empty_db_url(db_url: str):
-    await drop_everything(db_url)
-    yield db_url
-    await drop_everything(db_url)
-
-
 async def test_cluster_migration_up_and_down(empty_db_url: str):
-    url = empty_db_url
-    script = ScriptDirectory.from_config(migrate.alembic_config())
-    ours = next(r for r in script.walk_revisions() if "clusters_actions" in r.path)
-    await migrate.upgrade(url)
-    assert await table_names(url) >= NEW_TABLES
-    assert await diff(url) == []
-    await migrate.downgrade(url, ours.down_revision)
-    assert not NEW_TABLES & await table_names(url)
-    await migrate.upgrade(url)
-    assert await table_names(url) >= NEW_TABLES
-    assert await diff(url) == []
+    await migration_up_and_down(empty_db_url, "clusters_actions", NEW_TABLES)
 
 
 # --- the cluster median (pure) -----------------------------------------------------------
@@ -144,11 +125,6 @@ def test_school_labels_anonymise_unreadable_schools():
 
 
 # --- peer access on the app ----------------------------------------------------------------
-
-
-@pytest.fixture
-def settings(db_engine, tmp_path):
-    return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
 
 
 async def test_peer_reads_cluster_schools_without_raw_answers_or_comments(settings):
@@ -275,24 +251,28 @@ async def add_more_learners_with_comments(sm, cycle_id: int, n: int) -> None:
     text_q = next(q.id for q in bank.questions if str(q.kind) == "text")
     async with sm.begin() as s:
         for i in range(n):
-            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await responses.get_or_create_response(
-                s, r.id, cycle_id, "learner", tag, "1.0.0", "en", datetime.now(UTC)
+            await add_response(
+                s, cycle_id, "learner", tag, comment=(text_q, f"hidden learner remark {i}")
             )
-            await responses.upsert_comment(s, resp.id, text_q, f"hidden learner remark {i}")
-            await responses.set_status(s, resp.id, "completed")
+
+
+async def rated_cluster(client):
+    """`four_schools` whose members rate one mapped indicator: north 4, south 2, east 3
+    (median 3). -> (seeded, cluster, question id, indicator key)"""
+    sm = client.app[keys.SESSIONMAKER]
+    seeded, cluster = await four_schools(client)
+    qid, key = await mapped_key(sm)
+    for slug, value in (("north", 4), ("south", 2), ("east", 3)):
+        async with sm.begin() as s:
+            await schools.upsert_self_rating(s, seeded[slug].cycle_id, key, value=value)
+    return seeded, cluster, qid, key
 
 
 async def test_cluster_view_on_the_app(settings):
     async with running_app(settings) as client:
         sm = client.app[keys.SESSIONMAKER]
-        seeded, cluster = await four_schools(client)
-        qid, key = await mapped_key(sm)
-        # Self ratings: north 4, south 2, east 3 -> median 3. Learners: north and south shown
-        # (5 each), east suppressed (2) -> fewer than 3 schools.
-        for slug, value in (("north", 4), ("south", 2), ("east", 3)):
-            async with sm.begin() as s:
-                await schools.upsert_self_rating(s, seeded[slug].cycle_id, key, value=value)
+        seeded, cluster, qid, key = await rated_cluster(client)
+        # Learners: north and south shown (5 each), east suppressed (2) -> fewer than 3 schools.
         await learners_answer(sm, seeded["north"].cycle_id, qid, [4, 4, 4, 3, 3])
         await learners_answer(sm, seeded["south"].cycle_id, qid, [1, 1, 2, 2, 2])
         await learners_answer(sm, seeded["east"].cycle_id, qid, [0, 0])
@@ -345,11 +325,7 @@ async def test_the_cluster_view_compares_one_round(settings):
     a school a year ahead is not set beside the others' previous year."""
     async with running_app(settings) as client:
         sm = client.app[keys.SESSIONMAKER]
-        seeded, cluster = await four_schools(client)
-        _qid, key = await mapped_key(sm)
-        for slug, value in (("north", 4), ("south", 2), ("east", 3)):
-            async with sm.begin() as s:
-                await schools.upsert_self_rating(s, seeded[slug].cycle_id, key, value=value)
+        seeded, cluster, _qid, key = await rated_cluster(client)
         async with sm.begin() as s:  # north and south run a second cycle; east does not yet
             for slug, value in (("north", 1), ("south", 1)):
                 newer = await schools.create_cycle(

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import io
 import re
-import secrets
-from datetime import UTC, datetime
 
-import pytest
 from openpyxl import load_workbook
 
 from backend.web import keys
 from conversations.banks import load_banks
 from conversations.roles import Role
 from storage import clusters, responses
-from tests.apptools import db_url_of, make_settings, running_app, seed_school
+from tests.apptools import add_response, running_app, seed_school
 from tests.backend.dashboard.support import add_user, login
 from tests.backend.reporting.support import pdf_text
 
@@ -30,30 +27,24 @@ LEARNER_TEXTS = [f"The internship fair number {i} helped me" for i in range(10)]
 PARENT_TEXTS = ["A parent's secret remark", "Another parent wrote this", "A third parent"]
 
 
-@pytest.fixture
-def settings(db_engine, tmp_path):
-    return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
-
-
 async def write(sm, cycle_id: int, role: str, qid: str, texts: list[str]) -> None:
     """One completed response per text, each with its free-text answer."""
     async with sm.begin() as s:
         for text in texts:
-            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await responses.get_or_create_response(
-                s, r.id, cycle_id, role, f"{role}@1", "1.0.0", "en", datetime.now(UTC)
-            )
-            await responses.upsert_comment(s, resp.id, qid, text)
-            await responses.set_status(s, resp.id, "completed")
+            await add_response(s, cycle_id, role, f"{role}@1", comment=(qid, text))
 
 
-async def school_with_comments(client):
+async def school_with_comments(client, *, log_in: bool = False):
+    """Our school and theirs with free texts; `log_in`: as our coordinator."""
     sm = client.app[keys.SESSIONMAKER]
     ours = await seed_school(sm, slug="ours", name="Our School", roles=["learner", "parent"])
     theirs = await seed_school(sm, slug="theirs", name="Their School", roles=["learner"])
     await write(sm, ours.cycle_id, "learner", "l22", LEARNER_TEXTS)
     await write(sm, ours.cycle_id, "parent", "pa18", PARENT_TEXTS)
     await write(sm, theirs.cycle_id, "learner", "l22", LEARNER_TEXTS)
+    if log_in:
+        await add_user(client, "coord@ours.example", ours.school_id)
+        assert (await login(client, "coord@ours.example")).status == 303
     return ours, theirs
 
 
@@ -63,9 +54,7 @@ def quoted(page: str) -> list[str]:
 
 async def test_comments_page_shows_released_texts_by_question_and_group(settings):
     async with running_app(settings) as client:
-        ours, _theirs = await school_with_comments(client)
-        await add_user(client, "coord@ours.example", ours.school_id)
-        assert (await login(client, "coord@ours.example")).status == 303
+        ours, _theirs = await school_with_comments(client, log_in=True)
         base = f"/dashboard/cycles/{ours.cycle_id}"
 
         overview = await (await client.get(base)).text()
@@ -91,9 +80,7 @@ async def test_comments_page_shows_released_texts_by_question_and_group(settings
 
 async def test_search_filters_server_side(settings):
     async with running_app(settings) as client:
-        ours, _ = await school_with_comments(client)
-        await add_user(client, "coord@ours.example", ours.school_id)
-        assert (await login(client, "coord@ours.example")).status == 303
+        ours, _ = await school_with_comments(client, log_in=True)
         url = f"/dashboard/cycles/{ours.cycle_id}/comments"
 
         page = await (await client.get(url, params={"q": "CAREERS teacher"})).text()
@@ -135,10 +122,8 @@ async def test_below_the_threshold_nothing_is_shown(settings):
 
 async def test_another_schools_cycle_is_404_and_a_peer_reviewer_is_refused(settings, tmp_path):
     async with running_app(settings) as client:
-        ours, theirs = await school_with_comments(client)
+        ours, theirs = await school_with_comments(client, log_in=True)
         sm = client.app[keys.SESSIONMAKER]
-        await add_user(client, "coord@ours.example", ours.school_id)
-        assert (await login(client, "coord@ours.example")).status == 303
         resp = await client.get(f"/dashboard/cycles/{theirs.cycle_id}/comments")
         assert resp.status == 404
         assert "internship" not in await resp.text()
@@ -176,9 +161,7 @@ async def test_another_schools_cycle_is_404_and_a_peer_reviewer_is_refused(setti
 
 async def test_indicator_pages_of_the_evidenced_indicators_show_the_comments(settings):
     async with running_app(settings) as client:
-        ours, _ = await school_with_comments(client)
-        await add_user(client, "coord@ours.example", ours.school_id)
-        assert (await login(client, "coord@ours.example")).status == 303
+        ours, _ = await school_with_comments(client, log_in=True)
         base = f"/dashboard/cycles/{ours.cycle_id}"
         page = await (await client.get(base + "/indicators/ME-5")).text()
         assert "What respondents wrote" in page
@@ -204,9 +187,7 @@ async def test_free_text_questions_are_evidence_never_scored(settings):
 async def test_the_exports_carry_the_comments(settings, tmp_path):
     """The coordinator's XLSX has a Comments sheet and the PDF a section with the texts."""
     async with running_app(settings) as client:
-        ours, _ = await school_with_comments(client)
-        await add_user(client, "coord@ours.example", ours.school_id)
-        assert (await login(client, "coord@ours.example")).status == 303
+        ours, _ = await school_with_comments(client, log_in=True)
         base = f"/dashboard/cycles/{ours.cycle_id}"
         xlsx = await client.get(base + "/export.xlsx")
         ws = load_workbook(io.BytesIO(await xlsx.read()))["Comments"]

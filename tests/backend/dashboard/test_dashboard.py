@@ -9,7 +9,6 @@ import zipfile
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from aiohttp import FormData
 
 from backend.dashboard import auth
@@ -19,7 +18,7 @@ from backend.web import keys
 from conversations.model import load_model
 from storage import responses, schools
 from storage.models import Invite
-from tests.apptools import db_url_of, make_settings, running_app, seed_school
+from tests.apptools import add_responses, running_app, seed_school
 from tests.backend.dashboard.support import (
     PASSWORD,
     add_user,
@@ -28,11 +27,6 @@ from tests.backend.dashboard.support import (
     login,
     post_form,
 )
-
-
-@pytest.fixture
-def settings(db_engine, tmp_path):
-    return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
 
 
 async def two_schools(client) -> tuple[Any, Any]:
@@ -516,31 +510,13 @@ async def test_create_cycle_open_close_and_invites_with_qr(settings):
         assert resp.status == 303
 
 
-async def add_responses(
-    sm, cycle_id: int, role: str, n: int, answers: dict[str, int], completed: bool = True
-):
-    """n respondents of `role` answering questions (ORM + repo, as the runner would)."""
-    import secrets
-
-    async with sm.begin() as s:
-        for _ in range(n):
-            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await responses.get_or_create_response(
-                s, r.id, cycle_id, role, f"{role}@1", "1.0.0", "en", datetime.now(UTC)
-            )
-            for qid, value in answers.items():
-                await responses.upsert_answer(s, resp.id, qid, value=value)
-            if completed:
-                await responses.set_status(s, resp.id, "completed")
-
-
 async def test_rates_json_counts_per_role(settings):
     async with running_app(settings) as client:
         ours, theirs = await two_schools(client)
         sm = client.app[keys.SESSIONMAKER]
-        await add_responses(sm, ours.cycle_id, "learner", 3, {})
-        await add_responses(sm, ours.cycle_id, "learner", 2, {}, completed=False)
-        await add_responses(sm, theirs.cycle_id, "learner", 4, {})
+        await add_responses(sm, ours.cycle_id, "learner", "learner@1", 3, {})
+        await add_responses(sm, ours.cycle_id, "learner", "learner@1", 2, {}, completed=False)
+        await add_responses(sm, theirs.cycle_id, "learner", "learner@1", 4, {})
         data = await (await client.get(f"/dashboard/cycles/{ours.cycle_id}/rates.json")).json()
         learner = next(r for r in data["roles"] if r["role"] == "learner")
         assert (learner["started"], learner["completed"]) == (5, 3)
@@ -635,8 +611,8 @@ async def test_overview_heatmap_gaps_and_drilldown(settings):
         async with sm.begin() as s:
             await schools.upsert_self_rating(s, ours.cycle_id, key, value=4)
         # Learners answer on the same bank tag as the question map.
-        await add_responses_tag(sm, ours.cycle_id, "learner", bank.tag, 6, {qid: 1})
-        await add_responses_tag(sm, ours.cycle_id, "parent", "parent@1", 2, {})
+        await add_responses(sm, ours.cycle_id, "learner", bank.tag, 6, {qid: 1})
+        await add_responses(sm, ours.cycle_id, "parent", "parent@1", 2, {})
         page = await (await client.get(f"/dashboard/cycles/{ours.cycle_id}")).text()
         assert "Triangulation heatmap" in page
         assert 'class="cell blind_spot"' in page or "blind spot" in page
@@ -647,20 +623,6 @@ async def test_overview_heatmap_gaps_and_drilldown(settings):
         assert "Learners" in drill and "What each group says" in drill
         resp = await client.get(f"/dashboard/cycles/{ours.cycle_id}/indicators/NO-SUCH")
         assert resp.status == 404
-
-
-async def add_responses_tag(sm, cycle_id, role, tag, n, answers):
-    import secrets
-
-    async with sm.begin() as s:
-        for _ in range(n):
-            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await responses.get_or_create_response(
-                s, r.id, cycle_id, role, tag, "1.0.0", "en", datetime.now(UTC)
-            )
-            for qid, value in answers.items():
-                await responses.upsert_answer(s, resp.id, qid, value=value)
-            await responses.set_status(s, resp.id, "completed")
 
 
 # --- admin -----------------------------------------------------------------------------
@@ -829,7 +791,7 @@ async def test_charts_and_exports(settings):
         sm = client.app[keys.SESSIONMAKER]
         async with sm.begin() as s:
             await schools.upsert_self_rating(s, ours.cycle_id, "FL-1", value=3)
-        await add_responses(sm, ours.cycle_id, "learner", 6, {})
+        await add_responses(sm, ours.cycle_id, "learner", "learner@1", 6, {})
         base = f"/dashboard/cycles/{ours.cycle_id}"
         page = await (await client.get(base)).text()
         for path in ("/charts/gaps.svg", "/charts/dimension-1.svg", "/export.csv", "/export.pdf"):

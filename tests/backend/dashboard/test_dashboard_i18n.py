@@ -25,16 +25,11 @@ from conversations.model import load_model, translate_model
 from conversations.roles import Role
 from storage import certification, responses, schools
 from storage.models import User
-from tests.apptools import db_url_of, make_settings, running_app, seed_school
+from tests.apptools import running_app, seed_school
 from tests.backend.dashboard.support import PASSWORD, add_user, csrf_of, login
 from tests.security.bench import fill_cycle_tables, readable, respond, svg_text
 
 LANGS = ["hy", "uk"]
-
-
-@pytest.fixture
-def settings(db_engine, tmp_path):
-    return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
 
 
 # --- catalogs ----------------------------------------------------------------------------

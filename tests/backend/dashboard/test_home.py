@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from sqlalchemy import update
 
 from backend.i18n import texts
@@ -13,16 +12,11 @@ from backend.web import keys
 from conversations.model import load_model
 from storage import schools
 from storage.models import Cycle, Invite, utcnow
-from tests.apptools import db_url_of, make_settings, running_app, seed_school
+from tests.apptools import running_app, seed_school
 from tests.backend.dashboard.support import add_user, login
 from tests.backend.reporting.support import learners_answer, mapped_key
 
 EN = texts("en")
-
-
-@pytest.fixture
-def settings(db_engine, tmp_path):
-    return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
 
 
 def next_step(page: str) -> tuple[str, str]:

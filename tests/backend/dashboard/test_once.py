@@ -7,23 +7,17 @@ import asyncio
 import io
 import re
 
-import pytest
 from aiohttp import FormData
 from sqlalchemy import func, select
 
 from backend.web import keys
 from storage import schools
 from storage.models import ActionItem, FormSubmission, Invite
-from tests.apptools import db_url_of, make_settings, running_app, seed_school
+from tests.apptools import running_app, seed_school
 from tests.backend.dashboard.support import add_user, login
 from tests.webtools import forms_of
 
 RESENT = "This form had been sent already: nothing was done twice."
-
-
-@pytest.fixture
-def settings(db_engine, tmp_path):
-    return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
 
 
 async def the_form(client, page: str, action: str) -> dict[str, str]:
@@ -32,6 +26,12 @@ async def the_form(client, page: str, action: str) -> dict[str, str]:
     found = [f for f in forms_of(html) if f.action.split("?")[0] == action]
     assert found, f"no form to {action} on {page}"
     return found[0].hidden | {"_action": found[0].action}
+
+
+async def form_tokens(client, page: str, action: str) -> dict[str, str]:
+    """The CSRF token and the one-time submission token of that form."""
+    hidden = await the_form(client, page, action)
+    return {k: hidden[k] for k in ("csrf", "submission")}
 
 
 async def count(client, model, **where) -> int:
@@ -82,8 +82,7 @@ async def test_add_to_the_plan_twice_makes_one_action(settings):
     async with running_app(settings) as client:
         seeded = await coordinator(client)
         c = f"/dashboard/cycles/{seeded.cycle_id}"
-        hidden = await the_form(client, c + "/actions", c + "/actions")
-        data = {k: hidden[k] for k in ("csrf", "submission")}
+        data = await form_tokens(client, c + "/actions", c + "/actions")
         data |= {"indicator_key": "FL-1", "title": "Career talks in year 2", "owner": "Ana"}
         first, second = await send_twice(client, c + "/actions", data)
         assert second.status == 303 and second.headers["Location"] == first.headers["Location"]
@@ -94,8 +93,7 @@ async def test_a_refused_form_can_be_corrected_and_sent_with_its_token(settings)
     async with running_app(settings) as client:
         seeded = await coordinator(client)
         c = f"/dashboard/cycles/{seeded.cycle_id}"
-        hidden = await the_form(client, c + "/actions", c + "/actions")
-        data = {k: hidden[k] for k in ("csrf", "submission")}
+        data = await form_tokens(client, c + "/actions", c + "/actions")
         data |= {"indicator_key": "FL-1", "title": "", "owner": ""}  # refused: no title
         resp = await client.post(c + "/actions", data=data, allow_redirects=False)
         assert resp.status == 303

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import io
 import re
-import secrets
-from datetime import UTC, datetime
 
-import pytest
 from openpyxl import load_workbook
 
 from backend.reporting.releases import release_cycle
@@ -21,28 +18,8 @@ from backend.web import keys
 from conversations.banks import load_banks
 from conversations.model import load_model
 from storage import responses, schools
-from tests.apptools import db_url_of, make_settings, running_app, seed_school
+from tests.apptools import add_responses, running_app, seed_school
 from tests.backend.dashboard.support import add_user, login, post_form
-
-
-@pytest.fixture
-def settings(db_engine, tmp_path):
-    return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
-
-
-async def learners(sm, cycle_id: int, n: int, answers: dict[str, int]) -> None:
-    tag = load_banks()["learner"].tag
-    async with sm.begin() as s:
-        await responses.sync_question_map(s, load_banks().values())
-        for _ in range(n):
-            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await responses.get_or_create_response(
-                s, r.id, cycle_id, "learner", tag, "1.0.0", "en", datetime.now(UTC)
-            )
-            for qid, value in answers.items():
-                await responses.upsert_answer(s, resp.id, qid, value=value)
-            await responses.set_status(s, resp.id, "completed")
-
 
 THEME = "1.2.1"  # VL-1 .. VL-4: learners speak to VL-1
 
@@ -91,7 +68,11 @@ async def test_a_draft_is_per_indicator_and_marked_everywhere(settings):
         assert "nothing changed" in page
 
         # Learners answer VL-1, released: the draft shows on every reading of the rating.
-        await learners(sm, seed.cycle_id, 6, {"l01": 3, "l02": 4})
+        async with sm.begin() as s:
+            await responses.sync_question_map(s, load_banks().values())
+        await add_responses(
+            sm, seed.cycle_id, "learner", load_banks()["learner"].tag, 6, {"l01": 3, "l02": 4}
+        )
         async with sm.begin() as s:
             await release_cycle(s, seed.cycle_id)
         c = f"/dashboard/cycles/{seed.cycle_id}"

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import html
 import re
-import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from conversations.banks import load_banks
 from conversations.model import ExcellenceModel, load_model, parse_model
 from storage import responses
+from tests.apptools import add_response
 from tests.conftest import unavailable
 
 SMALL_MODEL_YAML = """
@@ -97,26 +96,25 @@ async def learners_answer(sm, cycle_id: int, qid: str, values: list[int]) -> Non
     tag = load_banks()["learner"].tag
     async with sm.begin() as s:
         for v in values:
-            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await responses.get_or_create_response(
-                s, r.id, cycle_id, "learner", tag, "1.0.0", "en", datetime.now(UTC)
-            )
-            await responses.upsert_answer(s, resp.id, qid, value=v)
-            await responses.set_status(s, resp.id, "completed")
+            await add_response(s, cycle_id, "learner", tag, answers={qid: v})
 
 
 # --- a PDF read back ---------------------------------------------------------------------
 
 
-def pdf_text(data: bytes, tmp_path: Path) -> str:
+def _pdftotext(data: bytes, path: Path, how: str) -> str:
+    """pdftotext's output (`how`: -layout or -bbox) of the PDF `data`, written to `path`."""
     if shutil.which("pdftotext") is None:
         unavailable("pdftotext", "is not installed (`make system-deps` installs poppler-utils)")
-    path = tmp_path / "report.pdf"
     path.write_bytes(data)
     out = subprocess.run(
-        ["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, timeout=60
+        ["pdftotext", how, str(path), "-"], check=True, capture_output=True, timeout=60
     )
     return out.stdout.decode("utf-8")
+
+
+def pdf_text(data: bytes, tmp_path: Path) -> str:
+    return _pdftotext(data, tmp_path / "report.pdf", "-layout")
 
 
 @dataclass(frozen=True)
@@ -130,13 +128,7 @@ class Word:
 
 def pdf_words(data: bytes, tmp_path: Path) -> list[list[Word]]:
     """Every page's words with their boxes (pdftotext -bbox), page by page."""
-    if shutil.which("pdftotext") is None:
-        unavailable("pdftotext", "is not installed (`make system-deps` installs poppler-utils)")
-    path = tmp_path / "words.pdf"
-    path.write_bytes(data)
-    out = subprocess.run(
-        ["pdftotext", "-bbox", str(path), "-"], check=True, capture_output=True, timeout=60
-    ).stdout.decode("utf-8")
+    out = _pdftotext(data, tmp_path / "words.pdf", "-bbox")
     pages = []
     for page in out.split("<page ")[1:]:
         pages.append(

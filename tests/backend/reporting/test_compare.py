@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import update
 
 from backend.reporting.compare import DOWN, SAME, UP, arrow, compare_reports
@@ -15,15 +14,9 @@ from backend.web import keys
 from conversations.model import load_model
 from storage import schools
 from storage.models import Cycle
-from tests.apptools import db_url_of, make_settings, running_app, seed_school
+from tests.apptools import running_app, seed_school
 from tests.backend.dashboard.support import add_user, login, post_form
 from tests.backend.reporting.support import learners_answer, mapped_key
-
-
-@pytest.fixture
-def settings(db_engine, tmp_path):
-    return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
-
 
 # --- pure ------------------------------------------------------------------------------
 

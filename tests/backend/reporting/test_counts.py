@@ -9,10 +9,6 @@ column holds 0-4 ratings only (a count indicator's number is not a rating).
 from __future__ import annotations
 
 import re
-import secrets
-from datetime import UTC, datetime
-
-import pytest
 
 from backend.reporting import charts
 from backend.reporting.aggregate import GroupStats, RawAggregates
@@ -24,26 +20,8 @@ from backend.web import keys
 from conversations.banks import load_banks
 from conversations.model import load_model
 from storage import responses, schools
-from tests.apptools import db_url_of, make_settings, running_app, seed_school
+from tests.apptools import add_responses, running_app, seed_school
 from tests.backend.dashboard.support import add_user, login
-
-
-@pytest.fixture
-def settings(db_engine, tmp_path):
-    return make_settings(db_url_of(db_engine), data_dir=tmp_path / "data")
-
-
-async def learners(sm, cycle_id: int, n: int, answers: dict[str, int]) -> None:
-    tag = load_banks()["learner"].tag
-    async with sm.begin() as s:
-        for _ in range(n):
-            r = await responses.get_or_create_respondent(s, secrets.token_hex(32))
-            resp = await responses.get_or_create_response(
-                s, r.id, cycle_id, "learner", tag, "1.0.0", "en", datetime.now(UTC)
-            )
-            for qid, value in answers.items():
-                await responses.upsert_answer(s, resp.id, qid, value=value)
-            await responses.set_status(s, resp.id, "completed")
 
 
 async def seeded(sm) -> int:
@@ -54,8 +32,9 @@ async def seeded(sm) -> int:
         await responses.sync_question_map(s, load_banks().values())
         await schools.upsert_self_rating(s, seed.cycle_id, "VL-1", value=3, status="submitted")
         await schools.upsert_self_rating(s, seed.cycle_id, "FL-3.1", number=44, status="submitted")
-    await learners(sm, seed.cycle_id, 6, {"l01": 3, "l02": 4})
-    await learners(sm, seed.cycle_id, 2, {"l01": 1})
+    tag = load_banks()["learner"].tag
+    await add_responses(sm, seed.cycle_id, "learner", tag, 6, {"l01": 3, "l02": 4})
+    await add_responses(sm, seed.cycle_id, "learner", tag, 2, {"l01": 1})
     async with sm.begin() as s:
         await release_cycle(s, seed.cycle_id)
     return seed.cycle_id

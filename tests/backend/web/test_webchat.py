@@ -11,18 +11,23 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
 from backend.web import keys, webchat
 from backend.web.app import create_app
 from conversations import engine as E
-from conversations.banks import load_banks, parse_bank
 from conversations.i18n import Translator
-from conversations.roles import Role
 from storage.models import Answer, Comment, Cycle, Invite, Respondent, Response
-from tests.apptools import NUMBER_BANK_YAML, db_url_of, make_settings, running_app, seed_school
-from tests.webtools import answer_everything, count, first_choice, forms_of, web_user
+from tests.apptools import (
+    client_of,
+    db_url_of,
+    make_settings,
+    running_app,
+    seed_school,
+    with_number_bank,
+)
+from tests.webtools import answer_everything, consented, count, first_choice, forms_of, web_user
 
 T = Translator()
 
@@ -111,10 +116,7 @@ async def test_consent_refused_stores_nothing(app_client):
 
 async def test_back_skip_and_not_applicable(app_client):
     sm = app_client.app[keys.SESSIONMAKER]
-    seeded = await seed_school(sm, roles=["learner"])
-    async with web_user(app_client) as user:
-        await user.get(f"/s/{seeded.invites['learner']}")
-        await user.tap(E.YES)
+    async with consented(app_client, "learner") as (user, _):
         assert user.question_id() == "l01"
         assert "Question 1 of" in user.html
         await user.tap("3")
@@ -143,10 +145,7 @@ async def test_back_skip_and_not_applicable(app_client):
 
 async def test_stale_button_and_text_where_a_tap_is_due(app_client):
     sm = app_client.app[keys.SESSIONMAKER]
-    seeded = await seed_school(sm, roles=["learner"])
-    async with web_user(app_client) as user:
-        await user.get(f"/s/{seeded.invites['learner']}")
-        await user.tap(E.YES)
+    async with consented(app_client, "learner") as (user, _):
         old = user.form_with("choice", "4")
         await user.tap("4")
         await user.post({**old.hidden, "choice": "2"})  # the browser's back button, resubmitted
@@ -160,16 +159,9 @@ async def test_stale_button_and_text_where_a_tap_is_due(app_client):
 @asynccontextmanager
 async def app_with_number_question(db_engine) -> AsyncIterator[TestClient]:
     """The real app whose employer bank asks one number question first (no shipped bank does)."""
-    bank = parse_bank(NUMBER_BANK_YAML)
-    app = create_app(make_settings(db_url_of(db_engine)))
-    banks = [b for r, b in load_banks().items() if r != Role.EMPLOYER] + [bank]
-    app[keys.SURVEY_ENGINE] = E.Engine.from_banks(banks, "1.0.0")
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
+    app = with_number_bank(create_app(make_settings(db_url_of(db_engine))))
+    async with client_of(app) as client:
         yield client
-    finally:
-        await client.close()
 
 
 async def test_bad_number_reprompts_and_keeps_the_state(db_engine):
@@ -177,8 +169,7 @@ async def test_bad_number_reprompts_and_keeps_the_state(db_engine):
         sm = client.app[keys.SESSIONMAKER]
         seeded = await seed_school(sm, roles=["employer"])
         async with web_user(client) as user:
-            await user.get(f"/s/{seeded.invites['employer']}")
-            await user.tap(E.YES)
+            await user.start(seeded.invites["employer"])
             assert user.question_id() == "n1"
             assert 'inputmode="numeric"' in user.html
             await user.type("lots")
@@ -202,10 +193,7 @@ async def test_bad_number_reprompts_and_keeps_the_state(db_engine):
 
 async def test_resume_with_the_cookie_after_the_session_store_is_lost(app_client):
     sm = app_client.app[keys.SESSIONMAKER]
-    seeded = await seed_school(sm, roles=["graduate"])
-    async with web_user(app_client) as user:
-        await user.get(f"/s/{seeded.invites['graduate']}")
-        await user.tap(E.YES)
+    async with consented(app_client, "graduate") as (user, seeded):
         await user.tap("c:studying")
         await user.tap("4")
         await user.tap("3")
@@ -228,10 +216,7 @@ async def test_resume_with_the_cookie_after_the_session_store_is_lost(app_client
 
 async def test_stop_and_resume(app_client):
     sm = app_client.app[keys.SESSIONMAKER]
-    seeded = await seed_school(sm, roles=["learner"])
-    async with web_user(app_client) as user:
-        await user.get(f"/s/{seeded.invites['learner']}")
-        await user.tap(E.YES)
+    async with consented(app_client, "learner") as (user, _):
         await user.tap("4")
         await user.tap("stop", name="action")
         assert "Paused" in user.html and user.question_id() is None
@@ -247,12 +232,10 @@ async def test_erase_asks_then_really_deletes(app_client):
     sm = app_client.app[keys.SESSIONMAKER]
     seeded = await seed_school(sm, roles=["learner", "parent"])
     async with web_user(app_client) as other:  # someone else's answers stay
-        await other.get(f"/s/{seeded.invites['parent']}")
-        await other.tap(E.YES)
+        await other.start(seeded.invites["parent"])
         await other.tap(first_choice(other))
     async with web_user(app_client) as user:
-        await user.get(f"/s/{seeded.invites['learner']}")
-        await user.tap(E.YES)
+        await user.start(seeded.invites["learner"])
         await user.tap("4")
         await user.tap("2")
         assert T("web.erase") in user.html
@@ -347,8 +330,7 @@ async def test_free_text_is_escaped_wherever_it_is_echoed(app_client):
     seeded = await seed_school(sm, roles=["learner"])
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     async with web_user(app_client) as user:
-        await user.get(f"/s/{seeded.invites['learner']}")
-        await user.tap(E.YES)
+        await user.start(seeded.invites["learner"])
         while user.question_id() != "l22":
             await user.tap(E.SKIP if "skip" in user.choices() else "4")
         long = evil * 200  # too long: the notice echoes its length, the state stays
@@ -546,10 +528,7 @@ async def test_not_me_forgets_the_device_but_keeps_the_answers(app_client):
 
 async def test_after_the_last_answer_the_page_offers_to_forget_the_device(app_client):
     sm = app_client.app[keys.SESSIONMAKER]
-    seeded = await seed_school(sm, roles=["learner"])
-    async with web_user(app_client) as user:
-        await user.get(f"/s/{seeded.invites['learner']}")
-        await user.tap(E.YES)
+    async with consented(app_client, "learner") as (user, _):
         assert T("web.forget.offer") not in user.text()  # not while answering
         await answer_everything(user)
         assert T("web.forget.offer") in user.text()
@@ -627,8 +606,7 @@ async def test_a_too_long_answer_comes_back_in_the_box_with_the_limit(app_client
     seeded = await seed_school(sm, roles=["learner"])
     long_text = ("Career days with employers, please. " * 300)[:9_999] + "!"
     async with web_user(app_client) as user:
-        await user.get(f"/s/{seeded.invites['learner']}")
-        await user.tap(E.YES)
+        await user.start(seeded.invites["learner"])
         qid = await _to_the_comment(user)
         assert "maxlength" not in user.html  # a paste is never cut in the box
         assert "0 of 1,000 characters" in user.text()

@@ -22,8 +22,8 @@ from conversations import engine as E
 from conversations.banks import question_range
 from conversations.i18n import Translator, format_number, language_name
 from conversations.scales import get_scale
-from storage.models import Answer, Comment, Invite, Response
-from tests.apptools import db_url_of, make_settings, running_app, seed_school
+from storage.models import Invite, Response
+from tests.apptools import answers_and_comments, db_url_of, make_settings, running_app, seed_school
 from tests.langcheck import assert_not_english, language_names, values
 from tests.webtools import WebUser, web_user
 
@@ -174,16 +174,7 @@ async def test_whole_learner_and_graduate_surveys_in_the_language(client, lang):
         answered = await _take_survey(client, seeded.invites[role], lang, role)
         async with sm() as s:
             response = (await s.execute(select(Response).where(Response.role == role))).scalar_one()
-            answers = (
-                (await s.execute(select(Answer).where(Answer.response_id == response.id)))
-                .scalars()
-                .all()
-            )
-            comments = (
-                (await s.execute(select(Comment).where(Comment.response_id == response.id)))
-                .scalars()
-                .all()
-            )
+            answers, comments = await answers_and_comments(s, response.id)
         assert response.status == "completed" and response.language == lang
         given = [a.question_id for a in answers] + [c.question_id for c in comments]
         assert sorted(given) == sorted(answered) and len(set(given)) == len(given)
