@@ -129,7 +129,11 @@ async def prepare_demo(settings: Any, reset: bool = False) -> dict[str, Any]:
                 await seed_agency(s, school.id, settings.data_dir)
     finally:
         await engine.dispose()
-    ordered = {r.value: codes[r.value] for r in Role if r.value in codes}
+    return demo_logins({r.value: codes[r.value] for r in Role if r.value in codes})
+
+
+def demo_logins(codes: dict[str, str]) -> dict[str, Any]:
+    """What `prepare_demo` hands back: every login of the demo and its invite codes by role."""
     return {
         "email": DEMO_EMAIL,
         "admin_email": ADMIN_EMAIL,
@@ -137,7 +141,7 @@ async def prepare_demo(settings: Any, reset: bool = False) -> dict[str, Any]:
         "board_email": BOARD_EMAIL,
         "assessor_emails": list(ASSESSOR_EMAILS),
         "password": DEMO_PASSWORD,
-        "codes": ordered,
+        "codes": codes,
     }
 
 

@@ -16,6 +16,7 @@ from backend.demo import (
     DEMO_PASSWORD,
     DEMO_SLUG,
     PEER_EMAIL,
+    demo_logins,
     prepare_demo,
 )
 from backend.reporting.report import build_report
@@ -110,16 +111,7 @@ async def test_demo_seeds_a_cluster_of_three_schools_and_a_peer_reviewer(tmp_pat
 
 
 def test_demo_banner_prints_every_login():
-    info = {
-        "email": DEMO_EMAIL,
-        "admin_email": ADMIN_EMAIL,
-        "peer_email": PEER_EMAIL,
-        "board_email": BOARD_EMAIL,
-        "assessor_emails": list(ASSESSOR_EMAILS),
-        "password": DEMO_PASSWORD,
-        "codes": {},
-    }
-    banner = demo_banner_logins("http://127.0.0.1:8080", info)
+    banner = demo_banner_logins("http://127.0.0.1:8080", demo_logins({}))
     for needle in (
         DEMO_EMAIL,
         ADMIN_EMAIL,
