@@ -38,39 +38,36 @@ CANDIDATE_INDEX = (
     "CREATE INDEX bench_ix_answer_response_scored ON answer (response_id, question_id) "
     "INCLUDE (value, na, skipped)"
 )
-CLUSTER_SQL = """
+# The answers that count (a value, not N/A, not skipped, of a completed or started response),
+# with their response and cycle; `{mapped}` joins the question map where a query needs it.
+_SCORED = """
+FROM answer a
+JOIN response r ON r.id = a.response_id
+JOIN cycle c ON c.id = r.cycle_id
+{mapped}
+WHERE a.value IS NOT NULL AND NOT a.na AND NOT a.skipped
+  AND r.status IN ('completed', 'in_progress')
+"""
+_MAPPED = "JOIN question_map qm ON qm.bank_tag = r.bank_tag AND qm.question_id = a.question_id"
+CLUSTER_SQL = f"""
 SELECT p.school_id, p.indicator_key, avg(p.pmean) AS mean, count(*) AS n
 FROM (
     SELECT c.school_id, qm.indicator_key, a.response_id, avg(a.value)::float AS pmean
-    FROM answer a
-    JOIN response r ON r.id = a.response_id
-    JOIN cycle c ON c.id = r.cycle_id
-    JOIN question_map qm ON qm.bank_tag = r.bank_tag AND qm.question_id = a.question_id
-    WHERE a.value IS NOT NULL AND NOT a.na AND NOT a.skipped
-      AND r.status IN ('completed', 'in_progress')
+    {_SCORED.format(mapped=_MAPPED)}
     GROUP BY c.school_id, qm.indicator_key, a.response_id
 ) p
 GROUP BY p.school_id, p.indicator_key
-"""
+"""  # noqa: S608 - composed of constants only
 # (as the product counts: one figure per person and indicator, the mean of their answers)
 # The simpler reading of "per-indicator means": one answer, one figure.
-CLUSTER_SQL_FLAT = """
+CLUSTER_SQL_FLAT = f"""
 SELECT c.school_id, qm.indicator_key, avg(a.value)::float AS mean, count(*) AS n
-FROM answer a
-JOIN response r ON r.id = a.response_id
-JOIN cycle c ON c.id = r.cycle_id
-JOIN question_map qm ON qm.bank_tag = r.bank_tag AND qm.question_id = a.question_id
-WHERE a.value IS NOT NULL AND NOT a.na AND NOT a.skipped
-  AND r.status IN ('completed', 'in_progress')
+{_SCORED.format(mapped=_MAPPED)}
 GROUP BY c.school_id, qm.indicator_key
 """
-ROWS_SQL = """
+ROWS_SQL = f"""
 SELECT c.school_id, r.bank_tag, a.question_id, a.value
-FROM answer a
-JOIN response r ON r.id = a.response_id
-JOIN cycle c ON c.id = r.cycle_id
-WHERE a.value IS NOT NULL AND NOT a.na AND NOT a.skipped
-  AND r.status IN ('completed', 'in_progress')
+{_SCORED.format(mapped="")}
 """
 
 
