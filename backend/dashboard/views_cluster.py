@@ -97,28 +97,12 @@ async def admin_cluster_add(request: web.Request) -> web.Response:
         cluster, school = await _admin_cluster_and_school(request, s)
         if school is None:
             flash(request, _(request, "Choose a school to add."), "error")
-        elif await add_cluster_member(s, cluster.id, school.id):
-            flash(
-                request,
-                _(
-                    request,
-                    "%(school)s joined %(cluster)s.",
-                    school=school.name,
-                    cluster=cluster.name,
-                ),
-                "ok",
-            )
+            return redirect(request, "dash:admin_clusters")
+        names = {"school": school.name, "cluster": cluster.name}
+        if await add_cluster_member(s, cluster.id, school.id):
+            flash(request, _(request, "%(school)s joined %(cluster)s.", **names), "ok")
         else:
-            flash(
-                request,
-                _(
-                    request,
-                    "%(school)s is in %(cluster)s already.",
-                    school=school.name,
-                    cluster=cluster.name,
-                ),
-                "info",
-            )
+            flash(request, _(request, "%(school)s is in %(cluster)s already.", **names), "info")
     return redirect(request, "dash:admin_clusters")
 
 
@@ -128,16 +112,8 @@ async def admin_cluster_remove(request: web.Request) -> web.Response:
         cluster, school = await _admin_cluster_and_school(request, s)
         if school is not None:
             await remove_cluster_member(s, cluster.id, school.id)
-            flash(
-                request,
-                _(
-                    request,
-                    "%(school)s left %(cluster)s.",
-                    school=school.name,
-                    cluster=cluster.name,
-                ),
-                "ok",
-            )
+            names = {"school": school.name, "cluster": cluster.name}
+            flash(request, _(request, "%(school)s left %(cluster)s.", **names), "ok")
     return redirect(request, "dash:admin_clusters")
 
 

@@ -381,12 +381,18 @@ async def invites_create(request: web.Request) -> web.Response:
     return redirect(request, "dash:invites", cycle_id=cycle.id)
 
 
+async def _invite(request: web.Request, s: Any, cycle: Cycle) -> Invite:
+    """The cycle's invite named in the URL, else 404."""
+    invite = await get_invite(s, cycle.id, int(request.match_info["invite_id"]))
+    if invite is None:
+        raise web.HTTPNotFound()
+    return invite
+
+
 async def invite_revoke(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         cycle = await writable_cycle(request, s)
-        invite = await get_invite(s, cycle.id, int(request.match_info["invite_id"]))
-        if invite is None:
-            raise web.HTTPNotFound()
+        invite = await _invite(request, s, cycle)
         await responses.revoke_invite(s, invite.id, cycle_id=cycle.id)
     flash(
         request,
@@ -433,10 +439,7 @@ async def invites_print(request: web.Request) -> web.Response:
 
 async def _qr(request: web.Request) -> segno.QRCode:
     async with sessionmaker(request).begin() as s:
-        cycle = await _invites_cycle(request, s)
-        invite = await get_invite(s, cycle.id, int(request.match_info["invite_id"]))
-    if invite is None:
-        raise web.HTTPNotFound()
+        invite = await _invite(request, s, await _invites_cycle(request, s))
     links = _links(request, invite)
     target = links["telegram_link"] if request.query.get("link") == "telegram" else None
     return segno.make(target or links["web_link"], error="m")
