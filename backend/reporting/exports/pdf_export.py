@@ -473,12 +473,20 @@ def _comments(pdf: _Report, report: dict[str, Any]) -> None:
             pdf.set_font(FONT, size=10)
 
 
+def _listing(pdf: _Report, title: str, items: list[Any], empty: str) -> bool:
+    """A portrait page headed `title`: True if there are `items` to list, else the `empty`
+    note stands on it."""
+    pdf.add_page(orientation="P")
+    pdf.heading(title)
+    if not items:
+        pdf.para(empty)
+    return bool(items)
+
+
 def _evidence(pdf: _Report, report: dict[str, Any], evidence: list[dict[str, Any]]) -> None:
     tx = pdf.tx
-    pdf.add_page(orientation="P")
-    pdf.heading(tx.gettext("Evidence portfolio"))
-    if not evidence:
-        pdf.para(tx.gettext("No evidence has been attached yet."))
+    empty = tx.gettext("No evidence has been attached yet.")
+    if not _listing(pdf, tx.gettext("Evidence portfolio"), evidence, empty):
         return
     by_key: dict[str, list[dict[str, Any]]] = {}
     for item in evidence:
@@ -530,10 +538,8 @@ def _comparison(pdf: _Report, report: dict[str, Any], previous: dict[str, Any]) 
 
 def _actions(pdf: _Report, report: dict[str, Any], actions: list[dict[str, Any]]) -> None:
     tx = pdf.tx
-    pdf.add_page(orientation="P")
-    pdf.heading(tx.gettext("Action plan"))
-    if not actions:
-        pdf.para(tx.gettext("No action has been planned yet."))
+    empty = tx.gettext("No action has been planned yet.")
+    if not _listing(pdf, tx.gettext("Action plan"), actions, empty):
         return
     pdf.para(
         tx.gettext(
