@@ -157,6 +157,12 @@ async def consented(client: TestClient, role: str) -> AsyncIterator[tuple[WebUse
         yield user, seeded
 
 
+async def only(sessionmaker, what):
+    """The one row (or column value) of `what` stored; fails unless there is exactly one."""
+    async with sessionmaker() as s:
+        return (await s.execute(select(what))).scalar_one()
+
+
 async def count(sessionmaker, model, *where) -> int:
     async with sessionmaker() as s:
         q = select(func.count()).select_from(model)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -256,6 +257,12 @@ async def add_more_learners_with_comments(sm, cycle_id: int, n: int) -> None:
             )
 
 
+def row_reader(key: str) -> Callable[[str], list[str]]:
+    """The cells of `key`'s indicator row on a cluster page."""
+    ind_id = load_model().index()[key].indicator.id
+    return lambda page: cluster_row(page, ind_id)
+
+
 async def rated_cluster(client):
     """`four_schools` whose members rate one mapped indicator: north 4, south 2, east 3
     (median 3). -> (seeded, cluster, question id, indicator key)"""
@@ -276,12 +283,8 @@ async def test_cluster_view_on_the_app(settings):
         await learners_answer(sm, seeded["north"].cycle_id, qid, [4, 4, 4, 3, 3])
         await learners_answer(sm, seeded["south"].cycle_id, qid, [1, 1, 2, 2, 2])
         await learners_answer(sm, seeded["east"].cycle_id, qid, [0, 0])
-        ind_id = load_model().index()[key].indicator.id
+        row_of = row_reader(key)
         url = f"/dashboard/clusters/{cluster.id}"
-
-        def row_of(page: str) -> list[str]:
-            return cluster_row(page, ind_id)
-
         # South's coordinator: its own school named, the others anonymised.
         assert (await login(client, "coord@south.example")).status == 303
         page = await (await client.get(url)).text()
@@ -332,12 +335,8 @@ async def test_the_cluster_view_compares_one_round(settings):
                     s, seeded[slug].school_id, "2027/28", load_model().version, status="open"
                 )
                 await schools.upsert_self_rating(s, newer.id, key, value=value)
-        ind_id = load_model().index()[key].indicator.id
+        row_of = row_reader(key)
         url = f"/dashboard/clusters/{cluster.id}"
-
-        def row_of(page: str) -> list[str]:
-            return cluster_row(page, ind_id)
-
         assert (await login(client, "admin@example.org")).status == 303
         page = await (await client.get(url)).text()
         assert row_of(page)[:4] == ["1", "1", "3", "1.00"]  # newest: 2027/28, 2027/28, 2026/27

@@ -27,7 +27,15 @@ from tests.apptools import (
     seed_school,
     with_number_bank,
 )
-from tests.webtools import answer_everything, consented, count, first_choice, forms_of, web_user
+from tests.webtools import (
+    answer_everything,
+    consented,
+    count,
+    first_choice,
+    forms_of,
+    only,
+    web_user,
+)
 
 T = Translator()
 
@@ -93,8 +101,7 @@ async def test_security_headers_cookie_and_static(app_client):
     # The cookie value itself is never stored: the respondent row holds its keyed hash.
     forms = forms_of(page)
     await app_client.post("/chat", data={**forms[0].hidden, "choice": "yes"})
-    async with app_client.app[keys.SESSIONMAKER]() as s:
-        subject = (await s.execute(select(Respondent.subject_hash))).scalar_one()
+    subject = await only(app_client.app[keys.SESSIONMAKER], Respondent.subject_hash)
     assert subject != cookie.value and cookie.value not in subject
     assert subject == app_client.app[keys.SURVEY].subject("web", cookie.value)
 
@@ -109,8 +116,7 @@ async def test_consent_refused_stores_nothing(app_client):
         assert not [f for f in user.forms() if any(b[0] == "choice" for b in f.buttons)]
     assert await count(sm, Respondent) == 0
     assert await count(sm, Response) == 0
-    async with sm() as s:
-        invite = (await s.execute(select(Invite))).scalar_one()
+    invite = await only(sm, Invite)
     assert invite.uses == 0
 
 
@@ -186,8 +192,7 @@ async def test_bad_number_reprompts_and_keeps_the_state(db_engine):
             assert user.question_id() == "e1"
             await user.tap(E.BACK)
             assert 'value="12"' in user.html  # the number given, ready to edit
-        async with sm() as s:
-            answer = (await s.execute(select(Answer))).scalar_one()
+        answer = await only(sm, Answer)
         assert answer.number == 12
 
 
@@ -208,8 +213,7 @@ async def test_resume_with_the_cookie_after_the_session_store_is_lost(app_client
         assert user.question_id() == qid
         await user.tap(E.BACK)
         assert user.question_id() == "g02"
-    async with sm() as s:
-        invite = (await s.execute(select(Invite))).scalar_one()
+    invite = await only(sm, Invite)
     assert invite.uses == 1
     assert await count(sm, Response) == 1
 
@@ -220,12 +224,10 @@ async def test_stop_and_resume(app_client):
         await user.tap("4")
         await user.tap("stop", name="action")
         assert "Paused" in user.html and user.question_id() is None
-        async with sm() as s:
-            assert (await s.execute(select(Response.status))).scalar_one() == "stopped"
+        assert await only(sm, Response.status) == "stopped"
         await user.tap("resume", name="action")
         assert user.question_id() == "l02"
-        async with sm() as s:
-            assert (await s.execute(select(Response.status))).scalar_one() == "in_progress"
+        assert await only(sm, Response.status) == "in_progress"
 
 
 async def test_erase_asks_then_really_deletes(app_client):
@@ -349,8 +351,7 @@ async def test_free_text_is_escaped_wherever_it_is_echoed(app_client):
         ) as r:
             data = await r.json()
         assert "<script>alert" not in data["html"]
-    async with sm() as s:
-        assert (await s.execute(select(Comment.text))).scalar_one() == evil
+    assert await only(sm, Comment.text) == evil
 
 
 async def test_fetch_posts_get_the_card_as_json(app_client):
@@ -408,8 +409,7 @@ async def test_language_choice(app_client):
         await user.tap("language", name="action")  # the footer's language button
         await user.tap("lang:en")
         assert 'lang="en"' in user.html and user.question_id() == "l01"
-    async with sm() as s:
-        assert (await s.execute(select(Response.language))).scalar_one() == "en"
+    assert await only(sm, Response.language) == "en"
 
 
 # -- https, the cookie's lifetime, and a shared device ----------------------------------
@@ -517,8 +517,7 @@ async def test_not_me_forgets_the_device_but_keeps_the_answers(app_client):
         # The server forgot where that cookie stood; the answers are kept.
         assert await store.load(app_client.app[keys.SURVEY].key(subject)) is None
         assert await count(sm, Answer) == 2
-        async with sm() as s:
-            assert (await s.execute(select(Response.status))).scalar_one() == "in_progress"
+        assert await only(sm, Response.status) == "in_progress"
         # The next person starts fresh, with a new cookie.
         await user.get("/chat")
         assert T("web.no_survey").split(".")[0] in user.text()
@@ -549,8 +548,7 @@ async def test_after_the_last_answer_the_page_offers_to_forget_the_device(app_cl
         store, runner = app_client.app[keys.SESSION_STORE], app_client.app[keys.SURVEY]
         assert await store.load(runner.key(subject)) is None
     assert await count(sm, Answer) == answers > 0
-    async with sm() as s:
-        assert (await s.execute(select(Response.status))).scalar_one() == "completed"
+    assert await only(sm, Response.status) == "completed"
 
 
 async def test_a_nul_in_an_answer_is_refused_in_the_respondents_language(app_client):
@@ -632,5 +630,4 @@ async def test_a_too_long_answer_comes_back_in_the_box_with_the_limit(app_client
         assert notice in html and long_text in html
         await user.type(long_text[:900])
         assert T("done.text").split("\n")[0] in user.html.replace("&#39;", "'")
-    async with sm() as s:
-        assert (await s.execute(select(Comment.text))).scalar_one() == long_text[:900].strip()
+    assert await only(sm, Comment.text) == long_text[:900].strip()
