@@ -290,6 +290,14 @@ async def _invites_cycle(request: web.Request, s: Any) -> Cycle:
     return cycle
 
 
+async def _invite(request: web.Request, s: Any, cycle: Cycle) -> Invite:
+    """The cycle's invite named in the URL, else 404."""
+    invite = await get_invite(s, cycle.id, int(request.match_info["invite_id"]))
+    if invite is None:
+        raise web.HTTPNotFound()
+    return invite
+
+
 def survey_lengths(request: web.Request) -> dict[str, dict[str, Any]]:
     """Per group, what its own survey asks of a person: the bank's time estimate in minutes
     and its number of questions ("14–15" where routing changes it), as the consent card says."""
@@ -379,14 +387,6 @@ async def invites_create(request: web.Request) -> web.Response:
         "ok",
     )
     return redirect(request, "dash:invites", cycle_id=cycle.id)
-
-
-async def _invite(request: web.Request, s: Any, cycle: Cycle) -> Invite:
-    """The cycle's invite named in the URL, else 404."""
-    invite = await get_invite(s, cycle.id, int(request.match_info["invite_id"]))
-    if invite is None:
-        raise web.HTTPNotFound()
-    return invite
 
 
 async def invite_revoke(request: web.Request) -> web.Response:
