@@ -339,3 +339,21 @@ async def test_a_decision_through_the_api_mails_the_coordinators_too(db_engine, 
             uk = [m for m in sink.messages if m["Content-Language"] == "uk"]
             assert uk[0]["Subject"].startswith("Рішення щодо South College")
             assert "відкликано" in uk[1]["Subject"]
+
+
+async def test_the_server_loop_sends_the_reminders_by_itself(db_engine, tmp_path):
+    """With SMTP_HOST the running server looks every MAIL_INTERVAL_SECONDS: nobody calls
+    `tick`, and the reminder arrives."""
+    async with smtp_sink() as sink:
+        settings = make_settings(
+            db_url_of(db_engine),
+            data_dir=tmp_path / "data",
+            **mail_settings(sink.port, mail_interval_seconds=1),
+        )
+        async with running_app(settings) as client:
+            await accreditation(client.app[keys.SESSIONMAKER], client, datetime.now(UTC).date())
+            await sink.wait_for(2)
+            assert sorted(m["Subject"] for m in sink.messages) == [
+                "Accreditation 2027: 10 days left to submit",
+                "Late round: 3 days left to submit",
+            ]
