@@ -21,7 +21,6 @@ from storage.models import (
     Assignment,
     AuditEvent,
     CertRound,
-    ClusterMember,
     Decision,
     EvidenceRequest,
     ReviewRating,
@@ -85,17 +84,6 @@ async def list_members(s: AsyncSession, agency_id: int) -> list[tuple[AgencyMemb
         .order_by(AgencyMember.role, User.email)
     )
     return [(m, u) for m, u in rows]
-
-
-async def cluster_mates(s: AsyncSession, school_id: int) -> set[int]:
-    """The other schools of every cluster the school belongs to."""
-    mine = select(ClusterMember.cluster_id).where(ClusterMember.school_id == school_id)
-    rows = await s.scalars(
-        select(ClusterMember.school_id).where(
-            ClusterMember.cluster_id.in_(mine), ClusterMember.school_id != school_id
-        )
-    )
-    return set(rows)
 
 
 # --- rounds ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from backend.reporting.extras import actions_for_export
 from backend.reporting.report import build_report
 from conversations.model import ExcellenceModel
 from storage import certification as store
-from storage import evidence_files, schools
+from storage import clusters, evidence_files, schools
 from storage.models import (
     AgencyMember,
     Assignment,
@@ -295,7 +295,7 @@ async def conflict(s: AsyncSession, rnd: CertRound, school_id: int, member: Agen
         return ""
     if home == school_id:
         return N_("The assessor works at this school.")
-    if rnd.exclude_cluster and home in await store.cluster_mates(s, school_id):
+    if rnd.exclude_cluster and home in await clusters.peer_school_ids(s, school_id):
         return N_("The assessor works at a school of this school's cluster.")
     return ""
 
