@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -157,6 +157,17 @@ def _due_conditions(now: datetime, delays: tuple[float, ...]) -> Any:
     return or_(*conds)
 
 
+def _contacts(*columns: Any) -> Select[Any]:
+    """`columns` of the contacts joined with their response, respondent, cycle and school."""
+    return (
+        select(*columns)
+        .join(Response, Response.id == Contact.response_id)
+        .join(Respondent, Respondent.id == Response.respondent_id)
+        .join(Cycle, Cycle.id == Response.cycle_id)
+        .join(School, School.id == Cycle.school_id)
+    )
+
+
 async def claim_reminders(
     s: AsyncSession, now: datetime, awake: list[str], delays: tuple[float, ...], batch: int
 ) -> list[Due]:
@@ -164,7 +175,7 @@ async def claim_reminders(
         return []
     rows = (
         await s.execute(
-            select(
+            _contacts(
                 Contact.id,
                 Contact.reminders_sent,
                 Contact.address,
@@ -173,10 +184,6 @@ async def claim_reminders(
                 Response.bank_tag,
                 School.name,
             )
-            .join(Response, Response.id == Contact.response_id)
-            .join(Respondent, Respondent.id == Response.respondent_id)
-            .join(Cycle, Cycle.id == Response.cycle_id)
-            .join(School, School.id == Cycle.school_id)
             .where(
                 Contact.channel == CHANNEL,
                 Contact.reminders_sent < len(delays),
@@ -210,7 +217,7 @@ async def claim_announcements(
 ) -> list[Due]:
     rows = (
         await s.execute(
-            select(
+            _contacts(
                 Contact.id,
                 Contact.address,
                 Respondent.subject_hash,
@@ -218,10 +225,6 @@ async def claim_announcements(
                 School.name,
                 Announcement.text,
             )
-            .join(Response, Response.id == Contact.response_id)
-            .join(Respondent, Respondent.id == Response.respondent_id)
-            .join(Cycle, Cycle.id == Response.cycle_id)
-            .join(School, School.id == Cycle.school_id)
             .join(Announcement, Announcement.cycle_id == Response.cycle_id)
             .where(
                 Contact.channel == CHANNEL,
