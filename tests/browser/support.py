@@ -8,6 +8,7 @@ import time
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from backend.demo import DEMO_EMAIL, DEMO_PASSWORD
 from backend.web.miniapp import sign_init_data
 from tests.apptools import TOKEN
 
@@ -39,6 +40,25 @@ async def log_in(page: Any, base: str, email: str, password: str) -> None:
     await page.fill("input[name=password]", password)
     await page.click("main button[type=submit]")
     await page.wait_for_url("**/dashboard/**")
+
+
+async def demo_coordinator(
+    browser: Any, base: str, viewport: dict[str, int], lang: str
+) -> tuple[Any, Any]:
+    """The demo's coordinator logged in (choosing `lang` on the login page), at the home."""
+    ctx = await browser.new_context(viewport=viewport, locale="en-GB")
+    ctx.set_default_timeout(20000)
+    page = await ctx.new_page()
+    await page.goto(base + "/login")
+    if lang != "en":
+        await page.select_option(".lang-picker select", lang)
+        await page.click(".lang-picker button")
+        await page.wait_for_load_state()
+    await page.fill("input[name=email]", DEMO_EMAIL)
+    await page.fill("input[name=password]", DEMO_PASSWORD)
+    await page.click("main button[type=submit]")
+    await page.wait_for_url("**/dashboard/home")
+    return ctx, page
 
 
 async def to_the_comment(page: Any) -> None:

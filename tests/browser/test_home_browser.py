@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from backend.demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SLUG
+from backend.demo import DEMO_SLUG
 from backend.web import keys
 from storage import responses, schools
 from tests.browser.a11y import assert_clean, check_a11y
 from tests.browser.conftest import PHONE, serve_demo
-from tests.browser.support import too_wide
+from tests.browser.support import demo_coordinator, too_wide
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -36,22 +36,6 @@ async def demo(tmp_path_factory) -> AsyncIterator[tuple[str, int]]:
         yield base, cycle.id
 
 
-async def login(browser: Any, base: str, viewport: dict[str, int], lang: str) -> tuple[Any, Any]:
-    ctx = await browser.new_context(viewport=viewport, locale="en-GB")
-    ctx.set_default_timeout(20000)
-    page = await ctx.new_page()
-    await page.goto(base + "/login")
-    if lang != "en":
-        await page.select_option(".lang-picker select", lang)
-        await page.click(".lang-picker button")
-        await page.wait_for_load_state()
-    await page.fill("input[name=email]", DEMO_EMAIL)
-    await page.fill("input[name=password]", DEMO_PASSWORD)
-    await page.click("main button[type=submit]")
-    await page.wait_for_url("**/dashboard/home")
-    return ctx, page
-
-
 @pytest.mark.parametrize("lang", ["en", "hy"])
 @pytest.mark.parametrize("size", ["laptop", "phone"])
 async def test_after_login_the_home_says_where_the_cycle_stands(
@@ -59,7 +43,7 @@ async def test_after_login_the_home_says_where_the_cycle_stands(
 ):
     base, cycle_id = demo
     viewport = LAPTOP if size == "laptop" else PHONE
-    ctx, page = await login(browser, base, viewport, lang)
+    ctx, page = await demo_coordinator(browser, base, viewport, lang)
     found: list[str] = []
     # One clear call to action: the demo's unions, providers and local government are below
     # the threshold, so the next step is to get answers from them.
@@ -90,7 +74,7 @@ async def test_after_login_the_home_says_where_the_cycle_stands(
 
 async def test_the_top_bar_is_the_same_on_every_page(browser, demo):
     base, cycle_id = demo
-    ctx, page = await login(browser, base, LAPTOP, "en")
+    ctx, page = await demo_coordinator(browser, base, LAPTOP, "en")
     c = f"/dashboard/cycles/{cycle_id}"
     bars = {}
     for path in (
@@ -117,7 +101,7 @@ async def test_back_and_send_again_makes_no_second_batch(browser, demo):
     """Create invites, go Back, press "Create invites" again: the form's one-time token comes
     back with the page (forms.js), so the server does it once and says so."""
     base, cycle_id = demo
-    ctx, page = await login(browser, base, LAPTOP, "en")
+    ctx, page = await demo_coordinator(browser, base, LAPTOP, "en")
     await page.goto(f"{base}/dashboard/cycles/{cycle_id}/invites")
     await page.select_option("select[name=role]", "graduate")
     await page.fill("input[name=count]", "2")

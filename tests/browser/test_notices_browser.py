@@ -11,17 +11,16 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from backend.demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SLUG
+from backend.demo import DEMO_SLUG
 from backend.web import keys
 from storage import certification as store
 from tests.browser.a11y import assert_clean, check_a11y
 from tests.browser.conftest import PHONE, serve_demo
-from tests.browser.support import too_wide
+from tests.browser.support import demo_coordinator, too_wide
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -63,28 +62,12 @@ async def demo(tmp_path_factory) -> AsyncIterator[str]:
         yield base
 
 
-async def login(browser: Any, base: str, viewport: dict[str, int], lang: str) -> tuple[Any, Any]:
-    ctx = await browser.new_context(viewport=viewport, locale="en-GB")
-    ctx.set_default_timeout(20000)
-    page = await ctx.new_page()
-    await page.goto(base + "/login")
-    if lang != "en":
-        await page.select_option(".lang-picker select", lang)
-        await page.click(".lang-picker button")
-        await page.wait_for_load_state()
-    await page.fill("input[name=email]", DEMO_EMAIL)
-    await page.fill("input[name=password]", DEMO_PASSWORD)
-    await page.click("main button[type=submit]")
-    await page.wait_for_url("**/dashboard/home")
-    return ctx, page
-
-
 @pytest.mark.parametrize(("size", "lang"), [("laptop", "en"), ("phone", "hy")])
 async def test_the_school_sees_its_deadlines_and_the_decision(
     browser, demo, screenshots, size, lang
 ):
     base = demo
-    ctx, page = await login(browser, base, LAPTOP if size == "laptop" else PHONE, lang)
+    ctx, page = await demo_coordinator(browser, base, LAPTOP if size == "laptop" else PHONE, lang)
     found: list[str] = []
     for name, path in (
         ("home", "/dashboard/home"),
