@@ -33,6 +33,7 @@ __all__ = [
     "FLAG_MARGIN",
     "HEAT_CMAP",
     "HIDDEN_COLOUR",
+    "MAY_BE_NOISE",
     "NEUTRAL_COLOUR",
     "NO_DATA",
     "SCALE_MAX",

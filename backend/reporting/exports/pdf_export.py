@@ -245,7 +245,7 @@ def _fit_words(
     if take:
         out = [o - take * sp / sum(spare) for o, sp in zip(out, spare, strict=True)]
     if sum(out) > pdf.epw:  # not even the page is wide enough: shrink all alike
-        out = [o * pdf.epw / sum(out) for o in out]
+        out = [o * (pdf.epw - 0.01) / sum(out) for o in out]  # (a hair under: rounding)
     return out
 
 
@@ -319,6 +319,10 @@ def _gaps(pdf: _Report, report: dict[str, Any]) -> None:
     ]
     fills = []
     for r, g in enumerate(gaps, 1):
+        ci = g.get("gap_ci95")
+        flag = [tx.label("flag", g["flag"])] if g["flag"] else []
+        if g.get("gap_clear") is False:  # the interval includes 0
+            flag.append(tx.gettext(charts.MAY_BE_NOISE))
         rows.append(
             [
                 g["id"],
@@ -326,15 +330,23 @@ def _gaps(pdf: _Report, report: dict[str, Any]) -> None:
                 charts.self_text(g["self"], g.get("self_status"), tx),
                 _fmt(g["mean"], tx),
                 tx.number(g["respondents"]),
-                charts.fmt_signed(g["gap"], 2, tx),
-                tx.label("flag", g["flag"]),
+                charts.fmt_signed(g["gap"], 2, tx)
+                + ("\n" + "…".join(charts.fmt_signed(v, 1, tx) for v in ci) if ci else ""),
+                ", ".join(flag),
             ]
         )
         if g["flag"] == "blind_spot":
             fills.append((r, 6, (244, 165, 130)))
         elif g["flag"] == "hidden_strength":
             fills.append((r, 6, (146, 197, 222)))
-    _table(pdf, rows, col_widths=(22, 34, 14, 22, 24, 16, 30), align_right_from=2, fills=fills)
+    _table(pdf, rows, col_widths=(22, 34, 14, 22, 24, 18, 30), align_right_from=2, fills=fills)
+    if any(g.get("gap_ci95") for g in gaps):
+        pdf.para(
+            tx.gettext(
+                "Under each gap, its interval (95%): a gap whose interval includes 0 may be noise."
+            ),
+            size=9,
+        )
 
 
 def _role_heads(

@@ -308,6 +308,20 @@ def test_pdf_full_report(full_pdf, tmp_path):
         assert needle in text, needle
 
 
+def test_pdf_gaps_table_carries_each_gaps_interval(reports, tmp_path):
+    """The PDF's gaps table gives each gap's 95% interval and says when it includes 0."""
+    now = copy.deepcopy(reports["now"])
+    top = biggest_gaps(now, 1)[0]
+    ind = next(i for i in now["indicators"] if i["key"] == top["key"])
+    low, high = (-0.4, 2.2) if top["gap"] > 0 else (-2.2, 0.4)  # across 0: may be noise
+    ind["gap_ci95"][top["role"]], ind["gap_clear"][top["role"]] = [low, high], False
+    text = " ".join(pdf_text(report_pdf(now), tmp_path).split())
+    assert "Under each gap, its interval (95%)" in text
+    signed = [f"{v:+.1f}" for v in (low, high)]
+    assert f"{signed[0]}…{signed[1]}" in text
+    assert "may be noise" in text
+
+
 def test_pdf_ukrainian_school_and_empty_report(reports, tmp_path):
     data = report_pdf(reports["empty"])
     assert data.startswith(b"%PDF")
