@@ -249,6 +249,20 @@ def rateable(snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
 # --- the steps ---------------------------------------------------------------------------
 
 
+async def _audit(
+    s: AsyncSession,
+    who: Reader,
+    rnd: CertRound,
+    school_id: int,
+    action: str,
+    **detail: Any,
+) -> None:
+    """The round's audit trail: `who` did `action` about the school, with its details."""
+    await store.audit(
+        s, rnd.agency_id, who.user, action, round_id=rnd.id, school_id=school_id, detail=detail
+    )
+
+
 async def may_submit_to(s: AsyncSession, rnd: CertRound, school_id: int) -> bool:
     return rnd.status == "open" and (
         rnd.kind == "certification" or school_id in await store.listed_school_ids(s, rnd.id)
@@ -276,14 +290,15 @@ async def submit(
     sub = await store.add_submission(
         s, rnd.id, cycle.school_id, cycle.id, text, digest, who.user.id
     )
-    await store.audit(
+    await _audit(
         s,
-        rnd.agency_id,
-        who.user,
+        who,
+        rnd,
+        cycle.school_id,
         "submission",
-        round_id=rnd.id,
-        school_id=cycle.school_id,
-        detail={"version": sub.version, "cycle": cycle.name, "sha256": digest},
+        version=sub.version,
+        cycle=cycle.name,
+        sha256=digest,
     )
     return sub
 
@@ -315,14 +330,13 @@ async def assign(
     added = await store.assign(s, rnd.id, school_id, assessor_id)
     if added:
         assessor = await schools.get_user(s, assessor_id)
-        await store.audit(
+        await _audit(
             s,
-            rnd.agency_id,
-            who.user,
+            who,
+            rnd,
+            school_id,
             "assignment",
-            round_id=rnd.id,
-            school_id=school_id,
-            detail={"assessor": assessor.email if assessor else assessor_id},
+            assessor=assessor.email if assessor else assessor_id,
         )
     return added
 
@@ -370,14 +384,16 @@ async def rate(
                 "invalid", N_("Give a reason for the rating you propose."), field="reason"
             )
     await store.set_review_rating(s, assignment.id, key, agrees, value, reason or None)
-    await store.audit(
+    await _audit(
         s,
-        rnd.agency_id,
-        who.user,
+        who,
+        rnd,
+        school_id,
         "rating",
-        round_id=rnd.id,
-        school_id=school_id,
-        detail={"indicator": key, "agrees": agrees, "value": value, "reason": reason or None},
+        indicator=key,
+        agrees=agrees,
+        value=value,
+        reason=reason or None,
     )
 
 
@@ -393,14 +409,8 @@ async def ask(
             field="question",
         )
     req = await store.ask_evidence(s, rnd.id, school_id, key, question, who.user.id)
-    await store.audit(
-        s,
-        rnd.agency_id,
-        who.user,
-        "evidence_request",
-        round_id=rnd.id,
-        school_id=school_id,
-        detail={"request": req.id, "indicator": key, "question": question},
+    await _audit(
+        s, who, rnd, school_id, "evidence_request", request=req.id, indicator=key, question=question
     )
     return req
 
@@ -464,19 +474,16 @@ async def decide(
         secrets.token_urlsafe(24),
         who.user.id,
     )
-    await store.audit(
+    await _audit(
         s,
-        rnd.agency_id,
-        who.user,
+        who,
+        rnd,
+        school_id,
         "decision",
-        round_id=rnd.id,
-        school_id=school_id,
-        detail={
-            "outcome": outcome,
-            "conditions": conditions or None,
-            "valid_from": valid_from.isoformat() if valid_from else None,
-            "valid_until": valid_until.isoformat() if valid_until else None,
-        },
+        outcome=outcome,
+        conditions=conditions or None,
+        valid_from=valid_from.isoformat() if valid_from else None,
+        valid_until=valid_until.isoformat() if valid_until else None,
     )
     return decision
 
@@ -489,15 +496,7 @@ async def revoke(s: AsyncSession, who: Reader, rnd: CertRound, school_id: int) -
         raise Refused("conflict", N_("There is no certificate to revoke."))
     if not await store.revoke_decision(s, decision.id):
         raise Refused("conflict", N_("This certificate is revoked already."))
-    await store.audit(
-        s,
-        rnd.agency_id,
-        who.user,
-        "revocation",
-        round_id=rnd.id,
-        school_id=school_id,
-        detail={"outcome": decision.outcome},
-    )
+    await _audit(s, who, rnd, school_id, "revocation", outcome=decision.outcome)
     return decision
 
 

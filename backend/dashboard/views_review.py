@@ -40,11 +40,14 @@ from storage import evidence_files, schools
 from storage.models import CertRound
 
 
-async def _school_in_round(request: web.Request, s: Any, who: service.Reader, rnd: CertRound):
+async def _round_and_school(request: web.Request, s: Any):
+    """The reader, the round and the school of the URL: 404 unless the reader may review it."""
+    who = await _reader(request, s)
+    rnd = await _round(request, s, who)
     sid = _int(request.match_info.get("school_id"))
     if sid is None or not await service.reviewable(s, who, rnd, sid):
         raise web.HTTPNotFound()
-    return await schools.get_school(s, sid)
+    return who, rnd, await schools.get_school(s, sid)
 
 
 def _flash_refusal(request: web.Request, exc: Refused) -> None:
@@ -58,9 +61,7 @@ def _flash_refusal(request: web.Request, exc: Refused) -> None:
 
 async def review_page(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
-        who = await _reader(request, s)
-        rnd = await _round(request, s, who)
-        school = await _school_in_round(request, s, who, rnd)
+        who, rnd, school = await _round_and_school(request, s)
         is_board = who.boards(rnd.agency_id)
         versions = await store.list_submissions(s, rnd.id, school.id)
         assignments = await store.list_assignments(s, rnd.id, school.id)
@@ -162,9 +163,7 @@ async def review_rate(request: web.Request) -> web.Response:
     form = await request.post()
     key = request.match_info["key"]
     async with sessionmaker(request).begin() as s:
-        who = await _reader(request, s)
-        rnd = await _round(request, s, who)
-        school = await _school_in_round(request, s, who, rnd)
+        who, rnd, school = await _round_and_school(request, s)
         snap = await _latest_snapshot(s, rnd, school.id)
         verdict = str(form.get("verdict", ""))
         try:
@@ -192,9 +191,7 @@ async def review_ask(request: web.Request) -> web.Response:
     form = await request.post()
     key = request.match_info["key"]
     async with sessionmaker(request).begin() as s:
-        who = await _reader(request, s)
-        rnd = await _round(request, s, who)
-        school = await _school_in_round(request, s, who, rnd)
+        who, rnd, school = await _round_and_school(request, s)
         snap = await _latest_snapshot(s, rnd, school.id)
         if key not in {i["key"] for i in snap["report"]["indicators"]}:
             raise web.HTTPNotFound()
@@ -213,9 +210,7 @@ async def review_decide(request: web.Request) -> web.Response:
     form = await request.post()
     notifier = request.app[keys.NOTIFIER]
     async with sessionmaker(request).begin() as s:
-        who = await _reader(request, s)
-        rnd = await _round(request, s, who)
-        school = await _school_in_round(request, s, who, rnd)
+        who, rnd, school = await _round_and_school(request, s)
         try:
             decision = await service.decide(
                 s,
@@ -241,9 +236,7 @@ async def review_decide(request: web.Request) -> web.Response:
 async def review_revoke(request: web.Request) -> web.Response:
     notifier = request.app[keys.NOTIFIER]
     async with sessionmaker(request).begin() as s:
-        who = await _reader(request, s)
-        rnd = await _round(request, s, who)
-        school = await _school_in_round(request, s, who, rnd)
+        who, rnd, school = await _round_and_school(request, s)
         try:
             decision = await service.revoke(s, who, rnd, school.id)
         except Refused as exc:
