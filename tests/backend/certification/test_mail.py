@@ -290,13 +290,20 @@ async def test_the_dashboard_counts_the_deadlines_down(db_engine, tmp_path):
     async with running_app(settings) as client:
         sm = client.app[keys.SESSIONMAKER]
         today = datetime.now(UTC).date()
-        await accreditation(sm, client, today)
+        south, *_ = await accreditation(sm, client, today)
         assert (await login(client, "coord@south.example")).status == 303
         for path in ("/dashboard/home", "/dashboard/schools/south/certification"):
             page = await (await client.get(path)).text()
             assert "Accreditation 2027" in page and "10 days left" in page, path
             assert "3 days left" in page
             assert "overdue by 1 day" in page and "Missed round" in page
+        assert "Submit a cycle" in await (await client.get("/dashboard/home")).text()
+        await logout(client)
+        # A peer of the school is told the deadline but not offered to submit (it may not).
+        await add_user(client, "peer@south.example", south.school_id, role="peer")
+        assert (await login(client, "peer@south.example")).status == 303
+        page = await (await client.get("/dashboard/home")).text()
+        assert "10 days left" in page and "Submit a cycle" not in page
         await logout(client)
         # The school that submitted is not counted down.
         assert (await login(client, "coord@north.example")).status == 303
