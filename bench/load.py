@@ -119,6 +119,9 @@ HEADERS = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token"
 @dataclass
 class Tally:
     latencies: list[float] = field(default_factory=list)
+    # the same, split: question taps, and the rest (a person's /start and consent)
+    answer_latencies: list[float] = field(default_factory=list)
+    other_latencies: list[float] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
     answers_ok: int = 0  # question taps answered 200
     updates_ok: int = 0
@@ -128,6 +131,7 @@ class Tally:
         key = str(status)
         self.statuses[key] = self.statuses.get(key, 0) + 1
         self.latencies.append(seconds)
+        (self.answer_latencies if is_answer else self.other_latencies).append(seconds)
         if status == 200:
             self.updates_ok += 1
             if is_answer:
@@ -286,6 +290,8 @@ async def open_loop(
         "answers_ok": tally.answers_ok,
         "updates_ok": tally.updates_ok,
         "latency": latency_summary(tally.latencies),
+        "latency_answers": latency_summary(tally.answer_latencies),
+        "latency_start_consent": latency_summary(tally.other_latencies),
         "uids_used": people,
     }
 

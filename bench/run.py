@@ -566,6 +566,14 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
             else ("", "")
         )
         row(f"latency {p[:3]} at {cfg['rate']:.0f} updates/s (ms)", *vals, tgt, met)
+    for part, what in (
+        ("latency_answers", "question taps"),
+        ("latency_start_consent", "/start and consent"),
+    ):
+        row(
+            f"latency p99 at {cfg['rate']:.0f} updates/s, {what} only (ms)",
+            *[_g(x, "open", part, "p99_ms") for x in (c, r, o)],
+        )
     row(
         "offered rate reached (updates/s)",
         *[_g(x, "open", "offered_rate") for x in (c, r, o)],
