@@ -76,7 +76,7 @@ class InviteFound:
 
 @dataclass(frozen=True, slots=True)
 class Redeemed:
-    """One use of an invite, counted: what a new response may know of it (not its code)."""
+    """An invite that may be used: what a new response may know of it (not its code)."""
 
     invite_id: int
     shared: bool  # usable by many (no limit, or more than one use)
@@ -105,7 +105,15 @@ class Writes(Protocol):
     async def respondent(self, subject: str) -> int: ...
     async def response_of(self, respondent_id: int, cycle_id: int) -> int | None: ...
     async def find_response(self, subject: str, cycle_id: int) -> tuple[int, int] | None: ...
-    async def redeem(self, code: str, now: datetime) -> Redeemed | str: ...
+    async def check_invite(self, code: str, now: datetime) -> Redeemed | str:
+        """The invite, if it may be used now (else why not); nothing counted yet."""
+        ...
+
+    async def count_use(self, invite_id: int) -> str | None:
+        """Count one use of the invite (None), or why not (used up, revoked meanwhile).
+        Last in the step's writes: it holds the invite's row until the commit."""
+        ...
+
     async def open_response(
         self, respondent_id: int, effect: E.OpenResponse, origin: str, model_version: str
     ) -> int: ...

@@ -259,8 +259,9 @@ class Survey:
         if isinstance(effect, E.OpenResponse):
             respondent_id = await w.respondent(ctx.subject)
             response_id = await w.response_of(respondent_id, effect.cycle_id)
+            redeemed = None
             if response_id is None:
-                redeemed = await w.redeem(effect.invite_code, datetime.now(UTC))
+                redeemed = await w.check_invite(effect.invite_code, datetime.now(UTC))
                 if isinstance(redeemed, str):
                     raise Refused(redeemed)
                 origin = await self._origin(redeemed, ctx.web)
@@ -270,6 +271,13 @@ class Survey:
                     respondent_id, effect, origin, self.engine.model_version
                 )
             await w.set_respondent_language(respondent_id, effect.lang)
+            if redeemed is not None:
+                # The use is counted last: the invite's row is locked from here to the
+                # commit, and a class on one shared code queues on it. Used up or revoked
+                # meanwhile: the step's writes are undone (Refused).
+                refused = await w.count_use(redeemed.invite_id)
+                if refused is not None:
+                    raise Refused(refused)
             if effect.cycle_id == ctx.cycle_id:
                 ctx.ids = (response_id, respondent_id)
             return

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import TextClause, bindparam, case, delete, func, or_, select, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from conversations.engine import SaveAnswer
 from conversations.roles import Role
@@ -138,13 +137,9 @@ async def get_invite_by_code(s: AsyncSession, code: str) -> Invite | None:
     return await s.scalar(select(Invite).where(Invite.code == code))
 
 
-async def redeem_invite(s: AsyncSession, code: str, now: datetime) -> RedeemResult:
-    """Count one use of the invite if it may still be used.
-
-    The use is counted by one `UPDATE ... WHERE uses < max_uses`: with concurrent
-    redeemers of the last use exactly one succeeds (PostgreSQL re-checks the WHERE
-    on the row it waited for; SQLite serialises writers).
-    """
+async def check_invite(s: AsyncSession, code: str, now: datetime) -> RedeemResult:
+    """The invite of `code` with its cycle (one round trip), and whether it may be used now
+    (`invite_refusal`); nothing is counted (`count_invite_use` does that)."""
     if not INVITE_CODE.match(code):
         return RedeemResult(RedeemStatus.UNKNOWN)
     row = (
@@ -153,17 +148,25 @@ async def redeem_invite(s: AsyncSession, code: str, now: datetime) -> RedeemResu
             .join(Cycle, Cycle.id == Invite.cycle_id)
             .where(Invite.code == code)
         )
-    ).first()  # the invite with its cycle: one round trip
+    ).first()
     if row is None:
         return RedeemResult(RedeemStatus.UNKNOWN)
     invite, cycle = row
-    refused = invite_refusal(invite, cycle, now)
-    if refused is not None:
-        return RedeemResult(refused, invite, cycle)
-    new_uses = await s.scalar(
+    return RedeemResult(invite_refusal(invite, cycle, now) or RedeemStatus.OK, invite, cycle)
+
+
+async def count_invite_use(s: AsyncSession, invite_id: int) -> RedeemStatus:
+    """Count one use of the invite unless it was revoked or used up meanwhile.
+
+    One `UPDATE ... WHERE uses < max_uses`: with concurrent redeemers of the last use
+    exactly one succeeds (PostgreSQL re-checks the WHERE on the row it waited for; SQLite
+    serialises writers). The row stays locked until the caller's transaction ends: a
+    consent runs this as its last statement, so that a class using one shared code at
+    once waits for each other's COMMIT only, not for each other's whole consent."""
+    counted = await s.scalar(
         update(Invite)
         .where(
-            Invite.id == invite.id,
+            Invite.id == invite_id,
             Invite.revoked_at.is_(None),
             or_(Invite.max_uses.is_(None), Invite.uses < Invite.max_uses),
         )
@@ -171,12 +174,25 @@ async def redeem_invite(s: AsyncSession, code: str, now: datetime) -> RedeemResu
         .returning(Invite.uses)
         .execution_options(synchronize_session=False)
     )
-    if new_uses is None:
-        await s.refresh(invite)
-        status = RedeemStatus.REVOKED if invite.revoked_at is not None else RedeemStatus.USED_UP
-        return RedeemResult(status, invite, cycle)
-    set_committed_value(invite, "uses", new_uses)
-    return RedeemResult(RedeemStatus.OK, invite, cycle)
+    if counted is not None:
+        return RedeemStatus.OK
+    revoked = await s.scalar(select(Invite.revoked_at).where(Invite.id == invite_id))
+    return RedeemStatus.REVOKED if revoked is not None else RedeemStatus.USED_UP
+
+
+async def redeem_invite(s: AsyncSession, code: str, now: datetime) -> RedeemResult:
+    """Count one use of the invite if it may still be used (`check_invite`, then
+    `count_invite_use`)."""
+    checked = await check_invite(s, code, now)
+    if not checked.ok:
+        return checked
+    assert checked.invite is not None
+    status = await count_invite_use(s, checked.invite.id)
+    if status is RedeemStatus.OK:
+        await s.refresh(checked.invite, ["uses"])
+    else:
+        await s.refresh(checked.invite)
+    return RedeemResult(status, checked.invite, checked.cycle)
 
 
 async def revoke_invite(

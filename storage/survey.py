@@ -184,12 +184,16 @@ class SqlWrites:
         ).first()
         return None if row is None else (row[0], row[1])
 
-    async def redeem(self, code: str, now: datetime) -> Redeemed | str:
-        result = await responses.redeem_invite(self.s, code, now)
+    async def check_invite(self, code: str, now: datetime) -> Redeemed | str:
+        result = await responses.check_invite(self.s, code, now)
         if not result.ok:
             return result.status.value
         assert result.invite is not None
         return Redeemed(result.invite.id, shared=result.invite.max_uses != 1)
+
+    async def count_use(self, invite_id: int) -> str | None:
+        status = await responses.count_invite_use(self.s, invite_id)
+        return None if status is responses.RedeemStatus.OK else status.value
 
     async def open_response(
         self, respondent_id: int, effect: E.OpenResponse, origin: str, model_version: str

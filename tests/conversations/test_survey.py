@@ -282,3 +282,30 @@ async def test_a_scored_answer_on_a_dropped_connection_fails_transient_and_lands
     async with sessionmaker() as s:
         answers = (await s.execute(select(Answer))).scalars().all()
     assert [a.question_id for a in answers] == [p.question_id]
+
+
+async def test_the_consent_counts_the_invite_use_last(runner, sessionmaker):
+    """A class on one shared code consents at once: each consent locks the invite's row
+    from its use count to its COMMIT, so the count is the consent's last statement (the
+    bench's /start-and-consent tail was this queue when the count came first)."""
+    from sqlalchemy import event
+
+    engine = sessionmaker.kw["bind"].sync_engine
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(" ".join(statement.split()[:2]).upper())
+
+    seeded = await seed_school(sessionmaker)
+    subject = runner.subject("telegram", 1005)
+    await runner.start(subject, seeded.invites["learner"])
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        await runner.handle(subject, E.Consent(True))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert "INSERT INTO" in seen and seen[-1] == "UPDATE INVITE", seen
+    async with sessionmaker() as s:
+        invite = await s.scalar(select(Invite).where(Invite.code == seeded.invites["learner"]))
+        assert invite.uses == 1
+        assert await s.scalar(select(func.count()).select_from(Response)) == 1
