@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -139,6 +140,17 @@ def _one_statement(effect: E.Effect | None) -> bool:
     return isinstance(effect, E.SaveAnswer) and effect.text is None and not effect.free_text
 
 
+def _scored(answer: E.SaveAnswer) -> dict[str, Any]:
+    """The answer's stored fields (exactly one of them is set), as `upsert_answer` takes them."""
+    return {
+        "value": answer.value,
+        "na": answer.na,
+        "number": answer.number,
+        "choice": answer.choice,
+        "skipped": answer.skipped,
+    }
+
+
 class OneAnswer:
     """The `Writes` of a block that applies one scored answer on PostgreSQL: one statement,
     autocommit, on the pool's connection without a session (`responses.upsert_answer_autocommit`)."""
@@ -150,14 +162,7 @@ class OneAnswer:
         assert _one_statement(answer), "only a scored answer is one statement"
         async with self.engine.connect() as conn:
             await responses.upsert_answer_autocommit(
-                conn,
-                response_id,
-                answer.question_id,
-                value=answer.value,
-                na=answer.na,
-                number=answer.number,
-                choice=answer.choice,
-                skipped=answer.skipped,
+                conn, response_id, answer.question_id, **_scored(answer)
             )
 
 
@@ -224,16 +229,7 @@ class SqlWrites:
             return
         if answer.free_text:  # a free-text question skipped: no text of it is kept
             await responses.delete_comment(self.s, response_id, answer.question_id)
-        await responses.upsert_answer(
-            self.s,
-            response_id,
-            answer.question_id,
-            value=answer.value,
-            na=answer.na,
-            number=answer.number,
-            choice=answer.choice,
-            skipped=answer.skipped,
-        )
+        await responses.upsert_answer(self.s, response_id, answer.question_id, **_scored(answer))
 
     async def delete_answers(self, response_id: int, question_ids: tuple[str, ...]) -> None:
         for qid in question_ids:
