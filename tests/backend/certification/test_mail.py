@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -78,52 +79,56 @@ async def submitted_round(client, sm):
     return rnd
 
 
-async def test_a_decision_mails_the_coordinators_in_their_language(db_engine, tmp_path):
+@asynccontextmanager
+async def submitted_with_mail(db_engine, tmp_path):
+    """A running app that mails to an in-process SMTP sink (its loop off: the tests wait for
+    the notifier), with a round the south school submitted to: (sink, client, sm, rnd)."""
     async with smtp_sink() as sink:
         settings = make_settings(
             db_url_of(db_engine), data_dir=tmp_path / "data", **mail_settings(sink.port)
         )
         async with running_app(settings, mail_loop=False) as client:
             sm = client.app[keys.SESSIONMAKER]
-            rnd = await submitted_round(client, sm)
-            await decide(client, rnd)
-            await client.app[keys.NOTIFIER].idle()
-            (msg,) = await sink.wait_for(1)
-            async with sm.begin() as s:
-                decision = (await store.latest_decisions(s, rnd.round_id))[rnd.south.school_id]
-                (row,) = await mail_store.list_mail(s, rnd.south.school_id)
-            assert (row.kind, row.status, row.attempts) == ("decision", "sent", 1)
-            # One mail to both coordinators (of one language), the board's member not among them.
-            assert sink.envelopes == [
-                ("rounds@guidance.example", ["coord@south.example", "second@south.example"])
-            ]
-            assert msg["Content-Language"] == "hy"
-            body = msg.get_content()
-            assert "South College" in msg["Subject"] and "Certification 2027" in msg["Subject"]
-            assert msg["Subject"].startswith("Որոշում՝ հավաստագրված")  # "Decision: certified"
-            assert "վահանակում" in body  # "in the dashboard"
-            page = (
-                f"http://guidance.example/dashboard/schools/south/certification"
-                f"#round-{rnd.round_id}"
-            )
-            assert page in body
-            assert f"http://guidance.example/verify/{decision.token}" in body
-            assert SECRET_REMARK not in body and SECRET_SELF not in body
-            # The links lead where they say.
-            assert (await client.get(f"/verify/{decision.token}")).status == 200
+            yield sink, client, sm, await submitted_round(client, sm)
 
-            # A revocation tells them too; a coordinator's own language wins over the
-            # school's: English for one, Armenian for the other, one mail each.
-            await set_language(sm, "second@south.example", "en")
-            review = f"/dashboard/rounds/{rnd.round_id}/schools/{rnd.south.school_id}"
-            assert (await post_form(client, f"{review}/revoke", {}, review)).status == 303
-            await client.app[keys.NOTIFIER].idle()
-            await sink.wait_for(3)
-            sent = {m["Content-Language"]: m for m in sink.messages[1:]}
-            assert sorted(sent) == ["en", "hy"]
-            assert sent["en"]["To"] == "second@south.example"
-            assert "revoked" in sent["en"]["Subject"]
-            assert f"/verify/{decision.token}" in sent["en"].get_content()
+
+async def test_a_decision_mails_the_coordinators_in_their_language(db_engine, tmp_path):
+    async with submitted_with_mail(db_engine, tmp_path) as (sink, client, sm, rnd):
+        await decide(client, rnd)
+        await client.app[keys.NOTIFIER].idle()
+        (msg,) = await sink.wait_for(1)
+        async with sm.begin() as s:
+            decision = (await store.latest_decisions(s, rnd.round_id))[rnd.south.school_id]
+            (row,) = await mail_store.list_mail(s, rnd.south.school_id)
+        assert (row.kind, row.status, row.attempts) == ("decision", "sent", 1)
+        # One mail to both coordinators (of one language), the board's member not among them.
+        assert sink.envelopes == [
+            ("rounds@guidance.example", ["coord@south.example", "second@south.example"])
+        ]
+        assert msg["Content-Language"] == "hy"
+        body = msg.get_content()
+        assert "South College" in msg["Subject"] and "Certification 2027" in msg["Subject"]
+        assert msg["Subject"].startswith("Որոշում՝ հավաստագրված")  # "Decision: certified"
+        assert "վահանակում" in body  # "in the dashboard"
+        page = f"http://guidance.example/dashboard/schools/south/certification#round-{rnd.round_id}"
+        assert page in body
+        assert f"http://guidance.example/verify/{decision.token}" in body
+        assert SECRET_REMARK not in body and SECRET_SELF not in body
+        # The links lead where they say.
+        assert (await client.get(f"/verify/{decision.token}")).status == 200
+
+        # A revocation tells them too; a coordinator's own language wins over the
+        # school's: English for one, Armenian for the other, one mail each.
+        await set_language(sm, "second@south.example", "en")
+        review = f"/dashboard/rounds/{rnd.round_id}/schools/{rnd.south.school_id}"
+        assert (await post_form(client, f"{review}/revoke", {}, review)).status == 303
+        await client.app[keys.NOTIFIER].idle()
+        await sink.wait_for(3)
+        sent = {m["Content-Language"]: m for m in sink.messages[1:]}
+        assert sorted(sent) == ["en", "hy"]
+        assert sent["en"]["To"] == "second@south.example"
+        assert "revoked" in sent["en"]["Subject"]
+        assert f"/verify/{decision.token}" in sent["en"].get_content()
 
 
 async def test_no_smtp_host_means_no_mail_and_no_error(db_engine, tmp_path):
@@ -319,33 +324,27 @@ async def test_the_dashboard_counts_the_deadlines_down(db_engine, tmp_path):
 
 
 async def test_a_decision_through_the_api_mails_the_coordinators_too(db_engine, tmp_path):
-    async with smtp_sink() as sink:
-        settings = make_settings(
-            db_url_of(db_engine), data_dir=tmp_path / "data", **mail_settings(sink.port)
-        )
-        async with running_app(settings, mail_loop=False) as client:
-            sm = client.app[keys.SESSIONMAKER]
-            rnd = await submitted_round(client, sm)
-            await set_language(sm, "second@south.example", "uk")
-            base = f"/api/rounds/{rnd.round_id}/schools/{rnd.south.school_id}"
-            headers = await api_headers(client, "board@agency.example")
-            resp = await client.post(base + "/decision", json=DECISION, headers=headers)
-            assert resp.status == 201, await resp.text()
-            await client.app[keys.NOTIFIER].idle()
-            resp = await client.post(base + "/decision/revoke", headers=headers)
-            assert resp.status == 200, await resp.text()
-            await client.app[keys.NOTIFIER].idle()
-            await sink.wait_for(4)
-            got = sorted((m["Content-Language"], m["To"]) for m in sink.messages)
-            assert got == [
-                ("hy", "coord@south.example"),
-                ("hy", "coord@south.example"),
-                ("uk", "second@south.example"),
-                ("uk", "second@south.example"),
-            ]
-            uk = [m for m in sink.messages if m["Content-Language"] == "uk"]
-            assert uk[0]["Subject"].startswith("Рішення щодо South College")
-            assert "відкликано" in uk[1]["Subject"]
+    async with submitted_with_mail(db_engine, tmp_path) as (sink, client, sm, rnd):
+        await set_language(sm, "second@south.example", "uk")
+        base = f"/api/rounds/{rnd.round_id}/schools/{rnd.south.school_id}"
+        headers = await api_headers(client, "board@agency.example")
+        resp = await client.post(base + "/decision", json=DECISION, headers=headers)
+        assert resp.status == 201, await resp.text()
+        await client.app[keys.NOTIFIER].idle()
+        resp = await client.post(base + "/decision/revoke", headers=headers)
+        assert resp.status == 200, await resp.text()
+        await client.app[keys.NOTIFIER].idle()
+        await sink.wait_for(4)
+        got = sorted((m["Content-Language"], m["To"]) for m in sink.messages)
+        assert got == [
+            ("hy", "coord@south.example"),
+            ("hy", "coord@south.example"),
+            ("uk", "second@south.example"),
+            ("uk", "second@south.example"),
+        ]
+        uk = [m for m in sink.messages if m["Content-Language"] == "uk"]
+        assert uk[0]["Subject"].startswith("Рішення щодо South College")
+        assert "відкликано" in uk[1]["Subject"]
 
 
 async def test_the_server_loop_sends_the_reminders_by_itself(db_engine, tmp_path):
