@@ -245,7 +245,11 @@ class Survey:
             return step
         ctx = _Context(subject, step.state, channel, address, web)
         try:
-            only = step.effects[0] if len(step.effects) == 1 and ctx.ids else None
+            # One effect: the store may take a shorter road (`SurveyStore.writes`). An
+            # answer needs the ids at hand; a consent finds or makes them itself.
+            only = step.effects[0] if len(step.effects) == 1 else None
+            if not ctx.ids and not isinstance(only, E.OpenResponse):
+                only = None
             async with self.answers.writes(only) as w:
                 for effect in step.effects:
                     await self._apply_one(w, ctx, effect)
@@ -257,7 +261,7 @@ class Survey:
 
     async def _apply_one(self, w: Writes, ctx: _Context, effect: E.Effect) -> None:
         if isinstance(effect, E.OpenResponse):
-            respondent_id = await w.respondent(ctx.subject)
+            respondent_id = await w.respondent(ctx.subject, effect.lang)
             response_id = await w.response_of(respondent_id, effect.cycle_id)
             redeemed = None
             if response_id is None:
@@ -270,7 +274,6 @@ class Survey:
                 response_id = await w.open_response(
                     respondent_id, effect, origin, self.engine.model_version
                 )
-            await w.set_respondent_language(respondent_id, effect.lang)
             if redeemed is not None:
                 # The use is counted last: the invite's row is locked from here to the
                 # commit, and a class on one shared code queues on it. Used up or revoked

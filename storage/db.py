@@ -52,7 +52,11 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
 
 def insert_for(s: AsyncSession, table: Table) -> Any:
     """The dialect's INSERT, which offers ON CONFLICT on PostgreSQL and SQLite alike."""
-    name = s.get_bind().dialect.name
+    return insert_of(s.get_bind().dialect.name, table)
+
+
+def insert_of(name: str, table: Table) -> Any:
+    """`insert_for` by the dialect's name (a statement built once per dialect)."""
     if name == "postgresql":
         return postgresql.insert(table)
     if name == "sqlite":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
@@ -33,13 +33,15 @@ from storage.models import (
     ReleaseUnit,
     Respondent,
     Response,
+    School,
     UTCDateTime,
     utcnow,
 )
 
 if TYPE_CHECKING:
     from conversations.banks import Bank
-from storage.db import insert_for
+from storage.db import insert_for, insert_of
+from storage.driver import Query, Run, run_of
 
 RESPONSE_STATUSES = frozenset({"in_progress", "completed", "stopped"})
 
@@ -103,28 +105,52 @@ class RedeemStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class InviteRow:
+    """An invite as the respondent's side reads it: its terms, its cycle's window and
+    thresholds, its school's name and languages (one lookup, `INVITE_BY_CODE`)."""
+
+    invite_id: int
+    role: str
+    max_uses: int | None
+    uses: int
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    cycle_id: int
+    status: str  # the cycle's
+    opens_at: datetime | None
+    closes_at: datetime | None
+    threshold: int
+    free_text_threshold: int
+    school_name: str
+    school_languages: tuple[str, ...]
+
+    @property
+    def shared(self) -> bool:
+        return self.max_uses != 1
+
+
+@dataclass(frozen=True, slots=True)
 class RedeemResult:
     status: RedeemStatus
-    invite: Invite | None = None
-    cycle: Cycle | None = None
+    invite: InviteRow | None = None
 
     @property
     def ok(self) -> bool:
         return self.status is RedeemStatus.OK
 
 
-def invite_refusal(invite: Invite, cycle: Cycle | None, now: datetime) -> RedeemStatus | None:
+def invite_refusal(invite: InviteRow, now: datetime) -> RedeemStatus | None:
     """THE rule of an invite's validity, for the peek (before consent) and the redemption
     (at consent) alike: None if it may be used now, else why not."""
     if invite.revoked_at is not None:
         return RedeemStatus.REVOKED
     if invite.expires_at is not None and now >= invite.expires_at:
         return RedeemStatus.EXPIRED
-    if cycle is None or cycle.status != "open":
+    if invite.status != "open":
         return RedeemStatus.CYCLE_CLOSED
-    if cycle.opens_at is not None and now < cycle.opens_at:
+    if invite.opens_at is not None and now < invite.opens_at:
         return RedeemStatus.NOT_OPEN
-    if cycle.closes_at is not None and now >= cycle.closes_at:
+    if invite.closes_at is not None and now >= invite.closes_at:
         return RedeemStatus.CYCLE_CLOSED
     if invite.max_uses is not None and invite.uses >= invite.max_uses:
         return RedeemStatus.USED_UP
@@ -137,25 +163,63 @@ async def get_invite_by_code(s: AsyncSession, code: str) -> Invite | None:
     return await s.scalar(select(Invite).where(Invite.code == code))
 
 
-async def check_invite(s: AsyncSession, code: str, now: datetime) -> RedeemResult:
-    """The invite of `code` with its cycle (one round trip), and whether it may be used now
-    (`invite_refusal`); nothing is counted (`count_invite_use` does that)."""
+INVITE_BY_CODE = Query(
+    lambda _dialect: (
+        select(
+            Invite.id,
+            Invite.role,
+            Invite.max_uses,
+            Invite.uses,
+            Invite.expires_at,
+            Invite.revoked_at,
+            Cycle.id,
+            Cycle.status,
+            Cycle.opens_at,
+            Cycle.closes_at,
+            Cycle.anonymity_threshold,
+            Cycle.free_text_threshold,
+            School.name,
+            School.languages,
+        )
+        .join(Cycle, Cycle.id == Invite.cycle_id)
+        .join(School, School.id == Cycle.school_id)
+        .where(Invite.code == bindparam("code"))
+    )
+)
+
+
+async def check_invite(db: AsyncSession | Run, code: str, now: datetime) -> RedeemResult:
+    """The invite of `code` with its cycle and school (one round trip), and whether it may
+    be used now (`invite_refusal`); nothing is counted (`count_invite_use` does that). The
+    /start's peek and the consent's check alike."""
     if not INVITE_CODE.match(code):
         return RedeemResult(RedeemStatus.UNKNOWN)
-    row = (
-        await s.execute(
-            select(Invite, Cycle)
-            .join(Cycle, Cycle.id == Invite.cycle_id)
-            .where(Invite.code == code)
-        )
-    ).first()
+    row = await (await run_of(db)).row(INVITE_BY_CODE, code=code)
     if row is None:
         return RedeemResult(RedeemStatus.UNKNOWN)
-    invite, cycle = row
-    return RedeemResult(invite_refusal(invite, cycle, now) or RedeemStatus.OK, invite, cycle)
+    *terms, languages = row
+    invite = InviteRow(*terms, school_languages=tuple(languages or ()))
+    return RedeemResult(invite_refusal(invite, now) or RedeemStatus.OK, invite)
 
 
-async def count_invite_use(s: AsyncSession, invite_id: int) -> RedeemStatus:
+COUNT_USE = Query(
+    lambda _dialect: (
+        update(Invite.__table__)
+        .where(
+            Invite.id == bindparam("invite_id"),
+            Invite.revoked_at.is_(None),
+            or_(Invite.max_uses.is_(None), Invite.uses < Invite.max_uses),
+        )
+        .values(uses=Invite.uses + 1)
+        .returning(Invite.uses)
+    )
+)
+REVOKED_AT = Query(
+    lambda _dialect: select(Invite.revoked_at).where(Invite.id == bindparam("invite_id"))
+)
+
+
+async def count_invite_use(db: AsyncSession | Run, invite_id: int) -> RedeemStatus:
     """Count one use of the invite unless it was revoked or used up meanwhile.
 
     One `UPDATE ... WHERE uses < max_uses`: with concurrent redeemers of the last use
@@ -163,36 +227,24 @@ async def count_invite_use(s: AsyncSession, invite_id: int) -> RedeemStatus:
     serialises writers). The row stays locked until the caller's transaction ends: a
     consent runs this as its last statement, so that a class using one shared code at
     once waits for each other's COMMIT only, not for each other's whole consent."""
-    counted = await s.scalar(
-        update(Invite)
-        .where(
-            Invite.id == invite_id,
-            Invite.revoked_at.is_(None),
-            or_(Invite.max_uses.is_(None), Invite.uses < Invite.max_uses),
-        )
-        .values(uses=Invite.uses + 1)
-        .returning(Invite.uses)
-        .execution_options(synchronize_session=False)
-    )
-    if counted is not None:
+    run = await run_of(db)
+    if await run.scalar(COUNT_USE, invite_id=invite_id) is not None:
         return RedeemStatus.OK
-    revoked = await s.scalar(select(Invite.revoked_at).where(Invite.id == invite_id))
+    revoked = await run.scalar(REVOKED_AT, invite_id=invite_id)
     return RedeemStatus.REVOKED if revoked is not None else RedeemStatus.USED_UP
 
 
 async def redeem_invite(s: AsyncSession, code: str, now: datetime) -> RedeemResult:
     """Count one use of the invite if it may still be used (`check_invite`, then
-    `count_invite_use`)."""
+    `count_invite_use`); the result's invite shows its uses after the count."""
     checked = await check_invite(s, code, now)
     if not checked.ok:
         return checked
     assert checked.invite is not None
-    status = await count_invite_use(s, checked.invite.id)
-    if status is RedeemStatus.OK:
-        await s.refresh(checked.invite, ["uses"])
-    else:
-        await s.refresh(checked.invite)
-    return RedeemResult(status, checked.invite, checked.cycle)
+    status = await count_invite_use(s, checked.invite.invite_id)
+    if status is not RedeemStatus.OK:
+        return RedeemResult(status, checked.invite)
+    return RedeemResult(status, replace(checked.invite, uses=checked.invite.uses + 1))
 
 
 async def revoke_invite(
@@ -241,18 +293,29 @@ async def get_or_create_respondent(s: AsyncSession, subject_hash: str) -> Respon
     ).scalar_one()
 
 
-async def respondent_id(s: AsyncSession, subject_hash: str) -> int:
+def _respondent_upsert(dialect: str) -> Any:
+    stmt = insert_of(dialect, Respondent.__table__).values(
+        subject_hash=bindparam("subject"), created_at=bindparam("now"), language=bindparam("lang")
+    )
+    keep = func.coalesce(stmt.excluded.language, Respondent.__table__.c.language)
+    return stmt.on_conflict_do_update(
+        index_elements=["subject_hash"], set_={"language": keep}
+    ).returning(Respondent.id)
+
+
+RESPONDENT_ID = Query(_respondent_upsert)
+
+
+async def respondent_id(
+    db: AsyncSession | Run, subject_hash: str, language: str | None = None
+) -> int:
     """`get_or_create_respondent`'s id in one statement: the upsert returns the row's id
-    whether it made it or found it (a no-op update on conflict), no row loaded."""
+    whether it made it or found it, no row loaded. `language`, if given, becomes the
+    respondent's (the consent's language, in the same round trip)."""
     if len(subject_hash) != 64:
         raise ValueError("subject_hash is the 64-hex-char keyed hash, not a raw id")
-    stmt = insert_for(s, Respondent.__table__).values(
-        subject_hash=subject_hash, created_at=utcnow()
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["subject_hash"], set_={"subject_hash": stmt.excluded.subject_hash}
-    )
-    return int((await s.execute(stmt.returning(Respondent.id))).scalar_one())
+    run = await run_of(db)
+    return int(await run.scalar(RESPONDENT_ID, subject=subject_hash, now=utcnow(), lang=language))
 
 
 async def set_language(s: AsyncSession, respondent_id: int, language: str) -> None:
@@ -272,36 +335,37 @@ async def mark_blocked(
     )
 
 
-def _new_response(
-    s: AsyncSession,
-    respondent_id: int,
-    cycle_id: int,
-    role: str,
-    bank_tag: str,
-    model_version: str,
-    language: str,
-    consent_at: datetime,
-    origin: str,
-) -> Any:
-    """INSERT the respondent's response in this cycle unless there is one (race-safe)."""
-    now = utcnow()
+def _new_response(dialect: str) -> Any:
+    """INSERT the respondent's response in this cycle unless there is one (race-safe); every
+    column given, so that asyncpg can run it as it is (`storage.driver`)."""
     return (
-        insert_for(s, Response.__table__)
+        insert_of(dialect, Response.__table__)
         .values(
-            respondent_id=respondent_id,
-            cycle_id=cycle_id,
-            origin=origin,
-            role=Role(role).value,
-            bank_tag=bank_tag,
-            model_version=model_version,
-            language=language,
+            respondent_id=bindparam("respondent_id"),
+            cycle_id=bindparam("cycle_id"),
+            origin=bindparam("origin"),
+            role=bindparam("role"),
+            bank_tag=bindparam("bank_tag"),
+            model_version=bindparam("model_version"),
+            language=bindparam("language"),
             status="in_progress",
-            consent_at=consent_at,
-            started_at=now,
-            updated_at=now,
+            consent_at=bindparam("consent_at"),
+            started_at=bindparam("now"),
+            updated_at=bindparam("now"),
+            revision=0,
         )
         .on_conflict_do_nothing(index_elements=["respondent_id", "cycle_id"])
+        .returning(Response.id)
     )
+
+
+NEW_RESPONSE = Query(_new_response)
+RESPONSE_ID_OF = Query(
+    lambda _dialect: select(Response.id).where(
+        Response.respondent_id == bindparam("respondent_id"),
+        Response.cycle_id == bindparam("cycle_id"),
+    )
+)
 
 
 async def get_or_create_response(
@@ -320,10 +384,8 @@ async def get_or_create_response(
     An existing response is returned unchanged (role, bank and origin stay as first set).
     `origin`: invite | shared | dashboard; no link to the invite itself is kept.
     """
-    await s.execute(
-        _new_response(
-            s, respondent_id, cycle_id, role, bank_tag, model_version, language, consent_at, origin
-        )
+    await open_response_id(
+        s, respondent_id, cycle_id, role, bank_tag, model_version, language, consent_at, origin
     )
     response = await get_response(s, respondent_id, cycle_id)
     assert response is not None
@@ -331,7 +393,7 @@ async def get_or_create_response(
 
 
 async def open_response_id(
-    s: AsyncSession,
+    db: AsyncSession | Run,
     respondent_id: int,
     cycle_id: int,
     role: str,
@@ -343,25 +405,30 @@ async def open_response_id(
 ) -> int:
     """`get_or_create_response`'s id, in one round trip when the response is new (the
     consent: the insert returns it), without loading the row."""
-    new = await s.scalar(
-        _new_response(
-            s, respondent_id, cycle_id, role, bank_tag, model_version, language, consent_at, origin
-        ).returning(Response.id)
+    run = await run_of(db)
+    new = await run.scalar(
+        NEW_RESPONSE,
+        respondent_id=respondent_id,
+        cycle_id=cycle_id,
+        origin=origin,
+        role=Role(role).value,
+        bank_tag=bank_tag,
+        model_version=model_version,
+        language=language,
+        consent_at=consent_at,
+        now=utcnow(),
     )
     if new is not None:
         return int(new)
-    found = await response_id_of(s, respondent_id, cycle_id)
+    found = await response_id_of(run, respondent_id, cycle_id)
     assert found is not None
     return found
 
 
-async def response_id_of(s: AsyncSession, respondent_id: int, cycle_id: int) -> int | None:
+async def response_id_of(db: AsyncSession | Run, respondent_id: int, cycle_id: int) -> int | None:
     """The id of the respondent's response in this cycle, if any (no row loaded)."""
-    return await s.scalar(
-        select(Response.id).where(
-            Response.respondent_id == respondent_id, Response.cycle_id == cycle_id
-        )
-    )
+    run = await run_of(db)
+    return await run.scalar(RESPONSE_ID_OF, respondent_id=respondent_id, cycle_id=cycle_id)
 
 
 async def get_response(s: AsyncSession, respondent_id: int, cycle_id: int) -> Response | None:
@@ -571,9 +638,8 @@ async def upsert_answer_autocommit(
         raise
 
 
-async def load_answers(s: AsyncSession, response_id: int) -> dict[str, AnswerRecord]:
-    """The response's answers by question id, in the order first answered."""
-    rows = await s.execute(
+ANSWERS_OF = Query(
+    lambda _dialect: (
         select(
             Answer.question_id,
             Answer.value,
@@ -583,10 +649,23 @@ async def load_answers(s: AsyncSession, response_id: int) -> dict[str, AnswerRec
             Answer.skipped,
             Answer.answered_at,
         )
-        .where(Answer.response_id == response_id)
+        .where(Answer.response_id == bindparam("response_id"))
         .order_by(Answer.id)
     )
-    return {row.question_id: AnswerRecord(*row) for row in rows}
+)
+COMMENTS_OF = Query(
+    lambda _dialect: (
+        select(Comment.question_id, Comment.text)
+        .where(Comment.response_id == bindparam("response_id"))
+        .order_by(Comment.id)
+    )
+)
+
+
+async def load_answers(db: AsyncSession | Run, response_id: int) -> dict[str, AnswerRecord]:
+    """The response's answers by question id, in the order first answered."""
+    rows = await (await run_of(db)).rows(ANSWERS_OF, response_id=response_id)
+    return {row[0]: AnswerRecord(*row) for row in rows}
 
 
 async def delete_answer(s: AsyncSession, response_id: int, question_id: str) -> bool:
@@ -615,12 +694,8 @@ async def upsert_comment(s: AsyncSession, response_id: int, question_id: str, te
     await touch_response(s, response_id)
 
 
-async def load_comments(s: AsyncSession, response_id: int) -> dict[str, str]:
-    rows = await s.execute(
-        select(Comment.question_id, Comment.text)
-        .where(Comment.response_id == response_id)
-        .order_by(Comment.id)
-    )
+async def load_comments(db: AsyncSession | Run, response_id: int) -> dict[str, str]:
+    rows = await (await run_of(db)).rows(COMMENTS_OF, response_id=response_id)
     return {qid: text for qid, text in rows}
 
 

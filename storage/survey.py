@@ -12,14 +12,39 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from conversations import engine as E
 from conversations.ports import Found, InviteFound, Redeemed
-from storage import responses
+from storage import driver, responses
 from storage.contacts import set_opt_in
-from storage.models import Cycle, Invite, Respondent, Response, School, utcnow
+from storage.driver import Alchemy, Query, Run
+from storage.models import Cycle, Respondent, Response, School, utcnow
+
+# A person's newest response with what rebuilds their position (`newest_response`).
+NEWEST_RESPONSE = Query(
+    lambda _dialect: (
+        select(
+            Response.id,
+            Response.respondent_id,
+            Cycle.id,
+            Response.bank_tag,
+            Response.language,
+            Response.status,
+            School.name,
+            School.languages,
+            Cycle.anonymity_threshold,
+            Cycle.free_text_threshold,
+        )
+        .join(Respondent, Respondent.id == Response.respondent_id)
+        .join(Cycle, Cycle.id == Response.cycle_id)
+        .join(School, School.id == Cycle.school_id)
+        .where(Respondent.subject_hash == bindparam("subject"))
+        .order_by(Response.started_at.desc(), Response.id.desc())
+        .limit(1)
+    )
+)
 
 
 class SqlSurveyStore:
@@ -37,61 +62,47 @@ class SqlSurveyStore:
             else None
         )
 
-    def _reading(self) -> AsyncSession:
-        """A session for the reads of a /start (the invite, the newest response): on
-        PostgreSQL in autocommit, so no BEGIN and ROLLBACK round trips around them (the
-        person's own writes wait for the lock this caller holds)."""
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[Run]:
+        """A connection for the reads of a /start (the invite, the newest response): on
+        PostgreSQL asyncpg's own, in autocommit (no BEGIN and ROLLBACK round trips around
+        them; the person's own writes wait for the lock this caller holds)."""
         if self.autocommit is not None:
-            return self.sessionmaker(bind=self.autocommit)
-        return self.sessionmaker()
+            async with driver.connect(self.autocommit, transaction=False) as run:
+                yield run
+            return
+        async with self.sessionmaker() as s:
+            yield Alchemy(await s.connection())
 
     async def peek_invite(self, code: str, now: datetime) -> InviteFound | str:
-        """An invite that may be used now, without using it up; else why not."""
-        if not responses.INVITE_CODE.match(code):
-            return responses.RedeemStatus.UNKNOWN.value
-        async with self._reading() as s:
-            row = (
-                await s.execute(
-                    select(Invite, Cycle, School)
-                    .join(Cycle, Cycle.id == Invite.cycle_id)
-                    .join(School, School.id == Cycle.school_id)
-                    .where(Invite.code == code)
-                )
-            ).first()
-        if row is None:
-            return responses.RedeemStatus.UNKNOWN.value
-        invite, cycle, school = row
-        refused = responses.invite_refusal(invite, cycle, now)
-        if refused is not None:
-            return refused.value
+        """An invite that may be used now, without using it up; else why not (the lookup
+        and the rule of the consent's `check_invite`)."""
+        async with self._reading() as run:
+            checked = await responses.check_invite(run, code, now)
+        if not checked.ok:
+            return checked.status.value
+        invite = checked.invite
+        assert invite is not None
         return InviteFound(
-            invite_id=invite.id,
-            cycle_id=cycle.id,
+            invite_id=invite.invite_id,
+            cycle_id=invite.cycle_id,
             role=invite.role,
-            school_name=school.name,
-            school_languages=tuple(school.languages or ()),
-            threshold=cycle.anonymity_threshold,
-            free_text_threshold=cycle.free_text_threshold,
+            school_name=invite.school_name,
+            school_languages=invite.school_languages,
+            threshold=invite.threshold,
+            free_text_threshold=invite.free_text_threshold,
         )
 
     async def newest_response(self, subject: str) -> Found | None:
-        async with self._reading() as s:
-            row = (
-                await s.execute(
-                    select(Response, Cycle, School)
-                    .join(Respondent, Respondent.id == Response.respondent_id)
-                    .join(Cycle, Cycle.id == Response.cycle_id)
-                    .join(School, School.id == Cycle.school_id)
-                    .where(Respondent.subject_hash == subject)
-                    .order_by(Response.started_at.desc(), Response.id.desc())
-                    .limit(1)
-                )
-            ).first()
+        async with self._reading() as run:
+            row = await run.row(NEWEST_RESPONSE, subject=subject)
             if row is None:
                 return None
-            response, cycle, school = row
-            answers = await responses.load_answers(s, response.id)
-            comments = await responses.load_comments(s, response.id)
+            response_id = row[0]
+            answers = await responses.load_answers(run, response_id)
+            comments = await responses.load_comments(run, response_id)
+        (_, respondent_id, cycle_id, bank_tag, language, status, school, languages) = row[:8]
+        threshold, free_text_threshold = row[8:]
         codes = {qid: "t" for qid in comments}
         codes |= {
             qid: E.answer_code(
@@ -100,17 +111,17 @@ class SqlSurveyStore:
             for qid, a in answers.items()
         }
         return Found(
-            response_id=response.id,
-            respondent_id=response.respondent_id,
-            cycle_id=cycle.id,
-            bank_tag=response.bank_tag,
-            language=response.language,
-            status=response.status,
+            response_id=response_id,
+            respondent_id=respondent_id,
+            cycle_id=cycle_id,
+            bank_tag=bank_tag,
+            language=language,
+            status=status,
             answers=codes,
-            school_name=school.name,
-            school_languages=tuple(school.languages or ()),
-            threshold=cycle.anonymity_threshold,
-            free_text_threshold=cycle.free_text_threshold,
+            school_name=school,
+            school_languages=tuple(languages or ()),
+            threshold=threshold,
+            free_text_threshold=free_text_threshold,
         )
 
     async def set_reachable(self, subject: str, reachable: bool) -> None:
@@ -127,9 +138,15 @@ class SqlSurveyStore:
         `only`: the block applies just this effect. An answer that is not free text is one
         statement on PostgreSQL (the upsert and its response's revision in one CTE), atomic
         by itself: it runs without BEGIN and COMMIT and without a session, one round trip
-        instead of three (the most frequent write of all: every tap on a scale)."""
+        instead of three (the most frequent write of all: every tap on a scale). A consent
+        alone runs its statements through asyncpg (`storage.driver`)."""
         if self.autocommit is not None and _one_statement(only):
             yield OneAnswer(self.autocommit)
+            return
+        if self.autocommit is not None and isinstance(only, E.OpenResponse):
+            # A consent: its statements run by asyncpg itself, in one transaction.
+            async with driver.connect(self.autocommit, transaction=True) as run:
+                yield SqlWrites(run, self.secret_key)
             return
         async with self.sessionmaker.begin() as s:
             yield SqlWrites(s, self.secret_key)
@@ -167,17 +184,23 @@ class OneAnswer:
 
 
 class SqlWrites:
-    """`conversations.ports.Writes` in one database transaction."""
+    """`conversations.ports.Writes` in one database transaction: a session's, or a `Run`'s
+    for a consent (its statements only: `SqlSurveyStore.writes`)."""
 
-    def __init__(self, session: AsyncSession, secret_key: str) -> None:
-        self.s = session
+    def __init__(self, db: AsyncSession | Run, secret_key: str) -> None:
+        self.db = db
         self.secret_key = secret_key
 
-    async def respondent(self, subject: str) -> int:
-        return await responses.respondent_id(self.s, subject)
+    @property
+    def s(self) -> AsyncSession:
+        assert isinstance(self.db, AsyncSession), "this write needs the step's session"
+        return self.db
+
+    async def respondent(self, subject: str, lang: str | None = None) -> int:
+        return await responses.respondent_id(self.db, subject, lang)
 
     async def response_of(self, respondent_id: int, cycle_id: int) -> int | None:
-        return await responses.response_id_of(self.s, respondent_id, cycle_id)
+        return await responses.response_id_of(self.db, respondent_id, cycle_id)
 
     async def find_response(self, subject: str, cycle_id: int) -> tuple[int, int] | None:
         row = (
@@ -190,21 +213,21 @@ class SqlWrites:
         return None if row is None else (row[0], row[1])
 
     async def check_invite(self, code: str, now: datetime) -> Redeemed | str:
-        result = await responses.check_invite(self.s, code, now)
+        result = await responses.check_invite(self.db, code, now)
         if not result.ok:
             return result.status.value
         assert result.invite is not None
-        return Redeemed(result.invite.id, shared=result.invite.max_uses != 1)
+        return Redeemed(result.invite.invite_id, shared=result.invite.shared)
 
     async def count_use(self, invite_id: int) -> str | None:
-        status = await responses.count_invite_use(self.s, invite_id)
+        status = await responses.count_invite_use(self.db, invite_id)
         return None if status is responses.RedeemStatus.OK else status.value
 
     async def open_response(
         self, respondent_id: int, effect: E.OpenResponse, origin: str, model_version: str
     ) -> int:
         return await responses.open_response_id(
-            self.s,
+            self.db,
             respondent_id=respondent_id,
             cycle_id=effect.cycle_id,
             origin=origin,
@@ -214,9 +237,6 @@ class SqlWrites:
             language=effect.lang,
             consent_at=utcnow(),
         )
-
-    async def set_respondent_language(self, respondent_id: int, lang: str) -> None:
-        await responses.set_language(self.s, respondent_id, lang)
 
     async def erase(self, subject: str) -> None:
         await responses.erase_respondent(self.s, subject)

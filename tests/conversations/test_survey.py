@@ -284,10 +284,52 @@ async def test_a_scored_answer_on_a_dropped_connection_fails_transient_and_lands
     assert [a.question_id for a in answers] == [p.question_id]
 
 
-async def test_the_consent_counts_the_invite_use_last(runner, sessionmaker):
+async def test_a_consent_on_a_dropped_connection_fails_transient_and_lands_once(
+    runner, sessionmaker, request
+):
+    """The consent's statements run by asyncpg in a transaction of their own
+    (`storage.driver.connect`): a connection the server dropped fails the step as transient,
+    leaves the pool, and the retry makes one respondent, one response, one use."""
+    if not request.node.callspec.id.startswith("postgres"):
+        pytest.skip("only PostgreSQL runs the consent through asyncpg")
+    import asyncpg
+
+    from storage.errors import is_transient
+
+    seeded = await seed_school(sessionmaker)
+    subject = runner.subject("telegram", 1006)
+    await runner.start(subject, seeded.invites["learner"])
+    url = sessionmaker.kw["bind"].url
+    admin = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    failures = []
+    for _ in range(30):
+        try:
+            outcome = await runner.handle(subject, E.Consent(True))
+            break
+        except Exception as exc:
+            failures.append(exc)
+    assert failures and all(is_transient(e) for e in failures) and len(failures) < 30
+    assert outcome.step.prompts[-1].question_id  # the first question
+    async with sessionmaker() as s:
+        invite = await s.scalar(select(Invite).where(Invite.code == seeded.invites["learner"]))
+        assert invite.uses == 1
+        assert await s.scalar(select(func.count()).select_from(Response)) == 1
+
+
+async def test_the_consent_counts_the_invite_use_last(runner, sessionmaker, monkeypatch):
     """A class on one shared code consents at once: each consent locks the invite's row
     from its use count to its COMMIT, so the count is the consent's last statement (the
-    bench's /start-and-consent tail was this queue when the count came first)."""
+    bench's /start-and-consent tail was this queue when the count came first). On
+    PostgreSQL asyncpg runs the consent's statements itself (`storage.driver`): they are
+    read where asyncpg looks each one up."""
+    import asyncpg
     from sqlalchemy import event
 
     engine = sessionmaker.kw["bind"].sync_engine
@@ -296,14 +338,25 @@ async def test_the_consent_counts_the_invite_use_last(runner, sessionmaker):
     def record(conn, cursor, statement, *args):
         seen.append(" ".join(statement.split()[:2]).upper())
 
+    real = asyncpg.Connection._get_statement
+
+    async def get_statement(self, query, *args, **kwargs):
+        record(None, None, query)
+        return await real(self, query, *args, **kwargs)
+
     seeded = await seed_school(sessionmaker)
     subject = runner.subject("telegram", 1005)
     await runner.start(subject, seeded.invites["learner"])
-    event.listen(engine, "before_cursor_execute", record)
+    postgres = engine.dialect.name == "postgresql"
+    if postgres:
+        monkeypatch.setattr(asyncpg.Connection, "_get_statement", get_statement)
+    else:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         await runner.handle(subject, E.Consent(True))
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        if not postgres:
+            event.remove(engine, "before_cursor_execute", record)
     assert "INSERT INTO" in seen and seen[-1] == "UPDATE INVITE", seen
     async with sessionmaker() as s:
         invite = await s.scalar(select(Invite).where(Invite.code == seeded.invites["learner"]))

@@ -99,7 +99,7 @@ async def test_invite_codes_and_redeem(sessionmaker, cycle) -> None:
 
     async with sessionmaker.begin() as s:
         first = await responses.redeem_invite(s, codes[0], NOW)
-        assert first.ok and first.invite.uses == 1 and first.cycle.id == cycle.id
+        assert first.ok and first.invite.uses == 1 and first.invite.cycle_id == cycle.id
     async with sessionmaker.begin() as s:
         again = await responses.redeem_invite(s, codes[0], NOW)
         assert again.status is responses.RedeemStatus.USED_UP and not again.ok
