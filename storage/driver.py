@@ -62,7 +62,9 @@ class Query:
             slots = []
             for name in compiled.positiontup or ():
                 bind = compiled.binds[name]
-                slots.append((name, _REQUIRED if bind.required else bind.effective_value))
+                # A `text()` parameter has no value and is not marked required: the caller's.
+                given = bind.required or (bind.value is None and bind.callable is None)
+                slots.append((name, _REQUIRED if given else bind.effective_value))
             self._pg = (str(compiled), tuple(slots))
         return self._pg
 
@@ -73,6 +75,7 @@ class Run(Protocol):
     async def row(self, query: Query, **params: Any) -> Sequence[Any] | None: ...
     async def rows(self, query: Query, **params: Any) -> Sequence[Sequence[Any]]: ...
     async def scalar(self, query: Query, **params: Any) -> Any: ...
+    async def execute(self, query: Query, **params: Any) -> None: ...
 
 
 class Driver:
@@ -100,6 +103,10 @@ class Driver:
         sql, args = self._args(query, params)
         return await self.conn.fetchval(sql, *args)
 
+    async def execute(self, query: Query, **params: Any) -> None:
+        sql, args = self._args(query, params)
+        await self.conn.execute(sql, *args)
+
 
 class Alchemy:
     """`Run` on a SQLAlchemy connection (its transaction is the caller's)."""
@@ -120,6 +127,9 @@ class Alchemy:
 
     async def scalar(self, query: Query, **params: Any) -> Any:
         return (await self.conn.execute(self._stmt(query), params)).scalar()
+
+    async def execute(self, query: Query, **params: Any) -> None:
+        await self.conn.execute(self._stmt(query), params)
 
 
 async def run_of(db: AsyncSession | Run) -> Run:

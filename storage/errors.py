@@ -80,7 +80,7 @@ def _classify(e: BaseException) -> bool | None:
     if isinstance(e, asyncpg.InternalClientError):
         # A connection the server dropped while it sat in the pool can meet the next
         # statement in a state asyncpg does not expect ("cannot switch to state ...");
-        # the connection is invalidated (`responses.upsert_answer_autocommit`): a retry
+        # the connection is invalidated (`storage.driver.connect`): a retry
         # runs on a new one.
         return True
     state = getattr(e, "sqlstate", None)  # asyncpg.PostgresError and its SQLAlchemy adapter

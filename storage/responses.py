@@ -18,8 +18,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import TextClause, bindparam, case, delete, func, or_, select, text, update
-from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.engine import SaveAnswer
 from conversations.roles import Role
@@ -602,15 +601,13 @@ async def upsert_answer(
         await conn.execute(touch, params)
 
 
-@cache
-def _driver_upsert(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
-    """PostgreSQL's one-statement upsert as asyncpg runs it: its SQL and parameter order."""
-    compiled = _upsert_statements("postgresql")[0].compile(dialect=dialect)
-    return str(compiled), tuple(compiled.positiontup or ())
+# The scored answer on PostgreSQL as one statement (`_upsert_statements`), for asyncpg to run
+# on an autocommit connection (`storage.survey.OneAnswer`).
+SCORED_ANSWER = Query(lambda dialect: _upsert_statements(dialect)[0])
 
 
 async def upsert_answer_autocommit(
-    conn: AsyncConnection,
+    run: Run,
     response_id: int,
     question_id: str,
     *,
@@ -625,17 +622,10 @@ async def upsert_answer_autocommit(
     The most frequent write of all (every tap on a scale) is one statement, atomic by
     itself: it needs no session, transaction or result processing, and skipping
     SQLAlchemy's execution layer for it halves its CPU (bench/README.md, "The third
-    hot-path pass"). The connection comes from, and goes back to, the engine's pool; one
-    that failed is invalidated (the pool replaces it), as SQLAlchemy does on a disconnect.
-    """
+    hot-path pass"). `storage.driver.connect` lends the connection and invalidates one
+    that failed."""
     params = _answer_params(response_id, question_id, value, na, number, choice, skipped, None)
-    sql, order = _driver_upsert(conn.dialect)
-    raw = await conn.get_raw_connection()
-    try:
-        await raw.driver_connection.execute(sql, *[params[name] for name in order])
-    except BaseException:
-        await conn.invalidate()
-        raise
+    await run.execute(SCORED_ANSWER, **params)
 
 
 ANSWERS_OF = Query(

@@ -177,9 +177,9 @@ class OneAnswer:
 
     async def save_answer(self, response_id: int, answer: E.SaveAnswer) -> None:
         assert _one_statement(answer), "only a scored answer is one statement"
-        async with self.engine.connect() as conn:
+        async with driver.connect(self.engine, transaction=False) as run:
             await responses.upsert_answer_autocommit(
-                conn, response_id, answer.question_id, **_scored(answer)
+                run, response_id, answer.question_id, **_scored(answer)
             )
 
 
