@@ -40,7 +40,7 @@ from storage.models import (
 if TYPE_CHECKING:
     from conversations.banks import Bank
 from storage.db import insert_for, insert_of
-from storage.driver import Query, Run, run_of
+from storage.driver import Alchemy, Driver, Query, Run, run_of
 
 RESPONSE_STATUSES = frozenset({"in_progress", "completed", "stopped"})
 
@@ -118,10 +118,10 @@ class InviteRow:
     status: str  # the cycle's
     opens_at: datetime | None
     closes_at: datetime | None
-    threshold: int
-    free_text_threshold: int
     school_name: str
     school_languages: tuple[str, ...]
+    threshold: int
+    free_text_threshold: int
 
     @property
     def shared(self) -> bool:
@@ -162,6 +162,10 @@ async def get_invite_by_code(s: AsyncSession, code: str) -> Invite | None:
     return await s.scalar(select(Invite).where(Invite.code == code))
 
 
+# What a respondent's position keeps of their school and cycle (the invite's lookup, the
+# position's rebuild): in this order, last in both selects.
+SCHOOL_TERMS = (School.name, School.languages, Cycle.anonymity_threshold, Cycle.free_text_threshold)
+
 INVITE_BY_CODE = Query(
     lambda _dialect: (
         select(
@@ -175,10 +179,7 @@ INVITE_BY_CODE = Query(
             Cycle.status,
             Cycle.opens_at,
             Cycle.closes_at,
-            Cycle.anonymity_threshold,
-            Cycle.free_text_threshold,
-            School.name,
-            School.languages,
+            *SCHOOL_TERMS,
         )
         .join(Cycle, Cycle.id == Invite.cycle_id)
         .join(School, School.id == Cycle.school_id)
@@ -196,8 +197,14 @@ async def check_invite(db: AsyncSession | Run, code: str, now: datetime) -> Rede
     row = await (await run_of(db)).row(INVITE_BY_CODE, code=code)
     if row is None:
         return RedeemResult(RedeemStatus.UNKNOWN)
-    *terms, languages = row
-    invite = InviteRow(*terms, school_languages=tuple(languages or ()))
+    *terms, name, languages, threshold, free_text_threshold = row
+    invite = InviteRow(
+        *terms,
+        school_name=name,
+        school_languages=tuple(languages or ()),
+        threshold=threshold,
+        free_text_threshold=free_text_threshold,
+    )
     return RedeemResult(invite_refusal(invite, now) or RedeemStatus.OK, invite)
 
 
@@ -573,7 +580,7 @@ def _answer_params(
 
 
 async def upsert_answer(
-    s: AsyncSession,
+    db: AsyncSession | Run,
     response_id: int,
     question_id: str,
     *,
@@ -590,42 +597,27 @@ async def upsert_answer(
     `answered_at`); a different answer replaces the old one and takes the new time. A new
     or changed answer touches its response (`touch_response`): on PostgreSQL in the same
     statement (one round trip on the hot path).
+
+    On a `Driver` (an autocommit PostgreSQL connection, `storage.survey.OneAnswer`) asyncpg
+    runs that one statement itself, atomic by itself: the most frequent write of all (every
+    tap on a scale) needs no session, transaction or result processing (bench/README.md,
+    "The third hot-path pass").
     """
     params = _answer_params(
         response_id, question_id, value, na, number, choice, skipped, answered_at
     )
-    conn = await s.connection()
+    if isinstance(db, Driver):
+        await db.execute(SCORED_ANSWER, **params)
+        return
+    conn = db.conn if isinstance(db, Alchemy) else await db.connection()
     upsert, touch = _upsert_statements(conn.dialect.name)
     written = await conn.execute(upsert, params)
     if touch is not None and written.rowcount:
         await conn.execute(touch, params)
 
 
-# The scored answer on PostgreSQL as one statement (`_upsert_statements`), for asyncpg to run
-# on an autocommit connection (`storage.survey.OneAnswer`).
+# The answer's upsert as `Query` (on PostgreSQL one statement with the revision's bump).
 SCORED_ANSWER = Query(lambda dialect: _upsert_statements(dialect)[0])
-
-
-async def upsert_answer_autocommit(
-    run: Run,
-    response_id: int,
-    question_id: str,
-    *,
-    value: int | None = None,
-    na: bool = False,
-    number: float | None = None,
-    choice: str | None = None,
-    skipped: bool = False,
-) -> None:
-    """`upsert_answer` on PostgreSQL, on an AUTOCOMMIT connection, run by asyncpg itself.
-
-    The most frequent write of all (every tap on a scale) is one statement, atomic by
-    itself: it needs no session, transaction or result processing, and skipping
-    SQLAlchemy's execution layer for it halves its CPU (bench/README.md, "The third
-    hot-path pass"). `storage.driver.connect` lends the connection and invalidates one
-    that failed."""
-    params = _answer_params(response_id, question_id, value, na, number, choice, skipped, None)
-    await run.execute(SCORED_ANSWER, **params)
 
 
 ANSWERS_OF = Query(

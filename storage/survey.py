@@ -32,10 +32,7 @@ NEWEST_RESPONSE = Query(
             Response.bank_tag,
             Response.language,
             Response.status,
-            School.name,
-            School.languages,
-            Cycle.anonymity_threshold,
-            Cycle.free_text_threshold,
+            *responses.SCHOOL_TERMS,
         )
         .join(Respondent, Respondent.id == Response.respondent_id)
         .join(Cycle, Cycle.id == Response.cycle_id)
@@ -170,7 +167,8 @@ def _scored(answer: E.SaveAnswer) -> dict[str, Any]:
 
 class OneAnswer:
     """The `Writes` of a block that applies one scored answer on PostgreSQL: one statement,
-    autocommit, on the pool's connection without a session (`responses.upsert_answer_autocommit`)."""
+    autocommit, on the pool's connection without a session (`responses.upsert_answer` on a
+    `storage.driver.Driver`)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -178,9 +176,7 @@ class OneAnswer:
     async def save_answer(self, response_id: int, answer: E.SaveAnswer) -> None:
         assert _one_statement(answer), "only a scored answer is one statement"
         async with driver.connect(self.engine, transaction=False) as run:
-            await responses.upsert_answer_autocommit(
-                run, response_id, answer.question_id, **_scored(answer)
-            )
+            await responses.upsert_answer(run, response_id, answer.question_id, **_scored(answer))
 
 
 class SqlWrites:

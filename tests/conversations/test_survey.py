@@ -244,6 +244,35 @@ async def test_a_scored_answer_is_one_statement_without_begin_and_commit(
     assert answer.question_id == p.question_id and response.revision >= 1
 
 
+async def _after_a_restart(sessionmaker, step):
+    """Every other connection to the test database is dropped, as in a server restart; then
+    `step` is retried until it lands. Each pooled connection that was dropped fails it once,
+    as transient (503: Telegram retries). Returns what the step returned."""
+    import asyncpg
+
+    from storage.errors import is_transient
+
+    url = sessionmaker.kw["bind"].url
+    admin = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    failures = []
+    for _ in range(30):
+        try:
+            landed = await step()
+            break
+        except Exception as exc:
+            failures.append(exc)
+    assert failures and all(is_transient(e) for e in failures)
+    assert len(failures) < 30
+    return landed
+
+
 async def test_a_scored_answer_on_a_dropped_connection_fails_transient_and_lands_on_retry(
     runner, sessionmaker, request
 ):
@@ -252,33 +281,14 @@ async def test_a_scored_answer_on_a_dropped_connection_fails_transient_and_lands
     retries), is taken out of the pool, and a retry lands the answer once."""
     if not request.node.callspec.id.startswith("postgres"):
         pytest.skip("only PostgreSQL writes a scored answer outside a session")
-    import asyncpg
-
-    from storage.errors import is_transient
-
     seeded = await seed_school(sessionmaker)
     subject = runner.subject("telegram", 1004)
     await runner.start(subject, seeded.invites["learner"])
     await runner.handle(subject, E.Consent(True))
     p = (await runner.current(subject)).step.prompts[-1]
-    url = sessionmaker.kw["bind"].url
-    admin = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
-    try:  # every other connection to the test database goes, as in a server restart
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await admin.close()
-    failures = []
-    for _ in range(30):  # each pooled connection that was dropped fails once
-        try:
-            await runner.handle(subject, E.Answer(p.question_id, p.choices[0].id))
-            break
-        except Exception as exc:
-            failures.append(exc)
-    assert failures and all(is_transient(e) for e in failures)
-    assert len(failures) < 30
+    await _after_a_restart(
+        sessionmaker, lambda: runner.handle(subject, E.Answer(p.question_id, p.choices[0].id))
+    )
     async with sessionmaker() as s:
         answers = (await s.execute(select(Answer))).scalars().all()
     assert [a.question_id for a in answers] == [p.question_id]
@@ -292,30 +302,10 @@ async def test_a_consent_on_a_dropped_connection_fails_transient_and_lands_once(
     leaves the pool, and the retry makes one respondent, one response, one use."""
     if not request.node.callspec.id.startswith("postgres"):
         pytest.skip("only PostgreSQL runs the consent through asyncpg")
-    import asyncpg
-
-    from storage.errors import is_transient
-
     seeded = await seed_school(sessionmaker)
     subject = runner.subject("telegram", 1006)
     await runner.start(subject, seeded.invites["learner"])
-    url = sessionmaker.kw["bind"].url
-    admin = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
-    try:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await admin.close()
-    failures = []
-    for _ in range(30):
-        try:
-            outcome = await runner.handle(subject, E.Consent(True))
-            break
-        except Exception as exc:
-            failures.append(exc)
-    assert failures and all(is_transient(e) for e in failures) and len(failures) < 30
+    outcome = await _after_a_restart(sessionmaker, lambda: runner.handle(subject, E.Consent(True)))
     assert outcome.step.prompts[-1].question_id  # the first question
     async with sessionmaker() as s:
         invite = await s.scalar(select(Invite).where(Invite.code == seeded.invites["learner"]))
