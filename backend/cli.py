@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -587,6 +588,24 @@ def retention(
         typer.echo(f"{n} respondent(s) would be unlinked. Run again with --apply to do it.")
 
 
+async def _settle_heap(_app: web.Application) -> None:
+    """Once the app has started: what it loaded to stay (the model and banks, the mappers and
+    compiled statements, the templates, the bot) leaves the garbage collector's watch.
+
+    Python's full collection walks every object it tracks; with the server's startup heap
+    that took 115-135 ms (measured under `make bench`, GC callbacks), a pause in which every
+    update waits: most of the p99 at 200 updates/s. `gc.freeze()` moves the startup heap to
+    a generation no collection walks (the objects are never freed: they live as long as the
+    process anyway); what requests create is collected as before."""
+    gc.collect()
+    gc.freeze()
+
+
+def _run(application: web.Application, settings: Settings) -> None:
+    application.on_startup.append(_settle_heap)
+    web.run_app(application, host=settings.host, port=settings.port, print=None)
+
+
 @app.command("serve")
 def serve(
     set_webhook: Annotated[
@@ -610,7 +629,7 @@ def serve(
             _db_error(exc)
     application = create_app(settings, set_webhook=set_webhook)
     typer.echo(f"Serving on http://{settings.host}:{settings.port}")
-    web.run_app(application, host=settings.host, port=settings.port, print=None)
+    _run(application, settings)
 
 
 def demo_banner_logins(base: str, info: dict[str, Any]) -> str:
@@ -654,7 +673,7 @@ def demo(
         typer.echo("  Telegram:    polling for updates with TELEGRAM_BOT_TOKEN")
     typer.echo("  Stop with Ctrl+C.\n")
     application = create_app(settings, polling=bool(settings.telegram_bot_token))
-    web.run_app(application, host=settings.host, port=settings.port, print=None)
+    _run(application, settings)
 
 
 def main() -> None:
