@@ -96,6 +96,16 @@ def test_token_bucket_with_a_clock():
     assert bucket.reserve() == 0
 
 
+def test_no_second_holds_more_than_thirty_message_calls():
+    """A whole class at once (600 calls asked for at the same moment): no sliding one-second
+    window of the times they go holds more than Telegram's 30, so no 429 stops every chat."""
+    limiter = RateLimiter(clock=lambda: 0.0)
+    times = sorted(limiter.global_bucket.reserve() for _ in range(600))
+    worst = max(sum(1 for t in times if t0 <= t < t0 + 1.0) for t0 in times)
+    assert worst <= 30
+    assert times[-1] == pytest.approx(599 / 29)  # and the rate is used: 29 a second after
+
+
 async def test_limiter_spaces_one_chat_and_shares_the_total():
     limiter = RateLimiter(global_rate=1000, chat_rate=20, chat_burst=1)
     started = time.monotonic()
