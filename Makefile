@@ -56,8 +56,12 @@ serve: install-app
 	$(VENV)/bin/guidance-survey db upgrade
 	$(VENV)/bin/guidance-survey serve
 
+# Two workers, one a core (pytest-xdist); each has its own PostgreSQL database and Redis
+# prefix (tests/conftest.py), and a module's tests stay on one worker (its fixtures are
+# built once). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 test: install system-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Fault injection (Redis restart, PostgreSQL outage, SIGKILL, two processes, Bot API
 # faults, SIGTERM): needs PostgreSQL, Redis and redis-server; a few minutes.
@@ -65,7 +69,7 @@ test-faults: install
 	$(PY) -m pytest -q -m faults tests/faults
 
 test-fast: install
-	$(PY) -m pytest -q -m "not browser"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not browser"
 
 # Known vulnerabilities in the installed packages (pip-audit, PyPI's advisory data: needs the
 # network). Fails on a vulnerability, and when nothing could be audited (service unreachable).
