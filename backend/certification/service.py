@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +42,15 @@ SNAPSHOT_FORMAT = 2
 MAX_TEXT = 4000
 STATUSES = ("not_started", "overdue", "submitted", "under_review", "decided")
 MIN_PAIRS = 5  # a kappa over fewer indicators rated by both says nothing
+
+
+class SchoolMail(Protocol):
+    """Where a decision's mail to the school's coordinators is queued, in the step's own
+    transaction (`backend.certification.notices.Notifier`; sent after the commit)."""
+
+    async def queue_decision(
+        self, s: AsyncSession, round_id: int, school_id: int, decision_id: int, kind: str = ...
+    ) -> None: ...
 
 
 class Refused(Exception):
@@ -444,7 +453,11 @@ async def decide(
     conditions: str,
     valid_from: date | None,
     valid_until: date | None,
+    *,
+    mail: SchoolMail,
 ) -> Decision:
+    """The board's decision on a school (a new one replaces the last); the school's
+    coordinators are told by mail, queued in this transaction (`mail`)."""
     require_board(who, rnd)
     if school_id not in (await store.latest_submissions(s, rnd.id)):
         raise Refused("conflict", N_("The school has not submitted to this round."))
@@ -485,11 +498,15 @@ async def decide(
         valid_from=valid_from.isoformat() if valid_from else None,
         valid_until=valid_until.isoformat() if valid_until else None,
     )
+    await mail.queue_decision(s, rnd.id, school_id, decision.id)
     return decision
 
 
-async def revoke(s: AsyncSession, who: Reader, rnd: CertRound, school_id: int) -> Decision:
-    """The board withdraws the school's certificate: its verification page says so."""
+async def revoke(
+    s: AsyncSession, who: Reader, rnd: CertRound, school_id: int, *, mail: SchoolMail
+) -> Decision:
+    """The board withdraws the school's certificate: its verification page says so, and the
+    school's coordinators are told by mail (queued in this transaction)."""
     require_board(who, rnd)
     decision = (await store.latest_decisions(s, rnd.id)).get(school_id)
     if decision is None or decision.outcome == "not_yet":
@@ -497,6 +514,7 @@ async def revoke(s: AsyncSession, who: Reader, rnd: CertRound, school_id: int) -
     if not await store.revoke_decision(s, decision.id):
         raise Refused("conflict", N_("This certificate is revoked already."))
     await _audit(s, who, rnd, school_id, "revocation", outcome=decision.outcome)
+    await mail.queue_decision(s, rnd.id, school_id, decision.id, "revocation")
     return decision
 
 

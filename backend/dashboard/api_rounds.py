@@ -349,10 +349,10 @@ async def post_decision(request: web.Request) -> web.Response:
                 body["conditions"],
                 body["valid_from"],
                 body["valid_until"],
+                mail=notifier,  # the school's mail, queued in this transaction
             )
         except Refused as exc:
             raise _refused(exc) from None
-        await notifier.queue_decision(s, rnd.id, sid, decision.id)  # the school's mail
         out = {**_ids(rnd, sid), "decision": _decision_json(request, decision)}
     notifier.kick()  # after the commit, in the background
     return web.json_response(out, status=201)
@@ -365,10 +365,9 @@ async def post_revocation(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         who, rnd, sid = await _in_round(request, s)
         try:
-            decision = await service.revoke(s, who, rnd, sid)
+            decision = await service.revoke(s, who, rnd, sid, mail=notifier)
         except Refused as exc:
             raise _refused(exc) from None
-        await notifier.queue_decision(s, rnd.id, sid, decision.id, "revocation")
         out = {**_ids(rnd, sid), "decision": _decision_json(request, decision)}
     notifier.kick()
     return web.json_response(out)

@@ -212,7 +212,7 @@ async def review_decide(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         who, rnd, school = await _round_and_school(request, s)
         try:
-            decision = await service.decide(
+            await service.decide(
                 s,
                 who,
                 rnd,
@@ -221,11 +221,11 @@ async def review_decide(request: web.Request) -> web.Response:
                 str(form.get("conditions", "")),
                 _date(form.get("valid_from")),
                 _date(form.get("valid_until")),
+                mail=notifier,
             )
         except Refused as exc:
             _flash_refusal(request, exc)
         else:
-            await notifier.queue_decision(s, rnd.id, school.id, decision.id)
             flash(request, _(request, "The decision is recorded; the school sees it."), "ok")
     notifier.kick()  # after the commit, in the background: the mail server never holds it up
     return redirect(
@@ -238,11 +238,10 @@ async def review_revoke(request: web.Request) -> web.Response:
     async with sessionmaker(request).begin() as s:
         who, rnd, school = await _round_and_school(request, s)
         try:
-            decision = await service.revoke(s, who, rnd, school.id)
+            await service.revoke(s, who, rnd, school.id, mail=notifier)
         except Refused as exc:
             _flash_refusal(request, exc)
         else:
-            await notifier.queue_decision(s, rnd.id, school.id, decision.id, "revocation")
             flash(
                 request,
                 _(request, "The certificate is revoked: its verification page says so."),

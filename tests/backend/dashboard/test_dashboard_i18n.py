@@ -292,6 +292,13 @@ async def pseudo_world(client: Any) -> dict[str, Any]:
     return ids
 
 
+class _NoMail:
+    """The school's mail of a decision (`service.SchoolMail`): this sweep reads pages only."""
+
+    async def queue_decision(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 async def certification_world(sm: Any, ids: dict[str, Any]) -> None:
     """An agency (board@zeta, assessor@zeta) with a round the school submitted to, reviewed,
     asked about, answered and decided: every certification page has all it can show."""
@@ -330,6 +337,7 @@ async def certification_world(sm: Any, ids: dict[str, Any]) -> None:
             MARK,
             datetime.now(UTC).date(),
             datetime.now(UTC).date() + timedelta(days=365),
+            mail=_NoMail(),
         )
         ids.update(round_id=rnd.id, agency_id=agency.id, request_id=req.id, token=decision.token)
 
