@@ -66,3 +66,5 @@ NOTIFIER: web.AppKey[Notifier] = web.AppKey("coordinator_notifier")
 LIMITER: web.AppKey[LoginLimiter] = web.AppKey("dashboard_login_limiter")
 CODEC: web.AppKey[SessionCodec] = web.AppKey("dashboard_session_codec")
 DEVICES: web.AppKey[DeviceCodec] = web.AppKey("dashboard_device_codec")
+# The web chat's static files' versioned URLs by file name, hashed once at setup.
+WEBCHAT_STATIC: web.AppKey[dict[str, str]] = web.AppKey("webchat_static_urls")
