@@ -279,9 +279,28 @@ class RedisSessionStore(SessionStore):
             await self.client.aclose()
 
 
+REDIS_CONNECTIONS = 100  # per process; a crowd beyond it waits for a free connection
+REDIS_WAIT = 5.0  # seconds a command may wait for one before it fails (transient: 503)
+
+
+def redis_client(url: str, *, max_connections: int = REDIS_CONNECTIONS) -> Any:
+    """The process's Redis client. Its pool makes a command wait for a free connection when
+    all are busy: redis-py's default pool (100 connections since redis 8) refuses the 101st
+    at once with MaxConnectionsError, which a crowd of a thousand Mini App respondents met
+    as errors (`make bench`, `BENCH_MINIAPP_USERS=1000`)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=REDIS_WAIT,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
 def make_session_store(redis_url: str, prefix: str = DEFAULT_PREFIX) -> SessionStore:
     """Redis when a URL is given, else the in-memory store (one process only)."""
     if not redis_url:
         return MemorySessionStore()
 
-    return RedisSessionStore(aioredis.from_url(redis_url), prefix, owns_client=True)
+    return RedisSessionStore(redis_client(redis_url), prefix, owns_client=True)

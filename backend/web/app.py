@@ -17,7 +17,6 @@ from typing import Any
 
 import aiohttp_jinja2
 import jinja2
-import redis.asyncio as aioredis
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
@@ -42,7 +41,7 @@ from storage import responses
 from storage.admission import MemoryAdmissionLimit, RedisAdmissionLimit
 from storage.db import create_engine, make_sessionmaker, ping
 from storage.dedup import MemoryUpdateDeduplicator, RedisUpdateDeduplicator
-from storage.sessions import MemorySessionStore, RedisSessionStore
+from storage.sessions import MemorySessionStore, RedisSessionStore, redis_client
 from storage.survey import SqlSurveyStore
 
 log = logging.getLogger(__name__)
@@ -77,24 +76,22 @@ async def _sync_question_map(app: web.Application) -> None:
 async def _stores(app: web.Application) -> AsyncIterator[None]:
     """Session store and update de-duplication: Redis if REDIS_URL is set, else in memory."""
     settings = app[keys.SETTINGS]
-    redis_client: Any = None
+    client: Any = None
     if settings.redis_url:
-        redis_client = aioredis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=5
-        )
-        store: Any = RedisSessionStore(redis_client, settings.redis_prefix)
-        dedup: Any = RedisUpdateDeduplicator(redis_client, settings.redis_prefix)
+        client = redis_client(settings.redis_url)
+        store: Any = RedisSessionStore(client, settings.redis_prefix)
+        dedup: Any = RedisUpdateDeduplicator(client, settings.redis_prefix)
     else:
         store = MemorySessionStore()
         dedup = MemoryUpdateDeduplicator()
-    app[keys.REDIS] = redis_client
+    app[keys.REDIS] = client
     app[keys.SESSION_STORE] = store
     app[keys.DEDUP] = dedup
     yield
     await dedup.close()
     await store.close()
-    if redis_client is not None:
-        await redis_client.aclose()
+    if client is not None:
+        await client.aclose()
 
 
 async def _survey(app: web.Application) -> AsyncIterator[None]:

@@ -326,3 +326,28 @@ async def test_redis_hold_is_two_round_trips(redis_client, redis_prefix):
         del redis_client.execute_command
     assert calls == ["EVALSHA", "EVALSHA"]
     assert await store.load(KEY) == {"q": "l2"}
+
+
+async def test_a_crowd_beyond_the_redis_pool_waits_for_a_connection(redis_url, redis_prefix):
+    """More respondents at once than the process's Redis connections: each step waits for a
+    free connection (`sessions.redis_client`), none fails (redis-py's default pool refused
+    the connection beyond its limit at once: 500s for a crowd of a thousand in the bench)."""
+    from storage.sessions import redis_client
+
+    client = redis_client(redis_url, max_connections=2)
+    store = RedisSessionStore(client, redis_prefix)
+
+    async def step(n: int) -> None:
+        key = SessionKey("web", f"{n:064x}")
+        async with store.hold(key) as held:
+            held.save({"n": n}, ttl=60)
+
+    try:
+        await asyncio.gather(*(step(n) for n in range(40)))
+        states = await store.load_many([SessionKey("web", f"{n:064x}") for n in range(40)])
+        assert [s["n"] for s in states] == list(range(40))
+    finally:
+        keys = [k async for k in client.scan_iter(match=redis_prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
