@@ -1,8 +1,9 @@
-"""The use case's store (`conversations.ports.SurveyStore`) on SQLAlchemy: invites peeked,
-positions rebuilt, and the writes of one step in one transaction.
+"""The use case's store (`conversations.ports.SurveyStore`) on SQLAlchemy, and on asyncpg itself
+for the hot path on PostgreSQL (`storage.driver`): invites peeked, positions rebuilt, and the
+writes of one step in one transaction.
 
-Every statement is a repository function (`storage.repo`) or written here; the use case
-(`conversations.survey`) never sees a session.
+Every statement is a function of `storage.responses` (or `storage.contacts`) or written
+here; the use case (`conversations.survey`) never sees a session.
 """
 
 from __future__ import annotations
@@ -95,11 +96,10 @@ class SqlSurveyStore:
             row = await run.row(NEWEST_RESPONSE, subject=subject)
             if row is None:
                 return None
-            response_id = row[0]
+            (response_id, respondent_id, cycle_id, bank_tag, language, status) = row[:6]
+            school, languages, threshold, free_text_threshold = row[6:]  # SCHOOL_TERMS
             answers = await responses.load_answers(run, response_id)
             comments = await responses.load_comments(run, response_id)
-        (_, respondent_id, cycle_id, bank_tag, language, status, school, languages) = row[:8]
-        threshold, free_text_threshold = row[8:]
         codes = {qid: "t" for qid in comments}
         codes |= {
             qid: E.answer_code(
