@@ -18,7 +18,6 @@ PostgreSQL connection to a `Driver`, in a transaction or in autocommit.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -159,8 +158,7 @@ async def connect(engine: AsyncEngine, *, transaction: bool) -> AsyncIterator[Dr
             broken = (
                 raw.is_closed()
                 or raw.is_in_transaction()
-                or not isinstance(exc, Exception)
-                or isinstance(exc, asyncio.CancelledError)
+                or not isinstance(exc, Exception)  # cancelled mid-statement, among others
                 or is_transient(exc)
             )
             if broken:
