@@ -43,7 +43,7 @@ from bot.render import card_hash, command_menu, render
 from bot.updates import CallbackQuery, Message, Update, parse
 from conversations import engine as E
 from conversations.i18n import DEFAULT_LANGUAGE, Translator, available_languages
-from conversations.ports import SessionKey
+from conversations.ports import Once, Repeated, SessionKey
 from conversations.survey import Survey
 from storage.dedup import PROCESSING_LEASE, UpdateDeduplicator
 from storage.errors import is_transient
@@ -161,23 +161,27 @@ class BotChannel:
 
         The claim is a lease until the update is processed: a duplicate of an update that
         is still in progress (here, in another process, or in one that died) raises
-        UpdateInProgress (transient: 503, Telegram retries) instead of being dropped."""
-        if not await self.dedup.claim(update.update_id, lease=PROCESSING_LEASE):
-            if await self.dedup.is_done(update.update_id):
-                return "duplicate"
-            raise UpdateInProgress(f"update {update.update_id} is being processed")
+        UpdateInProgress (transient: 503, Telegram retries) instead of being dropped. A
+        respondent's step claims the update with their lock and finishes it as the lock is
+        let go (`Once`: the same two Redis round trips); any other update claims first."""
+        once = Once(self.dedup, update.update_id, PROCESSING_LEASE)
         try:
-            outcome = await self.dispatch(update)
+            outcome = await self.dispatch(update, once)
+        except Repeated as seen:
+            if seen.done:
+                return "duplicate"
+            raise UpdateInProgress(f"update {update.update_id} is being processed") from None
         except Exception as exc:
-            if is_transient(exc):
+            if not is_transient(exc):
+                await self._finish(update.update_id)  # answered 200: never again
+            elif once.claimed:
                 try:
                     await self.dedup.release(update.update_id)
                 except Exception as exc2:
                     log.error("could not release update claim: %s", type(exc2).__name__)
-            else:
-                await self._finish(update.update_id)  # answered 200: never again
             raise
-        await self._finish(update.update_id)
+        if not once.finished:
+            await self._finish(update.update_id)
         return outcome
 
     async def _finish(self, update_id: int) -> None:
@@ -186,19 +190,24 @@ class BotChannel:
         except Exception as exc:  # the lease then expires; the update was processed
             log.warning("could not mark update %s done: %s", update_id, type(exc).__name__)
 
-    async def dispatch(self, update: Update) -> str:
-        """The outcome (for metrics): message, tap, member, group, ignored ..."""
+    async def dispatch(self, update: Update, once: Once) -> str:
+        """The outcome (for metrics): message, tap, member, group, ignored ...
+
+        `once` is claimed before the update's first effect (Repeated if it was before)."""
         if update.callback_query is not None:
-            return await self._on_tap(update.callback_query)
+            return await self._on_tap(update.callback_query, once)
         if update.message is not None:
-            return await self._on_message(update.message)
+            return await self._on_message(update.message, once)
+        await once.claim()
         if update.my_chat_member is not None:
             return await self._on_member(update)
         return "ignored"  # edited messages, channel posts, polls, anything newer
 
-    async def _on_message(self, msg: Message) -> str:
+    async def _on_message(self, msg: Message, once: Once) -> str:
         user = msg.from_user
         text = msg.text or ""
+        if msg.chat.type != "private" or user is None or user.is_bot:
+            await once.claim()
         if msg.chat.type != "private":
             if text.startswith("/") and msg.chat.type in ("group", "supergroup"):
                 t = self.survey.engine.t({})
@@ -215,12 +224,17 @@ class BotChannel:
             if command == "start":
                 started = True
                 outcome = await self.survey.start(
-                    subject, arg.strip() or None, CHANNEL, address=msg.chat.id
+                    subject, arg.strip() or None, CHANNEL, address=msg.chat.id, once=once
                 )
             else:
                 event = COMMANDS.get(command, E.Help)()
                 outcome = await self.survey.handle(
-                    subject, event, CHANNEL, address=msg.chat.id, also=self.card_key(subject)
+                    subject,
+                    event,
+                    CHANNEL,
+                    address=msg.chat.id,
+                    also=self.card_key(subject),
+                    once=once,
                 )
         else:
             outcome = await self.survey.handle(
@@ -229,6 +243,7 @@ class BotChannel:
                 CHANNEL,
                 address=msg.chat.id,
                 also=self.card_key(subject),
+                once=once,
             )
         step = outcome.step
         await self._forget_card_if_erased(subject, step)
@@ -258,9 +273,10 @@ class BotChannel:
         self.outbox.submit(items)
         return "message"
 
-    async def _on_tap(self, cq: CallbackQuery) -> str:
+    async def _on_tap(self, cq: CallbackQuery, once: Once) -> str:
         msg = cq.message
         if msg is None or msg.chat.type != "private":
+            await once.claim()
             await self._answer(cq, None)
             return "tap_ignored"
         subject = self.survey.subject(CHANNEL, cq.from_user.id)
@@ -273,6 +289,7 @@ class BotChannel:
             CHANNEL,
             address=msg.chat.id,
             also=self.card_key(subject),
+            once=once,
         )
         step = outcome.step
         card = outcome.also

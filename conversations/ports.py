@@ -38,6 +38,56 @@ class Held:
         self.keep = (state, ttl)
 
 
+class Deduplicator(Protocol):
+    """Which updates were processed (`storage.dedup`): Telegram may deliver one twice."""
+
+    async def claim(self, update_id: int, lease: int | None = None) -> bool: ...
+    async def finish(self, update_id: int) -> None: ...
+    async def is_done(self, update_id: int) -> bool: ...
+    async def release(self, update_id: int) -> None: ...
+    def mark_on(self, client: Any, update_id: int) -> tuple[str, int] | None:
+        """The update's mark as (key, ttl s) if it lives on `client`: a session store on
+        the same server may then claim and finish it in its own round trips."""
+        ...
+
+
+class Repeated(Exception):
+    """The update was claimed before: processed already (`done`), or still in progress."""
+
+    def __init__(self, update_id: int, done: bool) -> None:
+        super().__init__(f"update {update_id} was {'processed' if done else 'claimed'} before")
+        self.done = done
+
+
+@dataclass(slots=True)
+class Once:
+    """One update to process once: claimed before its first effect, finished after it.
+
+    A session store's `hold` takes the claim with the lock and finishes it as the lock is
+    let go, in the same round trips where it can (Redis: its two scripts); a step with no
+    hold calls `claim` itself. `finish` after the step is then free."""
+
+    dedup: Deduplicator
+    update_id: int
+    lease: int  # seconds an unfinished claim lives (its holder may have died)
+    claimed: bool = False
+    finished: bool = False
+
+    async def claim(self) -> None:
+        """Claim the update (once; later calls are free), or raise Repeated."""
+        if self.claimed:
+            return
+        if not await self.dedup.claim(self.update_id, lease=self.lease):
+            raise Repeated(self.update_id, await self.dedup.is_done(self.update_id))
+        self.claimed = True
+
+    async def finish(self) -> None:
+        """Remember the claimed update as processed (once; nothing if never claimed)."""
+        if self.claimed and not self.finished:
+            await self.dedup.finish(self.update_id)
+            self.finished = True
+
+
 class SessionStore(Protocol):
     """Where each respondent stands, with a per-respondent lock (`storage.sessions`)."""
 
@@ -47,7 +97,7 @@ class SessionStore(Protocol):
     async def delete(self, key: SessionKey) -> None: ...
     def lock(self, key: SessionKey) -> AbstractAsyncContextManager[None]: ...
     def hold(
-        self, key: SessionKey, also: SessionKey | None = None
+        self, key: SessionKey, also: SessionKey | None = None, *, once: Once | None = None
     ) -> AbstractAsyncContextManager[Held]: ...
 
 

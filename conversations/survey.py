@@ -33,6 +33,7 @@ from conversations.ports import (
     Admission,
     InviteFound,
     Metrics,
+    Once,
     Redeemed,
     SessionKey,
     SessionStore,
@@ -124,6 +125,7 @@ class Survey:
         *,
         also: SessionKey | None = None,
         web: WebOrigin | None = None,
+        once: Once | None = None,
     ) -> Outcome:
         """Apply one engine event for one respondent, under their lock.
 
@@ -132,10 +134,11 @@ class Survey:
         channel can reach this person later (a Telegram chat id), kept (encrypted) only if
         they opt in to reminders; never part of the state. `also`: another session-store
         key read in the same round trip as the state (`Outcome.also`). `web`: where a web
-        respondent comes from (marks and bounds new responses; never stored).
+        respondent comes from (marks and bounds new responses; never stored). `once`: the
+        channel's update, claimed and finished with the lock (Repeated if claimed before).
         """
         started = time.perf_counter()
-        async with self.store.hold(self.key(subject), also) as held:
+        async with self.store.hold(self.key(subject), also, once=once) as held:
             state = held.state
             if state is None:
                 state = await self._rebuild(subject)
@@ -158,13 +161,14 @@ class Survey:
         address: str | int | None = None,
         *,
         lang: str | None = None,
+        once: Once | None = None,
     ) -> Outcome:
         """A respondent opens an invite link (`/start <code>`), or `/start` alone.
 
         `lang`: the language the channel knows this person reads (a browser's
         Accept-Language), for a refusal (an unknown or withdrawn link) to someone whose
         state has no language yet; a valid link starts in the school's languages as ever."""
-        async with self.store.hold(self.key(subject)) as held:
+        async with self.store.hold(self.key(subject), once=once) as held:
             state = held.state
             if state is None:
                 state = await self._rebuild(subject)

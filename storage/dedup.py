@@ -8,6 +8,10 @@ machine). So the channel claims with a short `lease` and calls `finish(update_id
 the update is processed: a claim that is not finished is "in progress" (`is_done` False),
 answered 503 so that Telegram retries, and it expires with its lease, like the
 respondent's lock of the crashed process: the retry is then processed, not dropped.
+
+An update that changes a respondent's session is claimed and finished by the session
+store's hold instead (`conversations.ports.Once`), in the same scripts as the lock: the
+mark's format is this module's, `mark_on` hands its key to a store on the same Redis.
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ class UpdateDeduplicator(ABC):
     @abstractmethod
     async def release(self, update_id: int) -> None:
         """Forget a claim, so that a retry of this update is processed."""
+
+    def mark_on(self, client: Any, update_id: int) -> tuple[str, int] | None:
+        """The update's mark as (Redis key, ttl s) if it lives on `client`, so that a
+        session store on the same client claims and finishes it in its own scripts (one
+        round trip each way for the whole step: `storage.sessions`, `conversations.ports.Once`)."""
+        return None
 
     async def close(self) -> None:  # noqa: B027 - optional for implementations
         """Release resources."""
@@ -129,6 +139,9 @@ class RedisUpdateDeduplicator(UpdateDeduplicator):
 
     async def release(self, update_id: int) -> None:
         await self.client.delete(self.key(update_id))
+
+    def mark_on(self, client: Any, update_id: int) -> tuple[str, int] | None:
+        return (self.key(update_id), self.ttl) if client is self.client else None
 
     async def close(self) -> None:
         if self._owns_client:

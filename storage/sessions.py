@@ -20,7 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from conversations.ports import Held, SessionKey
+from conversations.ports import Held, Once, Repeated, SessionKey
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +72,27 @@ class SessionStore(ABC):
         """Hold the respondent's lock; raise LockTimeout if not had within `timeout` s."""
 
     def hold(
-        self, key: SessionKey, also: SessionKey | None = None, timeout: float = 10.0
+        self,
+        key: SessionKey,
+        also: SessionKey | None = None,
+        timeout: float = 10.0,
+        *,
+        once: Once | None = None,
     ) -> AbstractAsyncContextManager[Held]:
         """The lock of `key` with its state (and `also`'s) read; `Held.save` writes the
-        state back as the lock is let go, unless the block raises. A store that can does
-        each end in one round trip (Redis: two scripts)."""
-        return self._held(key, also, timeout)
+        state back as the lock is let go, unless the block raises. `once`: the update
+        this step applies, claimed with the lock (Repeated if it was claimed before) and
+        finished as it is let go, unless the block raises (then its claim is the caller's
+        to release or finish). A store that can does each end in one round trip (Redis:
+        two scripts, the update's mark included)."""
+        return self._held(key, also, timeout, once)
 
     @asynccontextmanager
     async def _held(
-        self, key: SessionKey, also: SessionKey | None, wait: float
+        self, key: SessionKey, also: SessionKey | None, wait: float, once: Once | None
     ) -> AsyncIterator[Held]:
+        if once is not None:
+            await once.claim()
         async with self.lock(key, wait):
             if also is None:
                 held = Held(await self.load(key))
@@ -92,6 +102,8 @@ class SessionStore(ABC):
             yield held
             if held.keep is not None:
                 await self.save(key, *held.keep)
+        if once is not None:
+            await once.finish()
 
     async def close(self) -> None:  # noqa: B027 - optional for implementations
         """Release resources (a Redis client this store created)."""
@@ -172,11 +184,32 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
 end
 return false
 """
+# The same with an update's mark (`storage.dedup`) checked first and claimed with the lock:
+# KEYS: the lock, the mark, then the keys to read. ARGV: token, ttl in ms, the claim's lease
+# in s. The mark's value if the update was claimed before ('1' done, 'p' in progress).
+_TAKE_ONCE = """
+local mark = redis.call('GET', KEYS[2])
+if mark then return mark end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('SET', KEYS[2], 'p', 'EX', ARGV[3])
+  if #KEYS > 2 then return redis.call('MGET', unpack(KEYS, 3)) end
+  return {}
+end
+return false
+"""
 # KEYS: the lock, the session. ARGV: token, the state to keep ('' for none), its ttl in s.
 # The state is kept even when the lock expired meanwhile (the database is the truth; a
 # later holder's step was applied on its own reading); the lock is deleted only if ours.
 _LET_GO = """
 if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# The same, the update's mark set done: KEYS: the lock, the session, the mark. ARGV: token,
+# the state to keep ('' for none), its ttl in s, the mark's ttl in s.
+_LET_GO_ONCE = """
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[4])
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
@@ -200,6 +233,8 @@ class RedisSessionStore(SessionStore):
         self._owns_client = owns_client
         self._take_script = client.register_script(_TAKE)
         self._let_go_script = client.register_script(_LET_GO)
+        self._take_once_script = client.register_script(_TAKE_ONCE)
+        self._let_go_once_script = client.register_script(_LET_GO_ONCE)
 
     async def load(self, key: SessionKey) -> dict[str, Any] | None:
         raw = await self.client.get(self.keys.session(key))
@@ -220,11 +255,6 @@ class RedisSessionStore(SessionStore):
     def lock(self, key: SessionKey, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
         return self._locked(key, timeout)
 
-    def hold(
-        self, key: SessionKey, also: SessionKey | None = None, timeout: float = 10.0
-    ) -> AbstractAsyncContextManager[Held]:
-        return self._held(key, also, timeout)
-
     @asynccontextmanager
     async def _locked(self, key: SessionKey, wait: float) -> AsyncIterator[None]:
         token, _ = await self._take(key, [], wait)
@@ -235,42 +265,73 @@ class RedisSessionStore(SessionStore):
 
     @asynccontextmanager
     async def _held(
-        self, key: SessionKey, also: SessionKey | None, wait: float
+        self, key: SessionKey, also: SessionKey | None, wait: float, once: Once | None
     ) -> AsyncIterator[Held]:
-        reads = (
-            [self.keys.session(key)]
-            if also is None
-            else [
-                self.keys.session(key),
-                self.keys.session(also),
-            ]
-        )
-        token, raws = await self._take(key, reads, wait)
+        reads = [self.keys.session(key)]
+        if also is not None:
+            reads.append(self.keys.session(also))
+        mark = None  # the update's (key, ttl) when it is claimed in the scripts
+        if once is not None and not once.claimed:
+            mark = once.dedup.mark_on(self.client, once.update_id)
+            if mark is None:  # the update's mark lives elsewhere: claimed on its own
+                await once.claim()
+        token, raws = await self._take(key, reads, wait, once if mark else None, mark)
         held = Held(*(None if raw is None else json.loads(raw) for raw in raws))
         try:
             yield held
         except BaseException:
             await self._let_go(key, token, None)
             raise
-        await self._let_go(key, token, held.keep)
+        await self._let_go(key, token, held.keep, mark)
+        if once is not None:
+            once.finished |= mark is not None
+            await once.finish()  # nothing left to do when the script did it
 
-    async def _take(self, key: SessionKey, reads: list[str], wait: float) -> tuple[str, list]:
+    async def _take(
+        self,
+        key: SessionKey,
+        reads: list[str],
+        wait: float,
+        once: Once | None = None,
+        mark: tuple[str, int] | None = None,
+    ) -> tuple[str, list]:
+        """Take the lock and read `reads`; with `once` and its `mark`, the update is
+        claimed in the same script (Repeated if it was claimed before)."""
         token = secrets.token_hex(8)
         keys = [self.keys.lock(key), *reads]
-        args = [token, int(self.lock_ttl * 1000)]
+        args: list[Any] = [token, int(self.lock_ttl * 1000)]
+        script = self._take_script
+        if once is not None and mark is not None:
+            keys.insert(1, mark[0])
+            args.append(once.lease)
+            script = self._take_once_script
         give_up = time.monotonic() + wait
-        while (raws := await self._take_script(keys=keys, args=args)) is None:
+        while (raws := await script(keys=keys, args=args)) is None:
             if time.monotonic() >= give_up:
                 raise LockTimeout(f"lock for {key.channel}:{key.subject[:8]}… busy")
             await asyncio.sleep(0.02)
+        if once is not None:
+            if isinstance(raws, (bytes, str)):  # the mark: claimed before
+                raise Repeated(once.update_id, raws in (b"1", "1"))
+            once.claimed = True
         return token, raws
 
     async def _let_go(
-        self, key: SessionKey, token: str, keep: tuple[dict[str, Any], int] | None
+        self,
+        key: SessionKey,
+        token: str,
+        keep: tuple[dict[str, Any], int] | None,
+        mark: tuple[str, int] | None = None,
     ) -> None:
+        """Let go of the lock, writing `keep`; with `mark` (key, ttl), set the update done."""
         keys = [self.keys.lock(key), self.keys.session(key)]
-        args = [token, "", 0] if keep is None else [token, _dumps(keep[0]), keep[1]]
-        if not await self._let_go_script(keys=keys, args=args):
+        args: list[Any] = [token, "", 0] if keep is None else [token, _dumps(keep[0]), keep[1]]
+        script = self._let_go_script
+        if mark is not None:
+            keys.append(mark[0])
+            args.append(mark[1])
+            script = self._let_go_once_script
+        if not await script(keys=keys, args=args):
             # Held longer than lock_ttl: another holder may have run meanwhile.
             log.warning("session lock expired before release (lock_ttl=%s)", self.lock_ttl)
 

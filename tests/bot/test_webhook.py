@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 
+import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
@@ -125,16 +126,16 @@ async def test_duplicate_updates_are_processed_once(bench):
     update = tg.tap_update(user, card, first_choice(card))
     # Five copies at once: one is processed; the others arrive while it is in flight and
     # get 503 (a lease, not a done mark: were the first to die, Telegram's retry must run).
-    # The one that claimed the update stays in flight until all five have been answered
-    # or have begun (processing is faster than five requests' arrival otherwise).
-    channel = bench.channel
-    dispatch = channel.dispatch
+    # The one that claimed the update (with the respondent's lock) stays in its step until
+    # the other four have been refused (processing is faster than five requests' arrival).
+    survey = bench.channel.survey
+    apply = survey._apply
     refused: list[int] = []
     all_refused = asyncio.Event()
 
-    async def held_dispatch(u):
+    async def held_apply(*args, **kwargs):
         await all_refused.wait()
-        return await dispatch(u)
+        return await apply(*args, **kwargs)
 
     async def post():
         status = await tg.post(update)
@@ -144,11 +145,11 @@ async def test_duplicate_updates_are_processed_once(bench):
                 all_refused.set()
         return status
 
-    channel.dispatch = held_dispatch
+    survey._apply = held_apply
     try:
         statuses = await asyncio.wait_for(asyncio.gather(*(post() for _ in range(5))), 10)
     finally:
-        channel.dispatch = dispatch
+        survey._apply = apply
     assert sorted(statuses) == [200, 503, 503, 503, 503]
     # Telegram retries those later: by then the update is done, so they are duplicates.
     for _ in range(4):
@@ -160,6 +161,39 @@ async def test_duplicate_updates_are_processed_once(bench):
     assert len(fake.called("editMessageText", user.id)) == 2  # consent + this answer
     assert len(fake.called("answerCallbackQuery")) == 2
     assert metric(bench, "gs_updates_total", outcome="duplicate") == 5
+
+
+async def test_a_tap_claims_and_finishes_its_update_in_the_locks_two_round_trips(bench):
+    """On Redis, the update's de-duplication mark rides on the respondent's lock: the tap's
+    processing costs two Redis round trips (take + read, write + let go), and a copy of it
+    later is still a duplicate."""
+    if bench.app[keys.REDIS] is None:
+        pytest.skip("the embedded default keeps sessions and update ids in memory")
+    tg, fake = bench.tg, bench.fake
+    user = await start_and_consent(bench, "learner")
+    await tg.settle(user)
+    card = fake.card(user.id)
+    update = tg.tap_update(user, card, first_choice(card))
+    client = bench.app[keys.REDIS]
+    calls: list[str] = []
+    real = client.execute_command
+
+    async def counted(*args, **kwargs):
+        calls.append(" ".join(str(a) for a in args[:3]))
+        return await real(*args, **kwargs)
+
+    client.execute_command = counted
+    try:
+        assert await tg.post(update) == 200
+    finally:
+        del client.execute_command
+    processing = [c for c in calls if "tgcard" not in c]  # the outbox notes the new card
+    assert [c.split()[0] for c in processing] == ["EVALSHA", "EVALSHA"], calls
+    assert await tg.post(update) == 200
+    await tg.settle(user)
+    _, answers = await stored(bench, user)
+    assert len(answers) == 1
+    assert metric(bench, "gs_updates_total", outcome="duplicate") == 1
 
 
 class FailOnce:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from conversations.ports import Once, Repeated
 from storage.dedup import (
     DEFAULT_TTL,
     MemoryUpdateDeduplicator,
@@ -211,6 +212,67 @@ class TestSessionStoreContract:
         results = await asyncio.gather(*(harness.dedup.claim(555) for _ in range(20)))
         assert results.count(True) == 1
 
+    async def test_hold_claims_the_update_with_the_lock_and_finishes_it(self, harness) -> None:
+        store, dedup = harness.store, harness.dedup
+        once = Once(dedup, 901, lease=30)
+        async with store.hold(KEY, once=once) as held:
+            assert once.claimed and not once.finished
+            assert not await dedup.is_done(901)  # in progress
+            with pytest.raises(Repeated) as seen:  # a copy meanwhile: in progress
+                async with store.hold(OTHER, once=Once(dedup, 901, lease=30)):
+                    pytest.fail("a copy of a claimed update was applied")
+            assert seen.value.done is False
+            held.save({"q": "l1"}, ttl=60)
+        assert once.finished and await dedup.is_done(901)
+        assert await store.load(KEY) == {"q": "l1"}
+        await once.finish()  # nothing left to do
+        with pytest.raises(Repeated) as seen:  # a copy later: done
+            async with store.hold(KEY, once=Once(dedup, 901, lease=30)):
+                pytest.fail("a processed update was applied again")
+        assert seen.value.done is True
+        async with store.lock(KEY, timeout=0.5):  # a refused copy leaves the lock free
+            pass
+
+    async def test_hold_leaves_the_claim_to_its_caller_when_the_block_raises(self, harness) -> None:
+        """The channel then releases it (a transient failure: Telegram's retry must run)
+        or finishes it (a bug: answered 200, never again)."""
+        store, dedup = harness.store, harness.dedup
+        once = Once(dedup, 902, lease=30)
+        with pytest.raises(RuntimeError):
+            async with store.hold(KEY, once=once) as held:
+                held.save({"q": "l2"}, ttl=60)
+                raise RuntimeError("the database is down")
+        assert once.claimed and not once.finished
+        assert not await dedup.is_done(902)
+        assert await store.load(KEY) is None
+        assert await dedup.claim(902) is False  # still claimed: in progress
+        await dedup.release(902)
+        async with store.hold(KEY, once=Once(dedup, 902, lease=30)):  # the retry runs
+            pass
+        assert await dedup.is_done(902)
+
+    async def test_a_copy_waiting_for_the_lock_is_refused_once_it_is_free(self, harness) -> None:
+        """Two copies of one update, both waiting for the respondent's lock (a step of
+        theirs in progress): the first to get it applies the update; the other is refused."""
+        store, dedup = harness.store, harness.dedup
+        applied: list[int] = []
+
+        async def copy(n: int) -> str:
+            try:
+                async with store.hold(KEY, timeout=5, once=Once(dedup, 903, lease=30)):
+                    applied.append(n)
+            except Repeated as seen:
+                return "done" if seen.done else "in progress"
+            return "applied"
+
+        async with store.lock(KEY):
+            tasks = [asyncio.create_task(copy(n)) for n in range(2)]
+            await asyncio.sleep(0.1)
+            assert not applied
+        outcomes = sorted(await asyncio.gather(*tasks))
+        assert len(applied) == 1
+        assert outcomes in (["applied", "done"], ["applied", "in progress"])
+
 
 def test_memory_locks_are_cleaned_up() -> None:
     store = MemorySessionStore()
@@ -326,6 +388,49 @@ async def test_redis_hold_is_two_round_trips(redis_client, redis_prefix):
         del redis_client.execute_command
     assert calls == ["EVALSHA", "EVALSHA"]
     assert await store.load(KEY) == {"q": "l2"}
+
+
+async def test_redis_hold_of_an_update_is_still_two_round_trips(redis_client, redis_prefix):
+    """The update's claim rides on the lock's script, its done mark on the let-go's: a
+    Telegram step costs two Redis round trips, not four."""
+    store = RedisSessionStore(redis_client, redis_prefix)
+    dedup = RedisUpdateDeduplicator(redis_client, redis_prefix)
+    async with store.hold(KEY, once=Once(dedup, 1, lease=30)):  # scripts loaded
+        pass
+    calls: list[str] = []
+    real = redis_client.execute_command
+
+    async def counted(*args, **kwargs):
+        calls.append(str(args[0]))
+        return await real(*args, **kwargs)
+
+    redis_client.execute_command = counted
+    try:
+        once = Once(dedup, 2, lease=30)
+        async with store.hold(KEY, also=OTHER, once=once) as held:
+            held.save({"q": "l2"}, ttl=60)
+        await once.finish()
+    finally:
+        del redis_client.execute_command
+    assert calls == ["EVALSHA", "EVALSHA"]
+    assert await store.load(KEY) == {"q": "l2"}
+    mark = KeyBuilder(redis_prefix).update("telegram", 2)
+    assert await redis_client.get(mark) == b"1"
+    assert DEFAULT_TTL - 5 < await redis_client.ttl(mark) <= DEFAULT_TTL
+
+
+async def test_redis_hold_claims_an_update_kept_elsewhere_on_its_own(redis_client, redis_prefix):
+    """The deduplicator is not on the store's Redis (the memory one): claimed and finished
+    by its own calls, with the same outcome."""
+    store = RedisSessionStore(redis_client, redis_prefix)
+    dedup = MemoryUpdateDeduplicator()
+    once = Once(dedup, 5, lease=30)
+    async with store.hold(KEY, once=once):
+        assert once.claimed and await dedup.claim(5) is False
+    assert once.finished and await dedup.is_done(5)
+    with pytest.raises(Repeated):
+        async with store.hold(KEY, once=Once(dedup, 5, lease=30)):
+            pytest.fail("applied twice")
 
 
 async def test_a_crowd_beyond_the_redis_pool_waits_for_a_connection(redis_url, redis_prefix):
