@@ -11,6 +11,8 @@ Sizes come from environment variables (defaults: full / quick):
     BENCH_BURST_USERS    respondents of the outbound burst       300 / 20
     BENCH_MINIAPP_USERS  respondents through the Mini App        1000 / 300
     BENCH_THINK          Mini App think time per answer (s, ±50%) 2.0 / 2.0
+    BENCH_MINIAPP_SWEEP  Mini App crowds after it, one process   400,600,800 / (none)
+                         (which crowd it still serves at p99 < 100 ms, at how many answers/s)
     BENCH_BURST_DEADLINE outbound burst time limit (s)           420 / 60
     BENCH_SEED_SCHOOLS / BENCH_SEED_RESPONDENTS / BENCH_SEED_ANSWERS   100,1000,20 / 20,500,20
     BENCH_PROFILE=1      py-spy (if installed) records ours during the closed loop
@@ -49,6 +51,11 @@ def config() -> dict[str, Any]:
         "burst_users": C.env_int("BENCH_BURST_USERS", 20 if q else 300),
         "miniapp_users": C.env_int("BENCH_MINIAPP_USERS", 300 if q else 1000),
         "think": C.env_float("BENCH_THINK", 2.0),
+        "miniapp_sweep": [
+            int(n)
+            for n in os.environ.get("BENCH_MINIAPP_SWEEP", "" if q else "400,600,800").split(",")
+            if n.strip()
+        ],
         "burst_deadline": C.env_float("BENCH_BURST_DEADLINE", 60 if q else 420),
         "seed_schools": C.env_int("BENCH_SEED_SCHOOLS", 20 if q else 100),
         "seed_respondents": C.env_int("BENCH_SEED_RESPONDENTS", 500 if q else 1000),
@@ -474,6 +481,19 @@ async def run_all(cfg: dict[str, Any]) -> dict[str, Any]:
                 )
                 res["answers_in_db"] = await b.answers_in_db("miniapp")
                 out["miniapp"] = res
+                out["miniapp_sweep"] = sweep = []
+                for users in cfg["miniapp_sweep"]:
+                    print(f"== Mini App crowd of {users}", flush=True)
+                    stored_before = await b.answers_in_db("miniapp")
+                    crowd = await L.miniapp_burst(
+                        p.url,
+                        b.invites["miniapp"],
+                        users=users,
+                        uid_base=b.uids(users),
+                        think=cfg["think"],
+                    )
+                    crowd["answers_in_db"] = await b.answers_in_db("miniapp") - stored_before
+                    sweep.append(crowd)
             b.stop(p)
             b.stop(fake30)
     finally:
@@ -698,6 +718,31 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
         )
         lines.append(
             f"| whole burst duration (s), think time {cfg['think']} s ±50% per answer | {ma['duration_s']} | as fast as they tap | |"
+        )
+    crowds = res.get("miniapp_sweep") or []
+    if crowds:
+        lines += [
+            "",
+            f"| Mini App crowds, one process, think time {cfg['think']} s ±50% | answers/s carried | p50 / p99 per answer (ms) | finished | answers stored / answered 200 | p99 < 100 ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in crowds:
+            p99 = c["latency"]["p99_ms"]
+            lines.append(
+                f"| {c['users']} respondents | {_f(c.get('answers_per_s'))} | {_f(c['latency']['p50_ms'])} / {_f(p99)} | {c['finished']} / {c['users']} | {c['answers_in_db']} / {c['answers_ok']} | {_f(p99 is not None and p99 < 100)} |"
+            )
+        served = [
+            c for c in crowds if c["latency"]["p99_ms"] is not None and c["latency"]["p99_ms"] < 100
+        ]
+        best = max(served, key=lambda c: c.get("answers_per_s") or 0, default=None)
+        lines.append(
+            "| the most one process carried at p99 < 100 ms | "
+            + (
+                f"{_f(best.get('answers_per_s'))} answers/s ({best['users']} respondents)"
+                if best
+                else "none of these crowds"
+            )
+            + " | | | | |"
         )
     sd = res.get("seed")
     if sd:

@@ -320,6 +320,9 @@ def create_app(settings: Settings, **overrides: Any) -> web.Application:
         app,
         loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
+        # Templates ship with the code: no stat() of each template file on every render
+        # (the Mini App renders a card per answer).
+        auto_reload=False,
     )
     install_jinja(env)
     app.cleanup_ctx.append(_database)
