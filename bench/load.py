@@ -474,6 +474,9 @@ async def miniapp_burst(
         "answers_per_s": round(tally.answers_ok / max(time.monotonic() - t0, 1e-9), 1),
         "statuses": tally.statuses,
         "latency": latency_summary(tally.latencies),
+        # split: question answers, and the arrival (opening with the code, the consent)
+        "latency_questions": latency_summary(tally.answer_latencies),
+        "latency_arrival": latency_summary(tally.other_latencies),
     }
 
 
