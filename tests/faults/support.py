@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -328,6 +328,18 @@ class Updates:
                 },
             },
         }
+
+
+def plan_people(
+    engine: E.Engine, invites: dict[str, str], roles: Sequence[str], count: int = 0
+) -> list[Respondent_]:
+    """`count` new people (one per role by default), the roles taken in turn, each with
+    the updates of a whole survey through their role's invite."""
+    updates = Updates()
+    return [
+        plan(engine, updates, roles[i % len(roles)], invites[roles[i % len(roles)]], seed=i)
+        for i in range(count or len(roles))
+    ]
 
 
 def plan(engine: E.Engine, updates: Updates, role: str, code: str, *, seed: int = 0) -> Respondent_:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from storage.models import Answer, Comment
 from tests.apptools import db_url_of
 from tests.bot.conftest import open_bench
-from tests.faults.support import Respondent_, TcpProxy, Updates, plan, stored_codes
+from tests.faults.support import TcpProxy, plan_people, stored_codes
 
 pytestmark = pytest.mark.faults
 
@@ -36,12 +36,7 @@ async def test_postgres_outage_answers_503_and_retries_land_once(
     }
     try:
         async with asyncio.timeout(90), open_bench(storage, fake_api) as bench:
-            engine = bench.survey.engine
-            updates = Updates()
-            people: list[Respondent_] = [
-                plan(engine, updates, role, bench.seeded.invites[role], seed=i)
-                for i, role in enumerate(ROLES)
-            ]
+            people = plan_people(bench.survey.engine, bench.seeded.invites, ROLES)
             # Open the survey and answer three questions, all fine.
             for p in people:
                 for planned in p.updates[:5]:

@@ -22,9 +22,8 @@ from tests.faults.support import SECRET_KEY as KEY
 from tests.faults.support import (
     Respondent_,
     ServeProcess,
-    Updates,
     deliver_until_ok,
-    plan,
+    plan_people,
     post_update,
     stored_codes,
     survey_engine,
@@ -68,13 +67,7 @@ def subject(user_id: int) -> str:
 async def people_of(db_engine: Any, count: int) -> tuple[Any, list[Respondent_]]:
     sessionmaker = make_sessionmaker(db_engine)
     seeded = await seed_school(sessionmaker)
-    engine = survey_engine()
-    updates = Updates()
-    people = [
-        plan(engine, updates, ROLES[i % len(ROLES)], seeded.invites[ROLES[i % len(ROLES)]], seed=i)
-        for i in range(count)
-    ]
-    return sessionmaker, people
+    return sessionmaker, plan_people(survey_engine(), seeded.invites, ROLES, count)
 
 
 async def check_stored(sessionmaker: Any, people: list[Respondent_]) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from bot import callback
 from storage.models import Answer, Comment
 from tests.bot.conftest import open_bench
-from tests.faults.support import Respondent_, Updates, plan, stored_codes
+from tests.faults.support import Respondent_, plan_people, stored_codes
 
 pytestmark = pytest.mark.faults
 
@@ -43,12 +43,7 @@ async def test_redis_restart_mid_survey_loses_no_answer_and_no_position(
         "redis_prefix": "gsfault:",
     }
     async with asyncio.timeout(90), open_bench(storage, fake_api) as bench:
-        engine = bench.survey.engine
-        updates = Updates()
-        people: list[Respondent_] = [
-            plan(engine, updates, role, bench.seeded.invites[role], seed=i)
-            for i, role in enumerate(ROLES)
-        ]
+        people = plan_people(bench.survey.engine, bench.seeded.invites, ROLES)
         half = {id(p): 2 + (len(p.updates) - 2) // 2 for p in people}
         deadline = time.monotonic() + 60
 
