@@ -206,6 +206,11 @@ def configure(level: str = "INFO", *, json_format: bool = True) -> None:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("backend.http")
+# The respondents' hot routes: one request per answer, counted and timed by /metrics
+# (gs_updates_total, gs_update_seconds). Their access line is DEBUG when it says nothing
+# new (answered 2xx within QUIET_MS); a failure or a slow answer is logged as every other.
+QUIET_ROUTES = frozenset({"/telegram/webhook", "/app/api/answer"})
+QUIET_MS = 250.0
 
 
 @web.middleware
@@ -239,12 +244,19 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
         ms = round((time.perf_counter() - started) * 1000, 1)
         # One concise access line per request ("GET /dashboard/cycles/{cycle_id} 200 3.1 ms"),
         # its parts also as fields for JSON lines.
-        log.info(
-            "%s %s %s %.1f ms",
-            request.method,
-            path,
-            status,
-            ms,
-            extra={"method": request.method, "route": path, "status": status, "ms": ms},
+        level = (
+            logging.DEBUG
+            if path in QUIET_ROUTES and 200 <= status < 300 and ms < QUIET_MS
+            else logging.INFO
         )
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "%s %s %s %.1f ms",
+                request.method,
+                path,
+                status,
+                ms,
+                extra={"method": request.method, "route": path, "status": status, "ms": ms},
+            )
         request_id.reset(token)
