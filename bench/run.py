@@ -471,29 +471,31 @@ async def run_all(cfg: dict[str, Any]) -> dict[str, Any]:
                 res["over_physical_limit"] = round(span / max(limit, 1e-9) - 1, 3)
                 out["outbound"] = res
             if wanted(cfg, "miniapp"):
-                print("== Mini App", flush=True)
-                res = await L.miniapp_burst(
-                    p.url,
-                    b.invites["miniapp"],
-                    users=cfg["miniapp_users"],
-                    uid_base=b.uids(cfg["miniapp_users"]),
-                    think=cfg["think"],
-                )
-                res["answers_in_db"] = await b.answers_in_db("miniapp")
-                out["miniapp"] = res
-                out["miniapp_sweep"] = sweep = []
-                for users in cfg["miniapp_sweep"]:
-                    print(f"== Mini App crowd of {users}", flush=True)
-                    stored_before = await b.answers_in_db("miniapp")
-                    crowd = await L.miniapp_burst(
+
+                async def crowd(users: int) -> dict[str, Any]:
+                    """One crowd through the Mini App, with the server's CPU and the answers
+                    it stored (this crowd's only)."""
+                    stored0, cpu0 = await b.answers_in_db("miniapp"), C.cpu_seconds(p.pid)
+                    res = await L.miniapp_burst(
                         p.url,
                         b.invites["miniapp"],
                         users=users,
                         uid_base=b.uids(users),
                         think=cfg["think"],
                     )
-                    crowd["answers_in_db"] = await b.answers_in_db("miniapp") - stored_before
-                    sweep.append(crowd)
+                    cpu = C.cpu_seconds(p.pid) - cpu0
+                    res["answers_in_db"] = await b.answers_in_db("miniapp") - stored0
+                    res["server_cpu_s"] = round(cpu, 2)
+                    calls = sum(res["statuses"].values())
+                    res["server_cpu_ms_per_call"] = round(1000 * cpu / max(calls, 1), 2)
+                    return res
+
+                print("== Mini App", flush=True)
+                out["miniapp"] = await crowd(cfg["miniapp_users"])
+                out["miniapp_sweep"] = sweep = []
+                for users in cfg["miniapp_sweep"]:
+                    print(f"== Mini App crowd of {users}", flush=True)
+                    sweep.append(await crowd(users))
             b.stop(p)
             b.stop(fake30)
     finally:
@@ -717,19 +719,22 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
             f"| answers/s one process carried (answers answered 200 / whole burst) | {_f(ma.get('answers_per_s'))} | | |"
         )
         lines.append(
+            f"| server CPU ms per call (state, consent and answers) | {_f(ma.get('server_cpu_ms_per_call'))} | | |"
+        )
+        lines.append(
             f"| whole burst duration (s), think time {cfg['think']} s ±50% per answer | {ma['duration_s']} | as fast as they tap | |"
         )
     crowds = res.get("miniapp_sweep") or []
     if crowds:
         lines += [
             "",
-            f"| Mini App crowds, one process, think time {cfg['think']} s ±50% | answers/s carried | p50 / p99, every call (ms) | p99, question answers / arrival (code + consent) (ms) | finished | answers stored / answered 200 | p99 < 100 ms |",
-            "|---|---|---|---|---|---|---|",
+            f"| Mini App crowds, one process, think time {cfg['think']} s ±50% | answers/s carried | p50 / p99, every call (ms) | p99, question answers / arrival (code + consent) (ms) | server CPU ms per call | finished | answers stored / answered 200 | p99 < 100 ms |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for c in crowds:
             p99 = c["latency"]["p99_ms"]
             lines.append(
-                f"| {c['users']} respondents | {_f(c.get('answers_per_s'))} | {_f(c['latency']['p50_ms'])} / {_f(p99)} | {_f(c['latency_questions']['p99_ms'])} / {_f(c['latency_arrival']['p99_ms'])} | {c['finished']} / {c['users']} | {c['answers_in_db']} / {c['answers_ok']} | {_f(p99 is not None and p99 < 100)} |"
+                f"| {c['users']} respondents | {_f(c.get('answers_per_s'))} | {_f(c['latency']['p50_ms'])} / {_f(p99)} | {_f(c['latency_questions']['p99_ms'])} / {_f(c['latency_arrival']['p99_ms'])} | {_f(c.get('server_cpu_ms_per_call'))} | {c['finished']} / {c['users']} | {c['answers_in_db']} / {c['answers_ok']} | {_f(p99 is not None and p99 < 100)} |"
             )
         served = [
             c for c in crowds if c["latency"]["p99_ms"] is not None and c["latency"]["p99_ms"] < 100
@@ -742,7 +747,7 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
                 if best
                 else "none of these crowds"
             )
-            + " | | | | | |"
+            + " | | | | | | |"
         )
     sd = res.get("seed")
     if sd:
