@@ -11,8 +11,8 @@ Use the `db_engine` fixture (schema created, SQLite and PostgreSQL) and pass
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -194,3 +194,21 @@ def with_number_bank(app: web.Application) -> web.Application:
     banks = [b for role, b in load_banks().items() if role != bank.role] + [bank]
     app[keys.SURVEY_ENGINE] = E.Engine.from_banks(banks, "1.0.0")
     return app
+
+
+@contextmanager
+def redis_commands(client: Any) -> Iterator[list[tuple[Any, ...]]]:
+    """The commands a Redis client sends meanwhile (each as its arguments, the name first):
+    what a step pays in round trips."""
+    calls: list[tuple[Any, ...]] = []
+    real = client.execute_command
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return await real(*args, **kwargs)
+
+    client.execute_command = counted
+    try:
+        yield calls
+    finally:
+        del client.execute_command

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from backend.web import keys
 from bot import callback
 from storage.models import Answer, Respondent
+from tests.apptools import redis_commands
 from tests.bot.conftest import open_bench
 from tests.bot.walker import (
     button,
@@ -194,21 +195,11 @@ async def test_a_tap_claims_and_finishes_its_update_in_the_locks_two_round_trips
     await tg.settle(user)
     card = fake.card(user.id)
     update = tg.tap_update(user, card, first_choice(card))
-    client = bench.app[keys.REDIS]
-    calls: list[str] = []
-    real = client.execute_command
-
-    async def counted(*args, **kwargs):
-        calls.append(" ".join(str(a) for a in args[:3]))
-        return await real(*args, **kwargs)
-
-    client.execute_command = counted
-    try:
+    with redis_commands(bench.app[keys.REDIS]) as calls:
         assert await tg.post(update) == 200
-    finally:
-        del client.execute_command
-    processing = [c for c in calls if "tgcard" not in c]  # the outbox notes the new card
-    assert [c.split()[0] for c in processing] == ["EVALSHA", "EVALSHA"], calls
+    # (the outbox notes the new card's id under its own key once it is delivered)
+    processing = [c[0] for c in calls if "tgcard" not in " ".join(map(str, c[:3]))]
+    assert processing == ["EVALSHA", "EVALSHA"], calls
     assert await tg.post(update) == 200
     await tg.settle(user)
     _, answers = await stored(bench, user)

@@ -25,6 +25,7 @@ from storage.sessions import (
     SessionStore,
     make_session_store,
 )
+from tests.apptools import redis_commands
 
 KEY = SessionKey("telegram", "a" * 64)
 OTHER = SessionKey("web", "a" * 64)
@@ -373,20 +374,10 @@ async def test_redis_hold_is_two_round_trips(redis_client, redis_prefix):
     async with store.hold(KEY):
         pass
     await store.save(KEY, {"q": "l1"}, ttl=60)
-    calls: list[str] = []
-    real = redis_client.execute_command
-
-    async def counted(*args, **kwargs):
-        calls.append(str(args[0]))
-        return await real(*args, **kwargs)
-
-    redis_client.execute_command = counted
-    try:
+    with redis_commands(redis_client) as calls:
         async with store.hold(KEY, also=OTHER) as held:
             held.save({"q": "l2"}, ttl=60)
-    finally:
-        del redis_client.execute_command
-    assert calls == ["EVALSHA", "EVALSHA"]
+    assert [c[0] for c in calls] == ["EVALSHA", "EVALSHA"]
     assert await store.load(KEY) == {"q": "l2"}
 
 
@@ -397,22 +388,12 @@ async def test_redis_hold_of_an_update_is_still_two_round_trips(redis_client, re
     dedup = RedisUpdateDeduplicator(redis_client, redis_prefix)
     async with store.hold(KEY, once=Once(dedup, 1, lease=30)):  # scripts loaded
         pass
-    calls: list[str] = []
-    real = redis_client.execute_command
-
-    async def counted(*args, **kwargs):
-        calls.append(str(args[0]))
-        return await real(*args, **kwargs)
-
-    redis_client.execute_command = counted
-    try:
+    with redis_commands(redis_client) as calls:
         once = Once(dedup, 2, lease=30)
         async with store.hold(KEY, also=OTHER, once=once) as held:
             held.save({"q": "l2"}, ttl=60)
         await once.finish()
-    finally:
-        del redis_client.execute_command
-    assert calls == ["EVALSHA", "EVALSHA"]
+    assert [c[0] for c in calls] == ["EVALSHA", "EVALSHA"]
     assert await store.load(KEY) == {"q": "l2"}
     mark = KeyBuilder(redis_prefix).update("telegram", 2)
     assert await redis_client.get(mark) == b"1"
