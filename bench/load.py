@@ -401,7 +401,7 @@ def init_data(uid: int, start_param: str | None, token: str = TOKEN) -> str:
 
 
 async def miniapp_burst(
-    base: str,
+    base: str | list[str],
     code: str,
     *,
     users: int,
@@ -409,15 +409,19 @@ async def miniapp_burst(
     think: float = 1.5,
     deadline_s: float = 300.0,
 ) -> dict[str, Any]:
-    """Each person opens the Mini App (state with start_param) and answers every card."""
+    """Each person opens the Mini App (state with start_param) and answers every card.
+    With several `base` URLs, each request goes to the next server in turn."""
     tally = Tally()
     finished = 0
     deadline = time.monotonic() + deadline_s
+    bases = [base] if isinstance(base, str) else base
+    turn = itertools.count()
 
     async def call(session, path: str, headers: dict[str, str], payload: dict) -> Any:
+        url = bases[next(turn) % len(bases)] + path
         t = time.perf_counter()
         try:
-            async with session.post(base + path, json=payload, headers=headers) as r:
+            async with session.post(url, json=payload, headers=headers) as r:
                 body = await r.json() if r.status == 200 else None
                 status: int | str = r.status
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:

@@ -13,6 +13,8 @@ Sizes come from environment variables (defaults: full / quick):
     BENCH_THINK          Mini App think time per answer (s, ±50%) 2.0 / 2.0
     BENCH_MINIAPP_SWEEP  Mini App crowds after it, one process   400,600,800 / (none)
                          (which crowd it still serves at p99 < 100 ms, at how many answers/s)
+    BENCH_MINIAPP_TWO    a Mini App crowd over two `serve`        1000 / 0 (none)
+                         processes, round robin per request
     BENCH_BURST_DEADLINE outbound burst time limit (s)           420 / 60
     BENCH_SEED_SCHOOLS / BENCH_SEED_RESPONDENTS / BENCH_SEED_ANSWERS   100,1000,20 / 20,500,20
     BENCH_PROFILE=1      py-spy (if installed) records ours during the closed loop
@@ -56,6 +58,7 @@ def config() -> dict[str, Any]:
             for n in os.environ.get("BENCH_MINIAPP_SWEEP", "" if q else "400,600,800").split(",")
             if n.strip()
         ],
+        "miniapp_two": C.env_int("BENCH_MINIAPP_TWO", 0 if q else 1000),
         "burst_deadline": C.env_float("BENCH_BURST_DEADLINE", 60 if q else 420),
         "seed_schools": C.env_int("BENCH_SEED_SCHOOLS", 20 if q else 100),
         "seed_respondents": C.env_int("BENCH_SEED_RESPONDENTS", 500 if q else 1000),
@@ -472,22 +475,25 @@ async def run_all(cfg: dict[str, Any]) -> dict[str, Any]:
                 out["outbound"] = res
             if wanted(cfg, "miniapp"):
 
-                async def crowd(users: int) -> dict[str, Any]:
-                    """One crowd through the Mini App, with the server's CPU and the answers
-                    it stored (this crowd's only)."""
-                    stored0, cpu0 = await b.answers_in_db("miniapp"), C.cpu_seconds(p.pid)
+                async def crowd(users: int, *more: C.Proc) -> dict[str, Any]:
+                    """One crowd through the Mini App (each request to the next server: this
+                    one, then `more`), with the servers' CPU and the answers stored (this
+                    crowd's only)."""
+                    servers = [p, *more]
+                    stored0 = await b.answers_in_db("miniapp")
+                    cpu0 = [C.cpu_seconds(s.pid) for s in servers]
                     res = await L.miniapp_burst(
-                        p.url,
+                        [s.url for s in servers],
                         b.invites["miniapp"],
                         users=users,
                         uid_base=b.uids(users),
                         think=cfg["think"],
                     )
-                    cpu = C.cpu_seconds(p.pid) - cpu0
+                    cpus = [C.cpu_seconds(s.pid) - c for s, c in zip(servers, cpu0, strict=True)]
                     res["answers_in_db"] = await b.answers_in_db("miniapp") - stored0
-                    res["server_cpu_s"] = round(cpu, 2)
+                    res["server_cpu_s"] = [round(c, 2) for c in cpus]
                     calls = sum(res["statuses"].values())
-                    res["server_cpu_ms_per_call"] = round(1000 * cpu / max(calls, 1), 2)
+                    res["server_cpu_ms_per_call"] = round(1000 * sum(cpus) / max(calls, 1), 2)
                     return res
 
                 print("== Mini App", flush=True)
@@ -496,6 +502,11 @@ async def run_all(cfg: dict[str, Any]) -> dict[str, Any]:
                 for users in cfg["miniapp_sweep"]:
                     print(f"== Mini App crowd of {users}", flush=True)
                     sweep.append(await crowd(users))
+                if cfg["miniapp_two"]:
+                    print(f"== Mini App crowd of {cfg['miniapp_two']}, two processes", flush=True)
+                    second = await b.ours(fake30, "ours_miniapp_2")
+                    out["miniapp_two"] = await crowd(cfg["miniapp_two"], second)
+                    b.stop(second)
             b.stop(p)
             b.stop(fake30)
     finally:
@@ -749,6 +760,20 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
             )
             + " | | | | | | |"
         )
+    two = res.get("miniapp_two")
+    if two:
+        p99 = two["latency"]["p99_ms"]
+        lines += [
+            "",
+            f"| Mini App crowd over two `serve` processes (round robin per request), think time {cfg['think']} s ±50% | value | target | met |",
+            "|---|---|---|---|",
+            f"| respondents finished / started | {two['finished']} / {two['users']} | all | {_f(two['finished'] == two['users'])} |",
+            f"| answers stored / answered 200 | {two['answers_in_db']} / {two['answers_ok']} | equal | {_f(two['answers_in_db'] == two['answers_ok'])} |",
+            f"| answers/s carried | {_f(two.get('answers_per_s'))} | | |",
+            f"| latency p50 / p99, every call (ms) | {_f(two['latency']['p50_ms'])} / {_f(p99)} | p99 < 100 ms | {_f(p99 is not None and p99 < 100)} |",
+            f"| latency p99, question answers / arrival (code + consent) (ms) | {_f(two['latency_questions']['p99_ms'])} / {_f(two['latency_arrival']['p99_ms'])} | | |",
+            f"| server CPU s of each process; ms per call in all | {' / '.join(str(c) for c in two['server_cpu_s'])}; {_f(two.get('server_cpu_ms_per_call'))} | both busy | {_f(all(c > 0.5 for c in two['server_cpu_s']))} |",
+        ]
     sd = res.get("seed")
     if sd:
         w, i = sd.get("without_index", {}), sd.get("with_index", {})
