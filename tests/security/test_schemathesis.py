@@ -354,6 +354,15 @@ ROLE_STEPS = {
     "assessor": ("ratings", "requests"),
     "board": ("assessors", "decision", "decision/revoke"),
 }
+# The runs, each of one role's steps. The revoke is fuzzed on its own, after the board has
+# certified the school: whether the fuzzer's own decisions leave a certificate to revoke is
+# luck (the last one a "not_yet", and every revoke is a 409), and a CI run once drew it.
+RUNS = (
+    ("coordinator", ROLE_STEPS["coordinator"]),
+    ("assessor", ROLE_STEPS["assessor"]),
+    ("board", ("assessors", "decision")),
+    ("board", ("decision/revoke",)),
+)
 
 
 async def _audit(w: World) -> list[Any]:
@@ -384,10 +393,17 @@ async def test_the_round_steps_hold_to_their_document_under_every_check(world: W
     # fuzzing on both, of every step.
     on_pg = not w.settings.database_url.startswith("sqlite")
     coverage = (lambda p: not p.endswith("/requests")) if on_pg else False
-    for role, steps in ROLE_STEPS.items():
+    certified = 0  # the board's own decisions, outside the fuzzer: audited too
+    for role, steps in RUNS:
+        if steps == ("decision/revoke",):
+            path = STEP.format(**own) + "decision"
+            body = {"outcome": "certified", "valid_from": "2027-01-01", "valid_until": "2030-01-01"}
+            r = await client.post(path, json=body, headers=staff["tokens"]["board"])
+            assert r.status == 201, await r.text()
+            certified += 1
         mine = _only(doc, lambda p, steps=steps: p in {STEP + s for s in steps})
         assert len(mine["paths"]) == len(steps)
-        _f, times[role] = await asyncio.to_thread(
+        _f, times[" ".join(steps)] = await asyncio.to_thread(
             _run, mine, base_url, staff["tokens"][role], own, found, True, coverage
         )
     print(f"Schemathesis, the steps: {times} s, {sum(found.answers.values())} requests")
@@ -415,7 +431,7 @@ async def test_the_round_steps_hold_to_their_document_under_every_check(world: W
     # Each 2xx wrote exactly one audit row of its step, by the token's account; nothing
     # else wrote one.
     events = (await _audit(w))[before:]
-    want: Counter[str] = Counter()
+    want: Counter[str] = Counter({"decision": certified})
     for (_part, op, status, _mode), n in found.answers.items():
         if (op, status) in AUDITED:
             want[AUDITED[(op, status)]] += n
