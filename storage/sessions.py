@@ -275,7 +275,8 @@ class RedisSessionStore(SessionStore):
             mark = once.dedup.mark_on(self.client, once.update_id)
             if mark is None:  # the update's mark lives elsewhere: claimed on its own
                 await once.claim()
-        token, raws = await self._take(key, reads, wait, once if mark else None, mark)
+        claim = None if once is None or mark is None else (once, mark[0])
+        token, raws = await self._take(key, reads, wait, claim)
         held = Held(*(None if raw is None else json.loads(raw) for raw in raws))
         try:
             yield held
@@ -283,37 +284,37 @@ class RedisSessionStore(SessionStore):
             await self._let_go(key, token, None)
             raise
         await self._let_go(key, token, held.keep, mark)
-        if once is not None:
-            once.finished |= mark is not None
-            await once.finish()  # nothing left to do when the script did it
+        if claim is not None:
+            claim[0].finished = True  # the let-go script marked it done
+        elif once is not None:
+            await once.finish()
 
     async def _take(
         self,
         key: SessionKey,
         reads: list[str],
         wait: float,
-        once: Once | None = None,
-        mark: tuple[str, int] | None = None,
+        claim: tuple[Once, str] | None = None,
     ) -> tuple[str, list]:
-        """Take the lock and read `reads`; with `once` and its `mark`, the update is
-        claimed in the same script (Repeated if it was claimed before)."""
+        """Take the lock and read `reads`; with `claim` (an update and its mark's key), the
+        update is claimed in the same script (Repeated if it was claimed before)."""
         token = secrets.token_hex(8)
         keys = [self.keys.lock(key), *reads]
         args: list[Any] = [token, int(self.lock_ttl * 1000)]
         script = self._take_script
-        if once is not None and mark is not None:
-            keys.insert(1, mark[0])
-            args.append(once.lease)
+        if claim is not None:
+            keys.insert(1, claim[1])
+            args.append(claim[0].lease)
             script = self._take_once_script
         give_up = time.monotonic() + wait
         while (raws := await script(keys=keys, args=args)) is None:
             if time.monotonic() >= give_up:
                 raise LockTimeout(f"lock for {key.channel}:{key.subject[:8]}… busy")
             await asyncio.sleep(0.02)
-        if once is not None:
+        if claim is not None:
             if isinstance(raws, (bytes, str)):  # the mark: claimed before
-                raise Repeated(once.update_id, raws in (b"1", "1"))
-            once.claimed = True
+                raise Repeated(claim[0].update_id, raws in (b"1", "1"))
+            claim[0].claimed = True
         return token, raws
 
     async def _let_go(
