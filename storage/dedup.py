@@ -22,9 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio as aioredis
-
-from storage.sessions import DEFAULT_PREFIX, KeyBuilder
+from storage.sessions import DEFAULT_PREFIX, KeyBuilder, redis_client
 
 DEFAULT_TTL = 24 * 3600  # Telegram stops retrying an update well within a day
 PROCESSING_LEASE = 30  # seconds; as long as a crashed holder keeps a respondent's lock
@@ -155,4 +153,4 @@ def make_deduplicator(
     if not redis_url:
         return MemoryUpdateDeduplicator(ttl=ttl)
 
-    return RedisUpdateDeduplicator(aioredis.from_url(redis_url), prefix, ttl=ttl, owns_client=True)
+    return RedisUpdateDeduplicator(redis_client(redis_url), prefix, ttl=ttl, owns_client=True)

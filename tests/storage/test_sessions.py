@@ -24,6 +24,7 @@ from storage.sessions import (
     SessionKey,
     SessionStore,
     make_session_store,
+    redis_client,
 )
 from tests.apptools import redis_commands
 
@@ -418,8 +419,6 @@ async def test_a_crowd_beyond_the_redis_pool_waits_for_a_connection(redis_url, r
     """More respondents at once than the process's Redis connections: each step waits for a
     free connection (`sessions.redis_client`), none fails (redis-py's default pool refused
     the connection beyond its limit at once: 500s for a crowd of a thousand in the bench)."""
-    from storage.sessions import redis_client
-
     client = redis_client(redis_url, max_connections=2)
     store = RedisSessionStore(client, redis_prefix)
 
