@@ -727,6 +727,9 @@ def table(res: dict[str, Any], cfg: dict[str, Any]) -> str:
             f"| latency per answer p50 / p95 / p99 (ms), {ma['users']} respondents | {_f(ma['latency']['p50_ms'])} / {_f(ma['latency']['p95_ms'])} / {_f(p99)} | p99 < 100 ms with 1,000 | {_f(bool(ma['users'] >= 1000 and p99 is not None and p99 < 100)) if ma['users'] >= 1000 else '– (fewer than 1,000)'} |"
         )
         lines.append(
+            f"| latency p99, question answers / arrival (code + consent) (ms) | {_f(_g(ma, 'latency_questions', 'p99_ms'))} / {_f(_g(ma, 'latency_arrival', 'p99_ms'))} | | |"
+        )
+        lines.append(
             f"| answers/s one process carried (answers answered 200 / whole burst) | {_f(ma.get('answers_per_s'))} | | |"
         )
         lines.append(

@@ -375,24 +375,16 @@ RESPONSE_ID_OF = Query(
 
 
 async def get_or_create_response(
-    s: AsyncSession,
-    respondent_id: int,
-    cycle_id: int,
-    role: str,
-    bank_tag: str,
-    model_version: str,
-    language: str,
-    consent_at: datetime,
-    origin: str = "invite",
+    s: AsyncSession, respondent_id: int, cycle_id: int, *opening: Any, **named: Any
 ) -> Response:
     """The respondent's response in this cycle; created if there is none (race-safe).
 
-    An existing response is returned unchanged (role, bank and origin stay as first set).
-    `origin`: invite | shared | dashboard; no link to the invite itself is kept.
+    `opening`/`named`: the rest of `open_response_id`'s arguments (role, bank tag, model
+    version, language, consent time, origin). An existing response is returned unchanged
+    (role, bank and origin stay as first set). `origin`: invite | shared | dashboard; no link
+    to the invite itself is kept.
     """
-    await open_response_id(
-        s, respondent_id, cycle_id, role, bank_tag, model_version, language, consent_at, origin
-    )
+    await open_response_id(s, respondent_id, cycle_id, *opening, **named)
     response = await get_response(s, respondent_id, cycle_id)
     assert response is not None
     return response

@@ -223,9 +223,16 @@ async def _body(request: web.Request, model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _answers(handler: Any) -> Any:
+    """A step's view: an `_Answer` raised inside is its response, and the service's refusal
+    (`Refused`, raised inside the view's transaction, which rolls it back) is answered as
+    `_refused` says: 403, 404, 409 or 422."""
+
     async def run(request: web.Request) -> web.Response:
         try:
-            return await handler(request)
+            try:
+                return await handler(request)
+            except Refused as exc:
+                raise _refused(exc) from None
         except _Answer as answer:
             return answer.response
 
@@ -251,11 +258,8 @@ async def post_submission(request: web.Request) -> web.Response:
     await releases.refresh(sessionmaker(request), [cycle.id])
     async with sessionmaker(request).begin() as s:
         who = await service.reader(s, user_of(request))
-        try:
-            data_dir = request.app[keys.SETTINGS].data_dir
-            sub = await service.submit(s, who, rnd, cycle, load_model(), data_dir)
-        except Refused as exc:
-            raise _refused(exc) from None
+        data_dir = request.app[keys.SETTINGS].data_dir
+        sub = await service.submit(s, who, rnd, cycle, load_model(), data_dir)
         out = {**_ids(rnd, sid), "cycle_id": cycle.id, "submission": _submission_json(sub)}
     return web.json_response(out, status=201)
 
@@ -285,7 +289,7 @@ async def post_rating(request: web.Request) -> web.Response:
                 raise _Answer(
                     _error(409, "The submitted version does not rate this indicator.")
                 ) from None
-            raise _refused(exc) from None
+            raise  # answered by `_answers`
         held = (await store.review_ratings(s, [assignment.id]))[assignment.id][body["key"]]
         rating = {"key": body["key"], "agrees": held.agrees, "value": held.value}
     return web.json_response(
@@ -298,15 +302,12 @@ async def post_request(request: web.Request) -> web.Response:
     """An assigned assessor asks the school for more evidence on an indicator."""
     async with sessionmaker(request).begin() as s:
         who, rnd, sid = await _in_round(request, s)
-        try:
-            await service.my_assignment(s, who, rnd, sid)
-            body = await _body(request, m.evidence_request_input())
-            snap = await _snapshot(s, rnd, sid)
-            if body["key"] not in {i["key"] for i in service.snapshot_indicators(snap)}:
-                raise _Answer(_error(409, "The submitted version has no such indicator."))
-            req = await service.ask(s, who, rnd, sid, body["key"], body["question"])
-        except Refused as exc:
-            raise _refused(exc) from None
+        await service.my_assignment(s, who, rnd, sid)
+        body = await _body(request, m.evidence_request_input())
+        snap = await _snapshot(s, rnd, sid)
+        if body["key"] not in {i["key"] for i in service.snapshot_indicators(snap)}:
+            raise _Answer(_error(409, "The submitted version has no such indicator."))
+        req = await service.ask(s, who, rnd, sid, body["key"], body["question"])
         out = {**_ids(rnd, sid), "request": _request_json(req)}
     return web.json_response(out, status=201)
 
@@ -320,13 +321,10 @@ async def post_answer(request: web.Request) -> web.Response:
         req = await store.get_request(s, rid) if rid is not None else None
         if req is None or req.round_id != rnd.id or req.school_id != sid:
             raise web.HTTPNotFound()
-        try:
-            if not who.coordinates(sid):
-                raise Refused("forbidden", "Only the school's coordinator may answer.")
-            body = await _body(request, m.EvidenceAnswerInput)
-            await service.answer(s, who, req, body["answer"])
-        except Refused as exc:
-            raise _refused(exc) from None
+        if not who.coordinates(sid):
+            raise Refused("forbidden", "Only the school's coordinator may answer.")
+        body = await _body(request, m.EvidenceAnswerInput)
+        await service.answer(s, who, req, body["answer"])
         out = {**_ids(rnd, sid), "request": _request_json(req)}
     return web.json_response(out)
 
@@ -337,22 +335,19 @@ async def post_decision(request: web.Request) -> web.Response:
     notifier = request.app[keys.NOTIFIER]
     async with sessionmaker(request).begin() as s:
         who, rnd, sid = await _in_round(request, s)
-        try:
-            service.require_board(who, rnd)
-            body = await _body(request, m.DecisionInput)
-            decision = await service.decide(
-                s,
-                who,
-                rnd,
-                sid,
-                body["outcome"],
-                body["conditions"],
-                body["valid_from"],
-                body["valid_until"],
-                mail=notifier,  # the school's mail, queued in this transaction
-            )
-        except Refused as exc:
-            raise _refused(exc) from None
+        service.require_board(who, rnd)
+        body = await _body(request, m.DecisionInput)
+        decision = await service.decide(
+            s,
+            who,
+            rnd,
+            sid,
+            body["outcome"],
+            body["conditions"],
+            body["valid_from"],
+            body["valid_until"],
+            mail=notifier,  # the school's mail, queued in this transaction
+        )
         out = {**_ids(rnd, sid), "decision": _decision_json(request, decision)}
     notifier.kick()  # after the commit, in the background
     return web.json_response(out, status=201)
@@ -364,10 +359,7 @@ async def post_revocation(request: web.Request) -> web.Response:
     notifier = request.app[keys.NOTIFIER]
     async with sessionmaker(request).begin() as s:
         who, rnd, sid = await _in_round(request, s)
-        try:
-            decision = await service.revoke(s, who, rnd, sid, mail=notifier)
-        except Refused as exc:
-            raise _refused(exc) from None
+        decision = await service.revoke(s, who, rnd, sid, mail=notifier)
         out = {**_ids(rnd, sid), "decision": _decision_json(request, decision)}
     notifier.kick()
     return web.json_response(out)
@@ -378,12 +370,9 @@ async def post_assignment(request: web.Request) -> web.Response:
     """The board assigns one of the agency's assessors to the school (no conflict of interest)."""
     async with sessionmaker(request).begin() as s:
         who, rnd, sid = await _in_round(request, s)
-        try:
-            service.require_board(who, rnd)
-            body = await _body(request, m.AssignmentInput)
-            added = await service.assign(s, who, rnd, sid, body["assessor_id"])
-        except Refused as exc:
-            raise _refused(exc) from None
+        service.require_board(who, rnd)
+        body = await _body(request, m.AssignmentInput)
+        added = await service.assign(s, who, rnd, sid, body["assessor_id"])
         assessor = await schools.get_user(s, body["assessor_id"])
         out = {
             **_ids(rnd, sid),

@@ -4,6 +4,7 @@ the certificate and its public verification page."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -159,51 +160,60 @@ async def _latest_snapshot(s: Any, rnd: CertRound, school_id: int) -> dict[str, 
     return service.load_snapshot(versions[0])
 
 
-async def review_rate(request: web.Request) -> web.Response:
+# An assessor's step on one indicator: (session, reader, round, school id, the submission's
+# snapshot, indicator key, form) -> the line to flash.
+IndicatorStep = Callable[[Any, Any, CertRound, int, dict[str, Any], str, Any], Awaitable[str]]
+
+
+async def _on_indicator(request: web.Request, act: IndicatorStep) -> web.Response:
+    """An assessor's step on one indicator of the school's latest submission: `act` does it
+    and says what to flash; a refusal is flashed instead. Back to the indicator's card."""
     form = await request.post()
     key = request.match_info["key"]
     async with sessionmaker(request).begin() as s:
         who, rnd, school = await _round_and_school(request, s)
         snap = await _latest_snapshot(s, rnd, school.id)
-        verdict = str(form.get("verdict", ""))
         try:
-            await service.rate(
-                s,
-                who,
-                rnd,
-                school.id,
-                snap,
-                key,
-                verdict == "agree",
-                _int(form.get("value")),
-                str(form.get("reason", "")),
-            )
+            done = await act(s, who, rnd, school.id, snap, key, form)
         except Refused as exc:
             _flash_refusal(request, exc)
         else:
-            flash(request, _(request, "Your review of %(id)s is saved.", id=key), "ok")
+            flash(request, done, "ok")
     return redirect(
         request, "dash:review", anchor=f"#ind-{key}", round_id=rnd.id, school_id=school.id
     )
+
+
+async def review_rate(request: web.Request) -> web.Response:
+    async def act(
+        s: Any, who: Any, rnd: CertRound, school_id: int, snap: dict[str, Any], key: str, form: Any
+    ) -> str:
+        await service.rate(
+            s,
+            who,
+            rnd,
+            school_id,
+            snap,
+            key,
+            str(form.get("verdict", "")) == "agree",
+            _int(form.get("value")),
+            str(form.get("reason", "")),
+        )
+        return _(request, "Your review of %(id)s is saved.", id=key)
+
+    return await _on_indicator(request, act)
 
 
 async def review_ask(request: web.Request) -> web.Response:
-    form = await request.post()
-    key = request.match_info["key"]
-    async with sessionmaker(request).begin() as s:
-        who, rnd, school = await _round_and_school(request, s)
-        snap = await _latest_snapshot(s, rnd, school.id)
+    async def act(
+        s: Any, who: Any, rnd: CertRound, school_id: int, snap: dict[str, Any], key: str, form: Any
+    ) -> str:
         if key not in {i["key"] for i in snap["report"]["indicators"]}:
             raise web.HTTPNotFound()
-        try:
-            await service.ask(s, who, rnd, school.id, key, str(form.get("question", "")))
-        except Refused as exc:
-            _flash_refusal(request, exc)
-        else:
-            flash(request, _(request, "Your request is sent to the school."), "ok")
-    return redirect(
-        request, "dash:review", anchor=f"#ind-{key}", round_id=rnd.id, school_id=school.id
-    )
+        await service.ask(s, who, rnd, school_id, key, str(form.get("question", "")))
+        return _(request, "Your request is sent to the school.")
+
+    return await _on_indicator(request, act)
 
 
 async def review_decide(request: web.Request) -> web.Response:

@@ -8,14 +8,15 @@ All of them run on PostgreSQL (the production shape).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.apptools import db_url_of
 from tests.bot.fakebot import FakeBotAPI
-from tests.faults.support import RedisServer
+from tests.faults.support import RedisServer, ServeProcess
 
 HERE = Path(__file__).parent
 
@@ -50,10 +51,28 @@ async def fake_api() -> AsyncIterator[FakeBotAPI]:
 
 @pytest.fixture
 def storage(db_engine: Any, redis_url: str, redis_prefix: str) -> dict[str, Any]:
-    from tests.apptools import db_url_of
-
     return {
         "database_url": db_url_of(db_engine),
         "redis_url": redis_url,
         "redis_prefix": redis_prefix,
     }
+
+
+@pytest.fixture
+async def serve_factory(
+    tmp_path: Path, storage: dict[str, Any], fake_api: FakeBotAPI
+) -> AsyncIterator[Callable[[], ServeProcess]]:
+    """Makes `guidance-survey serve` processes on the test's database, Redis and fake Bot API
+    (started by the test); each is stopped at the end."""
+    made: list[ServeProcess] = []
+
+    def make() -> ServeProcess:
+        p = ServeProcess(tmp_path, **storage, api_url=fake_api.url)
+        made.append(p)
+        return p
+
+    try:
+        yield make
+    finally:
+        for p in made:
+            p.stop()

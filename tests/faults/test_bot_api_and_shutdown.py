@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -19,7 +19,7 @@ import pytest
 
 from backend.web import keys
 from storage.db import make_sessionmaker
-from tests.apptools import db_url_of, seed_school
+from tests.apptools import seed_school
 from tests.bot.conftest import open_bench
 from tests.faults.support import ServeProcess, Updates, post_update, wait_for
 
@@ -78,41 +78,32 @@ async def test_slow_failing_and_rate_limiting_bot_api(
 
 
 async def test_sigterm_completes_in_flight_updates_and_drains_sends(
-    tmp_path: Path, db_engine: Any, redis_url: str, redis_prefix: str, fake_api: Any
+    db_engine: Any, fake_api: Any, serve_factory: Callable[[], ServeProcess]
 ) -> None:
     seeded = await seed_school(make_sessionmaker(db_engine))
-    server = ServeProcess(
-        tmp_path,
-        database_url=db_url_of(db_engine),
-        redis_url=redis_url,
-        redis_prefix=redis_prefix,
-        api_url=fake_api.url,
-    )
-    try:
-        await server.start()
-        updates = Updates()
-        users = [updates.user() for _ in range(12)]
-        fake_api.slow("sendMessage", 1.0, times=len(users))  # sends still pending at SIGTERM
-        code = seeded.invites["learner"]
-        bodies = [updates.message(u, f"/start {code}") for u in users]
+    server = serve_factory()
+    await server.start()
+    updates = Updates()
+    users = [updates.user() for _ in range(12)]
+    fake_api.slow("sendMessage", 1.0, times=len(users))  # sends still pending at SIGTERM
+    code = seeded.invites["learner"]
+    bodies = [updates.message(u, f"/start {code}") for u in users]
 
-        async with asyncio.timeout(40), aiohttp.ClientSession() as session:
-            first = asyncio.gather(*(post_update(session, server.url, b) for b in bodies[:8]))
-            # Requests are in flight and the sends have begun.
-            await wait_for(lambda: fake_api.called("sendMessage", status=None), 20, "a send")
-            server.signal(signal.SIGTERM)
-            late = asyncio.gather(*(post_update(session, server.url, b) for b in bodies[8:]))
-            early, after = await first, await late
-            t0 = time.monotonic()
-            assert await server.wait(20) == 0
-            stopped_in = time.monotonic() - t0
+    async with asyncio.timeout(40), aiohttp.ClientSession() as session:
+        first = asyncio.gather(*(post_update(session, server.url, b) for b in bodies[:8]))
+        # Requests are in flight and the sends have begun.
+        await wait_for(lambda: fake_api.called("sendMessage", status=None), 20, "a send")
+        server.signal(signal.SIGTERM)
+        late = asyncio.gather(*(post_update(session, server.url, b) for b in bodies[8:]))
+        early, after = await first, await late
+        t0 = time.monotonic()
+        assert await server.wait(20) == 0
+        stopped_in = time.monotonic() - t0
 
-        assert all(s == 200 for s in early), early  # in flight at SIGTERM: completed
-        assert all(s in (0, 200, 503) for s in after), after  # refused or done, never lost
-        for user, status in zip(users, early + after, strict=True):
-            if status == 200:  # an acknowledged update's message went out before exit
-                assert [c.status for c in fake_api.called("sendMessage", user.id)] == [200]
-        assert "not delivered" not in server.log()
-        assert stopped_in < 15
-    finally:
-        server.stop()
+    assert all(s == 200 for s in early), early  # in flight at SIGTERM: completed
+    assert all(s in (0, 200, 503) for s in after), after  # refused or done, never lost
+    for user, status in zip(users, early + after, strict=True):
+        if status == 200:  # an acknowledged update's message went out before exit
+            assert [c.status for c in fake_api.called("sendMessage", user.id)] == [200]
+    assert "not delivered" not in server.log()
+    assert stopped_in < 15

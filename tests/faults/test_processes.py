@@ -9,19 +9,16 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from storage.db import make_sessionmaker
-from tests.apptools import db_url_of, seed_school
+from tests.apptools import seed_school
 from tests.faults.support import SECRET_KEY as KEY
 from tests.faults.support import (
     Respondent_,
-    ServeProcess,
     deliver_until_ok,
     plan_people,
     post_update,
@@ -32,30 +29,6 @@ from tests.faults.support import (
 pytestmark = pytest.mark.faults
 
 ROLES = ("learner", "teacher", "parent", "graduate", "employer", "staff", "union", "board")
-
-
-@pytest.fixture
-async def serve_factory(
-    tmp_path: Path, db_engine: Any, redis_url: str, redis_prefix: str, fake_api: Any
-) -> AsyncIterator[Callable[[], ServeProcess]]:
-    made: list[ServeProcess] = []
-
-    def make() -> ServeProcess:
-        p = ServeProcess(
-            tmp_path,
-            database_url=db_url_of(db_engine),
-            redis_url=redis_url,
-            redis_prefix=redis_prefix,
-            api_url=fake_api.url,
-        )
-        made.append(p)
-        return p
-
-    try:
-        yield make
-    finally:
-        for p in made:
-            p.stop()
 
 
 def subject(user_id: int) -> str:

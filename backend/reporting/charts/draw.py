@@ -206,6 +206,27 @@ def _titles(fig: Figure, title: str, report: dict[str, Any]) -> None:
     fig.suptitle("\n".join(lines), fontsize=16, fontweight="bold")
 
 
+def _interval(
+    ax: Any, x: float, y: float, ci: list[float], *, zorder: int, gid: str
+) -> tuple[float, float]:
+    """A 95% interval around `x` on row `y`: a black bar with caps, widened to reach `x` (a
+    rounded interval may stop short of it); its `gid` names it in the SVG. Returns its ends."""
+    low, high = min(ci[0], x), max(ci[1], x)
+    bars = ax.errorbar(
+        [x],
+        [y],
+        xerr=[[x - low], [high - x]],
+        fmt="none",
+        ecolor=CI_COLOUR,
+        elinewidth=1.6,
+        capsize=5,
+        capthick=1.6,
+        zorder=zorder,
+    )
+    bars.lines[2][0].set_gid(gid)
+    return low, high
+
+
 def _no_data(
     title: str,
     report: dict[str, Any],
@@ -622,19 +643,7 @@ def gaps_chart(
             bar.set_gid(f"gap-{y}-{state}")
             ci = g.get("gap_ci95")
             if ci:  # the gap's 95% interval: a black bar with caps
-                low, high = min(ci[0], g["gap"]), max(ci[1], g["gap"])
-                bars = ax.errorbar(
-                    [g["gap"]],
-                    [y],
-                    xerr=[[g["gap"] - low], [high - g["gap"]]],
-                    fmt="none",
-                    ecolor=CI_COLOUR,
-                    elinewidth=1.6,
-                    capsize=5,
-                    capthick=1.6,
-                    zorder=4,
-                )
-                bars.lines[2][0].set_gid(f"gap-ci-{y}")
+                _interval(ax, g["gap"], y, ci, zorder=4, gid=f"gap-ci-{y}")
         for y, g, (note, bold) in zip(ys, gaps, notes, strict=True):
             ci = g.get("gap_ci95")
             # The note goes on the empty side of the zero line, clear of the interval's end.
@@ -819,19 +828,7 @@ def distribution_chart(
                 continue
             ci = g.get("ci95")
             if ci:
-                low, high = min(ci[0], g["mean"]), max(ci[1], g["mean"])
-                bars = mx.errorbar(
-                    [g["mean"]],
-                    [y],
-                    xerr=[[g["mean"] - low], [high - g["mean"]]],
-                    fmt="none",
-                    ecolor=CI_COLOUR,
-                    elinewidth=1.6,
-                    capsize=5,
-                    capthick=1.6,
-                    zorder=3,
-                )
-                bars.lines[2][0].set_gid(f"mean-ci-{role}")
+                low, high = _interval(mx, g["mean"], y, ci, zorder=3, gid=f"mean-ci-{role}")
                 mx.text(
                     (low + high) / 2,
                     y - 0.2,
