@@ -157,20 +157,29 @@ class Writes(Protocol):
         becomes their language."""
         ...
 
-    async def response_of(self, respondent_id: int, cycle_id: int) -> int | None: ...
-    async def find_response(self, subject: str, cycle_id: int) -> tuple[int, int] | None: ...
+    async def find_response(self, subject: str, cycle_id: int) -> tuple[int, int] | None:
+        """The person's (response id, respondent id) in the cycle, if they have one."""
+        ...
+
     async def check_invite(self, code: str, now: datetime) -> Redeemed | str:
         """The invite, if it may be used now (else why not); nothing counted yet."""
         ...
 
-    async def count_use(self, invite_id: int) -> str | None:
-        """Count one use of the invite (None), or why not (used up, revoked meanwhile).
-        Last in the step's writes: it holds the invite's row until the commit."""
+    async def open_counted(
+        self,
+        subject: str,
+        invite_id: int,
+        effect: E.OpenResponse,
+        origin: str,
+        model_version: str,
+    ) -> tuple[int, int] | str:
+        """A consent's writes, all or none: one use of the invite counted, the person's
+        respondent (`effect.lang` becomes theirs) and their response in the cycle. Returns
+        (response id, respondent id), or why the use was not counted (used up, revoked
+        meanwhile). The invite's row is locked as briefly as the store can: a class on one
+        shared code queues on it."""
         ...
 
-    async def open_response(
-        self, respondent_id: int, effect: E.OpenResponse, origin: str, model_version: str
-    ) -> int: ...
     async def erase(self, subject: str) -> None: ...
     async def save_answer(self, response_id: int, answer: E.SaveAnswer) -> None: ...
     async def delete_answers(self, response_id: int, question_ids: tuple[str, ...]) -> None: ...

@@ -265,26 +265,24 @@ class Survey:
 
     async def _apply_one(self, w: Writes, ctx: _Context, effect: E.Effect) -> None:
         if isinstance(effect, E.OpenResponse):
-            respondent_id = await w.respondent(ctx.subject, effect.lang)
-            response_id = await w.response_of(respondent_id, effect.cycle_id)
-            redeemed = None
-            if response_id is None:
+            found = await w.find_response(ctx.subject, effect.cycle_id)
+            if found is not None:  # consented before (a restart): the consent's language
+                response_id, respondent_id = found
+                await w.respondent(ctx.subject, effect.lang)
+            else:
                 redeemed = await w.check_invite(effect.invite_code, datetime.now(UTC))
                 if isinstance(redeemed, str):
                     raise Refused(redeemed)
                 origin = await self._origin(redeemed, ctx.web)
                 if origin is None:
                     raise Refused(BUSY)
-                response_id = await w.open_response(
-                    respondent_id, effect, origin, self.engine.model_version
+                # Used up or revoked meanwhile: nothing is written (Refused).
+                opened = await w.open_counted(
+                    ctx.subject, redeemed.invite_id, effect, origin, self.engine.model_version
                 )
-            if redeemed is not None:
-                # The use is counted last: the invite's row is locked from here to the
-                # commit, and a class on one shared code queues on it. Used up or revoked
-                # meanwhile: the step's writes are undone (Refused).
-                refused = await w.count_use(redeemed.invite_id)
-                if refused is not None:
-                    raise Refused(refused)
+                if isinstance(opened, str):
+                    raise Refused(opened)
+                response_id, respondent_id = opened
             if effect.cycle_id == ctx.cycle_id:
                 ctx.ids = (response_id, respondent_id)
             return

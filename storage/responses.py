@@ -17,7 +17,19 @@ from enum import StrEnum
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import TextClause, bindparam, case, delete, func, or_, select, text, update
+from sqlalchemy import (
+    Integer,
+    TextClause,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.engine import SaveAnswer
@@ -372,6 +384,153 @@ RESPONSE_ID_OF = Query(
         Response.cycle_id == bindparam("cycle_id"),
     )
 )
+
+
+def _counted_opening(dialect: str) -> Any:
+    """PostgreSQL, one statement: count one use of the invite (`COUNT_USE`'s rule) and, only
+    if it was counted, make or find the person's respondent (`lang` becomes theirs) and make
+    their response in the cycle (`NEW_RESPONSE`'s columns). Returns (respondent id, response
+    id): both null if the use was not counted (nothing written), the response's null if they
+    had one in the cycle already. Run in autocommit, the invite's row is locked only while
+    the statement runs inside PostgreSQL, not until a COMMIT sent after a round trip through
+    a busy event loop: the consents of a crowd on one shared code queue on microseconds, not
+    on each other's round trips."""
+    assert dialect == "postgresql", "data-modifying WITH: PostgreSQL only"
+    inv, person_t, response_t = Invite.__table__, Respondent.__table__, Response.__table__
+    used = (
+        update(inv)
+        .where(
+            inv.c.id == bindparam("invite_id", type_=Integer),
+            inv.c.revoked_at.is_(None),
+            or_(inv.c.max_uses.is_(None), inv.c.uses < inv.c.max_uses),
+        )
+        .values(uses=inv.c.uses + 1)
+        .returning(inv.c.id)
+        .cte("used")
+    )
+    now = bindparam("now", type_=person_t.c.created_at.type)
+    person_new = insert_of(dialect, person_t).from_select(
+        ["subject_hash", "created_at", "language"],
+        select(
+            bindparam("subject", type_=person_t.c.subject_hash.type),
+            now,
+            bindparam("lang", type_=person_t.c.language.type),
+        ).select_from(used),
+    )
+    keep = func.coalesce(person_new.excluded.language, person_t.c.language)
+    person = (
+        person_new.on_conflict_do_update(index_elements=["subject_hash"], set_={"language": keep})
+        .returning(person_t.c.id)
+        .cte("person")
+    )
+    given = {
+        name: bindparam(name, type_=response_t.c[name].type)
+        for name in ("cycle_id", "origin", "role", "bank_tag", "model_version", "language")
+    }
+    opened = (
+        insert_of(dialect, response_t)
+        .from_select(
+            [
+                "respondent_id",
+                *given,
+                "status",
+                "consent_at",
+                "started_at",
+                "updated_at",
+                "revision",
+            ],
+            select(
+                person.c.id,
+                *given.values(),
+                literal("in_progress", response_t.c.status.type),
+                bindparam("consent_at", type_=response_t.c.consent_at.type),
+                now,
+                now,
+                literal(0, Integer),
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["respondent_id", "cycle_id"])
+        .returning(response_t.c.id)
+        .cte("opened")
+    )
+    return select(select(person.c.id).scalar_subquery(), select(opened.c.id).scalar_subquery())
+
+
+COUNTED_OPENING = Query(_counted_opening)
+
+
+async def open_counted(
+    db: AsyncSession | Run,
+    subject_hash: str,
+    invite_id: int,
+    cycle_id: int,
+    role: str,
+    bank_tag: str,
+    model_version: str,
+    language: str,
+    consent_at: datetime,
+    origin: str = "invite",
+) -> tuple[int, int] | RedeemStatus:
+    """A consent's writes, all or none: one use of the invite counted, the person's
+    respondent (made at their first consent; `language` becomes theirs) and their response
+    in the cycle. Returns (response id, respondent id), or why the use was not counted (used
+    up or revoked meanwhile; nothing written).
+
+    On a `Driver` (PostgreSQL, autocommit) one statement (`COUNTED_OPENING`). In a session
+    (SQLite, or a step with more writes) the session's statements, the use counted last, so
+    that the invite's row stays locked only from there to the commit."""
+    run = await run_of(db)
+    if isinstance(run, Driver):
+        person_id, response_id = await run.row(
+            COUNTED_OPENING,
+            invite_id=invite_id,
+            subject=subject_hash,
+            lang=language,
+            now=utcnow(),
+            cycle_id=cycle_id,
+            origin=origin,
+            role=Role(role).value,
+            bank_tag=bank_tag,
+            model_version=model_version,
+            language=language,
+            consent_at=consent_at,
+        ) or (None, None)
+        if person_id is None:
+            revoked = await run.scalar(REVOKED_AT, invite_id=invite_id)
+            return RedeemStatus.REVOKED if revoked is not None else RedeemStatus.USED_UP
+        if response_id is None:  # theirs already (made meanwhile, past their lock)
+            response_id = await response_id_of(run, person_id, cycle_id)
+            assert response_id is not None
+        return int(response_id), int(person_id)
+    person_id = await respondent_id(run, subject_hash, language)
+    response_id = await open_response_id(
+        run, person_id, cycle_id, role, bank_tag, model_version, language, consent_at, origin
+    )
+    status = await count_invite_use(run, invite_id)
+    if status is not RedeemStatus.OK:
+        return status
+    return response_id, person_id
+
+
+RESPONSE_OF_SUBJECT = Query(
+    lambda _dialect: (
+        select(Response.id, Response.respondent_id)
+        .join(Respondent, Respondent.id == Response.respondent_id)
+        .where(
+            Respondent.subject_hash == bindparam("subject"),
+            Response.cycle_id == bindparam("cycle_id"),
+        )
+    )
+)
+
+
+async def response_of_subject(
+    db: AsyncSession | Run, subject_hash: str, cycle_id: int
+) -> tuple[int, int] | None:
+    """The person's (response id, respondent id) in the cycle, if they have one."""
+    run = await run_of(db)
+    row = await run.row(RESPONSE_OF_SUBJECT, subject=subject_hash, cycle_id=cycle_id)
+    return None if row is None else (int(row[0]), int(row[1]))
 
 
 async def get_or_create_response(

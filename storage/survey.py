@@ -141,8 +141,10 @@ class SqlSurveyStore:
             yield OneAnswer(self.autocommit)
             return
         if self.autocommit is not None and isinstance(only, E.OpenResponse):
-            # A consent: its statements run by asyncpg itself, in one transaction.
-            async with driver.connect(self.autocommit, transaction=True) as run:
+            # A consent: its statements run by asyncpg itself, in autocommit: each is whole
+            # by itself (reads, the language of a respondent who consented before, and
+            # `responses.open_counted`'s one statement that counts the use and opens).
+            async with driver.connect(self.autocommit, transaction=False) as run:
                 yield SqlWrites(run, self.secret_key)
             return
         async with self.sessionmaker.begin() as s:
@@ -195,18 +197,8 @@ class SqlWrites:
     async def respondent(self, subject: str, lang: str | None = None) -> int:
         return await responses.respondent_id(self.db, subject, lang)
 
-    async def response_of(self, respondent_id: int, cycle_id: int) -> int | None:
-        return await responses.response_id_of(self.db, respondent_id, cycle_id)
-
     async def find_response(self, subject: str, cycle_id: int) -> tuple[int, int] | None:
-        row = (
-            await self.s.execute(
-                select(Response.id, Response.respondent_id)
-                .join(Respondent, Respondent.id == Response.respondent_id)
-                .where(Respondent.subject_hash == subject, Response.cycle_id == cycle_id)
-            )
-        ).first()
-        return None if row is None else (row[0], row[1])
+        return await responses.response_of_subject(self.db, subject, cycle_id)
 
     async def check_invite(self, code: str, now: datetime) -> Redeemed | str:
         result = await responses.check_invite(self.db, code, now)
@@ -215,24 +207,27 @@ class SqlWrites:
         assert result.invite is not None
         return Redeemed(result.invite.invite_id, shared=result.invite.shared)
 
-    async def count_use(self, invite_id: int) -> str | None:
-        status = await responses.count_invite_use(self.db, invite_id)
-        return None if status is responses.RedeemStatus.OK else status.value
-
-    async def open_response(
-        self, respondent_id: int, effect: E.OpenResponse, origin: str, model_version: str
-    ) -> int:
-        return await responses.open_response_id(
+    async def open_counted(
+        self,
+        subject: str,
+        invite_id: int,
+        effect: E.OpenResponse,
+        origin: str,
+        model_version: str,
+    ) -> tuple[int, int] | str:
+        opened = await responses.open_counted(
             self.db,
-            respondent_id=respondent_id,
+            subject,
+            invite_id,
             cycle_id=effect.cycle_id,
-            origin=origin,
             role=effect.role,
             bank_tag=effect.bank_tag,
             model_version=model_version,
             language=effect.lang,
             consent_at=utcnow(),
+            origin=origin,
         )
+        return opened.value if isinstance(opened, responses.RedeemStatus) else opened
 
     async def erase(self, subject: str) -> None:
         await responses.erase_respondent(self.s, subject)

@@ -6,6 +6,7 @@ Runs on SQLite with the in-memory store and on PostgreSQL with the real Redis.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -208,24 +209,30 @@ async def test_a_free_text_answer_and_its_skip_replace_each_other(runner, sessio
         assert not (await s.execute(select(Answer).where(Answer.question_id == text_q))).all()
 
 
-async def test_a_scored_answer_is_one_statement_without_begin_and_commit(
+async def test_a_scored_answer_and_a_consent_are_one_statement_each_without_begin_and_commit(
     runner, sessionmaker, monkeypatch, request
 ):
     """The most frequent write, a tap on a scale, is one round trip on PostgreSQL (the
-    upsert and its response's revision in one statement, atomic by itself); a step with
-    several writes (the consent: respondent, response, invite) keeps its transaction."""
+    upsert and its response's revision in one statement, atomic by itself). The consent's
+    writes (respondent, response, the invite's use) are one statement too, after its reads:
+    the invite's row is locked only while that statement runs, never across a round trip."""
     if not request.node.callspec.id.startswith("postgres"):
         pytest.skip("SQLite keeps every step in a transaction")
     import asyncpg
 
     sent: list[str] = []
-    real = asyncpg.Connection.execute
 
-    async def execute(self, query, *args, **kwargs):  # BEGIN, COMMIT, ROLLBACK go here
-        sent.append(query.split()[0].rstrip(";").upper())
-        return await real(self, query, *args, **kwargs)
+    def recording(name: str) -> Any:
+        real = getattr(asyncpg.Connection, name)
 
-    monkeypatch.setattr(asyncpg.Connection, "execute", execute)
+        async def call(self, query, *args, **kwargs):  # BEGIN, COMMIT, ROLLBACK, statements
+            sent.append(query.split()[0].rstrip(";").upper())
+            return await real(self, query, *args, **kwargs)
+
+        return call
+
+    for name in ("execute", "fetch", "fetchrow", "fetchval"):
+        monkeypatch.setattr(asyncpg.Connection, name, recording(name))
     seeded = await seed_school(sessionmaker)
     subject = runner.subject("telegram", 1003)
     sent.clear()
@@ -233,7 +240,13 @@ async def test_a_scored_answer_is_one_statement_without_begin_and_commit(
     assert "BEGIN" not in sent and "ROLLBACK" not in sent  # the /start only reads
     sent.clear()
     await runner.handle(subject, E.Consent(True))
-    assert sent[0] == "BEGIN" and "COMMIT" in sent
+    assert "BEGIN" not in sent and "COMMIT" not in sent, sent
+    assert [w for w in sent if w != "SELECT"] == ["WITH"], sent  # count, respondent, response
+    async with sessionmaker() as s:
+        (response,) = (await s.execute(select(Response))).scalars()
+        invite = await s.scalar(select(Invite).where(Invite.code == seeded.invites["learner"]))
+    assert response.role == "learner" and response.status == "in_progress"
+    assert invite.uses == 1
     p = (await runner.current(subject)).step.prompts[-1]
     sent.clear()
     await runner.handle(subject, E.Answer(p.question_id, p.choices[0].id))
@@ -315,10 +328,12 @@ async def test_a_consent_on_a_dropped_connection_fails_transient_and_lands_once(
 
 async def test_the_consent_counts_the_invite_use_last(runner, sessionmaker, monkeypatch):
     """A class on one shared code consents at once: each consent locks the invite's row
-    from its use count to its COMMIT, so the count is the consent's last statement (the
-    bench's /start-and-consent tail was this queue when the count came first). On
-    PostgreSQL asyncpg runs the consent's statements itself (`storage.driver`): they are
-    read where asyncpg looks each one up."""
+    from its use count to its end. In a transaction (SQLite) the count is the consent's last
+    statement (the bench's /start-and-consent tail was this queue when the count came
+    first). On PostgreSQL asyncpg runs the consent's statements itself (`storage.driver`,
+    read where asyncpg looks each one up), and its writes are one statement in autocommit,
+    the last: the row is locked only while PostgreSQL runs it, never across a round trip
+    (the Mini App crowd's arrival tail was the queue on that round trip)."""
     import asyncpg
     from sqlalchemy import event
 
@@ -347,7 +362,11 @@ async def test_the_consent_counts_the_invite_use_last(runner, sessionmaker, monk
     finally:
         if not postgres:
             event.remove(engine, "before_cursor_execute", record)
-    assert "INSERT INTO" in seen and seen[-1] == "UPDATE INVITE", seen
+    if postgres:
+        writes = [w for w in seen if not w.startswith("SELECT")]
+        assert writes == ["WITH USED"] and seen[-1] == "WITH USED", seen
+    else:
+        assert "INSERT INTO" in seen and seen[-1] == "UPDATE INVITE", seen
     async with sessionmaker() as s:
         invite = await s.scalar(select(Invite).where(Invite.code == seeded.invites["learner"]))
         assert invite.uses == 1

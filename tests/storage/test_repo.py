@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from conversations.banks import Bank
 from conversations.identity import subject_hash
-from storage import errors, responses, schools
+from storage import driver, errors, responses, schools
 from storage.models import Answer, Comment, Invite, QuestionMap, Respondent, Response
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -406,3 +406,62 @@ async def test_self_ratings_and_evidence(sessionmaker, cycle) -> None:
         assert deleted is not None and deleted.stored_name == "a1b2c3.pdf"
     async with sessionmaker() as s:
         assert [e.id for e in await schools.list_evidence(s, cycle.id)] == [link.id]
+
+
+@pytest.mark.parametrize("run", ["session", "driver"])
+async def test_a_crowd_consenting_on_one_shared_code_counts_each_use_once(
+    sessionmaker, cycle, run
+) -> None:
+    """`open_counted`, as a consent runs it: in a session (SQLite, or a step with more writes)
+    and, on PostgreSQL, as one statement in autocommit. 20 people at once on a code with 5
+    uses left: exactly 5 consent; the other 15 are refused with nothing of theirs written (no
+    respondent row, no response). Revoked: refused as revoked, nothing written."""
+    engine = sessionmaker.kw["bind"]
+    if run == "driver" and engine.dialect.name != "postgresql":
+        pytest.skip("asyncpg runs the statement on PostgreSQL only")
+    auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+    async with sessionmaker.begin() as s:
+        (shared,) = await responses.create_invites(s, cycle.id, "learner", max_uses=5)
+
+    async def consent(n: int, invite_id: int) -> tuple[int, int] | responses.RedeemStatus:
+        args = (_hash(1000 + n), invite_id, cycle.id, "learner", "learner@1", "1.0", "uk", NOW)
+        if run == "driver":
+            async with driver.connect(auto, transaction=False) as conn:
+                return await responses.open_counted(conn, *args, origin="shared")
+        async with sessionmaker.begin() as s:
+            opened = await responses.open_counted(s, *args, origin="shared")
+            if isinstance(opened, responses.RedeemStatus):
+                await s.rollback()  # as the use case does: its Refused undoes the step
+            return opened
+
+    results = await asyncio.gather(*(consent(n, shared.id) for n in range(20)))
+    opened = [r for r in results if not isinstance(r, responses.RedeemStatus)]
+    assert len(opened) == 5 and results.count(responses.RedeemStatus.USED_UP) == 15
+    async with sessionmaker() as s:
+        assert (await responses.get_invite_by_code(s, shared.code)).uses == 5
+        rows = (await s.execute(select(Response.id, Response.respondent_id))).all()
+        assert sorted(tuple(r) for r in rows) == sorted(opened)
+        assert await _count(sessionmaker, Respondent) == 5
+        (person,) = (
+            await s.execute(select(Respondent).where(Respondent.id == opened[0][1]))
+        ).scalars()
+        assert person.language == "uk"
+        (response,) = (
+            await s.execute(select(Response).where(Response.id == opened[0][0]))
+        ).scalars()
+        assert (response.role, response.origin, response.status) == (
+            "learner",
+            "shared",
+            "in_progress",
+        )
+        assert (response.bank_tag, response.model_version, response.language) == (
+            "learner@1",
+            "1.0",
+            "uk",
+        )
+        assert response.revision == 0
+    async with sessionmaker.begin() as s:
+        (other,) = await responses.create_invites(s, cycle.id, "learner", max_uses=None)
+        assert await responses.revoke_invite(s, other.id)
+    assert await consent(99, other.id) is responses.RedeemStatus.REVOKED
+    assert await _count(sessionmaker, Respondent) == 5
