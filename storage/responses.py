@@ -460,52 +460,38 @@ COUNTED_OPENING = Query(_counted_opening)
 
 
 async def open_counted(
-    db: AsyncSession | Run,
-    subject_hash: str,
-    invite_id: int,
-    cycle_id: int,
-    role: str,
-    bank_tag: str,
-    model_version: str,
-    language: str,
-    consent_at: datetime,
-    origin: str = "invite",
+    db: AsyncSession | Run, subject_hash: str, invite_id: int, **terms: Any
 ) -> tuple[int, int] | RedeemStatus:
     """A consent's writes, all or none: one use of the invite counted, the person's
-    respondent (made at their first consent; `language` becomes theirs) and their response
-    in the cycle. Returns (response id, respondent id), or why the use was not counted (used
-    up or revoked meanwhile; nothing written).
+    respondent (made at their first consent; the response's language becomes theirs) and
+    their response in the cycle, on `terms`: `open_response_id`'s keyword arguments
+    (cycle_id, role, bank_tag, model_version, language, consent_at, origin). Returns
+    (response id, respondent id), or why the use was not counted (used up or revoked
+    meanwhile; nothing written).
 
     On a `Driver` (PostgreSQL, autocommit) one statement (`COUNTED_OPENING`). In a session
     (SQLite, or a step with more writes) the session's statements, the use counted last, so
     that the invite's row stays locked only from there to the commit."""
     run = await run_of(db)
     if isinstance(run, Driver):
+        given = {"origin": "invite", **terms, "role": Role(terms["role"]).value}
         person_id, response_id = await run.row(
             COUNTED_OPENING,
             invite_id=invite_id,
             subject=subject_hash,
-            lang=language,
+            lang=terms["language"],
             now=utcnow(),
-            cycle_id=cycle_id,
-            origin=origin,
-            role=Role(role).value,
-            bank_tag=bank_tag,
-            model_version=model_version,
-            language=language,
-            consent_at=consent_at,
+            **given,
         ) or (None, None)
         if person_id is None:
             revoked = await run.scalar(REVOKED_AT, invite_id=invite_id)
             return RedeemStatus.REVOKED if revoked is not None else RedeemStatus.USED_UP
         if response_id is None:  # theirs already (made meanwhile, past their lock)
-            response_id = await response_id_of(run, person_id, cycle_id)
+            response_id = await response_id_of(run, person_id, terms["cycle_id"])
             assert response_id is not None
         return int(response_id), int(person_id)
-    person_id = await respondent_id(run, subject_hash, language)
-    response_id = await open_response_id(
-        run, person_id, cycle_id, role, bank_tag, model_version, language, consent_at, origin
-    )
+    person_id = await respondent_id(run, subject_hash, terms["language"])
+    response_id = await open_response_id(run, person_id, **terms)
     status = await count_invite_use(run, invite_id)
     if status is not RedeemStatus.OK:
         return status

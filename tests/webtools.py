@@ -110,6 +110,11 @@ class WebUser:
                 return f
         raise AssertionError(f"no button {name}={value} on the page:\n{self.html}")
 
+    async def consent_form(self, code: str) -> Form:
+        """Open the invite link `code`: the consent card's form, not posted yet."""
+        await self.get(f"/s/{code}")
+        return self.form_with("choice", "yes")
+
     async def start(self, code: str) -> None:
         """Open the invite link `code` and consent."""
         await self.get(f"/s/{code}")

@@ -424,12 +424,20 @@ async def test_a_crowd_consenting_on_one_shared_code_counts_each_use_once(
         (shared,) = await responses.create_invites(s, cycle.id, "learner", max_uses=5)
 
     async def consent(n: int, invite_id: int) -> tuple[int, int] | responses.RedeemStatus:
-        args = (_hash(1000 + n), invite_id, cycle.id, "learner", "learner@1", "1.0", "uk", NOW)
+        terms = {
+            "cycle_id": cycle.id,
+            "role": "learner",
+            "bank_tag": "learner@1",
+            "model_version": "1.0",
+            "language": "uk",
+            "consent_at": NOW,
+            "origin": "shared",
+        }
         if run == "driver":
             async with driver.connect(auto, transaction=False) as conn:
-                return await responses.open_counted(conn, *args, origin="shared")
+                return await responses.open_counted(conn, _hash(1000 + n), invite_id, **terms)
         async with sessionmaker.begin() as s:
-            opened = await responses.open_counted(s, *args, origin="shared")
+            opened = await responses.open_counted(s, _hash(1000 + n), invite_id, **terms)
             if isinstance(opened, responses.RedeemStatus):
                 await s.rollback()  # as the use case does: its Refused undoes the step
             return opened

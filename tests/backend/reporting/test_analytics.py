@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import resources
 
@@ -113,6 +114,16 @@ async def rate(
     await s.flush()
 
 
+async def q1_cycle(s: AsyncSession, role: str, values: Iterable[int | str], **kw: int) -> Cycle:
+    """A new cycle (`make_cycle`'s `kw`) whose question q1 measures FL-1, answered by one
+    respondent of `role` for each of `values`."""
+    cycle = await make_cycle(s, **kw)
+    await map_question(s, "q1", "FL-1")
+    for v in values:
+        await respond(s, cycle, role, {"q1": v})
+    return cycle
+
+
 async def build_report(s: AsyncSession, cycle_id: int, model: ExcellenceModel, **kw):
     """Release what the rule allows (in the test's transaction), then build the report."""
     await release_cycle(s, cycle_id)
@@ -136,10 +147,7 @@ def ind(report: dict, key: str) -> dict:
 
 async def test_hand_computed_mean_distribution_gap(sessionmaker):
     async with sessionmaker.begin() as s:
-        cycle = await make_cycle(s)
-        await map_question(s, "q1", "FL-1")
-        for v in (4, 4, 3, 2, 1):
-            await respond(s, cycle, "learner", {"q1": v})
+        cycle = await q1_cycle(s, "learner", (4, 4, 3, 2, 1))
         await respond(s, cycle, "learner", {"q1": "na"})
         await respond(s, cycle, "learner", {"q1": "skip"})
         await rate(s, cycle, "FL-1", 4)
@@ -177,10 +185,7 @@ async def test_hand_computed_mean_distribution_gap(sessionmaker):
 )
 async def test_flags_in_report(sessionmaker, values, self_value, gap, flag):
     async with sessionmaker.begin() as s:
-        cycle = await make_cycle(s)
-        await map_question(s, "q1", "FL-1")
-        for v in values:
-            await respond(s, cycle, "parent", {"q1": v})
+        cycle = await q1_cycle(s, "parent", values)
         await rate(s, cycle, "FL-1", self_value)
         report = await build_report(s, cycle.id, MODEL)
     fl1 = ind(report, "FL-1")
@@ -192,10 +197,7 @@ async def test_flags_in_report(sessionmaker, values, self_value, gap, flag):
 @pytest.mark.parametrize(("count", "shown"), [(4, False), (5, True)])
 async def test_suppression_at_threshold_five(sessionmaker, count, shown):
     async with sessionmaker.begin() as s:
-        cycle = await make_cycle(s, threshold=5)
-        await map_question(s, "q1", "FL-1")
-        for _ in range(count):
-            await respond(s, cycle, "employer", {"q1": 3})
+        cycle = await q1_cycle(s, "employer", [3] * count, threshold=5)
         await respond(s, cycle, "employer", {"q1": "na"})
         await rate(s, cycle, "FL-1", 1)
         report = await build_report(s, cycle.id, MODEL)
@@ -223,10 +225,7 @@ async def test_threshold_three_allowed_two_refused(sessionmaker):
     with pytest.raises(ThresholdTooLow):
         Thresholds(5, 2)
     async with sessionmaker.begin() as s:
-        low = await make_cycle(s, threshold=3, free_text=3)
-        await map_question(s, "q1", "FL-1")
-        for v in (1, 2, 3):
-            await respond(s, low, "learner", {"q1": v})
+        low = await q1_cycle(s, "learner", (1, 2, 3), threshold=3, free_text=3)
         report = await build_report(s, low.id, MODEL)
         assert ind(report, "FL-1")["roles"]["learner"]["mean"] == 2.0
 
@@ -352,10 +351,7 @@ async def test_answers_of_another_bank_version_use_its_own_map(sessionmaker):
 
 async def test_report_lists_every_indicator_with_nulls(sessionmaker):
     async with sessionmaker.begin() as s:
-        cycle = await make_cycle(s)
-        await map_question(s, "q1", "FL-1")
-        for v in (3, 3, 3, 3, 3):
-            await respond(s, cycle, "learner", {"q1": v})
+        cycle = await q1_cycle(s, "learner", (3, 3, 3, 3, 3))
         await rate(s, cycle, "FL-3.1", number=12.0, status="draft")
         await rate(s, cycle, "FL-2", 2, status="draft")
         report = await build_report(s, cycle.id, MODEL)
@@ -510,10 +506,7 @@ async def test_the_report_says_how_sure_each_gap_is(sessionmaker):
 
 async def test_a_suppressed_group_has_no_interval(sessionmaker):
     async with sessionmaker.begin() as s:
-        cycle = await make_cycle(s)
-        await map_question(s, "q1", "FL-1")
-        for v in (0, 4, 2):
-            await respond(s, cycle, "learner", {"q1": v})
+        cycle = await q1_cycle(s, "learner", (0, 4, 2))
         await rate(s, cycle, "FL-1", 4)
         report = await build_report(s, cycle.id, MODEL)
     learner = ind(report, "FL-1")["roles"]["learner"]

@@ -261,8 +261,7 @@ async def test_csrf_missing_or_forged_is_refused(app_client):
     sm = app_client.app[keys.SESSIONMAKER]
     seeded = await seed_school(sm, roles=["learner"])
     async with web_user(app_client) as user:
-        await user.get(f"/s/{seeded.invites['learner']}")
-        form = user.form_with("choice", E.YES)
+        form = await user.consent_form(seeded.invites["learner"])
         no_token = {k: v for k, v in form.hidden.items() if k != "csrf"}
         await user.post({**no_token, "choice": E.YES})
         assert user.status == 403 and T("web.error.csrf") in user.text()
@@ -358,8 +357,7 @@ async def test_fetch_posts_get_the_card_as_json(app_client):
     sm = app_client.app[keys.SESSIONMAKER]
     seeded = await seed_school(sm, roles=["learner"])
     async with web_user(app_client) as user:
-        await user.get(f"/s/{seeded.invites['learner']}")
-        form = user.form_with("choice", E.YES)
+        form = await user.consent_form(seeded.invites["learner"])
         async with user.session.post(
             user.client.make_url("/chat"),
             data={**form.hidden, "choice": E.YES},
@@ -460,8 +458,7 @@ async def test_the_cookie_lives_hours_after_the_last_visit(db_engine):
     async with running_app(settings) as client:
         seeded = await seed_school(client.app[keys.SESSIONMAKER], roles=["learner"])
         async with web_user(client) as user:
-            await user.get(f"/s/{seeded.invites['learner']}")
-            form = user.form_with("choice", E.YES)
+            form = await user.consent_form(seeded.invites["learner"])
             # Every answer renews it, with JavaScript (JSON) and without (the redirect).
             for accept in ("application/json", "text/html"):
                 async with user.session.post(
