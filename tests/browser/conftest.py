@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,14 @@ from backend.web.app import create_app
 from backend.web.settings import Settings
 from storage import schools
 from storage.models import School
-from tests.apptools import TOKEN, WEBHOOK_SECRET, create_schema, make_settings
+from tests.apptools import (
+    TOKEN,
+    WEBHOOK_SECRET,
+    Seeded,
+    create_schema,
+    make_settings,
+    seed_school,
+)
 from tests.conftest import unavailable
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -57,6 +64,26 @@ async def phone_page(browser: Any, *, js: bool = True, **kw: Any) -> tuple[Any, 
     """A page in a new phone-sized context: (context, page)."""
     ctx = await phone_context(browser, js=js, **kw)
     return ctx, await ctx.new_page()
+
+
+@asynccontextmanager
+async def phone_at(
+    server: AbstractAsyncContextManager[tuple[str, web.Application]],
+    browser: Any,
+    role: str,
+    *,
+    js: bool = True,
+) -> AsyncIterator[tuple[str, web.Application, Seeded, Any]]:
+    """A school seeded with an invite for `role` on `server` (`serve_app(...)`,
+    `serve_mini_app(...)` ...), and a page in a new phone-sized context (`page.context`):
+    (base URL, app, seeded, page); the context is closed at the end."""
+    async with server as (base, app):
+        seeded = await seed_school(app[keys.SESSIONMAKER], roles=[role])
+        ctx, page = await phone_page(browser, js=js)
+        try:
+            yield base, app, seeded, page
+        finally:
+            await ctx.close()
 
 
 async def phone_context(browser: Any, *, js: bool = True, **kw: Any) -> Any:

@@ -28,7 +28,7 @@ from storage import responses, schools
 from storage.models import Answer
 from tests.apptools import add_responses, seed_school, with_number_bank
 from tests.browser.a11y import assert_clean, check_a11y
-from tests.browser.conftest import phone_page, serve, serve_app, serve_mini_app
+from tests.browser.conftest import phone_at, phone_page, serve, serve_app, serve_mini_app
 from tests.browser.support import log_in, mini_app_fragment, to_the_comment
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
@@ -113,9 +113,8 @@ async def test_web_chat_has_no_serious_violations(browser, sqlite_settings, scre
 
 async def test_web_chat_number_question_and_notice(browser, sqlite_settings, screenshots):
     found: list[str] = []
-    async with serve_number_app(sqlite_settings) as (base, app):
-        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["employer"])
-        ctx, page = await phone_page(browser, js=True)
+    server = serve_number_app(sqlite_settings)
+    async with phone_at(server, browser, "employer") as (base, _, seeded, page):
         await page.goto(f"{base}/s/{seeded.invites['employer']}")
         await page.get_by_role("button", name="Yes, I agree").click()
         await page.get_by_label("Type a number").wait_for()
@@ -130,15 +129,14 @@ async def test_web_chat_number_question_and_notice(browser, sqlite_settings, scr
         assert described and "card-notice" in described.split()
         assert await page.get_by_label("Type a number").get_attribute("aria-invalid") == "true"
         await check_a11y(page, "chat-number-notice", screenshots, found)
-        await ctx.close()
     assert_clean(found)
 
 
 async def test_mini_app_has_no_serious_violations(browser, sqlite_settings, screenshots):
     found: list[str] = []
-    async with serve_mini_app(sqlite_settings) as (base, app):
-        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["graduate"])
-        ctx, page = await phone_page(browser, js=True)
+    server = serve_mini_app(sqlite_settings)
+    async with phone_at(server, browser, "graduate") as (base, _, seeded, page):
+        ctx = page.context
         await page.goto(f"{base}/app")
         await page.get_by_text("It works only when opened from the survey bot").wait_for()
         await check_a11y(page, "app-outside-telegram", screenshots, found)
@@ -150,15 +148,13 @@ async def test_mini_app_has_no_serious_violations(browser, sqlite_settings, scre
         await page.get_by_role("button", name="Yes, I agree").click()
         await page.locator("#progress-label").wait_for()
         await check_a11y(page, "app-question", screenshots, found)
-        await ctx.close()
     assert_clean(found)
 
 
 async def test_web_chat_by_keyboard_only(browser, sqlite_settings, screenshots):
     """Consent and three answers with Tab/Shift+Tab/Enter/Space; focus lands on each new card."""
-    async with serve_app(sqlite_settings) as (base, app):
-        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
-        ctx, page = await phone_page(browser, js=True)
+    server = serve_app(sqlite_settings)
+    async with phone_at(server, browser, "learner") as (base, app, seeded, page):
         await page.goto(f"{base}/s/{seeded.invites['learner']}")
         # The first Tab reaches the skip link; Enter on it moves on to the card.
         await page.keyboard.press("Tab")
@@ -204,7 +200,6 @@ async def test_web_chat_by_keyboard_only(browser, sqlite_settings, screenshots):
         async with app[keys.SESSIONMAKER]() as s:
             answers = (await s.execute(select(Answer))).scalars().all()
         assert len(answers) == 3
-        await ctx.close()
 
 
 # -- the dashboard -------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from backend.web import keys
 from storage.models import Answer, Comment, Response
 from tests.apptools import seed_school
-from tests.browser.conftest import PHONE, phone_page, serve_app, serve_mini_app
+from tests.browser.conftest import PHONE, phone_at, phone_page, serve_app, serve_mini_app
 from tests.browser.support import Watch, mini_app_fragment, to_the_comment
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
@@ -67,9 +67,8 @@ async def take_survey(page: Any, shots, prefix: str, *, js: bool) -> int:
 
 
 async def test_phone_survey_with_javascript(browser, sqlite_settings, screenshots):
-    async with serve_app(sqlite_settings) as (base, app):
-        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
-        ctx, page = await phone_page(browser, js=True)
+    server = serve_app(sqlite_settings)
+    async with phone_at(server, browser, "learner") as (base, app, seeded, page):
         watch = Watch(page, base)
         await page.goto(f"{base}/s/{seeded.invites['learner']}")
         assert page.url == f"{base}/chat"
@@ -99,13 +98,11 @@ async def test_phone_survey_with_javascript(browser, sqlite_settings, screenshot
         await page.get_by_text("All your answers have been erased.").wait_for()
         async with app[keys.SESSIONMAKER]() as s:
             assert (await s.execute(select(func.count()).select_from(Answer))).scalar_one() == 0
-        await ctx.close()
 
 
 async def test_phone_survey_without_javascript(browser, sqlite_settings, screenshots):
-    async with serve_app(sqlite_settings) as (base, app):
-        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
-        ctx, page = await phone_page(browser, js=False)
+    server = serve_app(sqlite_settings)
+    async with phone_at(server, browser, "learner", js=False) as (base, app, seeded, page):
         watch = Watch(page, base)
         await page.goto(f"{base}/s/{seeded.invites['learner']}")
         await page.screenshot(path=screenshots / "nojs-1-consent.png", full_page=True)
@@ -116,13 +113,12 @@ async def test_phone_survey_without_javascript(browser, sqlite_settings, screens
         await page.goto(f"{base}/privacy")
         await page.screenshot(path=screenshots / "nojs-7-privacy.png", full_page=True)
         assert "groups of 5 or more" in await page.locator("#card").inner_text()
-        await ctx.close()
 
 
 async def test_mini_app_at_phone_size(browser, sqlite_settings, screenshots):
-    async with serve_mini_app(sqlite_settings) as (base, app):
-        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["graduate"])
-        ctx, page = await phone_page(browser, js=True)
+    server = serve_mini_app(sqlite_settings)
+    async with phone_at(server, browser, "graduate") as (base, app, seeded, page):
+        ctx = page.context
         watch = Watch(page, base)
         # Outside Telegram: the page explains what it is and offers the browser instead.
         await page.goto(f"{base}/app?startapp={seeded.invites['graduate']}")
@@ -143,7 +139,6 @@ async def test_mini_app_at_phone_size(browser, sqlite_settings, screenshots):
         runner = app[keys.SURVEY]
         state = await runner.load_state(runner.subject("telegram", 5150))
         assert state["ans"] == {"now": "c:working"}
-        await ctx.close()
 
 
 async def test_a_shared_phone_forgets_the_survey(browser, sqlite_settings, screenshots):
@@ -152,9 +147,9 @@ async def test_a_shared_phone_forgets_the_survey(browser, sqlite_settings, scree
     from tests.browser.a11y import assert_clean, check_a11y
 
     found: list[str] = []
-    async with serve_app(sqlite_settings) as (base, app):
-        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
-        ctx, page = await phone_page(browser, js=True)
+    server = serve_app(sqlite_settings)
+    async with phone_at(server, browser, "learner") as (base, app, seeded, page):
+        ctx = page.context
         watch = Watch(page, base)
         # Someone answers two questions and walks away.
         await page.goto(f"{base}/s/{seeded.invites['learner']}")
@@ -200,7 +195,6 @@ async def test_a_shared_phone_forgets_the_survey(browser, sqlite_settings, scree
         async with app[keys.SESSIONMAKER]() as s:
             statuses = (await s.execute(select(Response.status))).scalars().all()
         assert sorted(statuses) == ["completed", "in_progress"]  # both people's answers kept
-        await ctx.close()
     assert_clean(found)
 
 
@@ -258,9 +252,8 @@ async def test_the_phones_back_button_goes_to_the_previous_question(
     """Back (the phone's, the browser's) inside the survey: the previous question, in place;
     at the first question it says the survey starts here and that the answers are kept, and
     a second Back leaves."""
-    async with serve_app(sqlite_settings) as (base, app):
-        seeded = await seed_school(app[keys.SESSIONMAKER], roles=["learner"])
-        ctx, page = await phone_page(browser, js=True)
+    server = serve_app(sqlite_settings)
+    async with phone_at(server, browser, "learner") as (base, app, seeded, page):
         watch = Watch(page, base)
         await page.goto(f"{base}/privacy")  # where the person came from
         await page.goto(f"{base}/s/{seeded.invites['learner']}")
@@ -297,7 +290,6 @@ async def test_the_phones_back_button_goes_to_the_previous_question(
             n = (await s.execute(select(func.count()).select_from(Answer))).scalar_one()
         assert n == 2  # nothing lost on the way back
         watch.check()
-        await ctx.close()
 
 
 @pytest.mark.parametrize("lang", ["en", "hy", "uk"])

@@ -54,6 +54,16 @@ async def api_headers(client, email: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {auth.api_token(client.app[keys.SECRET_KEY], user)}"}
 
 
+async def rate_through_api(client, cycle_id: int, headers: dict[str, str]) -> int:
+    """POST one self-rating (FL-1: 3) to the cycle through the API: the answer's status."""
+    resp = await client.post(
+        f"/api/cycles/{cycle_id}/self-ratings",
+        json={"ratings": [{"key": "FL-1", "value": 3}]},
+        headers=headers,
+    )
+    return resp.status
+
+
 # --- review clusters ---------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from tests.backend.dashboard.support import (
     csrf_of,
     login,
     post_form,
+    rate_through_api,
 )
 
 
@@ -246,12 +247,7 @@ async def test_another_schools_ids_are_404_everywhere(settings):
             resp = await client.get(path, headers=headers)
             assert resp.status == 404, path
             assert (await resp.json())["error"]["status"] == 404
-        resp = await client.post(
-            f"/api/cycles/{c}/self-ratings",
-            json={"ratings": [{"key": "FL-1", "value": 3}]},
-            headers=headers,
-        )
-        assert resp.status == 404
+        assert await rate_through_api(client, c, headers) == 404
 
 
 async def test_unknown_urls_get_friendly_pages(settings):
@@ -746,12 +742,7 @@ async def test_peer_reads_but_does_not_write(settings):
         )
         assert resp.status == 403
         headers = await api_headers(client, "peer@example.org")
-        resp = await client.post(
-            f"/api/cycles/{seeded.cycle_id}/self-ratings",
-            json={"ratings": [{"key": "FL-1", "value": 3}]},
-            headers=headers,
-        )
-        assert resp.status == 403
+        assert await rate_through_api(client, seeded.cycle_id, headers) == 403
 
 
 async def test_openapi_document_parses(settings):
