@@ -47,6 +47,15 @@ async def title_unique(page: Any, titles: dict[str, str], state: str, found: lis
     titles[title] = state
 
 
+async def audit(
+    page: Any, shot: str, state: str, screenshots: Any, titles: dict[str, str], found: list[str]
+) -> None:
+    """One state a person meets: no serious axe violations (`shot` names its screenshot), and
+    a page title of its own."""
+    await check_a11y(page, shot, screenshots, found)
+    await title_unique(page, titles, state, found)
+
+
 # -- the web chat -----------------------------------------------------------------------
 
 
@@ -69,12 +78,10 @@ async def test_web_chat_has_no_serious_violations(browser, sqlite_settings, scre
         await check_a11y(page, "chat-language-first", screenshots, found)
         await page.get_by_role("button", name="English").click()
         await page.get_by_role("button", name="Yes, I agree").wait_for()
-        await check_a11y(page, "chat-consent", screenshots, found)
-        await title_unique(page, titles, "consent", found)
+        await audit(page, "chat-consent", "consent", screenshots, titles, found)
         await page.get_by_role("button", name="Yes, I agree").click()
         await page.locator("#progress-label", has_text="Question 1 of").wait_for()
-        await check_a11y(page, "chat-scale-question", screenshots, found)
-        await title_unique(page, titles, "question 1", found)
+        await audit(page, "chat-scale-question", "question 1", screenshots, titles, found)
         # The choices are a labelled group of toggle buttons.
         group = page.get_by_role("group", name=await page.locator("h1").inner_text())
         assert await group.get_by_role("button").count() >= 5
@@ -96,15 +103,12 @@ async def test_web_chat_has_no_serious_violations(browser, sqlite_settings, scre
         await check_a11y(page, "chat-text-question", screenshots, found)
         await page.get_by_role("button", name="Send").click()
         await page.get_by_text("Thank you! Your answers are saved.").wait_for()
-        await check_a11y(page, "chat-done", screenshots, found)
-        await title_unique(page, titles, "done", found)
+        await audit(page, "chat-done", "done", screenshots, titles, found)
         await page.get_by_role("button", name="Erase my answers").click()
         await page.get_by_text("Erase all your answers?").wait_for()
-        await check_a11y(page, "chat-erase-confirm", screenshots, found)
-        await title_unique(page, titles, "erase confirmation", found)
+        await audit(page, "chat-erase-confirm", "erase confirmation", screenshots, titles, found)
         await page.goto(f"{base}/privacy")
-        await check_a11y(page, "chat-privacy", screenshots, found)
-        await title_unique(page, titles, "privacy", found)
+        await audit(page, "chat-privacy", "privacy", screenshots, titles, found)
         await page.goto(f"{base}/s/no-such-code-at-all")
         await check_a11y(page, "chat-bad-code", screenshots, found)
         await ctx.close()
@@ -260,8 +264,7 @@ async def test_dashboard_has_no_serious_violations(browser, sqlite_settings, scr
         ctx = await _laptop(browser)
         page = await ctx.new_page()
         await page.goto(base + "/login")
-        await check_a11y(page, "dash-login", screenshots, found)
-        await title_unique(page, titles, "login", found)
+        await audit(page, "dash-login", "login", screenshots, titles, found)
         await page.fill("input[name=email]", EMAIL)
         await page.fill("input[name=password]", "wrong password, sorry")
         await page.click("main button[type=submit]")
@@ -269,29 +272,23 @@ async def test_dashboard_has_no_serious_violations(browser, sqlite_settings, scr
         await check_a11y(page, "dash-login-error", screenshots, found)
         await log_in(page, base, EMAIL, PASSWORD)
         await page.goto(f"{base}/dashboard/schools/ogre-tech")
-        await check_a11y(page, "dash-school", screenshots, found)
-        await title_unique(page, titles, "school", found)
+        await audit(page, "dash-school", "school", screenshots, titles, found)
         await page.goto(f"{c}/invites")
-        await check_a11y(page, "dash-invites", screenshots, found)
-        await title_unique(page, titles, "invites", found)
+        await audit(page, "dash-invites", "invites", screenshots, titles, found)
         await page.goto(f"{c}/invites/print")
-        await check_a11y(page, "dash-print", screenshots, found)
-        await title_unique(page, titles, "print", found)
+        await audit(page, "dash-print", "print", screenshots, titles, found)
         await page.goto(f"{c}/self-assessment")
-        await check_a11y(page, "dash-self", screenshots, found)
-        await title_unique(page, titles, "self-assessment", found)
+        await audit(page, "dash-self", "self-assessment", screenshots, titles, found)
         await page.goto(c)
         await page.wait_for_selector("table.heat td.cell.blind_spot")
         await page.wait_for_function(
             "() => [...document.querySelectorAll('.charts img')].every(i => i.complete)",
             timeout=60000,
         )
-        await check_a11y(page, "dash-overview", screenshots, found)
-        await title_unique(page, titles, "overview", found)
+        await audit(page, "dash-overview", "overview", screenshots, titles, found)
         await page.goto(f"{c}/indicators/{flagged}")
         await page.click("text=As a chart")
-        await check_a11y(page, "dash-indicator", screenshots, found)
-        await title_unique(page, titles, "indicator", found)
+        await audit(page, "dash-indicator", "indicator", screenshots, titles, found)
         await page.goto(f"{base}/dashboard/account")
         await check_a11y(page, "dash-account", screenshots, found)
         await page.get_by_role("link", name="Change your password").click()
@@ -314,16 +311,14 @@ async def test_dashboard_has_no_serious_violations(browser, sqlite_settings, scr
         known.add(f"{base}/dashboard/cycles")  # the top bar's "Cycles": the school page
         for n, href in enumerate(h for h in dict.fromkeys(extra) if h not in known):
             await page.goto(href)
-            await check_a11y(page, f"dash-extra-{n}", screenshots, found)
-            await title_unique(page, titles, href, found)
+            await audit(page, f"dash-extra-{n}", href, screenshots, titles, found)
         await ctx.close()
         # The administrator's page.
         ctx = await _laptop(browser)
         page = await ctx.new_page()
         await log_in(page, base, ADMIN, PASSWORD)
         await page.goto(f"{base}/dashboard/admin")
-        await check_a11y(page, "dash-admin", screenshots, found)
-        await title_unique(page, titles, "admin", found)
+        await audit(page, "dash-admin", "admin", screenshots, titles, found)
         # A cluster of three schools: the admin's list, the clusters and the cluster view.
         cluster_id = await _cluster_of_three(app[keys.SESSIONMAKER])
         for path, name in (
@@ -404,6 +399,14 @@ async def test_dashboard_form_by_keyboard_only(browser, sqlite_settings, screens
                 "() => document.activeElement.name || document.activeElement.textContent.trim()"
             )
 
+        async def tab_to(name: str, most: int) -> None:
+            """Tab on (at most `most` times) until the field or button `name` has focus."""
+            for _ in range(most):
+                await page.keyboard.press("Tab")
+                if await name_of_focus() == name:
+                    break
+            assert await name_of_focus() == name
+
         # The e-mail field has focus on arrival.
         assert await name_of_focus() == "email"
         await page.keyboard.type(EMAIL)
@@ -417,11 +420,7 @@ async def test_dashboard_form_by_keyboard_only(browser, sqlite_settings, screens
         await page.keyboard.press("Tab")
         assert await page.evaluate("document.activeElement.className") == "skip-link"
         await page.keyboard.press("Enter")
-        for _ in range(40):
-            await page.keyboard.press("Tab")
-            if await name_of_focus() == "role":
-                break
-        assert await name_of_focus() == "role"
+        await tab_to("role", 40)
         await page.keyboard.press("Tab")
         assert await name_of_focus() == "count"
         await page.keyboard.press("Shift+Tab")
@@ -430,11 +429,7 @@ async def test_dashboard_form_by_keyboard_only(browser, sqlite_settings, screens
         await page.keyboard.press("Tab")
         await page.keyboard.press("Control+a")
         await page.keyboard.type("2")
-        for _ in range(10):
-            await page.keyboard.press("Tab")
-            if await name_of_focus() == "Create invites":
-                break
-        assert await name_of_focus() == "Create invites"
+        await tab_to("Create invites", 10)
         await page.keyboard.press("Space")
         await page.wait_for_selector("text=2 invites for Parents/guardians created")
         await page.screenshot(path=str(screenshots / "a11y-keyboard-dashboard.png"))
