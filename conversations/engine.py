@@ -222,13 +222,15 @@ class Prompt:
 
 @dataclass(frozen=True, slots=True)
 class OpenResponse:
-    """Consent given: use up the invite and open the response (respondent + response rows)."""
+    """Consent given: use up the invite and open the response (respondent + response rows),
+    answered against the engine's model version."""
 
     invite_code: str
     cycle_id: int
     role: str
     bank_tag: str
     lang: str
+    model_version: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -585,7 +587,14 @@ class Engine:
             if st.get("inv", {}).get("remind"):
                 new["stage"] = Stage.OPTIN  # asked once, right after consent
         effects = (
-            OpenResponse(st["inv"]["code"], st["cycle"], st["role"], st["bank"], st["lang"]),
+            OpenResponse(
+                st["inv"]["code"],
+                st["cycle"],
+                st["role"],
+                st["bank"],
+                st["lang"],
+                self.model_version,
+            ),
         )
         return Step(new, (self._prompt_for(new),), effects)
 

@@ -166,12 +166,7 @@ class Writes(Protocol):
         ...
 
     async def open_counted(
-        self,
-        subject: str,
-        invite_id: int,
-        effect: E.OpenResponse,
-        origin: str,
-        model_version: str,
+        self, subject: str, invite_id: int, effect: E.OpenResponse, origin: str
     ) -> tuple[int, int] | str:
         """A consent's writes, all or none: one use of the invite counted, the person's
         respondent (`effect.lang` becomes theirs) and their response in the cycle. Returns

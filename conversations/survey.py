@@ -277,9 +277,7 @@ class Survey:
                 if origin is None:
                     raise Refused(BUSY)
                 # Used up or revoked meanwhile: nothing is written (Refused).
-                opened = await w.open_counted(
-                    ctx.subject, redeemed.invite_id, effect, origin, self.engine.model_version
-                )
+                opened = await w.open_counted(ctx.subject, redeemed.invite_id, effect, origin)
                 if isinstance(opened, str):
                     raise Refused(opened)
                 response_id, respondent_id = opened

@@ -208,12 +208,7 @@ class SqlWrites:
         return Redeemed(result.invite.invite_id, shared=result.invite.shared)
 
     async def open_counted(
-        self,
-        subject: str,
-        invite_id: int,
-        effect: E.OpenResponse,
-        origin: str,
-        model_version: str,
+        self, subject: str, invite_id: int, effect: E.OpenResponse, origin: str
     ) -> tuple[int, int] | str:
         opened = await responses.open_counted(
             self.db,
@@ -222,7 +217,7 @@ class SqlWrites:
             cycle_id=effect.cycle_id,
             role=effect.role,
             bank_tag=effect.bank_tag,
-            model_version=model_version,
+            model_version=effect.model_version,
             language=effect.lang,
             consent_at=utcnow(),
             origin=origin,

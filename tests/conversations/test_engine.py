@@ -51,7 +51,7 @@ def test_decline_stores_nothing_and_forgets_invite(eng):
 def test_consent_opens_response_and_shows_first_question(eng):
     s1 = eng.step({}, E.Start(INVITE))
     s2 = eng.step(s1.state, E.Answer(None, "yes"))
-    assert s2.effects == (E.OpenResponse("abc123XYZ", 3, "graduate", "graduate@1", "en"),)
+    assert s2.effects == (E.OpenResponse("abc123XYZ", 3, "graduate", "graduate@1", "en", "1.0.0"),)
     p = s2.prompts[0]
     assert p.kind == "question" and p.question_id == "g01"
     # Routing still to come: 4 to 6 questions (other: 4, study: 5, work: 6).
