@@ -9,11 +9,15 @@ import functools
 import ipaddress
 import secrets
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TELEGRAM_API = "https://api.telegram.org/bot"
+
+
+_N = TypeVar("_N", int, float)
 
 
 class Settings(BaseSettings):
@@ -106,10 +110,7 @@ class Settings(BaseSettings):
     @field_validator("reminder_delays_hours")
     @classmethod
     def _delays(cls, v: str) -> str:
-        try:
-            hours = [float(x) for x in v.split(",") if x.strip()]
-        except ValueError:
-            raise ValueError("REMINDER_DELAYS_HOURS is a list of hours, e.g. 24,72") from None
+        hours = _numbers(v, float, "REMINDER_DELAYS_HOURS is a list of hours, e.g. 24,72")
         if not 1 <= len(hours) <= 2 or any(h <= 0 for h in hours) or hours != sorted(set(hours)):
             raise ValueError("REMINDER_DELAYS_HOURS: one or two increasing positive hours")
         return v
@@ -129,12 +130,7 @@ class Settings(BaseSettings):
     @field_validator("deadline_reminder_days")
     @classmethod
     def _deadline_days(cls, v: str) -> str:
-        try:
-            days = [int(x) for x in v.split(",") if x.strip()]
-        except ValueError:
-            raise ValueError(
-                "DEADLINE_REMINDER_DAYS is a list of whole days, e.g. 14,7,1"
-            ) from None
+        days = _numbers(v, int, "DEADLINE_REMINDER_DAYS is a list of whole days, e.g. 14,7,1")
         if any(d < 0 or d > 366 for d in days) or len(days) != len(set(days)):
             raise ValueError("DEADLINE_REMINDER_DAYS: distinct whole days from 0 to 366")
         return v
@@ -142,11 +138,7 @@ class Settings(BaseSettings):
     @property
     def deadline_days(self) -> tuple[int, ...]:
         """DEADLINE_REMINDER_DAYS, largest first, e.g. (14, 7, 1)."""
-        return tuple(
-            sorted(
-                {int(x) for x in self.deadline_reminder_days.split(",") if x.strip()}, reverse=True
-            )
-        )
+        return tuple(sorted(set(_numbers(self.deadline_reminder_days, int)), reverse=True))
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -181,7 +173,7 @@ class Settings(BaseSettings):
     @property
     def reminder_delays(self) -> tuple[float, ...]:
         """The delays in hours (since the respondent's last answer), e.g. (24.0, 72.0)."""
-        return tuple(float(x) for x in self.reminder_delays_hours.split(",") if x.strip())
+        return tuple(_numbers(self.reminder_delays_hours, float))
 
     @property
     def quiet_range(self) -> tuple[int, int] | None:
@@ -230,6 +222,15 @@ class Settings(BaseSettings):
 
 
 @functools.cache
+def _numbers(text: str, kind: type[_N], wrong: str = "") -> list[_N]:
+    """The comma-separated numbers of a setting (`kind`: int or float), blanks skipped;
+    ValueError(`wrong`) if one is not a number of that kind."""
+    try:
+        return [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(wrong) from None
+
+
 def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(
         ipaddress.ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip()
