@@ -82,6 +82,21 @@ async def client_of(app: web.Application) -> AsyncIterator[TestClient]:
 
 
 @dataclass
+class AppClient:
+    """A test harness around an aiohttp test client of the whole app."""
+
+    client: TestClient
+
+    @property
+    def app(self) -> web.Application:
+        return self.client.app
+
+    @property
+    def sm(self) -> async_sessionmaker[AsyncSession]:
+        return self.client.app[keys.SESSIONMAKER]
+
+
+@dataclass
 class Seeded:
     school_id: int
     school_slug: str

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from backend.web import keys
 from conversations.survey import Survey
 from tests.apptools import (
     TOKEN,
     WEBHOOK_SECRET,
+    AppClient,
     Seeded,
     db_url_of,
     make_settings,
@@ -48,15 +48,10 @@ def storage(request: pytest.FixtureRequest, db_engine: Any, db_url: str) -> dict
 
 
 @dataclass
-class Bench:
-    client: TestClient
+class Bench(AppClient):
     fake: FakeBotAPI
     tg: Telegram
     seeded: Seeded
-
-    @property
-    def app(self) -> Any:
-        return self.client.app
 
     @property
     def survey(self) -> Survey:
@@ -65,10 +60,6 @@ class Bench:
     @property
     def channel(self) -> Any:
         return self.app[keys.BOT]
-
-    @property
-    def app_sessionmaker(self) -> Any:
-        return self.app[keys.SESSIONMAKER]
 
     def subject(self, user: Any) -> str:
         return self.survey.subject("telegram", user.id)

@@ -39,7 +39,7 @@ async def test_burst_of_100_respondents(storage, fake_api, capsys):
         total = time.monotonic() - started
 
         assert all(s == [200] for s, _ in starts + taps)
-        async with bench.app_sessionmaker() as s:
+        async with bench.sm() as s:
             assert await s.scalar(select(func.count()).select_from(Response)) == N
             assert await s.scalar(select(Invite.uses).where(Invite.code == code)) == N
         sent = fake_api.called("sendMessage") + fake_api.called("editMessageText")

@@ -197,7 +197,7 @@ async def _take_survey(bench, seeded, user, lang: str, role: str) -> list[str]:
 
 
 async def _stored(bench, user) -> tuple[Response, list[Answer], list[Comment]]:
-    async with bench.app_sessionmaker() as s:
+    async with bench.sm() as s:
         response = (
             await s.execute(
                 select(Response)
@@ -213,7 +213,7 @@ async def _stored(bench, user) -> tuple[Response, list[Answer], list[Comment]]:
 async def test_whole_learner_and_graduate_surveys_in_the_language(storage, fake_api, lang):
     async with open_bench(storage, fake_api) as bench:
         seeded = await seed_school(
-            bench.app_sessionmaker, slug="lang-school", name=SCHOOL, languages=["en", "hy", "uk"]
+            bench.sm, slug="lang-school", name=SCHOOL, languages=["en", "hy", "uk"]
         )
         for role in ("learner", "graduate"):
             user = bench.tg.user()

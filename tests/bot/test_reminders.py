@@ -89,7 +89,7 @@ async def finish(bench, user) -> None:
 
 
 async def response_of(bench, user) -> Response | None:
-    async with bench.app_sessionmaker() as s:
+    async with bench.sm() as s:
         return await s.scalar(
             select(Response)
             .join(Respondent, Respondent.id == Response.respondent_id)
@@ -101,13 +101,13 @@ async def contact_of(bench, user) -> Contact | None:
     response = await response_of(bench, user)
     if response is None:
         return None
-    async with bench.app_sessionmaker() as s:
+    async with bench.sm() as s:
         return await s.scalar(select(Contact).where(Contact.response_id == response.id))
 
 
 async def backdate(bench, *users, when: datetime = T0) -> None:
     """Pretend each person's last answer was at `when` (the fake clock's start)."""
-    async with bench.app_sessionmaker.begin() as s:
+    async with bench.sm.begin() as s:
         for user in users:
             rid = await s.scalar(
                 select(Response.id)
@@ -244,7 +244,7 @@ async def test_quiet_hours_wait_for_the_morning_in_the_schools_time_zone(storage
     evening = datetime(2030, 1, 7, 17, 0, tzinfo=UTC)  # 21:00 in Yerevan (UTC+4)
     clock = FakeClock(evening)
     async with reminding(storage, fake_api, clock, quiet_hours="20-8") as bench:
-        async with bench.app_sessionmaker.begin() as s:
+        async with bench.sm.begin() as s:
             await s.execute(
                 update(School)
                 .where(School.id == bench.seeded.school_id)
@@ -285,7 +285,7 @@ async def test_no_reminder_after_stop_completion_delete_decline_or_without_opt_i
         assert (await response_of(bench, finisher)).status == "completed"
         assert await response_of(bench, deleter) is None
         assert await contact_of(bench, decliner) is None
-        async with bench.app_sessionmaker() as s:
+        async with bench.sm() as s:
             assert len((await s.scalars(select(Contact))).all()) == 3  # control, stop, finish
         await backdate(bench, control, stopper, finisher, decliner)
 
@@ -310,12 +310,12 @@ async def test_no_reminder_once_the_cycle_closes(storage, fake_api):
         user = await started(bench)
         await backdate(bench, user)
         cycle_id = bench.seeded.cycle_id
-        async with bench.app_sessionmaker.begin() as s:  # closes by date before 24 h
+        async with bench.sm.begin() as s:  # closes by date before 24 h
             await s.execute(
                 update(Cycle).where(Cycle.id == cycle_id).values(closes_at=T0 + timedelta(hours=12))
             )
         assert await tick(bench, clock, 24) == 0
-        async with bench.app_sessionmaker.begin() as s:  # closed by hand, no date
+        async with bench.sm.begin() as s:  # closed by hand, no date
             await s.execute(
                 update(Cycle).where(Cycle.id == cycle_id).values(closes_at=None, status="closed")
             )
@@ -323,14 +323,14 @@ async def test_no_reminder_once_the_cycle_closes(storage, fake_api):
         assert reminders(fake_api, user) == []
 
         # Retention deletes the addresses of cycles closed long enough ago.
-        async with bench.app_sessionmaker.begin() as s:
+        async with bench.sm.begin() as s:
             await s.execute(update(Cycle).where(Cycle.id == cycle_id).values(closes_at=T0))
-        async with bench.app_sessionmaker.begin() as s:
+        async with bench.sm.begin() as s:
             await forget_respondent_keys(s, now=T0 + timedelta(days=10))
         assert await contact_of(bench, user) is not None  # still in the 30-day grace
-        async with bench.app_sessionmaker.begin() as s:
+        async with bench.sm.begin() as s:
             await forget_respondent_keys(s, now=T0 + timedelta(days=31))
-        async with bench.app_sessionmaker() as s:
+        async with bench.sm() as s:
             assert (await s.scalars(select(Contact))).all() == []
 
 
@@ -341,7 +341,7 @@ async def test_a_blocked_respondent_gets_nothing_more(storage, fake_api):
         await backdate(bench, user)
         fake_api.fail("sendMessage", 403, "Forbidden: bot was blocked by the user", chat_id=user.id)
         assert await tick(bench, clock, 24) == 1  # claimed; Telegram says 403
-        async with bench.app_sessionmaker() as s:
+        async with bench.sm() as s:
             blocked = await s.scalar(
                 select(Respondent.blocked_at).where(Respondent.subject_hash == bench.subject(user))
             )
@@ -430,7 +430,7 @@ async def test_two_schedulers_on_one_postgresql_send_each_reminder_once(storage,
 async def test_one_announcement_reaches_the_opted_in_of_that_cycle_once(storage, fake_api):
     clock = FakeClock(datetime.now(UTC))
     async with reminding(storage, fake_api, clock) as bench:
-        sm = bench.app_sessionmaker
+        sm = bench.sm
         async with sm.begin() as s:  # a second cycle of the same school, with its invite
             other = Cycle(school_id=bench.seeded.school_id, name="2027/28", model_version="1.0.0")
             s.add(other)

@@ -41,7 +41,7 @@ async def test_every_role_answers_a_whole_survey_at_once(bench):
 async def test_an_invite_of_a_cycle_that_opens_later_is_refused_at_once(bench):
     """The one invite rule (storage.responses.invite_refusal) decides at /start as at consent:
     no consent card for a cycle that opens tomorrow, only the reason."""
-    async with bench.app_sessionmaker.begin() as s:
+    async with bench.sm.begin() as s:
         await s.execute(
             update(Cycle)
             .where(Cycle.id == bench.seeded.cycle_id)
@@ -53,5 +53,5 @@ async def test_an_invite_of_a_cycle_that_opens_later_is_refused_at_once(bench):
     shown = list(bench.fake.chats.get(user.id, {}).values())
     assert [m.text for m in shown] == [T("invite.not_open")]
     assert not shown[0].callback_data()  # no consent button to tap
-    async with bench.app_sessionmaker() as s:
+    async with bench.sm() as s:
         assert await s.scalar(select(func.count()).select_from(Response)) == 0

@@ -117,7 +117,7 @@ async def test_a_typed_number_strips_the_old_card_before_the_new_one(storage, fa
         assert new is not None and callback.decode(new.callback_data()[0]).target == "e1"
         assert cards_with_buttons(fake, user) == [new.message_id]
         assert all(c.status == 200 for c in fake.calls)
-        async with bench.app_sessionmaker() as s:
+        async with bench.sm() as s:
             assert (await s.execute(select(Answer.number))).scalar_one() == 12
 
 

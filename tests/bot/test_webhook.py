@@ -368,7 +368,7 @@ async def test_403_marks_the_respondent_and_is_not_retried(bench):
     await tg.settle(user)
     calls = fake.called("sendMessage", user.id, status=None)[sent_before:]
     assert [c.status for c in calls] == [403]
-    async with bench.app_sessionmaker() as s:
+    async with bench.sm() as s:
         blocked = await s.scalar(
             select(Respondent.blocked_at).where(Respondent.subject_hash == bench.subject(user))
         )
@@ -482,7 +482,7 @@ async def test_commands_at_any_point_and_blocking_via_member_updates(bench):
     subject = bench.subject(user)
 
     async def blocked_at():
-        async with bench.app_sessionmaker() as s:
+        async with bench.sm() as s:
             return await s.scalar(
                 select(Respondent.blocked_at).where(Respondent.subject_hash == subject)
             )

@@ -117,7 +117,7 @@ async def walk_to_text_question(bench, role: str = "learner") -> tuple[User, str
 
 async def stored(bench, user: User) -> tuple[str | None, dict[str, object]]:
     """(response status, answers and comments by question id) of this person, from the DB."""
-    async with bench.app_sessionmaker() as s:
+    async with bench.sm() as s:
         rid = await s.scalar(
             select(Response.id)
             .join(Respondent, Respondent.id == Response.respondent_id)
@@ -132,7 +132,7 @@ async def stored(bench, user: User) -> tuple[str | None, dict[str, object]]:
 
 
 async def count_rows(bench, model) -> int:
-    async with bench.app_sessionmaker() as s:
+    async with bench.sm() as s:
         return await s.scalar(select(func.count()).select_from(model))
 
 
@@ -143,7 +143,7 @@ async def dump_storage(bench) -> str:
     from storage.models import Base
 
     parts: list[str] = []
-    async with bench.app_sessionmaker() as s:
+    async with bench.sm() as s:
         for table in Base.metadata.sorted_tables:
             rows = (await s.execute(text(f'SELECT * FROM "{table.name}"'))).all()  # noqa: S608
             parts.extend(repr(tuple(r)) for r in rows)

@@ -70,7 +70,7 @@ async def test_postgres_outage_answers_503_and_retries_land_once(
             for p in people:
                 state = await bench.survey.load_state(bench.subject(p.user))
                 assert state["pos"] == p.updates[p.sent].question_id
-                _, codes = await stored_codes(bench.app_sessionmaker, bench.subject(p.user))
+                _, codes = await stored_codes(bench.sm, bench.subject(p.user))
                 answered = [u.question_id for u in p.updates[: p.sent] if u.question_id]
                 assert set(codes) == set(answered)
                 assert codes == {q: p.expected[q] for q in answered}
@@ -82,10 +82,10 @@ async def test_postgres_outage_answers_503_and_retries_land_once(
             await bench.tg.settle()
             total = 0
             for p in people:
-                status, codes = await stored_codes(bench.app_sessionmaker, bench.subject(p.user))
+                status, codes = await stored_codes(bench.sm, bench.subject(p.user))
                 assert (status, codes) == ("completed", p.expected)
                 total += len(p.expected)
-            async with bench.app_sessionmaker() as s:
+            async with bench.sm() as s:
                 rows = await s.scalar(select(func.count()).select_from(Answer))
                 rows += await s.scalar(select(func.count()).select_from(Comment))
             assert rows == total

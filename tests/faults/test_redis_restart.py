@@ -95,11 +95,11 @@ async def test_redis_restart_mid_survey_loses_no_answer_and_no_position(
 
         total = 0
         for p in people:
-            status, codes = await stored_codes(bench.app_sessionmaker, bench.subject(p.user))
+            status, codes = await stored_codes(bench.sm, bench.subject(p.user))
             assert status == "completed", p.role
             assert codes == p.expected, p.role
             total += len(p.expected)
-        async with bench.app_sessionmaker() as s:
+        async with bench.sm() as s:
             rows = await s.scalar(select(func.count()).select_from(Answer))
             rows += await s.scalar(select(func.count()).select_from(Comment))
         assert rows == total  # nothing doubled, nothing lost

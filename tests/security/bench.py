@@ -36,7 +36,7 @@ from backend.dashboard.passwords import hash_password
 from backend.web import keys
 from conversations.banks import load_banks
 from storage import certification, responses, schools
-from tests.apptools import db_url_of, make_settings, running_app
+from tests.apptools import AppClient, db_url_of, make_settings, running_app
 
 PASSWORD = "correct horse battery"
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
@@ -84,19 +84,10 @@ class SchoolData:
 
 
 @dataclass
-class World:
-    client: TestClient
+class World(AppClient):
     settings: Any
     a: SchoolData
     b: SchoolData
-
-    @property
-    def app(self) -> Any:
-        return self.client.app
-
-    @property
-    def sm(self) -> Any:
-        return self.client.app[keys.SESSIONMAKER]
 
 
 async def respond(

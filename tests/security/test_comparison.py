@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from sqlalchemy import inspect, select
 
 from backend.dashboard import auth
 from backend.web import keys
 from storage import responses, schools
 from storage.models import Base, Response
-from tests.apptools import db_url_of, make_settings, running_app
+from tests.apptools import AppClient, db_url_of, make_settings, running_app
 from tests.security.bench import CSRF_FIELD, PASSWORD, password_hash
 from tests.webtools import T, WebUser, take_survey, web_user
 
@@ -32,15 +31,10 @@ K = 5
 
 
 @dataclass
-class Survey:
-    client: TestClient
+class Survey(AppClient):
     cycle_id: int
     email: str
     token: str
-
-    @property
-    def sm(self) -> Any:
-        return self.client.app[keys.SESSIONMAKER]
 
     async def report(self) -> dict[str, Any]:
         """What the coordinator's API client reads."""

@@ -101,7 +101,7 @@ async def test_failed_writes_log_no_respondent_text(
         pytest.skip("SQLite has no SQLSTATE: the one failure is enough there")
     caplog.set_level(logging.DEBUG)
     async with open_bench(storage, fake_api) as bench:
-        tg, sm = bench.tg, bench.app_sessionmaker
+        tg, sm = bench.tg, bench.sm
         telegram_user, _qid = await walk_to_text_question(bench)
         app_user, app_qid = await walk_to_text_question(bench, role="parent")
         async with web_user(bench.client) as web:

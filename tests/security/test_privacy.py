@@ -38,12 +38,12 @@ async def test_no_raw_telegram_id_or_username_anywhere(storage, fake_api, caplog
         update = tg.message(PEOPLE[0], f"/start {bench.seeded.invites['learner']}")
         assert await tg.post(update, secret="not-the-secret") == 403
         assert await tg.post(update, secret="") == 403
-        async with bench.app_sessionmaker() as s:
+        async with bench.sm() as s:
             assert await s.scalar(select(func.count()).select_from(Response)) == 0
         for person, role in zip(PEOPLE, ("learner", "parent"), strict=True):
             await walk_survey(bench, person, role)
         # A replayed update (same update_id): 200, no second write.
-        async with bench.app_sessionmaker() as s:
+        async with bench.sm() as s:
             answers = await s.scalar(select(func.count()).select_from(Answer))
         card = fake_api.card(PEOPLE[0].id) or fake_api.last(PEOPLE[0].id)
         replay = tg.message(PEOPLE[0], "/start " + bench.seeded.invites["learner"])
@@ -53,7 +53,7 @@ async def test_no_raw_telegram_id_or_username_anywhere(storage, fake_api, caplog
         assert await tg.post(replay) == 200
         await tg.settle(PEOPLE[0])
         assert len(fake_api.calls) == calls, "a replayed update was processed again"
-        async with bench.app_sessionmaker() as s:
+        async with bench.sm() as s:
             assert await s.scalar(select(func.count()).select_from(Answer)) == answers
         assert card is not None
         # One more through the web chat.
@@ -61,7 +61,7 @@ async def test_no_raw_telegram_id_or_username_anywhere(storage, fake_api, caplog
             await user.start(bench.seeded.invites["teacher"])
             await answer_everything(user, text="Our careers week helps")
         # The exports of the cycle, fetched by its coordinator.
-        async with bench.app_sessionmaker.begin() as s:
+        async with bench.sm.begin() as s:
             coord = await schools.create_user(
                 s, bench.seeded.school_id, "c@privacy.example", hash_password("pw " * 5)
             )
@@ -85,7 +85,7 @@ async def test_no_raw_telegram_id_or_username_anywhere(storage, fake_api, caplog
             assert resp.status == 200, fmt
             exported.append(readable(await resp.read()))
         stored = await dump_storage(bench)
-        async with bench.app_sessionmaker() as s:
+        async with bench.sm() as s:
             assert await s.scalar(select(func.count()).select_from(Response)) == 3
     formatter = JsonFormatter()
     logs = "\n".join(formatter.format(r) for r in caplog.records)
