@@ -33,6 +33,12 @@ class Watch:
         assert not self.errors, self.errors
 
 
+async def fill_inputs(page: Any, **values: str) -> None:
+    """Type each value into the page's `<input name=...>` of its name, in the order given."""
+    for name, value in values.items():
+        await page.fill(f"input[name={name}]", value)
+
+
 async def log_in(page: Any, base: str, email: str, password: str) -> None:
     """The login form, filled and sent; waits for a dashboard page."""
     await page.goto(base + "/login")

@@ -18,7 +18,7 @@ from conversations.model import load_model
 from storage import responses, schools
 from tests.apptools import add_responses
 from tests.browser.conftest import serve_app
-from tests.browser.support import Watch
+from tests.browser.support import Watch, fill_inputs
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -77,11 +77,14 @@ async def test_coordinator_runs_a_cycle(browser, sqlite_settings, screenshots):
         await page.wait_for_url("**/dashboard/schools/ogre-tech")
 
         # Create a cycle with a target, then open it.
-        await page.fill("input[name=name]", "2026/27")
-        await page.fill("input[name=opens_at]", "2026-09-01")
-        await page.fill("input[name=closes_at]", "2027-06-30")
-        await page.fill("input[name=target_learner]", "10")
-        await page.fill("input[name=target_parent]", "20")
+        await fill_inputs(
+            page,
+            name="2026/27",
+            opens_at="2026-09-01",
+            closes_at="2027-06-30",
+            target_learner="10",
+            target_parent="20",
+        )
         await page.screenshot(path=str(screenshots / "dashboard-02-school.png"), full_page=True)
         await page.click("text=Create cycle")
         await page.wait_for_selector("text=created as a draft")
@@ -92,14 +95,13 @@ async def test_coordinator_runs_a_cycle(browser, sqlite_settings, screenshots):
         # Invites: five single-use learner codes and one shared code for parents.
         await page.click(".subnav >> text=Invites")
         await page.select_option("select[name=role]", "learner")
-        await page.fill("input[name=count]", "5")
+        await fill_inputs(page, count="5")
         await page.click("text=Create invites")
         await page.wait_for_selector("text=5 invites for Learners created")
         await page.select_option("select[name=role]", "parent")
-        await page.fill("input[name=count]", "1")
+        await fill_inputs(page, count="1")
         await page.select_option("select[name=kind]", "shared")
-        await page.fill("input[name=max_uses]", "60")
-        await page.fill("input[name=label]", "Parents' evening")
+        await fill_inputs(page, max_uses="60", label="Parents' evening")
         await page.click("text=Create invites")
         await page.wait_for_selector("text=1 invite for Parents/guardians created")
         assert await page.locator("table.invites tbody tr").count() == 6

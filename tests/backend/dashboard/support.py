@@ -7,6 +7,7 @@ that read the dashboard's pages, and the bot's reminder tests.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from backend.dashboard import auth
@@ -62,6 +63,17 @@ async def rate_through_api(client, cycle_id: int, headers: dict[str, str]) -> in
         headers=headers,
     )
     return resp.status
+
+
+async def other_than(client, paths: Iterable[str], *expected: int) -> dict[str, int]:
+    """GET each path: the ones answered with a status other than `expected`, path -> status
+    (empty when every path answered as expected; a failure names them all)."""
+    out = {}
+    for path in paths:
+        status = (await client.get(path)).status
+        if status not in expected:
+            out[path] = status
+    return out
 
 
 # --- review clusters ---------------------------------------------------------------------

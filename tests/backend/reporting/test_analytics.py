@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import resources
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +26,6 @@ from storage.models import (
     QuestionMap,
     Respondent,
     Response,
-    SelfRating,
 )
 from tests.backend.reporting.support import small_model
 
@@ -99,18 +99,10 @@ async def respond(
 
 
 async def rate(
-    s: AsyncSession,
-    cycle: Cycle,
-    key: str,
-    value: int | None = None,
-    *,
-    number: float | None = None,
-    status: str = "submitted",
+    s: AsyncSession, cycle: Cycle, key: str, value: int | None = None, **kw: Any
 ) -> None:
-    s.add(
-        SelfRating(cycle_id=cycle.id, indicator_key=key, value=value, number=number, status=status)
-    )
-    await s.flush()
+    """The school's own rating (`kw`: number, status; submitted unless said)."""
+    await schools.upsert_self_rating(s, cycle.id, key, value, **{"status": "submitted", **kw})
 
 
 async def q1_cycle(s: AsyncSession, role: str, values: Iterable[int | str], **kw: int) -> Cycle:
