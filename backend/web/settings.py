@@ -221,7 +221,6 @@ class Settings(BaseSettings):
         return key
 
 
-@functools.cache
 def _numbers(text: str, kind: type[_N], wrong: str = "") -> list[_N]:
     """The comma-separated numbers of a setting (`kind`: int or float), blanks skipped;
     ValueError(`wrong`) if one is not a number of that kind."""
@@ -231,6 +230,7 @@ def _numbers(text: str, kind: type[_N], wrong: str = "") -> list[_N]:
         raise ValueError(wrong) from None
 
 
+@functools.cache
 def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(
         ipaddress.ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip()
