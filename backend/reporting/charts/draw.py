@@ -209,8 +209,8 @@ def _titles(fig: Figure, title: str, report: dict[str, Any]) -> None:
 def _interval(
     ax: Any, x: float, y: float, ci: list[float], *, zorder: int, gid: str
 ) -> tuple[float, float]:
-    """A 95% interval around `x` on row `y`: a black bar with caps, widened to reach `x` (a
-    rounded interval may stop short of it); its `gid` names it in the SVG. Returns its ends."""
+    """A 95% interval around `x` on row `y`: a black bar with caps, widened to reach `x`
+    where it stops short of it; its `gid` names it in the SVG. Returns its ends."""
     low, high = min(ci[0], x), max(ci[1], x)
     bars = ax.errorbar(
         [x],
