@@ -117,8 +117,8 @@ class WebUser:
 
     async def start(self, code: str) -> None:
         """Open the invite link `code` and consent."""
-        await self.get(f"/s/{code}")
-        await self.tap("yes")
+        form = await self.consent_form(code)
+        await self.post({**form.hidden, "choice": "yes"})
 
     async def tap(self, value: str, name: str = "choice") -> str:
         f = self.form_with(name, value)
