@@ -292,12 +292,21 @@ def _static_url(request: web.Request, filename: str) -> str:
 def _render_fragment(request: web.Request, ctx: dict[str, Any]) -> dict[str, Any]:
     html = aiohttp_jinja2.render_string("webchat/_content.html", request, ctx)
     card = ctx["card"] or {}
+    t = ctx["t"]
     return {
         "html": html,
         "lang": ctx["lang"],
         "brand": ctx["school"] or ctx["title"],
         "final": bool(card.get("final")),
         "forget": bool(ctx.get("can_forget")),  # the top bar's "Not you?" (outside the card)
+        # The page's own words outside the card, in the card's language: a person who
+        # switches language mid-survey reads them in the new one without a reload.
+        "words": {
+            "not_me": t("web.forget.link"),
+            "skip": t("web.skip_to_card"),
+            "network_error": t("web.network_error"),
+            "leave": t("web.leave"),
+        },
     }
 
 

@@ -23,6 +23,7 @@ from backend.web import keys
 from backend.web.app import create_app
 from backend.web.settings import Settings
 from conversations.banks import load_banks
+from conversations.i18n import Translator
 from conversations.model import load_model
 from storage import responses, schools
 from storage.models import Answer
@@ -92,6 +93,12 @@ async def test_web_chat_has_no_serious_violations(browser, sqlite_settings, scre
         await page.get_by_role("button", name="Українська").click()
         await page.locator("#progress-label", has_text="1").wait_for()
         assert await page.evaluate("document.documentElement.lang") == "uk"
+        # The page's words outside the card follow the card's language, without a reload.
+        uk = Translator("uk")
+        assert await page.locator(".skip-link").text_content() == uk("web.skip_to_card")
+        assert await page.locator(".not-me").text_content() == uk("web.forget.link")
+        assert await page.get_attribute("body", "data-leave") == uk("web.leave")
+        assert await page.get_attribute("body", "data-network-error") == uk("web.network_error")
         await check_a11y(page, "chat-question-uk", screenshots, found)
         await page.locator("footer button[value=language]").click()
         await page.get_by_role("button", name="English").click()

@@ -80,6 +80,13 @@
     if (brand && data.brand) { brand.textContent = data.brand; }
     var notMe = document.querySelector(".not-me");
     if (notMe) { notMe.hidden = !data.forget; }  // nothing left to forget: no "Not you?"
+    // The words outside the card follow its language (a switch mid-survey, no reload).
+    var words = data.words || {};
+    if (notMe && words.not_me) { notMe.textContent = words.not_me; }
+    var skip = document.querySelector(".skip-link");
+    if (skip && words.skip) { skip.textContent = words.skip; }
+    if (words.network_error) { document.body.setAttribute("data-network-error", words.network_error); }
+    if (words.leave) { document.body.setAttribute("data-leave", words.leave); }
     setupCounters();
     armBack();
     var card = document.getElementById("card");
