@@ -3,12 +3,15 @@
     python -m bench.ceiling --port 8082
 
 Nothing is stored and nothing is sent: what one Python process with aiohttp can take at all
-on this machine (with the same load generator), the upper bound for any bot written on it.
+on this machine (with the same load generator), the upper bound for any bot written on it. It
+runs on the same event loop as ours (uvloop where installed, as `guidance-survey serve`), so
+that the ratio compares handlers, not loops.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 
 from aiohttp import web
@@ -36,7 +39,13 @@ def main() -> None:
     app = web.Application()
     app.router.add_post("/telegram/webhook", webhook)
     app.router.add_get("/healthz", healthz)
-    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - as backend.cli.event_loop
+        loop = asyncio.new_event_loop()
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, loop=loop)
 
 
 if __name__ == "__main__":
