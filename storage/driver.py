@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql import Executable
+from sqlalchemy.util import greenlet_spawn
 
 from storage.errors import is_transient
 
@@ -140,27 +141,37 @@ async def run_of(db: AsyncSession | Run) -> Run:
 
 @asynccontextmanager
 async def connect(engine: AsyncEngine, *, transaction: bool) -> AsyncIterator[Driver]:
-    """A pooled PostgreSQL connection of an AUTOCOMMIT engine, lent to a `Driver`: in one
-    transaction (committed when the block ends, rolled back if it raises) or in autocommit.
+    """A pooled PostgreSQL connection, lent to a `Driver`: in one transaction (committed when
+    the block ends, rolled back if it raises) or in autocommit (asyncpg's own mode outside a
+    transaction).
+
+    The connection comes from the pool as it is (`raw_connection`), without a SQLAlchemy
+    `Connection` around it: nothing here uses that wrapper, and its set-up (with the events
+    that set and reset an isolation level) cost more CPU than the pool's checkout itself
+    (bench/README.md, "seventh hot-path pass"). The pool's return and a replacement run under
+    `greenlet_spawn`, as SQLAlchemy's own async connection does them: closing an overflow
+    connection is I/O.
 
     A connection that failed (closed, cancelled mid-statement, left in a transaction, an
     infrastructure error) is invalidated: the pool replaces it, as SQLAlchemy does on a
     disconnect. A refusal raised by the caller's own code only rolls back."""
-    async with engine.connect() as conn:
-        raw = (await conn.get_raw_connection()).driver_connection
-        try:
-            if transaction:
-                async with raw.transaction():
-                    yield Driver(raw)
-            else:
+    pooled = await engine.raw_connection()
+    raw = pooled.driver_connection
+    try:
+        if transaction:
+            async with raw.transaction():
                 yield Driver(raw)
-        except BaseException as exc:
-            broken = (
-                raw.is_closed()
-                or raw.is_in_transaction()
-                or not isinstance(exc, Exception)  # cancelled mid-statement, among others
-                or is_transient(exc)
-            )
-            if broken:
-                await conn.invalidate()
-            raise
+        else:
+            yield Driver(raw)
+    except BaseException as exc:
+        broken = (
+            raw.is_closed()
+            or raw.is_in_transaction()
+            or not isinstance(exc, Exception)  # cancelled mid-statement, among others
+            or is_transient(exc)
+        )
+        if broken:
+            await greenlet_spawn(pooled.invalidate, exc)
+        raise
+    finally:
+        await greenlet_spawn(pooled.close)

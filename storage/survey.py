@@ -53,20 +53,17 @@ class SqlSurveyStore:
         self.sessionmaker = sessionmaker
         self.secret_key = secret_key
         engine = sessionmaker.kw["bind"]
-        # The pool's connections in AUTOCOMMIT, for the one-statement write (`OneAnswer`).
-        self.autocommit: AsyncEngine | None = (
-            engine.execution_options(isolation_level="AUTOCOMMIT")
-            if engine.dialect.name == "postgresql"
-            else None
-        )
+        # On PostgreSQL, the pool whose connections asyncpg runs itself (`driver.connect`),
+        # in autocommit: the reads of a /start, a consent, the one-statement write (`OneAnswer`).
+        self.driven: AsyncEngine | None = engine if engine.dialect.name == "postgresql" else None
 
     @asynccontextmanager
     async def _reading(self) -> AsyncIterator[Run]:
         """A connection for the reads of a /start (the invite, the newest response): on
         PostgreSQL asyncpg's own, in autocommit (no BEGIN and ROLLBACK round trips around
         them; the person's own writes wait for the lock this caller holds)."""
-        if self.autocommit is not None:
-            async with driver.connect(self.autocommit, transaction=False) as run:
+        if self.driven is not None:
+            async with driver.connect(self.driven, transaction=False) as run:
                 yield run
             return
         async with self.sessionmaker() as s:
@@ -137,14 +134,14 @@ class SqlSurveyStore:
         by itself: it runs without BEGIN and COMMIT and without a session, one round trip
         instead of three (the most frequent write of all: every tap on a scale). A consent
         alone runs its statements through asyncpg (`storage.driver`)."""
-        if self.autocommit is not None and _one_statement(only):
-            yield OneAnswer(self.autocommit)
+        if self.driven is not None and _one_statement(only):
+            yield OneAnswer(self.driven)
             return
-        if self.autocommit is not None and isinstance(only, E.OpenResponse):
+        if self.driven is not None and isinstance(only, E.OpenResponse):
             # A consent: its statements run by asyncpg itself, in autocommit: each is whole
             # by itself (reads, the language of a respondent who consented before, and
             # `responses.open_counted`'s one statement that counts the use and opens).
-            async with driver.connect(self.autocommit, transaction=False) as run:
+            async with driver.connect(self.driven, transaction=False) as run:
                 yield SqlWrites(run, self.secret_key)
             return
         async with self.sessionmaker.begin() as s:

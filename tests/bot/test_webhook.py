@@ -208,7 +208,7 @@ async def test_a_tap_claims_and_finishes_its_update_in_the_locks_two_round_trips
 
 
 class FailOnce:
-    """The use case store's sessionmaker and its autocommit engine (one scored answer),
+    """The use case store's sessionmaker and its PostgreSQL engine for asyncpg (one scored answer),
     failing their next use, together, with a transient database error."""
 
     def __init__(self, real, left: list[int]):
@@ -228,26 +228,26 @@ class FailOnce:
         self._maybe_fail()
         return self.real.begin()
 
-    def connect(self):
+    def raw_connection(self):
         self._maybe_fail()
-        return self.real.connect()
+        return self.real.raw_connection()
 
 
 async def test_transient_failure_answers_503_and_the_retry_lands_once(bench):
     tg, fake = bench.tg, bench.fake
     user = await start_and_consent(bench, "learner")
     store = bench.survey.answers  # the use case's SQL store
-    real, real_autocommit = store.sessionmaker, store.autocommit
+    real, real_driven = store.sessionmaker, store.driven
     left = [1]
     store.sessionmaker = FailOnce(real, left)
-    if real_autocommit is not None:
-        store.autocommit = FailOnce(real_autocommit, left)
+    if real_driven is not None:
+        store.driven = FailOnce(real_driven, left)
     try:
         card = fake.card(user.id)
         assert await tg.tap(user, card, first_choice(card)) == [503, 200]
         assert left == [0]
     finally:
-        store.sessionmaker, store.autocommit = real, real_autocommit
+        store.sessionmaker, store.driven = real, real_driven
     await tg.settle(user)
     _, answers = await stored(bench, user)
     assert len(answers) == 1

@@ -52,7 +52,6 @@ async def test_both_runs_give_the_same_rows(sessionmaker):
     engine = sessionmaker.kw["bind"]
     if engine.dialect.name != "postgresql":
         return
-    auto = engine.execution_options(isolation_level="AUTOCOMMIT")
-    async with driver.connect(auto, transaction=False) as run:
+    async with driver.connect(engine, transaction=False) as run:
         via_driver = [tuple(r) for r in await run.rows(q)]
     assert via_driver == via_alchemy  # timestamps too: aware, UTC

@@ -419,7 +419,6 @@ async def test_a_crowd_consenting_on_one_shared_code_counts_each_use_once(
     engine = sessionmaker.kw["bind"]
     if run == "driver" and engine.dialect.name != "postgresql":
         pytest.skip("asyncpg runs the statement on PostgreSQL only")
-    auto = engine.execution_options(isolation_level="AUTOCOMMIT")
     async with sessionmaker.begin() as s:
         (shared,) = await responses.create_invites(s, cycle.id, "learner", max_uses=5)
 
@@ -434,7 +433,7 @@ async def test_a_crowd_consenting_on_one_shared_code_counts_each_use_once(
             "origin": "shared",
         }
         if run == "driver":
-            async with driver.connect(auto, transaction=False) as conn:
+            async with driver.connect(engine, transaction=False) as conn:
                 return await responses.open_counted(conn, _hash(1000 + n), invite_id, **terms)
         async with sessionmaker.begin() as s:
             opened = await responses.open_counted(s, _hash(1000 + n), invite_id, **terms)
