@@ -12,7 +12,9 @@ Every failure is handled here, none is dropped silently:
 - 400 "message is not modified": the card already shows this, fine;
 - 400 on an edit (message too old, deleted): send the card as a new message instead;
 - 400 on a keyboard strip (not modified, not found, too old): nothing to strip, fine.
-`close()` drains what is pending at shutdown (with a time limit).
+An edit of a card that a newer edit of it overtakes before it is sent is not sent at all
+(`supersedes`, counted as `superseded`). `close()` drains what is pending at shutdown (with
+a time limit).
 
 The calls go through `Bot.do_api_request` with plain JSON parameters: PTB's request layer
 and its errors (RetryAfter, Forbidden, BadRequest, NetworkError) as `bot.edit_message_text`
@@ -100,6 +102,20 @@ class Outgoing:
         return "editMessageText" if self.edit_message_id is not None else "sendMessage"
 
 
+def supersedes(new: Outgoing, waiting: Outgoing) -> bool:
+    """`new` makes `waiting` (not yet sent) pointless: both edit the same card message in
+    place, text and buttons. A strip, a card sent anew and what it replaces stay."""
+    return (
+        new.card
+        and waiting.card
+        and not (new.strip or waiting.strip)
+        and new.edit_message_id is not None
+        and new.edit_message_id == waiting.edit_message_id
+        and new.replaces is None
+        and waiting.replaces is None
+    )
+
+
 def retry_after_seconds(exc: RetryAfter) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PTBDeprecationWarning)
@@ -143,13 +159,25 @@ class Outbox:
     # -- public ------------------------------------------------------------------
 
     def submit(self, items: list[Outgoing]) -> None:
-        """Queue messages (kept in order per chat); returns at once."""
+        """Queue messages (kept in order per chat); returns at once.
+
+        An edit of a card that is still waiting behind the chat's message in flight is
+        replaced by a newer edit of the same card (`supersedes`): the card is only worth
+        showing as it is now. When the taps outrun Telegram's pace (about one message a
+        second per chat, 30 a second in all), the person sees their current card next,
+        not every card they have already answered, one a second; and the queue of a chat
+        holds one card at most, whatever the taps."""
         if self._closed:
             for item in items:
                 self._gave_up(item, "closed")
             return
         for item in items:
-            self._queues.setdefault(item.chat_id, deque()).append(item)
+            queue = self._queues.setdefault(item.chat_id, deque())
+            if len(queue) > 1 and supersedes(item, queue[-1]):  # queue[0] is in flight
+                self.metrics.bot_calls.labels(queue[-1].method, "superseded").inc()
+                queue[-1] = item
+                continue
+            queue.append(item)
             self._queued(1)
             if item.chat_id not in self._workers:
                 self._workers[item.chat_id] = asyncio.create_task(self._work(item.chat_id))
