@@ -43,6 +43,11 @@ from storage.migrate import upgrade
 from storage.reminders import AnnouncementRefused, create_announcement
 from storage.retention import forget_respondent_keys, respondents_to_forget
 
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - Windows, or a deliberate install without it
+    uvloop = None
+
 T = TypeVar("T")
 
 app = typer.Typer(
@@ -608,11 +613,7 @@ def event_loop() -> asyncio.AbstractEventLoop:
     The loop is the floor under every update: its socket reads and writes and the scheduling
     of every task and callback. What it saves is measured in bench/README.md ("seventh
     hot-path pass")."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - Windows, or a deliberate install without it
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+    return asyncio.new_event_loop() if uvloop is None else uvloop.new_event_loop()
 
 
 def _run(application: web.Application, settings: Settings) -> None:

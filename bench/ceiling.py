@@ -18,6 +18,11 @@ from aiohttp import web
 
 from bench.common import SECRET
 
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - as backend.cli.event_loop
+    uvloop = None
+
 
 async def webhook(request: web.Request) -> web.Response:
     if request.headers.get("X-Telegram-Bot-Api-Secret-Token") != SECRET:
@@ -39,12 +44,7 @@ def main() -> None:
     app = web.Application()
     app.router.add_post("/telegram/webhook", webhook)
     app.router.add_get("/healthz", healthz)
-    try:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    except ImportError:  # pragma: no cover - as backend.cli.event_loop
-        loop = asyncio.new_event_loop()
+    loop = asyncio.new_event_loop() if uvloop is None else uvloop.new_event_loop()
     web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, loop=loop)
 
 

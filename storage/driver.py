@@ -149,8 +149,8 @@ async def connect(engine: AsyncEngine, *, transaction: bool) -> AsyncIterator[Dr
     `Connection` around it: nothing here uses that wrapper, and its set-up (with the events
     that set and reset an isolation level) cost more CPU than the pool's checkout itself
     (bench/README.md, "seventh hot-path pass"). The pool's return and a replacement run under
-    `greenlet_spawn`, as SQLAlchemy's own async connection does them: closing an overflow
-    connection is I/O.
+    `greenlet_spawn`, as SQLAlchemy's own async connection does them: closing a connection
+    (an invalidated one, or one the pool does not keep) is I/O.
 
     A connection that failed (closed, cancelled mid-statement, left in a transaction, an
     infrastructure error) is invalidated: the pool replaces it, as SQLAlchemy does on a

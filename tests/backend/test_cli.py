@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import uvloop
 from typer.testing import CliRunner
 
 from backend.cli import app as cli
+from backend.cli import event_loop
 
 
 @pytest.fixture
@@ -194,3 +196,13 @@ def test_serve_takes_its_startup_heap_out_of_the_collectors_walk(env, monkeypatc
         assert gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()
+
+
+def test_serve_runs_on_uvloop() -> None:
+    """`serve` and `demo` run their app on uvloop (a dependency on Linux): the loop under
+    every update (bench/README.md, the seventh hot-path pass)."""
+    loop = event_loop()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()

@@ -15,7 +15,7 @@ CARD = 500  # the card's message id
 
 
 class HeldBot:
-    """A Bot API that records each call and holds every call until `release`."""
+    """A Bot API that records each call and holds every call until `gate` is set."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -45,14 +45,14 @@ def counted(metrics: Metrics, outcome: str) -> float:
     )
 
 
-async def _outbox() -> tuple[Outbox, HeldBot, Metrics]:
+def _outbox() -> tuple[Outbox, HeldBot, Metrics]:
     bot, metrics = HeldBot(), Metrics()
     limiter = RateLimiter(global_rate=1000, chat_rate=1000, chat_burst=100)
     return Outbox(bot, limiter, metrics), bot, metrics
 
 
 async def test_only_the_newest_waiting_edit_of_a_card_is_sent_and_order_is_kept() -> None:
-    outbox, bot, metrics = await _outbox()
+    outbox, bot, metrics = _outbox()
     outbox.submit([edit("q1")])
     await bot.arrived.wait()  # q1 is in flight: it is never replaced
     outbox.submit([edit("q2"), edit("q3")])  # q3 overtakes q2, which waited
@@ -67,7 +67,7 @@ async def test_only_the_newest_waiting_edit_of_a_card_is_sent_and_order_is_kept(
 
 
 async def test_a_strip_and_a_card_sent_anew_are_never_superseded() -> None:
-    outbox, bot, metrics = await _outbox()
+    outbox, bot, metrics = _outbox()
     outbox.submit([edit("q1")])
     await bot.arrived.wait()
     strip = Outgoing.strip_keyboard(CHAT, CARD, "s")
@@ -80,7 +80,7 @@ async def test_a_strip_and_a_card_sent_anew_are_never_superseded() -> None:
 
 
 async def test_edits_of_another_card_or_chat_are_not_merged() -> None:
-    outbox, bot, _ = await _outbox()
+    outbox, bot, _ = _outbox()
     outbox.submit([edit("q1")])
     await bot.arrived.wait()
     other_card = Outgoing(CHAT, "old card", None, CARD - 1, "s", True)
