@@ -165,8 +165,8 @@ class Outbox:
         replaced by a newer edit of the same card (`supersedes`): the card is only worth
         showing as it is now. When the taps outrun Telegram's pace (about one message a
         second per chat, 30 a second in all), the person sees their current card next,
-        not every card they have already answered, one a second; and the queue of a chat
-        holds one card at most, whatever the taps."""
+        not every card they have already answered, one a second; and a run of taps leaves
+        one waiting edit of the card in the chat's queue, not one per tap."""
         if self._closed:
             for item in items:
                 self._gave_up(item, "closed")
