@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio.connection import AbstractConnection
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -213,17 +214,20 @@ def with_number_bank(app: web.Application) -> web.Application:
 
 @contextmanager
 def redis_commands(client: Any) -> Iterator[list[tuple[Any, ...]]]:
-    """The commands a Redis client sends meanwhile (each as its arguments, the name first):
-    what a step pays in round trips."""
+    """The commands sent to Redis meanwhile (each as its arguments, the name first): what a
+    step pays in round trips. Counted on the connections themselves, so that the client's
+    commands and the session store's lane (`storage.sessions.ScriptLane`) are both seen;
+    `client` is the one whose pool they come from (the test's process has no other)."""
     calls: list[tuple[Any, ...]] = []
-    real = client.execute_command
+    real = AbstractConnection.send_command
+    assert client is not None
 
-    async def counted(*args: Any, **kwargs: Any) -> Any:
+    async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
         calls.append(args)
-        return await real(*args, **kwargs)
+        return await real(self, *args, **kwargs)
 
-    client.execute_command = counted
+    AbstractConnection.send_command = counted  # type: ignore[method-assign]
     try:
         yield calls
     finally:
-        del client.execute_command
+        AbstractConnection.send_command = real  # type: ignore[method-assign]

@@ -120,7 +120,9 @@ class RedisServer:
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a target; `down()` drops every connection and refuses
-    new ones (the listener is closed), `up()` listens again on the same port."""
+    new ones (the listener is closed), `up()` listens again on the same port. While
+    `lose_replies` is set, the target's answer breaks the connection instead of reaching
+    the client (the request was carried out; its reply is lost)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -129,6 +131,7 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.connections = 0
+        self.lose_replies = False
 
     async def up(self) -> None:
         self._server = await asyncio.start_server(
@@ -159,9 +162,11 @@ class TcpProxy:
             return
         self._writers.update((writer, up_writer))
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, replies: bool) -> None:
             try:
                 while data := await src.read(65536):
+                    if replies and self.lose_replies:
+                        break
                     dst.write(data)
                     await dst.drain()
             except (OSError, asyncio.CancelledError):
@@ -170,7 +175,7 @@ class TcpProxy:
                 dst.transport.abort()
                 self._writers.discard(dst)
 
-        for coro in (pipe(reader, up_writer), pipe(up_reader, writer)):
+        for coro in (pipe(reader, up_writer, False), pipe(up_reader, writer, True)):
             task = asyncio.get_running_loop().create_task(coro)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from conversations.ports import Once, Repeated
 from storage.dedup import (
@@ -27,6 +31,7 @@ from storage.sessions import (
     redis_client,
 )
 from tests.apptools import redis_commands
+from tests.faults.support import TcpProxy
 
 KEY = SessionKey("telegram", "a" * 64)
 OTHER = SessionKey("web", "a" * 64)
@@ -436,3 +441,60 @@ async def test_a_crowd_beyond_the_redis_pool_waits_for_a_connection(redis_url, r
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+@asynccontextmanager
+async def through_proxy(redis_url: str, redis_prefix: str) -> AsyncIterator[tuple[Any, ...]]:
+    """A store and its update marks on a Redis reached through a TCP proxy of the test's."""
+    target = urlsplit(redis_url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    await proxy.up()
+    client = redis_client(f"redis://127.0.0.1:{proxy.port}/{(target.path or '/0')[1:] or 0}")
+    store = RedisSessionStore(client, redis_prefix)
+    dedup = RedisUpdateDeduplicator(client, redis_prefix)
+    try:
+        yield proxy, client, store, dedup
+    finally:
+        await proxy.close()
+        await store.close()
+        await client.aclose()
+
+
+async def test_a_script_whose_reply_is_lost_is_not_sent_again(
+    redis_url, redis_client, redis_prefix
+):
+    """The take that claims an update ran in Redis, but its reply never came back (the
+    connection broke on the way): the error goes to the caller, who answers 503, and the
+    script is not sent a second time (it would meet its own claim). Telegram's next try
+    finds the claim still running."""
+    async with through_proxy(redis_url, redis_prefix) as (proxy, client, store, dedup):
+        async with store.hold(KEY, once=Once(dedup, 1, lease=30)):  # the lane's connection
+            pass
+        proxy.lose_replies = True
+        with redis_commands(client) as calls, pytest.raises(RedisConnectionError):
+            async with store.hold(KEY, once=Once(dedup, 2, lease=30)):
+                pytest.fail("the step ran without its lock")
+        assert [c[0] for c in calls] == ["EVALSHA"]
+        mark = KeyBuilder(redis_prefix).update("telegram", 2)
+        assert await redis_client.get(mark) == b"p"  # carried out once, by that one send
+        proxy.lose_replies = False
+        with pytest.raises(Repeated):  # Telegram's next try: the claim is still running
+            async with store.hold(KEY, once=Once(dedup, 2, lease=30)):
+                pytest.fail("applied while its claim runs")
+
+
+async def test_a_connection_closed_while_idle_is_opened_again_before_use(redis_url, redis_prefix):
+    """Redis restarted or dropped the lane's idle connections: the next step opens its
+    connection again before sending, and does not fail (nor answer 503) for it."""
+    async with through_proxy(redis_url, redis_prefix) as (proxy, _, store, _):
+        async with store.hold(KEY) as held:
+            held.save({"q": "l1"}, ttl=60)
+        opened = proxy.connections
+        await proxy.down()
+        await proxy.up()
+        await asyncio.sleep(0.05)  # the close reaches the client
+        async with store.hold(KEY) as held:
+            assert held.state == {"q": "l1"}
+            held.save({"q": "l2"}, ttl=60)
+        assert proxy.connections > opened
+        assert await store.load(KEY) == {"q": "l2"}
