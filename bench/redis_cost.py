@@ -5,7 +5,7 @@
 The session store's take script (`storage.sessions`, lock + read), on a key of its own,
 sent two ways, alternating, twice each: through redis-py's client (`AsyncScript.__call__`,
 the pool's checkout and return around each call; how the store sent it until the eighth
-hot-path pass of bench/README.md), and on the store's lane (`ScriptLane.run`, how it sends
+hot-path pass of bench/README.md), and on the store's lane (`Lane.run`, how it sends
 it now). `--concurrency` callers at once, on the event loop `serve` runs on. Prints the
 process's CPU microseconds per call (Redis's own CPU is not in it).
 """
@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from backend.cli import event_loop
-from storage.sessions import REDIS_WAIT, ScriptLane, redis_client
+from storage.sessions import REDIS_WAIT, Lane, redis_client
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 # Takes the lock and reads one key (as `_TAKE` does), then lets go at once, so that every
@@ -53,7 +53,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, list[float]]:
     keys = [prefix + "lock", prefix + "session"]
     script = client.register_script(SCRIPT)
     pool = client.connection_pool
-    lane = ScriptLane(pool, size=max(1, pool.max_connections // 2), wait=REDIS_WAIT)
+    lane = Lane(pool, size=max(1, pool.max_connections // 2), wait=REDIS_WAIT)
     out: dict[str, list[float]] = {"client": [], "lane": []}
     try:
         await client.set(keys[1], "x" * 300, ex=600)  # about a session's size

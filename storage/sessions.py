@@ -217,20 +217,21 @@ return 0
 """
 
 
-class ScriptLane:
-    """The hot path's scripts on connections of the client's pool kept aside, used as
-    they are.
+class Lane:
+    """The session store's commands on connections of the client's pool kept aside, used
+    as they are.
 
-    redis-py's client spends about 45 µs of CPU around each round trip: the blocking
-    pool's condition, lock and timeout at every checkout and return, its connection
-    check, its observability records and the retry wrapper. A respondent's step sends two
-    scripts (take + read, write + let go). The lane borrows up to `size` connections from
-    the pool once and keeps them (the pool still closes them with the client), lends each
-    to one script at a time and sends EVALSHA on it (EVAL when Redis has forgotten the
-    script, as after a restart): about 18 µs around a round trip (bench/README.md, the
-    eighth pass).
+    redis-py's client spends about 35-50 µs of CPU around each round trip: the blocking
+    pool's condition, lock and timeout at every checkout and return, its connection check,
+    its observability records and the retry wrapper. A respondent's step sends two scripts
+    (take + read, write + let go) and, once its card is delivered, writes the card's id.
+    The lane borrows up to `size` connections from the pool once and keeps them (the pool
+    still closes them with the client), lends each to one command at a time and sends the
+    command on it (a script as EVALSHA, as EVAL when Redis has forgotten it, as after a
+    restart): about 20 µs less a round trip (`python -m bench.redis_cost`; bench/README.md,
+    the eighth pass).
 
-    A script is sent once, as the client sends it (its pool's connections have no retries):
+    A command is sent once, as the client sends it (its pool's connections have no retries):
     a take that claims an update, sent again, would meet its own claim. A connection that
     fails is closed (and opened again at its next use); the error goes to the caller, which
     answers 503 (Telegram sends the update again). One that the server closed while it was
@@ -238,13 +239,17 @@ class ScriptLane:
 
     def __init__(self, pool: Any, size: int, wait: float) -> None:
         self.pool = pool
-        self.wait = wait  # seconds a script may wait for a free connection
+        self.wait = wait  # seconds a command may wait for a free connection
         self._slots = asyncio.Semaphore(size)
         self._idle: list[Any] = []
         self._borrowed: list[Any] = []
 
     async def run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        """The script's reply (`script`: a redis-py `AsyncScript`, for its text and sha)."""
+        """The script's reply (`script`: a redis-py `AsyncScript`, for its sha and text)."""
+        return await self.call(("EVALSHA", script.sha, len(keys), *keys, *args), script)
+
+    async def call(self, command: tuple[Any, ...], script: Any = None) -> Any:
+        """Redis's reply to `command` (its name first), as the connection reads it."""
         if self._slots.locked():
             try:
                 async with asyncio.timeout(self.wait):
@@ -256,7 +261,7 @@ class ScriptLane:
         try:
             conn = self._idle.pop() if self._idle else await self._borrow()
             try:
-                return await self._eval(conn, script, keys, args)
+                return await self._send(conn, command, script)
             finally:
                 self._idle.append(conn)
         finally:
@@ -268,7 +273,7 @@ class ScriptLane:
         return conn
 
     @staticmethod
-    async def _eval(conn: Any, script: Any, keys: list[str], args: list[Any]) -> Any:
+    async def _send(conn: Any, command: tuple[Any, ...], script: Any) -> Any:
         try:
             if conn.is_connected:
                 try:
@@ -277,11 +282,13 @@ class ScriptLane:
                     stale = True
                 if stale:
                     await conn.disconnect()
-            await conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            await conn.send_command(*command)
             try:
                 return await conn.read_response()
             except NoScriptError:
-                await conn.send_command("EVAL", script.script, len(keys), *keys, *args)
+                if script is None:
+                    raise
+                await conn.send_command("EVAL", script.script, *command[2:])
                 return await conn.read_response()
         except ResponseError:  # Redis answered: the connection is in step
             raise
@@ -299,7 +306,7 @@ class ScriptLane:
 class RedisSessionStore(SessionStore):
     """Sessions in Redis (JSON with SET EX) and a lock shared by every server process; a
     held session (`hold`) costs two round trips: take + read, write + let go, both on
-    the lane (`ScriptLane`)."""
+    the lane (`Lane`), as are its other commands."""
 
     def __init__(
         self,
@@ -320,27 +327,29 @@ class RedisSessionStore(SessionStore):
         pool = client.connection_pool
         # Half of the pool at most: the client's own commands (a card's id, a login) keep
         # the rest.
-        self.lane = ScriptLane(
+        self.lane = Lane(
             pool,
             size=max(1, pool.max_connections // 2),
             wait=getattr(pool, "timeout", None) or REDIS_WAIT,
         )
 
     async def load(self, key: SessionKey) -> dict[str, Any] | None:
-        raw = await self.client.get(self.keys.session(key))
+        raw = await self.lane.call(("GET", self.keys.session(key)))
         return None if raw is None else json.loads(raw)
 
     async def load_many(self, keys: list[SessionKey]) -> list[dict[str, Any] | None]:
-        raws = await self.client.mget([self.keys.session(key) for key in keys])
+        if not keys:
+            return []
+        raws = await self.lane.call(("MGET", *(self.keys.session(key) for key in keys)))
         return [None if raw is None else json.loads(raw) for raw in raws]
 
     async def save(self, key: SessionKey, state: dict[str, Any], ttl: int) -> None:
         if ttl <= 0:
             raise ValueError("ttl must be positive")
-        await self.client.set(self.keys.session(key), _dumps(state), ex=ttl)
+        await self.lane.call(("SET", self.keys.session(key), _dumps(state), "EX", ttl))
 
     async def delete(self, key: SessionKey) -> None:
-        await self.client.delete(self.keys.session(key))
+        await self.lane.call(("DEL", self.keys.session(key)))
 
     def lock(self, key: SessionKey, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
         return self._locked(key, timeout)

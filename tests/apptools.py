@@ -216,7 +216,7 @@ def with_number_bank(app: web.Application) -> web.Application:
 def redis_commands(client: Any) -> Iterator[list[tuple[Any, ...]]]:
     """The commands sent to Redis meanwhile (each as its arguments, the name first): what a
     step pays in round trips. Counted on the connections themselves, so that the client's
-    commands and the session store's lane (`storage.sessions.ScriptLane`) are both seen;
+    commands and the session store's lane (`storage.sessions.Lane`) are both seen;
     `client` is the one whose pool they come from (the test's process has no other)."""
     calls: list[tuple[Any, ...]] = []
     real = AbstractConnection.send_command
