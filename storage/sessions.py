@@ -21,6 +21,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conversations.ports import Held, Once, Repeated, SessionKey
 
@@ -229,7 +230,9 @@ class Lane:
     still closes them with the client), lends each to one command at a time and sends the
     command on it (a script as EVALSHA, as EVAL when Redis has forgotten it, as after a
     restart): about 20 µs less a round trip (`python -m bench.redis_cost`; bench/README.md,
-    the eighth pass).
+    the eighth pass). The pool's `socket_timeout` bounds the whole round trip, as one
+    `asyncio.timeout`: the connection's own would wrap the write in `asyncio.wait_for`,
+    which makes a task of every write on Python 3.11.
 
     A command is sent once, as the client sends it (its pool's connections have no retries):
     a take that claims an update, sent again, would meet its own claim. A connection that
@@ -240,6 +243,7 @@ class Lane:
     def __init__(self, pool: Any, size: int, wait: float) -> None:
         self.pool = pool
         self.wait = wait  # seconds a command may wait for a free connection
+        self.timeout = pool.connection_kwargs.get("socket_timeout")  # a round trip's limit
         self._slots = asyncio.Semaphore(size)
         self._idle: list[Any] = []
         self._borrowed: list[Any] = []
@@ -269,11 +273,11 @@ class Lane:
 
     async def _borrow(self) -> Any:
         conn = await self.pool.get_connection()
+        conn.socket_timeout = None  # `_send` times the round trip
         self._borrowed.append(conn)
         return conn
 
-    @staticmethod
-    async def _send(conn: Any, command: tuple[Any, ...], script: Any) -> Any:
+    async def _send(self, conn: Any, command: tuple[Any, ...], script: Any) -> Any:
         try:
             if conn.is_connected:
                 try:
@@ -282,24 +286,28 @@ class Lane:
                     stale = True
                 if stale:
                     await conn.disconnect()
-            await conn.send_command(*command)
-            try:
-                return await conn.read_response()
-            except NoScriptError:
-                if script is None:
-                    raise
-                await conn.send_command("EVAL", script.script, *command[2:])
-                return await conn.read_response()
+            async with asyncio.timeout(self.timeout):
+                await conn.send_command(*command)
+                try:
+                    return await conn.read_response()
+                except NoScriptError:
+                    if script is None:
+                        raise
+                    await conn.send_command("EVAL", script.script, *command[2:])
+                    return await conn.read_response()
         except ResponseError:  # Redis answered: the connection is in step
             raise
-        except BaseException:  # the reply may still come: never read it as another's
+        except BaseException as exc:  # the reply may still come: never read it as another's
             await conn.disconnect(nowait=True)
+            if type(exc) is TimeoutError:  # ours: as the connection's own would say it
+                raise RedisTimeoutError("Timeout reading from Redis") from None
             raise
 
     async def close(self) -> None:
         """Give the connections back to the pool."""
         borrowed, self._borrowed, self._idle = self._borrowed, [], []
         for conn in borrowed:
+            conn.socket_timeout = self.timeout
             await self.pool.release(conn)
 
 
@@ -445,7 +453,9 @@ REDIS_CONNECTIONS = 100  # per process; a crowd beyond it waits for a free conne
 REDIS_WAIT = 5.0  # seconds a command may wait for one before it fails (transient: 503)
 
 
-def redis_client(url: str, *, max_connections: int = REDIS_CONNECTIONS) -> Any:
+def redis_client(
+    url: str, *, max_connections: int = REDIS_CONNECTIONS, socket_timeout: float = 5.0
+) -> Any:
     """The process's Redis client. Its pool makes a command wait for a free connection when
     all are busy: redis-py's default pool (100 connections since redis 8) refuses the 101st
     at once with MaxConnectionsError, which a crowd of a thousand Mini App respondents met
@@ -454,7 +464,7 @@ def redis_client(url: str, *, max_connections: int = REDIS_CONNECTIONS) -> Any:
         url,
         max_connections=max_connections,
         timeout=REDIS_WAIT,
-        socket_timeout=5,
+        socket_timeout=socket_timeout,
         socket_connect_timeout=5,
     )
     return aioredis.Redis.from_pool(pool)

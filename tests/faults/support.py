@@ -122,7 +122,8 @@ class TcpProxy:
     """Forwards 127.0.0.1:<port> to a target; `down()` drops every connection and refuses
     new ones (the listener is closed), `up()` listens again on the same port. While
     `lose_replies` is set, the target's answer breaks the connection instead of reaching
-    the client (the request was carried out; its reply is lost)."""
+    the client (the request was carried out; its reply is lost); `reply_delay` holds each
+    answer back that many seconds."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -132,6 +133,7 @@ class TcpProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self.connections = 0
         self.lose_replies = False
+        self.reply_delay = 0.0
 
     async def up(self) -> None:
         self._server = await asyncio.start_server(
@@ -167,6 +169,8 @@ class TcpProxy:
                 while data := await src.read(65536):
                     if replies and self.lose_replies:
                         break
+                    if replies and self.reply_delay:
+                        await asyncio.sleep(self.reply_delay)
                     dst.write(data)
                     await dst.drain()
             except (OSError, asyncio.CancelledError):

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conversations.ports import Once, Repeated
 from storage.dedup import (
@@ -20,6 +21,7 @@ from storage.dedup import (
     UpdateDeduplicator,
     make_deduplicator,
 )
+from storage.errors import is_transient
 from storage.sessions import (
     KeyBuilder,
     LockTimeout,
@@ -444,12 +446,17 @@ async def test_a_crowd_beyond_the_redis_pool_waits_for_a_connection(redis_url, r
 
 
 @asynccontextmanager
-async def through_proxy(redis_url: str, redis_prefix: str) -> AsyncIterator[tuple[Any, ...]]:
+async def through_proxy(
+    redis_url: str, redis_prefix: str, socket_timeout: float = 5.0
+) -> AsyncIterator[tuple[Any, ...]]:
     """A store and its update marks on a Redis reached through a TCP proxy of the test's."""
     target = urlsplit(redis_url)
     proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
     await proxy.up()
-    client = redis_client(f"redis://127.0.0.1:{proxy.port}/{(target.path or '/0')[1:] or 0}")
+    client = redis_client(
+        f"redis://127.0.0.1:{proxy.port}/{(target.path or '/0')[1:] or 0}",
+        socket_timeout=socket_timeout,
+    )
     store = RedisSessionStore(client, redis_prefix)
     dedup = RedisUpdateDeduplicator(client, redis_prefix)
     try:
@@ -498,3 +505,23 @@ async def test_a_connection_closed_while_idle_is_opened_again_before_use(redis_u
             held.save({"q": "l2"}, ttl=60)
         assert proxy.connections > opened
         assert await store.load(KEY) == {"q": "l2"}
+
+
+async def test_a_round_trip_slower_than_the_socket_timeout_fails_and_the_next_reads_its_own(
+    redis_url, redis_prefix
+):
+    """Redis answers later than `socket_timeout`: the step fails with Redis's TimeoutError
+    (transient: 503), and the late answer is never read as the next command's (its
+    connection was closed)."""
+    async with through_proxy(redis_url, redis_prefix, socket_timeout=0.2) as (proxy, *_, store, _):
+        await store.save(KEY, {"q": "mine"}, ttl=60)
+        await store.save(OTHER, {"q": "other"}, ttl=60)
+        proxy.reply_delay = 0.5
+        with pytest.raises(RedisTimeoutError):
+            await store.load(KEY)
+        assert is_transient(RedisTimeoutError("x"))
+        proxy.reply_delay = 0.0
+        assert await store.load(OTHER) == {"q": "other"}
+        await asyncio.sleep(0.5)  # the late answer arrives on the closed connection
+        assert await store.load(OTHER) == {"q": "other"}
+        assert await store.load(KEY) == {"q": "mine"}
