@@ -39,7 +39,7 @@ from telegram.ext import Application
 from bot import callback
 from bot.outbox import BotMetrics, Outbox, Outgoing, retry_after_seconds
 from bot.ratelimit import RateLimiter
-from bot.render import card_hash, command_menu, render
+from bot.render import card_hash, command_menu, markup_json, render
 from bot.updates import CallbackQuery, Message, Update, parse
 from conversations import engine as E
 from conversations.i18n import DEFAULT_LANGUAGE, Translator, available_languages
@@ -375,16 +375,17 @@ class BotChannel:
                 busy=busy,
             )
             target = edit if i == 0 else None
+            keys = markup_json(r.markup)
             # A card stays the card; the message a tap edited into an info stops being it.
             items.append(
                 Outgoing(
                     chat_id,
                     r.text,
-                    r.markup,
+                    keys,
                     edit_message_id=target,
                     subject=subject,
                     card=(r.card or target is not None) and not erased,
-                    card_hash=card_hash(r.text, r.markup),
+                    card_hash=card_hash(r.text, keys),
                 )
             )
         return items

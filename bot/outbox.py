@@ -40,7 +40,6 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.ratelimit import RateLimiter
-from bot.render import Markup
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ MAX_RETRY_AFTER_ROUNDS = 10
 class Outgoing:
     chat_id: int
     text: str
-    markup: Markup | None = None
+    markup: str | None = None  # the keyboard as JSON (`bot.render.markup_json`)
     edit_message_id: int | None = None  # edit this message instead of sending a new one
     subject: str | None = None  # the respondent (keyed hash), for card ids and blocking
     card: bool = False  # the survey card: remember its message id

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bot import callback
 from bot.outbox import Outgoing
-from bot.render import button, card_hash, keyboard
+from bot.render import button, card_hash, keyboard, markup_json
 from conversations.engine import Engine
 from storage import reminders as stored
 from storage.contacts import decrypt_address
@@ -112,21 +112,23 @@ class ReminderScheduler:
             text = t("announce.text", school=due.school, text=due.text)
             return Outgoing(chat_id, text, None, subject=due.subject)
         text = t("reminders.text", school=due.school, number=due.number, total=len(self.delays))
-        markup = keyboard(
-            [
+        markup = markup_json(
+            keyboard(
                 [
-                    button(
-                        t("reminders.continue"),
-                        callback.encode(due.bank_tag, callback.REMIND, callback.REMIND_GO),
-                    )
-                ],
-                [
-                    button(
-                        t("reminders.stop_button"),
-                        callback.encode(due.bank_tag, callback.REMIND, callback.REMIND_OFF),
-                    )
-                ],
-            ]
+                    [
+                        button(
+                            t("reminders.continue"),
+                            callback.encode(due.bank_tag, callback.REMIND, callback.REMIND_GO),
+                        )
+                    ],
+                    [
+                        button(
+                            t("reminders.stop_button"),
+                            callback.encode(due.bank_tag, callback.REMIND, callback.REMIND_OFF),
+                        )
+                    ],
+                ]
+            )
         )
         # The reminder becomes the survey card: "Continue" edits it into the current question.
         return Outgoing(

@@ -9,6 +9,7 @@ from typing import Any
 from backend.web.metrics import Metrics
 from bot.outbox import Outbox, Outgoing
 from bot.ratelimit import RateLimiter
+from bot.render import button, keyboard, markup_json
 
 CHAT = 7
 CARD = 500  # the card's message id
@@ -33,7 +34,8 @@ class HeldBot:
 
 
 def edit(text: str, **kw: Any) -> Outgoing:
-    return Outgoing(CHAT, text, [[{"text": "1", "callback_data": "x"}]], CARD, "s", True, **kw)
+    keys = markup_json(keyboard([[button("1", "x")]]))
+    return Outgoing(CHAT, text, keys, CARD, "s", True, **kw)
 
 
 def counted(metrics: Metrics, outcome: str) -> float:

@@ -1,0 +1,91 @@
+"""What messages waiting in the outbox hold in memory, by how their keyboard waits.
+
+    python -m bench.queue_cost [--chats 5000]
+
+A crowd that starts in Telegram at once leaves two cards per person waiting (the /start
+card and the consent's edit into the first question), sent at Telegram's 30 a second. This
+builds that many `bot.outbox.Outgoing` cards of a five-point question (seven buttons in
+three rows), two ways: the keyboard as a tree of lists and dicts (how a message waited
+until the eighth hot-path pass of bench/README.md) and as its JSON text
+(`bot.render.markup_json`, how it waits now). Prints, for each way, the objects the garbage
+collector tracks (a full collection walks every one of them) and the bytes allocated
+(tracemalloc), in all and per message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import tracemalloc
+from typing import Any
+
+from bot import callback
+from bot.outbox import Outgoing
+from bot.render import button, card_hash, keyboard, markup_json
+
+
+def _keyboard(question: str) -> Any:
+    tag = "learner@1"
+    scale = [button(f"{v}", callback.encode(tag, question, str(v))) for v in range(1, 6)]
+    return keyboard(
+        [
+            scale[:3],
+            scale[3:],
+            [
+                button("Don't know", callback.encode(tag, question, "na")),
+                button("Back", callback.encode(tag, question, "back")),
+            ],
+        ]
+    )
+
+
+def _measure(chats: int, as_json: bool) -> dict[str, float]:
+    gc.collect()
+    before = len(gc.get_objects())
+    tracemalloc.start()
+    waiting: list[Outgoing] = []
+    for chat in range(chats):
+        for n in range(2):  # the /start card, then the consent's edit into question 1
+            tree = _keyboard(f"l{n + 1:02d}")
+            keys = markup_json(tree)
+            text = f"Question {n + 1} of 22\n\n" + "How well does the school explain ... " * 4
+            waiting.append(
+                Outgoing(
+                    chat,
+                    text,
+                    keys if as_json else tree,  # type: ignore[arg-type]
+                    edit_message_id=1000 + n if n else None,
+                    subject=f"{chat:064x}",
+                    card=True,
+                    card_hash=card_hash(text, keys),
+                )
+            )
+    allocated, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    gc.collect()
+    tracked = len(gc.get_objects()) - before
+    messages = len(waiting)
+    del waiting
+    return {
+        "messages": messages,
+        "tracked_objects": tracked,
+        "tracked_per_message": round(tracked / messages, 2),
+        "bytes": allocated,
+        "bytes_per_message": round(allocated / messages),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--chats", type=int, default=5000)
+    args = ap.parse_args()
+    out = {
+        "keyboard as a tree": _measure(args.chats, as_json=False),
+        "keyboard as JSON": _measure(args.chats, as_json=True),
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
