@@ -1,4 +1,4 @@
-"""What messages waiting in the outbox hold in memory, by how their keyboard waits.
+"""What messages waiting in the outbox hold in memory: their keyboards, and the outbox.
 
     python -m bench.queue_cost [--chats 5000]
 
@@ -10,18 +10,28 @@ until the eighth hot-path pass of bench/README.md) and as its JSON text
 (`bot.render.markup_json`, how it waits now). Prints, for each way, the objects the garbage
 collector tracks (a full collection walks every one of them) and the bytes allocated
 (tracemalloc), in all and per message.
+
+Then it submits that crowd's cards (the keyboard as JSON) to a real `bot.outbox.Outbox`
+with the product's rate limiter and a Bot API that never answers, lets it run for 0.2 s,
+and prints what the outbox itself holds beyond the messages: tracked objects, bytes and
+asyncio tasks (until the eighth pass, a task per chat with something to send; now one
+dispatcher and a task per message in flight).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
+import logging
 import tracemalloc
 from typing import Any
 
+from backend.web.metrics import Metrics
 from bot import callback
-from bot.outbox import Outgoing
+from bot.outbox import Outbox, Outgoing
+from bot.ratelimit import RateLimiter
 from bot.render import button, card_hash, keyboard, markup_json
 
 
@@ -40,10 +50,7 @@ def _keyboard(question: str) -> Any:
     )
 
 
-def _measure(chats: int, as_json: bool) -> dict[str, float]:
-    gc.collect()
-    before = len(gc.get_objects())
-    tracemalloc.start()
+def _cards(chats: int, as_json: bool) -> list[Outgoing]:
     waiting: list[Outgoing] = []
     for chat in range(chats):
         for n in range(2):  # the /start card, then the consent's edit into question 1
@@ -61,6 +68,14 @@ def _measure(chats: int, as_json: bool) -> dict[str, float]:
                     card_hash=card_hash(text, keys),
                 )
             )
+    return waiting
+
+
+def _measure(chats: int, as_json: bool) -> dict[str, float]:
+    gc.collect()
+    before = len(gc.get_objects())
+    tracemalloc.start()
+    waiting = _cards(chats, as_json)
     allocated, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     gc.collect()
@@ -76,6 +91,38 @@ def _measure(chats: int, as_json: bool) -> dict[str, float]:
     }
 
 
+class _SilentBot:
+    """A Bot API that never answers: every message stays waiting or in flight."""
+
+    async def do_api_request(self, method: str, api_kwargs: dict[str, Any]) -> Any:
+        await asyncio.sleep(3600)
+
+
+async def _outbox_holds(chats: int) -> dict[str, float]:
+    waiting = _cards(chats, as_json=True)
+    outbox = Outbox(_SilentBot(), RateLimiter(), Metrics())
+    gc.collect()
+    before = len(gc.get_objects())
+    tracemalloc.start()
+    outbox.submit(waiting)
+    await asyncio.sleep(0.2)  # the sends start at the bot's pace
+    allocated, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    gc.collect()
+    tracked = len(gc.get_objects()) - before
+    tasks = len(asyncio.all_tasks()) - 1
+    logging.disable(logging.CRITICAL)  # the shutdown's "given up" lines
+    await outbox.close(drain_seconds=0)
+    return {
+        "messages": len(waiting),
+        "tracked_objects": tracked,
+        "tracked_per_chat": round(tracked / chats, 2),
+        "bytes": allocated,
+        "bytes_per_chat": round(allocated / chats),
+        "tasks": tasks,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chats", type=int, default=5000)
@@ -83,6 +130,7 @@ def main() -> None:
     out = {
         "keyboard as a tree": _measure(args.chats, as_json=False),
         "keyboard as JSON": _measure(args.chats, as_json=True),
+        "the outbox, beyond the messages": asyncio.run(_outbox_holds(args.chats)),
     }
     print(json.dumps(out, indent=2))
 

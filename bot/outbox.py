@@ -150,8 +150,12 @@ class Outbox:
         self.on_blocked = on_blocked
         self.max_attempts = max_attempts
         self.backoff = backoff
-        self._queues: dict[int, deque[Outgoing]] = {}
-        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._queues: dict[int, deque[Outgoing]] = {}  # a chat is here while it has any
+        self._ready: deque[int] = deque()  # chats whose first message waits for its turn
+        self._sending: dict[int, asyncio.Task[None]] = {}  # chats with a message in flight
+        self._later: dict[int, asyncio.TimerHandle] = {}  # chats waiting for their own pace
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._settled: asyncio.Future[None] | None = None  # woken when a chat is done
         self._closed = False
         self.depth = 0  # messages queued, all chats (the gauge's value, read on the hot path)
 
@@ -160,7 +164,7 @@ class Outbox:
     def submit(self, items: list[Outgoing]) -> None:
         """Queue messages (kept in order per chat); returns at once.
 
-        An edit of a card that is still waiting behind the chat's message in flight is
+        An edit of a card that is still waiting behind the chat's first message is
         replaced by a newer edit of the same card (`supersedes`): the card is only worth
         showing as it is now. When the taps outrun Telegram's pace (about one message a
         second per chat, 30 a second in all), the person sees their current card next,
@@ -171,31 +175,28 @@ class Outbox:
                 self._gave_up(item, "closed")
             return
         for item in items:
-            queue = self._queues.setdefault(item.chat_id, deque())
-            if len(queue) > 1 and supersedes(item, queue[-1]):  # queue[0] is in flight
+            queue = self._queues.get(item.chat_id)
+            if queue is None:
+                queue = self._queues[item.chat_id] = deque()
+                self._ready.append(item.chat_id)
+            elif len(queue) > 1 and supersedes(item, queue[-1]):  # queue[0] is on its way
                 self.metrics.bot_calls.labels(queue[-1].method, "superseded").inc()
                 queue[-1] = item
                 continue
             queue.append(item)
             self._queued(1)
-            if item.chat_id not in self._workers:
-                self._workers[item.chat_id] = asyncio.create_task(self._work(item.chat_id))
-
-    @property
-    def pending(self) -> int:
-        return self.depth + len(self._workers)
+        self._wake()
 
     async def join(self, chat_id: int | None = None) -> None:
         """Wait until every queued message (of one chat) was delivered or given up."""
-        if chat_id is not None:
-            while (task := self._workers.get(chat_id)) is not None:
-                await asyncio.gather(task, return_exceptions=True)
-            return
-        while self._workers:
-            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+        while self._queues if chat_id is None else chat_id in self._queues:
+            if self._settled is None:
+                self._settled = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._settled)
 
     async def close(self, drain_seconds: float = 10.0) -> None:
-        """Stop taking messages and drain the queues; what is left after `drain_seconds` is logged."""
+        """Stop taking messages and drain the queues; what is left after `drain_seconds` is
+        logged and given up."""
         self._closed = True
         try:
             async with asyncio.timeout(drain_seconds):
@@ -203,56 +204,109 @@ class Outbox:
         except TimeoutError:
             left = sum(len(q) for q in self._queues.values())
             log.error("shutdown: %d outbound message(s) not delivered in %ss", left, drain_seconds)
-            for task in list(self._workers.values()):
+            for timer in self._later.values():
+                timer.cancel()
+            tasks = [*self._sending.values(), *([self._dispatcher] if self._dispatcher else [])]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for queue in self._queues.values():
+                while queue:
+                    self._gave_up(queue.popleft(), "cancelled")
+                    self._queued(-1)
+            self._queues.clear()
+            self._ready.clear()
+            self._later.clear()
+            self._sending.clear()
+            self._done()
 
     def _queued(self, change: int) -> None:
         self.depth += change
         self.metrics.outbound_queue.inc(change)
 
-    # -- workers -----------------------------------------------------------------
+    # -- the pace: one dispatcher, a task per message in flight ------------------------
 
-    async def _work(self, chat_id: int) -> None:
-        queue = self._queues[chat_id]
+    def _wake(self) -> None:
+        if self._ready and self._dispatcher is None:
+            self._dispatcher = asyncio.create_task(self._dispatch())
+
+    async def _dispatch(self) -> None:
+        """Hand each ready chat's first message to a task of its own, at the bot's pace.
+
+        One task waits for the pace of the whole bot, not one per chat: a crowd that starts
+        at once leaves thousands of chats with something to send (bench/README.md, the
+        eighth pass). A chat that has sent as much as its own pace allows waits on a timer
+        and comes back to the end of the line."""
+        limiter = self.limiter
         try:
-            while queue:
-                item = queue[0]
-                try:
-                    keep_going = await self._deliver(item)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # our bug: log, never lose the rest of the queue
-                    log.error("outbound %s failed: %s", item.method, type(exc).__name__)
-                    self._gave_up(item, "error")
-                    keep_going = True
-                queue.popleft()
-                self._queued(-1)
-                if not keep_going:
-                    while queue:
-                        self._gave_up(queue.popleft(), "blocked")
-                        self._queued(-1)
-        except asyncio.CancelledError:
-            while queue:
-                self._gave_up(queue.popleft(), "cancelled")
-                self._queued(-1)
-            raise
+            while self._ready:
+                chat = self._ready.popleft()
+                if chat not in self._queues or chat in self._sending or chat in self._later:
+                    continue  # (nothing left, or on its way already)
+                wait = limiter.chat_wait(chat)
+                if wait > 0:
+                    self._later[chat] = asyncio.get_running_loop().call_later(
+                        wait, self._paced, chat
+                    )
+                    continue
+                await limiter.global_bucket.acquire()
+                limiter.take(chat)
+                self._sending[chat] = asyncio.create_task(self._send_first(chat))
         finally:
-            self._workers.pop(chat_id, None)
-            if not queue:
-                self._queues.pop(chat_id, None)
+            self._dispatcher = None
+
+    def _paced(self, chat: int) -> None:
+        del self._later[chat]
+        self._ready.append(chat)
+        self._wake()
+
+    async def _send_first(self, chat: int) -> None:
+        queue = self._queues[chat]
+        item = queue[0]
+        try:
+            keep_going = await self._deliver(item, paced=True)
+        except asyncio.CancelledError:
+            raise  # `close` gives up what is left
+        except Exception as exc:  # our bug: log, never lose the rest of the queue
+            log.error("outbound %s failed: %s", item.method, type(exc).__name__)
+            self._gave_up(item, "error")
+            keep_going = True
+        del self._sending[chat]
+        queue.popleft()
+        self._queued(-1)
+        if not keep_going:
+            while queue:
+                self._gave_up(queue.popleft(), "blocked")
+                self._queued(-1)
+        if queue:
+            self._ready.append(chat)
+            self._wake()
+        else:
+            del self._queues[chat]
+            self._done()
+
+    def _done(self) -> None:
+        """A chat has nothing more to send: wake whoever `join`s."""
+        if self._settled is not None:
+            if not self._settled.done():
+                self._settled.set_result(None)
+            self._settled = None
 
     def _gave_up(self, item: Outgoing, why: str) -> None:
         self.metrics.bot_calls.labels(item.method, "gave_up").inc()
         self.metrics.errors.labels(f"bot_send_{why}").inc()
         log.warning("outbound %s given up (%s)", item.method, why)
 
-    async def _deliver(self, item: Outgoing) -> bool:
-        """Send one message; False when the chat is blocked (drop the rest of its queue)."""
+    async def _deliver(self, item: Outgoing, paced: bool = False) -> bool:
+        """Send one message; False when the chat is blocked (drop the rest of its queue).
+        `paced`: its first try already has its turn (the dispatcher's); a try again waits
+        for one."""
         attempts = 0
         rounds_429 = 0
         while True:
-            await self.limiter.acquire(item.chat_id)
+            if not paced:
+                await self.limiter.acquire(item.chat_id)
+            paced = False
             method = item.method
             try:
                 sent = await self.bot.do_api_request(method, api_kwargs=item.params())

@@ -42,6 +42,11 @@ class TokenBucket:
         self._tokens -= 1
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
+    def wait(self) -> float:
+        """The seconds until a token is there (0: one is there now); none is taken."""
+        self._refill()
+        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+
     def idle(self) -> bool:
         """Full again: nobody has used it lately (a per-chat bucket may be forgotten)."""
         self._refill()
@@ -72,15 +77,25 @@ class RateLimiter:
 
     async def acquire(self, chat: Hashable | None = None) -> None:
         if chat is not None:
-            bucket = self._chats.get(chat)
-            if bucket is None:
-                if len(self._chats) > 10_000:
-                    self._prune()
-                bucket = self._chats[chat] = TokenBucket(
-                    self.chat_rate, self.chat_burst, self._clock
-                )
-            await bucket.acquire()
+            await self._bucket(chat).acquire()
         await self.global_bucket.acquire()
+
+    def chat_wait(self, chat: Hashable) -> float:
+        """The seconds until `chat` may send again (0: now); nothing is taken."""
+        bucket = self._chats.get(chat)
+        return 0.0 if bucket is None else bucket.wait()
+
+    def take(self, chat: Hashable) -> None:
+        """`chat` sends now (after `chat_wait` said 0 and the global bucket gave a turn)."""
+        self._bucket(chat).reserve()
+
+    def _bucket(self, chat: Hashable) -> TokenBucket:
+        bucket = self._chats.get(chat)
+        if bucket is None:
+            if len(self._chats) > 10_000:
+                self._prune()
+            bucket = self._chats[chat] = TokenBucket(self.chat_rate, self.chat_burst, self._clock)
+        return bucket
 
     def _prune(self) -> None:
         for key in [k for k, b in self._chats.items() if b.idle()]:

@@ -1,9 +1,12 @@
 """The outbox's queue per chat: order kept, and a card edit overtaken before it is sent is
-never sent (`bot.outbox.supersedes`)."""
+never sent (`bot.outbox.supersedes`); a crowd's chats wait on one dispatcher, each at its
+own pace and the bot's."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from typing import Any
 
 from backend.web.metrics import Metrics
@@ -33,9 +36,9 @@ class HeldBot:
         return [kw.get("text", "<strip>") for _, kw in self.calls]
 
 
-def edit(text: str, **kw: Any) -> Outgoing:
+def edit(text: str, chat: int = CHAT, **kw: Any) -> Outgoing:
     keys = markup_json(keyboard([[button("1", "x")]]))
-    return Outgoing(CHAT, text, keys, CARD, "s", True, **kw)
+    return Outgoing(chat, text, keys, CARD, "s", True, **kw)
 
 
 def counted(metrics: Metrics, outcome: str) -> float:
@@ -97,3 +100,41 @@ async def test_edits_of_another_card_or_chat_are_not_merged() -> None:
         "old card",
         "q3",
     ]
+
+
+async def test_a_crowd_waits_on_one_dispatcher_not_on_a_task_per_chat() -> None:
+    """300 chats with a card each, at 100 messages a second: while they wait there is one
+    dispatcher and a task per message in flight, not 300 sleeping tasks; they go out in the
+    order they came, every one of them."""
+    bot, metrics = HeldBot(), Metrics()
+    bot.gate.set()
+    outbox = Outbox(bot, RateLimiter(global_rate=100, chat_rate=1, chat_burst=3), metrics)
+    outbox.submit([edit("card", chat=1000 + n) for n in range(300)])
+    await asyncio.sleep(0.3)
+    others = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+    assert 1 <= len(others) <= 3, len(others)
+    assert 20 <= len(bot.calls) <= 40  # about 100 a second
+    await outbox.join()
+    assert [kw["chat_id"] for _, kw in bot.calls] == [1000 + n for n in range(300)]
+    assert outbox.depth == 0
+
+
+async def test_a_chat_at_its_own_pace_waits_on_a_timer_and_others_go_first() -> None:
+    """One chat with four messages at 10 a second for a chat (a burst of one), then another
+    chat's message: the second chat does not wait behind the first one's pace, and the
+    first one's messages keep their order and their spacing."""
+    sent: list[tuple[int, str, float]] = []
+
+    class Bot:
+        async def do_api_request(self, method: str, api_kwargs: dict[str, Any]) -> Any:
+            sent.append((api_kwargs["chat_id"], api_kwargs["text"], time.monotonic()))
+            return {"message_id": 1}
+
+    outbox = Outbox(Bot(), RateLimiter(global_rate=1000, chat_rate=10, chat_burst=1), Metrics())
+    outbox.submit([Outgoing(CHAT, f"m{n}") for n in range(4)])
+    outbox.submit([Outgoing(CHAT + 1, "other")])
+    await outbox.join()
+    assert [text for chat, text, _ in sent if chat == CHAT] == ["m0", "m1", "m2", "m3"]
+    assert [text for _, text, _ in sent].index("other") <= 1
+    times = [at for chat, _, at in sent if chat == CHAT]
+    assert all(b - a >= 0.09 for a, b in itertools.pairwise(times))
