@@ -1,9 +1,13 @@
-"""Outbound Bot API messages: one ordered queue per chat, drained by tracked background tasks.
+"""Outbound Bot API messages: one ordered queue per chat, sent in the background.
 
 Why in the background: the answer is already in the database when a message is queued
 (the design: database first); a slow or failing Bot API call must neither undo it nor
 hold the webhook request (Telegram's connections to us are few). Per chat the order is
-kept (a notice, then the card), across chats the rate limiter shares ~30/s fairly.
+kept (a notice, then the card), across chats the rate limiter shares ~30/s fairly: the
+chats with something to send wait in one line, and one dispatcher gives the first in line
+its turn at the bot's pace, as a task of its own for that one message. A chat that has sent
+as much as its own pace allows waits on a timer and comes back to the end of the line. So a
+crowd's thousands of chats wait as entries in a queue, not as sleeping tasks.
 
 Every failure is handled here, none is dropped silently:
 - 429: wait `retry_after`, then try again (counted in `rate_limited`);

@@ -138,3 +138,22 @@ async def test_a_chat_at_its_own_pace_waits_on_a_timer_and_others_go_first() -> 
     assert [text for _, text, _ in sent].index("other") <= 1
     times = [at for chat, _, at in sent if chat == CHAT]
     assert all(b - a >= 0.09 for a, b in itertools.pairwise(times))
+
+
+async def test_close_gives_up_what_is_left_after_the_drain_and_leaves_no_task() -> None:
+    """Shutdown with a Bot API that does not answer: after `drain_seconds` the message in
+    flight and those waiting (in line, and on a chat's own pace) are given up and counted,
+    no task is left behind, and a message submitted after is refused, counted too."""
+    bot, metrics = HeldBot(), Metrics()
+    outbox = Outbox(bot, RateLimiter(global_rate=1000, chat_rate=1, chat_burst=1), metrics)
+    outbox.submit([Outgoing(CHAT, "a"), Outgoing(CHAT, "b"), Outgoing(CHAT + 1, "c")])
+    await bot.arrived.wait()
+    await outbox.close(drain_seconds=0.1)
+    gave_up = metrics.registry.get_sample_value("gs_errors_total", {"kind": "bot_send_cancelled"})
+    assert gave_up == 3
+    assert outbox.depth == 0
+    assert {t for t in asyncio.all_tasks() if t is not asyncio.current_task()} == set()
+    outbox.submit([Outgoing(CHAT, "late")])
+    closed = metrics.registry.get_sample_value("gs_errors_total", {"kind": "bot_send_closed"})
+    assert closed == 1
+    await outbox.join()
