@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from backend.dashboard.auth import DeviceCodec, LoginLimiter, SessionCodec
     from backend.web.metrics import Metrics
     from backend.web.settings import Settings
+    from backend.web.webchat import Fragments
     from bot.channel import BotChannel
     from bot.reminders import ReminderScheduler
     from conversations.engine import Engine
@@ -68,3 +69,5 @@ CODEC: web.AppKey[SessionCodec] = web.AppKey("dashboard_session_codec")
 DEVICES: web.AppKey[DeviceCodec] = web.AppKey("dashboard_device_codec")
 # The web chat's static files' versioned URLs by file name, hashed once at setup.
 WEBCHAT_STATIC: web.AppKey[dict[str, str]] = web.AppKey("webchat_static_urls")
+# The Mini App's rendered cards by their context (`backend.web.webchat.Fragments`).
+WEBCHAT_FRAGMENTS: web.AppKey[Fragments] = web.AppKey("webchat_fragments")

@@ -24,6 +24,7 @@ import json
 import re
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -289,8 +290,48 @@ def _static_url(request: web.Request, filename: str) -> str:
     return request.app[keys.WEBCHAT_STATIC][filename]
 
 
+class Fragments:
+    """The swappable part of the Mini App's page, rendered, by the context it is rendered
+    from (the most recently used `size`).
+
+    A crowd answers the same questions in the same few languages, and Jinja's render of the
+    card was about 30% of the server's CPU per Mini App answer (py-spy under the bench's
+    crowd of 1,000; bench/README.md, the eighth pass). The key is the whole context the
+    template reads, as JSON, except the translator, for which the language in it stands.
+    Only a context without anything of one person's own is kept: no CSRF token (the web
+    chat's pages have one; the Mini App's have none) and no text typed in the box (a
+    refused answer shown again)."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._html: OrderedDict[str, str] = OrderedDict()
+
+    @staticmethod
+    def key(ctx: Mapping[str, Any]) -> str | None:
+        if ctx["csrf"] or (ctx["card"] or {}).get("value"):
+            return None
+        try:
+            return json.dumps({k: v for k, v in ctx.items() if k != "t"}, separators=(",", ":"))
+        except TypeError:  # something not plain data in it: rendered each time
+            return None
+
+    def render(self, request: web.Request, ctx: dict[str, Any]) -> str:
+        key = self.key(ctx)
+        if key is None:
+            return aiohttp_jinja2.render_string("webchat/_content.html", request, ctx)
+        html = self._html.get(key)
+        if html is None:
+            html = aiohttp_jinja2.render_string("webchat/_content.html", request, ctx)
+            self._html[key] = html
+            if len(self._html) > self.size:
+                self._html.popitem(last=False)
+        else:
+            self._html.move_to_end(key)
+        return html
+
+
 def _render_fragment(request: web.Request, ctx: dict[str, Any]) -> dict[str, Any]:
-    html = aiohttp_jinja2.render_string("webchat/_content.html", request, ctx)
+    html = request.app[keys.WEBCHAT_FRAGMENTS].render(request, ctx)
     card = ctx["card"] or {}
     t = ctx["t"]
     return {
@@ -855,6 +896,7 @@ def setup(app: web.Application) -> None:
     r.add_get("/privacy", privacy_view, name="webchat.privacy")
     static = r.add_static("/static/webchat", STATIC_DIR, name="webchat.static", append_version=True)
     app[keys.WEBCHAT_STATIC] = {f: str(static.url_for(filename=f)) for f in STATIC_FILES}
+    app[keys.WEBCHAT_FRAGMENTS] = Fragments()
     # /app always answers: outside Telegram (or with no bot) it explains and offers the web chat.
     r.add_get("/app", miniapp_view, name="webchat.app")
     if app[keys.SETTINGS].telegram_bot_token:

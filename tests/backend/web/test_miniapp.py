@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
-from backend.web import keys
+from backend.web import keys, webchat
 from backend.web.miniapp import InitDataError, sign_init_data, validate_init_data
 from conversations import engine as E
 from conversations.i18n import Translator
@@ -345,3 +345,55 @@ async def test_a_nul_in_the_mini_app_or_at_the_webhook_is_refused(app_client):
     assert len(routes) >= 4
     problems = await sweep_urls(app_client, routes, {}, lambda path: {})
     assert not problems, "\n".join(problems)
+
+
+async def test_two_people_on_the_same_card_get_the_same_html_kept_once_and_as_if_rendered_anew(
+    app_client,
+):
+    """The Mini App's card is kept rendered by its context (`webchat.Fragments`): a second
+    person at the same card with the same answer gets the same HTML from the cache, and it is
+    the HTML a render without the cache gives; another answer is another card."""
+    sm = app_client.app[keys.SESSIONMAKER]
+    seeded = await seed_school(sm, roles=["graduate"])
+    fragments = app_client.app[keys.WEBCHAT_FRAGMENTS]
+
+    def person(n: int) -> str:
+        user = {**USER, "id": 500_000 + n}
+        extra = {"start_param": seeded.invites["graduate"]}
+        return init_data(auth_date=time.time(), user=user, extra=extra)
+
+    async def to_first_question(data: str, choice: str) -> dict:
+        await api(app_client, "/app/api/state", data=data)
+        await api(app_client, "/app/api/answer", {"choice": "yes"}, data=data)
+        _, body = await api(
+            app_client, "/app/api/answer", {"question_id": "now", "choice": choice}, data=data
+        )
+        return body
+
+    first = await to_first_question(person(1), "c:looking")
+    kept = len(fragments._html)
+    second = await to_first_question(person(2), "c:looking")
+    assert second["html"] == first["html"] and second["prompts"][-1]["question_id"] == "g01"
+    assert len(fragments._html) == kept  # nothing new to render for the second person
+    fragments._html.clear()
+    _, again = await api(app_client, "/app/api/answer", {}, data=person(2))  # rendered anew
+    assert again["html"] == first["html"]
+    # Back at the first card, each shows the answer they gave: two cards, not one.
+    fragments.size = 1  # and the cache keeps no more than its size
+    _, back2 = await api(app_client, "/app/api/answer", {"choice": "back"}, data=person(2))
+    await to_first_question(person(3), "c:studying")
+    _, back3 = await api(app_client, "/app/api/answer", {"choice": "back"}, data=person(3))
+    assert back2["prompts"][-1]["question_id"] == back3["prompts"][-1]["question_id"] == "now"
+    assert back2["html"] != back3["html"]
+    assert len(fragments._html) == 1
+
+
+def test_a_context_with_a_persons_own_token_or_typed_text_is_never_kept():
+    """Nothing of one person's own goes into the cache: the web chat's pages (a CSRF token)
+    and a card that shows text typed into the box are rendered each time."""
+    card = {"kind": "question", "text": "Why?", "value": ""}
+    assert webchat.Fragments.key({"t": None, "csrf": "", "card": card}) is not None
+    assert webchat.Fragments.key({"t": None, "csrf": "tok", "card": card}) is None
+    typed = {**card, "value": "my own words"}
+    assert webchat.Fragments.key({"t": None, "csrf": "", "card": typed}) is None
+    assert webchat.Fragments.key({"t": None, "csrf": "", "card": None, "x": object()}) is None
