@@ -222,15 +222,15 @@ class Lane:
     """The session store's commands on connections of the client's pool kept aside, used
     as they are.
 
-    redis-py's client spends about 35-50 µs of CPU around each round trip: the blocking
-    pool's condition, lock and timeout at every checkout and return, its connection check,
-    its observability records and the retry wrapper. A respondent's step sends two scripts
-    (take + read, write + let go) and, once its card is delivered, writes the card's id.
-    The lane borrows up to `size` connections from the pool once and keeps them (the pool
-    still closes them with the client), lends each to one command at a time and sends the
-    command on it (a script as EVALSHA, as EVAL when Redis has forgotten it, as after a
-    restart): about 20 µs less a round trip (`python -m bench.redis_cost`; bench/README.md,
-    the eighth pass). The pool's `socket_timeout` bounds the whole round trip, as one
+    A round trip through redis-py's client cost the server about 60 µs of CPU here, most of
+    it around the round trip: the blocking pool's condition, lock and timeout at every
+    checkout and return, its connection check, its observability records and the retry
+    wrapper. A respondent's step sends two scripts (take + read, write + let go) and, once
+    its card is delivered, writes the card's id. The lane borrows up to `size` connections
+    from the pool once and keeps them (the pool still closes them with the client), lends
+    each to one command at a time and sends the command on it (a script as EVALSHA, as EVAL
+    when Redis has forgotten it, as after a restart): about 30 µs a round trip
+    (`python -m bench.redis_cost`; bench/README.md, the eighth pass). The pool's `socket_timeout` bounds the whole round trip, as one
     `asyncio.timeout`: the connection's own would wrap the write in `asyncio.wait_for`,
     which makes a task of every write on Python 3.11.
 
