@@ -26,6 +26,8 @@ import gc
 import json
 import logging
 import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from backend.web.metrics import Metrics
@@ -71,23 +73,34 @@ def _cards(chats: int, as_json: bool) -> list[Outgoing]:
     return waiting
 
 
-def _measure(chats: int, as_json: bool) -> dict[str, float]:
+@contextmanager
+def _footprint() -> Iterator[dict[str, int]]:
+    """What the block leaves allocated (tracemalloc) and tracked by the garbage collector,
+    in the dict it yields, filled when the block ends."""
+    out: dict[str, int] = {}
     gc.collect()
     before = len(gc.get_objects())
     tracemalloc.start()
-    waiting = _cards(chats, as_json)
-    allocated, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    gc.collect()
-    tracked = len(gc.get_objects()) - before
+    try:
+        yield out
+    finally:
+        out["bytes"], _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        gc.collect()
+        out["tracked_objects"] = len(gc.get_objects()) - before
+
+
+def _measure(chats: int, as_json: bool) -> dict[str, float]:
+    with _footprint() as held:
+        waiting = _cards(chats, as_json)
     messages = len(waiting)
     del waiting
     return {
         "messages": messages,
-        "tracked_objects": tracked,
-        "tracked_per_message": round(tracked / messages, 2),
-        "bytes": allocated,
-        "bytes_per_message": round(allocated / messages),
+        "tracked_objects": held["tracked_objects"],
+        "tracked_per_message": round(held["tracked_objects"] / messages, 2),
+        "bytes": held["bytes"],
+        "bytes_per_message": round(held["bytes"] / messages),
     }
 
 
@@ -101,24 +114,18 @@ class _SilentBot:
 async def _outbox_holds(chats: int) -> dict[str, float]:
     waiting = _cards(chats, as_json=True)
     outbox = Outbox(_SilentBot(), RateLimiter(), Metrics())
-    gc.collect()
-    before = len(gc.get_objects())
-    tracemalloc.start()
-    outbox.submit(waiting)
-    await asyncio.sleep(0.2)  # the sends start at the bot's pace
-    allocated, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    gc.collect()
-    tracked = len(gc.get_objects()) - before
+    with _footprint() as held:
+        outbox.submit(waiting)
+        await asyncio.sleep(0.2)  # the sends start at the bot's pace
     tasks = len(asyncio.all_tasks()) - 1
     logging.disable(logging.CRITICAL)  # the shutdown's "given up" lines
     await outbox.close(drain_seconds=0)
     return {
         "messages": len(waiting),
-        "tracked_objects": tracked,
-        "tracked_per_chat": round(tracked / chats, 2),
-        "bytes": allocated,
-        "bytes_per_chat": round(allocated / chats),
+        "tracked_objects": held["tracked_objects"],
+        "tracked_per_chat": round(held["tracked_objects"] / chats, 2),
+        "bytes": held["bytes"],
+        "bytes_per_chat": round(held["bytes"] / chats),
         "tasks": tasks,
     }
 

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from backend.cli import event_loop
-from storage.sessions import REDIS_WAIT, Lane, redis_client
+from storage.sessions import Lane, redis_client
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 # Takes the lock and reads one key (as `_TAKE` does), then lets go at once, so that every
@@ -52,8 +52,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, list[float]]:
     prefix = f"bench:{secrets.token_hex(4)}:"
     keys = [prefix + "lock", prefix + "session"]
     script = client.register_script(SCRIPT)
-    pool = client.connection_pool
-    lane = Lane(pool, size=max(1, pool.max_connections // 2), wait=REDIS_WAIT)
+    lane = Lane.of(client.connection_pool)  # as the session store makes it
     out: dict[str, list[float]] = {"client": [], "lane": []}
     try:
         await client.set(keys[1], "x" * 300, ex=600)  # about a session's size

@@ -248,6 +248,17 @@ class Lane:
         self._idle: list[Any] = []
         self._borrowed: list[Any] = []
 
+    @classmethod
+    def of(cls, pool: Any) -> Lane:
+        """A lane of half of `pool` at most (the client's own commands, such as an update's
+        mark without a session, the shared code's admission or a login, keep the rest),
+        waiting for a free connection as long as the pool does."""
+        return cls(
+            pool,
+            size=max(1, pool.max_connections // 2),
+            wait=getattr(pool, "timeout", None) or REDIS_WAIT,
+        )
+
     async def run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """The script's reply (`script`: a redis-py `AsyncScript`, for its sha and text)."""
         return await self.call(("EVALSHA", script.sha, len(keys), *keys, *args), script)
@@ -332,14 +343,7 @@ class RedisSessionStore(SessionStore):
         self._let_go_script = client.register_script(_LET_GO)
         self._take_once_script = client.register_script(_TAKE_ONCE)
         self._let_go_once_script = client.register_script(_LET_GO_ONCE)
-        pool = client.connection_pool
-        # Half of the pool at most: the client's own commands (a card's id, a login) keep
-        # the rest.
-        self.lane = Lane(
-            pool,
-            size=max(1, pool.max_connections // 2),
-            wait=getattr(pool, "timeout", None) or REDIS_WAIT,
-        )
+        self.lane = Lane.of(client.connection_pool)
 
     async def load(self, key: SessionKey) -> dict[str, Any] | None:
         raw = await self.lane.call(("GET", self.keys.session(key)))

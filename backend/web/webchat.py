@@ -317,16 +317,15 @@ class Fragments:
 
     def render(self, request: web.Request, ctx: dict[str, Any]) -> str:
         key = self.key(ctx)
-        if key is None:
-            return aiohttp_jinja2.render_string("webchat/_content.html", request, ctx)
-        html = self._html.get(key)
-        if html is None:
-            html = aiohttp_jinja2.render_string("webchat/_content.html", request, ctx)
+        html = None if key is None else self._html.get(key)
+        if html is not None:
+            self._html.move_to_end(key)
+            return html
+        html = aiohttp_jinja2.render_string("webchat/_content.html", request, ctx)
+        if key is not None:
             self._html[key] = html
             if len(self._html) > self.size:
                 self._html.popitem(last=False)
-        else:
-            self._html.move_to_end(key)
         return html
 
 
